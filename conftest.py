@@ -1,0 +1,3 @@
+"""Fixtures shared by every test suite of the repository."""
+
+pytest_plugins = ["kit.testing"]

@@ -1,0 +1,99 @@
+"""The app factory every service is built with."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import Table
+
+from kit import health
+from kit.auth import TokenVerifier
+from kit.db import create_engine, create_sessionmaker
+from kit.errors import install_problem_handlers
+from kit.idempotency import IdempotencyMiddleware
+from kit.migrations import upgrade_to_head
+from kit.observability import Metrics, RequestContextMiddleware, configure_logging
+from kit.pagination import CursorCodec
+from kit.settings import ServiceSettings
+
+Hook = Callable[[FastAPI], Awaitable[None]]
+LifespanHook = Callable[[FastAPI], Any]
+"""An async context manager factory run for the app's lifetime (e.g. a background worker)."""
+
+
+@dataclass
+class ServiceSpec:
+    """What makes one service: its name, routes, migrations and optional extras."""
+
+    name: str
+    title: str
+    description: str
+    version: str
+    routers: Sequence[APIRouter]
+    migrations: Path
+    version_table: str
+    idempotency_table: Table | None = None
+    lifespan_hooks: Sequence[LifespanHook] = field(default_factory=list)
+    openapi_tags: list[dict[str, Any]] | None = None
+
+
+def create_app(
+    spec: ServiceSpec, settings: ServiceSettings, *, migrate_on_start: bool = False
+) -> FastAPI:
+    """A FastAPI app with the platform's database, auth, errors, observability and health."""
+    configure_logging(service=spec.name, level=settings.log_level, json_logs=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if migrate_on_start:
+            await asyncio.to_thread(
+                upgrade_to_head, spec.migrations, settings.database_url, spec.version_table
+            )
+        engine = create_engine(
+            settings.database_url,
+            echo=settings.database_echo,
+            pool_size=settings.database_pool_size,
+        )
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.ready_checks["database"] = partial(
+            health.database_check, engine, spec.migrations, spec.version_table
+        )
+        try:
+            async with AsyncExitStack() as stack:
+                for hook in spec.lifespan_hooks:
+                    await stack.enter_async_context(hook(app))
+                yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version=spec.version,
+        lifespan=lifespan,
+        openapi_tags=spec.openapi_tags,
+    )
+    app.state.settings = settings
+    app.state.service_name = spec.name
+    app.state.metrics = Metrics()
+    app.state.ready_checks = {}
+    app.state.idempotency_table = spec.idempotency_table
+    app.state.cursor_codec = CursorCodec(settings.resolved_secret())
+    app.state.token_verifier = TokenVerifier.from_files(
+        audience=spec.name, issuers=settings.token_issuers, leeway=settings.token_leeway_seconds
+    )
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    for router in spec.routers:
+        app.include_router(router)
+    app.add_middleware(IdempotencyMiddleware, state=app.state)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    return app

@@ -1,0 +1,191 @@
+"""Short-lived service tokens: minted by the gateway (and by services calling services),
+verified by every service with public keys only.
+
+Tokens are EdDSA (Ed25519) JWTs. `iss` names the minting party and selects its public key,
+`aud` names the receiving service, `sub` the calling client and `scope` its scopes.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import jwt
+import structlog
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import Depends, Request
+
+from kit.errors import Forbidden, Unauthorized
+
+ALGORITHM = "EdDSA"
+logger = structlog.get_logger("kit.auth")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the client named in the verified token and what it may do."""
+
+    client_id: str
+    client_name: str
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    issuer: str = ""
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private_pem: bytes
+    public_pem: bytes
+
+
+def generate_keypair() -> KeyPair:
+    """A fresh Ed25519 key pair in PEM form."""
+    key = Ed25519PrivateKey.generate()
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return KeyPair(private_pem=private_pem, public_pem=public_pem)
+
+
+def write_keypair(directory: Path, name: str) -> KeyPair:
+    """Create `<name>.pem` (owner-only) and `<name>.pub` in `directory` unless both exist."""
+    private_path, public_path = directory / f"{name}.pem", directory / f"{name}.pub"
+    if private_path.exists() and public_path.exists():
+        return KeyPair(private_path.read_bytes(), public_path.read_bytes())
+    directory.mkdir(parents=True, exist_ok=True)
+    pair = generate_keypair()
+    private_path.write_bytes(pair.private_pem)
+    private_path.chmod(0o600)
+    public_path.write_bytes(pair.public_pem)
+    return pair
+
+
+class TokenMinter:
+    """Mints short-lived tokens as issuer `issuer`."""
+
+    def __init__(self, private_pem: bytes, *, issuer: str, ttl_seconds: int = 60) -> None:
+        self._key = serialization.load_pem_private_key(private_pem, password=None)
+        self.issuer = issuer
+        self.ttl_seconds = ttl_seconds
+
+    def mint(
+        self, *, audience: str, client_id: str, client_name: str, scopes: frozenset[str] | set[str]
+    ) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": audience,
+            "sub": client_id,
+            "name": client_name,
+            "scope": " ".join(sorted(scopes)),
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.ttl_seconds,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)  # type: ignore[arg-type]
+
+
+class TokenVerifier:
+    """Verifies tokens for one audience against the public keys of trusted issuers."""
+
+    def __init__(self, *, audience: str, issuers: Mapping[str, bytes], leeway: int = 5) -> None:
+        self.audience = audience
+        self.leeway = leeway
+        self._keys = {name: serialization.load_pem_public_key(pem) for name, pem in issuers.items()}
+
+    @classmethod
+    def from_files(
+        cls, *, audience: str, issuers: Mapping[str, Path], leeway: int = 5
+    ) -> TokenVerifier:
+        """Load the issuers' public keys; an issuer whose key file is missing is not trusted."""
+        loaded = {}
+        for name, path in issuers.items():
+            if path.exists():
+                loaded[name] = path.read_bytes()
+            else:
+                logger.warning("token_issuer_key_missing", issuer=name, path=str(path))
+        return cls(audience=audience, issuers=loaded, leeway=leeway)
+
+    def verify(self, token: str) -> Principal:
+        try:
+            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.PyJWTError:
+            raise Unauthorized("The service token is malformed.") from None
+        key = self._keys.get(issuer) if isinstance(issuer, str) else None
+        if key is None:
+            raise Unauthorized(
+                "The service token comes from an issuer this service does not trust."
+            )
+        try:
+            claims = jwt.decode(
+                token,
+                key,  # type: ignore[arg-type]
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("The service token has expired.") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthorized("The service token is meant for another service.") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"The service token is invalid: {exc}.") from None
+        return Principal(
+            client_id=str(claims["sub"]),
+            client_name=str(claims.get("name") or claims["sub"]),
+            scopes=frozenset(str(claims.get("scope", "")).split()),
+            issuer=str(issuer),
+        )
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def get_principal(request: Request) -> Principal:
+    """The verified caller of this request; 401 without a valid token."""
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized("This service answers only requests that carry a gateway token.")
+    verifier: TokenVerifier = request.app.state.token_verifier
+    principal = verifier.verify(token)
+    request.state.principal = principal
+    structlog.contextvars.bind_contextvars(client_id=principal.client_id)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that admits callers holding `scope` (403 otherwise)."""
+
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        if not principal.has(scope):
+            raise Forbidden(f"This operation needs the scope {scope!r}.", required_scope=scope)
+        return principal
+
+    dependency.__name__ = f"require_{scope.replace(':', '_').replace('-', '_')}"
+    return dependency

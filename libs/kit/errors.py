@@ -1,0 +1,265 @@
+"""RFC 9457 problem responses: the one error shape of every service.
+
+ProblemError
+ ├── BadRequest (400)          ├── PreconditionFailed (412)
+ ├── Unauthorized (401)        ├── PayloadTooLarge (413)
+ ├── Forbidden (403)           ├── UnsupportedMediaType (415)
+ ├── NotFound (404)            ├── ValidationFailed (422, with `errors`)
+ ├── Conflict (409)            ├── PreconditionRequired (428)
+ └── ServiceUnavailable (503)  └── GatewayTimeout (504)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "/problems/"
+
+logger = structlog.get_logger("kit.errors")
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One invalid input, named by its field."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class ProblemError(Exception):
+    """An error that becomes an `application/problem+json` response."""
+
+    status: int = 500
+    slug: str = "internal-error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.title = title or HTTPStatus(self.status).phrase
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class BadRequest(ProblemError):
+    status, slug = 400, "bad-request"
+
+
+class Unauthorized(ProblemError):
+    status, slug = 401, "unauthorized"
+
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(ProblemError):
+    status, slug = 403, "forbidden"
+
+
+class NotFound(ProblemError):
+    status, slug = 404, "not-found"
+
+
+class Conflict(ProblemError):
+    status, slug = 409, "conflict"
+
+
+class PreconditionFailed(ProblemError):
+    status, slug = 412, "precondition-failed"
+
+
+class PayloadTooLarge(ProblemError):
+    status, slug = 413, "payload-too-large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status, slug = 415, "unsupported-media-type"
+
+
+class ValidationFailed(ProblemError):
+    status, slug = 422, "validation-error"
+
+    def __init__(self, errors: Sequence[FieldError], detail: str | None = None) -> None:
+        self.errors = list(errors)
+        summary = detail or "; ".join(f"{e.field}: {e.message}" for e in self.errors)
+        super().__init__(summary or "The request is invalid.", title="Validation failed")
+        self.extra["errors"] = [e.as_dict() for e in self.errors]
+
+    @classmethod
+    def single(cls, field: str, message: str) -> ValidationFailed:
+        return cls([FieldError(field, message)])
+
+
+class PreconditionRequired(ProblemError):
+    status, slug = 428, "precondition-required"
+
+
+class TooManyRequests(ProblemError):
+    status, slug = 429, "rate-limited"
+
+
+class ServiceUnavailable(ProblemError):
+    status, slug = 503, "service-unavailable"
+
+
+class GatewayTimeout(ProblemError):
+    status, slug = 504, "gateway-timeout"
+
+
+def problem_body(
+    status: int,
+    *,
+    detail: str,
+    title: str | None = None,
+    slug: str | None = None,
+    instance: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The JSON members of a problem document."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug if slug else "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return body
+
+
+def problem_response(
+    status: int,
+    *,
+    detail: str,
+    title: str | None = None,
+    slug: str | None = None,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A ready `application/problem+json` response."""
+    body = problem_body(status, detail=detail, title=title, slug=slug, instance=instance, **extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _request_id(request: Request) -> str | None:
+    value = request.scope.get("state", {}).get("request_id")
+    return str(value) if value else None
+
+
+def field_name(loc: Sequence[int | str]) -> str:
+    """Turn a pydantic location such as ('body', 'items', 0, 'tier') into 'items[0].tier'."""
+    parts = list(loc)
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        parts = parts[1:]
+    name = ""
+    for part in parts:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += f".{part}" if name else str(part)
+    return name or "body"
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(
+        exc.status,
+        detail=exc.detail,
+        title=exc.title,
+        slug=exc.slug,
+        instance=request.url.path,
+        headers=exc.headers or None,
+        **exc.extra,
+    )
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        loc = error.get("loc", ())
+        message = str(error.get("msg", "invalid value"))
+        errors.append(
+            {"field": field_name(loc), "message": message, "location": str(loc[0]) if loc else ""}
+        )
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem_response(
+        422,
+        detail=detail or "The request is invalid.",
+        title="Validation failed",
+        slug="validation-error",
+        instance=request.url.path,
+        errors=errors,
+    )
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return problem_response(
+        exc.status_code,
+        detail=str(exc.detail) if exc.detail else HTTPStatus(exc.status_code).phrase,
+        instance=request.url.path,
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _on_integrity(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("integrity_conflict", error_class=type(exc).__name__)
+    return problem_response(
+        409,
+        detail="The request conflicts with a record that already exists.",
+        slug="conflict",
+        instance=request.url.path,
+    )
+
+
+async def _on_stale(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(
+        412,
+        detail="The resource was changed by another request; fetch it again and retry.",
+        slug="precondition-failed",
+        instance=request.url.path,
+    )
+
+
+def unexpected_error_body(request_id: str | None) -> dict[str, Any]:
+    """The body of a 500: generic, with the request ID to quote to operators."""
+    return problem_body(
+        500,
+        detail="An unexpected error occurred. Quote the request ID when reporting it.",
+        slug="internal-error",
+        request_id=request_id,
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Route every error path of `app` to a problem response."""
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(IntegrityError, _on_integrity)
+    app.add_exception_handler(StaleDataError, _on_stale)

@@ -1,0 +1,134 @@
+"""Identifiers shared by every service: record ids, county codes and credit codes."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Collection
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+# GB 32100-2015: the 31 characters a unified social credit code may use (no I, O, Z, S, V).
+CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+CREDIT_CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_CREDIT_VALUE = {char: index for index, char in enumerate(CREDIT_CODE_ALPHABET)}
+_REGISTRATION_AUTHORITIES = set("123456789ANY")
+
+# GB/T 2260: the two-digit codes of provincial-level divisions.
+PROVINCE_CODES = frozenset(
+    [
+        "11",
+        "12",
+        "13",
+        "14",
+        "15",
+        "21",
+        "22",
+        "23",
+        "31",
+        "32",
+        "33",
+        "34",
+        "35",
+        "36",
+        "37",
+        "41",
+        "42",
+        "43",
+        "44",
+        "45",
+        "46",
+        "50",
+        "51",
+        "52",
+        "53",
+        "54",
+        "61",
+        "62",
+        "63",
+        "64",
+        "65",
+        "71",
+        "81",
+        "82",
+    ]
+)
+_COUNTY_PATTERN = re.compile(r"^\d{6}$")
+
+
+def new_id() -> str:
+    """A time-ordered UUID (version 7) as text, so ids sort by creation."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= (rand >> 68) << 64 & (0xFFF << 64)
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    hex_ = f"{value:032x}"
+    return f"{hex_[:8]}-{hex_[8:12]}-{hex_[12:16]}-{hex_[16:20]}-{hex_[20:]}"
+
+
+def credit_code_check_char(first17: str) -> str:
+    """The 18th character of a unified social credit code whose first 17 are given."""
+    if len(first17) != 17:
+        raise ValueError("expected the first 17 characters")
+    try:
+        total = sum(_CREDIT_VALUE[c] * w for c, w in zip(first17, CREDIT_CODE_WEIGHTS, strict=True))
+    except KeyError as exc:
+        raise ValueError(f"character {exc.args[0]!r} is not allowed in a credit code") from None
+    return CREDIT_CODE_ALPHABET[(31 - total % 31) % 31]
+
+
+def credit_code_error(code: str) -> str | None:
+    """Why `code` is not a valid unified social credit code, or None when it is."""
+    if len(code) != 18:
+        return f"must be 18 characters, got {len(code)}"
+    bad = sorted({c for c in code if c not in _CREDIT_VALUE})
+    if bad:
+        return f"contains characters a credit code cannot use: {''.join(bad)}"
+    if code[0] not in _REGISTRATION_AUTHORITIES:
+        return f"unknown registration authority {code[0]!r}"
+    if not code[2:8].isdigit():
+        return "characters 3-8 must be the six-digit division code"
+    expected = credit_code_check_char(code[:17])
+    if code[17] != expected:
+        return f"check character is {code[17]!r} but should be {expected!r}"
+    return None
+
+
+def validate_credit_code(value: str) -> str:
+    """Normalise and verify a unified social credit code (GB 32100-2015)."""
+    code = value.strip().upper()
+    error = credit_code_error(code)
+    if error:
+        raise ValueError(f"not a valid unified social credit code: {error}")
+    return code
+
+
+def county_code_error(code: str, known: Collection[str] | None = None) -> str | None:
+    """Why `code` is not a county-level GB/T 2260 code (of the known list), or None."""
+    if not _COUNTY_PATTERN.match(code):
+        return "must be a six-digit GB/T 2260 division code"
+    if code[:2] not in PROVINCE_CODES:
+        return f"{code[:2]} is not a provincial division code"
+    if code[4:] == "00":
+        return "names a prefecture, not a county or district"
+    if known is not None and code not in known:
+        return f"{code} is not one of the configured counties and districts"
+    return None
+
+
+def validate_county_code(value: str) -> str:
+    """Verify the shape of a county-level GB/T 2260 code."""
+    code = value.strip()
+    error = county_code_error(code)
+    if error:
+        raise ValueError(error)
+    return code
+
+
+CreditCode = Annotated[str, AfterValidator(validate_credit_code)]
+CountyCode = Annotated[str, AfterValidator(validate_county_code)]

@@ -1,0 +1,186 @@
+"""Test support shared by every service's suite: throwaway databases, migrations, tokens.
+
+With `TEST_DATABASE_URL` pointing at PostgreSQL each suite creates its own database and drops
+it at the end; without it, suites run on SQLite files in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import MetaData, delete, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kit.app import ServiceSpec
+from kit.auth import TokenMinter, generate_keypair
+from kit.migrations import upgrade_to_head
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+
+def _admin_dsn(url: str) -> str:
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@asynccontextmanager
+async def provision_database(label: str, tmp_dir: Path) -> AsyncIterator[str]:
+    """A fresh, empty database for one suite; dropped (or deleted) afterwards."""
+    if not TEST_DATABASE_URL:
+        path = tmp_dir / f"{label}-{uuid.uuid4().hex[:8]}.db"
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    import asyncpg  # type: ignore[import-untyped]
+
+    base = make_url(TEST_DATABASE_URL)
+    name = f"qrp_test_{label}_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(_admin_dsn(TEST_DATABASE_URL))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin = await asyncpg.connect(_admin_dsn(TEST_DATABASE_URL))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def clear_tables(engine: AsyncEngine, metadata: MetaData) -> None:
+    """Empty every table of `metadata`, children first."""
+    async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+            if names:
+                await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            return
+        for table in reversed(metadata.sorted_tables):
+            await connection.execute(delete(table))
+
+
+@dataclass
+class ServiceTokens:
+    """Mints gateway-style tokens for tests, with a public key file services can trust."""
+
+    public_key_path: Path
+    minter: TokenMinter
+
+    def token(
+        self,
+        audience: str,
+        scopes: Iterable[str] = (),
+        *,
+        client_id: str = "test-client",
+        client_name: str = "Test client",
+    ) -> str:
+        return self.minter.mint(
+            audience=audience, client_id=client_id, client_name=client_name, scopes=set(scopes)
+        )
+
+    def headers(self, audience: str, scopes: Iterable[str] = (), **kwargs: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(audience, scopes, **kwargs)}"}
+
+
+def make_service_tokens(directory: Path, *, issuer: str = "gateway") -> ServiceTokens:
+    pair = generate_keypair()
+    directory.mkdir(parents=True, exist_ok=True)
+    public_key_path = directory / f"{issuer}.pub"
+    public_key_path.write_bytes(pair.public_pem)
+    return ServiceTokens(public_key_path, TokenMinter(pair.private_pem, issuer=issuer))
+
+
+@dataclass
+class Harness:
+    """A migrated, running service app and the means to call it as a given client."""
+
+    app: FastAPI
+    spec: ServiceSpec
+    tokens: ServiceTokens
+    metadata: MetaData
+    database_url: str
+    default_scopes: tuple[str, ...] = ()
+    _clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        engine: AsyncEngine = self.app.state.engine
+        return engine
+
+    def client(
+        self,
+        scopes: Iterable[str] | None = None,
+        *,
+        client_id: str = "test-client",
+        authenticated: bool = True,
+    ) -> httpx.AsyncClient:
+        """An HTTP client speaking to the app in-process, carrying a token with `scopes`."""
+        headers = {}
+        if authenticated:
+            chosen = self.default_scopes if scopes is None else tuple(scopes)
+            headers = self.tokens.headers(self.spec.name, chosen, client_id=client_id)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app),
+            base_url="http://testserver",
+            headers=headers,
+        )
+        self._clients.append(client)
+        return client
+
+    async def reset(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+        self._clients.clear()
+        await clear_tables(self.engine, self.metadata)
+
+
+@asynccontextmanager
+async def running_service(
+    *,
+    spec: ServiceSpec,
+    metadata: MetaData,
+    build_app: Callable[..., FastAPI],
+    settings_factory: Callable[..., Any],
+    tokens: ServiceTokens,
+    tmp_dir: Path,
+    default_scopes: Iterable[str] = (),
+    **settings_overrides: Any,
+) -> AsyncIterator[Harness]:
+    """Provision a database, migrate it to head, and run the app's lifespan around the tests."""
+    async with provision_database(spec.name, tmp_dir) as url:
+        await asyncio.to_thread(upgrade_to_head, spec.migrations, url, spec.version_table)
+        settings = settings_factory(
+            database_url=url,
+            var_dir=tmp_dir,
+            secret_key="test-secret-" + "x" * 32,
+            token_issuers={"gateway": tokens.public_key_path},
+            log_json=True,
+            **settings_overrides,
+        )
+        app = build_app(settings)
+        async with app.router.lifespan_context(app):
+            harness = Harness(app, spec, tokens, metadata, url, tuple(default_scopes))
+            try:
+                yield harness
+            finally:
+                for client in harness._clients:
+                    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def service_tokens(tmp_path_factory: pytest.TempPathFactory) -> ServiceTokens:
+    """Gateway-style tokens signed by a key pair made for this test session."""
+    return make_service_tokens(tmp_path_factory.mktemp("keys"))

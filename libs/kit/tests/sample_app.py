@@ -1,0 +1,163 @@
+"""A small service built with the kit, used to test the kit's pieces through HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, ClassVar
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from pydantic import BaseModel, Field
+from pydantic_settings import SettingsConfigDict
+from sqlalchemy import select
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel, col
+
+from kit.app import ServiceSpec, create_app
+from kit.auth import Principal, require_scope
+from kit.concurrency import check_if_match, make_etag
+from kit.db import SessionDep, new_registry, version_column
+from kit.errors import NotFound
+from kit.idempotency import idempotency_table
+from kit.identifiers import CountyCode, CreditCode, new_id
+from kit.pagination import Cursor, Limit, Page, page_of, query_fingerprint
+from kit.settings import ServiceSettings
+
+registry = new_registry()
+metadata = registry.metadata
+idempotency_record = idempotency_table(metadata)
+
+
+class Base(SQLModel, registry=registry):
+    pass
+
+
+_version = version_column()
+
+
+class Widget(Base, table=True):
+    __tablename__ = "widget"
+
+    id: str = SQLField(primary_key=True, max_length=36)
+    name: str = SQLField(unique=True, max_length=100)
+    color: str = SQLField(max_length=20, index=True)
+    version: int = SQLField(default=1, sa_column=_version)
+
+    __mapper_args__: ClassVar = {"version_id_col": _version}
+
+
+class WidgetCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    color: str = Field(min_length=1, max_length=20)
+    county_code: CountyCode | None = None
+    enterprise_credit_code: CreditCode | None = None
+
+
+class WidgetUpdate(BaseModel):
+    color: str = Field(min_length=1, max_length=20)
+
+
+class WidgetRead(BaseModel):
+    id: str
+    name: str
+    color: str
+    version: int
+
+
+class SampleSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SAMPLE_", extra="ignore")
+    service_name: ClassVar[str] = "sample"
+
+
+router = APIRouter(prefix="/api/v1")
+Writer = Annotated[Principal, Depends(require_scope("widgets:write"))]
+Reader = Annotated[Principal, Depends(require_scope("widgets:read"))]
+
+
+@router.post("/widgets", status_code=201)
+async def create_widget(
+    body: WidgetCreate, session: SessionDep, _: Writer, response: Response
+) -> WidgetRead:
+    widget = Widget(id=new_id(), name=body.name, color=body.color)
+    session.add(widget)
+    await session.flush()
+    response.headers["Location"] = f"/api/v1/widgets/{widget.id}"
+    response.headers["ETag"] = make_etag(widget.id, widget.version)
+    return WidgetRead.model_validate(widget, from_attributes=True)
+
+
+@router.get("/widgets")
+async def list_widgets(
+    request: Request,
+    session: SessionDep,
+    _: Reader,
+    color: str | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[WidgetRead]:
+    codec = request.app.state.cursor_codec
+    fingerprint = query_fingerprint({"color": color})
+    query = select(Widget).order_by(col(Widget.id)).limit(limit + 1)
+    if color:
+        query = query.where(col(Widget.color) == color)
+    if cursor:
+        (after,) = codec.decode(cursor, fingerprint)
+        query = query.where(col(Widget.id) > after)
+    rows = [
+        WidgetRead.model_validate(w, from_attributes=True)
+        for w in (await session.execute(query)).scalars()
+    ]
+    return page_of(rows, limit=limit, codec=codec, fingerprint=fingerprint, key=lambda w: [w.id])
+
+
+async def _get(session: SessionDep, widget_id: str) -> Widget:
+    widget = await session.get(Widget, widget_id)
+    if widget is None:
+        raise NotFound(f"No widget with id {widget_id!r}.")
+    return widget
+
+
+@router.get("/widgets/{widget_id}")
+async def get_widget(
+    widget_id: str, session: SessionDep, _: Reader, response: Response
+) -> WidgetRead:
+    widget = await _get(session, widget_id)
+    response.headers["ETag"] = make_etag(widget.id, widget.version)
+    return WidgetRead.model_validate(widget, from_attributes=True)
+
+
+@router.patch("/widgets/{widget_id}")
+async def update_widget(
+    widget_id: str,
+    body: WidgetUpdate,
+    session: SessionDep,
+    _: Writer,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> WidgetRead:
+    widget = await _get(session, widget_id)
+    check_if_match(if_match, make_etag(widget.id, widget.version))
+    widget.color = body.color
+    await session.flush()
+    response.headers["ETag"] = make_etag(widget.id, widget.version)
+    return WidgetRead.model_validate(widget, from_attributes=True)
+
+
+@router.get("/boom")
+async def boom(fail: Annotated[str, Query()] = "runtime") -> None:
+    raise RuntimeError("SELECT password FROM secrets -- internal detail")
+
+
+SPEC = ServiceSpec(
+    name="sample",
+    title="Sample",
+    description="Kit test service",
+    version="0.0.0",
+    routers=[router],
+    migrations=Path(__file__).parent / "sample_migrations",
+    version_table="sample_alembic_version",
+    idempotency_table=idempotency_record,
+)
+
+
+def build_app(settings: SampleSettings) -> FastAPI:
+    return create_app(SPEC, settings)

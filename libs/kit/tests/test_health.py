@@ -1,0 +1,63 @@
+import json
+import logging
+
+import pytest
+from sqlalchemy import text
+
+from kit.testing import Harness
+
+
+async def test_ready_reports_database_at_head(sample: Harness) -> None:
+    response = await sample.client(authenticated=False).get("/health/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"]["database"] == {"status": "ok", "revision": "0001"}
+
+
+async def test_ready_is_503_when_migrations_lag(sample: Harness) -> None:
+    table = sample.spec.version_table
+    async with sample.engine.begin() as connection:
+        await connection.execute(text(f"UPDATE {table} SET version_num = 'old'"))
+    try:
+        response = await sample.client(authenticated=False).get("/health/ready")
+        assert response.status_code == 503
+        check = response.json()["checks"]["database"]
+        assert check["status"] == "fail"
+        assert "not at head" in check["reason"]
+    finally:
+        async with sample.engine.begin() as connection:
+            await connection.execute(text(f"UPDATE {table} SET version_num = '0001'"))
+
+
+async def test_request_id_is_generated_and_echoed(sample: Harness) -> None:
+    client = sample.client(authenticated=False)
+    generated = await client.get("/health/live")
+    assert len(generated.headers["x-request-id"]) == 32
+    echoed = await client.get("/health/live", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    unsafe = await client.get("/health/live", headers={"X-Request-ID": "bad id\nwith newline"})
+    assert unsafe.headers["x-request-id"] != "bad id\nwith newline"
+
+
+async def test_metrics_count_requests_by_route(sample: Harness) -> None:
+    client = sample.client()
+    await client.get("/api/v1/widgets")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert 'http_requests_total{method="GET",route="/api/v1/widgets",status="200"}' in response.text
+    assert "http_request_duration_seconds_bucket" in response.text
+
+
+async def test_every_log_line_carries_the_request_id(
+    sample: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logging.getLogger().handlers[0].stream = __import__("sys").stdout  # type: ignore[attr-defined]
+    capsys.readouterr()
+    await sample.client().get("/api/v1/widgets", headers={"X-Request-ID": "trace-me"})
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    access = [line for line in lines if line.get("message") == "request"]
+    assert access
+    assert all(line["request_id"] == "trace-me" for line in access)
+    assert access[-1]["status"] == 200
+    assert access[-1]["client_id"] == "test-client"
+    assert access[-1]["service"] == "sample"

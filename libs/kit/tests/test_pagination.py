@@ -1,0 +1,100 @@
+import pytest
+
+from kit.errors import BadRequest
+from kit.pagination import CursorCodec, query_fingerprint
+from kit.testing import Harness
+
+codec = CursorCodec(b"s" * 32)
+
+
+def test_round_trip() -> None:
+    fingerprint = query_fingerprint({"color": "red"})
+    assert codec.decode(codec.encode(["abc", 3], fingerprint), fingerprint) == ["abc", 3]
+
+
+def test_fingerprint_ignores_limit_and_cursor_and_unset_filters() -> None:
+    assert query_fingerprint({"color": "red", "limit": 5, "cursor": "x", "tier": None}) == (
+        query_fingerprint({"color": "red"})
+    )
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda c: c[:-2] + ("AA" if not c.endswith("AA") else "BB"),
+        lambda c: "x" + c,
+        lambda c: c.replace(".", ""),
+        lambda c: "not-a-cursor",
+    ],
+)
+def test_tampered_cursor_is_rejected(mutate: object) -> None:
+    fingerprint = query_fingerprint({})
+    cursor = codec.encode(["0001"], fingerprint)
+    with pytest.raises(BadRequest):
+        codec.decode(mutate(cursor), fingerprint)  # type: ignore[operator]
+
+
+def test_forged_payload_with_another_secret_is_rejected() -> None:
+    fingerprint = query_fingerprint({})
+    forged = CursorCodec(b"t" * 32).encode(["zzz"], fingerprint)
+    with pytest.raises(BadRequest, match="altered"):
+        codec.decode(forged, fingerprint)
+
+
+def test_cursor_from_another_query_is_rejected() -> None:
+    cursor = codec.encode(["0001"], query_fingerprint({"color": "red"}))
+    with pytest.raises(BadRequest, match="different query"):
+        codec.decode(cursor, query_fingerprint({"color": "blue"}))
+
+
+async def _create(client, name: str, color: str) -> None:  # type: ignore[no-untyped-def]
+    response = await client.post("/api/v1/widgets", json={"name": name, "color": color})
+    assert response.status_code == 201, response.text
+
+
+async def test_pages_walk_every_item_once(sample: Harness) -> None:
+    client = sample.client()
+    for i in range(7):
+        await _create(client, f"w{i}", "red" if i % 2 else "blue")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"limit": 3, "color": "red"}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await client.get("/api/v1/widgets", params=params)).json()
+        seen += [item["name"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == ["w1", "w3", "w5"]
+
+
+async def test_http_tampered_cursor_is_400_problem(sample: Harness) -> None:
+    client = sample.client()
+    for i in range(3):
+        await _create(client, f"t{i}", "red")
+    page = (await client.get("/api/v1/widgets", params={"limit": 1})).json()
+    cursor = page["next_cursor"]
+    bad = await client.get("/api/v1/widgets", params={"limit": 1, "cursor": cursor[:-3] + "abc"})
+    assert bad.status_code == 400
+    assert bad.headers["content-type"] == "application/problem+json"
+    assert bad.json()["field"] == "cursor"
+    other = await client.get("/api/v1/widgets", params={"limit": 1, "cursor": cursor, "color": "x"})
+    assert other.status_code == 400
+
+
+@pytest.mark.parametrize("limit", [0, 501, -1])
+async def test_limit_bounds(sample: Harness, limit: int) -> None:
+    response = await sample.client().get("/api/v1/widgets", params={"limit": limit})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "limit"
+
+
+async def test_default_limit_is_50(sample: Harness) -> None:
+    client = sample.client()
+    for i in range(52):
+        await _create(client, f"d{i:02d}", "red")
+    page = (await client.get("/api/v1/widgets")).json()
+    assert len(page["items"]) == 50
+    assert page["next_cursor"]

@@ -1,0 +1,1 @@
+"""Assessment: County standings against the year's quality revitalization targets (考核)."""

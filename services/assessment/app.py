@@ -1,0 +1,29 @@
+"""The assessment app, built by the kit's factory."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from assessment.models import idempotency_record
+from assessment.routes import router
+from assessment.settings import Settings
+from kit.app import ServiceSpec, create_app
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "assessment_alembic_version"
+
+SPEC = ServiceSpec(
+    name="assessment",
+    title="Assessment",
+    description="County standings against the year's quality revitalization targets (考核).",
+    version="1.0.0",
+    routers=[router],
+    migrations=MIGRATIONS,
+    version_table=VERSION_TABLE,
+    idempotency_table=idempotency_record,
+)
+
+
+def build_app(settings: Settings | None = None) -> FastAPI:
+    """The ASGI app (`uvicorn --factory assessment.app:build_app`)."""
+    return create_app(SPEC, settings or Settings())

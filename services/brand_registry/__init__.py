@@ -1,0 +1,1 @@
+"""Brand registry: Famous-brand listings (名牌產品) by tier, with their status history and statistics."""

@@ -1,0 +1,29 @@
+"""The brand_registry app, built by the kit's factory."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from brand_registry.models import idempotency_record
+from brand_registry.routes import router
+from brand_registry.settings import Settings
+from kit.app import ServiceSpec, create_app
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "brand_registry_alembic_version"
+
+SPEC = ServiceSpec(
+    name="brand_registry",
+    title="Brand registry",
+    description="Famous-brand listings (名牌產品) by tier, with their status history and statistics.",
+    version="1.0.0",
+    routers=[router],
+    migrations=MIGRATIONS,
+    version_table=VERSION_TABLE,
+    idempotency_table=idempotency_record,
+)
+
+
+def build_app(settings: Settings | None = None) -> FastAPI:
+    """The ASGI app (`uvicorn --factory brand_registry.app:build_app`)."""
+    return create_app(SPEC, settings or Settings())

@@ -1,0 +1,29 @@
+"""The certification app, built by the kit's factory."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from certification.models import idempotency_record
+from certification.routes import router
+from certification.settings import Settings
+from kit.app import ServiceSpec, create_app
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "certification_alembic_version"
+
+SPEC = ServiceSpec(
+    name="certification",
+    title="Certification",
+    description="Management-system certificates (ISO 9001, ISO 14001 …) of enterprises, with public verification.",
+    version="1.0.0",
+    routers=[router],
+    migrations=MIGRATIONS,
+    version_table=VERSION_TABLE,
+    idempotency_table=idempotency_record,
+)
+
+
+def build_app(settings: Settings | None = None) -> FastAPI:
+    """The ASGI app (`uvicorn --factory certification.app:build_app`)."""
+    return create_app(SPEC, settings or Settings())
