@@ -42,7 +42,7 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 install: $(VENV)/.synced
 
 keys: install
-	@$(BIN)/python -m kit.keys var/keys gateway assessment inspection >/dev/null
+	@$(BIN)/python -m kit.keys var/keys gateway gateway-oauth assessment inspection >/dev/null
 	@test -s var/keys/admin.key || $(BIN)/python -c "import secrets; print('qrp_admin_' + secrets.token_urlsafe(32))" > var/keys/admin.key
 	@chmod 600 var/keys/admin.key
 
