@@ -20,6 +20,7 @@ from kit.errors import install_problem_handlers
 from kit.idempotency import IdempotencyMiddleware
 from kit.migrations import upgrade_to_head
 from kit.observability import Metrics, RequestContextMiddleware, configure_logging
+from kit.openapi import install_problem_openapi
 from kit.pagination import CursorCodec
 from kit.settings import ServiceSettings
 
@@ -91,6 +92,7 @@ def create_app(
         audience=spec.name, issuers=settings.token_issuers, leeway=settings.token_leeway_seconds
     )
     install_problem_handlers(app)
+    install_problem_openapi(app)
     app.include_router(health.router)
     for router in spec.routers:
         app.include_router(router)

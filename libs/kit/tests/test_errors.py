@@ -90,3 +90,14 @@ async def test_unexpected_error_is_generic_500_with_request_id(
     assert "SELECT" not in response.text
     assert "Traceback" not in response.text
     assert "RuntimeError" not in response.text
+
+
+async def test_openapi_documents_problems_not_fastapi_errors(sample: Harness) -> None:
+    document = (await sample.client().get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    create = document["paths"]["/api/v1/widgets"]["post"]["responses"]
+    assert "application/problem+json" in create["422"]["content"]
+    assert create["default"]["content"]["application/problem+json"]["schema"] == {
+        "$ref": "#/components/schemas/Problem"
+    }
