@@ -24,12 +24,13 @@ export ASSESSMENT_INSPECTION_URL ?= $(GATEWAY_INSPECTION_URL)
 export INSPECTION_BRAND_REGISTRY_URL ?= $(GATEWAY_BRAND_REGISTRY_URL)
 DEMO ?= 1
 
-.PHONY: help install run migrate keys test lint format clean
+.PHONY: help install run migrate keys test lint format clean integration
 
 help:
 	@echo "make run     install, migrate, load the demo data (DEMO=0 skips it) and start the suite"
 	@echo "make test    install and run every test (TEST_DATABASE_URL=postgresql+asyncpg://… for PostgreSQL)"
 	@echo "make lint    ruff check, ruff format --check, mypy"
+	@echo "make integration  the black-box suite and schemathesis (GATEWAY_URL=… for a deployment)"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -58,6 +59,9 @@ run: keys migrate
 
 test: install
 	$(BIN)/pytest
+
+integration: install
+	$(BIN)/python scripts/integration.py
 
 lint: install
 	$(BIN)/ruff check .
