@@ -1,29 +1,123 @@
-"""The gateway app, built by the kit's factory."""
+"""The gateway app, built by the kit's factory, with the proxy in front of its router."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from starlette.middleware import Middleware
 
-from gateway.models import idempotency_record
-from gateway.routes import router
+from gateway import service
+from gateway.auth import Authenticator, ServiceTokens, load_signing_key
+from gateway.openapi import MergedSpec
+from gateway.proxy import Backend, ProxyContext, ProxyMetrics, ProxyMiddleware
+from gateway.ratelimit import RateLimiter
+from gateway.routes import public, router
 from gateway.settings import Settings
 from kit.app import ServiceSpec, create_app
+from kit.auth import TokenMinter
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "gateway_alembic_version"
+
+
+@asynccontextmanager
+async def proxy_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the backends' pooled sessions and the gateway's stores for the app's lifetime."""
+    settings: Settings = app.state.settings
+    backends = {name: Backend(name, url, settings) for name, url in settings.backend_urls().items()}
+    authenticator = Authenticator(
+        sessionmaker=app.state.sessionmaker,
+        cache_seconds=settings.auth_cache_seconds,
+        oauth_private_pem=load_signing_key(settings.oauth_private_key_file),
+        oauth_issuer=settings.oauth_issuer,
+        oauth_audience=settings.oauth_audience,
+        oauth_ttl_seconds=settings.oauth_token_ttl_seconds,
+    )
+    minter = TokenMinter(
+        load_signing_key(settings.token_private_key_file),
+        issuer=settings.token_issuer,
+        ttl_seconds=settings.service_token_ttl_seconds,
+    )
+    app.state.proxy = ProxyContext(
+        settings=settings,
+        backends=backends,
+        authenticator=authenticator,
+        limiter=RateLimiter(redis_url=settings.redis_url, prefix=settings.rate_limit_prefix),
+        service_tokens=ServiceTokens(minter),
+        metrics=app.state.proxy_metrics,
+    )
+    if settings.bootstrap_admin_key is not None:
+        await service.ensure_bootstrap_admin(
+            sessionmaker=app.state.sessionmaker,
+            api_key=settings.bootstrap_admin_key.get_secret_value(),
+            rate_limit=settings.bootstrap_admin_rate_limit,
+        )
+    timeout = httpx.Timeout(settings.health_timeout_seconds, pool=settings.pool_timeout_seconds)
+    async with httpx.AsyncClient(timeout=timeout) as client:
+        app.state.service_client = client
+        app.state.merged_spec = MergedSpec(
+            gateway_spec=lambda: _own_spec(app),
+            backends=settings.backend_urls(),
+            client=client,
+            ttl_seconds=settings.openapi_cache_seconds,
+        )
+        for backend in backends.values():
+            await backend.open()
+        try:
+            yield
+        finally:
+            for backend in backends.values():
+                await backend.close()
+
+
+def _own_spec(app: FastAPI) -> dict[str, Any]:
+    return get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+
 
 SPEC = ServiceSpec(
     name="gateway",
     title="Quality Revitalization Platform gateway",
     description="The public entry point: API clients, keys and scopes in front of the four services.",
     version="1.0.0",
-    routers=[router],
+    # `public` holds /openapi.json and /docs, which take precedence over FastAPI's own.
+    routers=[router, public],
     migrations=MIGRATIONS,
     version_table=VERSION_TABLE,
-    idempotency_table=idempotency_record,
+    # Idempotency-Key travels on to the services, which keep the records.
+    idempotency_table=None,
+    lifespan_hooks=[proxy_lifespan],
 )
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app (`uvicorn --factory gateway.app:build_app`)."""
-    return create_app(SPEC, settings or Settings())
+    settings = settings or Settings()
+    app = create_app(SPEC, settings)
+    app.state.proxy_metrics = ProxyMetrics(app.state.metrics.registry)
+    # Innermost: after the request-ID middleware, before the router.
+    app.user_middleware.append(Middleware(ProxyMiddleware, state=app.state))
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=[
+                "Location",
+                "ETag",
+                "X-Request-ID",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+            ],
+            max_age=600,
+        )
+    return app

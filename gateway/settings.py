@@ -1,13 +1,69 @@
 """Settings of the gateway service, read from `GATEWAY_*` variables."""
 
-from typing import ClassVar
+import json
+from pathlib import Path
+from typing import Annotated, ClassVar
 
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from kit.settings import ServiceSettings
+from kit.settings import DEFAULT_VAR_DIR, ServiceSettings
 
 
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
     service_name: ClassVar[str] = "gateway"
+
+    brand_registry_url: str = "http://127.0.0.1:8001"
+    certification_url: str = "http://127.0.0.1:8002"
+    inspection_url: str = "http://127.0.0.1:8003"
+    assessment_url: str = "http://127.0.0.1:8004"
+
+    bootstrap_admin_key: SecretStr | None = None
+    bootstrap_admin_rate_limit: str = "6000/minute"
+    default_rate_limit: str = "600/minute"
+    anonymous_rate_limit: str = "60/minute"
+    redis_url: str | None = None
+    rate_limit_prefix: str = "qrp-gateway"
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    token_private_key_file: Path = DEFAULT_VAR_DIR / "keys" / "gateway.pem"
+    token_issuer: str = "gateway"  # noqa: S105
+    service_token_ttl_seconds: int = Field(default=60, ge=10, le=3600)
+    oauth_private_key_file: Path = DEFAULT_VAR_DIR / "keys" / "gateway-oauth.pem"
+    oauth_issuer: str = "qrp-gateway-oauth"
+    oauth_audience: str = "qrp-api"
+    oauth_token_ttl_seconds: int = Field(default=600, ge=30, le=86400)
+    auth_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+
+    connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    read_timeout_seconds: float = Field(default=30.0, gt=0)
+    pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    pool_size: int = Field(default=100, ge=1, le=10000)
+    retry_attempts: int = Field(default=3, ge=1, le=10)
+    retry_backoff_seconds: float = Field(default=0.05, ge=0)
+    retry_max_body_bytes: int = Field(default=1024 * 1024, ge=0)
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_reset_seconds: float = Field(default=10.0, gt=0)
+    health_timeout_seconds: float = Field(default=2.0, gt=0)
+    openapi_cache_seconds: float = Field(default=30.0, ge=0)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        # `GATEWAY_CORS_ORIGINS=https://a,https://b` as well as a JSON list.
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    def backend_urls(self) -> dict[str, str]:
+        """Base URL of every backend service, by name."""
+        return {
+            "brand_registry": self.brand_registry_url.rstrip("/"),
+            "certification": self.certification_url.rstrip("/"),
+            "inspection": self.inspection_url.rstrip("/"),
+            "assessment": self.assessment_url.rstrip("/"),
+        }

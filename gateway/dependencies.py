@@ -1,0 +1,43 @@
+"""Dependencies of the gateway's own routes."""
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from gateway.proxy import ProxyContext
+from gateway.service import Identity
+from kit.errors import Forbidden
+
+
+def proxy_context(request: Request) -> ProxyContext:
+    context: ProxyContext = request.app.state.proxy
+    return context
+
+
+ContextDep = Annotated[ProxyContext, Depends(proxy_context)]
+
+
+async def current_client(request: Request, context: ContextDep) -> Identity:
+    """The calling client, by API key or access token; 401 otherwise."""
+    identity = await context.authenticator.from_headers(
+        request.headers.get("x-api-key"), request.headers.get("authorization")
+    )
+    request.state.principal = identity
+    return identity
+
+
+def require_client_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Identity]]:
+    """Admit callers holding `scope` (403 otherwise)."""
+
+    async def dependency(
+        identity: Annotated[Identity, Depends(current_client)],
+    ) -> Identity:
+        if scope not in identity.scopes:
+            raise Forbidden(f"This operation needs the scope {scope!r}.", required_scope=scope)
+        return identity
+
+    return dependency
+
+
+AdminClient = Annotated[Identity, Depends(require_client_scope("admin"))]

@@ -1,0 +1,450 @@
+"""Forwarding to the backends.
+
+Every `/api/v1/…` path of a backend is handled here, before the gateway's own router: the
+caller is authenticated, its scope checked and its budget charged, then the request goes to
+the backend with a service token naming the client, and the answer streams back.
+
+Forwarding uses one pooled aiohttp session per backend: measured on this machine it keeps
+several times the throughput of a pooled `httpx.AsyncClient` (see README, performance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from yarl import URL
+
+from gateway.auth import ANONYMOUS, Authenticator, ServiceTokens
+from gateway.breaker import CircuitBreaker
+from gateway.ratelimit import Decision, RateLimiter
+from gateway.routing import API_PREFIX, Prefix, is_public, match_prefix, required_scope, route_label
+from gateway.settings import Settings
+from kit.errors import PROBLEM_MEDIA_TYPE, ProblemError, problem_body
+
+logger = structlog.get_logger("gateway.proxy")
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Credentials stay at the gateway; forwarding headers and the request ID are set afresh.
+_NOT_FORWARDED = HOP_BY_HOP | {
+    b"host",
+    b"authorization",
+    b"x-api-key",
+    b"cookie",
+    b"expect",
+    b"content-length",
+    b"x-request-id",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+}
+# uvicorn writes its own `date` and `server`; the request-ID middleware writes `x-request-id`.
+_NOT_RETURNED = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_RETRY_STATUSES = frozenset({502, 503, 504})
+_SMALL_BODY = 64 * 1024
+_SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
+
+
+@dataclass(frozen=True)
+class RouteLabel:
+    """What the access log and the metrics call a forwarded route."""
+
+    path: str
+
+
+class ProxyMetrics:
+    """Backend calls by backend, route and status, and their time to response headers."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.calls = Counter(
+            "gateway_backend_requests_total",
+            "Requests forwarded to a backend",
+            ["backend", "method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "gateway_backend_duration_seconds",
+            "Time until a backend's response headers",
+            ["backend", "route"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+
+
+class Backend:
+    """One backend service: its base URL, pooled session and circuit breaker."""
+
+    def __init__(self, name: str, base_url: str, settings: Settings) -> None:
+        self.name = name
+        self.base_url = base_url
+        self.breaker = CircuitBreaker(
+            name=name,
+            failure_threshold=settings.breaker_failure_threshold,
+            reset_seconds=settings.breaker_reset_seconds,
+        )
+        self.timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=settings.pool_timeout_seconds + settings.connect_timeout_seconds,
+            sock_connect=settings.connect_timeout_seconds,
+            sock_read=settings.read_timeout_seconds,
+        )
+        self._pool_size = settings.pool_size
+        self.session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=self._pool_size,
+            limit_per_host=self._pool_size,
+            # Below uvicorn's 5 s keep-alive, so an idle connection is dropped here first.
+            keepalive_timeout=4,
+            ttl_dns_cache=300,
+        )
+        self.session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self.timeout,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=_SKIP_AUTO_HEADERS,
+        )
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+
+class UpstreamBroken(Exception):
+    """A backend broke off a response that had already started streaming."""
+
+
+@dataclass
+class ProxyContext:
+    """Everything the proxy needs, built in the app's lifespan."""
+
+    settings: Settings
+    backends: dict[str, Backend]
+    authenticator: Authenticator
+    limiter: RateLimiter
+    service_tokens: ServiceTokens
+    metrics: ProxyMetrics
+
+
+class ProxyMiddleware:
+    """Pure ASGI: answers the backends' paths, passes everything else to the gateway's router."""
+
+    def __init__(self, app: ASGIApp, *, state: Any) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        prefix = (
+            match_prefix(path) if scope["type"] == "http" and path.startswith(API_PREFIX) else None
+        )
+        if prefix is None:
+            await self.app(scope, receive, send)
+            return
+        context: ProxyContext = self.state.proxy
+        try:
+            await _forward(context, prefix, scope, receive, send)
+        except ProblemError as problem:
+            await send_problem(send, problem, instance=path)
+        except ClientGone:
+            logger.info("client_disconnected", path=path)
+
+
+def _client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+async def _forward(
+    context: ProxyContext, prefix: Prefix, scope: Scope, receive: Receive, send: Send
+) -> None:
+    method: str = scope["method"]
+    path: str = scope["path"]
+    state = scope.setdefault("state", {})
+    label = route_label(path)
+    scope["route"] = RouteLabel(label)
+    api_key = authorization = None
+    content_length: int | None = None
+    chunked = has_idempotency_key = False
+    for name, value in scope["headers"]:
+        if name == b"x-api-key":
+            api_key = value.decode("latin-1")
+        elif name == b"authorization":
+            authorization = value.decode("latin-1")
+        elif name == b"content-length":
+            content_length = int(value) if value.isdigit() else 0
+        elif name == b"transfer-encoding":
+            chunked = True
+        elif name == b"idempotency-key":
+            has_idempotency_key = True
+
+    if is_public(method, path) and not api_key and not authorization:
+        identity = ANONYMOUS
+        limit_key, limit = f"ip:{_client_ip(scope)}", context.settings.anonymous_rate_limit
+    else:
+        identity = await context.authenticator.from_headers(api_key, authorization)
+        needed = required_scope(method, path, prefix)
+        if not is_public(method, path) and needed not in identity.scopes:
+            state["principal"] = identity
+            raise ForbiddenScope(needed)
+        limit_key, limit = f"client:{identity.client_id}", identity.rate_limit
+    state["principal"] = identity
+    structlog.contextvars.bind_contextvars(client_id=identity.client_id, backend=prefix.backend)
+
+    decision = await context.limiter.hit(limit_key, limit)
+    if decision is not None and not decision.allowed:
+        raise RateLimited(decision)
+
+    backend = context.backends[prefix.backend]
+    if not backend.breaker.allow():
+        raise BackendUnavailable(backend.name, backend.breaker.retry_after(), circuit_open=True)
+
+    request_id = state.get("request_id") or uuid.uuid4().hex
+    headers = _upstream_headers(scope, request_id)
+    headers.append(
+        ("authorization", "Bearer " + context.service_tokens.for_backend(backend.name, identity))
+    )
+    retryable = method in _IDEMPOTENT or (method == "POST" and has_idempotency_key)
+    data: bytes | AsyncIterator[bytes] | None = None
+    if chunked or content_length:
+        if (
+            retryable
+            and content_length is not None
+            and (content_length <= context.settings.retry_max_body_bytes)
+        ):
+            data = await _read_body(receive)
+        else:
+            if content_length is not None:
+                headers.append(("content-length", str(content_length)))
+            data = _stream_body(receive)
+            retryable = False
+
+    query = scope.get("query_string", b"")
+    raw = backend.base_url + scope.get("raw_path", path.encode()).decode("latin-1")
+    url = URL(raw + "?" + query.decode("latin-1") if query else raw, encoded=True)
+    attempts = context.settings.retry_attempts if retryable else 1
+    response = await _send_with_retries(
+        context, backend, method, url, headers, data, attempts, label
+    )
+    try:
+        if response.status == 404:
+            # Unknown paths must not mint a metrics series each.
+            label = prefix.path + "/*"
+            scope["route"] = RouteLabel(label)
+        context.metrics.calls.labels(backend.name, method, label, str(response.status)).inc()
+        await _relay(response, send, decision, method)
+    finally:
+        response.release()
+
+
+async def _send_with_retries(
+    context: ProxyContext,
+    backend: Backend,
+    method: str,
+    url: URL,
+    headers: list[tuple[str, str]],
+    data: bytes | AsyncIterator[bytes] | None,
+    attempts: int,
+    label: str,
+) -> aiohttp.ClientResponse:
+    """The backend's response, retrying connection failures and 502-504 up to `attempts`."""
+    assert backend.session is not None
+    for attempt in range(1, attempts + 1):
+        started = time.perf_counter()
+        try:
+            response = await backend.session.request(
+                method, url, headers=headers, data=data, allow_redirects=False
+            )
+        except TimeoutError:
+            backend.breaker.failure()
+            raise BackendTimeout(backend.name) from None
+        except aiohttp.ClientError as exc:
+            if attempt < attempts:
+                await _backoff(context.settings.retry_backoff_seconds, attempt)
+                continue
+            backend.breaker.failure()
+            logger.warning("backend_unreachable", backend=backend.name, error=type(exc).__name__)
+            raise BackendUnavailable(backend.name, 1) from None
+        context.metrics.latency.labels(backend.name, label).observe(time.perf_counter() - started)
+        if response.status in _RETRY_STATUSES:
+            if attempt < attempts:
+                response.release()
+                await _backoff(context.settings.retry_backoff_seconds, attempt)
+                continue
+            backend.breaker.failure()
+        else:
+            backend.breaker.success()
+        return response
+    raise BackendUnavailable(backend.name, 1)
+
+
+async def _backoff(base: float, attempt: int) -> None:
+    # Exponential backoff with full jitter, so retrying replicas do not stampede.
+    await asyncio.sleep(random.uniform(0, base * 2 ** (attempt - 1)))
+
+
+def _upstream_headers(scope: Scope, request_id: str) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
+    host = ""
+    forwarded_for = ""
+    for name, value in scope["headers"]:
+        if name in _NOT_FORWARDED:
+            if name == b"host":
+                host = value.decode("latin-1")
+            elif name == b"x-forwarded-for":
+                forwarded_for = value.decode("latin-1")
+            continue
+        headers.append((name.decode("latin-1"), value.decode("latin-1")))
+    peer = _client_ip(scope)
+    headers.append(("x-forwarded-for", f"{forwarded_for}, {peer}" if forwarded_for else peer))
+    headers.append(("x-forwarded-proto", scope.get("scheme", "http")))
+    if host:
+        headers.append(("x-forwarded-host", host))
+    headers.append(("x-request-id", request_id))
+    return headers
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _stream_body(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        body = message.get("body", b"")
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
+
+
+async def _relay(
+    response: aiohttp.ClientResponse, send: Send, decision: Decision | None, method: str
+) -> None:
+    headers = [
+        (name.lower(), value)
+        for name, value in response.raw_headers
+        if name.lower() not in _NOT_RETURNED
+    ]
+    if decision is not None:
+        headers.extend(decision.headers())
+    length = response.content_length
+    start: Message = {"type": "http.response.start", "status": response.status, "headers": headers}
+    if method == "HEAD" or (length is not None and length <= _SMALL_BODY):
+        body = b"" if method == "HEAD" else await response.read()
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+        return
+    await send(start)
+    try:
+        async for chunk in response.content.iter_any():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise UpstreamBroken(f"the backend broke off the response: {type(exc).__name__}") from exc
+    await send({"type": "http.response.body", "body": b""})
+
+
+class ClientGone(Exception):
+    """The caller disconnected while its request body was being read."""
+
+
+class ForbiddenScope(ProblemError):
+    status, slug = 403, "forbidden"
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"This operation needs the scope {scope!r}.", required_scope=scope)
+
+
+class RateLimited(ProblemError):
+    status, slug = 429, "rate-limited"
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(
+            f"Rate limit of {decision.limit} requests exceeded; retry in "
+            f"{max(decision.reset_seconds, 1)} s.",
+            title="Too Many Requests",
+        )
+        self.raw_headers = decision.headers()
+
+
+class BackendUnavailable(ProblemError):
+    status, slug = 503, "backend-unavailable"
+
+    def __init__(self, backend: str, retry_after: int, *, circuit_open: bool = False) -> None:
+        reason = "is failing; calls are paused" if circuit_open else "cannot be reached"
+        super().__init__(
+            f"The {backend} service {reason}. Retry in {retry_after} s.",
+            title="Service Unavailable",
+            headers={"Retry-After": str(retry_after)},
+            backend=backend,
+            circuit_open=circuit_open,
+        )
+
+
+class BackendTimeout(ProblemError):
+    status, slug = 504, "gateway-timeout"
+
+    def __init__(self, backend: str) -> None:
+        super().__init__(
+            f"The {backend} service did not answer in time.",
+            title="Gateway Timeout",
+            backend=backend,
+        )
+
+
+async def send_problem(send: Send, problem: ProblemError, *, instance: str) -> None:
+    """Answer with `problem` as `application/problem+json`."""
+    body = json.dumps(
+        problem_body(
+            problem.status,
+            detail=problem.detail,
+            title=problem.title,
+            slug=problem.slug,
+            instance=instance,
+            **problem.extra,
+        ),
+        ensure_ascii=False,
+    ).encode()
+    headers = [
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers.extend((k.lower().encode(), v.encode()) for k, v in problem.headers.items())
+    headers.extend(getattr(problem, "raw_headers", []))
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

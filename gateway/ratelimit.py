@@ -1,0 +1,87 @@
+"""Per-client rate limits on the `limits` library: in memory, or in Redis so that several
+gateway replicas share one budget."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import structlog
+from limits import RateLimitItem, parse_many
+from limits.aio.strategies import FixedWindowRateLimiter
+from limits.storage import storage_from_string
+
+logger = structlog.get_logger("gateway.ratelimit")
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """`RateLimit-*` headers, plus `Retry-After` when refused."""
+        headers = [
+            (b"ratelimit-limit", str(self.limit).encode()),
+            (b"ratelimit-remaining", str(self.remaining).encode()),
+            (b"ratelimit-reset", str(self.reset_seconds).encode()),
+        ]
+        if not self.allowed:
+            headers.append((b"retry-after", str(max(self.reset_seconds, 1)).encode()))
+        return headers
+
+
+@lru_cache(maxsize=256)
+def _parsed(limit: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(limit))
+
+
+def storage_uri(redis_url: str | None) -> str:
+    """The `limits` storage for a Redis URL, or process memory without one."""
+    if not redis_url:
+        return "async+memory://"
+    scheme, _, rest = redis_url.partition("://")
+    return f"async+{scheme}://{rest}"
+
+
+class RateLimiter:
+    """Counts hits per key against limits such as `600/minute`."""
+
+    def __init__(self, *, redis_url: str | None, prefix: str) -> None:
+        options = {"key_prefix": prefix} if redis_url else {}
+        self.storage = storage_from_string(storage_uri(redis_url), **options)
+        self._strategy = FixedWindowRateLimiter(self.storage)  # type: ignore[arg-type]
+
+    async def hit(self, key: str, limit: str) -> Decision | None:
+        """Record one request for `key`; None when no limit applies or the store is down."""
+        items = _parsed(limit) if limit else ()
+        if not items:
+            return None
+        try:
+            decisions = []
+            for item in items:
+                allowed = await self._strategy.hit(item, key)
+                reset_at, remaining = await self._strategy.get_window_stats(item, key)
+                decisions.append(
+                    Decision(
+                        allowed=allowed,
+                        limit=item.amount,
+                        remaining=max(remaining, 0),
+                        reset_seconds=max(math.ceil(reset_at - time.time()), 0),
+                    )
+                )
+        except Exception as exc:
+            # A rate-limit store outage must not take the whole API down with it.
+            logger.warning("rate_limit_store_unavailable", error=type(exc).__name__)
+            return None
+        refused = [d for d in decisions if not d.allowed]
+        if refused:
+            return max(refused, key=lambda d: d.reset_seconds)
+        return min(decisions, key=lambda d: d.remaining)
+
+    async def reset(self) -> None:
+        await self.storage.reset()

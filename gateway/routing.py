@@ -1,0 +1,78 @@
+"""Which backend answers a path, and which scope a method on that path needs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+API_PREFIX = "/api/v1"
+ADMIN_SCOPE = "admin"
+RESOURCE_SCOPES = (
+    "brands:read",
+    "brands:write",
+    "brands:flag",
+    "certificates:read",
+    "certificates:write",
+    "spot-checks:read",
+    "spot-checks:write",
+    "assessments:read",
+    "assessments:write",
+    "assessments:publish",
+)
+ALL_SCOPES = (*RESOURCE_SCOPES, ADMIN_SCOPE)
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """A path prefix served by one backend, and the resource its scopes are named after."""
+
+    path: str
+    backend: str
+    resource: str
+
+
+PREFIXES = (
+    Prefix("/api/v1/brands", "brand_registry", "brands"),
+    Prefix("/api/v1/certificates", "certification", "certificates"),
+    Prefix("/api/v1/spot-checks", "inspection", "spot-checks"),
+    Prefix("/api/v1/regions", "assessment", "assessments"),
+    Prefix("/api/v1/target-sets", "assessment", "assessments"),
+    Prefix("/api/v1/reported-values", "assessment", "assessments"),
+    Prefix("/api/v1/reference-values", "assessment", "assessments"),
+    Prefix("/api/v1/assessments", "assessment", "assessments"),
+)
+PUBLIC_PATHS = frozenset({"/api/v1/certificates/verify"})
+_PUBLISH = re.compile(r"^/api/v1/assessments/[^/]+/runs/[^/]+/publish/?$")
+_ID_SEGMENT = re.compile(r"\d")
+
+
+def match_prefix(path: str) -> Prefix | None:
+    """The prefix serving `path` (the prefix itself or anything below it), if any."""
+    for prefix in PREFIXES:
+        if path.startswith(prefix.path):
+            rest = path[len(prefix.path) :]
+            if not rest or rest[0] == "/":
+                return prefix
+    return None
+
+
+def is_public(method: str, path: str) -> bool:
+    """Routes anyone may call without credentials (certificate verification)."""
+    return method in {"GET", "HEAD", "POST"} and path.rstrip("/") in PUBLIC_PATHS
+
+
+def required_scope(method: str, path: str, prefix: Prefix) -> str:
+    """The scope a call needs, per API.md: read for safe methods, write otherwise."""
+    if method == "POST" and _PUBLISH.match(path):
+        return "assessments:publish"
+    if prefix.resource == "brands" and (
+        path == "/api/v1/brands/review-flags" or path.startswith("/api/v1/brands/review-flags/")
+    ):
+        return "brands:flag"
+    return f"{prefix.resource}:{'read' if method in READ_METHODS else 'write'}"
+
+
+def route_label(path: str) -> str:
+    """A low-cardinality label for metrics: segments carrying digits become `{id}`."""
+    return "/".join("{id}" if _ID_SEGMENT.search(part) else part for part in path.split("/"))
