@@ -1,5 +1,294 @@
 """HTTP routes of the certification service."""
 
-from fastapi import APIRouter
+from datetime import date
+from typing import Annotated, Any
 
-router = APIRouter(prefix="/api/v1")
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from certification import service
+from certification.dependencies import AnyCaller, CertificateDep, ConfigDep, Reader, Writer
+from certification.schemas import (
+    CertificateCreate,
+    CertificateRead,
+    CertificateStats,
+    CertificateStatus,
+    CertificateUpdate,
+    HistoryEntryRead,
+    StatusChange,
+    Verification,
+    VerifyRequest,
+    VerifyResponse,
+)
+from kit.csvio import check_utf8, csv_response, spool_upload
+from kit.db import SessionDep
+from kit.identifiers import CreditCode
+from kit.pagination import Cursor, Limit, Page, page_of, query_fingerprint
+
+router = APIRouter(prefix="/api/v1", tags=["certificates"])
+
+IfMatch = Annotated[str | None, Header(description="The ETag of the certificate as read.")]
+AsOf = Annotated[date | None, Query(description="The date the status refers to (default today).")]
+
+
+class ListFilters:
+    """The list and export filters, as query parameters."""
+
+    def __init__(
+        self,
+        county_code: str | None = None,
+        standard: str | None = None,
+        family: str | None = None,
+        status: Annotated[CertificateStatus | None, Query(description="Status on `as_of`.")] = None,
+        as_of: AsOf = None,
+        certification_body: str | None = None,
+        issued_from: date | None = None,
+        issued_to: date | None = None,
+        enterprise_credit_code: CreditCode | None = None,
+        q: Annotated[
+            str | None, Query(max_length=200, description="Text in number, enterprise, scope.")
+        ] = None,
+        overdue_suspension: Annotated[
+            bool | None, Query(description="Only suspensions longer than the configured limit.")
+        ] = None,
+    ) -> None:
+        self.values: dict[str, Any] = {
+            "county_code": county_code,
+            "standard": standard,
+            "family": family,
+            "status": status,
+            "as_of": as_of,
+            "certification_body": certification_body,
+            "issued_from": issued_from,
+            "issued_to": issued_to,
+            "enterprise_credit_code": enterprise_credit_code,
+            "q": q,
+            "overdue_suspension": overdue_suspension,
+        }
+
+
+Filters = Annotated[ListFilters, Depends()]
+
+
+def _with_etag(response: Response, item: CertificateRead) -> CertificateRead:
+    response.headers["ETag"] = service.make_etag(item.id, item.version)
+    return item
+
+
+@router.get("/certificates/standards")
+async def list_standards(config: ConfigDep, _: AnyCaller) -> dict[str, Any]:
+    """The standards catalogue, its families and the families counted by default."""
+    catalogue = config.catalogue
+    return {
+        "counted_families": list(catalogue.counted_families),
+        "families": [{"code": c, "label": label} for c, label in catalogue.family_labels.items()],
+        "standards": [
+            {"code": s.code, "family": s.family, "name": s.name}
+            for s in catalogue.standards.values()
+        ],
+    }
+
+
+@router.get("/certificates/verify")
+async def verify_certificate(
+    session: SessionDep,
+    config: ConfigDep,
+    _: AnyCaller,
+    number: Annotated[str, Query(min_length=1, max_length=100)],
+    body: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    as_of: AsOf = None,
+) -> Verification:
+    """The public check of one certificate: its status today (or on `as_of`)."""
+    return await service.verify_number(
+        session=session,
+        config=config,
+        number=number.strip(),
+        body=body.strip() if body else None,
+        as_of=as_of,
+    )
+
+
+@router.post("/certificates/verify")
+async def verify_certificates(
+    request_body: VerifyRequest, session: SessionDep, config: ConfigDep, _: AnyCaller
+) -> VerifyResponse:
+    """Check up to 100 certificate numbers or enterprise credit codes at once."""
+    return await service.verify_many(
+        session=session, config=config, queries=request_body.items, as_of=request_body.as_of
+    )
+
+
+@router.get("/certificates/stats")
+async def certificate_stats(
+    session: SessionDep,
+    config: ConfigDep,
+    _: Reader,
+    year: Annotated[int, Query(ge=1949, le=2200)],
+    county_code: str | None = None,
+    families: Annotated[
+        str | None, Query(description="Comma-separated families (default: the counted ones).")
+    ] = None,
+    as_of: date | None = None,
+) -> CertificateStats:
+    """Newly certified enterprises in `year` and certificates in force, per county."""
+    return await service.stats(
+        session=session,
+        config=config,
+        year=year,
+        county_code=county_code,
+        families=families,
+        as_of=as_of,
+    )
+
+
+@router.post(
+    "/certificates/import",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+    },
+)
+async def import_certificates(
+    request: Request,
+    session: SessionDep,
+    config: ConfigDep,
+    principal: Writer,
+    dry_run: bool = False,
+) -> JSONResponse:
+    """Import a CSV (UTF-8, header row of field names): every row stored, or none."""
+    spool = await spool_upload(request, max_bytes=config.settings.max_upload_bytes)
+    try:
+        check_utf8(spool)
+        report = await service.import_csv(
+            session=session, config=config, spool=spool, dry_run=dry_run, actor=principal
+        )
+    finally:
+        spool.close()
+    return JSONResponse(report, status_code=200 if dry_run else 201)
+
+
+@router.get("/certificates/export")
+async def export_certificates(
+    request: Request, config: ConfigDep, principal: Reader, filters: Filters
+) -> StreamingResponse:
+    """Stream the filtered certificates as CSV (UTF-8 with BOM)."""
+    query = service.resolve_query(config=config, principal=principal, **filters.values)
+    rows = service.export_rows(
+        sessionmaker=request.app.state.sessionmaker, config=config, query=query
+    )
+    return csv_response("certificates.csv", service.CSV_COLUMNS, rows)
+
+
+@router.get("/certificates")
+async def list_certificates(
+    request: Request,
+    session: SessionDep,
+    config: ConfigDep,
+    principal: Reader,
+    filters: Filters,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[CertificateRead]:
+    """Certificates matching the filters, by creation, a page at a time."""
+    query = service.resolve_query(config=config, principal=principal, **filters.values)
+    codec = request.app.state.cursor_codec
+    fingerprint = query_fingerprint({**filters.values, "confidential": query.include_confidential})
+    after = codec.decode(cursor, fingerprint)[0] if cursor else None
+    items = await service.list_certificates(
+        session=session, config=config, query=query, after=after, limit=limit
+    )
+    return page_of(items, limit=limit, codec=codec, fingerprint=fingerprint, key=lambda c: [c.id])
+
+
+@router.post("/certificates", status_code=201)
+async def create_certificate(
+    body: CertificateCreate,
+    session: SessionDep,
+    config: ConfigDep,
+    principal: Writer,
+    response: Response,
+) -> CertificateRead:
+    """Record a certificate."""
+    item = await service.create_certificate(
+        session=session, config=config, data=body, actor=principal
+    )
+    response.headers["Location"] = f"/api/v1/certificates/{item.id}"
+    return _with_etag(response, item)
+
+
+@router.get("/certificates/{certificate_id}")
+async def get_certificate(
+    _: Reader,
+    certificate: CertificateDep,
+    session: SessionDep,
+    config: ConfigDep,
+    response: Response,
+) -> CertificateRead:
+    """One certificate, with its ETag."""
+    item = await service.read_certificate(
+        session=session, config=config, certificate_id=certificate.id
+    )
+    return _with_etag(response, item)
+
+
+@router.patch("/certificates/{certificate_id}")
+async def update_certificate(
+    principal: Writer,
+    certificate: CertificateDep,
+    body: CertificateUpdate,
+    session: SessionDep,
+    config: ConfigDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> CertificateRead:
+    """Change fields of a certificate; needs `If-Match`."""
+    item = await service.update_certificate(
+        session=session,
+        config=config,
+        certificate=certificate,
+        data=body,
+        if_match=if_match,
+        actor=principal,
+    )
+    return _with_etag(response, item)
+
+
+@router.post("/certificates/{certificate_id}/status")
+async def change_status(
+    principal: Writer,
+    certificate: CertificateDep,
+    body: StatusChange,
+    session: SessionDep,
+    config: ConfigDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> CertificateRead:
+    """Suspend, reinstate or withdraw a certificate, with a reason; needs `If-Match`."""
+    item = await service.change_status(
+        session=session,
+        config=config,
+        certificate=certificate,
+        change=body,
+        if_match=if_match,
+        actor=principal,
+    )
+    return _with_etag(response, item)
+
+
+@router.get("/certificates/{certificate_id}/history")
+async def certificate_history(
+    _: Reader,
+    request: Request,
+    certificate: CertificateDep,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[HistoryEntryRead]:
+    """Every change of a certificate, oldest first: who, when, what and why."""
+    codec = request.app.state.cursor_codec
+    fingerprint = query_fingerprint({"certificate_id": certificate.id})
+    after = int(codec.decode(cursor, fingerprint)[0]) if cursor else None
+    items = await service.history(
+        session=session, certificate_id=certificate.id, after=after, limit=limit
+    )
+    return page_of(items, limit=limit, codec=codec, fingerprint=fingerprint, key=lambda e: [e.id])

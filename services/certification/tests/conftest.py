@@ -1,12 +1,16 @@
 """The certification service on a real, migrated database for every test of this folder."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date
+from typing import Any
 
 import pytest
 
 from certification.app import SPEC, build_app
+from certification.catalogue import Config
 from certification.models import metadata
 from certification.settings import Settings
+from kit.identifiers import credit_code_check_char
 from kit.testing import Harness, ServiceTokens, running_service
 
 
@@ -31,3 +35,52 @@ async def service(certification_service: Harness) -> AsyncIterator[Harness]:
     """The running service, emptied after each test."""
     yield certification_service
     await certification_service.reset()
+
+
+def make_credit_code(n: int, county: str = "320303") -> str:
+    """A valid unified social credit code for enterprise number `n`."""
+    first17 = f"91{county}{n:09d}"
+    return first17 + credit_code_check_char(first17)
+
+
+@pytest.fixture
+def credit_code() -> Callable[[int], str]:
+    """Valid credit codes by enterprise number."""
+    return make_credit_code
+
+
+@pytest.fixture
+def today(service: Harness) -> date:
+    """Today as the service sees it (the bureau's time zone)."""
+    config: Config = service.app.state.config
+    return config.today()
+
+
+NewCertificate = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+def new_certificate(service: Harness) -> NewCertificate:
+    """Create a certificate through the API and return its JSON; fields override defaults."""
+    counter = iter(range(1, 1_000_000))
+
+    async def create(**fields: Any) -> dict[str, Any]:
+        n = next(counter)
+        payload = {
+            "certificate_number": f"CN-{n:05d}",
+            "standard": "ISO 9001:2015",
+            "certification_body": "中國質量認證中心",
+            "accreditation_body": "CNAS",
+            "enterprise_credit_code": make_credit_code(n),
+            "enterprise_name": f"徐州第{n}機械有限公司",
+            "county_code": "320323",
+            "scope": "工程機械的設計和生產",
+            "issued_on": "2020-03-01",
+            **fields,
+        }
+        response = await service.client().post("/api/v1/certificates", json=payload)
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    return create

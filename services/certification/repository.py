@@ -1,0 +1,312 @@
+"""Every query of the certification service. Flushes, never commits: the request owns the
+transaction."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, insert, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from certification.models import Certificate, CertificateEvent
+
+_certificate_table = Certificate.__table__
+_certificate = _certificate_table.c  # type: ignore[attr-defined]
+_event = CertificateEvent.__table__.c  # type: ignore[attr-defined]
+
+
+def status_on(on: date) -> ColumnElement[str]:
+    """The status a certificate had on `on`: its recorded status when that dates from before
+    `on`, otherwise the last status recorded in its history by then; `expired` after expiry
+    unless withdrawn."""
+    past = (
+        select(_event.to_status)
+        .where(
+            _event.certificate_id == _certificate.id,
+            _event.to_status.is_not(None),
+            _event.effective_on <= on,
+        )
+        .order_by(_event.effective_on.desc(), _event.id.desc())
+        .limit(1)
+        .correlate(_certificate_table)  # type: ignore[arg-type]
+        .scalar_subquery()
+    )
+    current = _certificate.status_since <= on
+    return case(
+        (and_(current, _certificate.status == "withdrawn"), "withdrawn"),
+        (and_(current, _certificate.expires_on < on), "expired"),
+        (current, _certificate.status),
+        (past == "withdrawn", "withdrawn"),
+        (_certificate.expires_on < on, "expired"),
+        else_=func.coalesce(past, "valid"),
+    )
+
+
+@dataclass(frozen=True)
+class CertificateQuery:
+    """Resolved list filters: family already turned into its standards, dates fixed."""
+
+    on: date
+    include_confidential: bool
+    county_code: str | None = None
+    standards: Sequence[str] | None = None
+    status: str | None = None
+    certification_body: str | None = None
+    issued_from: date | None = None
+    issued_to: date | None = None
+    enterprise_credit_code: str | None = None
+    text: str | None = None
+    suspended_before: date | None = None
+
+
+def _conditions(query: CertificateQuery) -> list[ColumnElement[bool]]:
+    c = _certificate
+    where: list[ColumnElement[bool]] = []
+    if not query.include_confidential:
+        where.append(c.confidential.is_(False))
+    if query.county_code:
+        where.append(c.county_code == query.county_code)
+    if query.standards is not None:
+        where.append(c.standard.in_(list(query.standards)))
+    if query.status:
+        where.append(c.issued_on <= query.on)
+        where.append(status_on(query.on) == query.status)
+    if query.certification_body:
+        where.append(c.certification_body == query.certification_body)
+    if query.issued_from:
+        where.append(c.issued_on >= query.issued_from)
+    if query.issued_to:
+        where.append(c.issued_on <= query.issued_to)
+    if query.enterprise_credit_code:
+        where.append(c.enterprise_credit_code == query.enterprise_credit_code)
+    if query.text:
+        where.append(
+            or_(
+                *(
+                    column.icontains(query.text, autoescape=True)
+                    for column in (
+                        c.certificate_number,
+                        c.enterprise_name,
+                        c.scope,
+                        c.certification_body,
+                    )
+                )
+            )
+        )
+    if query.suspended_before:
+        where.append(c.status == "suspended")
+        where.append(c.status_since < query.suspended_before)
+        where.append(c.expires_on >= query.on)
+    return where
+
+
+async def list_certificates(
+    *, session: AsyncSession, query: CertificateQuery, after: str | None, limit: int
+) -> list[tuple[Certificate, str]]:
+    """One page (plus one row) of certificates with their status on `query.on`, by id."""
+    statement = (
+        select(Certificate, status_on(query.on).label("status_on"))
+        .where(*_conditions(query))
+        .order_by(col(Certificate.id))
+        .limit(limit + 1)
+    )
+    if after is not None:
+        statement = statement.where(col(Certificate.id) > after)
+    result = await session.execute(statement)
+    return [(row[0], row[1]) for row in result.all()]
+
+
+async def stream_certificates(
+    *, session: AsyncSession, query: CertificateQuery, batch_size: int = 1000
+) -> AsyncIterator[tuple[Certificate, str]]:
+    """Every matching certificate with its status, by id, fetched in keyset batches."""
+    after: str | None = None
+    while True:
+        rows = await list_certificates(session=session, query=query, after=after, limit=batch_size)
+        for row in rows[:batch_size]:
+            yield row
+        if len(rows) <= batch_size:
+            return
+        after = rows[batch_size - 1][0].id
+        session.expunge_all()
+
+
+async def get_certificate(*, session: AsyncSession, certificate_id: str) -> Certificate | None:
+    return await session.get(Certificate, certificate_id)
+
+
+async def get_with_status(
+    *, session: AsyncSession, certificate_id: str, on: date
+) -> tuple[Certificate, str] | None:
+    """A certificate and its status on `on`."""
+    statement = select(Certificate, status_on(on)).where(col(Certificate.id) == certificate_id)
+    row = (await session.execute(statement)).first()
+    return (row[0], row[1]) if row else None
+
+
+async def number_taken(
+    *, session: AsyncSession, number: str, body: str, except_id: str | None = None
+) -> bool:
+    """Whether `body` already issued a certificate numbered `number` (other than `except_id`)."""
+    statement = select(col(Certificate.id)).where(
+        col(Certificate.certificate_number) == number, col(Certificate.certification_body) == body
+    )
+    if except_id is not None:
+        statement = statement.where(col(Certificate.id) != except_id)
+    return (await session.execute(statement.limit(1))).first() is not None
+
+
+async def taken_numbers(
+    *, session: AsyncSession, keys: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which (certificate_number, certification_body) pairs already exist."""
+    wanted = list(keys)
+    if not wanted:
+        return set()
+    statement = select(_certificate.certificate_number, _certificate.certification_body).where(
+        tuple_(_certificate.certificate_number, _certificate.certification_body).in_(wanted)
+    )
+    return {(row[0], row[1]) for row in (await session.execute(statement)).all()}
+
+
+async def add_certificate(
+    *, session: AsyncSession, certificate: Certificate, event: CertificateEvent
+) -> None:
+    session.add(certificate)
+    await session.flush()
+    session.add(event)
+    await session.flush()
+
+
+async def add_event(*, session: AsyncSession, event: CertificateEvent) -> None:
+    session.add(event)
+    await session.flush()
+
+
+async def insert_many(
+    *,
+    session: AsyncSession,
+    certificates: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+) -> None:
+    """Bulk-insert rows already validated, with their creation events."""
+    if certificates:
+        await session.execute(insert(Certificate.__table__), certificates)  # type: ignore[arg-type]
+        await session.execute(insert(CertificateEvent.__table__), events)  # type: ignore[arg-type]
+
+
+async def history(
+    *, session: AsyncSession, certificate_id: str, after: int | None, limit: int
+) -> list[CertificateEvent]:
+    """A page (plus one row) of a certificate's history, oldest first."""
+    statement = (
+        select(CertificateEvent)
+        .where(col(CertificateEvent.certificate_id) == certificate_id)
+        .order_by(col(CertificateEvent.id))
+        .limit(limit + 1)
+    )
+    if after is not None:
+        statement = statement.where(col(CertificateEvent.id) > after)
+    return list((await session.execute(statement)).scalars())
+
+
+async def verify_lookup(
+    *,
+    session: AsyncSession,
+    on: date,
+    numbers: Sequence[str] = (),
+    credit_codes: Sequence[str] = (),
+) -> list[tuple[Certificate, str]]:
+    """Non-confidential certificates with any of `numbers` or held by any of `credit_codes`."""
+    keys = []
+    if numbers:
+        keys.append(_certificate.certificate_number.in_(list(numbers)))
+    if credit_codes:
+        keys.append(_certificate.enterprise_credit_code.in_(list(credit_codes)))
+    if not keys:
+        return []
+    statement = (
+        select(Certificate, status_on(on))
+        .where(or_(*keys), _certificate.confidential.is_(False))
+        .order_by(col(Certificate.issued_on), col(Certificate.id))
+    )
+    return [(row[0], row[1]) for row in (await session.execute(statement)).all()]
+
+
+def _family_of(standards_by_family: dict[str, list[str]]) -> ColumnElement[str]:
+    return case(
+        {code: family for family, codes in standards_by_family.items() for code in codes},
+        value=_certificate.standard,
+        else_="",
+    )
+
+
+async def new_certified_by_county(
+    *,
+    session: AsyncSession,
+    standards: Sequence[str],
+    start: date,
+    end: date,
+    county_code: str | None,
+) -> tuple[dict[str, int], int]:
+    """Enterprises whose first-ever certificate among `standards` dates from [start, end]:
+    per county of that first certificate, and distinct across all counties."""
+    c = _certificate
+    firsts = (
+        select(
+            c.enterprise_credit_code.label("enterprise"),
+            func.min(c.original_issued_on).label("first_on"),
+        )
+        .where(c.standard.in_(list(standards)))
+        .group_by(c.enterprise_credit_code)
+        .having(func.min(c.original_issued_on).between(start, end))
+        .cte("firsts")
+    )
+    joined = and_(
+        c.enterprise_credit_code == firsts.c.enterprise,
+        c.original_issued_on == firsts.c.first_on,
+        c.standard.in_(list(standards)),
+    )
+    per_county = (
+        select(c.county_code, func.count(func.distinct(c.enterprise_credit_code)))
+        .select_from(_certificate_table.join(firsts, joined))
+        .group_by(c.county_code)
+    )
+    total = select(func.count(func.distinct(c.enterprise_credit_code))).select_from(
+        _certificate_table.join(firsts, joined)
+    )
+    if county_code:
+        per_county = per_county.where(c.county_code == county_code)
+        total = total.where(c.county_code == county_code)
+    counts = {row[0]: int(row[1]) for row in (await session.execute(per_county)).all()}
+    return counts, int((await session.execute(total)).scalar_one())
+
+
+async def in_force_by_county_family(
+    *,
+    session: AsyncSession,
+    standards_by_family: dict[str, list[str]],
+    on: date,
+    county_code: str | None,
+) -> list[tuple[str, str, int]]:
+    """(county, family, certificates in force on `on`) for every non-empty group."""
+    c = _certificate
+    family = _family_of(standards_by_family).label("family")
+    standards = [code for codes in standards_by_family.values() for code in codes]
+    statement = (
+        select(c.county_code, family, func.count())
+        .where(
+            c.standard.in_(standards),
+            c.issued_on <= on,
+            c.expires_on >= on,
+            status_on(on) == "valid",
+        )
+        .group_by(c.county_code, family)
+    )
+    if county_code:
+        statement = statement.where(c.county_code == county_code)
+    return [(row[0], row[1], int(row[2])) for row in (await session.execute(statement)).all()]

@@ -1,0 +1,194 @@
+"""Request and response shapes of the certification API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kit.identifiers import CountyCode, CreditCode
+
+
+class CertificateStatus(StrEnum):
+    valid = "valid"
+    suspended = "suspended"
+    withdrawn = "withdrawn"
+    expired = "expired"
+
+
+STATUS_LABELS = {
+    CertificateStatus.valid: "有效",
+    CertificateStatus.suspended: "暫停",
+    CertificateStatus.withdrawn: "撤銷",
+    CertificateStatus.expired: "過期",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CertificateCreate(_Strict):
+    """A new certificate. `expires_on` defaults to the configured validity after `issued_on`,
+    `original_issued_on` to `issued_on`; `status` other than `valid` is for loading records."""
+
+    certificate_number: str = Field(min_length=1, max_length=100)
+    standard: str = Field(min_length=1, max_length=50, examples=["ISO 9001:2015"])
+    certification_body: str = Field(min_length=1, max_length=200)
+    accreditation_body: str | None = Field(default=None, max_length=200)
+    enterprise_credit_code: CreditCode
+    enterprise_name: str = Field(min_length=1, max_length=200)
+    county_code: CountyCode
+    scope: str = Field(min_length=1, max_length=4000)
+    sites: list[str] = Field(default_factory=list, max_length=100)
+    issued_on: date
+    expires_on: date | None = None
+    original_issued_on: date | None = None
+    confidential: bool = False
+    status: CertificateStatus = CertificateStatus.valid
+    status_since: date | None = None
+
+
+class CertificateUpdate(_Strict):
+    """Fields to change; status changes go through `POST …/{id}/status`."""
+
+    certificate_number: str | None = Field(default=None, min_length=1, max_length=100)
+    standard: str | None = Field(default=None, min_length=1, max_length=50)
+    certification_body: str | None = Field(default=None, min_length=1, max_length=200)
+    accreditation_body: str | None = Field(default=None, max_length=200)
+    enterprise_credit_code: CreditCode | None = None
+    enterprise_name: str | None = Field(default=None, min_length=1, max_length=200)
+    county_code: CountyCode | None = None
+    scope: str | None = Field(default=None, min_length=1, max_length=4000)
+    sites: list[str] | None = Field(default=None, max_length=100)
+    issued_on: date | None = None
+    expires_on: date | None = None
+    original_issued_on: date | None = None
+    confidential: bool | None = None
+
+
+class CertificateRead(BaseModel):
+    id: str
+    certificate_number: str
+    standard: str
+    standard_name: str | None
+    family: str | None
+    family_label: str | None
+    certification_body: str
+    accreditation_body: str | None
+    enterprise_credit_code: str
+    enterprise_name: str
+    county_code: str
+    scope: str
+    sites: list[str]
+    issued_on: date
+    expires_on: date
+    original_issued_on: date
+    confidential: bool
+    status: CertificateStatus
+    status_label: str
+    status_since: date
+    suspension_overdue: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class StatusChange(_Strict):
+    """A requested status change; `effective_on` (default today) dates it for `as_of` queries."""
+
+    status: CertificateStatus
+    reason: str = Field(min_length=1, max_length=2000)
+    effective_on: date | None = None
+
+
+class HistoryEntryRead(BaseModel):
+    id: int
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    effective_on: date | None
+    reason: str | None
+    changes: dict[str, Any] | None
+    actor_id: str
+    actor_name: str
+    occurred_at: datetime
+
+
+class Verification(BaseModel):
+    """What a purchaser learns about one certificate."""
+
+    certificate_number: str
+    certification_body: str
+    accreditation_body: str | None
+    standard: str
+    standard_name: str | None
+    family: str | None
+    scope: str
+    sites: list[str]
+    enterprise_credit_code: str
+    enterprise_name: str
+    issued_on: date
+    expires_on: date
+    original_issued_on: date
+    as_of: date
+    status: CertificateStatus | None = Field(description="Status on `as_of`; null before issue.")
+    status_label: str | None
+    in_force: bool
+
+
+class VerifyQuery(_Strict):
+    """One question: a certificate number (optionally with its body) or a credit code."""
+
+    number: str | None = Field(default=None, min_length=1, max_length=100)
+    body: str | None = Field(default=None, min_length=1, max_length=200)
+    enterprise_credit_code: CreditCode | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> VerifyQuery:
+        if (self.number is None) == (self.enterprise_credit_code is None):
+            raise ValueError("give either number (with optional body) or enterprise_credit_code")
+        if self.body is not None and self.number is None:
+            raise ValueError("body goes with number")
+        return self
+
+
+class VerifyRequest(_Strict):
+    items: list[VerifyQuery] = Field(min_length=1, max_length=100)
+    as_of: date | None = None
+
+
+class VerifyResult(BaseModel):
+    number: str | None
+    body: str | None
+    enterprise_credit_code: str | None
+    found: bool
+    certificates: list[Verification]
+
+
+class VerifyResponse(BaseModel):
+    as_of: date
+    items: list[VerifyResult]
+
+
+class CountyStats(BaseModel):
+    county_code: str
+    new_certified_enterprises: int
+    in_force: int
+    in_force_by_family: dict[str, int]
+
+
+class StatsTotals(BaseModel):
+    new_certified_enterprises: int
+    in_force: int
+    in_force_by_family: dict[str, int]
+
+
+class CertificateStats(BaseModel):
+    year: int
+    as_of: date
+    families: list[str]
+    by_county: list[CountyStats]
+    totals: StatsTotals

@@ -1,0 +1,814 @@
+"""Rules of the certification service: validation, status transitions, verification,
+statistics and CSV import/export. Raises the kit's errors; all SQL is in the repository."""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, date, datetime
+from typing import IO, Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from certification import repository
+from certification.catalogue import Config
+from certification.models import Certificate, CertificateEvent
+from certification.repository import CertificateQuery
+from certification.schemas import (
+    STATUS_LABELS,
+    CertificateCreate,
+    CertificateRead,
+    CertificateStats,
+    CertificateStatus,
+    CertificateUpdate,
+    CountyStats,
+    HistoryEntryRead,
+    StatsTotals,
+    StatusChange,
+    Verification,
+    VerifyQuery,
+    VerifyResponse,
+    VerifyResult,
+)
+from kit.auth import Principal
+from kit.concurrency import check_if_match, make_etag
+from kit.csvio import RowError, batched, import_report, read_rows
+from kit.errors import (
+    Conflict,
+    FieldError,
+    NotFound,
+    ProblemError,
+    ValidationFailed,
+    field_name,
+)
+from kit.identifiers import county_code_error, new_id
+
+WRITE_SCOPE = "certificates:write"
+
+# Which statuses each recorded status may move to; `expired` and `withdrawn` are final.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    CertificateStatus.valid: frozenset({CertificateStatus.suspended, CertificateStatus.withdrawn}),
+    CertificateStatus.suspended: frozenset({CertificateStatus.valid, CertificateStatus.withdrawn}),
+    CertificateStatus.withdrawn: frozenset(),
+    CertificateStatus.expired: frozenset(),
+}
+
+CSV_COLUMNS = [
+    "id",
+    "certificate_number",
+    "standard",
+    "family",
+    "certification_body",
+    "accreditation_body",
+    "enterprise_credit_code",
+    "enterprise_name",
+    "county_code",
+    "scope",
+    "sites",
+    "issued_on",
+    "expires_on",
+    "original_issued_on",
+    "confidential",
+    "status",
+    "status_since",
+]
+CSV_REQUIRED = {
+    "certificate_number",
+    "standard",
+    "certification_body",
+    "enterprise_credit_code",
+    "enterprise_name",
+    "county_code",
+    "scope",
+    "issued_on",
+}
+# Written by the export for reading convenience; the import ignores them.
+CSV_IGNORED = {"id", "family"}
+SITE_SEPARATOR = ";"
+
+
+class ImportRejected(ProblemError):
+    """A CSV import with bad rows: nothing was stored; the report names each bad row."""
+
+    status, slug = 422, "import-rejected"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def add_years(day: date, years: int) -> date:
+    """`day` moved by `years`; 29 February becomes 28 February in a common year."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
+def months_before(day: date, months: int) -> date:
+    """`day` moved back by `months` calendar months, clamped to the month's last day."""
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    month += 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def etag_of(certificate: Certificate) -> str:
+    return make_etag(certificate.id, certificate.version)
+
+
+def can_see_confidential(principal: Principal) -> bool:
+    return principal.has(WRITE_SCOPE)
+
+
+def to_read(certificate: Certificate, status: str, config: Config) -> CertificateRead:
+    """The API view of a certificate whose status today is `status`."""
+    standard = config.catalogue.standards.get(certificate.standard)
+    family = standard.family if standard else None
+    cutoff = months_before(config.today(), config.settings.suspension_limit_months)
+    return CertificateRead(
+        id=certificate.id,
+        certificate_number=certificate.certificate_number,
+        standard=certificate.standard,
+        standard_name=standard.name if standard else None,
+        family=family,
+        family_label=config.catalogue.family_labels.get(family) if family else None,
+        certification_body=certificate.certification_body,
+        accreditation_body=certificate.accreditation_body,
+        enterprise_credit_code=certificate.enterprise_credit_code,
+        enterprise_name=certificate.enterprise_name,
+        county_code=certificate.county_code,
+        scope=certificate.scope,
+        sites=list(certificate.sites or []),
+        issued_on=certificate.issued_on,
+        expires_on=certificate.expires_on,
+        original_issued_on=certificate.original_issued_on,
+        confidential=certificate.confidential,
+        status=CertificateStatus(status),
+        status_label=STATUS_LABELS[CertificateStatus(status)],
+        status_since=certificate.status_since,
+        suspension_overdue=status == CertificateStatus.suspended
+        and certificate.status_since < cutoff,
+        version=certificate.version,
+        created_at=certificate.created_at,
+        updated_at=certificate.updated_at,
+    )
+
+
+def _standard_error(code: str, config: Config) -> FieldError | None:
+    if code in config.catalogue.standards:
+        return None
+    return FieldError(
+        "standard",
+        f"{code!r} is not in the standards catalogue (GET /api/v1/certificates/standards)",
+    )
+
+
+def _county_error(code: str, config: Config) -> FieldError | None:
+    error = county_code_error(code, config.region_codes)
+    return FieldError("county_code", error) if error else None
+
+
+def _clean_sites(sites: Sequence[str]) -> tuple[list[str], FieldError | None]:
+    cleaned = [site.strip() for site in sites]
+    for index, site in enumerate(cleaned):
+        if not site or len(site) > 500:
+            return cleaned, FieldError(f"sites[{index}]", "must be 1 to 500 characters")
+    return cleaned, None
+
+
+def check_new(data: CertificateCreate, config: Config) -> tuple[dict[str, Any], list[FieldError]]:
+    """The column values of a new certificate, with defaults filled, or what is wrong."""
+    today = config.today()
+    errors = [
+        error
+        for error in (
+            _standard_error(data.standard, config),
+            _county_error(data.county_code, config),
+        )
+        if error
+    ]
+    sites, site_error = _clean_sites(data.sites)
+    if site_error:
+        errors.append(site_error)
+    expires_on = data.expires_on or add_years(
+        data.issued_on, config.settings.default_validity_years
+    )
+    if expires_on <= data.issued_on:
+        errors.append(FieldError("expires_on", "must be after issued_on"))
+    original = data.original_issued_on or data.issued_on
+    if original > data.issued_on:
+        errors.append(FieldError("original_issued_on", "must be on or before issued_on"))
+    status = data.status
+    if status == CertificateStatus.expired:
+        if expires_on >= today:
+            errors.append(
+                FieldError("status", f"expired contradicts expires_on {expires_on.isoformat()}")
+            )
+        status = CertificateStatus.valid
+    since = data.status_since or (
+        data.issued_on if status == CertificateStatus.valid else max(today, data.issued_on)
+    )
+    if since < data.issued_on:
+        errors.append(FieldError("status_since", "must be on or after issued_on"))
+    elif status != CertificateStatus.valid and since > today:
+        errors.append(FieldError("status_since", "must not be in the future"))
+    values = {
+        "certificate_number": data.certificate_number,
+        "standard": data.standard,
+        "certification_body": data.certification_body,
+        "accreditation_body": data.accreditation_body or None,
+        "enterprise_credit_code": data.enterprise_credit_code,
+        "enterprise_name": data.enterprise_name,
+        "county_code": data.county_code,
+        "scope": data.scope,
+        "sites": sites,
+        "issued_on": data.issued_on,
+        "expires_on": expires_on,
+        "original_issued_on": original,
+        "confidential": data.confidential,
+        "status": str(status),
+        "status_since": since,
+    }
+    return values, errors
+
+
+def _duplicate(number: str, body: str) -> Conflict:
+    return Conflict(
+        f"{body} already issued a certificate numbered {number}.",
+        field="certificate_number",
+    )
+
+
+def _event(
+    *,
+    certificate_id: str,
+    kind: str,
+    actor: Principal,
+    at: datetime,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    effective_on: date | None = None,
+    reason: str | None = None,
+    changes: dict[str, Any] | None = None,
+) -> CertificateEvent:
+    return CertificateEvent(
+        certificate_id=certificate_id,
+        kind=kind,
+        from_status=from_status,
+        to_status=to_status,
+        effective_on=effective_on,
+        reason=reason,
+        changes=changes,
+        actor_id=actor.client_id,
+        actor_name=actor.client_name,
+        occurred_at=at,
+    )
+
+
+async def create_certificate(
+    *, session: AsyncSession, config: Config, data: CertificateCreate, actor: Principal
+) -> CertificateRead:
+    """Store a new certificate and its creation entry in the history."""
+    values, errors = check_new(data, config)
+    if errors:
+        raise ValidationFailed(errors)
+    if await repository.number_taken(
+        session=session, number=data.certificate_number, body=data.certification_body
+    ):
+        raise _duplicate(data.certificate_number, data.certification_body)
+    at = now()
+    certificate = Certificate(id=new_id(), created_at=at, updated_at=at, **values)
+    event = _event(
+        certificate_id=certificate.id,
+        kind="created",
+        actor=actor,
+        at=at,
+        to_status=certificate.status,
+        effective_on=certificate.status_since,
+    )
+    await repository.add_certificate(session=session, certificate=certificate, event=event)
+    return await read_certificate(session=session, config=config, certificate_id=certificate.id)
+
+
+async def get_visible(
+    *, session: AsyncSession, certificate_id: str, principal: Principal
+) -> Certificate:
+    """The certificate, or 404 when absent or confidential and the caller may not see it."""
+    certificate = await repository.get_certificate(session=session, certificate_id=certificate_id)
+    if certificate is None or (certificate.confidential and not can_see_confidential(principal)):
+        raise NotFound(f"No certificate with id {certificate_id!r}.")
+    return certificate
+
+
+async def read_certificate(
+    *, session: AsyncSession, config: Config, certificate_id: str
+) -> CertificateRead:
+    found = await repository.get_with_status(
+        session=session, certificate_id=certificate_id, on=config.today()
+    )
+    if found is None:
+        raise NotFound(f"No certificate with id {certificate_id!r}.")
+    return to_read(found[0], found[1], config)
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+async def update_certificate(
+    *,
+    session: AsyncSession,
+    config: Config,
+    certificate: Certificate,
+    data: CertificateUpdate,
+    if_match: str | None,
+    actor: Principal,
+) -> CertificateRead:
+    """Apply a PATCH under If-Match, checking the merged record as a whole."""
+    check_if_match(if_match, etag_of(certificate))
+    given = data.model_dump(exclude_unset=True)
+    nullable = {"accreditation_body"}
+    errors = [
+        FieldError(name, "cannot be null")
+        for name, value in given.items()
+        if value is None and name not in nullable
+    ]
+    if errors:
+        raise ValidationFailed(errors)
+    merged = {name: getattr(certificate, name) for name in CertificateUpdate.model_fields}
+    if "issued_on" in given and "expires_on" not in given:
+        merged["expires_on"] = add_years(given["issued_on"], config.settings.default_validity_years)
+    merged.update(given)
+    if "sites" in given:
+        merged["sites"], site_error = _clean_sites(given["sites"])
+        if site_error:
+            errors.append(site_error)
+    for error in (
+        _standard_error(merged["standard"], config) if "standard" in given else None,
+        _county_error(merged["county_code"], config) if "county_code" in given else None,
+    ):
+        if error:
+            errors.append(error)
+    if merged["expires_on"] <= merged["issued_on"]:
+        errors.append(FieldError("expires_on", "must be after issued_on"))
+    if merged["original_issued_on"] > merged["issued_on"]:
+        errors.append(FieldError("original_issued_on", "must be on or before issued_on"))
+    if errors:
+        raise ValidationFailed(errors)
+    if (
+        merged["certificate_number"] != certificate.certificate_number
+        or merged["certification_body"] != certificate.certification_body
+    ) and await repository.number_taken(
+        session=session,
+        number=merged["certificate_number"],
+        body=merged["certification_body"],
+        except_id=certificate.id,
+    ):
+        raise _duplicate(merged["certificate_number"], merged["certification_body"])
+    changes = {
+        name: [_jsonable(getattr(certificate, name)), _jsonable(value)]
+        for name, value in merged.items()
+        if getattr(certificate, name) != value
+    }
+    if changes:
+        at = now()
+        for name, value in merged.items():
+            setattr(certificate, name, value)
+        certificate.updated_at = at
+        await repository.add_event(
+            session=session,
+            event=_event(
+                certificate_id=certificate.id,
+                kind="updated",
+                actor=actor,
+                at=at,
+                changes=changes,
+            ),
+        )
+    return await read_certificate(session=session, config=config, certificate_id=certificate.id)
+
+
+async def change_status(
+    *,
+    session: AsyncSession,
+    config: Config,
+    certificate: Certificate,
+    change: StatusChange,
+    if_match: str | None,
+    actor: Principal,
+) -> CertificateRead:
+    """Move a certificate to another status under If-Match, if the transition is legal."""
+    check_if_match(if_match, etag_of(certificate))
+    today = config.today()
+    found = await repository.get_with_status(
+        session=session, certificate_id=certificate.id, on=today
+    )
+    assert found is not None
+    current = found[1]
+    requested = change.status
+    if requested not in TRANSITIONS[current]:
+        why = (
+            "expired follows from expires_on and cannot be set"
+            if requested == CertificateStatus.expired
+            else f"a {current} certificate cannot become {requested}"
+        )
+        raise Conflict(
+            f"Illegal status change from {current} to {requested}: {why}.",
+            current_status=current,
+            requested_status=str(requested),
+        )
+    effective_on = change.effective_on or today
+    if effective_on > today:
+        raise ValidationFailed.single("effective_on", "must not be in the future")
+    if effective_on < certificate.status_since or effective_on < certificate.issued_on:
+        raise ValidationFailed.single(
+            "effective_on",
+            f"must be on or after {max(certificate.status_since, certificate.issued_on)}, "
+            "the date of the current status",
+        )
+    at = now()
+    certificate.status = str(requested)
+    certificate.status_since = effective_on
+    certificate.updated_at = at
+    await repository.add_event(
+        session=session,
+        event=_event(
+            certificate_id=certificate.id,
+            kind="status",
+            actor=actor,
+            at=at,
+            from_status=current,
+            to_status=str(requested),
+            effective_on=effective_on,
+            reason=change.reason,
+        ),
+    )
+    return await read_certificate(session=session, config=config, certificate_id=certificate.id)
+
+
+async def list_certificates(
+    *, session: AsyncSession, config: Config, query: CertificateQuery, after: str | None, limit: int
+) -> list[CertificateRead]:
+    """A page (plus one item) of certificates, each with its status on the query's date."""
+    rows = await repository.list_certificates(
+        session=session, query=query, after=after, limit=limit
+    )
+    return [to_read(certificate, status, config) for certificate, status in rows]
+
+
+async def history(
+    *, session: AsyncSession, certificate_id: str, after: int | None, limit: int
+) -> list[HistoryEntryRead]:
+    """A page (plus one entry) of a certificate's history, oldest first."""
+    events = await repository.history(
+        session=session, certificate_id=certificate_id, after=after, limit=limit
+    )
+    return [HistoryEntryRead.model_validate(e, from_attributes=True) for e in events]
+
+
+def resolve_query(
+    *,
+    config: Config,
+    principal: Principal,
+    county_code: str | None = None,
+    standard: str | None = None,
+    family: str | None = None,
+    status: CertificateStatus | None = None,
+    as_of: date | None = None,
+    certification_body: str | None = None,
+    issued_from: date | None = None,
+    issued_to: date | None = None,
+    enterprise_credit_code: str | None = None,
+    q: str | None = None,
+    overdue_suspension: bool | None = None,
+) -> CertificateQuery:
+    """Turn list filters into a repository query, rejecting unknown values by name."""
+    errors = []
+    if county_code is not None and (error := _county_error(county_code, config)):
+        errors.append(error)
+    standards: list[str] | None = None
+    if standard is not None:
+        if error := _standard_error(standard, config):
+            errors.append(error)
+        standards = [standard]
+    if family is not None:
+        if family not in config.catalogue.family_labels:
+            known = ", ".join(sorted(config.catalogue.family_labels))
+            errors.append(FieldError("family", f"unknown family {family!r}; known: {known}"))
+        in_family = config.catalogue.standards_of([family])
+        standards = [s for s in standards if s in in_family] if standards else in_family
+    if issued_from and issued_to and issued_from > issued_to:
+        errors.append(FieldError("issued_to", "must be on or after issued_from"))
+    if errors:
+        raise ValidationFailed(errors)
+    today = config.today()
+    return CertificateQuery(
+        on=as_of or today,
+        include_confidential=can_see_confidential(principal),
+        county_code=county_code,
+        standards=standards,
+        status=str(status) if status else None,
+        certification_body=certification_body,
+        issued_from=issued_from,
+        issued_to=issued_to,
+        enterprise_credit_code=enterprise_credit_code,
+        text=q or None,
+        suspended_before=(
+            months_before(today, config.settings.suspension_limit_months)
+            if overdue_suspension
+            else None
+        ),
+    )
+
+
+async def export_rows(
+    *, sessionmaker: async_sessionmaker[AsyncSession], config: Config, query: CertificateQuery
+) -> AsyncIterator[list[Any]]:
+    """CSV rows of every matching certificate, read in batches on a session of their own."""
+    async with sessionmaker() as session:
+        async for certificate, status in repository.stream_certificates(
+            session=session, query=query
+        ):
+            yield [
+                certificate.id,
+                certificate.certificate_number,
+                certificate.standard,
+                config.catalogue.family_of(certificate.standard),
+                certificate.certification_body,
+                certificate.accreditation_body,
+                certificate.enterprise_credit_code,
+                certificate.enterprise_name,
+                certificate.county_code,
+                certificate.scope,
+                f"{SITE_SEPARATOR} ".join(certificate.sites or []),
+                certificate.issued_on.isoformat(),
+                certificate.expires_on.isoformat(),
+                certificate.original_issued_on.isoformat(),
+                "true" if certificate.confidential else "false",
+                status,
+                certificate.status_since.isoformat(),
+            ]
+
+
+def _verification(certificate: Certificate, status: str, on: date, config: Config) -> Verification:
+    standard = config.catalogue.standards.get(certificate.standard)
+    issued = certificate.issued_on <= on
+    shown = CertificateStatus(status) if issued else None
+    return Verification(
+        certificate_number=certificate.certificate_number,
+        certification_body=certificate.certification_body,
+        accreditation_body=certificate.accreditation_body,
+        standard=certificate.standard,
+        standard_name=standard.name if standard else None,
+        family=standard.family if standard else None,
+        scope=certificate.scope,
+        sites=list(certificate.sites or []),
+        enterprise_credit_code=certificate.enterprise_credit_code,
+        enterprise_name=certificate.enterprise_name,
+        issued_on=certificate.issued_on,
+        expires_on=certificate.expires_on,
+        original_issued_on=certificate.original_issued_on,
+        as_of=on,
+        status=shown,
+        status_label=STATUS_LABELS[shown] if shown else None,
+        in_force=shown == CertificateStatus.valid,
+    )
+
+
+async def verify_number(
+    *, session: AsyncSession, config: Config, number: str, body: str | None, as_of: date | None
+) -> Verification:
+    """The public check of one certificate number; confidential certificates stay hidden."""
+    on = as_of or config.today()
+    rows = await repository.verify_lookup(session=session, on=on, numbers=[number])
+    matches = [row for row in rows if body is None or row[0].certification_body == body]
+    if not matches:
+        issuer = f" by {body}" if body else ""
+        raise NotFound(f"No certificate numbered {number!r} was issued{issuer}.", number=number)
+    if len(matches) > 1:
+        bodies = ", ".join(sorted(row[0].certification_body for row in matches))
+        raise ValidationFailed.single(
+            "body", f"several certification bodies issued number {number}: {bodies}; name one"
+        )
+    certificate, status = matches[0]
+    return _verification(certificate, status, on, config)
+
+
+async def verify_many(
+    *, session: AsyncSession, config: Config, queries: Sequence[VerifyQuery], as_of: date | None
+) -> VerifyResponse:
+    """Answer each of up to 100 numbers or credit codes, in the order asked, in one query."""
+    on = as_of or config.today()
+    rows = await repository.verify_lookup(
+        session=session,
+        on=on,
+        numbers=sorted({q.number for q in queries if q.number}),
+        credit_codes=sorted(
+            {q.enterprise_credit_code for q in queries if q.enterprise_credit_code}
+        ),
+    )
+    results = []
+    for query in queries:
+        if query.number is not None:
+            found = [
+                row
+                for row in rows
+                if row[0].certificate_number == query.number
+                and (query.body is None or row[0].certification_body == query.body)
+            ]
+        else:
+            found = [
+                row for row in rows if row[0].enterprise_credit_code == query.enterprise_credit_code
+            ]
+        results.append(
+            VerifyResult(
+                number=query.number,
+                body=query.body,
+                enterprise_credit_code=query.enterprise_credit_code,
+                found=bool(found),
+                certificates=[_verification(c, s, on, config) for c, s in found],
+            )
+        )
+    return VerifyResponse(as_of=on, items=results)
+
+
+def parse_families(raw: str | None, config: Config) -> list[str]:
+    """The counted families named in `raw` (comma-separated), or the configured default."""
+    if raw is None or not raw.strip():
+        return list(config.catalogue.counted_families)
+    names = sorted({part.strip() for part in raw.split(",") if part.strip()})
+    unknown = [name for name in names if name not in config.catalogue.family_labels]
+    if unknown or not names:
+        known = ", ".join(sorted(config.catalogue.family_labels))
+        raise ValidationFailed.single(
+            "families", f"unknown families {', '.join(unknown)}; known: {known}"
+        )
+    return names
+
+
+async def stats(
+    *,
+    session: AsyncSession,
+    config: Config,
+    year: int,
+    county_code: str | None,
+    families: str | None,
+    as_of: date | None,
+) -> CertificateStats:
+    """Newly certified enterprises in `year` and certificates in force on `as_of`, per county."""
+    counted = parse_families(families, config)
+    if county_code is not None and (error := _county_error(county_code, config)):
+        raise ValidationFailed([error])
+    start, end = date(year, 1, 1), date(year, 12, 31)
+    on = as_of or end
+    if on < start:
+        raise ValidationFailed.single("as_of", f"must not be before the start of {year}")
+    standards_by_family = {family: config.catalogue.standards_of([family]) for family in counted}
+    standards = [code for codes in standards_by_family.values() for code in codes]
+    new_by_county, new_total = await repository.new_certified_by_county(
+        session=session, standards=standards, start=start, end=min(on, end), county_code=county_code
+    )
+    in_force = await repository.in_force_by_county_family(
+        session=session, standards_by_family=standards_by_family, on=on, county_code=county_code
+    )
+    counties = {county_code} if county_code else set(config.region_codes)
+    counties |= set(new_by_county) | {row[0] for row in in_force}
+    by_family: dict[str, dict[str, int]] = {c: dict.fromkeys(counted, 0) for c in counties}
+    for county, family, count in in_force:
+        by_family[county][family] = count
+    rows = [
+        CountyStats(
+            county_code=county,
+            new_certified_enterprises=new_by_county.get(county, 0),
+            in_force=sum(by_family[county].values()),
+            in_force_by_family=by_family[county],
+        )
+        for county in sorted(counties)
+    ]
+    totals_by_family = {f: sum(row.in_force_by_family[f] for row in rows) for f in counted}
+    return CertificateStats(
+        year=year,
+        as_of=on,
+        families=counted,
+        by_county=rows,
+        totals=StatsTotals(
+            new_certified_enterprises=new_total,
+            in_force=sum(totals_by_family.values()),
+            in_force_by_family=totals_by_family,
+        ),
+    )
+
+
+def _row_to_create(raw: dict[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        name: value for name, value in raw.items() if value != "" and name not in CSV_IGNORED
+    }
+    if "sites" in data:
+        data["sites"] = [site for site in data["sites"].split(SITE_SEPARATOR) if site.strip()]
+    return data
+
+
+def _parse_row(
+    line: int, raw: dict[str, str], config: Config
+) -> tuple[dict[str, Any] | None, list[RowError]]:
+    if "__error__" in raw:
+        return None, [RowError(line, "row", raw["__error__"])]
+    try:
+        data = CertificateCreate.model_validate(_row_to_create(raw))
+    except ValidationError as exc:
+        return None, [
+            RowError(line, field_name(error["loc"]), error["msg"]) for error in exc.errors()
+        ]
+    values, errors = check_new(data, config)
+    if errors:
+        return None, [RowError(line, e.field, e.message) for e in errors]
+    return values, []
+
+
+def _key_digest(number: str, body: str) -> bytes:
+    return hashlib.blake2b(f"{body}\x00{number}".encode(), digest_size=12).digest()
+
+
+async def import_csv(
+    *, session: AsyncSession, config: Config, spool: IO[bytes], dry_run: bool, actor: Principal
+) -> dict[str, Any]:
+    """Validate every row, then store all of them or none. Two passes over the spooled file
+    keep memory bounded: the first only checks, the second parses again and inserts."""
+    allowed = set(CSV_COLUMNS)
+    batch_size = config.settings.import_batch_size
+    errors: list[RowError] = []
+    seen: dict[bytes, int] = {}
+    rows = 0
+    for batch in batched(read_rows(spool, required=CSV_REQUIRED, allowed=allowed), batch_size):
+        keys: dict[tuple[str, str], int] = {}
+        for line, raw in batch:
+            rows += 1
+            values, row_errors = _parse_row(line, raw, config)
+            errors.extend(row_errors)
+            if values is None:
+                continue
+            key = (values["certificate_number"], values["certification_body"])
+            digest = _key_digest(*key)
+            if digest in seen:
+                errors.append(
+                    RowError(
+                        line,
+                        "certificate_number",
+                        f"repeats line {seen[digest]}: the same number from the same body",
+                    )
+                )
+                continue
+            seen[digest] = line
+            keys[key] = line
+        for number, body in await repository.taken_numbers(session=session, keys=keys):
+            errors.append(
+                RowError(
+                    keys[(number, body)],
+                    "certificate_number",
+                    f"{body} already issued a certificate numbered {number}",
+                )
+            )
+    seen.clear()
+    if rows == 0:
+        raise ValidationFailed.single("file", "The file has a header but no data rows.")
+    if errors:
+        errors.sort(key=lambda e: e.line)
+        report = import_report(rows=rows, errors=errors, dry_run=dry_run, stored=0)
+        raise ImportRejected(
+            f"{len({e.line for e in errors})} of {rows} rows have errors; nothing was stored.",
+            title="Import rejected",
+            **report,
+        )
+    if dry_run:
+        return import_report(rows=rows, errors=[], dry_run=True, stored=0)
+    at = now()
+    stored = 0
+    for batch in batched(read_rows(spool, required=CSV_REQUIRED, allowed=allowed), batch_size):
+        certificates, events = [], []
+        for line, raw in batch:
+            values, _ = _parse_row(line, raw, config)
+            assert values is not None
+            certificate_id = new_id()
+            certificates.append(
+                {**values, "id": certificate_id, "created_at": at, "updated_at": at, "version": 1}
+            )
+            events.append(
+                {
+                    "certificate_id": certificate_id,
+                    "kind": "imported",
+                    "from_status": None,
+                    "to_status": values["status"],
+                    "effective_on": values["status_since"],
+                    "reason": f"CSV import, line {line}",
+                    "changes": None,
+                    "actor_id": actor.client_id,
+                    "actor_name": actor.client_name,
+                    "occurred_at": at,
+                }
+            )
+        await repository.insert_many(session=session, certificates=certificates, events=events)
+        stored += len(certificates)
+    return import_report(rows=rows, errors=[], dry_run=False, stored=stored)
