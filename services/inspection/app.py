@@ -1,11 +1,15 @@
 """The inspection app, built by the kit's factory."""
 
+from dataclasses import replace
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 
 from inspection.models import idempotency_record
+from inspection.outbox import OutboxMetrics, outbox_lifespan
 from inspection.routes import router
+from inspection.service import Catalogue
 from inspection.settings import Settings
 from kit.app import ServiceSpec, create_app
 
@@ -21,9 +25,24 @@ SPEC = ServiceSpec(
     migrations=MIGRATIONS,
     version_table=VERSION_TABLE,
     idempotency_table=idempotency_record,
+    lifespan_hooks=[outbox_lifespan()],
+    openapi_tags=[{"name": "spot-checks", "description": "Supervision spot-checks (監督抽查)"}],
 )
 
 
-def build_app(settings: Settings | None = None) -> FastAPI:
+def build_app(
+    settings: Settings | None = None,
+    *,
+    brand_registry_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
     """The ASGI app (`uvicorn --factory inspection.app:build_app`)."""
-    return create_app(SPEC, settings or Settings())
+    settings = settings or Settings()
+    spec = SPEC
+    if brand_registry_transport is not None:
+        spec = replace(SPEC, lifespan_hooks=[outbox_lifespan(brand_registry_transport)])
+    app = create_app(spec, settings)
+    app.state.catalogue = Catalogue(
+        regions=settings.region_codes(), categories=settings.product_categories()
+    )
+    app.state.outbox_metrics = OutboxMetrics(app.state.metrics.registry)
+    return app

@@ -1,8 +1,18 @@
-"""Tables of the inspection service, on its own registry."""
+"""Tables of the inspection service, on its own registry.
 
-from sqlmodel import SQLModel
+A re-inspection (復檢) chain is one original check followed by re-inspections, each of the
+previous link. The original carries the chain's outcome for statistics (`final_result`, and
+`overturned_on`, the day the overturning pass became public), so the stats are one GROUP BY
+over originals with a covering partial index.
+"""
 
-from kit.db import new_registry
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, Column, DateTime, Index, text
+from sqlmodel import Field, SQLModel
+
+from kit.db import new_registry, version_column
 from kit.idempotency import idempotency_table
 
 registry = new_registry()
@@ -14,3 +24,106 @@ class Base(SQLModel, registry=registry):
 
 
 idempotency_record = idempotency_table(metadata)
+
+ORIGINALS_ONLY = text("reinspection_of IS NULL")
+_version = version_column()
+
+
+class SpotCheck(Base, table=True):
+    """One supervision spot-check result (監督抽查) of one sample."""
+
+    __tablename__ = "spot_check"
+    __table_args__ = (
+        # A sample code is unique within its plan; its re-inspections reuse it.
+        Index(
+            "uq_spot_check_plan_code_sample_code",
+            "plan_code",
+            "sample_code",
+            unique=True,
+            sqlite_where=ORIGINALS_ONLY,
+            postgresql_where=ORIGINALS_ONLY,
+        ),
+        # Covers the stats query: a range on sampled_on, every other column read from the index.
+        Index(
+            "ix_spot_check_stats",
+            "sampled_on",
+            "county_code",
+            "level",
+            "product_category",
+            "result",
+            "final_result",
+            "published_on",
+            "overturned_on",
+            sqlite_where=ORIGINALS_ONLY,
+            postgresql_where=ORIGINALS_ONLY,
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    plan_code: str = Field(max_length=64, index=True)
+    level: str = Field(max_length=16, index=True)
+    product_category: str = Field(max_length=32, index=True)
+    product_name: str = Field(max_length=200)
+    enterprise_credit_code: str = Field(max_length=18, index=True)
+    enterprise_name: str = Field(max_length=200)
+    county_code: str = Field(max_length=6, index=True)
+    sample_code: str = Field(max_length=64)
+    sampled_on: date = Field(index=True)
+    result: str = Field(max_length=8, index=True)
+    nonconforming_items: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    mandatory_standard_violation: bool = False
+    testing_lab: str | None = Field(default=None, max_length=200)
+    report_number: str | None = Field(default=None, max_length=100)
+    refused: bool = False
+    unlicensed_referral: bool = False
+    published_on: date | None = Field(default=None, index=True)
+    reinspection_of: str | None = Field(
+        default=None, max_length=36, foreign_key="spot_check.id", unique=True
+    )
+    root_id: str = Field(max_length=36, index=True)
+    final_result: str = Field(max_length=8)
+    overturned_on: date | None = None
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    version: int = Field(default=1, sa_column=_version)
+
+    __mapper_args__: ClassVar = {"version_id_col": _version}
+
+
+class SpotCheckHistory(Base, table=True):
+    """One change to a spot-check: who, when, why, and the fields that changed."""
+
+    __tablename__ = "spot_check_history"
+
+    id: str = Field(primary_key=True, max_length=36)
+    spot_check_id: str = Field(max_length=36, foreign_key="spot_check.id", index=True)
+    version: int
+    action: str = Field(max_length=16)
+    changed_by: str = Field(max_length=200)
+    changed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    reason: str = Field(max_length=1000)
+    changes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class OutboxMessage(Base, table=True):
+    """A notice to another service, written with the change that caused it."""
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (Index("ix_outbox_message_due", "status", "next_attempt_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    kind: str = Field(max_length=32)
+    spot_check_id: str = Field(max_length=36, index=True)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    delivered_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    last_error: str | None = Field(default=None, max_length=1000)
+    response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))

@@ -1,5 +1,186 @@
 """HTTP routes of the inspection service."""
 
-from fastapi import APIRouter
+from datetime import date
+from typing import Annotated, Any
 
-router = APIRouter(prefix="/api/v1")
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from inspection import bulk, repository, service
+from inspection.dependencies import (
+    CatalogueDep,
+    FiltersDep,
+    Reader,
+    SpotCheckDep,
+    TodayDep,
+    Writer,
+    unpublished_allowed,
+)
+from inspection.schemas import (
+    HistoryPage,
+    SpotCheckCreate,
+    SpotCheckRead,
+    SpotCheckStats,
+    SpotCheckUpdate,
+)
+from kit.csvio import check_utf8, csv_response, spool_upload
+from kit.db import SessionDep
+from kit.pagination import Cursor, Limit, Page, page_of, query_fingerprint
+
+router = APIRouter(prefix="/api/v1", tags=["spot-checks"])
+
+
+def _nudge_outbox(request: Request) -> None:
+    outbox = getattr(request.app.state, "outbox", None)
+    if outbox is not None:
+        outbox.wake()
+
+
+@router.post("/spot-checks", status_code=201, summary="Record a spot-check or a re-inspection")
+async def create_spot_check(
+    body: SpotCheckCreate,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: Writer,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    background: BackgroundTasks,
+) -> SpotCheckRead:
+    spot_check = await service.create_spot_check(
+        session=session, body=body, principal=principal, catalogue=catalogue, today=today
+    )
+    response.headers["Location"] = f"/api/v1/spot-checks/{spot_check.id}"
+    response.headers["ETag"] = service.etag_of(spot_check)
+    background.add_task(_nudge_outbox, request)
+    return service.to_read(spot_check, catalogue=catalogue, today=today)
+
+
+@router.get("/spot-checks", summary="List spot-checks")
+async def list_spot_checks(
+    request: Request,
+    session: SessionDep,
+    filters: FiltersDep,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[SpotCheckRead]:
+    codec = request.app.state.cursor_codec
+    fingerprint = query_fingerprint(filters.fingerprint_params())
+    after = codec.decode(cursor, fingerprint)[0] if cursor else None
+    rows = await repository.list_spot_checks(
+        session=session, filters=filters, today=today, after=after, limit=limit + 1
+    )
+    items = [service.to_read(row, catalogue=catalogue, today=today) for row in rows]
+    return page_of(items, limit=limit, codec=codec, fingerprint=fingerprint, key=lambda r: [r.id])
+
+
+@router.get("/spot-checks/stats", summary="Pass rates after re-inspections")
+async def spot_check_stats(
+    session: SessionDep,
+    principal: Reader,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    year: Annotated[int, Query(ge=1990, le=2100)],
+    county_code: Annotated[str | None, Query(max_length=6)] = None,
+    levels: Annotated[
+        str | None, Query(max_length=100, description="Comma-separated, e.g. national,provincial")
+    ] = None,
+    as_of: date | None = None,
+    include_unpublished: bool = False,
+) -> SpotCheckStats:
+    return await service.spot_check_stats(
+        session=session,
+        year=year,
+        as_of=as_of,
+        levels=service.parse_levels(levels),
+        county_code=county_code,
+        include_unpublished=unpublished_allowed(principal, include_unpublished),
+        catalogue=catalogue,
+        today=today,
+    )
+
+
+@router.post(
+    "/spot-checks/import",
+    summary="Import spot-checks from CSV (all rows or none)",
+    responses={201: {"description": "Stored"}, 200: {"description": "Dry run passed"}},
+)
+async def import_spot_checks(
+    request: Request,
+    session: SessionDep,
+    principal: Writer,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    background: BackgroundTasks,
+    dry_run: bool = False,
+) -> JSONResponse:
+    settings = request.app.state.settings
+    spool = await spool_upload(request, max_bytes=settings.max_upload_bytes)
+    try:
+        check_utf8(spool)
+        report: dict[str, Any] = await bulk.import_spot_checks(
+            session=session,
+            spool=spool,
+            catalogue=catalogue,
+            today=today,
+            principal=principal,
+            dry_run=dry_run,
+            batch_size=settings.import_batch_size,
+        )
+    finally:
+        spool.close()
+    background.add_task(_nudge_outbox, request)
+    return JSONResponse(report, status_code=200 if dry_run else 201, background=background)
+
+
+@router.get("/spot-checks/export", summary="Stream spot-checks as CSV")
+async def export_spot_checks(
+    request: Request, filters: FiltersDep, today: TodayDep
+) -> StreamingResponse:
+    rows = bulk.export_rows(
+        sessionmaker=request.app.state.sessionmaker, filters=filters, today=today
+    )
+    return csv_response("spot-checks.csv", bulk.EXPORT_COLUMNS, rows)
+
+
+@router.get("/spot-checks/{spot_check_id}", summary="One spot-check")
+async def get_spot_check(
+    spot_check: SpotCheckDep, response: Response, catalogue: CatalogueDep, today: TodayDep
+) -> SpotCheckRead:
+    response.headers["ETag"] = service.etag_of(spot_check)
+    return service.to_read(spot_check, catalogue=catalogue, today=today)
+
+
+@router.patch("/spot-checks/{spot_check_id}", summary="Correct a spot-check, with a reason")
+async def correct_spot_check(
+    spot_check: SpotCheckDep,
+    body: SpotCheckUpdate,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: Writer,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    background: BackgroundTasks,
+    if_match: Annotated[str | None, Header()] = None,
+) -> SpotCheckRead:
+    corrected = await service.correct_spot_check(
+        session=session,
+        spot_check=spot_check,
+        body=body,
+        if_match=if_match,
+        principal=principal,
+        catalogue=catalogue,
+        today=today,
+    )
+    response.headers["ETag"] = service.etag_of(corrected)
+    background.add_task(_nudge_outbox, request)
+    return service.to_read(corrected, catalogue=catalogue, today=today)
+
+
+@router.get("/spot-checks/{spot_check_id}/history", summary="Every change of a spot-check")
+async def spot_check_history(spot_check: SpotCheckDep, session: SessionDep) -> HistoryPage:
+    entries = await service.history(session=session, spot_check=spot_check)
+    return HistoryPage(spot_check_id=spot_check.id, items=entries)

@@ -1,13 +1,44 @@
 """Settings of the inspection service, read from `INSPECTION_*` variables."""
 
+from pathlib import Path
 from typing import ClassVar
 
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from kit.settings import ServiceSettings
+from kit.settings import ServiceSettings, load_json
 
 
 class Settings(ServiceSettings):
+    """Inspection configuration: the brand registry it notifies and the outbox's pacing."""
+
     model_config = SettingsConfigDict(env_prefix="INSPECTION_", extra="ignore")
 
     service_name: ClassVar[str] = "inspection"
+
+    brand_registry_url: str = "http://127.0.0.1:8001"
+    brand_registry_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    service_private_key_file: Path | None = None
+    outbox_enabled: bool = True
+    outbox_poll_seconds: float = Field(default=2.0, gt=0, le=3600)
+    outbox_batch_size: int = Field(default=50, ge=1, le=1000)
+    outbox_backoff_base_seconds: float = Field(default=1.0, gt=0, le=3600)
+    outbox_backoff_max_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    # 100,000 rows with nonconforming items in JSON stay well under this.
+    max_upload_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
+    import_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    product_categories_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _fill_inspection_defaults(self) -> "Settings":
+        if self.service_private_key_file is None:
+            self.service_private_key_file = self.var_dir / "keys" / "inspection.pem"
+        return self
+
+    @property
+    def product_categories_file(self) -> Path:
+        return self.product_categories_path or self.config_dir / "product_categories.json"
+
+    def product_categories(self) -> dict[str, str]:
+        """The product category catalogue: code → Chinese name, in catalogue order."""
+        return {entry["code"]: entry["name"] for entry in load_json(self.product_categories_file)}

@@ -1,0 +1,263 @@
+"""CSV import and export of spot-checks.
+
+An import is read twice from its spooled file: first every row is validated (shape, rules,
+sample codes unique in the file and against the database) while nothing is stored; then, only
+if no row failed, the rows are inserted in batches with their history and outbox entries, all
+in the request's transaction. Nonconforming items travel as a JSON array in one column.
+"""
+
+import json
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import date
+from typing import IO, Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from inspection import repository
+from inspection.schemas import Result, SpotCheckFields, SpotCheckFilters
+from inspection.service import (
+    RECORDED_FIELDS,
+    Catalogue,
+    history_row,
+    outbox_row,
+    pydantic_errors,
+    rule_errors,
+    stored_values,
+    utcnow,
+)
+from kit.auth import Principal
+from kit.csvio import RowError, batched, import_report, read_rows
+from kit.errors import FieldError, ValidationFailed
+from kit.identifiers import new_id
+
+REQUIRED_COLUMNS = (
+    "plan_code",
+    "level",
+    "product_category",
+    "product_name",
+    "enterprise_credit_code",
+    "enterprise_name",
+    "county_code",
+    "sample_code",
+    "sampled_on",
+    "result",
+)
+EXPORT_COLUMNS = (
+    "id",
+    *RECORDED_FIELDS,
+    "reinspection_of",
+    "root_id",
+    "final_result",
+    "created_by",
+    "created_at",
+    "updated_at",
+)
+# Export-only columns an import accepts and ignores, so an export can be loaded elsewhere.
+IGNORED_ON_IMPORT = frozenset(
+    {"id", "root_id", "final_result", "created_by", "created_at", "updated_at"}
+)
+ALLOWED_COLUMNS = frozenset(EXPORT_COLUMNS)
+CHECK_BATCH = 1000
+
+
+def _parse_row(
+    values: dict[str, str], *, catalogue: Catalogue, today: date
+) -> tuple[SpotCheckFields | None, list[tuple[str, str]]]:
+    if "__error__" in values:
+        return None, [("row", values["__error__"])]
+    if values.get("reinspection_of"):
+        return None, [
+            (
+                "reinspection_of",
+                "re-inspections are recorded one at a time with POST /api/v1/spot-checks",
+            )
+        ]
+    data: dict[str, Any] = {
+        name: value for name, value in values.items() if value != "" and name in RECORDED_FIELDS
+    }
+    if "nonconforming_items" in data:
+        try:
+            data["nonconforming_items"] = json.loads(data["nonconforming_items"])
+        except json.JSONDecodeError as exc:
+            return None, [("nonconforming_items", f"not a JSON array of items: {exc.msg}")]
+    try:
+        record = SpotCheckFields.model_validate(data)
+    except ValidationError as exc:
+        return None, [(e.field, e.message) for e in pydantic_errors(exc)]
+    errors = rule_errors(record, catalogue=catalogue, today=today)
+    return record, [(e.field, e.message) for e in errors]
+
+
+def _rows(spool: IO[bytes]) -> Iterator[tuple[int, dict[str, str]]]:
+    return read_rows(spool, required=REQUIRED_COLUMNS, allowed=ALLOWED_COLUMNS)
+
+
+async def validate_upload(
+    *, session: AsyncSession, spool: IO[bytes], catalogue: Catalogue, today: date
+) -> tuple[int, list[RowError]]:
+    """Check every row (nothing stored): the row count and every error found."""
+    errors: list[RowError] = []
+    seen: dict[tuple[str, str], int] = {}
+    rows = 0
+    for batch in batched(_rows(spool), CHECK_BATCH):
+        keyed: dict[tuple[str, str], int] = {}
+        for line, values in batch:
+            rows += 1
+            record, problems = _parse_row(values, catalogue=catalogue, today=today)
+            errors.extend(RowError(line, field, message) for field, message in problems)
+            if record is None:
+                continue
+            key = (record.plan_code, record.sample_code)
+            if key in seen:
+                errors.append(
+                    RowError(
+                        line,
+                        "sample_code",
+                        f"sample {record.sample_code!r} of plan {record.plan_code!r} "
+                        f"repeats line {seen[key]}",
+                    )
+                )
+                continue
+            seen[key] = line
+            keyed[key] = line
+        stored = await repository.existing_originals(session=session, keys=list(keyed))
+        for key in stored:
+            errors.append(
+                RowError(
+                    keyed[key],
+                    "sample_code",
+                    f"sample {key[1]!r} is already recorded in plan {key[0]!r}",
+                )
+            )
+    errors.sort(key=lambda error: error.line)
+    return rows, errors
+
+
+async def store_upload(
+    *,
+    session: AsyncSession,
+    spool: IO[bytes],
+    catalogue: Catalogue,
+    today: date,
+    principal: Principal,
+    batch_size: int,
+) -> int:
+    """Insert every row of an upload that `validate_upload` passed."""
+    stored = 0
+    now = utcnow()
+    for batch in batched(_rows(spool), batch_size):
+        spot_checks: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []
+        outbox: list[dict[str, Any]] = []
+        for _line, values in batch:
+            record, _problems = _parse_row(values, catalogue=catalogue, today=today)
+            assert record is not None
+            spot_check_id = new_id()
+            row = {
+                "id": spot_check_id,
+                **stored_values(record),
+                "reinspection_of": None,
+                "root_id": spot_check_id,
+                "final_result": record.result.value,
+                "overturned_on": None,
+                "created_by": principal.client_id,
+                "created_at": now,
+                "updated_at": now,
+                "version": 1,
+            }
+            spot_checks.append(row)
+            snapshot = {
+                name: value.isoformat() if isinstance(value, date) else value
+                for name, value in row.items()
+                if name in RECORDED_FIELDS
+            }
+            history.append(
+                history_row(
+                    spot_check_id=spot_check_id,
+                    version=1,
+                    action="imported",
+                    principal=principal,
+                    reason="CSV import",
+                    changes=snapshot,
+                    now=now,
+                )
+            )
+            if record.result is Result.failed:
+                outbox.append(
+                    outbox_row(row, spot_check_id=spot_check_id, reference=spot_check_id, now=now)
+                )
+        await repository.insert_many(
+            session=session, spot_checks=spot_checks, history=history, outbox=outbox
+        )
+        stored += len(spot_checks)
+    return stored
+
+
+async def import_spot_checks(
+    *,
+    session: AsyncSession,
+    spool: IO[bytes],
+    catalogue: Catalogue,
+    today: date,
+    principal: Principal,
+    dry_run: bool,
+    batch_size: int,
+) -> dict[str, Any]:
+    """Validate an upload, then store all of it or none: the per-row report."""
+    rows, errors = await validate_upload(
+        session=session, spool=spool, catalogue=catalogue, today=today
+    )
+    if errors:
+        report = import_report(rows=rows, errors=errors, dry_run=dry_run, stored=0)
+        problem = ValidationFailed(
+            [FieldError(e.field, e.message) for e in errors[:1]],
+            detail=f"{report['error_count']} problem(s) in {rows} row(s); nothing was stored.",
+        )
+        problem.extra.update(report)
+        raise problem
+    if rows == 0:
+        raise ValidationFailed.single("file", "The file has a header but no rows.")
+    stored = 0
+    if not dry_run:
+        stored = await store_upload(
+            session=session,
+            spool=spool,
+            catalogue=catalogue,
+            today=today,
+            principal=principal,
+            batch_size=batch_size,
+        )
+    return import_report(rows=rows, errors=[], dry_run=dry_run, stored=stored)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+async def export_rows(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    filters: SpotCheckFilters,
+    today: date,
+    batch_size: int = 1000,
+) -> AsyncIterator[Sequence[Any]]:
+    """Rows of an export, read in id order batch by batch on a session of its own."""
+    after: str | None = None
+    async with sessionmaker() as session:
+        while True:
+            batch = await repository.export_batch(
+                session=session, filters=filters, today=today, after=after, size=batch_size
+            )
+            for spot_check in batch:
+                yield [_cell(getattr(spot_check, name)) for name in EXPORT_COLUMNS]
+            if len(batch) < batch_size:
+                return
+            after = batch[-1].id
+            session.expunge_all()

@@ -1,0 +1,114 @@
+"""Annotated dependencies of the inspection routes."""
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from inspection import repository
+from inspection.models import SpotCheck
+from inspection.schemas import Level, Result, SpotCheckFilters
+from inspection.service import Catalogue, is_published
+from kit.auth import CurrentPrincipal, Principal, require_scope
+from kit.db import SessionDep
+from kit.errors import FieldError, Forbidden, NotFound, ValidationFailed
+from kit.identifiers import county_code_error, credit_code_error
+
+READ_SCOPE = "spot-checks:read"
+WRITE_SCOPE = "spot-checks:write"
+
+
+def get_catalogue(request: Request) -> Catalogue:
+    catalogue: Catalogue = request.app.state.catalogue
+    return catalogue
+
+
+def get_today() -> date:
+    """The service's calendar day, against which bulletin dates are compared."""
+    return date.today()
+
+
+async def reader(principal: CurrentPrincipal) -> Principal:
+    """Callers that may read spot-checks: the read scope, or the write scope."""
+    if not (principal.has(READ_SCOPE) or principal.has(WRITE_SCOPE)):
+        raise Forbidden(
+            f"This operation needs the scope {READ_SCOPE!r}.", required_scope=READ_SCOPE
+        )
+    return principal
+
+
+CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
+TodayDep = Annotated[date, Depends(get_today)]
+Reader = Annotated[Principal, Depends(reader)]
+Writer = Annotated[Principal, Depends(require_scope(WRITE_SCOPE))]
+
+
+def unpublished_allowed(principal: Principal, include_unpublished: bool) -> bool:
+    """Writers may ask for embargoed results; anyone else asking is refused."""
+    if include_unpublished and not principal.has(WRITE_SCOPE):
+        raise Forbidden(
+            "Only clients with 'spot-checks:write' see results before their bulletin.",
+            field="include_unpublished",
+            required_scope=WRITE_SCOPE,
+        )
+    return include_unpublished
+
+
+async def valid_spot_check(
+    spot_check_id: str, session: SessionDep, principal: Reader, today: TodayDep
+) -> SpotCheck:
+    """The spot-check named in the path; embargoed results exist only for writers."""
+    spot_check = await repository.get_spot_check(session=session, spot_check_id=spot_check_id)
+    if spot_check is None or (
+        not principal.has(WRITE_SCOPE) and not is_published(spot_check, today)
+    ):
+        raise NotFound(f"No spot-check with id {spot_check_id!r}.")
+    return spot_check
+
+
+SpotCheckDep = Annotated[SpotCheck, Depends(valid_spot_check)]
+
+
+async def spot_check_filters(
+    principal: Reader,
+    catalogue: CatalogueDep,
+    plan_code: Annotated[str | None, Query(max_length=64)] = None,
+    level: Level | None = None,
+    county_code: Annotated[str | None, Query(max_length=6)] = None,
+    product_category: Annotated[str | None, Query(max_length=32)] = None,
+    result: Result | None = None,
+    sampled_from: date | None = None,
+    sampled_to: date | None = None,
+    enterprise_credit_code: Annotated[str | None, Query(max_length=18)] = None,
+    q: Annotated[str | None, Query(max_length=100, description="Text search")] = None,
+    include_unpublished: bool = False,
+) -> SpotCheckFilters:
+    """The list and export filters, each checked against the configuration."""
+    errors = []
+    if county_code is not None and (error := county_code_error(county_code, catalogue.regions)):
+        errors.append(("county_code", error))
+    if product_category is not None and product_category not in catalogue.categories:
+        errors.append(("product_category", f"unknown product category {product_category!r}"))
+    if enterprise_credit_code is not None:
+        enterprise_credit_code = enterprise_credit_code.strip().upper()
+        if error := credit_code_error(enterprise_credit_code):
+            errors.append(("enterprise_credit_code", f"not a valid credit code: {error}"))
+    if sampled_from and sampled_to and sampled_from > sampled_to:
+        errors.append(("sampled_to", "must not be before sampled_from"))
+    if errors:
+        raise ValidationFailed([FieldError(field, message) for field, message in errors])
+    return SpotCheckFilters(
+        plan_code=plan_code.strip() if plan_code else None,
+        level=level,
+        county_code=county_code,
+        product_category=product_category,
+        result=result,
+        sampled_from=sampled_from,
+        sampled_to=sampled_to,
+        enterprise_credit_code=enterprise_credit_code,
+        q=q.strip() if q and q.strip() else None,
+        include_unpublished=unpublished_allowed(principal, include_unpublished),
+    )
+
+
+FiltersDep = Annotated[SpotCheckFilters, Depends(spot_check_filters)]

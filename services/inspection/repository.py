@@ -1,0 +1,303 @@
+"""Every query of the inspection service; functions flush, the request commits."""
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, insert, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from inspection.models import OutboxMessage, SpotCheck, SpotCheckHistory
+from inspection.schemas import SpotCheckFilters, StatsRow
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+
+async def get_spot_check(*, session: AsyncSession, spot_check_id: str) -> SpotCheck | None:
+    """The spot-check with this id, or None."""
+    return await session.get(SpotCheck, spot_check_id)
+
+
+async def find_original(
+    *, session: AsyncSession, plan_code: str, sample_code: str
+) -> SpotCheck | None:
+    """The original (not a re-inspection) check of a sample in a plan."""
+    query = select(SpotCheck).where(
+        col(SpotCheck.plan_code) == plan_code,
+        col(SpotCheck.sample_code) == sample_code,
+        col(SpotCheck.reinspection_of).is_(None),
+    )
+    return (await session.execute(query)).scalars().first()
+
+
+async def find_reinspection(*, session: AsyncSession, spot_check_id: str) -> SpotCheck | None:
+    """The re-inspection of a check, if one was recorded."""
+    query = select(SpotCheck).where(col(SpotCheck.reinspection_of) == spot_check_id)
+    return (await session.execute(query)).scalars().first()
+
+
+async def chain_of(*, session: AsyncSession, root_id: str) -> list[SpotCheck]:
+    """Every check of one re-inspection chain, in chain order from the original."""
+    query = select(SpotCheck).where(col(SpotCheck.root_id) == root_id)
+    members = list((await session.execute(query)).scalars())
+    by_parent = {member.reinspection_of: member for member in members}
+    ordered = [member for member in members if member.id == root_id]
+    while ordered and (child := by_parent.get(ordered[-1].id)) is not None:
+        ordered.append(child)
+    return ordered
+
+
+async def add(*, session: AsyncSession, rows: Iterable[Any]) -> None:
+    """Stage new rows and flush them."""
+    session.add_all(list(rows))
+    await session.flush()
+
+
+async def flush(*, session: AsyncSession) -> None:
+    await session.flush()
+
+
+def _visible(today: date) -> Any:
+    return and_(col(SpotCheck.published_on).is_not(None), col(SpotCheck.published_on) <= today)
+
+
+def _filtered(query: Select[Any], filters: SpotCheckFilters, today: date) -> Select[Any]:
+    conditions: list[Any] = []
+    if filters.plan_code is not None:
+        conditions.append(col(SpotCheck.plan_code) == filters.plan_code)
+    if filters.level is not None:
+        conditions.append(col(SpotCheck.level) == filters.level.value)
+    if filters.county_code is not None:
+        conditions.append(col(SpotCheck.county_code) == filters.county_code)
+    if filters.product_category is not None:
+        conditions.append(col(SpotCheck.product_category) == filters.product_category)
+    if filters.result is not None:
+        conditions.append(col(SpotCheck.result) == filters.result.value)
+    if filters.sampled_from is not None:
+        conditions.append(col(SpotCheck.sampled_on) >= filters.sampled_from)
+    if filters.sampled_to is not None:
+        conditions.append(col(SpotCheck.sampled_on) <= filters.sampled_to)
+    if filters.enterprise_credit_code is not None:
+        conditions.append(col(SpotCheck.enterprise_credit_code) == filters.enterprise_credit_code)
+    if filters.q:
+        escaped = filters.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        searched = (
+            SpotCheck.plan_code,
+            SpotCheck.product_name,
+            SpotCheck.enterprise_name,
+            SpotCheck.sample_code,
+            SpotCheck.report_number,
+            SpotCheck.testing_lab,
+        )
+        conditions.append(
+            or_(*(func.lower(col(column)).like(pattern, escape="\\") for column in searched))
+        )
+    if not filters.include_unpublished:
+        conditions.append(_visible(today))
+    return query.where(*conditions) if conditions else query
+
+
+async def list_spot_checks(
+    *,
+    session: AsyncSession,
+    filters: SpotCheckFilters,
+    today: date,
+    after: str | None,
+    limit: int,
+) -> list[SpotCheck]:
+    """One page of spot-checks in id (creation) order, after the id `after`."""
+    query = _filtered(select(SpotCheck), filters, today).order_by(col(SpotCheck.id)).limit(limit)
+    if after is not None:
+        query = query.where(col(SpotCheck.id) > after)
+    return list((await session.execute(query)).scalars())
+
+
+async def history_of(*, session: AsyncSession, spot_check_id: str) -> list[SpotCheckHistory]:
+    """A spot-check's changes, oldest first."""
+    query = (
+        select(SpotCheckHistory)
+        .where(col(SpotCheckHistory.spot_check_id) == spot_check_id)
+        .order_by(col(SpotCheckHistory.version), col(SpotCheckHistory.id))
+    )
+    return list((await session.execute(query)).scalars())
+
+
+def stats_query(
+    *,
+    start: date,
+    end: date,
+    levels: Sequence[str],
+    county_code: str | None,
+    include_unpublished: bool,
+    today: date,
+) -> Select[Any]:
+    """Originals sampled in [start, end], counted with their final result per county, level
+    and category. Public figures count a result from its bulletin day on, and an overturning
+    re-inspection from its own bulletin day on."""
+    if include_unpublished:
+        passed = col(SpotCheck.final_result) == "pass"
+    else:
+        passed = or_(col(SpotCheck.result) == "pass", col(SpotCheck.overturned_on) <= today)
+    conditions = [
+        col(SpotCheck.reinspection_of).is_(None),
+        col(SpotCheck.sampled_on) >= start,
+        col(SpotCheck.sampled_on) <= end,
+        col(SpotCheck.level).in_(list(levels)),
+    ]
+    if county_code is not None:
+        conditions.append(col(SpotCheck.county_code) == county_code)
+    if not include_unpublished:
+        conditions.append(col(SpotCheck.published_on) <= today)
+    return (
+        select(
+            col(SpotCheck.county_code),
+            col(SpotCheck.level),
+            col(SpotCheck.product_category),
+            func.count().label("checked"),
+            func.sum(case((passed, 1), else_=0)).label("passed"),
+        )
+        .where(*conditions)
+        .group_by(col(SpotCheck.county_code), col(SpotCheck.level), col(SpotCheck.product_category))
+    )
+
+
+async def stats_rows(*, session: AsyncSession, query: Select[Any]) -> list[StatsRow]:
+    """Run the stats GROUP BY."""
+    result = await session.execute(query)
+    return [
+        StatsRow(
+            county_code=row.county_code,
+            level=row.level,
+            product_category=row.product_category,
+            checked=int(row.checked),
+            passed=int(row.passed or 0),
+        )
+        for row in result
+    ]
+
+
+async def existing_originals(
+    *, session: AsyncSession, keys: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which (plan_code, sample_code) pairs already have an original check."""
+    if not keys:
+        return set()
+    query = select(col(SpotCheck.plan_code), col(SpotCheck.sample_code)).where(
+        tuple_(col(SpotCheck.plan_code), col(SpotCheck.sample_code)).in_(list(keys)),
+        col(SpotCheck.reinspection_of).is_(None),
+    )
+    return {(row[0], row[1]) for row in await session.execute(query)}
+
+
+async def existing_ids(*, session: AsyncSession, ids: Sequence[str]) -> set[str]:
+    """Which of these spot-check ids are taken."""
+    if not ids:
+        return set()
+    query = select(col(SpotCheck.id)).where(col(SpotCheck.id).in_(list(ids)))
+    return set((await session.execute(query)).scalars())
+
+
+async def insert_many(
+    *,
+    session: AsyncSession,
+    spot_checks: list[dict[str, Any]],
+    history: list[dict[str, Any]],
+    outbox: list[dict[str, Any]],
+) -> None:
+    """Bulk-insert imported rows with their history and outbox entries."""
+    if spot_checks:
+        await session.execute(insert(SpotCheck), spot_checks)
+    if history:
+        await session.execute(insert(SpotCheckHistory), history)
+    if outbox:
+        await session.execute(insert(OutboxMessage), outbox)
+
+
+async def export_batch(
+    *,
+    session: AsyncSession,
+    filters: SpotCheckFilters,
+    today: date,
+    after: str | None,
+    size: int,
+) -> list[SpotCheck]:
+    """The next batch of an export, in id order."""
+    return await list_spot_checks(
+        session=session, filters=filters, today=today, after=after, limit=size
+    )
+
+
+async def claim_due_messages(
+    *, session: AsyncSession, now: datetime, lease_until: datetime, limit: int
+) -> list[OutboxMessage]:
+    """Pending messages whose time has come, leased so that another worker skips them."""
+    query = (
+        select(OutboxMessage)
+        .where(col(OutboxMessage.status) == PENDING, col(OutboxMessage.next_attempt_at) <= now)
+        .order_by(col(OutboxMessage.next_attempt_at))
+        .limit(limit)
+    )
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    messages = list((await session.execute(query)).scalars())
+    if messages:
+        await session.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_([m.id for m in messages]))
+            .values(next_attempt_at=lease_until)
+        )
+    return messages
+
+
+async def record_delivery(
+    *, session: AsyncSession, message_id: str, now: datetime, response: dict[str, Any]
+) -> None:
+    """Mark a message delivered with the receiver's answer."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == message_id)
+        .values(
+            status=DELIVERED,
+            delivered_at=now,
+            attempts=OutboxMessage.attempts + 1,  # type: ignore[operator]
+            response=response,
+            last_error=None,
+        )
+    )
+
+
+async def record_failure(
+    *,
+    session: AsyncSession,
+    message_id: str,
+    error: str,
+    next_attempt_at: datetime,
+    give_up: bool,
+) -> None:
+    """Count a failed attempt: retry later, or park the message when it can never succeed."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == message_id)
+        .values(
+            status=FAILED if give_up else PENDING,
+            attempts=OutboxMessage.attempts + 1,  # type: ignore[operator]
+            next_attempt_at=next_attempt_at,
+            last_error=error[:1000],
+        )
+    )
+
+
+async def outbox_backlog(*, session: AsyncSession) -> dict[str, Any]:
+    """Counts of undelivered messages and the creation time of the oldest pending one."""
+    query = select(
+        col(OutboxMessage.status), func.count(), func.min(col(OutboxMessage.created_at))
+    ).where(col(OutboxMessage.status).in_([PENDING, FAILED]))
+    query = query.group_by(col(OutboxMessage.status))
+    backlog: dict[str, Any] = {PENDING: 0, FAILED: 0, "oldest_pending": None}
+    for status, count, oldest in await session.execute(query):
+        backlog[status] = int(count)
+        if status == PENDING:
+            backlog["oldest_pending"] = oldest
+    return backlog

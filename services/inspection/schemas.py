@@ -1,0 +1,243 @@
+"""Request and response shapes of the inspection service."""
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from kit.identifiers import CountyCode, CreditCode
+
+
+class Level(StrEnum):
+    """Who ordered the check."""
+
+    national = "national"
+    provincial = "provincial"
+    city = "city"
+
+
+LEVEL_LABELS = {
+    Level.national: "國家監督抽查",
+    Level.provincial: "省級監督抽查",
+    Level.city: "市級監督抽查",
+}
+
+
+class Result(StrEnum):
+    """The verdict on the sample."""
+
+    passed = "pass"
+    failed = "fail"
+
+
+RESULT_LABELS = {Result.passed: "合格", Result.failed: "不合格"}
+
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+
+
+class NonconformingItem(BaseModel):
+    """One failed test item: what was tested, what the standard requires, what was measured."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item: Name
+    requirement: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
+    ]
+    measured: Name
+
+
+class SpotCheckFields(BaseModel):
+    """The recorded facts of a spot-check, validated field by field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plan_code: Code
+    level: Level
+    product_category: Code
+    product_name: Name
+    enterprise_credit_code: CreditCode
+    enterprise_name: Name
+    county_code: CountyCode
+    sample_code: Code
+    sampled_on: date
+    result: Result
+    nonconforming_items: list[NonconformingItem] = Field(default_factory=list, max_length=200)
+    mandatory_standard_violation: bool = False
+    testing_lab: ShortText | None = None
+    report_number: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None
+    ) = None
+    refused: bool = False
+    unlicensed_referral: bool = False
+    published_on: date | None = None
+
+
+class SpotCheckCreate(SpotCheckFields):
+    """A new spot-check; `reinspection_of` names the failed check it re-inspects."""
+
+    reinspection_of: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=36)] | None
+    ) = None
+    reason: Reason | None = Field(default=None, description="Note kept in the history.")
+
+
+class SpotCheckUpdate(BaseModel):
+    """A correction: the fields to change and why (a correction is never a delete)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+    plan_code: Any = None
+    level: Any = None
+    product_category: Any = None
+    product_name: Any = None
+    enterprise_credit_code: Any = None
+    enterprise_name: Any = None
+    county_code: Any = None
+    sample_code: Any = None
+    sampled_on: Any = None
+    result: Any = None
+    nonconforming_items: Any = None
+    mandatory_standard_violation: Any = None
+    testing_lab: Any = None
+    report_number: Any = None
+    refused: Any = None
+    unlicensed_referral: Any = None
+    published_on: Any = None
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the client sent, other than the reason."""
+        return self.model_dump(exclude_unset=True, exclude={"reason"})
+
+
+class SpotCheckRead(BaseModel):
+    """A spot-check as served."""
+
+    id: str
+    plan_code: str
+    level: Level
+    level_label: str
+    product_category: str
+    product_category_label: str
+    product_name: str
+    enterprise_credit_code: str
+    enterprise_name: str
+    county_code: str
+    sample_code: str
+    sampled_on: date
+    result: Result
+    result_label: str
+    nonconforming_items: list[NonconformingItem]
+    mandatory_standard_violation: bool
+    testing_lab: str | None
+    report_number: str | None
+    refused: bool
+    unlicensed_referral: bool
+    published_on: date | None
+    published: bool = Field(description="The bulletin date is set and reached.")
+    reinspection_of: str | None
+    root_id: str = Field(description="The original check of this sample's re-inspection chain.")
+    final_result: Result | None = Field(
+        description="On an original: its result after every re-inspection; null on a re-inspection."
+    )
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class HistoryEntry(BaseModel):
+    """One change of a spot-check."""
+
+    id: str
+    version: int
+    action: str
+    changed_by: str
+    changed_at: datetime
+    reason: str
+    changes: dict[str, Any]
+
+
+class HistoryPage(BaseModel):
+    spot_check_id: str
+    items: list[HistoryEntry]
+
+
+@dataclass(frozen=True)
+class SpotCheckFilters:
+    """The list and export filters, already validated."""
+
+    plan_code: str | None = None
+    level: Level | None = None
+    county_code: str | None = None
+    product_category: str | None = None
+    result: Result | None = None
+    sampled_from: date | None = None
+    sampled_to: date | None = None
+    enterprise_credit_code: str | None = None
+    q: str | None = None
+    include_unpublished: bool = False
+
+    def fingerprint_params(self) -> dict[str, Any]:
+        return {
+            "plan_code": self.plan_code,
+            "level": self.level,
+            "county_code": self.county_code,
+            "product_category": self.product_category,
+            "result": self.result,
+            "sampled_from": self.sampled_from,
+            "sampled_to": self.sampled_to,
+            "enterprise_credit_code": self.enterprise_credit_code,
+            "q": self.q,
+            "include_unpublished": self.include_unpublished,
+        }
+
+
+class PassRate(BaseModel):
+    checked: int
+    passed: int
+    pass_rate: float | None
+
+
+class GroupStats(PassRate):
+    county_code: str
+    level: Level
+
+
+class CountyStats(PassRate):
+    county_code: str
+
+
+class CategoryStats(PassRate):
+    product_category: str
+    product_category_label: str
+
+
+class SpotCheckStats(BaseModel):
+    """Samples of a year after re-inspections, per county and level, county, and category."""
+
+    year: int
+    as_of: date
+    levels: list[Level]
+    include_unpublished: bool
+    groups: list[GroupStats]
+    by_county: list[CountyStats]
+    by_category: list[CategoryStats]
+    totals: PassRate
+
+
+@dataclass(frozen=True)
+class StatsRow:
+    """One GROUP BY row of the stats query."""
+
+    county_code: str
+    level: str
+    product_category: str
+    checked: int
+    passed: int

@@ -1,0 +1,562 @@
+"""Rules of the inspection service: what a valid spot-check is, re-inspection chains,
+corrections with history, the embargo, the stats, and the notices to the brand registry."""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inspection import repository
+from inspection.models import OutboxMessage, SpotCheck, SpotCheckHistory
+from inspection.schemas import (
+    LEVEL_LABELS,
+    RESULT_LABELS,
+    CategoryStats,
+    CountyStats,
+    GroupStats,
+    HistoryEntry,
+    Level,
+    PassRate,
+    Result,
+    SpotCheckCreate,
+    SpotCheckFields,
+    SpotCheckRead,
+    SpotCheckStats,
+    SpotCheckUpdate,
+    StatsRow,
+)
+from kit.auth import Principal
+from kit.concurrency import check_if_match, make_etag
+from kit.errors import Conflict, FieldError, ValidationFailed, field_name
+from kit.identifiers import county_code_error, new_id
+
+REVIEW_FLAG = "brand_review_flag"
+RECORDED_FIELDS = tuple(SpotCheckFields.model_fields)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The configured counties and product categories a record may name."""
+
+    regions: frozenset[str]
+    categories: Mapping[str, str]
+
+    def category_label(self, code: str) -> str:
+        return self.categories.get(code, code)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored timestamp as aware UTC (SQLite hands them back naive)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def is_published(spot_check: SpotCheck, today: date) -> bool:
+    """A result is public from its bulletin day on."""
+    return spot_check.published_on is not None and spot_check.published_on <= today
+
+
+def etag_of(spot_check: SpotCheck) -> str:
+    return make_etag(spot_check.id, spot_check.version)
+
+
+def to_read(spot_check: SpotCheck, *, catalogue: Catalogue, today: date) -> SpotCheckRead:
+    """The served shape of a spot-check, with labels beside the codes."""
+    is_original = spot_check.reinspection_of is None
+    return SpotCheckRead(
+        id=spot_check.id,
+        plan_code=spot_check.plan_code,
+        level=Level(spot_check.level),
+        level_label=LEVEL_LABELS[Level(spot_check.level)],
+        product_category=spot_check.product_category,
+        product_category_label=catalogue.category_label(spot_check.product_category),
+        product_name=spot_check.product_name,
+        enterprise_credit_code=spot_check.enterprise_credit_code,
+        enterprise_name=spot_check.enterprise_name,
+        county_code=spot_check.county_code,
+        sample_code=spot_check.sample_code,
+        sampled_on=spot_check.sampled_on,
+        result=Result(spot_check.result),
+        result_label=RESULT_LABELS[Result(spot_check.result)],
+        nonconforming_items=spot_check.nonconforming_items,  # type: ignore[arg-type]
+        mandatory_standard_violation=spot_check.mandatory_standard_violation,
+        testing_lab=spot_check.testing_lab,
+        report_number=spot_check.report_number,
+        refused=spot_check.refused,
+        unlicensed_referral=spot_check.unlicensed_referral,
+        published_on=spot_check.published_on,
+        published=is_published(spot_check, today),
+        reinspection_of=spot_check.reinspection_of,
+        root_id=spot_check.root_id,
+        final_result=Result(spot_check.final_result) if is_original else None,
+        created_by=spot_check.created_by,
+        created_at=as_utc(spot_check.created_at),
+        updated_at=as_utc(spot_check.updated_at),
+        version=spot_check.version,
+    )
+
+
+def pydantic_errors(exc: ValidationError) -> list[FieldError]:
+    """Field-named errors from a pydantic validation failure."""
+    return [
+        FieldError(field_name(error["loc"]), str(error["msg"]))
+        for error in exc.errors(include_url=False)
+    ]
+
+
+def rule_errors(record: SpotCheckFields, *, catalogue: Catalogue, today: date) -> list[FieldError]:
+    """What makes a record invalid beyond its fields' own shapes."""
+    errors: list[FieldError] = []
+    if record.product_category not in catalogue.categories:
+        errors.append(
+            FieldError(
+                "product_category",
+                f"unknown product category {record.product_category!r}; "
+                f"known: {', '.join(catalogue.categories)}",
+            )
+        )
+    county_error = county_code_error(record.county_code, catalogue.regions)
+    if county_error:
+        errors.append(FieldError("county_code", county_error))
+    if record.sampled_on > today:
+        errors.append(FieldError("sampled_on", f"{record.sampled_on} is in the future"))
+    if record.published_on is not None and record.published_on < record.sampled_on:
+        errors.append(FieldError("published_on", "a result is published after it was sampled"))
+    failed = record.result is Result.failed
+    if record.refused:
+        if not failed:
+            errors.append(
+                FieldError("result", "a refusal to be sampled counts as a failure: use 'fail'")
+            )
+        if record.nonconforming_items:
+            errors.append(
+                FieldError("nonconforming_items", "a refused sampling has no test results")
+            )
+    elif failed and not record.nonconforming_items:
+        errors.append(
+            FieldError("nonconforming_items", "a failed check must name at least one item")
+        )
+    if not failed and record.nonconforming_items:
+        errors.append(FieldError("nonconforming_items", "a passed check has no failed items"))
+    if not failed and record.mandatory_standard_violation:
+        errors.append(
+            FieldError("mandatory_standard_violation", "only a failed check violates a standard")
+        )
+    return errors
+
+
+def _check_record(record: SpotCheckFields, *, catalogue: Catalogue, today: date) -> None:
+    errors = rule_errors(record, catalogue=catalogue, today=today)
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def stored_values(record: SpotCheckFields) -> dict[str, Any]:
+    values = record.model_dump(mode="python")
+    values["level"] = record.level.value
+    values["result"] = record.result.value
+    values["nonconforming_items"] = [item.model_dump() for item in record.nonconforming_items]
+    return values
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def review_notice(spot_check: SpotCheck | Mapping[str, Any], *, reference: str) -> dict[str, Any]:
+    """The review-flag request the brand registry receives for a failed check."""
+    get = spot_check.get if isinstance(spot_check, Mapping) else spot_check.__getattribute__
+    if get("refused"):
+        what = "refused sampling"
+    else:
+        what = "、".join(item["item"] for item in get("nonconforming_items")) or "nonconforming"
+    return {
+        "enterprise_credit_code": get("enterprise_credit_code"),
+        "source": "inspection",
+        "reference": reference,
+        "reason": f"Spot-check {get('plan_code')} sample {get('sample_code')} failed: {what}",
+    }
+
+
+def outbox_row(
+    spot_check: SpotCheck | Mapping[str, Any], *, spot_check_id: str, reference: str, now: datetime
+) -> dict[str, Any]:
+    """An outbox entry carrying a review notice, due at once."""
+    return {
+        "id": new_id(),
+        "kind": REVIEW_FLAG,
+        "spot_check_id": spot_check_id,
+        "payload": review_notice(spot_check, reference=reference),
+        "status": repository.PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+def history_row(
+    *,
+    spot_check_id: str,
+    version: int,
+    action: str,
+    principal: Principal,
+    reason: str,
+    changes: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "spot_check_id": spot_check_id,
+        "version": version,
+        "action": action,
+        "changed_by": principal.client_id,
+        "changed_at": now,
+        "reason": reason,
+        "changes": changes,
+    }
+
+
+async def _refresh_chain(*, session: AsyncSession, root_id: str) -> None:
+    """Carry the chain's final result to its original, where the stats read it."""
+    chain = await repository.chain_of(session=session, root_id=root_id)
+    if not chain:
+        return
+    root, last = chain[0], chain[-1]
+    root.final_result = last.result
+    overturned = root.result == Result.failed and last.result == Result.passed and last is not root
+    root.overturned_on = last.published_on if overturned else None
+
+
+async def _check_reinspection(
+    *, session: AsyncSession, record: SpotCheckFields, original_id: str
+) -> SpotCheck:
+    original = await repository.get_spot_check(session=session, spot_check_id=original_id)
+    if original is None:
+        raise ValidationFailed.single("reinspection_of", f"no spot-check with id {original_id!r}")
+    if original.result != Result.failed:
+        raise Conflict(
+            "Only a failed check can be re-inspected; this one passed.",
+            field="reinspection_of",
+            reinspection_of=original.id,
+        )
+    if original.refused:
+        raise Conflict(
+            "The enterprise refused sampling: there is no sample to re-inspect.",
+            field="reinspection_of",
+        )
+    if original.plan_code != record.plan_code:
+        raise Conflict(
+            f"A re-inspection belongs to the plan of the check it re-inspects "
+            f"({original.plan_code!r}), not {record.plan_code!r}.",
+            field="plan_code",
+        )
+    if original.sample_code != record.sample_code:
+        raise Conflict(
+            f"A re-inspection tests the same sample ({original.sample_code!r}), "
+            f"not {record.sample_code!r}.",
+            field="sample_code",
+        )
+    already = await repository.find_reinspection(session=session, spot_check_id=original.id)
+    if already is not None:
+        raise Conflict(
+            "This check was already re-inspected; re-inspect the latest check of the chain.",
+            field="reinspection_of",
+            reinspected_by=already.id,
+        )
+    return original
+
+
+async def _check_unique_sample(
+    *, session: AsyncSession, plan_code: str, sample_code: str, exclude_id: str | None = None
+) -> None:
+    existing = await repository.find_original(
+        session=session, plan_code=plan_code, sample_code=sample_code
+    )
+    if existing is not None and existing.id != exclude_id:
+        raise Conflict(
+            f"Sample {sample_code!r} is already recorded in plan {plan_code!r}.",
+            field="sample_code",
+            existing_id=existing.id,
+        )
+
+
+async def create_spot_check(
+    *,
+    session: AsyncSession,
+    body: SpotCheckCreate,
+    principal: Principal,
+    catalogue: Catalogue,
+    today: date,
+) -> SpotCheck:
+    """Record a spot-check (or a re-inspection), its history, and the notice a failure owes."""
+    record = SpotCheckFields.model_validate(body.model_dump(include=set(RECORDED_FIELDS)))
+    _check_record(record, catalogue=catalogue, today=today)
+    original = None
+    if body.reinspection_of:
+        original = await _check_reinspection(
+            session=session, record=record, original_id=body.reinspection_of
+        )
+    else:
+        await _check_unique_sample(
+            session=session, plan_code=record.plan_code, sample_code=record.sample_code
+        )
+    now = utcnow()
+    spot_check_id = new_id()
+    spot_check = SpotCheck(
+        id=spot_check_id,
+        **stored_values(record),
+        reinspection_of=original.id if original else None,
+        root_id=original.root_id if original else spot_check_id,
+        final_result=record.result.value,
+        created_by=principal.client_id,
+        created_at=now,
+        updated_at=now,
+    )
+    rows: list[Any] = [spot_check]
+    await repository.add(session=session, rows=rows)
+    action = "reinspected" if original else "created"
+    reason = body.reason or ("re-inspection recorded" if original else "spot-check recorded")
+    snapshot = {name: _jsonable(getattr(spot_check, name)) for name in RECORDED_FIELDS}
+    if original is not None:
+        snapshot["reinspection_of"] = original.id
+    extra: list[Any] = [
+        SpotCheckHistory(
+            **history_row(
+                spot_check_id=spot_check_id,
+                version=spot_check.version,
+                action=action,
+                principal=principal,
+                reason=reason,
+                changes=snapshot,
+                now=now,
+            )
+        )
+    ]
+    if original is None and spot_check.result == Result.failed:
+        extra.append(
+            OutboxMessage(
+                **outbox_row(
+                    spot_check, spot_check_id=spot_check_id, reference=spot_check_id, now=now
+                )
+            )
+        )
+    await repository.add(session=session, rows=extra)
+    if original is not None:
+        await _refresh_chain(session=session, root_id=spot_check.root_id)
+        await repository.flush(session=session)
+    return spot_check
+
+
+async def correct_spot_check(
+    *,
+    session: AsyncSession,
+    spot_check: SpotCheck,
+    body: SpotCheckUpdate,
+    if_match: str | None,
+    principal: Principal,
+    catalogue: Catalogue,
+    today: date,
+) -> SpotCheck:
+    """Apply a correction with its reason; the history keeps what changed."""
+    check_if_match(if_match, etag_of(spot_check))
+    requested = body.changes()
+    if not requested:
+        raise ValidationFailed.single("body", "name at least one field to correct")
+    current = {name: getattr(spot_check, name) for name in RECORDED_FIELDS}
+    try:
+        record = SpotCheckFields.model_validate({**current, **requested})
+    except ValidationError as exc:
+        raise ValidationFailed(pydantic_errors(exc)) from None
+    _check_record(record, catalogue=catalogue, today=today)
+    new_values = stored_values(record)
+    changes = {
+        name: [_jsonable(current[name]), _jsonable(new_values[name])]
+        for name in RECORDED_FIELDS
+        if current[name] != new_values[name]
+    }
+    if not changes:
+        return spot_check
+    reinspection = await repository.find_reinspection(session=session, spot_check_id=spot_check.id)
+    in_chain = spot_check.reinspection_of is not None or reinspection is not None
+    if in_chain and ("plan_code" in changes or "sample_code" in changes):
+        raise Conflict(
+            "The plan and sample code of a re-inspection chain cannot change.",
+            field="sample_code" if "sample_code" in changes else "plan_code",
+        )
+    if reinspection is not None and new_values["result"] != Result.failed:
+        raise Conflict(
+            "This check has a re-inspection, so it stays failed; correct the re-inspection.",
+            field="result",
+            reinspected_by=reinspection.id,
+        )
+    if spot_check.reinspection_of is None and ("plan_code" in changes or "sample_code" in changes):
+        await _check_unique_sample(
+            session=session,
+            plan_code=new_values["plan_code"],
+            sample_code=new_values["sample_code"],
+            exclude_id=spot_check.id,
+        )
+    was_failed_for = (
+        spot_check.enterprise_credit_code if spot_check.result == Result.failed else None
+    )
+    now = utcnow()
+    for name, value in new_values.items():
+        setattr(spot_check, name, value)
+    spot_check.updated_at = now
+    if spot_check.reinspection_of is None:
+        spot_check.final_result = spot_check.result
+    await _refresh_chain(session=session, root_id=spot_check.root_id)
+    await repository.flush(session=session)
+    rows: list[Any] = [
+        SpotCheckHistory(
+            **history_row(
+                spot_check_id=spot_check.id,
+                version=spot_check.version,
+                action="corrected",
+                principal=principal,
+                reason=body.reason,
+                changes=changes,
+                now=now,
+            )
+        )
+    ]
+    newly_failed = (
+        spot_check.reinspection_of is None
+        and spot_check.result == Result.failed
+        and was_failed_for != spot_check.enterprise_credit_code
+    )
+    if newly_failed:
+        reference = f"{spot_check.id}/v{spot_check.version}"
+        rows.append(
+            OutboxMessage(
+                **outbox_row(spot_check, spot_check_id=spot_check.id, reference=reference, now=now)
+            )
+        )
+    await repository.add(session=session, rows=rows)
+    return spot_check
+
+
+async def history(*, session: AsyncSession, spot_check: SpotCheck) -> list[HistoryEntry]:
+    """Every change of a spot-check, oldest first."""
+    entries = await repository.history_of(session=session, spot_check_id=spot_check.id)
+    return [
+        HistoryEntry.model_validate(entry, from_attributes=True).model_copy(
+            update={"changed_at": as_utc(entry.changed_at)}
+        )
+        for entry in entries
+    ]
+
+
+def parse_levels(levels: str | None) -> list[Level]:
+    """`national,provincial` → the levels in canonical order; all of them when absent."""
+    if levels is None or not levels.strip():
+        return list(Level)
+    chosen: set[Level] = set()
+    for part in levels.split(","):
+        name = part.strip()
+        if not name:
+            continue
+        try:
+            chosen.add(Level(name))
+        except ValueError:
+            known = ", ".join(level.value for level in Level)
+            raise ValidationFailed.single(
+                "levels", f"unknown level {name!r}; known: {known}"
+            ) from None
+    return [level for level in Level if level in chosen]
+
+
+def _rate(checked: int, passed: int) -> float | None:
+    return round(passed / checked, 4) if checked else None
+
+
+def _tally(rows: Iterable[StatsRow], key: Any) -> dict[Any, list[int]]:
+    totals: dict[Any, list[int]] = {}
+    for row in rows:
+        slot = totals.setdefault(key(row), [0, 0])
+        slot[0] += row.checked
+        slot[1] += row.passed
+    return totals
+
+
+async def spot_check_stats(
+    *,
+    session: AsyncSession,
+    year: int,
+    as_of: date | None,
+    levels: list[Level],
+    county_code: str | None,
+    include_unpublished: bool,
+    catalogue: Catalogue,
+    today: date,
+) -> SpotCheckStats:
+    """Samples of `year` sampled by `as_of`, each counted once with its final result."""
+    start, year_end = date(year, 1, 1), date(year, 12, 31)
+    as_of = as_of or year_end
+    if as_of < start:
+        raise ValidationFailed.single("as_of", f"must not be before the start of {year}")
+    if county_code is not None:
+        error = county_code_error(county_code, catalogue.regions)
+        if error:
+            raise ValidationFailed.single("county_code", error)
+    query = repository.stats_query(
+        start=start,
+        end=min(as_of, year_end),
+        levels=[level.value for level in levels],
+        county_code=county_code,
+        include_unpublished=include_unpublished,
+        today=today,
+    )
+    rows = await repository.stats_rows(session=session, query=query)
+    counties = sorted(
+        ({county_code} if county_code else set(catalogue.regions)) | {r.county_code for r in rows}
+    )
+    by_group = _tally(rows, lambda r: (r.county_code, r.level))
+    by_county = _tally(rows, lambda r: r.county_code)
+    by_category = _tally(rows, lambda r: r.product_category)
+    categories = list(catalogue.categories) + sorted(set(by_category) - set(catalogue.categories))
+    checked = sum(r.checked for r in rows)
+    passed = sum(r.passed for r in rows)
+    return SpotCheckStats(
+        year=year,
+        as_of=as_of,
+        levels=levels,
+        include_unpublished=include_unpublished,
+        groups=[
+            GroupStats(
+                county_code=county,
+                level=level,
+                checked=(c := by_group.get((county, level.value), [0, 0]))[0],
+                passed=c[1],
+                pass_rate=_rate(c[0], c[1]),
+            )
+            for county in counties
+            for level in levels
+        ],
+        by_county=[
+            CountyStats(
+                county_code=county,
+                checked=(c := by_county.get(county, [0, 0]))[0],
+                passed=c[1],
+                pass_rate=_rate(c[0], c[1]),
+            )
+            for county in counties
+        ],
+        by_category=[
+            CategoryStats(
+                product_category=category,
+                product_category_label=catalogue.category_label(category),
+                checked=(c := by_category.get(category, [0, 0]))[0],
+                passed=c[1],
+                pass_rate=_rate(c[0], c[1]),
+            )
+            for category in categories
+        ],
+        totals=PassRate(checked=checked, passed=passed, pass_rate=_rate(checked, passed)),
+    )
