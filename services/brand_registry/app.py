@@ -5,7 +5,9 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from brand_registry.models import idempotency_record
+from brand_registry.policy import load_tier_policies
 from brand_registry.routes import router
+from brand_registry.schemas import Tier
 from brand_registry.settings import Settings
 from kit.app import ServiceSpec, create_app
 
@@ -26,4 +28,11 @@ SPEC = ServiceSpec(
 
 def build_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app (`uvicorn --factory brand_registry.app:build_app`)."""
-    return create_app(SPEC, settings or Settings())
+    settings = settings or Settings()
+    app = create_app(SPEC, settings)
+    # Loaded once at start so a broken policy table stops the service instead of a request.
+    app.state.tier_policies = load_tier_policies(
+        settings.tier_policy_file(), required={tier.value for tier in Tier}
+    )
+    app.state.region_codes = settings.region_codes()
+    return app

@@ -1,8 +1,12 @@
 """Tables of the brand_registry service, on its own registry."""
 
-from sqlmodel import SQLModel
+from datetime import date, datetime
+from typing import Any, ClassVar
 
-from kit.db import new_registry
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, Text
+from sqlmodel import Field, SQLModel
+
+from kit.db import new_registry, version_column
 from kit.idempotency import idempotency_table
 
 registry = new_registry()
@@ -14,3 +18,100 @@ class Base(SQLModel, registry=registry):
 
 
 idempotency_record = idempotency_table(metadata)
+
+_brand_version = version_column()
+
+
+class Brand(Base, table=True):
+    """A famous-brand listing (名牌產品) of one product of one enterprise in one tier.
+
+    `status` holds the last recorded state (active, suspended, revoked); expiry is not stored
+    but follows from `valid_until` and `superseded_on` (the award date of the renewal that
+    replaced this listing). `revoked_on` and the suspension periods date each state so that
+    the status on any past date can be computed in SQL.
+    """
+
+    __tablename__ = "brand"
+    __table_args__ = (
+        Index("ix_brand_listing_key", "enterprise_credit_code", "product_name", "tier"),
+        Index("ix_brand_county_tier_awarded", "county_code", "tier", "awarded_on"),
+        Index(
+            "ix_brand_search_text",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    product_name: str = Field(max_length=200)
+    brand_name: str = Field(max_length=200)
+    enterprise_credit_code: str = Field(max_length=18)
+    enterprise_name: str = Field(max_length=200)
+    county_code: str = Field(max_length=6)
+    tier: str = Field(max_length=40, index=True)
+    sector: str = Field(max_length=20, index=True)
+    award_kind: str = Field(max_length=10, index=True)
+    awarded_on: date = Field(index=True)
+    valid_until: date = Field(index=True)
+    international_standard: bool = Field(default=False, index=True)
+    standard_code: str | None = Field(default=None, max_length=100)
+    batch_code: str | None = Field(default=None, max_length=100, index=True)
+    status: str = Field(default="active", max_length=20, index=True)
+    status_changed_on: date | None = Field(default=None)
+    revoked_on: date | None = Field(default=None, index=True)
+    superseded_on: date | None = Field(default=None, index=True)
+    renewal_of: str | None = Field(default=None, max_length=36, index=True)
+    review_required: bool = Field(default=False, index=True)
+    review_reason: str | None = Field(default=None, sa_type=Text)
+    search_text: str = Field(max_length=700)
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))
+    updated_at: datetime = Field(sa_type=DateTime(timezone=True))
+    version: int = Field(default=1, sa_column=_brand_version)
+
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": _brand_version}
+
+
+class BrandSuspension(Base, table=True):
+    """One period during which a listing was suspended; open while `ended_on` is null."""
+
+    __tablename__ = "brand_suspension"
+    __table_args__ = (Index("ix_brand_suspension_period", "brand_id", "started_on", "ended_on"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    brand_id: str = Field(sa_column=Column(String(36), ForeignKey("brand.id"), nullable=False))
+    started_on: date
+    ended_on: date | None = Field(default=None)
+
+
+class BrandHistory(Base, table=True):
+    """One change to a listing: who made it, when, why, and what it changed."""
+
+    __tablename__ = "brand_history"
+    __table_args__ = (Index("ix_brand_history_brand_changed", "brand_id", "id"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    brand_id: str = Field(sa_column=Column(String(36), ForeignKey("brand.id"), nullable=False))
+    changed_at: datetime = Field(sa_type=DateTime(timezone=True))
+    actor_id: str = Field(max_length=200)
+    actor_name: str = Field(max_length=200)
+    action: str = Field(max_length=30)
+    from_status: str | None = Field(default=None, max_length=20)
+    to_status: str | None = Field(default=None, max_length=20)
+    effective_on: date | None = Field(default=None)
+    changes: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    reason: str | None = Field(default=None, sa_type=Text)
+
+
+class ReviewFlag(Base, table=True):
+    """A review request raised by another service, kept so a repeat is answered, not re-applied."""
+
+    __tablename__ = "review_flag"
+
+    source: str = Field(primary_key=True, max_length=50)
+    reference: str = Field(primary_key=True, max_length=200)
+    enterprise_credit_code: str = Field(max_length=18, index=True)
+    reason: str = Field(sa_type=Text)
+    flagged_brand_ids: list[str] = Field(default_factory=list, sa_type=JSON)
+    raised_by: str = Field(max_length=200)
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))

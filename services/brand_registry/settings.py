@@ -1,13 +1,33 @@
 """Settings of the brand_registry service, read from `BRAND_REGISTRY_*` variables."""
 
+from datetime import date, datetime
+from pathlib import Path
 from typing import ClassVar
+from zoneinfo import ZoneInfo
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
+    """Brand registry configuration; the tier policy table lives in `config/brand_tiers.json`."""
+
     model_config = SettingsConfigDict(env_prefix="BRAND_REGISTRY_", extra="ignore")
 
     service_name: ClassVar[str] = "brand_registry"
+
+    # 100,000 rows of long Chinese names stay well under this.
+    max_upload_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
+    import_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    tiers_file: Path | None = None
+    timezone: str = "Asia/Shanghai"
+
+    def tier_policy_file(self) -> Path:
+        """The tier policy table: configured explicitly, or `brand_tiers.json` in the config dir."""
+        return self.tiers_file or self.config_dir / "brand_tiers.json"
+
+    def today(self) -> date:
+        """The bureau's current date, which decides expiry."""
+        return datetime.now(ZoneInfo(self.timezone)).date()

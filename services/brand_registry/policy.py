@@ -1,0 +1,49 @@
+"""The tier policy table (`config/brand_tiers.json`): labels, validity and closing dates."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TierPolicy:
+    """One tier's rules: its Chinese label, how long an award lasts, when awards stopped."""
+
+    code: str
+    label: str
+    validity_years: int
+    awards_closed_after: date | None
+
+    def closed_on(self, awarded_on: date) -> bool:
+        """Whether an award dated `awarded_on` comes after the tier stopped accepting awards."""
+        return self.awards_closed_after is not None and awarded_on > self.awards_closed_after
+
+    def default_valid_until(self, awarded_on: date) -> date:
+        """`awarded_on` plus the tier's validity (29 February falls back to the 28th)."""
+        year = awarded_on.year + self.validity_years
+        try:
+            return awarded_on.replace(year=year)
+        except ValueError:
+            return awarded_on.replace(year=year, day=28)
+
+
+def load_tier_policies(path: Path, *, required: set[str]) -> dict[str, TierPolicy]:
+    """Read the policy table; every tier of the API must have an entry."""
+    with path.open(encoding="utf-8") as handle:
+        entries = json.load(handle)
+    policies = {}
+    for entry in entries:
+        closed = entry.get("awards_closed_after")
+        policies[entry["code"]] = TierPolicy(
+            code=entry["code"],
+            label=entry["label"],
+            validity_years=int(entry["validity_years"]),
+            awards_closed_after=date.fromisoformat(closed) if closed else None,
+        )
+    missing = required - set(policies)
+    if missing:
+        raise ValueError(f"{path} has no policy for the tiers {sorted(missing)}")
+    return policies

@@ -1,0 +1,372 @@
+"""Every query of the brand registry. Functions flush, never commit: the request owns the
+transaction.
+
+The status of a listing on a date D is computed from dated facts, the same way for lists,
+exports and statistics:
+revoked if `revoked_on <= D`; otherwise expired if `valid_until < D` or a renewal replaced it
+on or before D (`superseded_on <= D`); otherwise suspended if a suspension period covers D;
+otherwise active.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from brand_registry.models import Brand, BrandHistory, BrandSuspension, ReviewFlag
+
+brand_table: Table = Brand.__table__  # type: ignore[attr-defined]
+history_table: Table = BrandHistory.__table__  # type: ignore[attr-defined]
+suspension_table: Table = BrandSuspension.__table__  # type: ignore[attr-defined]
+b = brand_table.c
+s = suspension_table.c
+
+LISTING_COLUMNS = (
+    b.id,
+    b.product_name,
+    b.brand_name,
+    b.enterprise_credit_code,
+    b.enterprise_name,
+    b.county_code,
+    b.tier,
+    b.sector,
+    b.award_kind,
+    b.awarded_on,
+    b.valid_until,
+    b.international_standard,
+    b.standard_code,
+    b.batch_code,
+    b.status,
+    b.revoked_on,
+    b.renewal_of,
+    b.superseded_on,
+    b.review_required,
+    b.review_reason,
+    b.created_at,
+    b.updated_at,
+)
+
+
+@dataclass(frozen=True)
+class ListingFilters:
+    """The filters of a list or export; `status` is judged on `as_of`."""
+
+    county_code: str | None = None
+    tier: str | None = None
+    sector: str | None = None
+    status: str | None = None
+    as_of: date | None = None
+    award_kind: str | None = None
+    awarded_from: date | None = None
+    awarded_to: date | None = None
+    enterprise_credit_code: str | None = None
+    international_standard: bool | None = None
+    review_required: bool | None = None
+    batch_code: str | None = None
+    q: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyListing:
+    """What the award rules need to know of an existing listing."""
+
+    id: str
+    enterprise_credit_code: str
+    product_name: str
+    tier: str
+    award_kind: str
+    awarded_on: date
+    valid_until: date
+    revoked_on: date | None
+    superseded_on: date | None
+    renewal_of: str | None
+
+
+def _revoked_on(day: date) -> ColumnElement[bool]:
+    return and_(b.revoked_on.is_not(None), b.revoked_on <= day)
+
+
+def _expired_on(day: date) -> ColumnElement[bool]:
+    return or_(b.valid_until < day, and_(b.superseded_on.is_not(None), b.superseded_on <= day))
+
+
+def _suspension_covers(day: date) -> ColumnElement[bool]:
+    return and_(s.started_on <= day, or_(s.ended_on.is_(None), s.ended_on > day))
+
+
+def _suspended_on(day: date) -> ColumnElement[bool]:
+    return exists().where(s.brand_id == b.id, _suspension_covers(day))
+
+
+def status_on(status: str, day: date) -> ColumnElement[bool]:
+    """Listings awarded by `day` whose status on `day` is `status`."""
+    awarded = b.awarded_on <= day
+    if status == "revoked":
+        return and_(awarded, _revoked_on(day))
+    live = and_(awarded, not_(_revoked_on(day)))
+    if status == "expired":
+        return and_(live, _expired_on(day))
+    live = and_(live, not_(_expired_on(day)))
+    if status == "suspended":
+        return and_(live, _suspended_on(day))
+    return and_(live, not_(_suspended_on(day)))
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_text(*names: str) -> str:
+    """The lower-cased text that name search runs over."""
+    return "\n".join(names).lower()
+
+
+def _filtered(query: Select[Any], filters: ListingFilters, today: date) -> Select[Any]:
+    conditions: list[ColumnElement[bool]] = []
+    for name in ("county_code", "tier", "sector", "award_kind", "enterprise_credit_code"):
+        value = getattr(filters, name)
+        if value is not None:
+            conditions.append(b[name] == value)
+    if filters.batch_code is not None:
+        conditions.append(b.batch_code == filters.batch_code)
+    if filters.international_standard is not None:
+        conditions.append(b.international_standard == filters.international_standard)
+    if filters.review_required is not None:
+        conditions.append(b.review_required == filters.review_required)
+    if filters.awarded_from is not None:
+        conditions.append(b.awarded_on >= filters.awarded_from)
+    if filters.awarded_to is not None:
+        conditions.append(b.awarded_on <= filters.awarded_to)
+    if filters.status is not None:
+        conditions.append(status_on(filters.status, filters.as_of or today))
+    if filters.q:
+        pattern = f"%{escape_like(filters.q.lower())}%"
+        conditions.append(b.search_text.like(pattern, escape="\\"))
+    return query.where(*conditions) if conditions else query
+
+
+async def list_listings(
+    *,
+    session: AsyncSession,
+    filters: ListingFilters,
+    today: date,
+    after_id: str | None,
+    limit: int,
+) -> Sequence[Row[Any]]:
+    """Up to `limit` listings matching `filters`, newest first, after `after_id`."""
+    query = _filtered(select(*LISTING_COLUMNS), filters, today)
+    if after_id is not None:
+        query = query.where(b.id < after_id)
+    result = await session.execute(query.order_by(b.id.desc()).limit(limit))
+    return result.all()
+
+
+async def stream_listings(
+    *, session: AsyncSession, filters: ListingFilters, today: date, batch_size: int = 1000
+) -> AsyncIterator[Row[Any]]:
+    """Every listing matching `filters`, read in batches from a server-side cursor."""
+    query = _filtered(select(*LISTING_COLUMNS), filters, today).order_by(b.id.desc())
+    result = await session.stream(query.execution_options(yield_per=batch_size))
+    async for partition in result.partitions():
+        for row in partition:
+            yield row
+
+
+async def get_brand(*, session: AsyncSession, brand_id: str) -> Brand | None:
+    return await session.get(Brand, brand_id)
+
+
+async def listings_with_keys(
+    *, session: AsyncSession, credit_codes: Iterable[str]
+) -> list[KeyListing]:
+    """Every listing of the given enterprises, for the duplicate and renewal rules."""
+    codes = sorted(set(credit_codes))
+    if not codes:
+        return []
+    query = select(
+        b.id,
+        b.enterprise_credit_code,
+        b.product_name,
+        b.tier,
+        b.award_kind,
+        b.awarded_on,
+        b.valid_until,
+        b.revoked_on,
+        b.superseded_on,
+        b.renewal_of,
+    ).where(b.enterprise_credit_code.in_(codes))
+    return [KeyListing(**row._mapping) for row in (await session.execute(query)).all()]
+
+
+async def insert_listings(*, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(brand_table), rows)
+
+
+async def insert_history(*, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(history_table), rows)
+
+
+async def mark_superseded(*, session: AsyncSession, updates: list[dict[str, Any]], at: Any) -> None:
+    """Record the date each listing was replaced by its renewal (`{"b_id", "on"}` items)."""
+    if not updates:
+        return
+    statement = (
+        update(brand_table)
+        .where(b.id == bindparam("b_id"))
+        .values(superseded_on=bindparam("on"), version=b.version + 1, updated_at=at)
+    )
+    await session.execute(statement, updates)
+
+
+async def successor_of(*, session: AsyncSession, brand_id: str) -> KeyListing | None:
+    """The renewal that replaced `brand_id`, if any."""
+    rows = await listings_where(session=session, condition=b.renewal_of == brand_id)
+    return rows[0] if rows else None
+
+
+async def listings_where(
+    *, session: AsyncSession, condition: ColumnElement[bool]
+) -> list[KeyListing]:
+    query = select(
+        b.id,
+        b.enterprise_credit_code,
+        b.product_name,
+        b.tier,
+        b.award_kind,
+        b.awarded_on,
+        b.valid_until,
+        b.revoked_on,
+        b.superseded_on,
+        b.renewal_of,
+    ).where(condition)
+    return [KeyListing(**row._mapping) for row in (await session.execute(query)).all()]
+
+
+async def open_suspension(
+    *, session: AsyncSession, suspension_id: str, brand_id: str, started_on: date
+) -> None:
+    session.add(BrandSuspension(id=suspension_id, brand_id=brand_id, started_on=started_on))
+    await session.flush()
+
+
+async def close_suspension(*, session: AsyncSession, brand_id: str, ended_on: date) -> None:
+    await session.execute(
+        update(suspension_table)
+        .where(s.brand_id == brand_id, s.ended_on.is_(None))
+        .values(ended_on=ended_on)
+    )
+
+
+async def add(*, session: AsyncSession, items: Iterable[Any]) -> None:
+    session.add_all(list(items))
+    await session.flush()
+
+
+async def history_of(
+    *, session: AsyncSession, brand_id: str, after_id: str | None, limit: int
+) -> list[BrandHistory]:
+    """The changes to a listing, oldest first."""
+    query = select(BrandHistory).where(BrandHistory.brand_id == brand_id)  # type: ignore[arg-type]
+    if after_id is not None:
+        query = query.where(BrandHistory.id > after_id)  # type: ignore[arg-type]
+    query = query.order_by(BrandHistory.id).limit(limit)  # type: ignore[arg-type]
+    return list((await session.execute(query)).scalars())
+
+
+async def get_review_flag(
+    *, session: AsyncSession, source: str, reference: str
+) -> ReviewFlag | None:
+    return await session.get(ReviewFlag, (source, reference))
+
+
+async def flaggable_ids(*, session: AsyncSession, credit_code: str, today: date) -> list[str]:
+    """The ids of an enterprise's listings that are active or suspended today."""
+    query = (
+        select(b.id)
+        .where(
+            b.enterprise_credit_code == credit_code,
+            b.status.in_(("active", "suspended")),
+            not_(_expired_on(today)),
+        )
+        .order_by(b.id)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def set_review_required(
+    *, session: AsyncSession, brand_ids: list[str], reason: str, at: Any
+) -> None:
+    if brand_ids:
+        await session.execute(
+            update(brand_table)
+            .where(b.id.in_(brand_ids))
+            .values(
+                review_required=True, review_reason=reason, version=b.version + 1, updated_at=at
+            )
+        )
+
+
+async def stats_groups(
+    *,
+    session: AsyncSession,
+    year_start: date,
+    year_end: date,
+    as_of: date,
+    county_code: str | None,
+) -> Sequence[Row[Any]]:
+    """Per county and tier: new awards in the year (up to `as_of`), listings in force on
+    `as_of` and those of them made to international standards, in one GROUP BY."""
+    suspended = select(s.brand_id).where(_suspension_covers(as_of)).distinct().subquery("suspended")
+    in_force = and_(
+        b.awarded_on <= as_of,
+        not_(_revoked_on(as_of)),
+        not_(_expired_on(as_of)),
+        suspended.c.brand_id.is_(None),
+    )
+    is_new = and_(
+        b.award_kind == "new", b.awarded_on >= year_start, b.awarded_on <= min(year_end, as_of)
+    )
+    query = (
+        select(
+            b.county_code,
+            b.tier,
+            func.sum(case((is_new, 1), else_=0)).label("new_awards"),
+            func.sum(case((in_force, 1), else_=0)).label("in_force"),
+            func.sum(case((and_(in_force, b.international_standard), 1), else_=0)).label(
+                "in_force_international"
+            ),
+        )
+        .select_from(brand_table.outerjoin(suspended, suspended.c.brand_id == b.id))
+        .where(b.awarded_on <= max(year_end, as_of))
+        .group_by(b.county_code, b.tier)
+    )
+    if county_code is not None:
+        query = query.where(b.county_code == county_code)
+    return (await session.execute(query)).all()
+
+
+async def discard(*, session: AsyncSession) -> None:
+    """Undo everything this request wrote (a dry run, or an import with bad rows)."""
+    await session.rollback()

@@ -1,0 +1,202 @@
+"""Request and response shapes of the brand_registry API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kit.identifiers import CountyCode, CreditCode
+
+
+class Tier(StrEnum):
+    """The listing tiers; each tier's label, validity and closing date come from configuration."""
+
+    china_famous = "china_famous"
+    national_inspection_exempt = "national_inspection_exempt"
+    provincial_famous = "provincial_famous"
+    city_famous = "city_famous"
+
+
+class Sector(StrEnum):
+    industry = "industry"
+    agriculture = "agriculture"
+    service = "service"
+
+
+class AwardKind(StrEnum):
+    """`new` counts as 新增; a `renewal` continues an earlier listing."""
+
+    new = "new"
+    renewal = "renewal"
+
+
+class BrandStatus(StrEnum):
+    active = "active"
+    suspended = "suspended"
+    revoked = "revoked"
+    expired = "expired"
+
+
+class BrandCreate(BaseModel):
+    """A new listing; `valid_until` defaults to `awarded_on` plus the tier's validity."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    product_name: str = Field(min_length=1, max_length=200)
+    brand_name: str = Field(min_length=1, max_length=200)
+    enterprise_credit_code: CreditCode
+    enterprise_name: str = Field(min_length=1, max_length=200)
+    county_code: CountyCode
+    tier: Tier
+    sector: Sector
+    award_kind: AwardKind = AwardKind.new
+    awarded_on: date
+    valid_until: date | None = None
+    international_standard: bool = False
+    standard_code: str | None = Field(default=None, max_length=100)
+    batch_code: str | None = Field(
+        default=None, max_length=100, description="The award announcement the listing came from."
+    )
+
+
+class BrandUpdate(BaseModel):
+    """Field edits; tier, enterprise and award kind identify the award and are not edited."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    product_name: str | None = Field(default=None, min_length=1, max_length=200)
+    brand_name: str | None = Field(default=None, min_length=1, max_length=200)
+    enterprise_name: str | None = Field(default=None, min_length=1, max_length=200)
+    county_code: CountyCode | None = None
+    sector: Sector | None = None
+    awarded_on: date | None = None
+    valid_until: date | None = None
+    international_standard: bool | None = None
+    standard_code: str | None = Field(default=None, max_length=100)
+    batch_code: str | None = Field(default=None, max_length=100)
+
+
+class BrandRead(BaseModel):
+    """A listing as served; `status` is the status today, expiry included."""
+
+    id: str
+    product_name: str
+    brand_name: str
+    enterprise_credit_code: str
+    enterprise_name: str
+    county_code: str
+    tier: Tier
+    tier_label: str
+    sector: Sector
+    award_kind: AwardKind
+    awarded_on: date
+    valid_until: date
+    international_standard: bool
+    standard_code: str | None
+    batch_code: str | None
+    status: BrandStatus
+    renewal_of: str | None
+    superseded_on: date | None
+    review_required: bool
+    review_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class StatusChange(BaseModel):
+    """A status action; `clear_review` with the current status clears the review flag."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    status: BrandStatus
+    reason: str = Field(min_length=1, max_length=2000)
+    clear_review: bool = False
+    effective_on: date | None = Field(
+        default=None, description="The date the change takes effect (default today)."
+    )
+
+
+class HistoryEntry(BaseModel):
+    id: str
+    changed_at: datetime
+    actor_id: str
+    actor_name: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    effective_on: date | None
+    changes: dict[str, Any] | None
+    reason: str | None
+
+
+class ReviewFlagCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    enterprise_credit_code: CreditCode
+    source: str = Field(min_length=1, max_length=50)
+    reference: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ReviewFlagRead(BaseModel):
+    reference: str
+    source: str
+    flagged_brand_ids: list[str]
+    created: bool
+
+
+class TierRead(BaseModel):
+    code: Tier
+    label: str
+    validity_years: int
+    awards_closed_after: date | None
+
+
+class Counts(BaseModel):
+    new_awards: int
+    in_force: int
+    in_force_international: int
+
+
+class StatsGroup(Counts):
+    county_code: str
+    tier: Tier
+
+
+class CountyCounts(Counts):
+    county_code: str
+
+
+class TierCounts(Counts):
+    tier: Tier
+
+
+class BrandStats(BaseModel):
+    """New awards in `year` and listings in force on `as_of`, by county and tier."""
+
+    year: int
+    as_of: date
+    groups: list[StatsGroup]
+    by_county: list[CountyCounts]
+    by_tier: list[TierCounts]
+    totals: Counts
+
+
+class ImportReport(BaseModel):
+    rows: int
+    valid: int
+    stored: int
+    dry_run: bool
+    error_count: int
+    errors: list[dict[str, Any]]
+    errors_truncated: bool
+
+
+IMPORT_FIELDS = tuple(BrandCreate.model_fields)
+IMPORT_REQUIRED = tuple(
+    name for name, field in BrandCreate.model_fields.items() if field.is_required()
+)
+EXPORT_FIELDS = tuple(BrandRead.model_fields)
