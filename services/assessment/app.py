@@ -4,9 +4,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from assessment.demo import demo_lifespan
 from assessment.models import idempotency_record
 from assessment.routes import router
 from assessment.settings import Settings
+from assessment.sources import stats_lifespan
 from kit.app import ServiceSpec, create_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -21,6 +23,7 @@ SPEC = ServiceSpec(
     migrations=MIGRATIONS,
     version_table=VERSION_TABLE,
     idempotency_table=idempotency_record,
+    lifespan_hooks=[stats_lifespan, demo_lifespan],
 )
 
 

@@ -1,13 +1,54 @@
 """Settings of the assessment service, read from `ASSESSMENT_*` variables."""
 
-from typing import ClassVar
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from kit.settings import ServiceSettings
+from kit.settings import DEFAULT_VAR_DIR, ServiceSettings
+
+
+def _demo_default() -> bool:
+    return os.environ.get("QRP_DEMO", "0") == "1"
 
 
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ASSESSMENT_", extra="ignore")
 
     service_name: ClassVar[str] = "assessment"
+
+    brand_registry_url: str = "http://127.0.0.1:8001"
+    certification_url: str = "http://127.0.0.1:8002"
+    inspection_url: str = "http://127.0.0.1:8003"
+    stats_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    stats_deadline_seconds: float = Field(default=5.0, gt=0, le=120)
+    stats_retries: int = Field(default=2, ge=0, le=5)
+    stats_retry_backoff_seconds: float = Field(default=0.1, ge=0, le=5)
+    stats_max_connections: int = Field(default=50, ge=1, le=1000)
+    service_private_key_file: Path = DEFAULT_VAR_DIR / "keys" / "assessment.pem"
+    service_token_ttl_seconds: int = Field(default=60, ge=10, le=3600)
+    load_demo: bool = Field(default_factory=_demo_default)
+
+    @property
+    def assessment_file(self) -> Path:
+        return self.config_dir / "assessment.json"
+
+    @property
+    def target_sets_dir(self) -> Path:
+        return self.config_dir / "target_sets"
+
+    def regions(self) -> list[dict[str, str]]:
+        """The configured counties and districts, in file order."""
+        return _read_json(self.regions_file)  # type: ignore[no-any-return]
+
+    def assessment_rules(self) -> dict[str, Any]:
+        """Grade bands, outcome bands and default thresholds from `config/assessment.json`."""
+        return _read_json(self.assessment_file)  # type: ignore[no-any-return]
+
+
+def _read_json(path: Path) -> Any:
+    with path.open(encoding="utf-8") as handle:
+        return json.load(handle)

@@ -1,0 +1,198 @@
+"""Every query of the assessment service. Functions flush, never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from assessment.models import (
+    AssessmentRun,
+    AuditEntry,
+    ReferenceValue,
+    ReportedValue,
+    TargetSet,
+)
+
+PUBLISHED = "published"
+
+
+async def add(*, session: AsyncSession, row: object) -> None:
+    session.add(row)
+    await session.flush()
+
+
+async def current_target_set(*, session: AsyncSession, year: int) -> TargetSet | None:
+    query = (
+        select(TargetSet)
+        .where(col(TargetSet.year) == year)
+        .order_by(col(TargetSet.version).desc())
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def target_set_version(*, session: AsyncSession, year: int, version: int) -> TargetSet | None:
+    query = select(TargetSet).where(col(TargetSet.year) == year, col(TargetSet.version) == version)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def list_target_sets(
+    *, session: AsyncSession, year: int | None, after: tuple[int, int] | None, limit: int
+) -> Sequence[TargetSet]:
+    query = select(TargetSet).order_by(col(TargetSet.year), col(TargetSet.version)).limit(limit)
+    if year is not None:
+        query = query.where(col(TargetSet.year) == year)
+    if after is not None:
+        query = query.where(
+            (col(TargetSet.year) > after[0])
+            | ((col(TargetSet.year) == after[0]) & (col(TargetSet.version) > after[1]))
+        )
+    return (await session.execute(query)).scalars().all()
+
+
+async def latest_versions(*, session: AsyncSession, years: Sequence[int]) -> dict[int, int]:
+    query = (
+        select(TargetSet.year, func.max(TargetSet.version))
+        .where(col(TargetSet.year).in_(years))
+        .group_by(TargetSet.year)
+    )
+    return {int(year): int(version) for year, version in (await session.execute(query)).all()}
+
+
+async def frozen_target_set_ids(*, session: AsyncSession, ids: Sequence[str]) -> set[str]:
+    """Those of `ids` that a published run used."""
+    if not ids:
+        return set()
+    query = (
+        select(AssessmentRun.target_set_id)
+        .where(col(AssessmentRun.target_set_id).in_(ids), col(AssessmentRun.status) == PUBLISHED)
+        .distinct()
+    )
+    return set((await session.execute(query)).scalars().all())
+
+
+async def current_reported_value(
+    *, session: AsyncSession, county_code: str, year: int, indicator: str
+) -> ReportedValue | None:
+    query = select(ReportedValue).where(
+        col(ReportedValue.county_code) == county_code,
+        col(ReportedValue.year) == year,
+        col(ReportedValue.indicator) == indicator,
+        col(ReportedValue.superseded_by).is_(None),
+    )
+    return (await session.execute(query)).scalars().first()
+
+
+async def get_reported_value(*, session: AsyncSession, value_id: str) -> ReportedValue | None:
+    return await session.get(ReportedValue, value_id)
+
+
+async def list_reported_values(
+    *,
+    session: AsyncSession,
+    county_code: str | None,
+    year: int | None,
+    indicator: str | None,
+    current: bool | None,
+    after: str | None,
+    limit: int,
+) -> Sequence[ReportedValue]:
+    query = select(ReportedValue).order_by(col(ReportedValue.id)).limit(limit)
+    if county_code is not None:
+        query = query.where(col(ReportedValue.county_code) == county_code)
+    if year is not None:
+        query = query.where(col(ReportedValue.year) == year)
+    if indicator is not None:
+        query = query.where(col(ReportedValue.indicator) == indicator)
+    if current is True:
+        query = query.where(col(ReportedValue.superseded_by).is_(None))
+    elif current is False:
+        query = query.where(col(ReportedValue.superseded_by).is_not(None))
+    if after is not None:
+        query = query.where(col(ReportedValue.id) > after)
+    return (await session.execute(query)).scalars().all()
+
+
+async def reported_values_as_of(
+    *, session: AsyncSession, year: int, as_of: date
+) -> Sequence[ReportedValue]:
+    """The year's reports describing a date on or before `as_of`, oldest record first."""
+    query = (
+        select(ReportedValue)
+        .where(col(ReportedValue.year) == year, col(ReportedValue.measured_on) <= as_of)
+        .order_by(col(ReportedValue.id))
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def get_reference_value(
+    *, session: AsyncSession, year: int, key: str
+) -> ReferenceValue | None:
+    query = select(ReferenceValue).where(
+        col(ReferenceValue.year) == year, col(ReferenceValue.key) == key
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def list_reference_values(
+    *,
+    session: AsyncSession,
+    year: int | None,
+    key: str | None,
+    after: str | None,
+    limit: int,
+) -> Sequence[ReferenceValue]:
+    query = select(ReferenceValue).order_by(col(ReferenceValue.id)).limit(limit)
+    if year is not None:
+        query = query.where(col(ReferenceValue.year) == year)
+    if key is not None:
+        query = query.where(col(ReferenceValue.key) == key)
+    if after is not None:
+        query = query.where(col(ReferenceValue.id) > after)
+    return (await session.execute(query)).scalars().all()
+
+
+async def get_run(*, session: AsyncSession, year: int, run_id: str) -> AssessmentRun | None:
+    run = await session.get(AssessmentRun, run_id)
+    return run if run is not None and run.year == year else None
+
+
+async def list_runs(
+    *, session: AsyncSession, year: int, status: str | None, after: str | None, limit: int
+) -> Sequence[AssessmentRun]:
+    query = (
+        select(AssessmentRun)
+        .where(col(AssessmentRun.year) == year)
+        .order_by(col(AssessmentRun.id))
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(col(AssessmentRun.status) == status)
+    if after is not None:
+        query = query.where(col(AssessmentRun.id) > after)
+    return (await session.execute(query)).scalars().all()
+
+
+async def list_audit_entries(
+    *,
+    session: AsyncSession,
+    entity: str | None,
+    entity_id: str | None,
+    year: int | None,
+    after: str | None,
+    limit: int,
+) -> Sequence[AuditEntry]:
+    query = select(AuditEntry).order_by(col(AuditEntry.id)).limit(limit)
+    if entity is not None:
+        query = query.where(col(AuditEntry.entity) == entity)
+    if entity_id is not None:
+        query = query.where(col(AuditEntry.entity_id) == entity_id)
+    if year is not None:
+        query = query.where(col(AuditEntry.year) == year)
+    if after is not None:
+        query = query.where(col(AuditEntry.id) > after)
+    return (await session.execute(query)).scalars().all()

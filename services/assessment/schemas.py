@@ -1,0 +1,280 @@
+"""Request and response models of the assessment service."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+KEY_PATTERN = r"^[a-z][a-z0-9_]{1,63}$"
+
+
+class Source(StrEnum):
+    brands = "brands"
+    certificates = "certificates"
+    spot_checks = "spot_checks"
+    reported = "reported"
+
+
+class MeasureKind(StrEnum):
+    new_awards = "new_awards"
+    in_force = "in_force"
+    international_share = "international_share"
+    new_certified_enterprises = "new_certified_enterprises"
+    pass_rate = "pass_rate"  # noqa: S105
+    reported_value = "reported_value"
+
+
+class Unit(StrEnum):
+    count = "count"
+    rate = "rate"
+    flag = "flag"
+
+
+class Comparator(StrEnum):
+    at_least = "at_least"
+    at_most = "at_most"
+    about = "about"
+    between = "between"
+    maintain = "maintain"
+    above_reference = "above_reference"
+    below_reference = "below_reference"
+    milestone = "milestone"
+    zero = "zero"
+
+
+class ToleranceUnit(StrEnum):
+    absolute = "absolute"
+    percent = "percent"
+
+
+class BrandTier(StrEnum):
+    china_famous = "china_famous"
+    national_inspection_exempt = "national_inspection_exempt"
+    provincial_famous = "provincial_famous"
+    city_famous = "city_famous"
+
+
+class CheckLevel(StrEnum):
+    national = "national"
+    provincial = "provincial"
+    city = "city"
+
+
+class Status(StrEnum):
+    met = "met"
+    missed = "missed"
+    at_risk = "at_risk"
+    no_data = "no_data"
+
+
+class Rating(StrEnum):
+    green = "green"
+    amber = "amber"
+    red = "red"
+
+
+class Outcome(StrEnum):
+    commended = "commended"
+    criticized = "criticized"
+    none = "none"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Measure(Strict):
+    """What is counted: a measure of the catalogue and its parameters."""
+
+    kind: MeasureKind
+    tier: BrandTier | None = Field(default=None, description="new_awards, in_force")
+    tiers: list[BrandTier] | None = Field(
+        default=None, description="international_share (default: every tier)"
+    )
+    families: list[str] | None = Field(
+        default=None, description="new_certified_enterprises (default: the service's families)"
+    )
+    levels: list[CheckLevel] | None = Field(
+        default=None, description="pass_rate (default: national and provincial)"
+    )
+    key: str | None = Field(default=None, pattern=KEY_PATTERN, description="reported_value")
+    unit: Unit | None = Field(default=None, description="reported_value: count, rate or flag")
+
+
+class Thresholds(Strict):
+    """Attainment at or above `green` rates green, at or above `amber` amber, else red."""
+
+    green: float = Field(default=0.9, gt=0, le=1)
+    amber: float = Field(default=0.75, ge=0, le=1)
+
+
+class Allocation(Strict):
+    """One county's share of an indicator's target."""
+
+    target: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+class Indicator(Strict):
+    """One indicator of a target set."""
+
+    key: str = Field(pattern=KEY_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    source: Source
+    measure: Measure
+    comparator: Comparator
+    target: float | None = None
+    low: float | None = None
+    high: float | None = None
+    tolerance: float | None = Field(default=None, ge=0)
+    tolerance_unit: ToleranceUnit = ToleranceUnit.absolute
+    reference: str | None = Field(default=None, pattern=KEY_PATTERN)
+    margin: float = 0.0
+    weight: float = Field(ge=0, le=1000)
+    thresholds: Thresholds | None = None
+    veto: bool = False
+    allocations: dict[str, Allocation] = Field(default_factory=dict)
+
+
+class GradeBand(Strict):
+    grade: str = Field(pattern=KEY_PATTERN)
+    label: str = Field(min_length=1, max_length=20)
+    min_score: float = Field(ge=0, le=100)
+
+
+class Rules(Strict):
+    """Grade bands and which bands commend or criticize; defaults from configuration."""
+
+    grades: list[GradeBand] | None = None
+    commended_grades: list[str] | None = None
+    criticized_grades: list[str] | None = None
+
+
+class TargetSetWrite(BaseModel):
+    """A target set as sent with PUT; the read-only members of a GET are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    indicators: list[Indicator] = Field(min_length=1, max_length=200)
+    rules: Rules | None = None
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class TargetSetRead(BaseModel):
+    year: int
+    version: int
+    reason: str | None
+    frozen: bool
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    indicators: list[Indicator]
+    rules: Rules | None
+
+
+class TargetSetSummary(BaseModel):
+    year: int
+    version: int
+    reason: str | None
+    current: bool
+    frozen: bool
+    indicator_count: int
+    created_at: datetime
+    created_by: str
+
+
+class Region(BaseModel):
+    code: str
+    name: str
+    kind: str
+
+
+class Evidence(Strict):
+    document: str = Field(min_length=1, max_length=500)
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class ReportedValueCreate(Strict):
+    county_code: str
+    year: int = Field(ge=1990, le=2100)
+    indicator: str = Field(pattern=KEY_PATTERN)
+    value: float
+    evidence: Evidence
+    reported_by: str = Field(min_length=1, max_length=200)
+    measured_on: date | None = Field(
+        default=None, description="The date the figure describes (default: today or year end)."
+    )
+
+
+class ReportedValueRead(BaseModel):
+    id: str
+    county_code: str
+    year: int
+    indicator: str
+    value: float
+    evidence: Evidence
+    reported_by: str
+    measured_on: date
+    reported_at: datetime
+    recorded_by: str
+    current: bool
+    superseded_by: str | None
+
+
+class ReferenceValueWrite(Strict):
+    value: float = Field(ge=0)
+    source: str = Field(min_length=1, max_length=500)
+    published_on: date
+
+
+class ReferenceValueRead(BaseModel):
+    id: str
+    key: str
+    year: int
+    value: float
+    source: str
+    published_on: date
+    updated_at: datetime
+    updated_by: str
+
+
+class RunCreate(Strict):
+    as_of: date | None = None
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class RunSummary(BaseModel):
+    id: str
+    year: int
+    as_of: date
+    status: str
+    complete: bool
+    completeness: dict[str, str]
+    target_set_version: int
+    note: str | None
+    created_at: datetime
+    created_by: str
+    published_at: datetime | None
+    published_by: str | None
+
+
+class RunRead(RunSummary):
+    standings: dict[str, Any]
+    inputs: dict[str, Any]
+
+
+class AuditEntryRead(BaseModel):
+    id: str
+    entity: str
+    entity_id: str
+    action: str
+    year: int | None
+    actor: str
+    at: datetime
+    request_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None

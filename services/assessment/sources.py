@@ -1,0 +1,336 @@
+"""Reading the data services' `/stats` endpoints in parallel, within a deadline.
+
+One long-lived `httpx.AsyncClient` is opened in the app's lifespan and shared by every request.
+Each call carries a token minted by this service (issuer `assessment`, audience the callee),
+is retried on transport errors and 502/503/504 while the deadline allows, and ends as either
+a parsed body or the reason it is missing; the caller never sees an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+import structlog
+from fastapi import FastAPI
+from pydantic import BaseModel, ValidationError
+
+from assessment.schemas import Source
+from assessment.settings import Settings
+from kit.auth import TokenMinter
+
+logger = structlog.get_logger("assessment.sources")
+RETRIED_STATUSES = {502, 503, 504}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    service: str
+    path: str
+    scope: str
+
+
+ENDPOINTS = {
+    Source.brands: Endpoint("brand_registry", "/api/v1/brands/stats", "brands:read"),
+    Source.certificates: Endpoint(
+        "certification", "/api/v1/certificates/stats", "certificates:read"
+    ),
+    Source.spot_checks: Endpoint("inspection", "/api/v1/spot-checks/stats", "spot-checks:read"),
+}
+
+
+class _Loose(BaseModel):
+    model_config = {"extra": "allow"}
+
+
+class BrandCounts(_Loose):
+    new_awards: int = 0
+    in_force: int = 0
+    in_force_international: int = 0
+
+
+class BrandGroup(BrandCounts):
+    county_code: str
+    tier: str
+
+
+class BrandCounty(BrandCounts):
+    county_code: str
+
+
+class BrandTierRow(BrandCounts):
+    tier: str
+
+
+class BrandStats(_Loose):
+    groups: list[BrandGroup]
+    by_county: list[BrandCounty]
+    by_tier: list[BrandTierRow] = []
+    totals: BrandCounts
+
+
+class CertificateCounty(_Loose):
+    county_code: str
+    new_certified_enterprises: int = 0
+
+
+class CertificateTotals(_Loose):
+    new_certified_enterprises: int = 0
+
+
+class CertificateStats(_Loose):
+    by_county: list[CertificateCounty]
+    totals: CertificateTotals
+
+
+class PassCounts(_Loose):
+    checked: int = 0
+    passed: int = 0
+    pass_rate: float | None = None
+
+
+class SpotCheckCounty(PassCounts):
+    county_code: str
+
+
+class SpotCheckStats(_Loose):
+    by_county: list[SpotCheckCounty]
+    totals: PassCounts
+
+
+SHAPES: dict[Source, type[BaseModel]] = {
+    Source.brands: BrandStats,
+    Source.certificates: CertificateStats,
+    Source.spot_checks: SpotCheckStats,
+}
+
+
+@dataclass(frozen=True)
+class StatsQuery:
+    """One `/stats` call: a source and its extra query parameters (beyond year and as_of)."""
+
+    source: Source
+    params: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> str:
+        extra = "&".join(f"{k}={v}" for k, v in self.params)
+        return f"{self.source.value}?{extra}" if extra else self.source.value
+
+
+@dataclass
+class Fetched:
+    """What one call produced: the body, or why there is none."""
+
+    key: str
+    source: str
+    service: str
+    query: str
+    ok: bool
+    body: dict[str, Any] | None
+    reason: str | None
+    fetched_at: str
+    elapsed_ms: float
+    attempts: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fetched:
+        return cls(**data)
+
+
+class StatsFetcher:
+    """Fans `/stats` calls out to the data services in parallel."""
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient,
+        base_urls: dict[Source, str],
+        minter: TokenMinter | None,
+        minter_problem: str | None,
+        timeout: float,
+        deadline: float,
+        retries: int,
+        backoff: float,
+    ) -> None:
+        self.client = client
+        self.base_urls = base_urls
+        self.minter = minter
+        self.minter_problem = minter_problem
+        self.timeout = timeout
+        self.deadline = deadline
+        self.retries = retries
+        self.backoff = backoff
+
+    async def fetch_all(
+        self, queries: Iterable[StatsQuery], *, year: int, as_of: date
+    ) -> dict[str, Fetched]:
+        """Every query's result; those unanswered within the deadline say so."""
+        unique = {q.key: q for q in queries}
+        started = time.monotonic()
+        tasks = {
+            key: asyncio.create_task(self._fetch(query, year=year, as_of=as_of, started=started))
+            for key, query in unique.items()
+        }
+        results: dict[str, Fetched] = {}
+        if tasks:
+            await asyncio.wait(tasks.values(), timeout=self.deadline)
+        for key, task in tasks.items():
+            if task.done():
+                results[key] = task.result()
+                continue
+            task.cancel()
+            query = unique[key]
+            results[key] = self._failure(
+                query,
+                self._url(query, year, as_of),
+                f"timeout: no answer within the deadline of {self.deadline:g} s",
+                started,
+                attempts=0,
+            )
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        return results
+
+    def _url(self, query: StatsQuery, year: int, as_of: date) -> str:
+        endpoint = ENDPOINTS[query.source]
+        params = httpx.QueryParams(
+            [("year", str(year)), ("as_of", as_of.isoformat()), *query.params]
+        )
+        return f"{self.base_urls[query.source].rstrip('/')}{endpoint.path}?{params}"
+
+    async def _fetch(self, query: StatsQuery, *, year: int, as_of: date, started: float) -> Fetched:
+        endpoint = ENDPOINTS[query.source]
+        url = self._url(query, year, as_of)
+        if self.minter is None:
+            return self._failure(query, url, self.minter_problem or "no service key", started, 0)
+        attempts = 0
+        reason = "not attempted"
+        while True:
+            attempts += 1
+            token = self.minter.mint(
+                audience=endpoint.service,
+                client_id="assessment",
+                client_name="Assessment service",
+                scopes={endpoint.scope},
+            )
+            try:
+                response = await self.client.get(
+                    url, headers={"Authorization": f"Bearer {token}"}, timeout=self.timeout
+                )
+            except httpx.TimeoutException:
+                reason = f"timeout: no answer within {self.timeout:g} s"
+            except httpx.TransportError as exc:
+                reason = f"unreachable: {type(exc).__name__}"
+            else:
+                if response.status_code == 200:
+                    return self._parse(query, url, response, started, attempts)
+                reason = f"HTTP {response.status_code}: {_problem_detail(response)}"
+                if response.status_code not in RETRIED_STATUSES:
+                    return self._failure(query, url, reason, started, attempts)
+            if attempts > self.retries:
+                return self._failure(query, url, reason, started, attempts)
+            await asyncio.sleep(self.backoff * 2 ** (attempts - 1))
+
+    def _parse(
+        self, query: StatsQuery, url: str, response: httpx.Response, started: float, attempts: int
+    ) -> Fetched:
+        try:
+            body = response.json()
+            SHAPES[query.source].model_validate(body)
+        except (ValueError, ValidationError) as exc:
+            first = str(exc).splitlines()[0][:200]
+            return self._failure(query, url, f"unexpected response: {first}", started, attempts)
+        return Fetched(
+            key=query.key,
+            source=query.source.value,
+            service=ENDPOINTS[query.source].service,
+            query=f"GET {url}",
+            ok=True,
+            body=body,
+            reason=None,
+            fetched_at=_now(),
+            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+            attempts=attempts,
+        )
+
+    def _failure(
+        self, query: StatsQuery, url: str, reason: str, started: float, attempts: int
+    ) -> Fetched:
+        logger.warning("stats_unavailable", source=query.source.value, reason=reason)
+        return Fetched(
+            key=query.key,
+            source=query.source.value,
+            service=ENDPOINTS[query.source].service,
+            query=f"GET {url}",
+            ok=False,
+            body=None,
+            reason=reason,
+            fetched_at=_now(),
+            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+            attempts=attempts,
+        )
+
+
+def _problem_detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = None
+    return str(detail or response.reason_phrase or "error")[:200]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _load_minter(settings: Settings) -> tuple[TokenMinter | None, str | None]:
+    path = settings.service_private_key_file
+    try:
+        pem = path.read_bytes()
+    except OSError:
+        return None, f"no service key: {path} cannot be read"
+    return TokenMinter(
+        pem, issuer="assessment", ttl_seconds=settings.service_token_ttl_seconds
+    ), None
+
+
+@asynccontextmanager
+async def stats_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the shared client for the app's lifetime; `app.state.stats_transport` may replace
+    the network (tests)."""
+    settings: Settings = app.state.settings
+    minter, problem = _load_minter(settings)
+    if problem:
+        logger.warning("service_key_missing", reason=problem)
+    transport = getattr(app.state, "stats_transport", None)
+    limits = httpx.Limits(
+        max_connections=settings.stats_max_connections,
+        max_keepalive_connections=settings.stats_max_connections,
+    )
+    async with httpx.AsyncClient(
+        transport=transport, timeout=settings.stats_timeout_seconds, limits=limits
+    ) as client:
+        app.state.stats_fetcher = StatsFetcher(
+            client=client,
+            base_urls={
+                Source.brands: settings.brand_registry_url,
+                Source.certificates: settings.certification_url,
+                Source.spot_checks: settings.inspection_url,
+            },
+            minter=minter,
+            minter_problem=problem,
+            timeout=settings.stats_timeout_seconds,
+            deadline=settings.stats_deadline_seconds,
+            retries=settings.stats_retries,
+            backoff=settings.stats_retry_backoff_seconds,
+        )
+        yield

@@ -1,0 +1,86 @@
+"""Stand-ins for the three data services' `/stats` endpoints, behind `httpx.MockTransport`."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jwt
+
+HOSTS = {
+    "brand-registry.test": "brands",
+    "certification.test": "certificates",
+    "inspection.test": "spot_checks",
+}
+AUDIENCES = {
+    "brands": "brand_registry",
+    "certificates": "certification",
+    "spot_checks": "inspection",
+}
+SCOPES = {
+    "brands": "brands:read",
+    "certificates": "certificates:read",
+    "spot_checks": "spot-checks:read",
+}
+
+
+def empty_bodies() -> dict[str, dict[str, Any]]:
+    return {
+        "brands": {"groups": [], "by_county": [], "by_tier": [], "totals": {}},
+        "certificates": {"by_county": [], "totals": {"new_certified_enterprises": 0}},
+        "spot_checks": {"by_county": [], "by_category": [], "totals": {"checked": 0, "passed": 0}},
+    }
+
+
+@dataclass
+class FakeDataServices:
+    """Answers each source with a configured body, or fails the way a test asks."""
+
+    public_key: bytes
+    bodies: dict[str, dict[str, Any]] = field(default_factory=empty_bodies)
+    modes: dict[str, str] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)
+    requests: list[httpx.Request] = field(default_factory=list)
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    failures_left: dict[str, int] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        self.bodies = empty_bodies()
+        self.modes.clear()
+        self.delays.clear()
+        self.requests.clear()
+        self.claims.clear()
+        self.failures_left.clear()
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        source = HOSTS[request.url.host]
+        token = request.headers["authorization"].removeprefix("Bearer ")
+        claims = jwt.decode(
+            token, self.public_key, algorithms=["EdDSA"], audience=AUDIENCES[source]
+        )
+        self.claims.append(claims)
+        if SCOPES[source] not in claims["scope"].split():
+            return httpx.Response(403, json={"detail": "scope"})
+        if self.delays.get(source):
+            await asyncio.sleep(self.delays[source])
+        if self.failures_left.get(source, 0) > 0:
+            self.failures_left[source] -= 1
+            return httpx.Response(503, json={"detail": "warming up"})
+        mode = self.modes.get(source, "ok")
+        if mode == "down":
+            raise httpx.ConnectError("connection refused", request=request)
+        if mode == "error":
+            return httpx.Response(500, json={"detail": "database is on fire"})
+        if mode == "garbage":
+            return httpx.Response(200, json={"unexpected": True})
+        body = copy.deepcopy(self.bodies[source])
+        body.setdefault("year", int(request.url.params["year"]))
+        body.setdefault("as_of", request.url.params["as_of"])
+        return httpx.Response(200, json=body)
