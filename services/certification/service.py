@@ -403,8 +403,18 @@ async def change_status(
     """Move a certificate to another status under If-Match, if the transition is legal."""
     check_if_match(if_match, etag_of(certificate))
     today = config.today()
+    effective_on = change.effective_on or today
+    if effective_on > today:
+        raise ValidationFailed.single("effective_on", "must not be in the future")
+    if effective_on < certificate.status_since or effective_on < certificate.issued_on:
+        raise ValidationFailed.single(
+            "effective_on",
+            f"must be on or after {max(certificate.status_since, certificate.issued_on)}, "
+            "the date of the current status",
+        )
+    # A back-dated change is judged against the status the certificate had on that date.
     found = await repository.get_with_status(
-        session=session, certificate_id=certificate.id, on=today
+        session=session, certificate_id=certificate.id, on=effective_on
     )
     assert found is not None
     current = found[1]
@@ -419,15 +429,6 @@ async def change_status(
             f"Illegal status change from {current} to {requested}: {why}.",
             current_status=current,
             requested_status=str(requested),
-        )
-    effective_on = change.effective_on or today
-    if effective_on > today:
-        raise ValidationFailed.single("effective_on", "must not be in the future")
-    if effective_on < certificate.status_since or effective_on < certificate.issued_on:
-        raise ValidationFailed.single(
-            "effective_on",
-            f"must be on or after {max(certificate.status_since, certificate.issued_on)}, "
-            "the date of the current status",
         )
     at = now()
     certificate.status = str(requested)
