@@ -82,12 +82,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def status_today(listing: Any, today: date) -> BrandStatus:
-    """The status of a listing today: a recorded revocation, else expiry, else the record."""
+def status_on(listing: Any, day: date) -> BrandStatus:
+    """The status of a listing on `day`, a date not before its last recorded status change:
+    a revocation, else expiry, else the recorded status."""
     if listing.status == BrandStatus.revoked:
         return BrandStatus.revoked
-    if listing.valid_until < today or (
-        listing.superseded_on is not None and listing.superseded_on <= today
+    if listing.valid_until < day or (
+        listing.superseded_on is not None and listing.superseded_on <= day
     ):
         return BrandStatus.expired
     return BrandStatus(listing.status)
@@ -103,7 +104,7 @@ def to_read(listing: Any, rules: Rules) -> BrandRead:
     return BrandRead(
         **values,
         tier_label=rules.policies[listing.tier].label,
-        status=status_today(listing, rules.today),
+        status=status_on(listing, rules.today),
     )
 
 
@@ -506,7 +507,10 @@ async def change_status(
     principal: Principal,
 ) -> Brand:
     """A status action with its reason; legal transitions only, revoked and expired final."""
-    current = status_today(brand, rules.today)
+    effective_on = change.effective_on or rules.today
+    _check_effective_on(brand, effective_on, rules.today)
+    # Judged on the day the change takes effect, so a past revocation can still be recorded.
+    current = status_on(brand, effective_on)
     requested = change.status
     if requested == current:
         if not change.clear_review:
@@ -522,18 +526,16 @@ async def change_status(
                 requested_status=str(requested),
             )
     elif requested not in LEGAL_TRANSITIONS[current]:
+        hint = (
+            " (expiry follows from valid_until)"
+            if BrandStatus.expired in (current, requested)
+            else ""
+        )
         raise Conflict(
-            f"A listing cannot go from {current} to {requested}"
-            + (
-                " (expiry follows from valid_until)."
-                if BrandStatus.expired in (current, requested)
-                else "."
-            ),
+            f"A listing cannot go from {current} to {requested}{hint}.",
             current_status=str(current),
             requested_status=str(requested),
         )
-    effective_on = change.effective_on or rules.today
-    _check_effective_on(brand, effective_on, rules.today)
     now = _now()
     if requested != current:
         if current == BrandStatus.suspended:
