@@ -8,7 +8,7 @@ in the request's transaction. Nonconforming items travel as a JSON array in one 
 
 import json
 from collections.abc import AsyncIterator, Iterator, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import IO, Any
 
 from pydantic import ValidationError
@@ -19,6 +19,7 @@ from inspection.schemas import Result, SpotCheckFields, SpotCheckFilters
 from inspection.service import (
     RECORDED_FIELDS,
     Catalogue,
+    as_utc,
     history_row,
     outbox_row,
     pydantic_errors,
@@ -236,6 +237,8 @@ def _cell(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     return value
