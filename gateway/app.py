@@ -8,7 +8,6 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.utils import get_openapi
 from starlette.middleware import Middleware
 
 from gateway import service
@@ -76,9 +75,8 @@ async def proxy_lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _own_spec(app: FastAPI) -> dict[str, Any]:
-    return get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
-    )
+    document: dict[str, Any] = app.openapi()
+    return document
 
 
 SPEC = ServiceSpec(

@@ -1,18 +1,69 @@
-"""The gateway service on a real, migrated database for every test of this folder."""
+"""The gateway on a real, migrated database, in front of real service processes.
 
-from collections.abc import AsyncIterator
+`service` is the gateway app in-process (its brands prefix routed to a stub backend for the
+proxy mechanics, the other prefixes to the real services); `make_gateway` builds further
+instances with other settings on the same database; `backends` are the processes.
+"""
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
 import pytest
+from fastapi import FastAPI
 
+from gateway import service as client_service
 from gateway.app import SPEC, build_app
 from gateway.models import metadata
 from gateway.settings import Settings
+from gateway.tests.support import Backends, start_backends
+from kit.auth import write_keypair
 from kit.testing import Harness, ServiceTokens, running_service
+
+ADMIN_KEY = "qrp_admin_test_" + "k" * 32
+GatewayFactory = Callable[..., AbstractAsyncContextManager[FastAPI]]
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("gateway-keys")
+    for name in ("gateway", "gateway-oauth", "assessment", "inspection"):
+        write_keypair(directory, name)
+    return directory
+
+
+@pytest.fixture(scope="session")
+async def backends(keys: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Backends]:
+    running = await start_backends(tmp_path_factory.mktemp("backends"), keys)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def gateway_settings(keys: Path, backends: Backends) -> dict[str, Any]:
+    """Settings of a test gateway: stub behind the brands prefix, real services elsewhere."""
+    return {
+        "brand_registry_url": backends.url("stub"),
+        "certification_url": backends.url("certification"),
+        "inspection_url": backends.url("inspection"),
+        "assessment_url": backends.url("assessment"),
+        "bootstrap_admin_key": ADMIN_KEY,
+        "token_private_key_file": keys / "gateway.pem",
+        "oauth_private_key_file": keys / "gateway-oauth.pem",
+        "retry_backoff_seconds": 0.01,
+        "openapi_cache_seconds": 0,
+    }
 
 
 @pytest.fixture(scope="session")
 async def gateway_service(
-    service_tokens: ServiceTokens, tmp_path_factory: pytest.TempPathFactory
+    service_tokens: ServiceTokens,
+    tmp_path_factory: pytest.TempPathFactory,
+    keys: Path,
+    backends: Backends,
 ) -> AsyncIterator[Harness]:
     async with running_service(
         spec=SPEC,
@@ -22,12 +73,57 @@ async def gateway_service(
         tokens=service_tokens,
         tmp_dir=tmp_path_factory.mktemp("gateway"),
         default_scopes=("admin",),
+        **gateway_settings(keys, backends),
     ) as harness:
         yield harness
 
 
 @pytest.fixture
 async def service(gateway_service: Harness) -> AsyncIterator[Harness]:
-    """The running service, emptied after each test."""
+    """The running gateway, emptied after each test but for its bootstrap administrator."""
     yield gateway_service
     await gateway_service.reset()
+    await client_service.ensure_bootstrap_admin(
+        sessionmaker=gateway_service.app.state.sessionmaker,
+        api_key=ADMIN_KEY,
+        rate_limit="6000/minute",
+    )
+    gateway_service.app.state.proxy.authenticator.forget()
+    await gateway_service.app.state.proxy.limiter.reset()
+
+
+@pytest.fixture
+def make_gateway(
+    gateway_service: Harness, keys: Path, backends: Backends, tmp_path: Path
+) -> GatewayFactory:
+    """Another gateway instance on the same database, with `overrides` to its settings."""
+
+    @asynccontextmanager
+    async def factory(**overrides: Any) -> AsyncIterator[FastAPI]:
+        settings = Settings(
+            database_url=gateway_service.database_url,
+            var_dir=tmp_path,
+            secret_key="test-secret-" + "x" * 32,
+            **{**gateway_settings(keys, backends), **overrides},
+        )
+        app = build_app(settings)
+        async with app.router.lifespan_context(app):
+            yield app
+
+    return factory
+
+
+def client_of(app: FastAPI, api_key: str | None = ADMIN_KEY, **headers: str) -> httpx.AsyncClient:
+    """An HTTP client on `app` in-process, sending `api_key` in X-API-Key."""
+    if api_key is not None:
+        headers["X-API-Key"] = api_key
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
+    )
+
+
+@pytest.fixture
+async def admin(service: Harness) -> AsyncIterator[httpx.AsyncClient]:
+    """The test gateway as its bootstrap administrator."""
+    async with client_of(service.app) as client:
+        yield client

@@ -1,0 +1,131 @@
+"""A backend for the proxy mechanics: a kit service answering under `/api/v1/brands/stub`.
+
+It verifies gateway tokens like every service, and adds endpoints a real service has no
+reason to have: echoes, slow and failing answers, a large streamed export. Its counters and
+failure switches live under `/stub-control`, reachable only directly.
+Served with `uvicorn --app-dir gateway/tests --factory stub_backend:build_app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic_settings import SettingsConfigDict
+
+from kit.app import ServiceSpec, create_app
+from kit.auth import CurrentPrincipal
+from kit.settings import ServiceSettings
+
+
+class StubSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="STUB_", extra="ignore")
+    service_name: ClassVar[str] = "brand_registry"
+
+
+router = APIRouter(prefix="/api/v1/brands/stub")
+control = APIRouter(prefix="/stub-control")
+calls: Counter[str] = Counter()
+switches: dict[str, Any] = {"failing": False}
+PAYLOAD = {"items": [{"id": f"{i:04d}", "name": "x" * 80} for i in range(20)]}
+
+
+@router.get("/ping")
+async def ping(_: CurrentPrincipal) -> dict[str, Any]:
+    """About 2 KB of JSON: the benchmark's trivial endpoint."""
+    return PAYLOAD
+
+
+@router.api_route("/echo", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+async def echo(request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
+    body = await request.body()
+    return {
+        "method": request.method,
+        "query": request.url.query,
+        "headers": dict(request.headers),
+        "body": body.decode(errors="replace"),
+        "client_id": principal.client_id,
+        "scopes": sorted(principal.scopes),
+    }
+
+
+@router.get("/export")
+async def export(_: CurrentPrincipal, rows: int = 100_000) -> StreamingResponse:
+    async def generate() -> AsyncIterator[bytes]:
+        yield b"id,product_name,brand_name,enterprise_name,county_code\n"
+        filler = "b" * 200
+        batch = []
+        for i in range(rows):
+            batch.append(f"{i},product {i},{filler},enterprise {i},320323\n")
+            if len(batch) == 500:
+                yield "".join(batch).encode()
+                batch = []
+        if batch:
+            yield "".join(batch).encode()
+
+    return StreamingResponse(generate(), media_type="text/csv")
+
+
+@router.get("/slow")
+async def slow(_: CurrentPrincipal, seconds: float = 1.0) -> dict[str, float]:
+    await asyncio.sleep(seconds)
+    return {"slept": seconds}
+
+
+@router.api_route("/flaky", methods=["GET", "POST"])
+async def flaky(request: Request, _: CurrentPrincipal, fail_first: int = 1_000_000) -> Response:
+    """Fails with 503 for the first `fail_first` calls of a given `X-Test-Key`."""
+    key = f"flaky:{request.method}:{request.headers.get('x-test-key', '')}"
+    calls[key] += 1
+    if calls[key] <= fail_first:
+        return Response('{"detail":"down"}', status_code=503, media_type="application/json")
+    return Response('{"ok":true}', media_type="application/json")
+
+
+@router.get("/switchable")
+async def switchable(_: CurrentPrincipal) -> Response:
+    calls["switchable"] += 1
+    if switches["failing"]:
+        return Response('{"detail":"down"}', status_code=503, media_type="application/json")
+    return Response('{"ok":true}', media_type="application/json")
+
+
+@control.get("/calls")
+async def read_calls() -> dict[str, int]:
+    return dict(calls)
+
+
+@control.post("/switch")
+async def switch(failing: bool) -> dict[str, Any]:
+    switches["failing"] = failing
+    return switches
+
+
+@asynccontextmanager
+async def _no_database_check(app: FastAPI) -> AsyncIterator[None]:
+    # The stub keeps no tables, so readiness does not depend on migrations.
+    app.state.ready_checks.pop("database", None)
+    yield
+
+
+SPEC = ServiceSpec(
+    name="brand_registry",
+    title="Stub backend",
+    description="Proxy mechanics for the gateway's tests.",
+    version="1.0.0",
+    routers=[router, control],
+    migrations=Path(__file__).parent,
+    version_table="stub_alembic_version",
+    lifespan_hooks=[_no_database_check],
+)
+
+
+def build_app() -> FastAPI:
+    """The ASGI app, configured from `STUB_*` variables."""
+    return create_app(SPEC, StubSettings())

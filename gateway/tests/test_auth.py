@@ -1,0 +1,236 @@
+"""Who may call: API keys, OAuth2 tokens and scopes, each failure a problem response."""
+
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives import serialization
+
+from gateway.tests.conftest import client_of
+from gateway.tests.support import Backends
+from kit.testing import Harness
+
+ECHO = "/api/v1/brands/stub/echo"
+
+
+async def _new_client(admin: httpx.AsyncClient, scopes: list[str], **extra: str) -> dict:
+    response = await admin.post(
+        "/api/v1/admin/clients",
+        json={"name": f"system {uuid.uuid4().hex[:6]}", "scopes": scopes, **extra},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _oauth_token(keys: Path, **claims: object) -> str:
+    key = serialization.load_pem_private_key((keys / "gateway-oauth.pem").read_bytes(), None)
+    now = int(time.time())
+    body = {
+        "iss": "qrp-gateway-oauth",
+        "aud": "qrp-api",
+        "sub": "bootstrap-admin",
+        "scope": "brands:read",
+        "iat": now,
+        "exp": now + 60,
+        **claims,
+    }
+    return jwt.encode(body, key, algorithm="EdDSA")  # type: ignore[arg-type]
+
+
+async def _problem(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status
+    return body
+
+
+async def test_no_credentials_is_401(service: Harness) -> None:
+    async with client_of(service.app, api_key=None) as anonymous:
+        body = await _problem(await anonymous.get(ECHO), 401)
+    assert "X-API-Key" in body["detail"]
+
+
+async def test_unknown_key_is_401(service: Harness) -> None:
+    async with client_of(service.app, api_key="qrp_not-a-key") as caller:
+        body = await _problem(await caller.get(ECHO), 401)
+    assert "unknown or has been revoked" in body["detail"]
+
+
+async def test_a_key_forwards_the_client_and_its_scopes(
+    admin: httpx.AsyncClient, service: Harness
+) -> None:
+    created = await _new_client(admin, ["brands:read"])
+    async with client_of(service.app, api_key=created["api_key"]) as caller:
+        response = await caller.get(ECHO)
+    assert response.status_code == 200
+    echoed = response.json()
+    assert echoed["client_id"] == created["id"]
+    assert echoed["scopes"] == ["brands:read"]
+    assert "x-api-key" not in echoed["headers"], "the client's key must stay at the gateway"
+
+
+async def test_missing_scope_is_403_naming_it(admin: httpx.AsyncClient, service: Harness) -> None:
+    created = await _new_client(admin, ["brands:read"])
+    async with client_of(service.app, api_key=created["api_key"]) as caller:
+        body = await _problem(await caller.post(ECHO, json={}), 403)
+        assert body["required_scope"] == "brands:write"
+        body = await _problem(await caller.get("/api/v1/certificates"), 403)
+        assert body["required_scope"] == "certificates:read"
+        body = await _problem(await caller.get("/api/v1/admin/clients"), 403)
+        assert body["required_scope"] == "admin"
+
+
+async def test_revoked_key_stops_working_at_once(
+    admin: httpx.AsyncClient, service: Harness
+) -> None:
+    created = await _new_client(admin, ["brands:read"])
+    async with client_of(service.app, api_key=created["api_key"]) as caller:
+        assert (await caller.get(ECHO)).status_code == 200
+        revoked = await admin.post(f"/api/v1/admin/clients/{created['id']}/revoke")
+        assert revoked.json()["status"] == "revoked"
+        await _problem(await caller.get(ECHO), 401)
+
+
+async def test_rotation_replaces_the_key(admin: httpx.AsyncClient, service: Harness) -> None:
+    created = await _new_client(admin, ["brands:read"])
+    rotated = (await admin.post(f"/api/v1/admin/clients/{created['id']}/rotate")).json()
+    assert rotated["revoked_key_ids"] == [created["keys"][0]["id"]]
+    async with client_of(service.app, api_key=created["api_key"]) as old:
+        await _problem(await old.get(ECHO), 401)
+    async with client_of(service.app, api_key=rotated["api_key"]) as new:
+        assert (await new.get(ECHO)).status_code == 200
+
+
+async def test_keys_are_never_stored_or_listed_in_plain_text(
+    admin: httpx.AsyncClient, service: Harness
+) -> None:
+    created = await _new_client(admin, ["brands:read"])
+    listed = (await admin.get("/api/v1/admin/clients")).text
+    assert created["api_key"] not in listed
+    async with service.engine.connect() as connection:
+        from sqlalchemy import text
+
+        stored = (await connection.execute(text("SELECT key_hash, key_prefix FROM api_key"))).all()
+    assert all(created["api_key"] not in (h, p) for h, p in stored)
+
+
+async def test_oauth_client_credentials_give_a_working_token(
+    admin: httpx.AsyncClient, service: Harness
+) -> None:
+    created = await _new_client(admin, ["brands:read", "certificates:read"])
+    async with client_of(service.app, api_key=None) as anonymous:
+        issued = await anonymous.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": created["id"],
+                "client_secret": created["api_key"],
+                "scope": "brands:read",
+            },
+        )
+        assert issued.status_code == 200, issued.text
+        token = issued.json()
+        assert token["token_type"] == "Bearer" and token["scope"] == "brands:read"
+        bearer = {"Authorization": f"Bearer {token['access_token']}"}
+        response = await anonymous.get(ECHO, headers=bearer)
+        assert response.status_code == 200
+        assert response.json()["scopes"] == ["brands:read"]
+        await _problem(await anonymous.get("/api/v1/certificates", headers=bearer), 403)
+
+
+async def test_oauth_rejects_bad_client_credentials(
+    admin: httpx.AsyncClient, service: Harness
+) -> None:
+    created = await _new_client(admin, ["brands:read"])
+    async with client_of(service.app, api_key=None) as anonymous:
+        wrong = await anonymous.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": created["id"],
+                "client_secret": "nope",
+            },
+        )
+        assert (await _problem(wrong, 401))["error"] == "invalid_client"
+        grant = await anonymous.post("/oauth/token", data={"grant_type": "password"})
+        assert (await _problem(grant, 400))["error"] == "unsupported_grant_type"
+        greedy = await anonymous.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": created["id"],
+                "client_secret": created["api_key"],
+                "scope": "brands:write",
+            },
+        )
+        assert (await _problem(greedy, 400))["error"] == "invalid_scope"
+
+
+async def test_expired_token_is_401(service: Harness, keys: Path) -> None:
+    token = _oauth_token(keys, iat=int(time.time()) - 120, exp=int(time.time()) - 60)
+    async with client_of(service.app, api_key=None, Authorization=f"Bearer {token}") as caller:
+        body = await _problem(await caller.get(ECHO), 401)
+    assert "expired" in body["detail"]
+
+
+async def test_token_for_another_audience_is_401(service: Harness, keys: Path) -> None:
+    token = _oauth_token(keys, aud="some-other-api")
+    async with client_of(service.app, api_key=None, Authorization=f"Bearer {token}") as caller:
+        body = await _problem(await caller.get(ECHO), 401)
+    assert "audience" in body["detail"]
+
+
+async def test_token_signed_with_another_key_is_401(service: Harness, tmp_path: Path) -> None:
+    from kit.auth import write_keypair
+
+    write_keypair(tmp_path, "gateway-oauth")
+    token = _oauth_token(tmp_path)
+    async with client_of(service.app, api_key=None, Authorization=f"Bearer {token}") as caller:
+        await _problem(await caller.get(ECHO), 401)
+
+
+async def test_token_of_a_revoked_client_is_401(
+    admin: httpx.AsyncClient, service: Harness, keys: Path
+) -> None:
+    created = await _new_client(admin, ["brands:read"])
+    token = _oauth_token(keys, sub=created["id"])
+    async with client_of(service.app, api_key=None, Authorization=f"Bearer {token}") as caller:
+        assert (await caller.get(ECHO)).status_code == 200
+        await admin.post(f"/api/v1/admin/clients/{created['id']}/revoke")
+        await _problem(await caller.get(ECHO), 401)
+
+
+async def test_a_service_reached_directly_without_gateway_token_is_401(backends: Backends) -> None:
+    async with httpx.AsyncClient() as direct:
+        for name in ("stub", "brand_registry", "certification", "inspection", "assessment"):
+            spec = (await direct.get(backends.url(name) + "/openapi.json")).json()
+            paths = [
+                path
+                for path, item in spec["paths"].items()
+                if path.startswith("/api/v1/")
+                and "{" not in path
+                and "get" in item
+                and "verify" not in path
+            ]
+            for path in paths[:1]:
+                response = await direct.get(backends.url(name) + path)
+                assert response.status_code == 401, (name, path, response.text)
+        response = await direct.get(backends.url("stub") + ECHO)
+        assert response.status_code == 401
+
+
+async def test_admin_validation_names_the_field(admin: httpx.AsyncClient) -> None:
+    response = await admin.post(
+        "/api/v1/admin/clients", json={"name": "x", "scopes": ["brands:read"], "rate_limit": "lots"}
+    )
+    body = await _problem(response, 422)
+    assert body["errors"][0]["field"] == "rate_limit"
+    response = await admin.post(
+        "/api/v1/admin/clients", json={"name": "x", "scopes": ["brands:fly"]}
+    )
+    assert (await _problem(response, 422))["errors"][0]["field"] == "scopes"
+    assert (await admin.get("/api/v1/admin/clients")).json()["items"][0]["id"] == "bootstrap-admin"
+    assert len((await admin.get("/api/v1/admin/clients")).json()["items"]) == 1

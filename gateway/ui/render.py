@@ -1,0 +1,271 @@
+"""Server-rendered HTML of the standings page and the county page.
+
+Every figure shown is taken as it comes from the standings endpoint; `data-*` attributes carry
+the raw values so a reader (or a browser test) can compare the page with the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from html import escape
+from typing import Any
+
+STATUS_LABELS = {"met": "達標", "missed": "未達標", "at_risk": "有風險", "no_data": "無數據"}
+OUTCOME_LABELS = {"commended": "表彰", "criticized": "通報批評", "none": "—"}
+KIND_LABELS = {"district": "區", "county": "縣", "county_city": "縣級市", "city": "市"}
+COMPARATOR_LABELS = {
+    "at_least": "≥",
+    "at_most": "≤",
+    "about": "≈",
+    "between": "介於",
+    "maintain": "保持",
+    "above_reference": ">",
+    "below_reference": "<",
+    "milestone": "里程碑",
+    "zero": "= 0",
+}
+SOURCE_LABELS = {
+    "brands": "名牌產品 brands",
+    "certificates": "體系認證 certificates",
+    "spot_checks": "監督抽查 spot-checks",
+    "reported": "縣區上報 reported",
+}
+
+
+def e(value: Any) -> str:
+    """Text escaped for HTML."""
+    return escape("" if value is None else str(value), quote=True)
+
+
+def score_text(score: float | None) -> str:
+    """A score as shown on the page (two decimals)."""
+    return "—" if score is None else f"{score:.2f}"
+
+
+def figure(value: float | None, unit: str | None) -> str:
+    """An actual or target figure: rates as percentages, counts as numbers."""
+    if value is None:
+        return "—"
+    if unit == "rate":
+        return f"{value * 100:.1f}%"
+    if unit == "flag":
+        return "是" if value >= 1 else "否"
+    return f"{value:g}"
+
+
+def layout(title: str, body: str, *, year: int | None = None) -> str:
+    """The page frame shared by every view."""
+    nav = f'<a href="/?year={year}">全市排名 Ranking</a>' if year else '<a href="/">全市排名</a>'
+    return f"""<!doctype html>
+<html lang="zh-Hant">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(title)}</title>
+<link rel="stylesheet" href="/ui/static/style.css">
+<script src="/ui/static/app.js" defer></script>
+</head>
+<body>
+<header><strong>質量振興 Quality Revitalization</strong> <nav>{nav} ·
+<a href="/docs">API docs</a></nav></header>
+<main>
+{body}
+</main>
+</body>
+</html>"""
+
+
+def message_page(title: str, message: str, *, year: int | None = None) -> str:
+    """A page that only says why there is nothing to show."""
+    body = f'<h1>{e(title)}</h1>\n<p class="notice" id="notice">{e(message)}</p>'
+    return layout(title, body, year=year)
+
+
+def bar(row: dict[str, Any], *, compact: bool = False) -> str:
+    """One indicator as a bar: attainment against the target, coloured by status."""
+    status = row.get("status") or "no_data"
+    attainment = row.get("attainment")
+    width = 0.0 if attainment is None else max(0.0, min(1.0, float(attainment))) * 100
+    unit = row.get("unit")
+    label = (
+        f"{row.get('name', row['indicator'])} ({row['indicator']}): "
+        f"{figure(row.get('actual'), unit)} / {figure(row.get('target'), unit)} · "
+        f"{STATUS_LABELS.get(status, status)} {status}"
+    )
+    css = "bar compact" if compact else "bar"
+    return (
+        f'<span class="{css} status-{e(status)}" title="{e(label)}" '
+        f'data-indicator="{e(row["indicator"])}" data-status="{e(status)}">'
+        f'<span class="fill" style="width:{width:.1f}%"></span></span>'
+    )
+
+
+def _completeness(meta: dict[str, Any]) -> str:
+    completeness = meta.get("completeness") or {}
+    missing = {k: v for k, v in completeness.items() if v != "ok"}
+    if not missing:
+        return ""
+    items = "".join(f"<li>{e(k)}: {e(v)}</li>" for k, v in missing.items())
+    return f'<div class="warning" id="partial"><p>部分數據缺失 (partial result):</p><ul>{items}</ul></div>'
+
+
+def _legend() -> str:
+    items = "".join(
+        f'<span class="legend-item"><span class="swatch status-{k}"></span>{v} {k}</span>'
+        for k, v in STATUS_LABELS.items()
+    )
+    return f'<p class="legend">{items}</p>'
+
+
+def _indicator_header(indicators: Iterable[dict[str, Any]]) -> str:
+    return "".join(
+        f'<th class="ind" title="{e(i.get("name"))} ({e(i["indicator"])})">{n}</th>'
+        for n, i in enumerate(indicators, start=1)
+    )
+
+
+def _city_summary(city: dict[str, Any]) -> str:
+    rows = "".join(_indicator_row(row, explain=False) for row in city.get("indicators", []))
+    return f"""<section id="city" data-score="{e(city.get("score"))}">
+<h2>全市匯總 City-wide summary</h2>
+<p class="big">得分 score <strong>{score_text(city.get("score"))}</strong> ·
+等級 grade <strong>{e(city.get("grade_label"))}</strong> <code>{e(city.get("grade"))}</code></p>
+<table class="indicators">
+<thead><tr><th>指標 indicator</th><th>實際 actual</th><th>目標 target</th><th></th>
+<th>狀態 status</th></tr></thead>
+<tbody>{rows}</tbody>
+</table>
+</section>"""
+
+
+def standings_page(data: dict[str, Any]) -> str:
+    """The year's ranking of every county and district, with the city-wide summary."""
+    year = data["year"]
+    items = data.get("items", [])
+    indicator_order = [row for row in (items[0]["indicators"] if items else [])]
+    head = _indicator_header(indicator_order)
+    rows = []
+    for s in items:
+        bars = {row["indicator"]: row for row in s.get("indicators", [])}
+        cells = "".join(
+            f'<td class="ind">{bar(bars[i["indicator"]], compact=True)}</td>'
+            if i["indicator"] in bars
+            else '<td class="ind na">·</td>'
+            for i in indicator_order
+        )
+        outcome = s.get("outcome") or "none"
+        rows.append(
+            f'<tr class="county outcome-{e(outcome)}" data-county="{e(s["county_code"])}" '
+            f'data-rank="{e(s.get("rank"))}" data-score="{e(s.get("score"))}" '
+            f'data-grade="{e(s.get("grade"))}" data-outcome="{e(outcome)}">'
+            f'<td class="rank">{e(s.get("rank"))}</td>'
+            f'<td class="name"><a href="/counties/{e(s["county_code"])}?year={e(year)}">'
+            f"{e(s.get('county_name'))}</a> <code>{e(s['county_code'])}</code>"
+            f' <span class="kind">{e(KIND_LABELS.get(s.get("kind", ""), ""))}</span></td>'
+            f'<td class="score">{score_text(s.get("score"))}</td>'
+            f'<td class="grade">{e(s.get("grade_label"))} <code>{e(s.get("grade"))}</code></td>'
+            f'<td class="outcome" title="{e(s.get("outcome_reason"))}">'
+            f"{e(OUTCOME_LABELS.get(outcome, outcome))} <code>{e(outcome)}</code></td>"
+            f"{cells}</tr>"
+        )
+    key = "".join(
+        f"<li><b>{n}</b> {e(i.get('name'))} <code>{e(i['indicator'])}</code></li>"
+        for n, i in enumerate(indicator_order, start=1)
+    )
+    meta = data.get("meta") or {}
+    body = f"""<h1>{e(year)}年度質量振興考核排名 <small>County standings {e(year)}</small></h1>
+<p class="meta">截至 as of <span id="as-of">{e(data.get("as_of"))}</span> ·
+目標版本 target set v{e(meta.get("target_set_version"))} ·
+<a href="/api/v1/assessments/{e(year)}/standings">JSON</a></p>
+{_completeness(meta)}
+<section id="ranking">
+<h2>縣區排名 Ranking</h2>
+{_legend()}
+<table class="ranking" id="standings" data-year="{e(year)}">
+<thead><tr><th data-sort="num">名次 rank</th><th data-sort="text">縣區 county</th>
+<th data-sort="num">得分 score</th><th>等級 grade</th><th>結果 outcome</th>{head}</tr></thead>
+<tbody>{"".join(rows)}</tbody>
+</table>
+<details class="key"><summary>指標 Indicators</summary><ol>{key}</ol></details>
+</section>
+{_city_summary(data.get("city") or {})}"""
+    return layout(f"{year}年度質量振興考核排名", body, year=year)
+
+
+def _explanation(row: dict[str, Any]) -> str:
+    explanation = row.get("explanation") or {}
+    provenance = row.get("provenance") or {}
+    parts = []
+    if row.get("reason"):
+        parts.append(f"<p>{e(row['reason'])}</p>")
+    if explanation.get("formula"):
+        parts.append(f"<p>公式 formula: <code>{e(explanation['formula'])}</code></p>")
+    if explanation.get("contribution"):
+        parts.append(f"<p>貢獻 contribution: <code>{e(explanation['contribution'])}</code></p>")
+    inputs = explanation.get("inputs")
+    if inputs:
+        parts.append(f"<p>輸入 inputs: <code>{e(_compact(inputs))}</code></p>")
+    evidence = provenance.get("evidence")
+    if isinstance(evidence, dict):
+        parts.append(
+            f"<p>佐證 evidence: {e(evidence.get('document'))} — {e(evidence.get('text'))}"
+            f" ({e(provenance.get('reported_by'))})</p>"
+        )
+    source = {k: v for k, v in provenance.items() if k != "evidence"}
+    if source:
+        parts.append(f'<p class="provenance">來源 source: <code>{e(_compact(source))}</code></p>')
+    return "".join(parts)
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_compact(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "[" + ", ".join(_compact(v) for v in value) + "]"
+    return str(value)
+
+
+def _indicator_row(row: dict[str, Any], *, explain: bool) -> str:
+    unit = row.get("unit")
+    status = row.get("status") or "no_data"
+    comparator = row.get("comparator", "")
+    detail = f'<tr class="explain"><td colspan="5">{_explanation(row)}</td></tr>' if explain else ""
+    veto = ' <span class="veto">一票否決 veto</span>' if row.get("veto") else ""
+    return (
+        f'<tr class="indicator status-{e(status)}" data-indicator="{e(row["indicator"])}" '
+        f'data-actual="{e(row.get("actual"))}" data-target="{e(row.get("target"))}" '
+        f'data-status="{e(status)}">'
+        f'<td>{e(row.get("name"))} <code>{e(row["indicator"])}</code>{veto}'
+        f'<br><small>{e(SOURCE_LABELS.get(row.get("source", ""), row.get("source")))}</small></td>'
+        f'<td class="num">{figure(row.get("actual"), unit)}</td>'
+        f'<td class="num">{e(COMPARATOR_LABELS.get(comparator, comparator))} '
+        f"{figure(row.get('target'), unit)}</td>"
+        f"<td>{bar(row)}</td>"
+        f'<td class="status">{e(STATUS_LABELS.get(status, status))} <code>{e(status)}</code></td>'
+        f"</tr>{detail}"
+    )
+
+
+def county_page(data: dict[str, Any], year: int) -> str:
+    """One county's standing with the explanation of every figure."""
+    standing = data.get("standing") or data.get("item") or data
+    name = standing.get("county_name", "")
+    code = standing.get("county_code", "")
+    outcome = standing.get("outcome") or "none"
+    rows = "".join(_indicator_row(row, explain=True) for row in standing.get("indicators", []))
+    body = f"""<h1 id="county" data-county="{e(code)}" data-score="{e(standing.get("score"))}"
+ data-rank="{e(standing.get("rank"))}">{e(name)} <code>{e(code)}</code>
+<small>{e(year)}年度考核</small></h1>
+<p class="big">名次 rank <strong>{e(standing.get("rank"))}</strong> ·
+得分 score <strong>{score_text(standing.get("score"))}</strong> ·
+等級 grade <strong>{e(standing.get("grade_label"))}</strong> <code>{e(standing.get("grade"))}</code> ·
+結果 outcome <strong>{e(OUTCOME_LABELS.get(outcome, outcome))}</strong> <code>{e(outcome)}</code></p>
+<p class="reason">{e(standing.get("outcome_reason"))}</p>
+{_completeness(data.get("meta") or {})}
+{_legend()}
+<table class="indicators" id="indicators">
+<thead><tr><th>指標 indicator</th><th>實際 actual</th><th>目標 target</th><th></th>
+<th>狀態 status</th></tr></thead>
+<tbody>{rows}</tbody>
+</table>"""
+    return layout(f"{name} {year}年度考核", body, year=year)

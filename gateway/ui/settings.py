@@ -1,0 +1,21 @@
+"""Settings of the standings page, read from `GATEWAY_UI_*` variables."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kit.settings import DEFAULT_VAR_DIR
+
+
+class UiSettings(BaseSettings):
+    """Where the page reads the public API, and with which read-only key."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_UI_", extra="ignore")
+
+    api_url: str = Field(
+        default="", description="The gateway's own URL; empty: the URL the page was asked on."
+    )
+    read_key_file: Path = DEFAULT_VAR_DIR / "keys" / "demo-read.key"
+    default_year: int = Field(default=2007, ge=1990, le=2100)
+    timeout_seconds: float = Field(default=20.0, gt=0)
