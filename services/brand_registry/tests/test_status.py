@@ -138,7 +138,8 @@ async def test_review_flags_are_idempotent_and_cleared_by_a_status_action(
     assert bystander["id"] not in [item["id"] for item in flagged]
     history = (await client.get(f"{BRANDS}/{active['id']}/history")).json()["items"]
     assert [h["action"] for h in history] == ["created", "review_flagged"]
-    assert "鉛含量" in history[1]["reason"] and "inspection" in history[1]["reason"]
+    assert "鉛含量" in history[1]["reason"]
+    assert "inspection" in history[1]["reason"]
     assert history[1]["actor_id"] == "inspection"
 
     cleared = await set_status(client, active["id"], "active", reason="複查合格", clear_review=True)
