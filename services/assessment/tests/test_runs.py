@@ -1,0 +1,140 @@
+"""Runs: stored standings with their inputs, publication, freezing and the audit trail."""
+
+from kit.testing import Harness
+
+from .builders import TONGSHAN, reported, small_target_set
+from .fakes import FakeDataServices
+from .test_standings import _load
+
+RUNS = "/api/v1/assessments/2007/runs"
+
+
+async def test_a_published_run_never_changes(
+    service: Harness, data_services: FakeDataServices
+) -> None:
+    await _load(service, data_services)
+    client = service.client()
+    created = await client.post(RUNS, json={"note": "year-end"})
+    assert created.status_code == 201, created.text
+    run = created.json()
+    assert created.headers["Location"] == f"{RUNS}/{run['id']}"
+    assert (run["status"], run["complete"], run["target_set_version"]) == ("draft", True, 1)
+    assert set(run["inputs"]["stats"]) == {
+        "brands",
+        "certificates",
+        "spot_checks?levels=national,provincial",
+    }
+    assert run["inputs"]["stats"]["brands"]["body"]["totals"]["new_awards"] == 1
+    assert run["inputs"]["reference_values"]["provincial_spot_check_pass_rate"]["value"] == 0.9
+    assert len(run["inputs"]["reported_values"]) == 6
+    published = await client.post(f"{RUNS}/{run['id']}/publish")
+    assert published.status_code == 200, published.text
+    assert published.json()["status"] == "published"
+    again = await client.post(f"{RUNS}/{run['id']}/publish")
+    assert again.status_code == 409
+
+    await client.post(
+        "/api/v1/reported-values", json=reported(TONGSHAN, "industrial_standard_coverage", 0.5)
+    )
+    data_services.bodies["brands"]["groups"].clear()
+    frozen = (await client.get(f"{RUNS}/{run['id']}")).json()
+    assert frozen["standings"] == published.json()["standings"]
+    scores = {s["county_code"]: s["score"] for s in frozen["standings"]["items"]}
+    assert scores[TONGSHAN] == 100.0
+    rerun = (await client.post(RUNS)).json()
+    assert rerun["id"] != run["id"]
+    assert {s["county_code"]: s["score"] for s in rerun["standings"]["items"]}[TONGSHAN] < 100
+    listing = (await client.get(RUNS)).json()["items"]
+    assert [(r["id"], r["status"]) for r in listing] == [
+        (run["id"], "published"),
+        (rerun["id"], "draft"),
+    ]
+    assert "standings" not in listing[0]
+
+
+async def test_an_incomplete_run_cannot_be_published(
+    service: Harness, data_services: FakeDataServices
+) -> None:
+    await _load(service, data_services)
+    data_services.modes["spot_checks"] = "down"
+    client = service.client()
+    run = (await client.post(RUNS)).json()
+    assert run["complete"] is False
+    assert run["completeness"]["spot_checks"] == "unreachable: ConnectError"
+    refused = await client.post(f"{RUNS}/{run['id']}/publish")
+    assert refused.status_code == 409
+    assert "spot_checks: unreachable" in refused.json()["detail"]
+    assert (await client.get(f"{RUNS}/{run['id']}")).json()["status"] == "draft"
+
+
+async def test_publishing_needs_its_own_scope(
+    service: Harness, data_services: FakeDataServices
+) -> None:
+    await _load(service, data_services)
+    run = (await service.client().post(RUNS)).json()
+    writer = service.client(scopes=["assessments:read", "assessments:write"])
+    assert (await writer.post(f"{RUNS}/{run['id']}/publish")).status_code == 403
+    stale = await service.client().post(
+        f"{RUNS}/{run['id']}/publish", headers={"If-Match": '"old"'}
+    )
+    assert stale.status_code == 412
+
+
+async def test_publication_freezes_the_target_set_version(
+    service: Harness, data_services: FakeDataServices
+) -> None:
+    await _load(service, data_services)
+    client = service.client()
+    run = (await client.post(RUNS)).json()
+    await client.post(f"{RUNS}/{run['id']}/publish")
+    assert (await client.get("/api/v1/target-sets/2007")).json()["frozen"] is True
+    changed = small_target_set()
+    changed["indicators"][2]["margin"] = 0.02
+    without_reason = await client.put("/api/v1/target-sets/2007", json=changed)
+    assert without_reason.status_code == 422
+    assert without_reason.json()["errors"][0]["field"] == "reason"
+    changed["reason"] = "省局調整抽查考核口徑"
+    new_version = await client.put("/api/v1/target-sets/2007", json=changed)
+    assert new_version.status_code == 201
+    assert new_version.json()["version"] == 2
+    first = (await client.get("/api/v1/target-sets/2007", params={"version": 1})).json()
+    assert (first["frozen"], first["indicators"][2]["margin"]) == (True, 0.0)
+    listing = (await client.get("/api/v1/target-sets", params={"year": 2007})).json()["items"]
+    assert [(s["version"], s["current"], s["frozen"]) for s in listing] == [
+        (1, False, True),
+        (2, True, False),
+    ]
+    assert (await client.get(f"{RUNS}/{run['id']}")).json()["target_set_version"] == 1
+
+
+async def test_the_audit_log_records_runs(
+    service: Harness, data_services: FakeDataServices
+) -> None:
+    await _load(service, data_services)
+    client = service.client(client_id="bureau-ui")
+    run = (await client.post(RUNS)).json()
+    await client.post(f"{RUNS}/{run['id']}/publish")
+    entries = (
+        await client.get("/api/v1/audit-entries", params={"entity": "run", "entity_id": run["id"]})
+    ).json()["items"]
+    assert [(e["action"], e["actor"]) for e in entries] == [
+        ("create", "bureau-ui"),
+        ("publish", "bureau-ui"),
+    ]
+    assert (entries[1]["before"]["status"], entries[1]["after"]["status"]) == (
+        "draft",
+        "published",
+    )
+    assert entries[1]["request_id"]
+
+
+async def test_a_retried_run_creation_is_not_duplicated(
+    service: Harness, data_services: FakeDataServices
+) -> None:
+    await _load(service, data_services)
+    client = service.client()
+    headers = {"Idempotency-Key": "run-2007-year-end"}
+    first = await client.post(RUNS, json={}, headers=headers)
+    second = await client.post(RUNS, json={}, headers=headers)
+    assert first.json()["id"] == second.json()["id"]
+    assert len((await client.get(RUNS)).json()["items"]) == 1
