@@ -43,16 +43,16 @@ class Profile:
 
 PROFILES = {
     "320302": Profile("strong", 1.3, 1.05, 0.62, 0.962, 0.97, 0.93),
-    "320303": Profile("good", 1.0, 1.0, 0.55, 0.946, 0.96, 0.91),
-    "320304": Profile("fair", 0.8, 0.92, 0.47, 0.931, 0.94, 0.88),
-    "320305": Profile("fair", 0.85, 0.95, 0.5, 0.929, 0.95, 0.89),
-    "320311": Profile("good", 1.1, 1.02, 0.58, 0.951, 0.96, 0.92),
-    "320321": Profile("good", 1.0, 1.0, 0.53, 0.941, 0.955, 0.91),
-    "320322": Profile("veto", 1.1, 1.0, 0.56, 0.945, 0.96, 0.92, incidents=1),
-    "320323": Profile("strong", 1.4, 1.06, 0.64, 0.968, 0.975, 0.94),
-    "320324": Profile("weak", 0.45, 0.72, 0.3, 0.868, 0.88, 0.81),
-    "320381": Profile("fair", 0.9, 0.96, 0.5, 0.936, 0.95, 0.9),
     "320382": Profile("strong", 1.25, 1.04, 0.6, 0.958, 0.97, 0.93),
+    "320323": Profile("strong", 1.4, 1.06, 0.64, 0.968, 0.975, 0.94),
+    "320311": Profile("good", 1.1, 1.0, 0.55, 0.948, 0.96, 0.91),
+    "320303": Profile("good", 1.0, 0.98, 0.52, 0.941, 0.955, 0.9),
+    "320321": Profile("good", 1.0, 0.97, 0.51, 0.936, 0.95, 0.905),
+    "320322": Profile("veto", 1.1, 1.0, 0.56, 0.945, 0.96, 0.92, incidents=1),
+    "320381": Profile("fair", 0.7, 0.85, 0.42, 0.915, 0.93, 0.86),
+    "320305": Profile("fair", 0.65, 0.85, 0.4, 0.912, 0.93, 0.85),
+    "320304": Profile("fair", 0.6, 0.8, 0.38, 0.91, 0.92, 0.84),
+    "320324": Profile("weak", 0.4, 0.65, 0.28, 0.86, 0.86, 0.78),
 }
 DEFAULT_PROFILE = Profile("fair", 0.9, 0.95, 0.5, 0.935, 0.95, 0.9)
 PROVINCIAL_PASS_RATE = 0.925
@@ -543,7 +543,7 @@ class _Generator:
             )
         }
         body.update(
-            sample_code=f"{check['sample_code']}-FJ",
+            sample_code=check["sample_code"],
             sampled_on=sampled.isoformat(),
             published_on=(sampled + timedelta(days=10)).isoformat(),
             report_number=f"{check['report_number']}-FJ",
@@ -618,12 +618,11 @@ class _Generator:
                 return None
             return 1.0 if profile.factor >= 1 else 0.0
         if unit == "rate":
-            target = float(indicator.get("target") or 0.9)
             if "agri" in indicator["key"]:
                 base = profile.agricultural_coverage
             else:
                 base = profile.industrial_coverage
-            return round(max(0.0, min(1.0, base + (target - 0.95) * 0.5)), 3)
+            return round(max(0.0, min(1.0, base)), 3)
         if county in allocations:
             return float(_achieved(float(allocations[county].get("target") or 0), profile.factor))
         return None

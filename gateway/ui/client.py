@@ -46,7 +46,9 @@ async def get_json(settings: UiSettings, request: Request, path: str, **params: 
     if request_id := request.headers.get("X-Request-ID"):
         headers["X-Request-ID"] = request_id
     try:
-        async with httpx.AsyncClient(base_url=api_base(settings, request), timeout=timeout) as client:
+        async with httpx.AsyncClient(
+            base_url=api_base(settings, request), timeout=timeout
+        ) as client:
             response = await client.get(
                 path,
                 params={k: v for k, v in params.items() if v is not None},

@@ -142,7 +142,7 @@ def standings_page(data: dict[str, Any]) -> str:
     """The year's ranking of every county and district, with the city-wide summary."""
     year = data["year"]
     items = data.get("items", [])
-    indicator_order = [row for row in (items[0]["indicators"] if items else [])]
+    indicator_order = list(items[0]["indicators"]) if items else []
     head = _indicator_header(indicator_order)
     rows = []
     for s in items:
@@ -235,8 +235,8 @@ def _indicator_row(row: dict[str, Any], *, explain: bool) -> str:
         f'<tr class="indicator status-{e(status)}" data-indicator="{e(row["indicator"])}" '
         f'data-actual="{e(row.get("actual"))}" data-target="{e(row.get("target"))}" '
         f'data-status="{e(status)}">'
-        f'<td>{e(row.get("name"))} <code>{e(row["indicator"])}</code>{veto}'
-        f'<br><small>{e(SOURCE_LABELS.get(row.get("source", ""), row.get("source")))}</small></td>'
+        f"<td>{e(row.get('name'))} <code>{e(row['indicator'])}</code>{veto}"
+        f"<br><small>{e(SOURCE_LABELS.get(row.get('source', ''), row.get('source')))}</small></td>"
         f'<td class="num">{figure(row.get("actual"), unit)}</td>'
         f'<td class="num">{e(COMPARATOR_LABELS.get(comparator, comparator))} '
         f"{figure(row.get('target'), unit)}</td>"

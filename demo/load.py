@@ -1,0 +1,345 @@
+"""Load the demo city through the gateway's public API, idempotently.
+
+Every resource is matched on its natural key before anything is sent (a brand listing by tier,
+enterprise, product and award date; a certificate by body and number; a spot-check by sample
+code; a reported value by county, year and indicator), so a second run finds everything and
+adds nothing. Rows go in by the bulk CSV imports, which store a whole file or nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tqdm import tqdm
+
+from demo.generate import DemoCity
+
+API = "/api/v1"
+READER_NAME = "demo-reader"
+READER_SCOPES = ["assessments:read", "brands:read", "certificates:read", "spot-checks:read"]
+PAGE = 500
+IMPORT_CHUNK = 2000
+WORKERS = 8
+
+BRAND_COLUMNS = (
+    "product_name",
+    "brand_name",
+    "enterprise_credit_code",
+    "enterprise_name",
+    "county_code",
+    "tier",
+    "sector",
+    "award_kind",
+    "awarded_on",
+    "international_standard",
+    "standard_code",
+    "batch_code",
+)
+CERTIFICATE_COLUMNS = (
+    "certificate_number",
+    "standard",
+    "certification_body",
+    "accreditation_body",
+    "enterprise_credit_code",
+    "enterprise_name",
+    "county_code",
+    "scope",
+    "issued_on",
+    "expires_on",
+    "original_issued_on",
+    "status",
+    "status_since",
+)
+SPOT_CHECK_COLUMNS = (
+    "plan_code",
+    "level",
+    "product_category",
+    "product_name",
+    "enterprise_credit_code",
+    "enterprise_name",
+    "county_code",
+    "sample_code",
+    "sampled_on",
+    "result",
+    "nonconforming_items",
+    "testing_lab",
+    "report_number",
+    "published_on",
+)
+
+
+class LoadError(RuntimeError):
+    """The gateway refused part of the demo data; the message says what and why."""
+
+
+@dataclass
+class Report:
+    """What one run added, by resource."""
+
+    added: dict[str, int] = field(default_factory=dict)
+    reader_key: str = ""
+    seconds: float = 0.0
+
+    def total(self) -> int:
+        return sum(self.added.values())
+
+
+def brand_key(row: dict[str, Any]) -> tuple[str, str, str, str]:
+    """A listing's natural key: tier, enterprise, product and award date."""
+    return (row["tier"], row["enterprise_credit_code"], row["product_name"], row["awarded_on"])
+
+
+def certificate_key(row: dict[str, Any]) -> tuple[str, str]:
+    """A certificate's natural key: its body and number."""
+    return (row["certification_body"], row["certificate_number"])
+
+
+def to_csv(rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> bytes:
+    """Rows as a UTF-8 CSV file with a header row of API field names."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
+    return out.getvalue().encode("utf-8")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+class Loader:
+    """Sends a generated city to a gateway with an admin key."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        city: DemoCity,
+        *,
+        key_file: Path,
+        progress: bool = True,
+    ) -> None:
+        self.client = client
+        self.city = city
+        self.key_file = key_file
+        self.progress = progress
+        self.report = Report()
+
+    # HTTP helpers ----------------------------------------------------------------------
+
+    def _check(self, response: httpx.Response, what: str) -> httpx.Response:
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+                detail = body.get("detail") or body.get("title")
+                errors = body.get("errors") or []
+            except ValueError:
+                detail, errors = response.text[:500], []
+            shown = "; ".join(
+                f"{e.get('line', '')} {e.get('field')}: {e.get('message')}".strip()
+                for e in errors[:5]
+            )
+            raise LoadError(
+                f"{what}: {response.status_code} {detail}" + (f" ({shown})" if shown else "")
+            )
+        return response
+
+    def _all(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = {**params, "limit": PAGE, **({"cursor": cursor} if cursor else {})}
+            page = self._check(self.client.get(path, params=query), f"GET {path}").json()
+            items += page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return items
+
+    def _bar(self, total: int, label: str) -> tqdm[Any]:
+        return tqdm(total=total, desc=label, unit="row", disable=not self.progress, leave=False)
+
+    def _import(self, path: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> int:
+        if not rows:
+            return 0
+        with self._bar(len(rows), path.rsplit("/", 2)[-2]) as bar:
+            for chunk in _chunks(rows, IMPORT_CHUNK):
+                response = self.client.post(
+                    f"{path}/import",
+                    content=to_csv(chunk, columns),
+                    headers={"Content-Type": "text/csv; charset=utf-8"},
+                )
+                self._check(response, f"POST {path}/import")
+                bar.update(len(chunk))
+        return len(rows)
+
+    def _post_each(
+        self, label: str, bodies: list[Any], send: Callable[[Any], httpx.Response]
+    ) -> int:
+        if not bodies:
+            return 0
+        with self._bar(len(bodies), label) as bar, ThreadPoolExecutor(WORKERS) as pool:
+            for response in pool.map(send, bodies):
+                self._check(response, label)
+                bar.update()
+        return len(bodies)
+
+    # Steps -----------------------------------------------------------------------------
+
+    def wait_until_ready(self, timeout: float = 120.0) -> None:
+        """Block until the gateway answers its readiness check."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.client.get("/health/ready").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise LoadError(f"the gateway at {self.client.base_url} is not ready")
+            time.sleep(0.5)
+
+    def target_set(self) -> int:
+        year = self.city.year
+        response = self.client.get(f"{API}/target-sets/{year}")
+        if response.status_code == 200:
+            return 0
+        if response.status_code != 404:
+            self._check(response, f"GET {API}/target-sets/{year}")
+        put = self.client.put(f"{API}/target-sets/{year}", json=self.city.target_set)
+        self._check(put, f"PUT {API}/target-sets/{year}")
+        return 1
+
+    def reference_values(self) -> int:
+        added = 0
+        for value in self.city.reference_values:
+            path = f"{API}/reference-values/{value['year']}/{value['key']}"
+            current = self.client.get(path)
+            if current.status_code == 200 and current.json()["value"] == value["value"]:
+                continue
+            if current.status_code not in (200, 404):
+                self._check(current, f"GET {path}")
+            body = {k: value[k] for k in ("value", "source", "published_on")}
+            self._check(self.client.put(path, json=body), f"PUT {path}")
+            added += 1
+        return added
+
+    def brands(self) -> int:
+        existing = {brand_key(b) for b in self._all(f"{API}/brands")}
+        missing = [b for b in self.city.brands if brand_key(b) not in existing]
+        return self._import(f"{API}/brands", missing, BRAND_COLUMNS)
+
+    def certificates(self) -> int:
+        existing = {certificate_key(c) for c in self._all(f"{API}/certificates")}
+        missing = [c for c in self.city.certificates if certificate_key(c) not in existing]
+        return self._import(f"{API}/certificates", missing, CERTIFICATE_COLUMNS)
+
+    def _samples(self) -> tuple[dict[str, str], set[str]]:
+        """Stored originals by sample code, and the sample codes already re-inspected."""
+        originals, reinspected = {}, set()
+        for check in self._all(f"{API}/spot-checks"):
+            if check.get("reinspection_of"):
+                reinspected.add(check["sample_code"])
+            else:
+                originals[check["sample_code"]] = check["id"]
+        return originals, reinspected
+
+    def spot_checks(self) -> int:
+        originals, reinspected = self._samples()
+        missing = [s for s in self.city.spot_checks if s["sample_code"] not in originals]
+        added = self._import(f"{API}/spot-checks", missing, SPOT_CHECK_COLUMNS)
+        if missing:
+            originals, reinspected = self._samples()
+        # A re-inspection names the stored original by id, so these go one at a time.
+        bodies = []
+        for again in self.city.reinspections:
+            if again["sample_code"] in reinspected:
+                continue
+            body = {k: v for k, v in again.items() if k != "reinspection_of_sample"}
+            body["reinspection_of"] = originals[again["reinspection_of_sample"]]
+            bodies.append(body)
+        added += self._post_each(
+            "re-inspections", bodies, lambda b: self.client.post(f"{API}/spot-checks", json=b)
+        )
+        return added
+
+    def reported_values(self) -> int:
+        year = self.city.year
+        existing = {
+            (v["county_code"], v["indicator"])
+            for v in self._all(f"{API}/reported-values", year=year, current=True)
+        }
+        bodies = [
+            v
+            for v in self.city.reported_values
+            if (v["county_code"], v["indicator"]) not in existing
+        ]
+        return self._post_each(
+            "reported values", bodies, lambda b: self.client.post(f"{API}/reported-values", json=b)
+        )
+
+    def reader_client(self) -> str:
+        """The read-only `demo-reader` client's key: created, or rotated when the file is gone."""
+        if self.key_file.exists() and self.key_file.read_text().strip():
+            key = self.key_file.read_text().strip()
+            probe = self.client.get(f"{API}/regions", headers={"X-API-Key": key})
+            if probe.status_code == 200:
+                return key
+        clients = [
+            c
+            for c in self._all(f"{API}/admin/clients")
+            if c["name"] == READER_NAME and c["status"] == "active"
+        ]
+        if clients:
+            path = f"{API}/admin/clients/{clients[0]['id']}/rotate"
+            key = str(self._check(self.client.post(path), f"POST {path}").json()["api_key"])
+        else:
+            body = {"name": READER_NAME, "scopes": READER_SCOPES}
+            created = self.client.post(f"{API}/admin/clients", json=body)
+            key = str(self._check(created, f"POST {API}/admin/clients").json()["api_key"])
+            self.report.added["api clients"] = 1
+        write_key(self.key_file, key)
+        return key
+
+    def run(self) -> Report:
+        """Load everything that is missing; answer what was added."""
+        started = time.monotonic()
+        self.wait_until_ready()
+        steps: list[tuple[str, Callable[[], int]]] = [
+            ("target sets", self.target_set),
+            ("reference values", self.reference_values),
+            ("brands", self.brands),
+            ("certificates", self.certificates),
+            ("spot-checks", self.spot_checks),
+            ("reported values", self.reported_values),
+        ]
+        for name, step in tqdm(steps, desc="demo city", unit="step", disable=not self.progress):
+            self.report.added[name] = step()
+        self.report.reader_key = self.reader_client()
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+
+def write_key(path: Path, key: str) -> None:
+    """Store an API key readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
