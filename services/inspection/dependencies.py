@@ -23,9 +23,10 @@ def get_catalogue(request: Request) -> Catalogue:
     return catalogue
 
 
-def get_today() -> date:
-    """The service's calendar day, against which bulletin dates are compared."""
-    return date.today()
+def get_today(request: Request) -> date:
+    """The bureau's calendar day, against which bulletin and sampling dates are compared."""
+    today: date = request.app.state.settings.today()
+    return today
 
 
 async def reader(principal: CurrentPrincipal) -> Principal:

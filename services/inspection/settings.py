@@ -1,7 +1,9 @@
 """Settings of the inspection service, read from `INSPECTION_*` variables."""
 
+from datetime import date, datetime
 from pathlib import Path
 from typing import ClassVar
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -28,12 +30,17 @@ class Settings(ServiceSettings):
     max_upload_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
     import_batch_size: int = Field(default=1000, ge=1, le=10_000)
     product_categories_path: Path | None = None
+    timezone: str = "Asia/Shanghai"
 
     @model_validator(mode="after")
     def _fill_inspection_defaults(self) -> "Settings":
         if self.service_private_key_file is None:
             self.service_private_key_file = self.var_dir / "keys" / "inspection.pem"
         return self
+
+    def today(self) -> date:
+        """The bureau's calendar day: bulletin dates and sampling dates are judged by it."""
+        return datetime.now(ZoneInfo(self.timezone)).date()
 
     @property
     def product_categories_file(self) -> Path:

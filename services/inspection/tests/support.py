@@ -1,7 +1,8 @@
 """Builders shared by the inspection tests: valid payloads and a stand-in brand registry."""
 
-from datetime import date, timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -9,7 +10,7 @@ from kit.auth import TokenVerifier
 from kit.errors import Unauthorized
 from kit.identifiers import credit_code_check_char
 
-TODAY = date.today()
+TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
 PAST = TODAY - timedelta(days=30)
 
 
