@@ -60,6 +60,7 @@ IGNORED_ON_IMPORT = frozenset(
 )
 ALLOWED_COLUMNS = frozenset(EXPORT_COLUMNS)
 CHECK_BATCH = 1000
+RECORDED = frozenset(RECORDED_FIELDS)
 
 
 def _parse_row(
@@ -171,7 +172,7 @@ async def store_upload(
             snapshot = {
                 name: value.isoformat() if isinstance(value, date) else value
                 for name, value in row.items()
-                if name in RECORDED_FIELDS
+                if name in RECORDED
             }
             history.append(
                 history_row(

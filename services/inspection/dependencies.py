@@ -18,12 +18,12 @@ READ_SCOPE = "spot-checks:read"
 WRITE_SCOPE = "spot-checks:write"
 
 
-def get_catalogue(request: Request) -> Catalogue:
+async def get_catalogue(request: Request) -> Catalogue:
     catalogue: Catalogue = request.app.state.catalogue
     return catalogue
 
 
-def get_today(request: Request) -> date:
+async def get_today(request: Request) -> date:
     """The bureau's calendar day, against which bulletin and sampling dates are compared."""
     today: date = request.app.state.settings.today()
     return today

@@ -30,7 +30,7 @@ from kit.pagination import Cursor, Limit, Page, page_of, query_fingerprint
 router = APIRouter(prefix="/api/v1", tags=["spot-checks"])
 
 
-def _nudge_outbox(request: Request) -> None:
+async def _nudge_outbox(request: Request) -> None:
     outbox = getattr(request.app.state, "outbox", None)
     if outbox is not None:
         outbox.wake()
