@@ -8,15 +8,27 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, insert, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from certification.models import Certificate, CertificateEvent
 
-_certificate_table = Certificate.__table__
-_certificate = _certificate_table.c  # type: ignore[attr-defined]
-_event = CertificateEvent.__table__.c  # type: ignore[attr-defined]
+_certificate_table: Table = Certificate.__table__  # type: ignore[attr-defined]
+_event_table: Table = CertificateEvent.__table__  # type: ignore[attr-defined]
+_certificate = _certificate_table.c
+_event = _event_table.c
 
 
 def status_on(on: date) -> ColumnElement[str]:
@@ -32,7 +44,7 @@ def status_on(on: date) -> ColumnElement[str]:
         )
         .order_by(_event.effective_on.desc(), _event.id.desc())
         .limit(1)
-        .correlate(_certificate_table)  # type: ignore[arg-type]
+        .correlate(_certificate_table)
         .scalar_subquery()
     )
     current = _certificate.status_since <= on
@@ -195,8 +207,15 @@ async def insert_many(
 ) -> None:
     """Bulk-insert rows already validated, with their creation events."""
     if certificates:
-        await session.execute(insert(Certificate.__table__), certificates)  # type: ignore[arg-type]
-        await session.execute(insert(CertificateEvent.__table__), events)  # type: ignore[arg-type]
+        await session.execute(insert(_certificate_table), certificates)
+        await session.execute(insert(_event_table), events)
+
+
+async def refresh_statistics(*, session: AsyncSession) -> None:
+    """Have PostgreSQL re-sample the tables after a bulk load, so the planner does not keep
+    choosing sequential scans from pre-load row estimates until autovacuum gets to them."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("ANALYZE certificate, certificate_event"))
 
 
 async def history(

@@ -20,6 +20,7 @@ from certification.schemas import (
     VerifyRequest,
     VerifyResponse,
 )
+from kit.concurrency import make_etag
 from kit.csvio import check_utf8, csv_response, spool_upload
 from kit.db import SessionDep
 from kit.identifiers import CreditCode
@@ -71,7 +72,7 @@ Filters = Annotated[ListFilters, Depends()]
 
 
 def _with_etag(response: Response, item: CertificateRead) -> CertificateRead:
-    response.headers["ETag"] = service.make_etag(item.id, item.version)
+    response.headers["ETag"] = make_etag(item.id, item.version)
     return item
 
 

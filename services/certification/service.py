@@ -87,6 +87,7 @@ CSV_REQUIRED = {
 # Written by the export for reading convenience; the import ignores them.
 CSV_IGNORED = {"id", "family"}
 SITE_SEPARATOR = ";"
+ANALYZE_AFTER_ROWS = 1000
 
 
 class ImportRejected(ProblemError):
@@ -611,19 +612,21 @@ async def verify_many(
             {q.enterprise_credit_code for q in queries if q.enterprise_credit_code}
         ),
     )
+    by_number: dict[str, list[tuple[Certificate, str]]] = {}
+    by_holder: dict[str, list[tuple[Certificate, str]]] = {}
+    for row in rows:
+        by_number.setdefault(row[0].certificate_number, []).append(row)
+        by_holder.setdefault(row[0].enterprise_credit_code, []).append(row)
     results = []
     for query in queries:
         if query.number is not None:
             found = [
                 row
-                for row in rows
-                if row[0].certificate_number == query.number
-                and (query.body is None or row[0].certification_body == query.body)
+                for row in by_number.get(query.number, [])
+                if query.body is None or row[0].certification_body == query.body
             ]
         else:
-            found = [
-                row for row in rows if row[0].enterprise_credit_code == query.enterprise_credit_code
-            ]
+            found = by_holder.get(query.enterprise_credit_code or "", [])
         results.append(
             VerifyResult(
                 number=query.number,
@@ -812,4 +815,6 @@ async def import_csv(
             )
         await repository.insert_many(session=session, certificates=certificates, events=events)
         stored += len(certificates)
+    if stored >= ANALYZE_AFTER_ROWS:
+        await repository.refresh_statistics(session=session)
     return import_report(rows=rows, errors=[], dry_run=False, stored=stored)

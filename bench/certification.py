@@ -1,0 +1,381 @@
+"""Benchmark of the certification service on PostgreSQL; prints figures, changes nothing.
+
+Creates a throwaway database on 127.0.0.1:5432 (user postgres), runs the service under uvicorn
+on a free local port with a token key made for the run, imports 100,000 certificates from CSV,
+then measures verification, listing, stats and export. Stops the server and drops the database
+at the end, even on failure.
+
+    .venv/bin/python bench/certification.py [--rows 100000] [--requests 2000] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+
+from kit.auth import TokenMinter, generate_keypair
+from kit.identifiers import credit_code_check_char
+from kit.migrations import upgrade_to_head
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+COUNTIES = [
+    "320302",
+    "320303",
+    "320304",
+    "320305",
+    "320311",
+    "320321",
+    "320322",
+    "320323",
+    "320324",
+    "320381",
+    "320382",
+]
+STANDARDS = (
+    ["ISO 9001:2015"] * 5
+    + ["GB/T 19001-2016"] * 2
+    + ["ISO 14001:2015"] * 3
+    + ["ISO 45001:2018", "ISO 22000:2018", "HACCP", "ISO 9001:2008", "ISO 14001:2004"]
+)
+BODIES = ["中國質量認證中心", "方圓標志認證集團", "北京世標認證中心", "上海質量體系審核中心"]
+HEADER = [
+    "certificate_number",
+    "standard",
+    "certification_body",
+    "accreditation_body",
+    "enterprise_credit_code",
+    "enterprise_name",
+    "county_code",
+    "scope",
+    "sites",
+    "issued_on",
+    "expires_on",
+    "original_issued_on",
+    "confidential",
+]
+
+
+def credit_code(n: int, county: str) -> str:
+    first17 = f"91{county}{n:09d}"
+    return first17 + credit_code_check_char(first17)
+
+
+def write_csv(path: Path, rows: int, rng: random.Random) -> list[tuple[str, str]]:
+    """A CSV of `rows` certificates; returns (number, body) of each for the verify runs."""
+    keys = []
+    enterprises = max(1, rows * 2 // 5)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        for i in range(rows):
+            enterprise = rng.randrange(enterprises)
+            county = COUNTIES[enterprise % len(COUNTIES)]
+            issued = date(2005, 1, 1) + timedelta(days=rng.randrange(21 * 365))
+            original = issued - timedelta(days=rng.choice([0, 0, 0, 1095, 2190]))
+            number = f"{rng.randrange(10**5):05d}{rng.choice('QEOF')}{i:08d}R0M"
+            body = BODIES[i % len(BODIES)]
+            keys.append((number, body))
+            writer.writerow(
+                [
+                    number,
+                    rng.choice(STANDARDS),
+                    body,
+                    "CNAS",
+                    credit_code(enterprise, county),
+                    f"徐州第{enterprise}號製造有限公司",
+                    county,
+                    "機械設備的設計、生產和售後服務",
+                    f"徐州市{county}工業園{enterprise % 97}號",
+                    issued.isoformat(),
+                    "",
+                    original.isoformat(),
+                    "true" if i % 50 == 0 else "false",
+                ]
+            )
+    return keys
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def rss_kib(pid: int, field: str) -> int:
+    """`VmRSS` or `VmHWM` (peak) of a process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def measure(
+    label: str,
+    call: Callable[[int], Awaitable[httpx.Response]],
+    *,
+    requests: int,
+    concurrency: int,
+) -> None:
+    """Run `requests` calls with `concurrency` in flight; print p50/p99 and requests/s."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    counter = iter(range(requests))
+
+    async def worker() -> None:
+        for i in counter:
+            started = time.perf_counter()
+            response = await call(i)
+            latencies.append(time.perf_counter() - started)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    print(
+        f"{label:<34} p50 {percentile(latencies, 0.5) * 1000:7.1f} ms  "
+        f"p99 {percentile(latencies, 0.99) * 1000:7.1f} ms  "
+        f"{requests / elapsed:7.0f} req/s  statuses {statuses}"
+    )
+
+
+async def stream_file(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(256 * 1024):
+            yield chunk
+
+
+async def wait_ready(client: httpx.AsyncClient, server: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        if server.poll() is not None:
+            raise RuntimeError("the service exited during start-up")
+        try:
+            if (await client.get("/health/ready")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the service did not become ready")
+
+
+def start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """The service under uvicorn on 127.0.0.1:`port`."""
+    command = [
+        str(ROOT / ".venv/bin/uvicorn"),
+        "--factory",
+        "certification.app:build_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    return subprocess.Popen(command, env=env, cwd=ROOT)
+
+
+async def run(args: argparse.Namespace, workdir: Path, database_url: str) -> None:
+    rng = random.Random(20081231)
+    pair = generate_keypair()
+    (workdir / "gateway.pub").write_bytes(pair.public_pem)
+    minter = TokenMinter(pair.private_pem, issuer="gateway", ttl_seconds=3600)
+    writer_token = minter.mint(
+        audience="certification",
+        client_id="bench",
+        client_name="Benchmark",
+        scopes={"certificates:read", "certificates:write"},
+    )
+    public_token = minter.mint(
+        audience="certification", client_id="purchaser", client_name="Purchaser", scopes=set()
+    )
+    csv_path = workdir / "certificates.csv"
+    keys = write_csv(csv_path, args.rows, rng)
+    print(f"rows {args.rows}, CSV {csv_path.stat().st_size / 1e6:.1f} MB")
+
+    await asyncio.to_thread(
+        upgrade_to_head,
+        ROOT / "services/certification/migrations",
+        database_url,
+        "certification_alembic_version",
+    )
+    port = free_port()
+    env = {
+        **os.environ,
+        "CERTIFICATION_DATABASE_URL": database_url,
+        "CERTIFICATION_TOKEN_ISSUERS": json.dumps({"gateway": str(workdir / "gateway.pub")}),
+        "CERTIFICATION_SECRET_KEY": uuid.uuid4().hex * 2,
+        "CERTIFICATION_VAR_DIR": str(workdir),
+        "CERTIFICATION_CONFIG_DIR": str(ROOT / "config"),
+        "CERTIFICATION_LOG_LEVEL": "WARNING",
+    }
+    server = start_server(port, env)
+    try:
+        limits = httpx.Limits(max_connections=args.concurrency * 2)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=600,
+            limits=limits,
+            headers={"Authorization": f"Bearer {writer_token}"},
+        ) as client:
+            await wait_ready(client, server)
+            idle = rss_kib(server.pid, "VmRSS")
+            started = time.perf_counter()
+            response = await client.post(
+                "/api/v1/certificates/import",
+                content=stream_file(csv_path),
+                headers={"Content-Type": "text/csv"},
+            )
+            elapsed = time.perf_counter() - started
+            if response.status_code != 201:
+                raise RuntimeError(f"import failed: {response.status_code} {response.text[:500]}")
+            peak = rss_kib(server.pid, "VmHWM")
+            print(
+                f"{'import':<34} {args.rows / elapsed:7.0f} rows/s  ({elapsed:.1f} s)  "
+                f"server RSS idle {idle / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB"
+            )
+
+            public = {"Authorization": f"Bearer {public_token}"}
+            await measure(
+                "GET /certificates/verify",
+                lambda i: client.get(
+                    "/api/v1/certificates/verify",
+                    params={
+                        "number": keys[(i * 7919) % len(keys)][0],
+                        "body": keys[(i * 7919) % len(keys)][1],
+                    },
+                    headers=public,
+                ),
+                requests=args.requests,
+                concurrency=args.concurrency,
+            )
+            await measure(
+                "POST /certificates/verify (100)",
+                lambda i: client.post(
+                    "/api/v1/certificates/verify",
+                    json={
+                        "items": [
+                            {"number": keys[(i * 100 + k) % len(keys)][0]} for k in range(100)
+                        ]
+                    },
+                    headers=public,
+                ),
+                requests=max(50, args.requests // 20),
+                concurrency=args.concurrency,
+            )
+            await measure(
+                "GET /certificates (county+status)",
+                lambda i: client.get(
+                    "/api/v1/certificates",
+                    params={
+                        "county_code": COUNTIES[i % len(COUNTIES)],
+                        "status": "valid",
+                        "limit": 50,
+                    },
+                ),
+                requests=args.requests,
+                concurrency=args.concurrency,
+            )
+            await measure(
+                "GET /certificates (family+issued)",
+                lambda i: client.get(
+                    "/api/v1/certificates",
+                    params={
+                        "family": "environment",
+                        "issued_from": f"{2005 + i % 20}-01-01",
+                        "limit": 50,
+                    },
+                ),
+                requests=args.requests,
+                concurrency=args.concurrency,
+            )
+            await measure(
+                "GET /certificates/stats (city)",
+                lambda i: client.get("/api/v1/certificates/stats", params={"year": 2006 + i % 19}),
+                requests=40,
+                concurrency=1,
+            )
+            await measure(
+                "GET /certificates/stats (county)",
+                lambda i: client.get(
+                    "/api/v1/certificates/stats",
+                    params={"year": 2006 + i % 19, "county_code": COUNTIES[i % len(COUNTIES)]},
+                ),
+                requests=40,
+                concurrency=1,
+            )
+            started = time.perf_counter()
+            size = 0
+            async with client.stream("GET", "/api/v1/certificates/export") as export:
+                async for chunk in export.aiter_bytes():
+                    size += len(chunk)
+            elapsed = time.perf_counter() - started
+            print(
+                f"{'export (all rows)':<34} {args.rows / elapsed:7.0f} rows/s  "
+                f"({elapsed:.1f} s, {size / 1e6:.1f} MB)  "
+                f"server RSS peak {rss_kib(server.pid, 'VmHWM') / 1024:.0f} MiB"
+            )
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    name = f"qrp_bench_certification_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        with tempfile.TemporaryDirectory(prefix="qrp-bench-") as workdir:
+            await run(args, Path(workdir), f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}")
+    finally:
+        admin = await asyncpg.connect(ADMIN_DSN)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def unshadow_service_package() -> None:
+    """This script shares its name with the service package: keep its folder off the import
+    path so alembic's env.py imports the service, not this file."""
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+
+
+if __name__ == "__main__":
+    unshadow_service_package()
+    sys.exit(asyncio.run(main()))
