@@ -313,8 +313,14 @@ def _upstream_headers(scope: Scope, request_id: str) -> list[tuple[str, str]]:
     headers: list[tuple[str, str]] = []
     host = ""
     forwarded_for = ""
+    dropped = _NOT_FORWARDED
     for name, value in scope["headers"]:
-        if name in _NOT_FORWARDED:
+        if name == b"connection":
+            # Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+            named = {token.strip().lower() for token in value.split(b",")}
+            dropped = dropped | named
+    for name, value in scope["headers"]:
+        if name in dropped:
             if name == b"host":
                 host = value.decode("latin-1")
             elif name == b"x-forwarded-for":

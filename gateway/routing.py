@@ -74,5 +74,8 @@ def required_scope(method: str, path: str, prefix: Prefix) -> str:
 
 
 def route_label(path: str) -> str:
-    """A low-cardinality label for metrics: segments carrying digits become `{id}`."""
-    return "/".join("{id}" if _ID_SEGMENT.search(part) else part for part in path.split("/"))
+    """A low-cardinality label for metrics: below the resource, segments carrying digits
+    become `{id}`."""
+    parts = path.split("/")
+    head, tail = parts[:4], parts[4:]
+    return "/".join(head + ["{id}" if _ID_SEGMENT.search(part) else part for part in tail])

@@ -61,16 +61,12 @@ def uvicorn(
     env: dict[str, str],
     workdir: Path,
     *,
-    app_dir: Path | None = None,
     port: int | None = None,
 ) -> Process:
-    """Start `factory` under uvicorn on a free port, its output in `<workdir>/<name>.log`."""
+    """Migrate and serve `factory` on a free port, its output in `<workdir>/<name>.log`."""
     port = port or free_port()
     log = workdir / f"{name}.log"
-    command = [PYTHON, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-access-log"]
-    if app_dir is not None:
-        command += ["--app-dir", str(app_dir)]
+    command = [PYTHON, str(TESTS / "serve.py"), name, factory, str(port)]
     with log.open("wb") as output:
         popen = subprocess.Popen(
             command,
@@ -138,17 +134,8 @@ def service_environment(workdir: Path, keys: Path) -> dict[str, str]:
 
 
 async def start_backends(workdir: Path, keys: Path) -> Backends:
-    """Migrate and start the four services and the stub; wait until all are ready."""
+    """Start the four services (each migrating first) and the stub; wait until all are ready."""
     env = service_environment(workdir, keys)
-    migrations = [
-        await asyncio.create_subprocess_exec(
-            PYTHON, "-m", "kit.migrate", name, env=env, cwd=ROOT, stdout=subprocess.DEVNULL
-        )
-        for name in SERVICES
-    ]
-    for name, migration in zip(SERVICES, migrations, strict=True):
-        if await migration.wait() != 0:
-            raise RuntimeError(f"migrating {name} failed")
     backends = Backends(workdir, keys)
     ports = {name: free_port() for name in SERVICES}
     for caller in ("ASSESSMENT", "INSPECTION"):
@@ -159,9 +146,7 @@ async def start_backends(workdir: Path, keys: Path) -> Backends:
             backends.processes[name] = uvicorn(
                 name, f"{name}.app:build_app", env, workdir, port=ports[name]
             )
-        backends.processes["stub"] = uvicorn(
-            "stub", "stub_backend:build_app", env, workdir, app_dir=TESTS
-        )
+        backends.processes["stub"] = uvicorn("stub", "stub_backend:build_app", env, workdir)
         await asyncio.gather(*(wait_ready(p) for p in backends.processes.values()))
     except BaseException:
         backends.stop()

@@ -133,7 +133,8 @@ async def test_oauth_client_credentials_give_a_working_token(
         )
         assert issued.status_code == 200, issued.text
         token = issued.json()
-        assert token["token_type"] == "Bearer" and token["scope"] == "brands:read"
+        assert token["token_type"] == "Bearer"
+        assert token["scope"] == "brands:read"
         bearer = {"Authorization": f"Bearer {token['access_token']}"}
         response = await anonymous.get(ECHO, headers=bearer)
         assert response.status_code == 200

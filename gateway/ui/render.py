@@ -142,7 +142,9 @@ def standings_page(data: dict[str, Any]) -> str:
     """The year's ranking of every county and district, with the city-wide summary."""
     year = data["year"]
     items = data.get("items", [])
-    indicator_order = list(items[0]["indicators"]) if items else []
+    present = {row["indicator"] for s in items for row in s.get("indicators", [])}
+    city_rows = (data.get("city") or {}).get("indicators", [])
+    indicator_order = [row for row in city_rows if row["indicator"] in present]
     head = _indicator_header(indicator_order)
     rows = []
     for s in items:
