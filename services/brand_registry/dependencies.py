@@ -21,7 +21,7 @@ Writer = Annotated[Principal, Depends(require_scope("brands:write"))]
 Flagger = Annotated[Principal, Depends(require_scope("brands:flag"))]
 
 
-def current_rules(request: Request) -> Rules:
+async def current_rules(request: Request) -> Rules:
     """The tier policy table, the configured regions and today's date."""
     state = request.app.state
     return Rules(
@@ -40,7 +40,7 @@ async def valid_brand(session: SessionDep, brand_id: Annotated[str, Path(max_len
 BrandDep = Annotated[Brand, Depends(valid_brand)]
 
 
-def listing_filters(
+async def listing_filters(
     county_code: CountyCode | None = None,
     tier: Tier | None = None,
     sector: Sector | None = None,

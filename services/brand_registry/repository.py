@@ -11,12 +11,16 @@ otherwise active.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
+    Date,
+    Integer,
     Row,
     Select,
     Table,
@@ -40,6 +44,8 @@ history_table: Table = BrandHistory.__table__  # type: ignore[attr-defined]
 suspension_table: Table = BrandSuspension.__table__  # type: ignore[attr-defined]
 b = brand_table.c
 s = suspension_table.c
+
+Day = date | BindParameter[date]
 
 LISTING_COLUMNS = (
     b.id,
@@ -102,23 +108,23 @@ class KeyListing:
     renewal_of: str | None
 
 
-def _revoked_on(day: date) -> ColumnElement[bool]:
+def _revoked_on(day: Day) -> ColumnElement[bool]:
     return and_(b.revoked_on.is_not(None), b.revoked_on <= day)
 
 
-def _expired_on(day: date) -> ColumnElement[bool]:
+def _expired_on(day: Day) -> ColumnElement[bool]:
     return or_(b.valid_until < day, and_(b.superseded_on.is_not(None), b.superseded_on <= day))
 
 
-def _suspension_covers(day: date) -> ColumnElement[bool]:
+def _suspension_covers(day: Day) -> ColumnElement[bool]:
     return and_(s.started_on <= day, or_(s.ended_on.is_(None), s.ended_on > day))
 
 
-def _suspended_on(day: date) -> ColumnElement[bool]:
+def _suspended_on(day: Day) -> ColumnElement[bool]:
     return exists().where(s.brand_id == b.id, _suspension_covers(day))
 
 
-def status_on(status: str, day: date) -> ColumnElement[bool]:
+def status_on(status: str, day: Day) -> ColumnElement[bool]:
     """Listings awarded by `day` whose status on `day` is `status`."""
     awarded = b.awarded_on <= day
     if status == "revoked":
@@ -141,28 +147,63 @@ def search_text(*names: str) -> str:
     return "\n".join(names).lower()
 
 
-def _filtered(query: Select[Any], filters: ListingFilters, today: date) -> Select[Any]:
-    conditions: list[ColumnElement[bool]] = []
-    for name in ("county_code", "tier", "sector", "award_kind", "enterprise_credit_code"):
-        value = getattr(filters, name)
-        if value is not None:
-            conditions.append(b[name] == value)
-    if filters.batch_code is not None:
-        conditions.append(b.batch_code == filters.batch_code)
-    if filters.international_standard is not None:
-        conditions.append(b.international_standard == filters.international_standard)
-    if filters.review_required is not None:
-        conditions.append(b.review_required == filters.review_required)
-    if filters.awarded_from is not None:
-        conditions.append(b.awarded_on >= filters.awarded_from)
-    if filters.awarded_to is not None:
-        conditions.append(b.awarded_on <= filters.awarded_to)
-    if filters.status is not None:
-        conditions.append(status_on(filters.status, filters.as_of or today))
+_EQUALITY_FILTERS = (
+    "county_code",
+    "tier",
+    "sector",
+    "award_kind",
+    "enterprise_credit_code",
+    "batch_code",
+    "international_standard",
+    "review_required",
+)
+
+
+@lru_cache(maxsize=512)
+def _listing_query(present: frozenset[str], status: str | None, limited: bool) -> Select[Any]:
+    """The list query for one combination of filters, with bound parameters.
+
+    Built once per combination: constructing the status expressions costs more than
+    running the query on a warm database.
+    """
+    conditions: list[ColumnElement[bool]] = [
+        b[name] == bindparam(name) for name in _EQUALITY_FILTERS if name in present
+    ]
+    if "awarded_from" in present:
+        conditions.append(b.awarded_on >= bindparam("awarded_from", type_=Date))
+    if "awarded_to" in present:
+        conditions.append(b.awarded_on <= bindparam("awarded_to", type_=Date))
+    if status is not None:
+        conditions.append(status_on(status, bindparam("day", type_=Date)))
+    if "q" in present:
+        conditions.append(b.search_text.like(bindparam("pattern"), escape="\\"))
+    query = select(*LISTING_COLUMNS).where(*conditions).order_by(b.id.desc())
+    if "after_id" in present:
+        query = query.where(b.id < bindparam("after_id"))
+    if limited:
+        query = query.limit(bindparam("limit", type_=Integer))
+    return query
+
+
+def listing_query(
+    *, filters: ListingFilters, today: date, after_id: str | None = None, limit: int | None = None
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The statement and parameters listing `filters`; paged when `limit` is given."""
+    values = {
+        name: value
+        for name, value in asdict(filters).items()
+        if value is not None and name not in {"status", "as_of", "q"}
+    }
     if filters.q:
-        pattern = f"%{escape_like(filters.q.lower())}%"
-        conditions.append(b.search_text.like(pattern, escape="\\"))
-    return query.where(*conditions) if conditions else query
+        values["pattern"] = f"%{escape_like(filters.q.lower())}%"
+    if filters.status is not None:
+        values["day"] = filters.as_of or today
+    if after_id is not None:
+        values["after_id"] = after_id
+    present = frozenset(values) - {"pattern", "day"} | ({"q"} if filters.q else set())
+    if limit is not None:
+        values["limit"] = limit
+    return _listing_query(present, filters.status, limit is not None), values
 
 
 async def list_listings(
@@ -174,19 +215,16 @@ async def list_listings(
     limit: int,
 ) -> Sequence[Row[Any]]:
     """Up to `limit` listings matching `filters`, newest first, after `after_id`."""
-    query = _filtered(select(*LISTING_COLUMNS), filters, today)
-    if after_id is not None:
-        query = query.where(b.id < after_id)
-    result = await session.execute(query.order_by(b.id.desc()).limit(limit))
-    return result.all()
+    statement, values = listing_query(filters=filters, today=today, after_id=after_id, limit=limit)
+    return (await session.execute(statement, values)).all()
 
 
 async def stream_listings(
     *, session: AsyncSession, filters: ListingFilters, today: date, batch_size: int = 1000
 ) -> AsyncIterator[Row[Any]]:
     """Every listing matching `filters`, read in batches from a server-side cursor."""
-    query = _filtered(select(*LISTING_COLUMNS), filters, today).order_by(b.id.desc())
-    result = await session.stream(query.execution_options(yield_per=batch_size))
+    statement, values = listing_query(filters=filters, today=today)
+    result = await session.stream(statement.execution_options(yield_per=batch_size), values)
     async for partition in result.partitions():
         for row in partition:
             yield row
@@ -328,16 +366,9 @@ async def set_review_required(
         )
 
 
-async def stats_groups(
-    *,
-    session: AsyncSession,
-    year_start: date,
-    year_end: date,
-    as_of: date,
-    county_code: str | None,
-) -> Sequence[Row[Any]]:
-    """Per county and tier: new awards in the year (up to `as_of`), listings in force on
-    `as_of` and those of them made to international standards, in one GROUP BY."""
+@lru_cache(maxsize=4)
+def _stats_query(by_county: bool) -> Select[Any]:
+    as_of = bindparam("as_of", type_=Date)
     suspended = select(s.brand_id).where(_suspension_covers(as_of)).distinct().subquery("suspended")
     in_force = and_(
         b.awarded_on <= as_of,
@@ -346,7 +377,9 @@ async def stats_groups(
         suspended.c.brand_id.is_(None),
     )
     is_new = and_(
-        b.award_kind == "new", b.awarded_on >= year_start, b.awarded_on <= min(year_end, as_of)
+        b.award_kind == "new",
+        b.awarded_on >= bindparam("year_start", type_=Date),
+        b.awarded_on <= bindparam("new_until", type_=Date),
     )
     query = (
         select(
@@ -359,12 +392,43 @@ async def stats_groups(
             ),
         )
         .select_from(brand_table.outerjoin(suspended, suspended.c.brand_id == b.id))
-        .where(b.awarded_on <= max(year_end, as_of))
+        .where(b.awarded_on <= bindparam("counted_until", type_=Date))
         .group_by(b.county_code, b.tier)
     )
+    if by_county:
+        query = query.where(b.county_code == bindparam("county_code"))
+    return query
+
+
+def stats_query(
+    *, year_start: date, year_end: date, as_of: date, county_code: str | None
+) -> tuple[Select[Any], dict[str, Any]]:
+    """Per county and tier: new awards in the year (up to `as_of`), listings in force on
+    `as_of` and those of them made to international standards, in one GROUP BY."""
+    values: dict[str, Any] = {
+        "as_of": as_of,
+        "year_start": year_start,
+        "new_until": min(year_end, as_of),
+        "counted_until": max(year_end, as_of),
+    }
     if county_code is not None:
-        query = query.where(b.county_code == county_code)
-    return (await session.execute(query)).all()
+        values["county_code"] = county_code
+    return _stats_query(county_code is not None), values
+
+
+async def stats_groups(
+    *,
+    session: AsyncSession,
+    year_start: date,
+    year_end: date,
+    as_of: date,
+    county_code: str | None,
+) -> Sequence[Row[Any]]:
+    """The stats counts of every county and tier that has listings."""
+    statement, values = stats_query(
+        year_start=year_start, year_end=year_end, as_of=as_of, county_code=county_code
+    )
+    return (await session.execute(statement, values)).all()
 
 
 async def discard(*, session: AsyncSession) -> None:

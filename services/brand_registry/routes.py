@@ -43,7 +43,7 @@ def _etag(brand: Brand) -> str:
     return make_etag(brand.id, brand.version)
 
 
-@router.get("/brands", summary="List brand listings")
+@router.get("/brands", summary="List brand listings", response_model=Page[BrandRead])
 async def list_brands(
     request: Request,
     session: SessionDep,
@@ -52,8 +52,8 @@ async def list_brands(
     filters: FiltersDep,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> Page[BrandRead]:
-    return await service.list_listings(
+) -> Response:
+    page = await service.list_listings(
         session=session,
         filters=filters,
         rules=rules,
@@ -61,6 +61,8 @@ async def list_brands(
         cursor=cursor,
         codec=request.app.state.cursor_codec,
     )
+    # The items are validated once when built; serialising directly skips a second pass.
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @router.post("/brands", status_code=201, summary="Register a brand listing")

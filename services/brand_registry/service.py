@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import IO, Any
 
 from pydantic import ValidationError
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from brand_registry import repository
@@ -94,18 +95,21 @@ def status_on(listing: Any, day: date) -> BrandStatus:
     return BrandStatus(listing.status)
 
 
+READ_COLUMNS = tuple(
+    name for name in BrandRead.model_fields if name not in {"tier_label", "status"}
+)
+
+
 def to_read(listing: Any, rules: Rules) -> BrandRead:
     """The API view of a stored listing (an ORM object or a row)."""
-    values = {
-        name: getattr(listing, name)
-        for name in BrandRead.model_fields
-        if name not in {"tier_label", "status"}
-    }
-    return BrandRead(
-        **values,
-        tier_label=rules.policies[listing.tier].label,
-        status=status_on(listing, rules.today),
+    values = (
+        dict(listing._mapping)
+        if isinstance(listing, Row)
+        else {name: getattr(listing, name) for name in READ_COLUMNS}
     )
+    values["tier_label"] = rules.policies[listing.tier].label
+    values["status"] = status_on(listing, rules.today)
+    return BrandRead.model_validate(values)
 
 
 def _history(

@@ -52,9 +52,7 @@ def row(number: int, **overrides: Any) -> dict[str, Any]:
 
 def csv_bytes(rows: list[dict[str, Any]], *, bom: bool = True, header: list[str] = HEADER) -> bytes:
     buffer = io.StringIO()
-    writer = csv.DictWriter(
-        buffer, fieldnames=header, lineterminator="\r\n", extrasaction="ignore"
-    )
+    writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\r\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return (("\ufeff" if bom else "") + buffer.getvalue()).encode()
