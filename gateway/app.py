@@ -22,6 +22,7 @@ from kit.auth import TokenMinter
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "gateway_alembic_version"
+_FASTAPI_DOC_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 
 @asynccontextmanager
@@ -84,7 +85,6 @@ SPEC = ServiceSpec(
     title="Quality Revitalization Platform gateway",
     description="The public entry point: API clients, keys and scopes in front of the four services.",
     version="1.0.0",
-    # `public` holds /openapi.json and /docs, which take precedence over FastAPI's own.
     routers=[router, public],
     migrations=MIGRATIONS,
     version_table=VERSION_TABLE,
@@ -98,6 +98,12 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app (`uvicorn --factory gateway.app:build_app`)."""
     settings = settings or Settings()
     app = create_app(SPEC, settings)
+    # The merged document replaces FastAPI's own at /openapi.json and /docs.
+    app.router.routes[:] = [
+        route
+        for route in app.router.routes
+        if getattr(route, "path", None) not in _FASTAPI_DOC_ROUTES
+    ]
     app.state.proxy_metrics = ProxyMetrics(app.state.metrics.registry)
     # Innermost: after the request-ID middleware, before the router.
     app.user_middleware.append(Middleware(ProxyMiddleware, state=app.state))

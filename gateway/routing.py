@@ -41,6 +41,7 @@ PREFIXES = (
     Prefix("/api/v1/reported-values", "assessment", "assessments"),
     Prefix("/api/v1/reference-values", "assessment", "assessments"),
     Prefix("/api/v1/assessments", "assessment", "assessments"),
+    Prefix("/api/v1/audit-entries", "assessment", "assessments"),
 )
 PUBLIC_PATHS = frozenset({"/api/v1/certificates/verify"})
 _PUBLISH = re.compile(r"^/api/v1/assessments/[^/]+/runs/[^/]+/publish/?$")

@@ -1,0 +1,77 @@
+"""Rate limits per client: in memory, and in Redis shared by two gateway instances."""
+
+import uuid
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from gateway.tests.conftest import GatewayFactory, client_of
+
+ECHO = "/api/v1/brands/stub/echo"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def _limited_client(admin: httpx.AsyncClient, limit: str) -> dict:
+    response = await admin.post(
+        "/api/v1/admin/clients",
+        json={"name": "limited", "scopes": ["brands:read"], "rate_limit": limit},
+    )
+    assert response.status_code == 201
+    return response.json()
+
+
+async def test_memory_limit_answers_429_with_headers(admin: httpx.AsyncClient, service) -> None:
+    created = await _limited_client(admin, "3/minute")
+    async with client_of(service.app, api_key=created["api_key"]) as caller:
+        answers = [await caller.get(ECHO) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        assert [a.headers["ratelimit-remaining"] for a in answers] == ["2", "1", "0"]
+        assert answers[0].headers["ratelimit-limit"] == "3"
+        refused = await caller.get(ECHO)
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.headers["ratelimit-remaining"] == "0"
+    assert 0 <= int(refused.headers["ratelimit-reset"]) <= 60
+
+
+async def test_budgets_are_per_client(admin: httpx.AsyncClient, service) -> None:
+    first = await _limited_client(admin, "1/minute")
+    second = await _limited_client(admin, "1/minute")
+    async with client_of(service.app, api_key=first["api_key"]) as one:
+        assert (await one.get(ECHO)).status_code == 200
+        assert (await one.get(ECHO)).status_code == 429
+    async with client_of(service.app, api_key=second["api_key"]) as two:
+        assert (await two.get(ECHO)).status_code == 200
+
+
+@pytest.fixture
+async def redis_prefix() -> str:
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except OSError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    finally:
+        await client.aclose()
+    return f"qrp-gateway-test-{uuid.uuid4().hex}"
+
+
+async def test_two_gateways_share_one_budget_in_redis(
+    admin: httpx.AsyncClient, make_gateway: GatewayFactory, redis_prefix: str
+) -> None:
+    created = await _limited_client(admin, "4/minute")
+    settings = {"redis_url": REDIS_URL, "rate_limit_prefix": redis_prefix}
+    async with make_gateway(**settings) as one, make_gateway(**settings) as two:
+        async with (
+            client_of(one, api_key=created["api_key"]) as a,
+            client_of(two, api_key=created["api_key"]) as b,
+        ):
+            statuses = [(await (a if i % 2 else b).get(ECHO)).status_code for i in range(4)]
+            assert statuses == [200, 200, 200, 200]
+            assert (await a.get(ECHO)).status_code == 429
+            refused = await b.get(ECHO)
+            assert refused.status_code == 429
+            assert int(refused.headers["retry-after"]) >= 1
+        await one.state.proxy.limiter.reset()
