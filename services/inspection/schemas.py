@@ -93,23 +93,25 @@ class SpotCheckUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Reason
-    plan_code: Any = None
-    level: Any = None
-    product_category: Any = None
-    product_name: Any = None
-    enterprise_credit_code: Any = None
-    enterprise_name: Any = None
-    county_code: Any = None
-    sample_code: Any = None
-    sampled_on: Any = None
-    result: Any = None
-    nonconforming_items: Any = None
-    mandatory_standard_violation: Any = None
-    testing_lab: Any = None
-    report_number: Any = None
-    refused: Any = None
-    unlicensed_referral: Any = None
-    published_on: Any = None
+    plan_code: Code | None = None
+    level: Level | None = None
+    product_category: Code | None = None
+    product_name: Name | None = None
+    enterprise_credit_code: CreditCode | None = None
+    enterprise_name: Name | None = None
+    county_code: CountyCode | None = None
+    sample_code: Code | None = None
+    sampled_on: date | None = None
+    result: Result | None = None
+    nonconforming_items: list[NonconformingItem] | None = Field(default=None, max_length=200)
+    mandatory_standard_violation: bool | None = None
+    testing_lab: ShortText | None = None
+    report_number: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None
+    ) = None
+    refused: bool | None = None
+    unlicensed_referral: bool | None = None
+    published_on: date | None = None
 
     def changes(self) -> dict[str, Any]:
         """The fields the client sent, other than the reason."""

@@ -58,6 +58,7 @@ class FakeBrandRegistry:
 
     def reset(self) -> None:
         self.up = False
+        self.reject = False
         self.requests: list[dict[str, Any]] = []
         self.flags: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -80,6 +81,8 @@ class FakeBrandRegistry:
         if not principal.has("brands:flag"):
             return httpx.Response(403)
         body = httpx.Response(200, content=request.content).json()
+        if self.reject:
+            return httpx.Response(422, json={"title": "Validation failed"})
         self.requests.append(body)
         key = (body["source"], body["reference"])
         if key in self.flags:

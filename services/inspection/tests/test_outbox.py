@@ -106,3 +106,19 @@ async def test_imported_failures_are_noticed(
         return len(brand_registry.requests) == 3
 
     await _eventually(delivered)
+
+
+async def test_a_notice_the_registry_rejects_is_parked_and_shown(
+    service: Harness, brand_registry: FakeBrandRegistry
+) -> None:
+    brand_registry.up = True
+    brand_registry.reject = True
+    await service.client().post(URL, json=spot_check())
+
+    async def parked() -> bool:
+        backlog = await _backlog(service)
+        return backlog["failed"] == 1 and backlog["pending"] == 0
+
+    await _eventually(parked)
+    metrics = (await service.client(authenticated=False).get("/metrics")).text
+    assert "inspection_outbox_failed 1.0" in metrics
