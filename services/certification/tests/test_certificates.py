@@ -236,3 +236,10 @@ async def test_idempotency_key_replays_the_first_create(
     )
     assert other.status_code == 422
     assert await _count(service) == 1
+
+
+async def test_nothing_is_hard_deleted(service: Harness, payload: dict[str, Any]) -> None:
+    client = service.client()
+    created = await client.post("/api/v1/certificates", json=payload)
+    assert (await client.delete(created.headers["Location"])).status_code == 405
+    assert (await client.get(created.headers["Location"])).status_code == 200
