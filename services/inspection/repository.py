@@ -8,7 +8,7 @@ from sqlalchemy import Select, and_, case, func, insert, or_, select, tuple_, up
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from inspection.models import OutboxMessage, SpotCheck, SpotCheckHistory
+from inspection.models import OutboxMessage, SpotCheck, SpotCheckHistory, metadata
 from inspection.schemas import SpotCheckFilters, StatsRow
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -132,7 +132,7 @@ def stats_query(
     county_code: str | None,
     include_unpublished: bool,
     today: date,
-) -> Select[Any]:
+) -> Select[str, str, str, int, Any]:
     """Originals sampled in [start, end], counted with their final result per county, level
     and category. Public figures count a result from its bulletin day on, and an overturning
     re-inspection from its own bulletin day on."""
@@ -163,7 +163,9 @@ def stats_query(
     )
 
 
-async def stats_rows(*, session: AsyncSession, query: Select[Any]) -> list[StatsRow]:
+async def stats_rows(
+    *, session: AsyncSession, query: Select[str, str, str, int, Any]
+) -> list[StatsRow]:
     """Run the stats GROUP BY."""
     result = await session.execute(query)
     return [
@@ -208,13 +210,13 @@ async def insert_many(
 ) -> None:
     """Bulk-insert imported rows with their history and outbox entries."""
     # Core inserts on the tables: the ORM's bulk path costs more than the rows' validation.
-    for model, rows in (
-        (SpotCheck, spot_checks),
-        (SpotCheckHistory, history),
-        (OutboxMessage, outbox),
+    for table, rows in (
+        ("spot_check", spot_checks),
+        ("spot_check_history", history),
+        ("outbox_message", outbox),
     ):
         if rows:
-            await session.execute(insert(model.__table__), rows)  # type: ignore[attr-defined]
+            await session.execute(insert(metadata.tables[table]), rows)
 
 
 async def export_batch(
@@ -263,7 +265,7 @@ async def record_delivery(
         .values(
             status=DELIVERED,
             delivered_at=now,
-            attempts=OutboxMessage.attempts + 1,  # type: ignore[operator]
+            attempts=col(OutboxMessage.attempts) + 1,
             response=response,
             last_error=None,
         )
@@ -284,7 +286,7 @@ async def record_failure(
         .where(col(OutboxMessage.id) == message_id)
         .values(
             status=FAILED if give_up else PENDING,
-            attempts=OutboxMessage.attempts + 1,  # type: ignore[operator]
+            attempts=col(OutboxMessage.attempts) + 1,
             next_attempt_at=next_attempt_at,
             last_error=error[:1000],
         )

@@ -84,7 +84,7 @@ def to_read(spot_check: SpotCheck, *, catalogue: Catalogue, today: date) -> Spot
         sampled_on=spot_check.sampled_on,
         result=Result(spot_check.result),
         result_label=RESULT_LABELS[Result(spot_check.result)],
-        nonconforming_items=spot_check.nonconforming_items,  # type: ignore[arg-type]
+        nonconforming_items=spot_check.nonconforming_items,
         mandatory_standard_violation=spot_check.mandatory_standard_violation,
         testing_lab=spot_check.testing_lab,
         report_number=spot_check.report_number,
@@ -169,30 +169,35 @@ def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
 
-def review_notice(spot_check: SpotCheck | Mapping[str, Any], *, reference: str) -> dict[str, Any]:
+def recorded(spot_check: SpotCheck) -> dict[str, Any]:
+    """The recorded fields of a stored spot-check."""
+    return {name: getattr(spot_check, name) for name in RECORDED_FIELDS}
+
+
+def review_notice(values: Mapping[str, Any], *, reference: str) -> dict[str, Any]:
     """The review-flag request the brand registry receives for a failed check."""
-    get = spot_check.get if isinstance(spot_check, Mapping) else spot_check.__getattribute__
-    if get("refused"):
+    if values["refused"]:
         what = "refused sampling"
     else:
-        what = "、".join(item["item"] for item in get("nonconforming_items")) or "nonconforming"
+        items = values["nonconforming_items"] or []
+        what = "、".join(item["item"] for item in items) or "nonconforming"
     return {
-        "enterprise_credit_code": get("enterprise_credit_code"),
+        "enterprise_credit_code": values["enterprise_credit_code"],
         "source": "inspection",
         "reference": reference,
-        "reason": f"Spot-check {get('plan_code')} sample {get('sample_code')} failed: {what}",
+        "reason": f"Spot-check {values['plan_code']} sample {values['sample_code']} failed: {what}",
     }
 
 
 def outbox_row(
-    spot_check: SpotCheck | Mapping[str, Any], *, spot_check_id: str, reference: str, now: datetime
+    values: Mapping[str, Any], *, spot_check_id: str, reference: str, now: datetime
 ) -> dict[str, Any]:
     """An outbox entry carrying a review notice, due at once."""
     return {
         "id": new_id(),
         "kind": REVIEW_FLAG,
         "spot_check_id": spot_check_id,
-        "payload": review_notice(spot_check, reference=reference),
+        "payload": review_notice(values, reference=reference),
         "status": repository.PENDING,
         "attempts": 0,
         "next_attempt_at": now,
@@ -322,7 +327,7 @@ async def create_spot_check(
     await repository.add(session=session, rows=rows)
     action = "reinspected" if original else "created"
     reason = body.reason or ("re-inspection recorded" if original else "spot-check recorded")
-    snapshot = {name: _jsonable(getattr(spot_check, name)) for name in RECORDED_FIELDS}
+    snapshot = {name: _jsonable(value) for name, value in recorded(spot_check).items()}
     if original is not None:
         snapshot["reinspection_of"] = original.id
     extra: list[Any] = [
@@ -342,7 +347,10 @@ async def create_spot_check(
         extra.append(
             OutboxMessage(
                 **outbox_row(
-                    spot_check, spot_check_id=spot_check_id, reference=spot_check_id, now=now
+                    recorded(spot_check),
+                    spot_check_id=spot_check_id,
+                    reference=spot_check_id,
+                    now=now,
                 )
             )
         )
@@ -368,7 +376,7 @@ async def correct_spot_check(
     requested = body.changes()
     if not requested:
         raise ValidationFailed.single("body", "name at least one field to correct")
-    current = {name: getattr(spot_check, name) for name in RECORDED_FIELDS}
+    current = recorded(spot_check)
     try:
         record = SpotCheckFields.model_validate({**current, **requested})
     except ValidationError as exc:
@@ -435,7 +443,9 @@ async def correct_spot_check(
         reference = f"{spot_check.id}/v{spot_check.version}"
         rows.append(
             OutboxMessage(
-                **outbox_row(spot_check, spot_check_id=spot_check.id, reference=reference, now=now)
+                **outbox_row(
+                    recorded(spot_check), spot_check_id=spot_check.id, reference=reference, now=now
+                )
             )
         )
     await repository.add(session=session, rows=rows)

@@ -31,7 +31,8 @@ async def test_a_failure_recorded_while_the_registry_is_down_is_delivered_once(
     spot_check_id = created.json()["id"]
 
     async def retried() -> bool:
-        return (await _backlog(service))["pending"] == 1 and brand_registry.requests == []
+        backlog = await _backlog(service)
+        return bool(backlog["pending"] == 1 and brand_registry.requests == [])
 
     await _eventually(retried)
     metrics = (await service.client(authenticated=False).get("/metrics")).text
@@ -41,7 +42,8 @@ async def test_a_failure_recorded_while_the_registry_is_down_is_delivered_once(
     brand_registry.up = True
 
     async def delivered() -> bool:
-        return (await _backlog(service))["pending"] == 0
+        backlog = await _backlog(service)
+        return bool(backlog["pending"] == 0)
 
     await _eventually(delivered)
     await asyncio.sleep(0.3)
@@ -76,7 +78,8 @@ async def test_only_failures_of_originals_are_noticed(
     assert corrected.status_code == 200, corrected.text
 
     async def settled() -> bool:
-        return len(brand_registry.requests) == 2 and (await _backlog(service))["pending"] == 0
+        backlog = await _backlog(service)
+        return len(brand_registry.requests) == 2 and backlog["pending"] == 0
 
     await _eventually(settled)
     references = sorted(notice["reference"] for notice in brand_registry.requests)
@@ -117,7 +120,7 @@ async def test_a_notice_the_registry_rejects_is_parked_and_shown(
 
     async def parked() -> bool:
         backlog = await _backlog(service)
-        return backlog["failed"] == 1 and backlog["pending"] == 0
+        return bool(backlog["failed"] == 1 and backlog["pending"] == 0)
 
     await _eventually(parked)
     metrics = (await service.client(authenticated=False).get("/metrics")).text

@@ -139,7 +139,7 @@ async def test_a_correction_is_validated_like_a_new_record(service: Harness) -> 
     created = await client.post(URL, json=spot_check())
     item = f"{URL}/{created.json()['id']}"
     headers = {"If-Match": created.headers["ETag"]}
-    bad = [
+    bad: list[tuple[dict[str, Any], str]] = [
         ({"result": "pass"}, "nonconforming_items"),
         ({"level": None}, "level"),
         ({"county_code": "110101"}, "county_code"),
