@@ -22,7 +22,6 @@ import os
 import random
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -129,10 +128,10 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+async def wait_ready(url: str, proc: asyncio.subprocess.Process) -> None:
     async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            if proc.poll() is not None:
+        for _ in range(300):
+            if proc.returncode is not None:
                 raise RuntimeError(f"server at {url} exited with {proc.returncode}")
             try:
                 async with session.get(url) as response:
@@ -146,8 +145,12 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 @asynccontextmanager
 async def server(args: list[str], env: dict[str, str], ready_url: str) -> Any:
-    proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/uvicorn"), *args, "--no-access-log", "--log-level", "warning"],
+    proc = await asyncio.create_subprocess_exec(
+        str(ROOT / ".venv/bin/uvicorn"),
+        *args,
+        "--no-access-log",
+        "--log-level",
+        "warning",
         env={**os.environ, **env},
         cwd=ROOT,
     )
@@ -155,12 +158,13 @@ async def server(args: list[str], env: dict[str, str], ready_url: str) -> Any:
         await wait_ready(ready_url, proc)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
 
 
 @asynccontextmanager

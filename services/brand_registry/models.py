@@ -34,7 +34,7 @@ class Brand(Base, table=True):
     __tablename__ = "brand"
     __table_args__ = (
         Index("ix_brand_listing_key", "enterprise_credit_code", "product_name", "tier"),
-        Index("ix_brand_county_tier_awarded", "county_code", "tier", "awarded_on"),
+        Index("ix_brand_county_tier_valid", "county_code", "tier", "valid_until"),
         Index(
             "ix_brand_search_text",
             "search_text",

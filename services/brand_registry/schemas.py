@@ -62,6 +62,33 @@ class BrandCreate(BaseModel):
     )
 
 
+class ListingQuery(BaseModel):
+    """The filters of the list and the export, read from the query string."""
+
+    model_config = ConfigDict(use_enum_values=True, str_strip_whitespace=True)
+
+    county_code: CountyCode | None = None
+    tier: Tier | None = None
+    sector: Sector | None = None
+    status: BrandStatus | None = Field(
+        default=None, description="Status on `as_of` (default today)."
+    )
+    as_of: date | None = None
+    award_kind: AwardKind | None = None
+    awarded_from: date | None = None
+    awarded_to: date | None = None
+    enterprise_credit_code: CreditCode | None = None
+    international_standard: bool | None = None
+    review_required: bool | None = None
+    batch_code: str | None = Field(default=None, max_length=100)
+    q: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Text in the product, brand or enterprise name.",
+    )
+
+
 class BrandUpdate(BaseModel):
     """Field edits; tier, enterprise and award kind identify the award and are not edited."""
 

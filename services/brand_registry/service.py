@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import IO, Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -86,30 +86,46 @@ def _now() -> datetime:
 def status_on(listing: Any, day: date) -> BrandStatus:
     """The status of a listing on `day`, a date not before its last recorded status change:
     a revocation, else expiry, else the recorded status."""
-    if listing.status == BrandStatus.revoked:
-        return BrandStatus.revoked
-    if listing.valid_until < day or (
-        listing.superseded_on is not None and listing.superseded_on <= day
-    ):
-        return BrandStatus.expired
-    return BrandStatus(listing.status)
+    return BrandStatus(
+        _status_text(listing.status, listing.valid_until, listing.superseded_on, day)
+    )
 
 
+def _status_text(recorded: str, valid_until: date, superseded_on: date | None, day: date) -> str:
+    if recorded == "revoked":
+        return recorded
+    if valid_until < day or (superseded_on is not None and superseded_on <= day):
+        return "expired"
+    return recorded
+
+
+_READ_LIST = TypeAdapter(list[BrandRead])
 READ_COLUMNS = tuple(
     name for name in BrandRead.model_fields if name not in {"tier_label", "status"}
 )
 
 
+def _read_values(listing: Any, rules: Rules) -> dict[str, Any]:
+    if isinstance(listing, Row):
+        values = dict(listing._mapping)
+    else:
+        values = {name: getattr(listing, name) for name in READ_COLUMNS}
+        values["status"] = listing.status
+    values["tier_label"] = rules.policies[values["tier"]].label
+    values["status"] = _status_text(
+        values["status"], values["valid_until"], values["superseded_on"], rules.today
+    )
+    return values
+
+
 def to_read(listing: Any, rules: Rules) -> BrandRead:
     """The API view of a stored listing (an ORM object or a row)."""
-    values = (
-        dict(listing._mapping)
-        if isinstance(listing, Row)
-        else {name: getattr(listing, name) for name in READ_COLUMNS}
-    )
-    values["tier_label"] = rules.policies[listing.tier].label
-    values["status"] = status_on(listing, rules.today)
-    return BrandRead.model_validate(values)
+    return BrandRead.model_validate(_read_values(listing, rules))
+
+
+def to_reads(listings: Iterable[Any], rules: Rules) -> list[BrandRead]:
+    """The API view of many listings, validated in one pass."""
+    return _READ_LIST.validate_python([_read_values(listing, rules) for listing in listings])
 
 
 def _history(
@@ -701,7 +717,7 @@ async def list_listings(
     rows = await repository.list_listings(
         session=session, filters=filters, today=rules.today, after_id=after, limit=limit + 1
     )
-    items = [to_read(row, rules) for row in rows]
+    items = to_reads(rows, rules)
     return page_of(items, limit=limit, codec=codec, fingerprint=fingerprint, key=lambda r: [r.id])
 
 

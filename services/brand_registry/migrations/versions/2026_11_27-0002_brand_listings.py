@@ -57,7 +57,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_brand_awarded_on"), ["awarded_on"], unique=False)
         batch_op.create_index(batch_op.f("ix_brand_batch_code"), ["batch_code"], unique=False)
         batch_op.create_index(
-            "ix_brand_county_tier_awarded", ["county_code", "tier", "awarded_on"], unique=False
+            "ix_brand_county_tier_valid", ["county_code", "tier", "valid_until"], unique=False
         )
         batch_op.create_index(
             batch_op.f("ix_brand_international_standard"), ["international_standard"], unique=False
@@ -170,7 +170,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_brand_renewal_of"))
         batch_op.drop_index("ix_brand_listing_key")
         batch_op.drop_index(batch_op.f("ix_brand_international_standard"))
-        batch_op.drop_index("ix_brand_county_tier_awarded")
+        batch_op.drop_index("ix_brand_county_tier_valid")
         batch_op.drop_index(batch_op.f("ix_brand_batch_code"))
         batch_op.drop_index(batch_op.f("ix_brand_awarded_on"))
         batch_op.drop_index(batch_op.f("ix_brand_award_kind"))
