@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Collection
 from typing import Annotated
@@ -58,15 +59,31 @@ PROVINCE_CODES = frozenset(
 _COUNTY_PATTERN = re.compile(r"^\d{6}$")
 
 
+_last_millis = 0
+_sequence = 0
+_id_lock = threading.Lock()
+
+
 def new_id() -> str:
-    """A time-ordered UUID (version 7) as text, so ids sort by creation."""
-    millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    """A time-ordered UUID (version 7) as text; ids made by one process sort in creation order.
+
+    Within one millisecond the 12 bits after the timestamp count up (RFC 9562, method 1).
+    """
+    global _last_millis, _sequence
+    with _id_lock:
+        millis = time.time_ns() // 1_000_000
+        if millis > _last_millis:
+            _last_millis, _sequence = millis, 0
+        else:
+            _sequence += 1
+            if _sequence > 0xFFF:
+                _last_millis, _sequence = _last_millis + 1, 0
+        millis, sequence = _last_millis, _sequence
     value = (millis & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
-    value |= (rand >> 68) << 64 & (0xFFF << 64)
+    value |= sequence << 64
     value |= 0b10 << 62
-    value |= rand & ((1 << 62) - 1)
+    value |= int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
     hex_ = f"{value:032x}"
     return f"{hex_[:8]}-{hex_[8:12]}-{hex_[12:16]}-{hex_[16:20]}-{hex_[20:]}"
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import MetaData, delete, text
+from sqlalchemy import MetaData, delete
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -61,13 +61,9 @@ async def provision_database(label: str, tmp_dir: Path) -> AsyncIterator[str]:
 
 
 async def clear_tables(engine: AsyncEngine, metadata: MetaData) -> None:
-    """Empty every table of `metadata`, children first."""
+    """Empty every table of `metadata`, children first (DELETE: far cheaper than TRUNCATE
+    on the handful of rows a test leaves)."""
     async with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
-            if names:
-                await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-            return
         for table in reversed(metadata.sorted_tables):
             await connection.execute(delete(table))
 

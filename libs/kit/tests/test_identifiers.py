@@ -112,4 +112,4 @@ def test_ids_are_unique_uuid7_and_sort_by_time() -> None:
     ids = [new_id() for _ in range(200)]
     assert len(set(ids)) == 200
     assert all(len(i) == 36 and i[14] == "7" for i in ids)
-    assert ids[0][:13] <= ids[-1][:13]
+    assert ids == sorted(ids)
