@@ -65,7 +65,7 @@ def brand_rows(n: int, now: datetime) -> Iterator[tuple[object, ...]]:
             str(uuid.uuid4()), f"產品{i}", f"品牌{i}", f"91320300{i:09d}"[:17] + "0", f"企業{i}",
             rng.choice(COUNTIES), rng.choice(TIERS), "industry",
             "new" if rng.random() < 0.7 else "renewal", awarded, awarded + timedelta(days=3 * 365),
-            international, "IEC 60335" if international else None, "active", f"產品{i} 品牌{i}",
+            international, "IEC 60335" if international else None, "active", False, f"產品{i} 品牌{i}",
             now, now, 1,
         )  # fmt: skip
 
@@ -102,7 +102,8 @@ COPIES = {
         "brand",
         ["id", "product_name", "brand_name", "enterprise_credit_code", "enterprise_name",
          "county_code", "tier", "sector", "award_kind", "awarded_on", "valid_until",
-         "international_standard", "standard_code", "status", "search_text", "created_at",
+         "international_standard", "standard_code", "status", "review_required", "search_text",
+         "created_at",
          "updated_at", "version"],
         brand_rows,
     ),
