@@ -1,5 +1,6 @@
 """The merged OpenAPI document: valid, every service path once, usable for typed clients."""
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -25,14 +26,16 @@ async def _service_specs(backends: Backends) -> dict[str, dict]:
 
 @pytest.fixture
 async def merged(make_gateway: GatewayFactory, backends: Backends) -> dict:
-    async with make_gateway(brand_registry_url=backends.url("brand_registry")) as gateway:
-        async with client_of(gateway, api_key=None) as client:
-            response = await client.get("/openapi.json")
-            assert response.status_code == 200
-            docs = await client.get("/docs")
-            assert docs.status_code == 200
-            assert "/openapi.json" in docs.text
-            return response.json()
+    async with (
+        make_gateway(brand_registry_url=backends.url("brand_registry")) as gateway,
+        client_of(gateway, api_key=None) as client,
+    ):
+        response = await client.get("/openapi.json")
+        assert response.status_code == 200
+        docs = await client.get("/docs")
+        assert docs.status_code == 200
+        assert "/openapi.json" in docs.text
+        return response.json()
 
 
 async def test_the_merged_document_validates(merged: dict) -> None:
@@ -142,7 +145,8 @@ async def test_a_typed_client_generates_and_type_checks(merged: dict, tmp_path: 
         pytest.skip("Node.js is not installed")
     spec = tmp_path / "openapi.json"
     spec.write_text(json.dumps(merged))
-    generate = subprocess.run(
+    generate = await asyncio.to_thread(
+        subprocess.run,
         ["npx", "--yes", "openapi-typescript@7", str(spec), "-o", str(tmp_path / "api.d.ts")],
         capture_output=True,
         text=True,
@@ -161,7 +165,8 @@ async def test_a_typed_client_generates_and_type_checks(merged: dict, tmp_path: 
         "export const token: Token = { access_token: 'x', token_type: 'Bearer', expires_in: 1, scope: '' };\n"
         "export type { Brands };\n"
     )
-    check = subprocess.run(
+    check = await asyncio.to_thread(
+        subprocess.run,
         ["npx", "--yes", "-p", "typescript@5", "tsc", "--noEmit", "--strict", "use.ts", "api.d.ts"],
         capture_output=True,
         text=True,

@@ -41,16 +41,18 @@ async def test_each_prefix_reaches_its_service_with_the_request_id(
         "/api/v1/reference-values": "assessment",
         "/api/v1/assessments/2008/standings": "assessment",
     }
-    async with make_gateway(brand_registry_url=backends.url("brand_registry")) as gateway:
-        async with client_of(gateway) as client:
-            for path, service in routes.items():
-                request_id = f"gw-route-{uuid.uuid4().hex}"
-                response = await client.get(path, headers={"X-Request-ID": request_id})
-                assert response.status_code < 500, (path, response.text)
-                assert response.headers["x-request-id"] == request_id
-                assert await _wait_for_log(backends, service, request_id), (path, service)
-                others = [name for name in SERVICES if name != service]
-                assert not any(request_id in backends.processes[o].log_text() for o in others)
+    async with (
+        make_gateway(brand_registry_url=backends.url("brand_registry")) as gateway,
+        client_of(gateway) as client,
+    ):
+        for path, service in routes.items():
+            request_id = f"gw-route-{uuid.uuid4().hex}"
+            response = await client.get(path, headers={"X-Request-ID": request_id})
+            assert response.status_code < 500, (path, response.text)
+            assert response.headers["x-request-id"] == request_id
+            assert await _wait_for_log(backends, service, request_id), (path, service)
+            others = [name for name in SERVICES if name != service]
+            assert not any(request_id in backends.processes[o].log_text() for o in others)
 
 
 async def test_a_request_id_is_generated_when_absent_or_invalid(admin: httpx.AsyncClient) -> None:
@@ -88,15 +90,17 @@ async def test_forwarded_headers_and_body(admin: httpx.AsyncClient) -> None:
 async def test_public_verification_needs_no_credentials_and_is_limited_per_ip(
     make_gateway: GatewayFactory,
 ) -> None:
-    async with make_gateway(anonymous_rate_limit="2/minute") as gateway:
-        async with client_of(gateway, api_key=None) as anonymous:
-            first = await anonymous.get("/api/v1/certificates/verify?number=X-1&body=CQC")
-            assert first.status_code not in {401, 403, 429}, first.text
-            assert first.headers["ratelimit-limit"] == "2"
-            await anonymous.get("/api/v1/certificates/verify?number=X-1&body=CQC")
-            third = await anonymous.get("/api/v1/certificates/verify?number=X-1&body=CQC")
-            assert third.status_code == 429
-            assert int(third.headers["retry-after"]) >= 1
+    async with (
+        make_gateway(anonymous_rate_limit="2/minute") as gateway,
+        client_of(gateway, api_key=None) as anonymous,
+    ):
+        first = await anonymous.get("/api/v1/certificates/verify?number=X-1&body=CQC")
+        assert first.status_code not in {401, 403, 429}, first.text
+        assert first.headers["ratelimit-limit"] == "2"
+        await anonymous.get("/api/v1/certificates/verify?number=X-1&body=CQC")
+        third = await anonymous.get("/api/v1/certificates/verify?number=X-1&body=CQC")
+        assert third.status_code == 429
+        assert int(third.headers["retry-after"]) >= 1
 
 
 async def test_a_non_idempotent_post_is_not_repeated(

@@ -1,0 +1,80 @@
+"""A 100,000-row CSV export streams through a gateway process without being buffered."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.tests.conftest import ADMIN_KEY
+from gateway.tests.support import Backends, Process, service_environment, uvicorn, wait_ready
+
+EXPORT = "/api/v1/brands/stub/export?rows=100000"
+
+
+@pytest.fixture(scope="module")
+async def gateway_process(
+    backends: Backends, keys: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Process]:
+    workdir = tmp_path_factory.mktemp("gateway-process")
+    env = service_environment(workdir, keys)
+    env.update(
+        GATEWAY_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'gateway.db'}",
+        GATEWAY_BRAND_REGISTRY_URL=backends.url("stub"),
+        GATEWAY_CERTIFICATION_URL=backends.url("certification"),
+        GATEWAY_INSPECTION_URL=backends.url("inspection"),
+        GATEWAY_ASSESSMENT_URL=backends.url("assessment"),
+        GATEWAY_BOOTSTRAP_ADMIN_KEY=ADMIN_KEY,
+        GATEWAY_TOKEN_PRIVATE_KEY_FILE=str(keys / "gateway.pem"),
+        GATEWAY_OAUTH_PRIVATE_KEY_FILE=str(keys / "gateway-oauth.pem"),
+        GATEWAY_SECRET_KEY="gateway-tests-" + "s" * 32,
+    )
+    process = uvicorn("gateway", "gateway.app:build_app", env, workdir)
+    try:
+        await wait_ready(process, path="/health/live")
+        yield process
+    finally:
+        process.stop()
+
+
+async def test_a_large_export_streams_with_bounded_gateway_memory(gateway_process: Process) -> None:
+    headers = {"X-API-Key": ADMIN_KEY}
+    async with httpx.AsyncClient(
+        base_url=gateway_process.url, headers=headers, timeout=120
+    ) as client:
+        # A first small export warms up every code path before the baseline is taken.
+        assert (await client.get("/api/v1/brands/stub/export?rows=1000")).status_code == 200
+        baseline = gateway_process.peak_rss_kib()
+        lines = size = 0
+        async with client.stream("GET", EXPORT) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/csv")
+            assert "content-length" not in response.headers
+            async for chunk in response.aiter_raw():
+                size += len(chunk)
+                lines += chunk.count(b"\n")
+        growth_kib = gateway_process.peak_rss_kib() - baseline
+    assert lines == 100_001
+    assert size > 24_000_000
+    assert growth_kib < 10 * 1024, f"the gateway grew by {growth_kib} KiB for a {size}-byte body"
+
+
+async def test_the_gateway_process_logs_one_access_line_per_request(
+    gateway_process: Process,
+) -> None:
+    async with httpx.AsyncClient(base_url=gateway_process.url, timeout=30) as client:
+        response = await client.get(
+            "/api/v1/brands/stub/echo",
+            headers={"X-API-Key": ADMIN_KEY, "X-Request-ID": "gw-log-line-1"},
+        )
+    assert response.status_code == 200
+    lines = [line for line in gateway_process.log_text().splitlines() if "gw-log-line-1" in line]
+    assert len(lines) == 1
+    for field in (
+        '"client_id": "bootstrap-admin"',
+        '"status": 200',
+        '"duration_ms"',
+        '"route": "/api/v1/brands/stub/echo"',
+        '"backend": "brand_registry"',
+    ):
+        assert field in lines[0]
