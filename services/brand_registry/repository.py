@@ -11,7 +11,7 @@ otherwise active.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from typing import Any
@@ -35,7 +35,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from brand_registry.models import Brand, BrandHistory, BrandSuspension, ReviewFlag
 
@@ -191,7 +191,7 @@ def listing_query(
     """The statement and parameters listing `filters`; paged when `limit` is given."""
     values = {
         name: value
-        for name, value in asdict(filters).items()
+        for name, value in vars(filters).items()
         if value is not None and name not in {"status", "as_of", "q"}
     }
     if filters.q:
@@ -208,7 +208,7 @@ def listing_query(
 
 async def list_listings(
     *,
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     filters: ListingFilters,
     today: date,
     after_id: str | None,
@@ -418,7 +418,7 @@ def stats_query(
 
 async def stats_groups(
     *,
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     year_start: date,
     year_end: date,
     as_of: date,

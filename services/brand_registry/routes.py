@@ -6,9 +6,19 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from brand_registry import service
-from brand_registry.dependencies import BrandDep, FiltersDep, Flagger, Reader, RulesDep, Writer
+from brand_registry.dependencies import (
+    LISTING_QUERY_DOCS,
+    BrandDep,
+    FiltersDep,
+    Flagger,
+    ReadConnection,
+    Reader,
+    RulesDep,
+    Writer,
+)
 from brand_registry.models import Brand
 from brand_registry.schemas import (
     EXPORT_FIELDS,
@@ -43,10 +53,15 @@ def _etag(brand: Brand) -> str:
     return make_etag(brand.id, brand.version)
 
 
-@router.get("/brands", summary="List brand listings", response_model=Page[BrandRead])
+@router.get(
+    "/brands",
+    summary="List brand listings",
+    response_model=Page[BrandRead],
+    openapi_extra=LISTING_QUERY_DOCS,
+)
 async def list_brands(
     request: Request,
-    session: SessionDep,
+    connection: ReadConnection,
     _: Reader,
     rules: RulesDep,
     filters: FiltersDep,
@@ -54,7 +69,7 @@ async def list_brands(
     cursor: Cursor = None,
 ) -> Response:
     page = await service.list_listings(
-        session=session,
+        session=connection,
         filters=filters,
         rules=rules,
         limit=limit,
@@ -87,7 +102,7 @@ async def list_tiers(request: Request, _: Reader) -> list[TierRead]:
 
 @router.get("/brands/stats", summary="New awards and listings in force by county and tier")
 async def brand_stats(
-    session: SessionDep,
+    connection: ReadConnection,
     _: Reader,
     rules: RulesDep,
     year: Annotated[int, Query(ge=1980, le=2100)],
@@ -95,7 +110,7 @@ async def brand_stats(
     as_of: Annotated[date | None, Query(description="Default: 31 December of `year`.")] = None,
 ) -> BrandStats:
     return await service.stats(
-        session=session, year=year, county_code=county_code, as_of=as_of, rules=rules
+        session=connection, year=year, county_code=county_code, as_of=as_of, rules=rules
     )
 
 
@@ -128,7 +143,13 @@ async def import_brands(
     return ImportReport(**report)
 
 
-@router.get("/brands/export", summary="Export the filtered listings as CSV")
+@router.get(
+    "/brands/export",
+    summary="Export the filtered listings as CSV",
+    openapi_extra=LISTING_QUERY_DOCS,
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
 async def export_brands(request: Request, _: Reader, rules: RulesDep, filters: FiltersDep) -> Any:
     service.check_filters(filters, rules)
     rows = service.export_rows(

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import IO, Any
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from brand_registry import repository
 from brand_registry.models import Brand, BrandHistory, ReviewFlag
@@ -358,7 +358,7 @@ class AwardBatch:
         await repository.mark_superseded(session=self.session, updates=superseded, at=now)
         await repository.insert_history(session=self.session, rows=history)
         self.stored += len(rows)
-        self.created_ids.extend(row["id"] for row in rows)
+        self.created_ids = [row["id"] for row in rows]
         return violations
 
 
@@ -703,7 +703,7 @@ def check_filters(filters: ListingFilters, rules: Rules) -> None:
 
 async def list_listings(
     *,
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     filters: ListingFilters,
     rules: Rules,
     limit: int,
@@ -712,7 +712,7 @@ async def list_listings(
 ) -> Page[BrandRead]:
     """One page of listings matching `filters`, newest first."""
     check_filters(filters, rules)
-    fingerprint = query_fingerprint(asdict(filters))
+    fingerprint = query_fingerprint(vars(filters))
     after = codec.decode(cursor, fingerprint)[0] if cursor else None
     rows = await repository.list_listings(
         session=session, filters=filters, today=rules.today, after_id=after, limit=limit + 1
@@ -739,7 +739,7 @@ async def export_rows(
 
 async def stats(
     *,
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     year: int,
     county_code: str | None,
     as_of: date | None,

@@ -281,3 +281,21 @@ async def test_unknown_listing_is_a_404(service: Harness) -> None:
     response = await service.client().get(f"{BRANDS}/no-such-id")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_openapi_document_lists_paths_and_filters(service: Harness) -> None:
+    document = (await service.client(authenticated=False).get("/openapi.json")).json()
+    for path in [
+        BRANDS,
+        f"{BRANDS}/{{brand_id}}",
+        f"{BRANDS}/{{brand_id}}/status",
+        f"{BRANDS}/{{brand_id}}/history",
+        f"{BRANDS}/stats",
+        f"{BRANDS}/import",
+        f"{BRANDS}/export",
+        f"{BRANDS}/review-flags",
+    ]:
+        assert path in document["paths"], path
+    parameters = {p["name"] for p in document["paths"][BRANDS]["get"]["parameters"]}
+    assert {"county_code", "tier", "status", "as_of", "q", "limit", "cursor"} <= parameters
+    assert "Tier" in document["components"]["schemas"]
