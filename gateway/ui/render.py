@@ -22,7 +22,7 @@ COMPARATOR_LABELS = {
     "above_reference": ">",
     "below_reference": "<",
     "milestone": "里程碑",
-    "zero": "= 0",
+    "zero": "=",
 }
 SOURCE_LABELS = {
     "brands": "名牌產品 brands",

@@ -154,6 +154,11 @@ def target() -> Iterator[Target]:
             first = _load(suite.gateway_url, suite.admin_key, key_file, env)
             seconds = time.monotonic() - started
             second = _load(suite.gateway_url, suite.admin_key, key_file, env)
+            OUTPUT.mkdir(exist_ok=True)
+            (OUTPUT / "demo-load.txt").write_text(
+                f"first run ({seconds:.1f} s):\n{first.stdout}{first.stderr}\n"
+                f"second run:\n{second.stdout}{second.stderr}"
+            )
             assert first.returncode == 0, first.stderr + first.stdout
             yield Target(
                 page_url=page_url,
