@@ -75,6 +75,8 @@ class Violation:
 
 @dataclass
 class Accepted:
+    """A candidate that passed the rules: its row, and the listing it renews if any."""
+
     row: dict[str, Any]
     predecessor: KeyListing | None
 
@@ -299,6 +301,7 @@ class AwardBatch:
         self.rules = rules
         self.principal = principal
         self.stored = 0
+        # Only the last batch's ids, so a long import keeps bounded memory.
         self.created_ids: list[str] = []
 
     async def apply(
