@@ -39,9 +39,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from brand_registry.models import Brand, BrandHistory, BrandSuspension, ReviewFlag
 
-brand_table: Table = Brand.__table__  # type: ignore[attr-defined]
-history_table: Table = BrandHistory.__table__  # type: ignore[attr-defined]
-suspension_table: Table = BrandSuspension.__table__  # type: ignore[attr-defined]
+brand_table: Table = Brand.__table__
+history_table: Table = BrandHistory.__table__
+suspension_table: Table = BrandSuspension.__table__
 b = brand_table.c
 s = suspension_table.c
 
@@ -216,7 +216,8 @@ async def list_listings(
 ) -> Sequence[Row[Any]]:
     """Up to `limit` listings matching `filters`, newest first, after `after_id`."""
     statement, values = listing_query(filters=filters, today=today, after_id=after_id, limit=limit)
-    return (await session.execute(statement, values)).all()
+    rows: Sequence[Row[Any]] = (await session.execute(statement, values)).all()
+    return rows
 
 
 async def stream_listings(
@@ -326,10 +327,10 @@ async def history_of(
     *, session: AsyncSession, brand_id: str, after_id: str | None, limit: int
 ) -> list[BrandHistory]:
     """The changes to a listing, oldest first."""
-    query = select(BrandHistory).where(BrandHistory.brand_id == brand_id)  # type: ignore[arg-type]
+    query = select(BrandHistory).where(BrandHistory.brand_id == brand_id)
     if after_id is not None:
-        query = query.where(BrandHistory.id > after_id)  # type: ignore[arg-type]
-    query = query.order_by(BrandHistory.id).limit(limit)  # type: ignore[arg-type]
+        query = query.where(BrandHistory.id > after_id)
+    query = query.order_by(BrandHistory.id).limit(limit)
     return list((await session.execute(query)).scalars())
 
 
@@ -428,7 +429,8 @@ async def stats_groups(
     statement, values = stats_query(
         year_start=year_start, year_end=year_end, as_of=as_of, county_code=county_code
     )
-    return (await session.execute(statement, values)).all()
+    rows: Sequence[Row[Any]] = (await session.execute(statement, values)).all()
+    return rows
 
 
 async def discard(*, session: AsyncSession) -> None:

@@ -299,3 +299,10 @@ async def test_the_openapi_document_lists_paths_and_filters(service: Harness) ->
     parameters = {p["name"] for p in document["paths"][BRANDS]["get"]["parameters"]}
     assert {"county_code", "tier", "status", "as_of", "q", "limit", "cursor"} <= parameters
     assert "Tier" in document["components"]["schemas"]
+
+
+async def test_listings_cannot_be_deleted(service: Harness) -> None:
+    client = service.client()
+    created = await client.post(BRANDS, json=listing())
+    assert (await client.delete(created.headers["Location"])).status_code == 405
+    assert (await client.get(created.headers["Location"])).status_code == 200

@@ -122,12 +122,13 @@ async def test_stats_for_one_county(service: Harness) -> None:
 
 async def test_stats_reject_bad_parameters(service: Harness) -> None:
     client = service.client()
-    for params, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({}, "year"),
         ({"year": "twenty"}, "year"),
         ({"year": 2008, "county_code": "320399"}, "county_code"),
         ({"year": 2008, "as_of": "2008-13-01"}, "as_of"),
-    ]:
+    ]
+    for params, field in cases:
         response = await client.get(STATS, params=params)
         assert response.status_code == 422, params
         assert response.json()["errors"][0]["field"] == field
