@@ -43,11 +43,12 @@ async def proxy_lifespan(app: FastAPI) -> AsyncIterator[None]:
         issuer=settings.token_issuer,
         ttl_seconds=settings.service_token_ttl_seconds,
     )
+    limiter = RateLimiter(redis_url=settings.redis_url, prefix=settings.rate_limit_prefix)
     app.state.proxy = ProxyContext(
         settings=settings,
         backends=backends,
         authenticator=authenticator,
-        limiter=RateLimiter(redis_url=settings.redis_url, prefix=settings.rate_limit_prefix),
+        limiter=limiter,
         service_tokens=ServiceTokens(minter),
         metrics=app.state.proxy_metrics,
     )
@@ -73,6 +74,7 @@ async def proxy_lifespan(app: FastAPI) -> AsyncIterator[None]:
         finally:
             for backend in backends.values():
                 await backend.close()
+            await limiter.close()
 
 
 def _own_spec(app: FastAPI) -> dict[str, Any]:

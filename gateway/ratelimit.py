@@ -12,6 +12,7 @@ import structlog
 from limits import RateLimitItem, parse_many
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
+from redis.asyncio import ConnectionPool
 
 logger = structlog.get_logger("gateway.ratelimit")
 
@@ -52,7 +53,16 @@ class RateLimiter:
     """Counts hits per key against limits such as `600/minute`."""
 
     def __init__(self, *, redis_url: str | None, prefix: str) -> None:
-        options = {"key_prefix": prefix} if redis_url else {}
+        options: dict[str, object] = {}
+        self._pool: ConnectionPool | None = None
+        if redis_url:
+            # Our own pool, so that shutdown closes its connections.
+            self._pool = ConnectionPool.from_url(redis_url)
+            options = {
+                "key_prefix": prefix,
+                "connection_pool": self._pool,
+                "implementation": "redispy",
+            }
         self.storage = storage_from_string(storage_uri(redis_url), **options)
         self._strategy = FixedWindowRateLimiter(self.storage)  # type: ignore[arg-type]
 
@@ -85,3 +95,7 @@ class RateLimiter:
 
     async def reset(self) -> None:
         await self.storage.reset()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()

@@ -1,0 +1,252 @@
+"""Benchmark of the gateway: the same requests direct and through the gateway, with wrk.
+
+(a) a trivial endpoint (about 2 KB of JSON from a kit service that verifies tokens), and
+(b) `GET /api/v1/brands?limit=20` on the real brand registry on PostgreSQL; each at
+concurrency 1, 16 and 64, one uvicorn worker per process, all on 127.0.0.1. Creates its
+databases on 127.0.0.1:5432 (user postgres) and drops them at the end, even on failure.
+
+    .venv/bin/python bench/gateway.py [--duration 8] [--brands 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+
+from kit.auth import TokenMinter, write_keypair
+from kit.identifiers import credit_code_check_char
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+ADMIN_KEY = "qrp_bench_" + uuid.uuid4().hex
+CONCURRENCY = (1, 16, 64)
+TRIVIAL = "/api/v1/brands/stub/ping"
+BRANDS = "/api/v1/brands?limit=20"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Processes(ExitStack):
+    """uvicorn processes stopped on exit."""
+
+    def start(self, name: str, args: list[str], env: dict[str, str], workdir: Path) -> str:
+        port = free_port()
+        with (workdir / f"{name}.log").open("wb") as log:
+            process = subprocess.Popen(
+                [PYTHON, *args, str(port)], env=env, cwd=ROOT, stdout=log, stderr=log
+            )
+        self.callback(_stop, process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/health/live", timeout=2).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None:
+                break
+            time.sleep(0.3)
+        raise RuntimeError(f"{name} did not start; see {workdir / name}.log")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def _admin(statement: str) -> None:
+    connection = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def wrk(url: str, header: str, connections: int, duration: int) -> dict[str, float]:
+    """Requests/s and latency percentiles (ms) from one wrk run."""
+    command = ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{duration}s"]
+    command += ["--latency", "-H", header, url]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}  # type: ignore[union-attr]
+    for label, key in (("50%", "p50"), ("99%", "p99")):
+        value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
+        figures[key] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    if non_2xx:
+        raise RuntimeError(f"{non_2xx.group(1)} failed responses from {url}:\n{output}")
+    return figures
+
+
+def load_brands(url: str, token: str, count: int) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        for i in range(count):
+            first17 = f"913203{i:011d}"
+            response = client.post(
+                "/api/v1/brands",
+                json={
+                    "product_name": f"產品 {i}",
+                    "brand_name": f"品牌 {i}",
+                    "enterprise_credit_code": first17 + credit_code_check_char(first17),
+                    "enterprise_name": f"企業 {i}",
+                    "county_code": "320323",
+                    "tier": "city_famous",
+                    "sector": "industry",
+                    "awarded_on": "2008-05-01",
+                },
+            )
+            if response.status_code != 201:
+                raise RuntimeError(f"loading brands failed: {response.text}")
+
+
+def run(duration: int, brand_count: int) -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install -y wrk)")
+    run_id = uuid.uuid4().hex[:8]
+    databases = {name: f"qrp_bench_gw_{name}_{run_id}" for name in ("gateway", "brands")}
+    with tempfile.TemporaryDirectory(prefix="qrp-bench-gw-") as tmp, Processes() as processes:
+        workdir = Path(tmp)
+        for name in ("gateway", "gateway-oauth"):
+            write_keypair(workdir / "keys", name)
+        minter = TokenMinter(
+            (workdir / "keys" / "gateway.pem").read_bytes(), issuer="gateway", ttl_seconds=3600
+        )
+        try:
+            for database in databases.values():
+                asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
+            pg = "postgresql+asyncpg://postgres@127.0.0.1:5432/"
+            issuers = json.dumps({"gateway": str(workdir / "keys" / "gateway.pub")})
+            env = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL")}
+            env.update(
+                QRP_VAR_DIR=str(workdir),
+                QRP_CONFIG_DIR=str(ROOT / "config"),
+                PYTHONUNBUFFERED="1",
+                STUB_TOKEN_ISSUERS=issuers,
+                STUB_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'stub.db'}",
+                BRAND_REGISTRY_TOKEN_ISSUERS=issuers,
+                BRAND_REGISTRY_DATABASE_URL=pg + databases["brands"],
+                GATEWAY_DATABASE_URL=pg + databases["gateway"],
+                GATEWAY_BOOTSTRAP_ADMIN_KEY=ADMIN_KEY,
+                GATEWAY_BOOTSTRAP_ADMIN_RATE_LIMIT="100000000/minute",
+                GATEWAY_TOKEN_PRIVATE_KEY_FILE=str(workdir / "keys" / "gateway.pem"),
+                GATEWAY_OAUTH_PRIVATE_KEY_FILE=str(workdir / "keys" / "gateway-oauth.pem"),
+            )
+            serve = ["gateway/tests/serve.py"]
+            stub = processes.start("stub", [*serve, "stub", "stub_backend:build_app"], env, workdir)
+            brands = processes.start(
+                "brand_registry",
+                [*serve, "brand_registry", "brand_registry.app:build_app"],
+                env,
+                workdir,
+            )
+            env["GATEWAY_CERTIFICATION_URL"] = env["GATEWAY_INSPECTION_URL"] = "http://127.0.0.1:9"
+            env["GATEWAY_ASSESSMENT_URL"] = "http://127.0.0.1:9"
+            targets = {}
+            for label, backend in (("trivial", stub), ("brands", brands)):
+                env["GATEWAY_BRAND_REGISTRY_URL"] = backend
+                gateway = processes.start(
+                    f"gateway-{label}", [*serve, "gateway", "gateway.app:build_app"], env, workdir
+                )
+                targets[label] = (backend, gateway)
+            load_brands(
+                brands,
+                minter.mint(
+                    audience="brand_registry",
+                    client_id="bench",
+                    client_name="bench",
+                    scopes={"brands:write"},
+                ),
+                brand_count,
+            )
+            results: dict[tuple[str, str, int], dict[str, float]] = {}
+            for label, path in (("trivial", TRIVIAL), ("brands", BRANDS)):
+                backend, gateway = targets[label]
+                direct = "Authorization: Bearer " + minter.mint(
+                    audience="brand_registry",
+                    client_id="bench",
+                    client_name="bench",
+                    scopes={"brands:read"},
+                )
+                via = f"X-API-Key: {ADMIN_KEY}"
+                for url, header in ((backend, direct), (gateway, via)):
+                    wrk(url + path, header, 16, 2)
+                for connections in CONCURRENCY:
+                    results[(label, "direct", connections)] = wrk(
+                        backend + path, direct, connections, duration
+                    )
+                    results[(label, "gateway", connections)] = wrk(
+                        gateway + path, via, connections, duration
+                    )
+            report(results)
+        finally:
+            for database in databases.values():
+                asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+def report(results: dict[tuple[str, str, int], dict[str, float]]) -> None:
+    print(
+        f"{'endpoint':<8} {'c':>3} {'direct rps':>11} {'gw rps':>9} {'kept':>6} "
+        f"{'direct p50':>11} {'gw p50':>8} {'added p50':>10} {'direct p99':>11} {'gw p99':>8} {'p99 x':>6}"
+    )
+    for label in ("trivial", "brands"):
+        for connections in CONCURRENCY:
+            d = results[(label, "direct", connections)]
+            g = results[(label, "gateway", connections)]
+            print(
+                f"{label:<8} {connections:>3} {d['rps']:>11.0f} {g['rps']:>9.0f} "
+                f"{g['rps'] / d['rps']:>6.0%} {d['p50']:>9.2f}ms {g['p50']:>6.2f}ms "
+                f"{g['p50'] - d['p50']:>8.2f}ms {d['p99']:>9.2f}ms {g['p99']:>6.2f}ms "
+                f"{g['p99'] / d['p99']:>6.1f}"
+            )
+    t = {
+        c: (results[("trivial", "direct", c)], results[("trivial", "gateway", c)])
+        for c in CONCURRENCY
+    }
+    b = {
+        c: (results[("brands", "direct", c)], results[("brands", "gateway", c)])
+        for c in CONCURRENCY
+    }
+    checks = [
+        ("(a) keeps >= 50% rps at c=16", t[16][1]["rps"] >= 0.5 * t[16][0]["rps"]),
+        ("(a) keeps >= 50% rps at c=64", t[64][1]["rps"] >= 0.5 * t[64][0]["rps"]),
+        ("(a) adds <= 0.5 ms p50 at c=1", t[1][1]["p50"] - t[1][0]["p50"] <= 0.5),
+        ("(a) p99 at c=64 <= 5x direct", t[64][1]["p99"] <= 5 * t[64][0]["p99"]),
+        ("(b) keeps >= 75% rps at c=16", b[16][1]["rps"] >= 0.75 * b[16][0]["rps"]),
+        ("(b) keeps >= 75% rps at c=64", b[64][1]["rps"] >= 0.75 * b[64][0]["rps"]),
+    ]
+    for name, ok in checks:
+        print(f"{'met ' if ok else 'MISSED'} {name}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument("--brands", type=int, default=200, help="listings loaded for (b)")
+    arguments = parser.parse_args()
+    run(arguments.duration, arguments.brands)
