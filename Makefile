@@ -24,7 +24,7 @@ export ASSESSMENT_INSPECTION_URL ?= $(GATEWAY_INSPECTION_URL)
 export INSPECTION_BRAND_REGISTRY_URL ?= $(GATEWAY_BRAND_REGISTRY_URL)
 DEMO ?= 1
 
-.PHONY: help install run migrate keys test lint format clean integration
+.PHONY: help install run migrate keys test lint format clean integration browser
 
 help:
 	@echo "make run     install, migrate, load the demo data (DEMO=0 skips it) and start the suite"
@@ -62,6 +62,9 @@ test: install
 
 integration: install
 	$(BIN)/python scripts/integration.py
+
+browser: install
+	$(BIN)/pytest tests/browser
 
 lint: install
 	$(BIN)/ruff check .

@@ -17,6 +17,7 @@ from gateway.proxy import Backend, ProxyContext, ProxyMetrics, ProxyMiddleware
 from gateway.ratelimit import RateLimiter
 from gateway.routes import public, router
 from gateway.settings import Settings
+from gateway.ui import router as ui_router
 from kit.app import ServiceSpec, create_app
 from kit.auth import TokenMinter
 
@@ -87,7 +88,7 @@ SPEC = ServiceSpec(
     title="Quality Revitalization Platform gateway",
     description="The public entry point: API clients, keys and scopes in front of the four services.",
     version="1.0.0",
-    routers=[router, public],
+    routers=[router, public, ui_router],
     migrations=MIGRATIONS,
     version_table=VERSION_TABLE,
     # Idempotency-Key travels on to the services, which keep the records.

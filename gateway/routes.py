@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import httpx
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway import service
 from gateway.dependencies import AdminClient, ContextDep
@@ -203,8 +203,3 @@ async def docs() -> HTMLResponse:
     return get_swagger_ui_html(
         openapi_url="/openapi.json", title="Quality Revitalization Platform API"
     )
-
-
-@public.get("/", include_in_schema=False)
-async def root() -> RedirectResponse:
-    return RedirectResponse("/docs")

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
 from sqlalchemy.engine import make_url
@@ -49,6 +50,7 @@ class LocalSuite:
     ports: dict[str, int] = field(default_factory=lambda: {s: free_port() for s in SERVICES})
     databases: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: list[IO[bytes]] = field(default_factory=list)
 
     @property
     def gateway_url(self) -> str:
@@ -118,6 +120,7 @@ class LocalSuite:
             )
         for service in SERVICES:
             log = (self.workdir / f"{service}.log").open("wb")
+            self.logs.append(log)
             self.processes[service] = subprocess.Popen(
                 [
                     PYTHON,
@@ -162,6 +165,9 @@ class LocalSuite:
                 process.kill()
                 process.wait()
         self.processes.clear()
+        for log in self.logs:
+            log.close()
+        self.logs.clear()
 
 
 async def _postgres(url: str, statement: str) -> None:

@@ -9,8 +9,6 @@ that. Screenshots go to `test-output/`.
 
 from __future__ import annotations
 
-import gc
-import io
 import json
 import os
 import subprocess
@@ -24,7 +22,7 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from scripts.local_suite import free_port, local_suite
+from scripts.local_suite import local_suite
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output"
@@ -38,8 +36,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# scripts/local_suite.py leaves each process's log file to the garbage collector.
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 NO_DATA_MARKER = "no data loaded yet"
 
 
@@ -54,28 +50,6 @@ class Target:
     first_load_seconds: float = 0.0
     second_load: subprocess.CompletedProcess[str] | None = None
     page_before_data: str = ""
-
-
-def _serves_page(url: str) -> bool:
-    try:
-        response = httpx.get(f"{url}/", follow_redirects=False, timeout=10)
-    except httpx.HTTPError:
-        return False
-    return response.status_code in (200, 503) and "質量振興" in response.text
-
-
-def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("the gateway with the page exited")
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} did not become ready")
 
 
 def _load(
@@ -100,13 +74,6 @@ def _load(
     )
 
 
-def _close_logs(workdir: Path) -> None:
-    # The suite runner hands each process an open log file and keeps no handle to close.
-    for obj in gc.get_objects():
-        if isinstance(obj, io.BufferedWriter) and str(obj.name).startswith(str(workdir)):
-            obj.close()
-
-
 @pytest.fixture(scope="module")
 def target() -> Iterator[Target]:
     url = os.environ.get("GATEWAY_URL")
@@ -121,32 +88,6 @@ def target() -> Iterator[Target]:
     with local_suite() as suite:
         env = {**suite.environment(), "PYTHONPATH": str(ROOT)}
         page_url = suite.gateway_url
-        extra = None
-        if not _serves_page(page_url):
-            # The gateway in this checkout does not include the page yet: serve it from a
-            # second gateway process on the same databases and backends.
-            port = free_port()
-            with (suite.workdir / "gateway-ui.log").open("wb") as log:
-                extra = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        "--factory",
-                        "tests.browser.gateway_with_ui:build_app",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--no-access-log",
-                    ],
-                    env=env,
-                    cwd=ROOT,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            page_url = f"http://127.0.0.1:{port}"
-            _wait(page_url, extra)
         try:
             before = httpx.get(f"{page_url}/", timeout=30).text
             key_file = suite.workdir / "keys" / "demo-read.key"
@@ -170,11 +111,7 @@ def target() -> Iterator[Target]:
                 page_before_data=before,
             )
         finally:
-            if extra is not None:
-                extra.terminate()
-                extra.wait(timeout=15)
             suite.stop()
-            _close_logs(suite.workdir)
 
 
 @pytest.fixture(scope="module")
