@@ -37,7 +37,7 @@ def run_checks(gateway_url: str, admin_key: str) -> int:
             "--max-examples",
             EXAMPLES,
             "--phases",
-            "examples,coverage,fuzzing,stateful",
+            "examples,fuzzing,stateful",
             "--checks",
             "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
             "--workers",

@@ -178,3 +178,12 @@ def csv_response(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+CSV_EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "CSV, UTF-8 with BOM, header row of API field names",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+"""OpenAPI `responses` for a streamed CSV export route."""

@@ -20,7 +20,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -28,6 +28,9 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "/problems/"
 
 logger = structlog.get_logger("kit.errors")
+
+# Driver errors meaning "this text cannot be stored" (PostgreSQL refuses NUL characters).
+_UNSTORABLE_TEXT = {"UntranslatableCharacterError", "CharacterNotInRepertoireError"}
 
 
 @dataclass(frozen=True)
@@ -237,6 +240,21 @@ async def _on_integrity(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    causes = {type(exc.orig).__name__, type(getattr(exc.orig, "__cause__", None)).__name__}
+    if causes & _UNSTORABLE_TEXT:
+        return problem_response(
+            422,
+            detail="The request contains text the database cannot store (such as a NUL character).",
+            title="Validation failed",
+            slug="validation-error",
+            instance=request.url.path,
+            errors=[{"field": "body", "message": "contains characters that cannot be stored"}],
+        )
+    raise exc
+
+
 async def _on_stale(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(
         412,
@@ -263,3 +281,4 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(IntegrityError, _on_integrity)
     app.add_exception_handler(StaleDataError, _on_stale)
+    app.add_exception_handler(DBAPIError, _on_database_error)

@@ -9,12 +9,13 @@ import sys
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kit.errors import PROBLEM_MEDIA_TYPE, unexpected_error_body
+from kit.errors import PROBLEM_MEDIA_TYPE, problem_body, unexpected_error_body
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -107,6 +108,30 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
         response_started = False
+        nul_parameter = _parameter_with_nul(scope)
+        if nul_parameter is not None:
+            body = json.dumps(
+                problem_body(
+                    422,
+                    detail=f"{nul_parameter}: text may not contain the NUL character",
+                    title="Validation failed",
+                    slug="validation-error",
+                    errors=[{"field": nul_parameter, "message": "contains the NUL character"}],
+                )
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 422,
+                    "headers": [
+                        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"x-request-id", request_id.encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
@@ -154,6 +179,17 @@ class RequestContextMiddleware:
                 duration_ms=round(elapsed * 1000, 2),
                 client_id=getattr(principal, "client_id", None),
             )
+
+
+def _parameter_with_nul(scope: Scope) -> str | None:
+    """The query parameter carrying a NUL character, which no database text column stores."""
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" not in query.lower() and b"\x00" not in query:
+        return None
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return name.replace("\x00", "") or "query"
+    return "query"
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

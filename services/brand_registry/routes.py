@@ -34,7 +34,7 @@ from brand_registry.schemas import (
     TierRead,
 )
 from kit.concurrency import check_if_match, make_etag
-from kit.csvio import csv_response, spool_upload
+from kit.csvio import CSV_EXPORT_RESPONSES, csv_response, spool_upload
 from kit.db import SessionDep
 from kit.identifiers import CountyCode
 from kit.pagination import Cursor, Limit, Page
@@ -148,7 +148,7 @@ async def import_brands(
     summary="Export the filtered listings as CSV",
     openapi_extra=LISTING_QUERY_DOCS,
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses=CSV_EXPORT_RESPONSES,
 )
 async def export_brands(request: Request, _: Reader, rules: RulesDep, filters: FiltersDep) -> Any:
     service.check_filters(filters, rules)

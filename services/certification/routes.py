@@ -21,7 +21,7 @@ from certification.schemas import (
     VerifyResponse,
 )
 from kit.concurrency import make_etag
-from kit.csvio import check_utf8, csv_response, spool_upload
+from kit.csvio import CSV_EXPORT_RESPONSES, check_utf8, csv_response, spool_upload
 from kit.db import SessionDep
 from kit.identifiers import CreditCode
 from kit.pagination import Cursor, Limit, Page, page_of, query_fingerprint
@@ -168,7 +168,11 @@ async def import_certificates(
     return JSONResponse(report, status_code=200 if dry_run else 201)
 
 
-@router.get("/certificates/export")
+@router.get(
+    "/certificates/export",
+    response_class=StreamingResponse,
+    responses=CSV_EXPORT_RESPONSES,
+)
 async def export_certificates(
     request: Request, config: ConfigDep, principal: Reader, filters: Filters
 ) -> StreamingResponse:

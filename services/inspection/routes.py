@@ -23,7 +23,7 @@ from inspection.schemas import (
     SpotCheckStats,
     SpotCheckUpdate,
 )
-from kit.csvio import check_utf8, csv_response, spool_upload
+from kit.csvio import CSV_EXPORT_RESPONSES, check_utf8, csv_response, spool_upload
 from kit.db import SessionDep
 from kit.pagination import Cursor, Limit, Page, page_of, query_fingerprint
 
@@ -135,7 +135,12 @@ async def import_spot_checks(
     return JSONResponse(report, status_code=200 if dry_run else 201, background=background)
 
 
-@router.get("/spot-checks/export", summary="Stream spot-checks as CSV")
+@router.get(
+    "/spot-checks/export",
+    summary="Stream spot-checks as CSV",
+    response_class=StreamingResponse,
+    responses=CSV_EXPORT_RESPONSES,
+)
 async def export_spot_checks(
     request: Request, filters: FiltersDep, today: TodayDep
 ) -> StreamingResponse:

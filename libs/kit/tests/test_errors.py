@@ -101,3 +101,20 @@ async def test_openapi_documents_problems_not_fastapi_errors(sample: Harness) ->
     assert create["default"]["content"]["application/problem+json"]["schema"] == {
         "$ref": "#/components/schemas/Problem"
     }
+
+
+async def test_nul_in_a_query_parameter_is_422_naming_it(sample: Harness) -> None:
+    response = await sample.client().get("/api/v1/widgets", params={"color": "re\x00d"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "color"
+
+
+async def test_nul_in_body_text_never_becomes_a_500(sample: Harness) -> None:
+    client = sample.client()
+    response = await client.post("/api/v1/widgets", json={"name": "a\x00b", "color": "red"})
+    if sample.engine.dialect.name == "postgresql":
+        assert response.status_code == 422
+        assert response.headers["content-type"] == PROBLEM
+        assert (await client.get("/api/v1/widgets")).json()["items"] == []
+    else:
+        assert response.status_code == 201
