@@ -17,7 +17,7 @@ from scripts.local_suite import local_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "8")
+EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "20")
 
 
 def run_checks(gateway_url: str, admin_key: str) -> int:

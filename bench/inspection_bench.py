@@ -1,6 +1,6 @@
 """Benchmark of the inspection service on PostgreSQL: prints figures, then cleans up.
 
-    .venv/bin/python bench/inspection.py [--rows 1000000] [--import-rows 100000]
+    .venv/bin/python bench/inspection_bench.py [--rows 1000000] [--import-rows 100000]
 
 Creates its own database on 127.0.0.1:5432 (user postgres), loads generated spot-checks with
 COPY, runs the service with uvicorn on a free 127.0.0.1 port, and reports:

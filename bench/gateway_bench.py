@@ -5,7 +5,7 @@
 concurrency 1, 16 and 64, one uvicorn worker per process, all on 127.0.0.1. Creates its
 databases on 127.0.0.1:5432 (user postgres) and drops them at the end, even on failure.
 
-    .venv/bin/python bench/gateway.py [--duration 8] [--brands 200]
+    .venv/bin/python bench/gateway_bench.py [--duration 8] [--brands 200]
 """
 
 from __future__ import annotations

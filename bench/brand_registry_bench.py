@@ -1,6 +1,6 @@
 """Benchmark of the brand registry on PostgreSQL, against the floors it is measured by.
 
-    .venv/bin/python bench/brand_registry.py [--rows 100000] [--requests 2000]
+    .venv/bin/python bench/brand_registry_bench.py [--rows 100000] [--requests 2000]
 
 Creates a throwaway database on 127.0.0.1:5432 (user postgres), runs the service under
 uvicorn on a free local port with a token minted here, and prints:

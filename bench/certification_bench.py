@@ -5,7 +5,7 @@ on a free local port with a token key made for the run, imports 100,000 certific
 then measures verification, listing, stats and export. Stops the server and drops the database
 at the end, even on failure.
 
-    .venv/bin/python bench/certification.py [--rows 100000] [--requests 2000] [--concurrency 16]
+    .venv/bin/python bench/certification_bench.py [--rows 100000] [--requests 2000] [--concurrency 16]
 """
 
 from __future__ import annotations
@@ -369,13 +369,5 @@ async def main() -> None:
             await admin.close()
 
 
-def unshadow_service_package() -> None:
-    """This script shares its name with the service package: keep its folder off the import
-    path so alembic's env.py imports the service, not this file."""
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
-
-
 if __name__ == "__main__":
-    unshadow_service_package()
     sys.exit(asyncio.run(main()))

@@ -6,7 +6,7 @@ services under uvicorn on 127.0.0.1, then times, round by round, each `/stats` c
 the assessment's standings (which makes the same three calls in parallel and computes).
 Drops the databases at the end.
 
-    .venv/bin/python bench/assessment.py [--spot-checks N] [--certificates N] [--brands N]
+    .venv/bin/python bench/assessment_bench.py [--spot-checks N] [--certificates N] [--brands N]
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres (default)
 """
 
