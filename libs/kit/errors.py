@@ -104,10 +104,12 @@ class UnsupportedMediaType(ProblemError):
 class ValidationFailed(ProblemError):
     status, slug = 422, "validation-error"
 
-    def __init__(self, errors: Sequence[FieldError], detail: str | None = None) -> None:
+    def __init__(
+        self, errors: Sequence[FieldError], detail: str | None = None, **extra: Any
+    ) -> None:
         self.errors = list(errors)
         summary = detail or "; ".join(f"{e.field}: {e.message}" for e in self.errors)
-        super().__init__(summary or "The request is invalid.", title="Validation failed")
+        super().__init__(summary or "The request is invalid.", title="Validation failed", **extra)
         self.extra["errors"] = [e.as_dict() for e in self.errors]
 
     @classmethod

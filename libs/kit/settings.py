@@ -6,7 +6,7 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,11 +63,10 @@ class ServiceSettings(BaseSettings):
         return load_or_create_secret(self.var_dir / "keys" / "secret.key")
 
 
-def load_json(path: Path) -> list[dict[str, str]]:
+def load_json(path: Path) -> Any:
     """Read a JSON document shipped as configuration."""
     with path.open(encoding="utf-8") as handle:
-        data: list[dict[str, str]] = json.load(handle)
-    return data
+        return json.load(handle)
 
 
 def load_or_create_secret(path: Path) -> bytes:

@@ -1,7 +1,7 @@
 import httpx
 import pytest
 
-from kit.errors import field_name
+from kit.errors import FieldError, ValidationFailed, field_name
 from kit.testing import Harness
 
 PROBLEM = "application/problem+json"
@@ -118,3 +118,9 @@ async def test_nul_in_body_text_never_becomes_a_500(sample: Harness) -> None:
         assert (await client.get("/api/v1/widgets")).json()["items"] == []
     else:
         assert response.status_code == 201
+
+
+def test_validation_failed_carries_extra_problem_members() -> None:
+    error = ValidationFailed([FieldError("tier", "unknown")], report={"rows": 3})
+    assert error.extra["report"] == {"rows": 3}
+    assert error.extra["errors"] == [{"field": "tier", "message": "unknown"}]
