@@ -30,12 +30,10 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "system"))
-sys.path.insert(0, str(ROOT / "libs"))
-
-from assessment_processes import Process  # noqa: E402
+sys.path[:0] = [str(ROOT), str(ROOT / "libs")]
 
 from kit.auth import TokenMinter, write_keypair  # noqa: E402
+from tests.system.processes import ServiceProcess, finish_migrations  # noqa: E402
 
 ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 YEAR = 2007
@@ -172,7 +170,7 @@ async def main() -> int:
     admin = await asyncpg.connect(ADMIN_URL)
     for name in names.values():
         await admin.execute(f'CREATE DATABASE "{name}"')
-    processes: dict[str, Process] = {}
+    processes: dict[str, ServiceProcess] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="qrp-bench-") as tmp_text:
             tmp = Path(tmp_text)
@@ -190,7 +188,9 @@ async def main() -> int:
                     f"{prefix}_VAR_DIR": str(tmp),
                     f"{prefix}_LOG_LEVEL": "WARNING",
                 }
-                processes[service] = Process(name=service, env=env, log=tmp / f"{service}.log")
+                processes[service] = ServiceProcess(
+                    name=service, env=env, log_path=tmp / f"{service}.log"
+                )
             processes["inspection"].env["INSPECTION_OUTBOX_ENABLED"] = "false"
             processes["assessment"].env.update(
                 ASSESSMENT_BRAND_REGISTRY_URL=processes["brand_registry"].url,
@@ -200,10 +200,7 @@ async def main() -> int:
                 ASSESSMENT_STATS_DEADLINE_SECONDS="60",
                 ASSESSMENT_STATS_TIMEOUT_SECONDS="30",
             )
-            for service, migration in [(s, p.migrate()) for s, p in processes.items()]:
-                _, errors = migration.communicate(timeout=300)
-                if migration.returncode != 0:
-                    raise RuntimeError(f"migrating {service}: {errors.decode()[-2000:]}")
+            finish_migrations({s: p.migration() for s, p in processes.items()})
             now = datetime.now(UTC)
             started = time.perf_counter()
             await asyncio.gather(
@@ -214,7 +211,7 @@ async def main() -> int:
             )
             print(f"loaded {counts} in {time.perf_counter() - started:.1f} s")
             for process in processes.values():
-                process.start()
+                process.start(wait=False)
             for process in processes.values():
                 process.wait_ready()
             minter = TokenMinter(gateway.private_pem, issuer="gateway", ttl_seconds=3600)

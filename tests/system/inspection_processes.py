@@ -4,108 +4,12 @@ free 127.0.0.1 ports, token keys made for the test, and a way to stop and start 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
-
-import httpx
+from typing import Any
 
 from kit.auth import TokenMinter, write_keypair
-from kit.migrations import upgrade_to_head
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@dataclass
-class ServiceProcess:
-    """One service run by uvicorn as a subprocess, on its own SQLite file."""
-
-    name: str
-    prefix: str
-    env: dict[str, str]
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def migrate(self) -> None:
-        """Bring the service's database to the head of its alembic history."""
-        upgrade_to_head(
-            ROOT / "services" / self.name / "migrations",
-            self.env[f"{self.prefix}DATABASE_URL"],
-            f"{self.name}_alembic_version",
-        )
-
-    def shut_down_cleanly(self) -> bool:
-        """Whether the last run finished its lifespan shutdown (background work included)."""
-        return "Application shutdown complete" in self.log_path.read_text(encoding="utf-8")
-
-    def start(self) -> None:
-        """Start uvicorn and wait until the service reports ready."""
-        self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                str(BIN / "uvicorn"),
-                "--factory",
-                f"{self.name}.app:build_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--no-access-log",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} never became ready")
-
-    def stop(self) -> None:
-        """Stop gracefully (SIGTERM, as a process manager does)."""
-        if self.process is not None:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                try:
-                    self.process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait()
-            self.process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+from tests.system.processes import ServiceProcess
 
 
 @dataclass
@@ -147,9 +51,7 @@ def make_suite(tmp: Path, **inspection_env: str) -> Suite:
         "BRAND_REGISTRY_VAR_DIR": str(tmp),
         "BRAND_REGISTRY_SECRET_KEY": "system-test-secret-" + "b" * 32,
     }
-    brand_registry = ServiceProcess(
-        "brand_registry", "BRAND_REGISTRY_", brand_env, tmp / "brand_registry.log"
-    )
+    brand_registry = ServiceProcess("brand_registry", brand_env, tmp / "brand_registry.log")
     inspection_vars = {
         "INSPECTION_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'inspection.db'}",
         "INSPECTION_VAR_DIR": str(tmp),
@@ -160,9 +62,7 @@ def make_suite(tmp: Path, **inspection_env: str) -> Suite:
         "INSPECTION_OUTBOX_BACKOFF_MAX_SECONDS": "1",
         **inspection_env,
     }
-    inspection = ServiceProcess(
-        "inspection", "INSPECTION_", {**base, **inspection_vars}, tmp / "inspection.log"
-    )
+    inspection = ServiceProcess("inspection", {**base, **inspection_vars}, tmp / "inspection.log")
     brand_registry.migrate()
     inspection.migrate()
     return Suite(brand_registry, inspection, TokenMinter(gateway.private_pem, issuer="gateway"))
