@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from demo.generate import DemoCity, generate, organization_code_check
-from demo.targets import seed_target_set
+from demo.targets import load_target_set
 from kit.identifiers import credit_code_error
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -257,16 +257,14 @@ def test_reported_rates_are_fractions(city: DemoCity) -> None:
     assert all(0 <= r["value"] <= 1 for r in rates)
 
 
-def test_the_seed_target_set_allocations_add_up_to_the_city_targets() -> None:
-    for indicator in seed_target_set()["indicators"]:
-        figures = [a["target"] for a in indicator["allocations"].values() if "target" in a]
+def test_the_configured_target_set_allocations_add_up_to_the_city_targets() -> None:
+    for indicator in load_target_set(YEAR, CONFIG)["indicators"]:
+        allocations = indicator.get("allocations", {}).values()
+        figures = [a["target"] for a in allocations if "target" in a]
         if figures and indicator["comparator"] in ("at_least", "about"):
             assert sum(figures) == indicator["target"], indicator["key"]
 
 
-def test_without_a_configured_target_set_the_seed_set_is_used(tmp_path: Path) -> None:
-    for name in ("regions.json", "brand_tiers.json"):
-        (tmp_path / name).write_text((CONFIG / name).read_text(encoding="utf-8"), encoding="utf-8")
-    city = generate(seed=1, year=YEAR, config_dir=tmp_path)
-    assert city.target_set == seed_target_set()
-    assert city.brands
+def test_a_year_without_a_configured_target_set_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no target set for 2007"):
+        load_target_set(YEAR, tmp_path)
