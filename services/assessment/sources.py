@@ -253,7 +253,7 @@ class StatsFetcher:
             key=query.key,
             source=query.source.value,
             service=ENDPOINTS[query.source].service,
-            query=f"GET {url}",
+            query=_described(url),
             ok=True,
             body=body,
             reason=None,
@@ -270,7 +270,7 @@ class StatsFetcher:
             key=query.key,
             source=query.source.value,
             service=ENDPOINTS[query.source].service,
-            query=f"GET {url}",
+            query=_described(url),
             ok=False,
             body=None,
             reason=reason,
@@ -334,3 +334,8 @@ async def stats_lifespan(app: FastAPI) -> AsyncIterator[None]:
             backoff=settings.stats_retry_backoff_seconds,
         )
         yield
+
+
+def _described(url: str) -> str:
+    """The request as provenance shows it: method, path and query, never the internal host."""
+    return f"GET {httpx.URL(url).raw_path.decode('ascii')}"

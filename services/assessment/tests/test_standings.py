@@ -261,9 +261,7 @@ async def test_a_county_standing_explains_every_figure(
         == "江蘇省質量技術監督局通報"
     )
     assert spot["provenance"]["service"] == "inspection"
-    assert spot["provenance"]["query"].startswith(
-        "GET http://inspection.test/api/v1/spot-checks/stats?year=2007"
-    )
+    assert spot["provenance"]["query"].startswith("GET /api/v1/spot-checks/stats?year=2007")
     assert body["explanation"]["outcome"]["result"].startswith("grade excellent")
 
 
