@@ -29,8 +29,14 @@ PROBLEM_BASE = "/problems/"
 
 logger = structlog.get_logger("kit.errors")
 
-# Driver errors meaning "this text cannot be stored" (PostgreSQL refuses NUL characters).
-_UNSTORABLE_TEXT = {"UntranslatableCharacterError", "CharacterNotInRepertoireError"}
+# Driver errors meaning "this value cannot be stored": PostgreSQL refuses NUL characters, and
+# asyncpg refuses numbers outside the column's range before sending them.
+_UNSTORABLE_TEXT = {
+    "UntranslatableCharacterError",
+    "CharacterNotInRepertoireError",
+    "NumericValueOutOfRangeError",
+    "DataError",
+}
 
 
 @dataclass(frozen=True)
@@ -248,11 +254,12 @@ async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
     if causes & _UNSTORABLE_TEXT:
         return problem_response(
             422,
-            detail="The request contains text the database cannot store (such as a NUL character).",
+            detail="The request contains a value the database cannot store "
+            "(a NUL character, or a number out of range).",
             title="Validation failed",
             slug="validation-error",
             instance=request.url.path,
-            errors=[{"field": "body", "message": "contains characters that cannot be stored"}],
+            errors=[{"field": "request", "message": "contains a value that cannot be stored"}],
         )
     raise exc
 

@@ -20,6 +20,7 @@ from assessment.dependencies import (
 from assessment.schemas import (
     KEY_PATTERN,
     AuditEntryRead,
+    CountyStandingRead,
     ReferenceValueRead,
     ReferenceValueWrite,
     Region,
@@ -28,6 +29,7 @@ from assessment.schemas import (
     RunCreate,
     RunRead,
     RunSummary,
+    StandingsRead,
     TargetSetRead,
     TargetSetSummary,
     TargetSetWrite,
@@ -105,7 +107,9 @@ async def get_target_set(
     session: SessionDep,
     _: Reader,
     response: Response,
-    version: Annotated[int | None, Query(ge=1, description="default: the current one")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="default: the current one")
+    ] = None,
 ) -> TargetSetRead:
     row, frozen = await service.get_target_set(session=session, year=year, version=version)
     response.headers["ETag"] = service.target_set_etag(row)
@@ -265,6 +269,7 @@ async def put_reference_value(
 
 @router.get(
     "/assessments/{year}/standings",
+    response_model=StandingsRead,
     tags=["standings"],
     summary="Every county's standing and the city roll-up, computed now",
 )
@@ -292,6 +297,7 @@ async def get_standings(
 
 @router.get(
     "/assessments/{year}/standings/{county_code}",
+    response_model=CountyStandingRead,
     tags=["standings"],
     summary="One county's standing with every figure explained",
 )

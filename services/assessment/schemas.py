@@ -278,3 +278,92 @@ class AuditEntryRead(BaseModel):
     request_id: str | None
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+
+
+class Open(BaseModel):
+    """A response shape that documents its members and keeps any added later."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Provenance(Open):
+    """Where an actual value came from: the service, the request and the field read."""
+
+    service: str
+    query: str | None = None
+    fetched_at: datetime | None = None
+    field: str | None = None
+
+
+class IndicatorStanding(Open):
+    """One indicator of one county (or the city): actual against target."""
+
+    indicator: str
+    name: str
+    source: Source
+    unit: Unit
+    actual: float | None
+    target: float | None
+    comparator: Comparator
+    status: Status
+    attainment: float | None
+    rating: Rating | None
+    basis: str | None
+    projected: float | None
+    weight: float
+    veto: bool
+    reason: str | None
+    provenance: Provenance
+    contribution: float | None = None
+
+
+class ExplainedIndicator(IndicatorStanding):
+    """An indicator with its inputs, comparator, formula, thresholds and contribution."""
+
+    explanation: dict[str, Any]
+
+
+class Standing(Open):
+    """A county's (or the city's) standing: score, grade, rank, outcome, indicators."""
+
+    county_code: str | None
+    county_name: str
+    kind: str
+    score: float
+    grade: str
+    grade_label: str
+    status: Status
+    rating: Rating | None
+    missed: int
+    total_weight: float
+    indicators: list[IndicatorStanding]
+    rank: int | None = None
+    outcome: Outcome | None = None
+    outcome_reason: str | None = None
+
+
+class StandingsMeta(Open):
+    """Completeness of the inputs (`ok` or the reason per source) and the rules applied."""
+
+    completeness: dict[str, str]
+    complete: bool
+
+
+class StandingsRead(BaseModel):
+    """Every county's standing and the city-wide roll-up for a year."""
+
+    year: int
+    as_of: date
+    items: list[Standing]
+    city: Standing
+    meta: StandingsMeta
+
+
+class CountyStandingRead(Standing):
+    """One county's standing with every figure explained."""
+
+    indicators: list[ExplainedIndicator]  # type: ignore[assignment]
+    year: int
+    as_of: date
+    explanation: dict[str, Any]
+    meta: StandingsMeta

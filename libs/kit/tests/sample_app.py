@@ -109,6 +109,15 @@ async def list_widgets(
     return page_of(rows, limit=limit, codec=codec, fingerprint=fingerprint, key=lambda w: [w.id])
 
 
+@router.get("/widgets-by-version")
+async def widgets_by_version(session: SessionDep, _: Reader, version: int) -> list[WidgetRead]:
+    query = select(Widget).where(col(Widget.version) == version)
+    return [
+        WidgetRead.model_validate(w, from_attributes=True)
+        for w in (await session.execute(query)).scalars()
+    ]
+
+
 async def _get(session: SessionDep, widget_id: str) -> Widget:
     widget = await session.get(Widget, widget_id)
     if widget is None:

@@ -124,3 +124,14 @@ def test_validation_failed_carries_extra_problem_members() -> None:
     error = ValidationFailed([FieldError("tier", "unknown")], report={"rows": 3})
     assert error.extra["report"] == {"rows": 3}
     assert error.extra["errors"] == [{"field": "tier", "message": "unknown"}]
+
+
+async def test_a_number_beyond_the_column_range_is_a_422_not_a_500(sample: Harness) -> None:
+    response = await sample.client().get(
+        "/api/v1/widgets-by-version", params={"version": 5_441_876_772_418}
+    )
+    if sample.engine.dialect.name == "postgresql":
+        assert response.status_code == 422
+        assert response.headers["content-type"] == PROBLEM
+    else:
+        assert response.json() == []

@@ -127,3 +127,11 @@ async def test_an_unknown_version_is_a_404(service: Harness) -> None:
     await service.client().put("/api/v1/target-sets/2007", json=small_target_set())
     response = await service.client().get("/api/v1/target-sets/2007", params={"version": 9})
     assert response.status_code == 404
+
+
+async def test_a_version_beyond_any_stored_number_is_a_422_not_a_500(service: Harness) -> None:
+    response = await service.client().get(
+        "/api/v1/target-sets/2007", params={"version": 5_441_876_772_418}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "version"
