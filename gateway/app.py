@@ -15,6 +15,7 @@ from gateway.auth import Authenticator, ServiceTokens, load_signing_key
 from gateway.openapi import MergedSpec
 from gateway.proxy import Backend, ProxyContext, ProxyMetrics, ProxyMiddleware
 from gateway.ratelimit import RateLimiter
+from gateway.revocations import RevocationBus
 from gateway.routes import public, router
 from gateway.settings import Settings
 from gateway.ui import router as ui_router
@@ -45,6 +46,11 @@ async def proxy_lifespan(app: FastAPI) -> AsyncIterator[None]:
         ttl_seconds=settings.service_token_ttl_seconds,
     )
     limiter = RateLimiter(redis_url=settings.redis_url, prefix=settings.rate_limit_prefix)
+    revocations = RevocationBus(
+        redis_url=settings.redis_url,
+        prefix=settings.rate_limit_prefix,
+        on_revocation=authenticator.forget,
+    )
     app.state.proxy = ProxyContext(
         settings=settings,
         backends=backends,
@@ -52,6 +58,7 @@ async def proxy_lifespan(app: FastAPI) -> AsyncIterator[None]:
         limiter=limiter,
         service_tokens=ServiceTokens(minter),
         metrics=app.state.proxy_metrics,
+        revocations=revocations,
     )
     if settings.bootstrap_admin_key is not None:
         await service.ensure_bootstrap_admin(
@@ -70,12 +77,14 @@ async def proxy_lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         for backend in backends.values():
             await backend.open()
+        await revocations.start()
         try:
             yield
         finally:
             for backend in backends.values():
                 await backend.close()
             await limiter.close()
+            await revocations.close()
 
 
 def _own_spec(app: FastAPI) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import service
+from gateway.revocations import announce
 from gateway.schemas import ClientCreate
 from gateway.settings import Settings
 from kit.db import create_engine, create_sessionmaker
@@ -80,6 +81,16 @@ def main(argv: list[str]) -> int:
     except ProblemError as exc:
         print(exc.detail, file=sys.stderr)
         return 1
+    if args.command in {"revoke", "rotate"}:
+        settings = Settings()
+        if announce(settings.redis_url, settings.rate_limit_prefix):
+            print("every gateway replica was told at once", file=sys.stderr)
+        else:
+            print(
+                "without GATEWAY_REDIS_URL, running gateways notice within "
+                f"{settings.auth_cache_seconds:g} s",
+                file=sys.stderr,
+            )
     items = result if isinstance(result, list) else [result]
     for item in items:
         print(json.dumps(item.model_dump(mode="json"), ensure_ascii=False))

@@ -28,6 +28,7 @@ from yarl import URL
 from gateway.auth import ANONYMOUS, Authenticator, ServiceTokens
 from gateway.breaker import CircuitBreaker
 from gateway.ratelimit import Decision, RateLimiter
+from gateway.revocations import RevocationBus
 from gateway.routing import API_PREFIX, Prefix, is_public, match_prefix, required_scope, route_label
 from gateway.settings import Settings
 from kit.errors import PROBLEM_MEDIA_TYPE, ProblemError, problem_body
@@ -150,6 +151,7 @@ class ProxyContext:
     limiter: RateLimiter
     service_tokens: ServiceTokens
     metrics: ProxyMetrics
+    revocations: RevocationBus
 
 
 class ProxyMiddleware:

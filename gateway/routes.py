@@ -67,9 +67,9 @@ async def revoke_client(
     client_id: str, session: SessionDep, context: ContextDep, _: AdminClient
 ) -> ClientRead:
     revoked = await service.revoke_client(session=session, client_id=client_id)
-    # Committed before the cache is dropped, so no request can re-cache the old state.
+    # Committed before the caches are dropped, so no request can re-cache the old state.
     await session.commit()
-    context.authenticator.forget()
+    await context.revocations.publish()
     return revoked
 
 
@@ -87,7 +87,7 @@ async def rotate_key(
         session=session, client_id=client_id, keep_previous=keep_previous
     )
     await session.commit()
-    context.authenticator.forget()
+    await context.revocations.publish()
     return rotated
 
 

@@ -1,5 +1,6 @@
 """Rate limits per client: in memory, and in Redis shared by two gateway instances."""
 
+import asyncio
 import uuid
 
 import httpx
@@ -74,4 +75,32 @@ async def test_two_gateways_share_one_budget_in_redis(
             refused = await b.get(ECHO)
             assert refused.status_code == 429
             assert int(refused.headers["retry-after"]) >= 1
+        await one.state.proxy.limiter.reset()
+
+
+async def test_a_revocation_on_one_gateway_stops_the_key_on_another_at_once(
+    admin: httpx.AsyncClient, make_gateway: GatewayFactory, redis_prefix: str
+) -> None:
+    created = await _limited_client(admin, "100/minute")
+    # Credentials stay cached for a minute: only the broadcast can make the second replica
+    # notice the revocation within the test.
+    settings = {
+        "redis_url": REDIS_URL,
+        "rate_limit_prefix": redis_prefix,
+        "auth_cache_seconds": 60,
+    }
+    async with make_gateway(**settings) as one, make_gateway(**settings) as two:
+        async with (
+            client_of(one) as one_admin,
+            client_of(two, api_key=created["api_key"]) as caller,
+        ):
+            assert (await caller.get(ECHO)).status_code == 200
+            revoked = await one_admin.post(f"/api/v1/admin/clients/{created['id']}/revoke")
+            assert revoked.status_code == 200
+            deadline = asyncio.get_running_loop().time() + 2
+            status = 200
+            while status == 200 and asyncio.get_running_loop().time() < deadline:
+                status = (await caller.get(ECHO)).status_code
+                await asyncio.sleep(0.02)
+            assert status == 401
         await one.state.proxy.limiter.reset()
