@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +26,11 @@ NAMING_CONVENTION = {
 def new_registry() -> orm_registry:
     """A SQLAlchemy registry with its own metadata and the platform's naming convention."""
     return orm_registry(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored timestamp as aware UTC: SQLite hands `DateTime(timezone=True)` back naive."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def is_sqlite(url: str) -> bool:

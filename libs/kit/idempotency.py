@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kit.auth import TokenVerifier
+from kit.db import as_utc
 from kit.errors import PROBLEM_MEDIA_TYPE, Unauthorized, problem_body
 
 HEADER = b"idempotency-key"
@@ -111,7 +112,7 @@ class IdempotencyMiddleware:
             row = (
                 await session.execute(select(table).where(table.c.scope == record_scope))
             ).one_or_none()
-            if row is not None and _as_aware(row.created_at) < _now() - ttl:
+            if row is not None and as_utc(row.created_at) < _now() - ttl:
                 await session.execute(delete(table).where(table.c.scope == record_scope))
                 await session.commit()
                 row = None
@@ -253,7 +254,3 @@ async def _hash_request(scope: Scope, receive: Receive) -> str:
         if not message.get("more_body", False):
             break
     return str(hasher.hexdigest())
-
-
-def _as_aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -19,7 +19,6 @@ from inspection.schemas import Result, SpotCheckFields, SpotCheckFilters
 from inspection.service import (
     RECORDED_FIELDS,
     Catalogue,
-    as_utc,
     history_row,
     outbox_row,
     pydantic_errors,
@@ -29,6 +28,7 @@ from inspection.service import (
 )
 from kit.auth import Principal
 from kit.csvio import RowError, batched, import_report, read_rows
+from kit.db import as_utc
 from kit.errors import FieldError, ValidationFailed
 from kit.identifiers import new_id
 

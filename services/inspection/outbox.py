@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from inspection import repository
 from inspection.models import OutboxMessage
-from inspection.service import as_utc, utcnow
+from inspection.service import utcnow
 from inspection.settings import Settings
 from kit.auth import TokenMinter
+from kit.db import as_utc
 
 REVIEW_FLAGS_PATH = "/api/v1/brands/review-flags"
 AUDIENCE = "brand_registry"

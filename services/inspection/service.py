@@ -30,6 +30,7 @@ from inspection.schemas import (
 )
 from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
+from kit.db import as_utc
 from kit.errors import Conflict, FieldError, ValidationFailed, field_name
 from kit.identifiers import county_code_error, new_id
 
@@ -50,11 +51,6 @@ class Catalogue:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def as_utc(value: datetime) -> datetime:
-    """A stored timestamp as aware UTC (SQLite hands them back naive)."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def is_published(spot_check: SpotCheck, today: date) -> bool:
