@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "libs")]
 
 from kit.auth import TokenMinter, write_keypair  # noqa: E402
-from tests.system.processes import ServiceProcess, finish_migrations  # noqa: E402
+from scripts.processes import ServiceProcess, finish_migrations  # noqa: E402
 
 ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 YEAR = 2007

@@ -20,14 +20,13 @@ import io
 import json
 import os
 import random
-import socket
 import statistics
 import sys
 import tempfile
 import textwrap
 import time
 import uuid
-from contextlib import AsyncExitStack, asynccontextmanager, closing
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from brand_registry.schemas import IMPORT_FIELDS  # noqa: E402
 from kit.auth import TokenMinter, generate_keypair  # noqa: E402
 from kit.identifiers import credit_code_check_char, new_id  # noqa: E402
 from kit.migrations import upgrade_to_head  # noqa: E402
+from scripts.processes import free_port  # noqa: E402
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 COUNTIES = ["320302", "320303", "320305", "320311", "320321", "320322", "320323", "320324",
@@ -55,12 +55,6 @@ SECTORS = ["industry", "agriculture", "service"]
 PRODUCTS = ["豆奶粉", "裝載機", "蘋果醋", "牛蒡茶", "大蒜", "輸變電設備", "啤酒", "物流服務"]
 LIST_PARAMS = {"county_code": "320323", "tier": "provincial_famous", "status": "active"}
 STATS_YEAR = 2008
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def credit_code(number: int) -> str:

@@ -16,7 +16,6 @@ import csv
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import httpx
 from kit.auth import TokenMinter, generate_keypair
 from kit.identifiers import credit_code_check_char
 from kit.migrations import upgrade_to_head
+from scripts.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -110,13 +110,6 @@ def write_csv(path: Path, rows: int, rng: random.Random) -> list[tuple[str, str]
                 ]
             )
     return keys
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def rss_kib(pid: int, field: str) -> int:

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import httpx
 
 from kit.auth import TokenMinter, write_keypair
 from kit.identifiers import credit_code_check_char
+from scripts.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -38,13 +38,6 @@ ADMIN_KEY = "qrp_bench_" + uuid.uuid4().hex
 CONCURRENCY = (1, 16, 64)
 TRIVIAL = "/api/v1/brands/stub/ping"
 BRANDS = "/api/v1/brands?limit=20"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Processes(ExitStack):

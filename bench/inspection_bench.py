@@ -21,7 +21,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ sys.path[:0] = [str(ROOT / "libs"), str(ROOT / "services")]
 from kit.auth import TokenMinter, write_keypair  # noqa: E402
 from kit.identifiers import credit_code_check_char, new_id  # noqa: E402
 from kit.migrations import upgrade_to_head  # noqa: E402
+from scripts.processes import free_port  # noqa: E402
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 FIRST_YEAR, YEARS = 2015, 10
@@ -149,13 +149,6 @@ def csv_slice(count: int, *, seed: int) -> bytes:
         record["mandatory_standard_violation"] = "true" if record["result"] == "fail" else "false"
         writer.writerow([record[name] for name in fields])
     return buffer.getvalue().encode()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def rss_kib(pid: int, field: str) -> int:

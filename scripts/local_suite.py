@@ -9,34 +9,21 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
-import httpx
 from sqlalchemy.engine import make_url
 
 from kit.auth import write_keypair
+from scripts.processes import ServiceProcess, finish_migrations, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-PYTHON = sys.executable
 SERVICES = ["brand_registry", "certification", "inspection", "assessment", "gateway"]
 PREFIX = {name: name.upper() + "_" for name in SERVICES}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -49,8 +36,7 @@ class LocalSuite:
     admin_key: str = field(default_factory=lambda: "qrp_admin_" + secrets.token_urlsafe(24))
     ports: dict[str, int] = field(default_factory=lambda: {s: free_port() for s in SERVICES})
     databases: dict[str, str] = field(default_factory=dict)
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    logs: list[IO[bytes]] = field(default_factory=list)
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
@@ -110,64 +96,26 @@ class LocalSuite:
             write_keypair(self.workdir / "keys", name)
         self.create_databases()
         env = self.environment()
-        for service in SERVICES:
-            subprocess.run(
-                [PYTHON, "-m", "kit.migrate", service],
-                env=env,
-                cwd=ROOT,
-                check=True,
-                stdout=subprocess.DEVNULL,
+        self.processes = {
+            service: ServiceProcess(
+                service, env, self.workdir / f"{service}.log", port=self.ports[service]
             )
-        for service in SERVICES:
-            log = (self.workdir / f"{service}.log").open("wb")
-            self.logs.append(log)
-            self.processes[service] = subprocess.Popen(
-                [
-                    PYTHON,
-                    "-m",
-                    "uvicorn",
-                    "--factory",
-                    f"{service}.app:build_app",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.ports[service]),
-                    "--no-access-log",
-                ],
-                env=env,
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=2) as client:
-            for service in SERVICES:
-                while True:
-                    try:
-                        if client.get(f"{self.url(service)}/health/ready").status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if self.processes[service].poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(
-                            f"{service} did not start; see {self.workdir}/{service}.log"
-                        )
-                    time.sleep(0.3)
+            for service in SERVICES
+        }
+        finish_migrations({name: process.migration() for name, process in self.processes.items()})
+        for process in self.processes.values():
+            process.start(wait=False)
+        for process in self.processes.values():
+            process.wait_ready(timeout)
 
     def stop(self) -> None:
+        # Signal every process first so they shut down side by side, then wait for each.
         for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
+            if process.process is not None and process.running:
+                process.process.terminate()
         for process in self.processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process.stop()
         self.processes.clear()
-        for log in self.logs:
-            log.close()
-        self.logs.clear()
 
 
 async def _postgres(url: str, statement: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from kit.auth import TokenMinter, write_keypair
-from tests.system.processes import ServiceProcess, finish_migrations
+from scripts.processes import ServiceProcess, finish_migrations
 
 SCOPES = {
     "brand_registry": ("brands:read", "brands:write"),

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kit.auth import TokenMinter, write_keypair
-from tests.system.processes import ServiceProcess
+from scripts.processes import ServiceProcess
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""One service as a real uvicorn process on a free 127.0.0.1 port, for system tests and
-benchmarks: migrate it, start it, wait for readiness, freeze it, stop it gracefully."""
+"""One service as a real uvicorn process on a free 127.0.0.1 port, for the local suite, system
+tests and benchmarks: migrate it, start it, wait for readiness, freeze it, stop it gracefully."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import IO
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
