@@ -1,4 +1,4 @@
-"""The gateway app, built by the kit's factory, with the proxy in front of its router."""
+"""The gateway app, built by the kit's factory, with the proxy in front of its FastAPI stack."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.middleware import Middleware
+from starlette.types import ASGIApp
 
 from gateway import service
 from gateway.auth import Authenticator, ServiceTokens, load_signing_key
@@ -92,6 +92,38 @@ def _own_spec(app: FastAPI) -> dict[str, Any]:
     return document
 
 
+class GatewayApp(FastAPI):
+    """The gateway's own routes in FastAPI, behind CORS and the proxy.
+
+    A forwarded request meets only CORS, the request context and the proxy; FastAPI's
+    exception, telemetry and body-limit layers and the router serve the gateway's own routes.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack: ASGIApp = ProxyMiddleware(
+            super().build_middleware_stack(), state=self.state, metrics=self.state.metrics
+        )
+        settings: Settings = self.state.settings
+        if settings.cors_origins:
+            stack = CORSMiddleware(
+                stack,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                allow_headers=["*"],
+                expose_headers=[
+                    "Location",
+                    "ETag",
+                    "X-Request-ID",
+                    "Retry-After",
+                    "RateLimit-Limit",
+                    "RateLimit-Remaining",
+                    "RateLimit-Reset",
+                ],
+                max_age=600,
+            )
+        return stack
+
+
 SPEC = ServiceSpec(
     name="gateway",
     title="Quality Revitalization Platform gateway",
@@ -103,6 +135,7 @@ SPEC = ServiceSpec(
     # Idempotency-Key travels on to the services, which keep the records.
     idempotency_table=None,
     lifespan_hooks=[proxy_lifespan],
+    app_class=GatewayApp,
 )
 
 
@@ -117,23 +150,4 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         if getattr(route, "path", None) not in _FASTAPI_DOC_ROUTES
     ]
     app.state.proxy_metrics = ProxyMetrics(app.state.metrics.registry)
-    # Innermost: after the request-ID middleware, before the router.
-    app.user_middleware.append(Middleware(ProxyMiddleware, state=app.state))
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["*"],
-            expose_headers=[
-                "Location",
-                "ETag",
-                "X-Request-ID",
-                "Retry-After",
-                "RateLimit-Limit",
-                "RateLimit-Remaining",
-                "RateLimit-Reset",
-            ],
-            max_age=600,
-        )
     return app
