@@ -93,6 +93,9 @@ class _StdoutLogger:
     debug = info = warning = error = critical = exception = log = msg
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class Metrics:
     """The HTTP metrics of one app, on its own registry."""
 
@@ -111,6 +114,23 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and its duration."""
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            # Any token is a method to HTTP: unknown ones share a label, or each would add series.
+            label = method if method in METHODS else "OTHER"
+            series = (
+                self.requests.labels(label, route, str(status)),
+                self.latency.labels(label, route),
+            )
+            if method in METHODS:
+                self._series[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 def _route_template(scope: Scope) -> str:
@@ -197,8 +217,7 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
             method = scope.get("method", "")
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(elapsed)
+            self.metrics.observe(method, route, status, elapsed)
             state = scope.get("state", {})
             principal = state.get("principal")
             self.logger.info(

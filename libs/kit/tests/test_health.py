@@ -61,3 +61,13 @@ async def test_every_log_line_carries_the_request_id(
     assert access[-1]["status"] == 200
     assert access[-1]["client_id"] == "test-client"
     assert access[-1]["service"] == "sample"
+
+
+async def test_unknown_methods_share_one_metrics_label(sample: Harness) -> None:
+    client = sample.client()
+    for method in ("FOO1", "FOO2"):
+        assert (await client.request(method, "/api/v1/widgets")).status_code == 405
+    text = (await client.get("/metrics")).text
+    assert 'http_requests_total{method="OTHER",route="/api/v1/widgets",status="405"}' in text
+    assert "FOO1" not in text
+    assert "FOO2" not in text
