@@ -29,7 +29,7 @@ from gateway.routing import API_PREFIX, Prefix, is_public, match_prefix, require
 from gateway.settings import Settings
 from gateway.upstream import Pool, Response, UpstreamError, UpstreamTimeout
 from kit.errors import PROBLEM_MEDIA_TYPE, ProblemError, problem_body
-from kit.observability import Metrics, RequestContextMiddleware, new_request_id
+from kit.observability import METHODS, Metrics, RequestContextMiddleware, new_request_id
 
 logger = structlog.get_logger("gateway.proxy")
 
@@ -75,7 +75,8 @@ class RouteLabel:
 
 
 class ProxyMetrics:
-    """Backend calls by backend, route and status, and their time to response headers."""
+    """Backend calls by backend, route and status, and their time to response headers
+    (retries included)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.calls = Counter(
@@ -91,6 +92,21 @@ class ProxyMetrics:
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
+        self._series: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, backend: str, method: str, route: str, status: int, seconds: float) -> None:
+        key = (backend, method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            label = method if method in METHODS else "OTHER"
+            series = (
+                self.calls.labels(backend, label, route, str(status)),
+                self.latency.labels(backend, route),
+            )
+            if method in METHODS:
+                self._series[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 class Backend:
@@ -240,15 +256,18 @@ async def _forward(
     if query:
         target += b"?" + query
     attempts = context.settings.retry_attempts if retryable else 1
+    started = time.perf_counter()
     response = await _send_with_retries(
-        context, backend, method, target, headers, data, content_length, attempts, label
+        context, backend, method, target, headers, data, content_length, attempts
     )
     try:
         if response.status == 404:
             # Unknown paths must not mint a metrics series each.
             label = prefix.path + "/*"
             scope["route"] = RouteLabel(label)
-        context.metrics.calls.labels(backend.name, method, label, str(response.status)).inc()
+        context.metrics.observe(
+            backend.name, method, label, response.status, time.perf_counter() - started
+        )
         await _relay(response, send, decision, method)
     finally:
         response.release()
@@ -263,12 +282,10 @@ async def _send_with_retries(
     data: bytes | AsyncIterator[bytes] | None,
     content_length: int | None,
     attempts: int,
-    label: str,
 ) -> Response:
     """The backend's response, retrying connection failures and 502-504 up to `attempts`."""
     assert backend.pool is not None
     for attempt in range(1, attempts + 1):
-        started = time.perf_counter()
         try:
             response = await backend.pool.request(
                 method, target, headers, data, content_length=content_length
@@ -283,7 +300,6 @@ async def _send_with_retries(
             backend.breaker.failure()
             logger.warning("backend_unreachable", backend=backend.name, error=str(exc))
             raise BackendUnavailable(backend.name, 1) from None
-        context.metrics.latency.labels(backend.name, label).observe(time.perf_counter() - started)
         if response.status in _RETRY_STATUSES:
             if attempt < attempts:
                 response.release()

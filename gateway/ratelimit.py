@@ -10,7 +10,6 @@ from functools import lru_cache
 
 import structlog
 from limits import RateLimitItem, parse_many
-from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 from redis.asyncio import ConnectionPool
 
@@ -64,23 +63,25 @@ class RateLimiter:
                 "implementation": "redispy",
             }
         self.storage = storage_from_string(storage_uri(redis_url), **options)
-        self._strategy = FixedWindowRateLimiter(self.storage)  # type: ignore[arg-type]
 
-    async def hit(self, key: str, limit: str) -> Decision | None:
-        """Record one request for `key`; None when no limit applies or the store is down."""
+    async def hit(self, identity: str, limit: str) -> Decision | None:
+        """Record one request for `identity`; None when no limit applies or the store is down."""
         items = _parsed(limit) if limit else ()
         if not items:
             return None
         try:
             decisions = []
             for item in items:
-                allowed = await self._strategy.hit(item, key)
-                reset_at, remaining = await self._strategy.get_window_stats(item, key)
+                # A fixed window, as `limits`' FixedWindowRateLimiter keeps it, in two store
+                # calls (one round trip each on Redis) where `hit` and `get_window_stats` make three.
+                key = item.key_for(identity)
+                count = await self.storage.incr(key, item.get_expiry())
+                reset_at = await self.storage.get_expiry(key)
                 decisions.append(
                     Decision(
-                        allowed=allowed,
+                        allowed=count <= item.amount,
                         limit=item.amount,
-                        remaining=max(remaining, 0),
+                        remaining=max(item.amount - count, 0),
                         reset_seconds=max(math.ceil(reset_at - time.time()), 0),
                     )
                 )
