@@ -12,6 +12,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,7 +39,7 @@ def configure_logging(*, service: str, level: str = "INFO", json_logs: bool = Tr
         structlog.processors.EventRenamer("message"),
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer(ensure_ascii=False)
+        structlog.processors.JSONRenderer(serializer=_json_line)
         if json_logs
         else structlog.dev.ConsoleRenderer()
     )
@@ -74,6 +75,15 @@ def configure_logging(*, service: str, level: str = "INFO", json_logs: bool = Tr
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _json_line(event: Any, default: Any = None, **_options: Any) -> str:
+    """orjson renders a line in a fraction of `json.dumps`' time; the standard library takes
+    what orjson refuses (integers beyond 64 bits, say)."""
+    try:
+        return orjson.dumps(event, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(event, default=default, ensure_ascii=False)
 
 
 class _StdoutLogger:

@@ -2,8 +2,10 @@ import json
 import logging
 
 import pytest
+import structlog
 from sqlalchemy import text
 
+from kit.observability import configure_logging
 from kit.testing import Harness
 
 
@@ -71,3 +73,17 @@ async def test_unknown_methods_share_one_metrics_label(sample: Harness) -> None:
     assert 'http_requests_total{method="OTHER",route="/api/v1/widgets",status="405"}' in text
     assert "FOO1" not in text
     assert "FOO2" not in text
+
+
+def test_log_lines_render_every_value_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(service="sample")
+    structlog.get_logger("kit.tests").warning(
+        "odd_values", big=2**70, text="質量振興", mapping={1: "one"}, thing=object()
+    )
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["big"] == 2**70
+    assert line["text"] == "質量振興"
+    assert line["thing"].startswith("<object object")
+    assert line["level"] == "warning"
+    assert line["message"] == "odd_values"
+    assert line["service"] == "sample"
