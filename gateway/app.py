@@ -97,7 +97,13 @@ class GatewayApp(FastAPI):
 
     A forwarded request meets only CORS, the request context and the proxy; FastAPI's
     exception, telemetry and body-limit layers and the router serve the gateway's own routes.
+    FastAPI's OpenTelemetry hook is off: it looks up the global providers on every request,
+    and the gateway reports through its Prometheus metrics and access log.
     """
+
+    def __init__(self, **options: Any) -> None:
+        options.setdefault("telemetry", {"tracing": False, "metrics": False, "logs": False})
+        super().__init__(**options)
 
     def build_middleware_stack(self) -> ASGIApp:
         stack: ASGIApp = ProxyMiddleware(

@@ -14,6 +14,7 @@ from limits.storage import storage_from_string
 from redis.asyncio import ConnectionPool
 
 logger = structlog.get_logger("gateway.ratelimit")
+_MAX_WINDOWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class RateLimiter:
                 "implementation": "redispy",
             }
         self.storage = storage_from_string(storage_uri(redis_url), **options)
+        self._window_ends: dict[str, float] = {}
 
     async def hit(self, identity: str, limit: str) -> Decision | None:
         """Record one request for `identity`; None when no limit applies or the store is down."""
@@ -72,11 +74,11 @@ class RateLimiter:
         try:
             decisions = []
             for item in items:
-                # A fixed window, as `limits`' FixedWindowRateLimiter keeps it, in two store
-                # calls (one round trip each on Redis) where `hit` and `get_window_stats` make three.
+                # A fixed window as `limits`' FixedWindowRateLimiter keeps it, in one store call
+                # (one round trip on Redis) where `hit` and `get_window_stats` make three.
                 key = item.key_for(identity)
                 count = await self.storage.incr(key, item.get_expiry())
-                reset_at = await self.storage.get_expiry(key)
+                reset_at = await self._window_end(key, count, item)
                 decisions.append(
                     Decision(
                         allowed=count <= item.amount,
@@ -94,8 +96,25 @@ class RateLimiter:
             return max(refused, key=lambda d: d.reset_seconds)
         return min(decisions, key=lambda d: d.remaining)
 
+    async def _window_end(self, key: str, count: int, item: RateLimitItem) -> float:
+        """When the current window of `key` ends: known here if this replica opened it or
+        asked before, else from the store (once per window and replica)."""
+        now = time.time()
+        if count == 1:
+            end = now + item.get_expiry()
+        else:
+            end = self._window_ends.get(key, 0.0)
+            if end > now:
+                return end
+            end = await self.storage.get_expiry(key)
+        if len(self._window_ends) >= _MAX_WINDOWS:
+            self._window_ends.clear()
+        self._window_ends[key] = end
+        return end
+
     async def reset(self) -> None:
         await self.storage.reset()
+        self._window_ends.clear()
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -7,6 +7,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.ratelimit import RateLimiter
 from gateway.tests.conftest import GatewayFactory, client_of
 
 ECHO = "/api/v1/brands/stub/echo"
@@ -104,3 +105,43 @@ async def test_a_revocation_on_one_gateway_stops_the_key_on_another_at_once(
                 await asyncio.sleep(0.02)
             assert status == 401
         await one.state.proxy.limiter.reset()
+
+
+async def test_a_window_counts_down_and_starts_afresh() -> None:
+    limiter = RateLimiter(redis_url=None, prefix="test")
+    decisions = [await limiter.hit("client:a", "3/second") for _ in range(4)]
+    assert [(d.allowed, d.remaining) for d in decisions if d] == [
+        (True, 2),
+        (True, 1),
+        (True, 0),
+        (False, 0),
+    ]
+    assert all(d is not None and d.reset_seconds <= 1 for d in decisions)
+    await asyncio.sleep(1.1)
+    again = await limiter.hit("client:a", "3/second")
+    assert again is not None
+    assert (again.allowed, again.remaining) == (True, 2)
+    await limiter.close()
+
+
+async def test_a_replica_that_did_not_open_the_window_reports_when_it_ends(
+    redis_prefix: str,
+) -> None:
+    one = RateLimiter(redis_url=REDIS_URL, prefix=redis_prefix)
+    two = RateLimiter(redis_url=REDIS_URL, prefix=redis_prefix)
+    try:
+        first = await one.hit("client:b", "5/10 seconds")
+        assert first is not None
+        assert first.reset_seconds == 10
+        await asyncio.sleep(2.2)
+        # The window opened on the other replica about two seconds ago.
+        later = await two.hit("client:b", "5/10 seconds")
+        assert later is not None
+        assert (later.remaining, later.reset_seconds) == (3, 8)
+        again = await one.hit("client:b", "5/10 seconds")
+        assert again is not None
+        assert (again.remaining, again.reset_seconds) == (2, 8)
+    finally:
+        await one.reset()
+        await one.close()
+        await two.close()
