@@ -1,5 +1,6 @@
-"""Per-client rate limits on the `limits` library: in memory, or in Redis so that several
-gateway replicas share one budget."""
+"""Per-client rate limits in fixed windows: in process memory, or in Redis through the
+`limits` library so that several gateway replicas share one budget. Limits are written as
+`limits` parses them (`600/minute`, `10/second;1000/hour`)."""
 
 from __future__ import annotations
 
@@ -41,30 +42,85 @@ def _parsed(limit: str) -> tuple[RateLimitItem, ...]:
     return tuple(parse_many(limit))
 
 
-def storage_uri(redis_url: str | None) -> str:
-    """The `limits` storage for a Redis URL, or process memory without one."""
-    if not redis_url:
-        return "async+memory://"
-    scheme, _, rest = redis_url.partition("://")
-    return f"async+{scheme}://{rest}"
+class LocalWindows:
+    """Fixed-window counters in this process, for a gateway without Redis.
+
+    `limits`' asynchronous memory storage starts an expiry task and scans every key on each
+    hit, which cost about 50 µs of every forwarded request here; this keeps one entry per key
+    and drops expired ones at most once a second.
+    """
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[int, float]] = {}
+        self._next_sweep = 0.0
+
+    async def count(self, key: str, seconds: int) -> tuple[int, float]:
+        """Count one hit on `key`: the hits in its current window, and when the window ends."""
+        now = time.time()
+        hits, end = self._windows.get(key, (0, 0.0))
+        if end <= now:
+            hits, end = 0, now + seconds
+        hits += 1
+        self._windows[key] = (hits, end)
+        if now >= self._next_sweep:
+            self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
+            self._next_sweep = now + 1
+        return hits, end
+
+    async def reset(self) -> None:
+        self._windows.clear()
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisWindows:
+    """Fixed windows in Redis, as `limits`' FixedWindowRateLimiter keeps them, so that every
+    replica counts against one budget: one round trip per hit, where `hit` and
+    `get_window_stats` make three (the window's end is remembered per replica)."""
+
+    def __init__(self, redis_url: str, prefix: str) -> None:
+        scheme, _, rest = redis_url.partition("://")
+        # Our own pool, so that shutdown closes its connections.
+        self._pool = ConnectionPool.from_url(redis_url)
+        self.storage = storage_from_string(
+            f"async+{scheme}://{rest}",
+            key_prefix=prefix,
+            connection_pool=self._pool,
+            implementation="redispy",
+        )
+        self._ends: dict[str, float] = {}
+
+    async def count(self, key: str, seconds: int) -> tuple[int, float]:
+        hits: int = await self.storage.incr(key, seconds)
+        now = time.time()
+        if hits == 1:
+            end = now + seconds
+        else:
+            end = self._ends.get(key, 0.0)
+            if end > now:
+                return hits, end
+            end = await self.storage.get_expiry(key)
+        if len(self._ends) >= _MAX_WINDOWS:
+            self._ends.clear()
+        self._ends[key] = end
+        return hits, end
+
+    async def reset(self) -> None:
+        await self.storage.reset()
+        self._ends.clear()
+
+    async def close(self) -> None:
+        await self._pool.aclose()
 
 
 class RateLimiter:
-    """Counts hits per key against limits such as `600/minute`."""
+    """Counts hits per client against limits such as `600/minute`."""
 
     def __init__(self, *, redis_url: str | None, prefix: str) -> None:
-        options: dict[str, object] = {}
-        self._pool: ConnectionPool | None = None
-        if redis_url:
-            # Our own pool, so that shutdown closes its connections.
-            self._pool = ConnectionPool.from_url(redis_url)
-            options = {
-                "key_prefix": prefix,
-                "connection_pool": self._pool,
-                "implementation": "redispy",
-            }
-        self.storage = storage_from_string(storage_uri(redis_url), **options)
-        self._window_ends: dict[str, float] = {}
+        self.windows: LocalWindows | RedisWindows = (
+            RedisWindows(redis_url, prefix) if redis_url else LocalWindows()
+        )
 
     async def hit(self, identity: str, limit: str) -> Decision | None:
         """Record one request for `identity`; None when no limit applies or the store is down."""
@@ -74,17 +130,13 @@ class RateLimiter:
         try:
             decisions = []
             for item in items:
-                # A fixed window as `limits`' FixedWindowRateLimiter keeps it, in one store call
-                # (one round trip on Redis) where `hit` and `get_window_stats` make three.
-                key = item.key_for(identity)
-                count = await self.storage.incr(key, item.get_expiry())
-                reset_at = await self._window_end(key, count, item)
+                hits, end = await self.windows.count(item.key_for(identity), item.get_expiry())
                 decisions.append(
                     Decision(
-                        allowed=count <= item.amount,
+                        allowed=hits <= item.amount,
                         limit=item.amount,
-                        remaining=max(item.amount - count, 0),
-                        reset_seconds=max(math.ceil(reset_at - time.time()), 0),
+                        remaining=max(item.amount - hits, 0),
+                        reset_seconds=max(math.ceil(end - time.time()), 0),
                     )
                 )
         except Exception as exc:
@@ -96,26 +148,8 @@ class RateLimiter:
             return max(refused, key=lambda d: d.reset_seconds)
         return min(decisions, key=lambda d: d.remaining)
 
-    async def _window_end(self, key: str, count: int, item: RateLimitItem) -> float:
-        """When the current window of `key` ends: known here if this replica opened it or
-        asked before, else from the store (once per window and replica)."""
-        now = time.time()
-        if count == 1:
-            end = now + item.get_expiry()
-        else:
-            end = self._window_ends.get(key, 0.0)
-            if end > now:
-                return end
-            end = await self.storage.get_expiry(key)
-        if len(self._window_ends) >= _MAX_WINDOWS:
-            self._window_ends.clear()
-        self._window_ends[key] = end
-        return end
-
     async def reset(self) -> None:
-        await self.storage.reset()
-        self._window_ends.clear()
+        await self.windows.reset()
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
+        await self.windows.close()
