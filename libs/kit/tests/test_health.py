@@ -1,11 +1,12 @@
 import json
 import logging
+import re
 
 import pytest
 import structlog
 from sqlalchemy import text
 
-from kit.observability import configure_logging
+from kit.observability import configure_logging, log_access
 from kit.testing import Harness
 
 
@@ -87,3 +88,28 @@ def test_log_lines_render_every_value_as_json(capsys: pytest.CaptureFixture[str]
     assert line["level"] == "warning"
     assert line["message"] == "odd_values"
     assert line["service"] == "sample"
+
+
+def test_access_lines_follow_the_logging_configuration(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logger = structlog.get_logger("access")
+    structlog.contextvars.bind_contextvars(request_id="r-1")
+    try:
+        configure_logging(service="sample")
+        log_access(logger, method="GET", status=200)
+        direct = json.loads(capsys.readouterr().out)
+        structlog.get_logger("access").info("request", method="GET", status=200)
+        chained = json.loads(capsys.readouterr().out)
+        assert direct.keys() == chained.keys()
+        assert {k: v for k, v in direct.items() if k != "timestamp"} == {
+            k: v for k, v in chained.items() if k != "timestamp"
+        }
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", direct["timestamp"])
+
+        configure_logging(service="sample", level="WARNING")
+        log_access(logger, method="GET", status=200)
+        assert capsys.readouterr().out == ""
+    finally:
+        structlog.contextvars.clear_contextvars()
+        configure_logging(service="sample")
