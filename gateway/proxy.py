@@ -183,6 +183,10 @@ class ProxyMiddleware:
             await send_problem(send, problem, instance=scope["path"])
         except ClientGone:
             logger.info("client_disconnected", path=scope["path"])
+        finally:
+            # Named once the answer is out: work done after it costs the caller no time.
+            if "route" not in scope:
+                scope["route"] = RouteLabel(route_label(scope["path"]))
 
 
 def _client_ip(scope: Scope) -> str:
@@ -196,11 +200,9 @@ async def _forward(
     method: str = scope["method"]
     path: str = scope["path"]
     state = scope.setdefault("state", {})
-    label = route_label(path)
-    scope["route"] = RouteLabel(label)
     api_key = authorization = None
     content_length: int | None = None
-    chunked = has_idempotency_key = False
+    chunked = has_idempotency_key = has_connection = False
     for name, value in scope["headers"]:
         if name == b"x-api-key":
             api_key = value.decode("latin-1")
@@ -212,6 +214,8 @@ async def _forward(
             chunked = True
         elif name == b"idempotency-key":
             has_idempotency_key = True
+        elif name == b"connection":
+            has_connection = True
 
     if is_public(method, path) and not api_key and not authorization:
         identity = ANONYMOUS
@@ -235,7 +239,7 @@ async def _forward(
         raise BackendUnavailable(backend.name, backend.breaker.retry_after(), circuit_open=True)
 
     request_id = state.get("request_id") or new_request_id()
-    headers = _upstream_headers(scope, request_id)
+    headers = _upstream_headers(scope, request_id, has_connection)
     token = context.service_tokens.for_backend(backend.name, identity)
     headers.append((b"authorization", b"Bearer " + token.encode()))
     retryable = method in _IDEMPOTENT or (method == "POST" and has_idempotency_key)
@@ -260,17 +264,15 @@ async def _forward(
     response = await _send_with_retries(
         context, backend, method, target, headers, data, content_length, attempts
     )
+    waited = time.perf_counter() - started
     try:
-        if response.status == 404:
-            # Unknown paths must not mint a metrics series each.
-            label = prefix.path + "/*"
-            scope["route"] = RouteLabel(label)
-        context.metrics.observe(
-            backend.name, method, label, response.status, time.perf_counter() - started
-        )
         await _relay(response, send, decision, method)
     finally:
         response.release()
+        # Unknown paths must not mint a metrics series each.
+        label = prefix.path + "/*" if response.status == 404 else route_label(path)
+        scope["route"] = RouteLabel(label)
+        context.metrics.observe(backend.name, method, label, response.status, waited)
 
 
 async def _send_with_retries(
@@ -317,16 +319,19 @@ async def _backoff(base: float, attempt: int) -> None:
     await asyncio.sleep(random.uniform(0, base * 2 ** (attempt - 1)))
 
 
-def _upstream_headers(scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]:
+def _upstream_headers(
+    scope: Scope, request_id: str, has_connection: bool
+) -> list[tuple[bytes, bytes]]:
     headers: list[tuple[bytes, bytes]] = []
     host = b""
     forwarded_for = b""
     dropped = _NOT_FORWARDED
-    for name, value in scope["headers"]:
-        if name == b"connection":
-            # Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
-            named = {token.strip().lower() for token in value.split(b",")}
-            dropped = dropped | named
+    if has_connection:
+        for name, value in scope["headers"]:
+            if name == b"connection":
+                # Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+                named = {token.strip().lower() for token in value.split(b",")}
+                dropped = dropped | named
     for name, value in scope["headers"]:
         if name in dropped:
             if name == b"host":

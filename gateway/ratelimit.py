@@ -18,7 +18,7 @@ logger = structlog.get_logger("gateway.ratelimit")
 _MAX_WINDOWS = 100_000
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Decision:
     allowed: bool
     limit: int
@@ -143,6 +143,8 @@ class RateLimiter:
             # A rate-limit store outage must not take the whole API down with it.
             logger.warning("rate_limit_store_unavailable", error=type(exc).__name__)
             return None
+        if len(decisions) == 1:
+            return decisions[0]
         refused = [d for d in decisions if not d.allowed]
         if refused:
             return max(refused, key=lambda d: d.reset_seconds)
