@@ -17,6 +17,7 @@ from gateway.proxy import Backend, ProxyContext, ProxyMetrics, ProxyMiddleware
 from gateway.ratelimit import RateLimiter
 from gateway.revocations import RevocationBus
 from gateway.routes import public, router
+from gateway.routing import BACKEND_RESOURCES
 from gateway.settings import Settings
 from gateway.ui import router as ui_router
 from kit.app import ServiceSpec, create_app
@@ -56,7 +57,7 @@ async def proxy_lifespan(app: FastAPI) -> AsyncIterator[None]:
         backends=backends,
         authenticator=authenticator,
         limiter=limiter,
-        service_tokens=ServiceTokens(minter),
+        service_tokens=ServiceTokens(minter, BACKEND_RESOURCES),
         metrics=app.state.proxy_metrics,
         revocations=revocations,
     )

@@ -165,10 +165,16 @@ def _challenge() -> dict[str, str]:
 
 
 class ServiceTokens:
-    """Service tokens for the backends, reused for half their lifetime per client and backend."""
+    """Service tokens for the backends, reused for half their lifetime per client and backend.
 
-    def __init__(self, minter: TokenMinter) -> None:
+    A token carries only the client's scopes on the backend's own resources (`brands:…` for the
+    brand registry, and so on): a backend learns nothing of the rest, and a token taken from
+    one backend is worth nothing at another (the audience already sees to that).
+    """
+
+    def __init__(self, minter: TokenMinter, resources: dict[str, frozenset[str]]) -> None:
         self._minter = minter
+        self._resources = resources
         self._reuse_seconds = minter.ttl_seconds / 2
         self._cache: dict[tuple[str, str, frozenset[str]], tuple[float, str]] = {}
 
@@ -178,11 +184,12 @@ class ServiceTokens:
         cached = self._cache.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
+        resources = self._resources.get(backend, frozenset())
         token = self._minter.mint(
             audience=backend,
             client_id=identity.client_id,
             client_name=identity.name,
-            scopes=identity.scopes,
+            scopes={scope for scope in identity.scopes if scope.split(":")[0] in resources},
         )
         if len(self._cache) >= _MAX_CACHED:
             self._cache.clear()

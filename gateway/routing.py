@@ -43,6 +43,11 @@ PREFIXES = (
     Prefix("/api/v1/assessments", "assessment", "assessments"),
     Prefix("/api/v1/audit-entries", "assessment", "assessments"),
 )
+BACKEND_RESOURCES = {
+    backend: frozenset(prefix.resource for prefix in PREFIXES if prefix.backend == backend)
+    for backend in {prefix.backend for prefix in PREFIXES}
+}
+"""The resources whose scopes each backend checks."""
 PUBLIC_PATHS = frozenset({"/api/v1/certificates/verify"})
 _PUBLISH = re.compile(r"^/api/v1/assessments/[^/]+/runs/[^/]+/publish/?$")
 _ID_SEGMENT = re.compile(r"\d")

@@ -72,6 +72,18 @@ async def test_a_key_forwards_the_client_and_its_scopes(
     assert "x-api-key" not in echoed["headers"], "the client's key must stay at the gateway"
 
 
+async def test_a_backend_learns_only_the_scopes_on_its_own_resources(
+    admin: httpx.AsyncClient, service: Harness
+) -> None:
+    created = await _new_client(
+        admin, ["brands:read", "brands:flag", "certificates:write", "assessments:publish", "admin"]
+    )
+    async with client_of(service.app, api_key=created["api_key"]) as caller:
+        response = await caller.get(ECHO)
+    assert response.status_code == 200
+    assert response.json()["scopes"] == ["brands:flag", "brands:read"]
+
+
 async def test_missing_scope_is_403_naming_it(admin: httpx.AsyncClient, service: Harness) -> None:
     created = await _new_client(admin, ["brands:read"])
     async with client_of(service.app, api_key=created["api_key"]) as caller:
