@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench.gateway_bench import TRIVIAL, Processes
+from bench.gateway_bench import TRIVIAL, Processes, wrk
 from kit.auth import TokenMinter, write_keypair
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,24 +104,14 @@ def listening_pid(url: str) -> int:
     raise RuntimeError(f"nothing listens on {url}")
 
 
-def wrk(url: str, header: str, connections: int, duration: int) -> dict[str, float]:
+def measure(url: str, header: str, connections: int, duration: int) -> dict[str, float]:
+    """wrk's figures for the trivial endpoint, and the CPU time the server at `url` spent
+    per request meanwhile."""
     pid = listening_pid(url)
     before = cpu_seconds(pid)
-    command = ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{duration}s"]
-    output = subprocess.run(
-        [*command, "--latency", "-H", header, url + TRIVIAL],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    used = cpu_seconds(pid) - before
-    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
-    value, unit = re.search(r"50%\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
-        "p50": float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit],
-        "cpu_us": used / max(requests, 1) * 1e6,
-    }
+    figures = wrk(url + TRIVIAL, header, connections, duration)
+    figures["cpu_us"] = (cpu_seconds(pid) - before) / max(figures["requests"], 1) * 1e6
+    return figures
 
 
 def run(duration: int, rounds: int) -> None:
@@ -158,13 +148,13 @@ def run(duration: int, rounds: int) -> None:
             )
         header = "Authorization: " + token
         for url in targets.values():
-            wrk(url, header, 16, 1)
+            measure(url, header, 16, 1)
         results: dict[tuple[str, int], list[dict[str, float]]] = {}
         for connections in (1, 16):
             for _ in range(rounds):
                 for name, url in targets.items():
                     results.setdefault((name, connections), []).append(
-                        wrk(url, header, connections, duration)
+                        measure(url, header, connections, duration)
                     )
         print(
             f"{'target':<9} {'c':>3} {'rps':>7} {'p50':>9} {'added p50':>10} {'proxy CPU/request':>18}"

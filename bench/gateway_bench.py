@@ -88,11 +88,14 @@ async def _admin(statement: str) -> None:
 
 
 def wrk(url: str, header: str, connections: int, duration: int) -> dict[str, float]:
-    """Requests/s and latency percentiles (ms) from one wrk run."""
+    """Requests/s, the request count and latency percentiles (ms) from one wrk run."""
     command = ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{duration}s"]
     command += ["--latency", "-H", header, url]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}  # type: ignore[union-attr]
+    figures = {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        "requests": float(re.search(r"(\d+) requests in", output).group(1)),  # type: ignore[union-attr]
+    }
     for label, key in (("50%", "p50"), ("99%", "p99")):
         value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
         figures[key] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
