@@ -29,7 +29,13 @@ from gateway.routing import API_PREFIX, Prefix, is_public, match_prefix, require
 from gateway.settings import Settings
 from gateway.upstream import Pool, Response, UpstreamError, UpstreamTimeout
 from kit.errors import PROBLEM_MEDIA_TYPE, ProblemError, problem_body
-from kit.observability import METHODS, Metrics, RequestContextMiddleware, new_request_id
+from kit.observability import (
+    CountedDurations,
+    Metrics,
+    RequestContextMiddleware,
+    method_label,
+    new_request_id,
+)
 
 logger = structlog.get_logger("gateway.proxy")
 
@@ -92,21 +98,11 @@ class ProxyMetrics:
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
-        self._series: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+        self._forwarded = CountedDurations(self.calls, self.latency)
 
     def observe(self, backend: str, method: str, route: str, status: int, seconds: float) -> None:
-        key = (backend, method, route, status)
-        series = self._series.get(key)
-        if series is None:
-            label = method if method in METHODS else "OTHER"
-            series = (
-                self.calls.labels(backend, label, route, str(status)),
-                self.latency.labels(backend, route),
-            )
-            if method in METHODS:
-                self._series[key] = series
-        series[0].inc()
-        series[1].observe(seconds)
+        label = method_label(method)
+        self._forwarded.observe((backend, label, route, str(status)), (backend, route), seconds)
 
 
 class Backend:

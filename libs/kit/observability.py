@@ -145,7 +145,34 @@ def log_access(logger: Any, **fields: Any) -> None:
     _write_line(_json_line(line))
 
 
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    """The metrics label of a method: any token is a method to HTTP, so ones outside the
+    usual set share `OTHER`, or each would add series."""
+    return method if method in _METHODS else "OTHER"
+
+
+class CountedDurations:
+    """A counter and a histogram of the same events, each labelled series looked up once.
+
+    `counted` (the counter's label values) must determine `timed` (the histogram's); like
+    every label value, both must come from a bounded set.
+    """
+
+    def __init__(self, counter: Counter, histogram: Histogram) -> None:
+        self.counter = counter
+        self.histogram = histogram
+        self._series: dict[tuple[str, ...], tuple[Any, Any]] = {}
+
+    def observe(self, counted: tuple[str, ...], timed: tuple[str, ...], seconds: float) -> None:
+        series = self._series.get(counted)
+        if series is None:
+            series = (self.counter.labels(*counted), self.histogram.labels(*timed))
+            self._series[counted] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 class Metrics:
@@ -166,23 +193,12 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
-        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._answered = CountedDurations(self.requests, self.latency)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request and its duration."""
-        key = (method, route, status)
-        series = self._series.get(key)
-        if series is None:
-            # Any token is a method to HTTP: unknown ones share a label, or each would add series.
-            label = method if method in METHODS else "OTHER"
-            series = (
-                self.requests.labels(label, route, str(status)),
-                self.latency.labels(label, route),
-            )
-            if method in METHODS:
-                self._series[key] = series
-        series[0].inc()
-        series[1].observe(seconds)
+        label = method_label(method)
+        self._answered.observe((label, route, str(status)), (label, route), seconds)
 
 
 def _route_template(scope: Scope) -> str:
