@@ -65,8 +65,6 @@ class Response:
 
     async def read(self) -> bytes:
         """The whole body."""
-        if self._complete and not self._chunks:
-            return b""
         if self._complete:
             body = b"".join(self._chunks)
             self._chunks.clear()
