@@ -60,6 +60,7 @@ async def proxy_lifespan(app: FastAPI) -> AsyncIterator[None]:
         service_tokens=ServiceTokens(minter, BACKEND_RESOURCES),
         metrics=app.state.proxy_metrics,
         revocations=revocations,
+        deferred=app.state.deferred,
     )
     if settings.bootstrap_admin_key is not None:
         await service.ensure_bootstrap_admin(
@@ -108,7 +109,10 @@ class GatewayApp(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         stack: ASGIApp = ProxyMiddleware(
-            super().build_middleware_stack(), state=self.state, metrics=self.state.metrics
+            super().build_middleware_stack(),
+            state=self.state,
+            metrics=self.state.metrics,
+            deferred=self.state.deferred,
         )
         settings: Settings = self.state.settings
         if settings.cors_origins:

@@ -31,6 +31,7 @@ from gateway.upstream import Pool, Response, UpstreamError, UpstreamTimeout
 from kit.errors import PROBLEM_MEDIA_TYPE, ProblemError, problem_body
 from kit.observability import (
     CountedDurations,
+    Deferred,
     Metrics,
     RequestContextMiddleware,
     method_label,
@@ -73,11 +74,27 @@ _RETRY_STATUSES = frozenset({502, 503, 504})
 _SMALL_BODY = 64 * 1024
 
 
-@dataclass(frozen=True)
 class RouteLabel:
-    """What the access log and the metrics call a forwarded route."""
+    """What the access log and the metrics call a forwarded route, worked out when first
+    asked (which is after the answer): the route of the request's path, or, for a path the
+    backend did not know (404), `/api/v1/<prefix>/*`, so unknown paths do not mint a metrics
+    series each."""
 
-    path: str
+    __slots__ = ("_label", "_request_path", "_unknown_under")
+
+    def __init__(self, request_path: str, *, unknown_under: str | None = None) -> None:
+        self._request_path = request_path
+        self._unknown_under = unknown_under
+        self._label: str | None = None
+
+    @property
+    def path(self) -> str:
+        if self._label is None:
+            if self._unknown_under is not None:
+                self._label = self._unknown_under + "/*"
+            else:
+                self._label = route_label(self._request_path)
+        return self._label
 
 
 class ProxyMetrics:
@@ -103,6 +120,11 @@ class ProxyMetrics:
     def observe(self, backend: str, method: str, route: str, status: int, seconds: float) -> None:
         label = method_label(method)
         self._forwarded.observe((backend, label, route, str(status)), (backend, route), seconds)
+
+    def observe_route(
+        self, backend: str, method: str, route: RouteLabel, status: int, seconds: float
+    ) -> None:
+        self.observe(backend, method, route.path, status, seconds)
 
 
 class Backend:
@@ -150,6 +172,8 @@ class ProxyContext:
     service_tokens: ServiceTokens
     metrics: ProxyMetrics
     revocations: RevocationBus
+    deferred: Deferred
+    """Metrics and access lines of answered requests, run while a backend works."""
 
 
 class ProxyMiddleware:
@@ -157,10 +181,10 @@ class ProxyMiddleware:
     the request context (request ID, metrics, access log) straight to the backend; everything
     else passes on to the gateway's own routes."""
 
-    def __init__(self, app: ASGIApp, *, state: Any, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, *, state: Any, metrics: Metrics, deferred: Deferred) -> None:
         self.app = app
         self.state = state
-        self._forward = RequestContextMiddleware(self._proxy, metrics=metrics)
+        self._forward = RequestContextMiddleware(self._proxy, metrics=metrics, deferred=deferred)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
@@ -180,9 +204,8 @@ class ProxyMiddleware:
         except ClientGone:
             logger.info("client_disconnected", path=scope["path"])
         finally:
-            # Named once the answer is out: work done after it costs the caller no time.
             if "route" not in scope:
-                scope["route"] = RouteLabel(route_label(scope["path"]))
+                scope["route"] = RouteLabel(scope["path"])
 
 
 def _client_ip(scope: Scope) -> str:
@@ -265,10 +288,11 @@ async def _forward(
         await _relay(response, send, decision, method)
     finally:
         response.release()
-        # Unknown paths must not mint a metrics series each.
-        label = prefix.path + "/*" if response.status == 404 else route_label(path)
-        scope["route"] = RouteLabel(label)
-        context.metrics.observe(backend.name, method, label, response.status, waited)
+        unknown_under = prefix.path if response.status == 404 else None
+        scope["route"] = route = RouteLabel(path, unknown_under=unknown_under)
+        context.deferred.defer(
+            context.metrics.observe_route, backend.name, method, route, response.status, waited
+        )
 
 
 async def _send_with_retries(
@@ -286,7 +310,12 @@ async def _send_with_retries(
     for attempt in range(1, attempts + 1):
         try:
             response = await backend.pool.request(
-                method, target, headers, data, content_length=content_length
+                method,
+                target,
+                headers,
+                data,
+                content_length=content_length,
+                while_waiting=context.deferred.run_pending,
             )
         except UpstreamTimeout:
             backend.breaker.failure()

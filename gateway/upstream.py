@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -208,6 +208,7 @@ class _Connection(asyncio.Protocol):
         *,
         chunked: bool,
         head_request: bool,
+        while_waiting: Callable[[], None] | None = None,
     ) -> Response:
         assert self.transport is not None
         self._head_request = head_request
@@ -227,6 +228,8 @@ class _Connection(asyncio.Protocol):
                     await self._drain()
                 if chunked:
                     self.transport.write(b"0\r\n\r\n")
+        if while_waiting is not None:
+            while_waiting()
         return await self.wait(self._headers_waiter, "the backend did not answer in time")
 
     async def wait(self, future: asyncio.Future[T], what: str) -> T:
@@ -319,9 +322,13 @@ class Pool:
         body: bytes | AsyncIterator[bytes] | None = None,
         *,
         content_length: int | None = None,
+        while_waiting: Callable[[], None] | None = None,
     ) -> Response:
         """Send a request for `target` (path and query, already encoded); the response's
-        headers are in, its body is not. Call `release()` on it when done."""
+        headers are in, its body is not. Call `release()` on it when done.
+
+        `while_waiting` is called once the request is sent, before waiting for the answer.
+        """
         lines = [
             b"%s %s%s HTTP/1.1\r\nhost: %s\r\n"
             % (method.encode(), self._base_path, target, self._host_header)
@@ -344,6 +351,7 @@ class Pool:
                 body,
                 chunked=chunked,
                 head_request=method == "HEAD",
+                while_waiting=while_waiting,
             )
         except BaseException:
             connection.close()

@@ -1,9 +1,11 @@
 """Forwarding: routing by prefix, headers, retries, the breaker, timeouts, request IDs."""
 
 import asyncio
+import json
 import uuid
 
 import httpx
+import pytest
 
 from gateway.tests.conftest import GatewayFactory, client_of
 from gateway.tests.support import SERVICES, Backends
@@ -222,6 +224,28 @@ async def test_metrics_per_backend_and_route(admin: httpx.AsyncClient) -> None:
     )
     assert 'gateway_backend_duration_seconds_bucket{backend="brand_registry"' in text
     assert 'http_requests_total{method="GET",route="/api/v1/brands/stub/echo",status="200"}' in text
+
+
+async def test_access_lines_written_after_the_answer_belong_to_their_own_request(
+    admin: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    known, unknown = await asyncio.gather(
+        admin.get(STUB + "/echo", headers={"X-Request-ID": "deferred-known"}),
+        admin.get(STUB + "/no-such-thing/42", headers={"X-Request-ID": "deferred-unknown"}),
+    )
+    assert (known.status_code, unknown.status_code) == (200, 404)
+    text = (await admin.get("/metrics")).text  # writes what is still queued
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    access = {line["request_id"]: line for line in lines if line.get("message") == "request"}
+    assert access["deferred-known"]["route"] == STUB + "/echo"
+    assert access["deferred-known"]["status"] == 200
+    assert access["deferred-unknown"]["route"] == "/api/v1/brands/*"
+    assert access["deferred-unknown"]["status"] == 404
+    for line in (access["deferred-known"], access["deferred-unknown"]):
+        assert line["client_id"] == "bootstrap-admin"
+        assert line["backend"] == "brand_registry"
+    assert 'route="/api/v1/brands/*",status="404"' in text
 
 
 async def test_suite_health_reports_every_backend(service: Harness) -> None:

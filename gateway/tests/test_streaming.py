@@ -1,6 +1,8 @@
 """A 100,000-row CSV export streams through a gateway process without being buffered."""
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -69,7 +71,15 @@ async def test_the_gateway_process_logs_one_access_line_per_request(
             headers={"X-API-Key": ADMIN_KEY, "X-Request-ID": "gw-log-line-1"},
         )
     assert response.status_code == 200
-    lines = [line for line in gateway_process.log_text().splitlines() if "gw-log-line-1" in line]
+    # The line is written off the answer's path, within a short delay and with no further
+    # request needed to push it out.
+    deadline = time.monotonic() + 5
+    while True:
+        text = gateway_process.log_text()
+        lines = [line for line in text.splitlines() if "gw-log-line-1" in line]
+        if lines or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.02)
     assert len(lines) == 1
     access = json.loads(lines[0])
     assert access["message"] == "request"

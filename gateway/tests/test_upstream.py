@@ -162,6 +162,27 @@ async def test_request_bodies_arrive_whole(serve: Serve) -> None:
     await pool.close()
 
 
+async def test_work_while_waiting_runs_once_the_whole_request_is_sent(serve: Serve) -> None:
+    server = await serve(lambda request: ok(request.body))
+    pool = pool_for(server.url)
+    calls: list[str] = []
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for piece in (b"one,", b"two"):
+            calls.append("piece")
+            yield piece
+
+    assert await fetch(pool, while_waiting=lambda: calls.append("wait")) == (200, b"")
+    assert calls == ["wait"]
+    calls.clear()
+    assert await fetch(pool, "POST", body=pieces(), while_waiting=lambda: calls.append("wait")) == (
+        200,
+        b"one,two",
+    )
+    assert calls == ["piece", "piece", "wait"]
+    await pool.close()
+
+
 async def test_chunked_and_until_close_responses_are_read_to_their_end(serve: Serve) -> None:
     chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
     server = await serve(lambda request: chunked if request.target == b"/chunked" else None)

@@ -19,7 +19,7 @@ from kit.db import create_engine, create_sessionmaker
 from kit.errors import install_problem_handlers
 from kit.idempotency import IdempotencyMiddleware
 from kit.migrations import upgrade_to_head
-from kit.observability import Metrics, RequestContextMiddleware, configure_logging
+from kit.observability import Deferred, Metrics, RequestContextMiddleware, configure_logging
 from kit.openapi import install_problem_openapi
 from kit.pagination import CursorCodec
 from kit.settings import ServiceSettings
@@ -75,6 +75,7 @@ def create_app(
                     await stack.enter_async_context(hook(app))
                 yield
         finally:
+            app.state.deferred.run_pending()
             await engine.dispose()
 
     app = spec.app_class(
@@ -87,6 +88,7 @@ def create_app(
     app.state.settings = settings
     app.state.service_name = spec.name
     app.state.metrics = Metrics()
+    app.state.deferred = Deferred()
     app.state.ready_checks = {}
     app.state.idempotency_table = spec.idempotency_table
     app.state.cursor_codec = CursorCodec(settings.resolved_secret())

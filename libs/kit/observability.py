@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import logging
 import random
@@ -9,6 +11,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -120,18 +123,20 @@ class _AccessLogConfig:
 _access = _AccessLogConfig()
 
 
-def _timestamp() -> str:
+def _timestamp(at: float | None = None) -> str:
     # The form of structlog's TimeStamper(fmt="iso", utc=True).
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    moment = datetime.now(UTC) if at is None else datetime.fromtimestamp(at, UTC)
+    return moment.isoformat().replace("+00:00", "Z")
 
 
-def log_access(logger: Any, **fields: Any) -> None:
-    """The access-log line of one request.
+def log_access(logger: Any, *, at: float | None = None, **fields: Any) -> None:
+    """The access-log line of one request, answered at `at` (a `time.time()`; now if None).
 
     With JSON logs at level INFO or below, the line is composed and written here: the same
     keys the processors would give it (the bound context, level, timestamp, message and
     service), without the processor chain, which cost twice as much on every request.
-    Otherwise (console rendering, or a level above INFO) it goes through structlog.
+    Otherwise (console rendering, or a level above INFO) it goes through structlog, and its
+    timestamp is the time of writing.
     """
     if not _access.direct:
         logger.info("request", **fields)
@@ -139,7 +144,7 @@ def log_access(logger: Any, **fields: Any) -> None:
     line = structlog.contextvars.get_contextvars()
     line.update(fields)
     line["level"] = "info"
-    line["timestamp"] = _timestamp()
+    line["timestamp"] = _timestamp(at)
     line["message"] = "request"
     line["service"] = _access.service
     _write_line(_json_line(line))
@@ -201,6 +206,44 @@ class Metrics:
         self._answered.observe((label, route, str(status)), (label, route), seconds)
 
 
+_logger = structlog.get_logger("kit.observability")
+
+
+class Deferred:
+    """Bookkeeping that need not delay an answer (metrics, access-log lines).
+
+    Work queued here runs when `run_pending` is called, which a caller does where the process
+    would wait anyway (the gateway: once a request is on its way to a backend), and at the
+    latest `delay` seconds after it was queued. Each job runs in a copy of the context it was
+    queued from, so it logs with that request's bound values. A failing job is logged and the
+    others still run.
+    """
+
+    def __init__(self, delay: float = 0.05) -> None:
+        self.delay = delay
+        self._pending: list[tuple[contextvars.Context, Callable[..., None], tuple[Any, ...]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def defer(self, job: Callable[..., None], *args: Any) -> None:
+        self._pending.append((contextvars.copy_context(), job, args))
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.run_pending()
+
+    def run_pending(self) -> None:
+        """Run everything queued so far."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            for context, job, args in batch:
+                try:
+                    context.run(job, *args)
+                except Exception:
+                    _logger.exception("deferred_job_failed", job=getattr(job, "__qualname__", ""))
+
+
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
@@ -209,12 +252,24 @@ def _route_template(scope: Scope) -> str:
 
 class RequestContextMiddleware:
     """Gives every request an ID, logs one access line, counts it, and turns a crash into
-    a generic problem response that names the request ID and shows nothing else."""
+    a generic problem response that names the request ID and shows nothing else.
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, logger_name: str = "access") -> None:
+    With `deferred`, the count and the access line are queued there once the answer is out,
+    instead of being done before the next request is read.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        logger_name: str = "access",
+        deferred: Deferred | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.logger = structlog.get_logger(logger_name)
+        self.deferred = deferred
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -283,20 +338,28 @@ class RequestContextMiddleware:
                 await send({"type": "http.response.body", "body": body})
         finally:
             elapsed = time.perf_counter() - started
-            route = _route_template(scope)
-            method = scope.get("method", "")
-            self.metrics.observe(method, route, status, elapsed)
-            state = scope.get("state", {})
-            principal = state.get("principal")
-            log_access(
-                self.logger,
-                method=method,
-                path=scope.get("path"),
-                route=route,
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-                client_id=getattr(principal, "client_id", None),
-            )
+            if self.deferred is None:
+                self._record(scope, status, elapsed)
+            else:
+                self.deferred.defer(self._record, scope, status, elapsed, time.time())
+
+    def _record(
+        self, scope: Scope, status: int, elapsed: float, answered_at: float | None = None
+    ) -> None:
+        route = _route_template(scope)
+        method = scope.get("method", "")
+        self.metrics.observe(method, route, status, elapsed)
+        principal = scope.get("state", {}).get("principal")
+        log_access(
+            self.logger,
+            at=answered_at,
+            method=method,
+            path=scope.get("path"),
+            route=route,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+            client_id=getattr(principal, "client_id", None),
+        )
 
 
 def new_request_id() -> str:
