@@ -13,7 +13,6 @@ request is read from /proc. Loopback only; everything stops at the end.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -25,10 +24,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench.gateway_bench import TRIVIAL, Processes, wrk
-from kit.auth import TokenMinter, write_keypair
+from bench.gateway_bench import TRIVIAL, Processes, bench_environment, service_token, wrk
 
-ROOT = Path(__file__).resolve().parent.parent
 TRANSPORTS = ("aiohttp", "httpx", "upstream")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -119,23 +116,8 @@ def run(duration: int, rounds: int) -> None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
     with tempfile.TemporaryDirectory(prefix="qrp-bench-fw-") as tmp, Processes() as processes:
         workdir = Path(tmp)
-        write_keypair(workdir / "keys", "gateway")
-        minter = TokenMinter(
-            (workdir / "keys" / "gateway.pem").read_bytes(), issuer="gateway", ttl_seconds=3600
-        )
-        token = "Bearer " + minter.mint(
-            audience="brand_registry",
-            client_id="bench",
-            client_name="bench",
-            scopes={"brands:read"},
-        )
-        env = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL")}
-        env.update(
-            QRP_VAR_DIR=str(workdir),
-            QRP_CONFIG_DIR=str(ROOT / "config"),
-            STUB_TOKEN_ISSUERS=json.dumps({"gateway": str(workdir / "keys" / "gateway.pub")}),
-            STUB_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'stub.db'}",
-        )
+        minter, env = bench_environment(workdir)
+        token = "Bearer " + service_token(minter, "brands:read")
         serve = ["gateway/tests/serve.py"]
         backend = processes.start("stub", [*serve, "stub", "stub_backend:build_app"], env, workdir)
         targets = {"direct": backend}

@@ -15,20 +15,14 @@ p50, of the per-round added p50, of requests/s and of the target's CPU time per 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
 import tempfile
-import uuid
 from pathlib import Path
 
 from bench.forwarding_bench import measure
-from bench.gateway_bench import Processes
-from kit.auth import TokenMinter, write_keypair
-
-ROOT = Path(__file__).resolve().parent.parent
-ADMIN_KEY = "qrp_bench_" + uuid.uuid4().hex
+from bench.gateway_bench import ADMIN_KEY, Processes, bench_environment, service_token
 
 
 def run(trees: list[Path], bare: bool, rounds: int, duration: int) -> None:
@@ -36,28 +30,8 @@ def run(trees: list[Path], bare: bool, rounds: int, duration: int) -> None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
     with tempfile.TemporaryDirectory(prefix="qrp-bench-ab-") as tmp, Processes() as processes:
         workdir = Path(tmp)
-        for name in ("gateway", "gateway-oauth"):
-            write_keypair(workdir / "keys", name)
-        minter = TokenMinter(
-            (workdir / "keys" / "gateway.pem").read_bytes(), issuer="gateway", ttl_seconds=3600
-        )
-        token = "Bearer " + minter.mint(
-            audience="brand_registry",
-            client_id="bench",
-            client_name="bench",
-            scopes={"brands:read"},
-        )
-        env = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL")}
-        env.update(
-            QRP_VAR_DIR=str(workdir),
-            QRP_CONFIG_DIR=str(ROOT / "config"),
-            STUB_TOKEN_ISSUERS=json.dumps({"gateway": str(workdir / "keys" / "gateway.pub")}),
-            STUB_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'stub.db'}",
-            GATEWAY_BOOTSTRAP_ADMIN_KEY=ADMIN_KEY,
-            GATEWAY_BOOTSTRAP_ADMIN_RATE_LIMIT="100000000/minute",
-            GATEWAY_TOKEN_PRIVATE_KEY_FILE=str(workdir / "keys" / "gateway.pem"),
-            GATEWAY_OAUTH_PRIVATE_KEY_FILE=str(workdir / "keys" / "gateway-oauth.pem"),
-        )
+        minter, env = bench_environment(workdir)
+        token = "Bearer " + service_token(minter, "brands:read")
         serve = ["gateway/tests/serve.py"]
         backend = processes.start("stub", [*serve, "stub", "stub_backend:build_app"], env, workdir)
         for name in ("BRAND_REGISTRY", "CERTIFICATION", "INSPECTION", "ASSESSMENT"):

@@ -127,6 +127,37 @@ def load_brands(url: str, token: str, count: int) -> None:
                 raise RuntimeError(f"loading brands failed: {response.text}")
 
 
+def bench_environment(workdir: Path) -> tuple[TokenMinter, dict[str, str]]:
+    """Keys made for the run (the gateway's service-token and OAuth pairs), a minter of
+    service tokens, and the environment of the stub backend and of a gateway in front of it
+    (the gateway's backend URLs and database are each caller's)."""
+    for name in ("gateway", "gateway-oauth"):
+        write_keypair(workdir / "keys", name)
+    minter = TokenMinter(
+        (workdir / "keys" / "gateway.pem").read_bytes(), issuer="gateway", ttl_seconds=3600
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL")}
+    env.update(
+        QRP_VAR_DIR=str(workdir),
+        QRP_CONFIG_DIR=str(ROOT / "config"),
+        PYTHONUNBUFFERED="1",
+        STUB_TOKEN_ISSUERS=json.dumps({"gateway": str(workdir / "keys" / "gateway.pub")}),
+        STUB_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'stub.db'}",
+        GATEWAY_BOOTSTRAP_ADMIN_KEY=ADMIN_KEY,
+        GATEWAY_BOOTSTRAP_ADMIN_RATE_LIMIT="100000000/minute",
+        GATEWAY_TOKEN_PRIVATE_KEY_FILE=str(workdir / "keys" / "gateway.pem"),
+        GATEWAY_OAUTH_PRIVATE_KEY_FILE=str(workdir / "keys" / "gateway-oauth.pem"),
+    )
+    return minter, env
+
+
+def service_token(minter: TokenMinter, *scopes: str) -> str:
+    """A token for the brand registry (and the stub, which takes its name) with `scopes`."""
+    return minter.mint(
+        audience="brand_registry", client_id="bench", client_name="bench", scopes=set(scopes)
+    )
+
+
 def run(duration: int, rounds: int, brand_count: int) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
@@ -134,30 +165,15 @@ def run(duration: int, rounds: int, brand_count: int) -> None:
     databases = {name: f"qrp_bench_gw_{name}_{run_id}" for name in ("gateway", "brands")}
     with tempfile.TemporaryDirectory(prefix="qrp-bench-gw-") as tmp, Processes() as processes:
         workdir = Path(tmp)
-        for name in ("gateway", "gateway-oauth"):
-            write_keypair(workdir / "keys", name)
-        minter = TokenMinter(
-            (workdir / "keys" / "gateway.pem").read_bytes(), issuer="gateway", ttl_seconds=3600
-        )
+        minter, env = bench_environment(workdir)
         try:
             for database in databases.values():
                 asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
             pg = "postgresql+asyncpg://postgres@127.0.0.1:5432/"
-            issuers = json.dumps({"gateway": str(workdir / "keys" / "gateway.pub")})
-            env = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL")}
             env.update(
-                QRP_VAR_DIR=str(workdir),
-                QRP_CONFIG_DIR=str(ROOT / "config"),
-                PYTHONUNBUFFERED="1",
-                STUB_TOKEN_ISSUERS=issuers,
-                STUB_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'stub.db'}",
-                BRAND_REGISTRY_TOKEN_ISSUERS=issuers,
+                BRAND_REGISTRY_TOKEN_ISSUERS=env["STUB_TOKEN_ISSUERS"],
                 BRAND_REGISTRY_DATABASE_URL=pg + databases["brands"],
                 GATEWAY_DATABASE_URL=pg + databases["gateway"],
-                GATEWAY_BOOTSTRAP_ADMIN_KEY=ADMIN_KEY,
-                GATEWAY_BOOTSTRAP_ADMIN_RATE_LIMIT="100000000/minute",
-                GATEWAY_TOKEN_PRIVATE_KEY_FILE=str(workdir / "keys" / "gateway.pem"),
-                GATEWAY_OAUTH_PRIVATE_KEY_FILE=str(workdir / "keys" / "gateway-oauth.pem"),
             )
             serve = ["gateway/tests/serve.py"]
             stub = processes.start("stub", [*serve, "stub", "stub_backend:build_app"], env, workdir)
@@ -178,23 +194,13 @@ def run(duration: int, rounds: int, brand_count: int) -> None:
                 targets[label] = (backend, gateway)
             load_brands(
                 brands,
-                minter.mint(
-                    audience="brand_registry",
-                    client_id="bench",
-                    client_name="bench",
-                    scopes={"brands:write"},
-                ),
+                service_token(minter, "brands:write"),
                 brand_count,
             )
             results: dict[tuple[str, str, int], list[dict[str, float]]] = {}
             for label, path in (("trivial", TRIVIAL), ("brands", BRANDS)):
                 backend, gateway = targets[label]
-                direct = "Authorization: Bearer " + minter.mint(
-                    audience="brand_registry",
-                    client_id="bench",
-                    client_name="bench",
-                    scopes={"brands:read"},
-                )
+                direct = "Authorization: Bearer " + service_token(minter, "brands:read")
                 via = f"X-API-Key: {ADMIN_KEY}"
                 for url, header in ((backend, direct), (gateway, via)):
                     wrk(url + path, header, 16, 2)
