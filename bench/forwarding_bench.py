@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,7 +22,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench.gateway_bench import TRIVIAL, Processes, bench_environment, service_token, wrk
+from bench.gateway_bench import (
+    SERVE,
+    TRIVIAL,
+    Processes,
+    bench_environment,
+    median,
+    require_wrk,
+    service_token,
+    start_stub,
+    wrk,
+)
 
 TRANSPORTS = ("aiohttp", "httpx", "upstream")
 
@@ -111,22 +119,39 @@ def measure(url: str, header: str, connections: int, duration: int) -> dict[str,
     return figures
 
 
+def start_proxy(
+    processes: Processes,
+    env: dict[str, str],
+    workdir: Path,
+    *,
+    name: str,
+    transport: str,
+    backend: str,
+    token: str,
+) -> str:
+    """The minimal proxy with `transport` in front of `backend`, started; its URL."""
+    proxy_env = dict(env, FORWARD_TRANSPORT=transport, FORWARD_BACKEND=backend, FORWARD_TOKEN=token)
+    command = [SERVE, "stub", "bench.forwarding_bench:build_app"]
+    return processes.start(name, command, proxy_env, workdir)
+
+
 def run(duration: int, rounds: int) -> None:
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed (apt-get install -y wrk)")
+    require_wrk()
     with tempfile.TemporaryDirectory(prefix="qrp-bench-fw-") as tmp, Processes() as processes:
         workdir = Path(tmp)
         minter, env = bench_environment(workdir)
         token = "Bearer " + service_token(minter, "brands:read")
-        serve = ["gateway/tests/serve.py"]
-        backend = processes.start("stub", [*serve, "stub", "stub_backend:build_app"], env, workdir)
+        backend = start_stub(processes, env, workdir)
         targets = {"direct": backend}
         for transport in TRANSPORTS:
-            proxy_env = dict(
-                env, FORWARD_TRANSPORT=transport, FORWARD_BACKEND=backend, FORWARD_TOKEN=token
-            )
-            targets[transport] = processes.start(
-                transport, [*serve, "stub", "bench.forwarding_bench:build_app"], proxy_env, workdir
+            targets[transport] = start_proxy(
+                processes,
+                env,
+                workdir,
+                name=transport,
+                transport=transport,
+                backend=backend,
+                token=token,
             )
         header = "Authorization: " + token
         for url in targets.values():
@@ -142,12 +167,10 @@ def run(duration: int, rounds: int) -> None:
             f"{'target':<9} {'c':>3} {'rps':>7} {'p50':>9} {'added p50':>10} {'proxy CPU/request':>18}"
         )
         for connections in (1, 16):
-            direct_p50 = statistics.median(r["p50"] for r in results[("direct", connections)])
+            direct_p50 = median(results[("direct", connections)], "p50")
             for name in targets:
                 runs = results[(name, connections)]
-                rps = statistics.median(r["rps"] for r in runs)
-                p50 = statistics.median(r["p50"] for r in runs)
-                cpu = statistics.median(r["cpu_us"] for r in runs)
+                rps, p50, cpu = (median(runs, key) for key in ("rps", "p50", "cpu_us"))
                 added = "" if name == "direct" else f"{p50 - direct_p50:.2f}ms"
                 cpu_text = "(backend)" if name == "direct" else f"{cpu:.0f} us"
                 print(

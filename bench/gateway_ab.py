@@ -16,24 +16,30 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import statistics
 import tempfile
 from pathlib import Path
 
-from bench.forwarding_bench import measure
-from bench.gateway_bench import ADMIN_KEY, Processes, bench_environment, service_token
+from bench.forwarding_bench import measure, start_proxy
+from bench.gateway_bench import (
+    ADMIN_KEY,
+    SERVE,
+    Processes,
+    added_p50,
+    bench_environment,
+    median,
+    require_wrk,
+    service_token,
+    start_stub,
+)
 
 
 def run(trees: list[Path], bare: bool, rounds: int, duration: int) -> None:
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed (apt-get install -y wrk)")
+    require_wrk()
     with tempfile.TemporaryDirectory(prefix="qrp-bench-ab-") as tmp, Processes() as processes:
         workdir = Path(tmp)
         minter, env = bench_environment(workdir)
         token = "Bearer " + service_token(minter, "brands:read")
-        serve = ["gateway/tests/serve.py"]
-        backend = processes.start("stub", [*serve, "stub", "stub_backend:build_app"], env, workdir)
+        backend = start_stub(processes, env, workdir)
         for name in ("BRAND_REGISTRY", "CERTIFICATION", "INSPECTION", "ASSESSMENT"):
             env[f"GATEWAY_{name}_URL"] = (
                 backend if name == "BRAND_REGISTRY" else "http://127.0.0.1:9"
@@ -46,15 +52,18 @@ def run(trees: list[Path], bare: bool, rounds: int, duration: int) -> None:
                 PYTHONPATH=os.pathsep.join(str(tree / part) for part in ("libs", "services", "")),
                 GATEWAY_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / f'gateway-{number}.db'}",
             )
-            command = [str(tree / "gateway/tests/serve.py"), "gateway", "gateway.app:build_app"]
+            command = [str(tree / SERVE), "gateway", "gateway.app:build_app"]
             url = processes.start(f"gateway-{number}", command, tree_env, workdir)
             targets[label] = (url, f"X-API-Key: {ADMIN_KEY}")
         if bare:
-            bare_env = dict(
-                env, FORWARD_TRANSPORT="upstream", FORWARD_BACKEND=backend, FORWARD_TOKEN=token
-            )
-            url = processes.start(
-                "bare", [*serve, "stub", "bench.forwarding_bench:build_app"], bare_env, workdir
+            url = start_proxy(
+                processes,
+                env,
+                workdir,
+                name="bare",
+                transport="upstream",
+                backend=backend,
+                token=token,
             )
             targets["bare proxy"] = (url, "Authorization: " + token)
         for url, header in targets.values():
@@ -75,11 +84,8 @@ def report(results: dict[str, list[dict[str, float]]]) -> None:
     direct = results["direct"]
     print(f"{'target':<24} {'p50':>9} {'added p50':>10} {'rps':>7} {'CPU/request':>12}")
     for name, runs in results.items():
-        p50 = statistics.median(run["p50"] for run in runs)
-        rps = statistics.median(run["rps"] for run in runs)
-        cpu = statistics.median(run["cpu_us"] for run in runs)
-        added = statistics.median(r["p50"] - d["p50"] for r, d in zip(runs, direct, strict=True))
-        added_text = "" if name == "direct" else f"{added:.3f} ms"
+        p50, rps, cpu = (median(runs, key) for key in ("p50", "rps", "cpu_us"))
+        added_text = "" if name == "direct" else f"{added_p50(runs, direct):.3f} ms"
         print(f"{name:<24} {p50:>6.3f} ms {added_text:>10} {rps:>7.0f} {cpu:>9.0f} us")
 
 

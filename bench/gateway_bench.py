@@ -127,6 +127,20 @@ def load_brands(url: str, token: str, count: int) -> None:
                 raise RuntimeError(f"loading brands failed: {response.text}")
 
 
+SERVE = "gateway/tests/serve.py"
+"""Migrates a service (not the stub) and serves it with uvicorn in one interpreter."""
+
+
+def require_wrk() -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install -y wrk)")
+
+
+def start_stub(processes: Processes, env: dict[str, str], workdir: Path) -> str:
+    """The stub backend of `gateway/tests` (the trivial endpoint), started; its URL."""
+    return processes.start("stub", [SERVE, "stub", "stub_backend:build_app"], env, workdir)
+
+
 def bench_environment(workdir: Path) -> tuple[TokenMinter, dict[str, str]]:
     """Keys made for the run (the gateway's service-token and OAuth pairs), a minter of
     service tokens, and the environment of the stub backend and of a gateway in front of it
@@ -159,8 +173,7 @@ def service_token(minter: TokenMinter, *scopes: str) -> str:
 
 
 def run(duration: int, rounds: int, brand_count: int) -> None:
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed (apt-get install -y wrk)")
+    require_wrk()
     run_id = uuid.uuid4().hex[:8]
     databases = {name: f"qrp_bench_gw_{name}_{run_id}" for name in ("gateway", "brands")}
     with tempfile.TemporaryDirectory(prefix="qrp-bench-gw-") as tmp, Processes() as processes:
@@ -175,11 +188,10 @@ def run(duration: int, rounds: int, brand_count: int) -> None:
                 BRAND_REGISTRY_DATABASE_URL=pg + databases["brands"],
                 GATEWAY_DATABASE_URL=pg + databases["gateway"],
             )
-            serve = ["gateway/tests/serve.py"]
-            stub = processes.start("stub", [*serve, "stub", "stub_backend:build_app"], env, workdir)
+            stub = start_stub(processes, env, workdir)
             brands = processes.start(
                 "brand_registry",
-                [*serve, "brand_registry", "brand_registry.app:build_app"],
+                [SERVE, "brand_registry", "brand_registry.app:build_app"],
                 env,
                 workdir,
             )
@@ -189,7 +201,7 @@ def run(duration: int, rounds: int, brand_count: int) -> None:
             for label, backend in (("trivial", stub), ("brands", brands)):
                 env["GATEWAY_BRAND_REGISTRY_URL"] = backend
                 gateway = processes.start(
-                    f"gateway-{label}", [*serve, "gateway", "gateway.app:build_app"], env, workdir
+                    f"gateway-{label}", [SERVE, "gateway", "gateway.app:build_app"], env, workdir
                 )
                 targets[label] = (backend, gateway)
             load_brands(
@@ -222,6 +234,12 @@ def median(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(run[key] for run in runs)
 
 
+def added_p50(runs: list[dict[str, float]], direct_runs: list[dict[str, float]]) -> float:
+    """The median of the per-round differences in p50 between `runs` and the direct runs
+    they alternated with."""
+    return statistics.median(r["p50"] - d["p50"] for r, d in zip(runs, direct_runs, strict=True))
+
+
 def report(rounds: dict[tuple[str, str, int], list[dict[str, float]]]) -> None:
     results = {
         key: {figure: median(runs, figure) for figure in ("rps", "p50", "p99")}
@@ -229,10 +247,7 @@ def report(rounds: dict[tuple[str, str, int], list[dict[str, float]]]) -> None:
     }
     for key, runs in rounds.items():
         if key[1] == "gateway":
-            direct_runs = rounds[(key[0], "direct", key[2])]
-            results[key]["added_p50"] = statistics.median(
-                g["p50"] - d["p50"] for g, d in zip(runs, direct_runs, strict=True)
-            )
+            results[key]["added_p50"] = added_p50(runs, rounds[(key[0], "direct", key[2])])
     print(
         f"{'endpoint':<8} {'c':>3} {'direct rps':>11} {'gw rps':>9} {'kept':>6} "
         f"{'direct p50':>11} {'gw p50':>8} {'added p50':>10} {'direct p99':>11} {'gw p99':>8} {'p99 x':>6}"
