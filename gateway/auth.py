@@ -35,11 +35,21 @@ class TtlCache:
         if entry is not None and entry[0] > now:
             return entry[1]
         value = await load()
+        self.put(key, value, now=now)
+        return value
+
+    def peek(self, key: str) -> Any:
+        """The value cached for `key` if it is still fresh, else None (also for a cached None)."""
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        return None
+
+    def put(self, key: str, value: Any, *, now: float | None = None) -> None:
         if self.seconds > 0:
             if len(self._entries) >= _MAX_CACHED:
                 self._entries.clear()
-            self._entries[key] = (now + self.seconds, value)
-        return value
+            self._entries[key] = ((time.monotonic() if now is None else now) + self.seconds, value)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -68,6 +78,8 @@ class Authenticator:
         self._sessionmaker = sessionmaker
         self._keys = TtlCache(cache_seconds)
         self._clients = TtlCache(cache_seconds)
+        # Access tokens already verified: the caller and when the token expires.
+        self._bearers = TtlCache(cache_seconds)
         self._private_key = serialization.load_pem_private_key(oauth_private_pem, password=None)
         self._public_key = self._private_key.public_key()
         self.issuer = oauth_issuer
@@ -78,6 +90,24 @@ class Authenticator:
         """Drop cached answers at once (after a revocation or a rotation)."""
         self._keys.clear()
         self._clients.clear()
+        self._bearers.clear()
+
+    def known(self, api_key: str | None, authorization: str | None) -> Identity | None:
+        """The caller of credentials accepted within the cache period, found without any
+        I/O; None when they have to be checked (`from_headers` does that, and raises 401
+        for credentials refused before)."""
+        if api_key:
+            identity: Identity | None = self._keys.peek(service.hash_key(api_key))
+            return identity
+        if authorization and authorization[:7].lower() == "bearer ":
+            return self._verified_bearer(authorization[7:].strip())
+        return None
+
+    def _verified_bearer(self, token: str) -> Identity | None:
+        entry: tuple[float, Identity] | None = self._bearers.peek(token)
+        if entry is not None and entry[0] > time.time():
+            return entry[1]
+        return None
 
     async def by_api_key(self, api_key: str) -> Identity:
         async def load() -> Identity | None:
@@ -99,6 +129,9 @@ class Authenticator:
 
     async def by_bearer(self, token: str) -> Identity:
         """The client of an access token from `/oauth/token`, if it is still active."""
+        verified = self._verified_bearer(token)
+        if verified is not None:
+            return verified
         try:
             claims = jwt.decode(
                 token,
@@ -124,12 +157,14 @@ class Authenticator:
         if identity is None:
             raise Unauthorized("The client of this token has been revoked.", headers=_challenge())
         granted = frozenset(str(claims.get("scope", "")).split())
-        return Identity(
+        caller = Identity(
             client_id=identity.client_id,
             name=identity.name,
             scopes=granted & identity.scopes,
             rate_limit=identity.rate_limit,
         )
+        self._bearers.put(token, (float(claims["exp"]), caller))
+        return caller
 
     async def from_headers(self, api_key: str | None, authorization: str | None) -> Identity:
         """The caller named by `X-API-Key` or `Authorization: Bearer`; 401 otherwise."""

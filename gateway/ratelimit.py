@@ -37,6 +37,15 @@ class Decision:
         return headers
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One limit of one caller: its store key, its allowance and its length in seconds."""
+
+    key: str
+    amount: int
+    seconds: int
+
+
 @lru_cache(maxsize=256)
 def _parsed(limit: str) -> tuple[RateLimitItem, ...]:
     return tuple(parse_many(limit))
@@ -54,7 +63,7 @@ class LocalWindows:
         self._windows: dict[str, tuple[int, float]] = {}
         self._next_sweep = 0.0
 
-    async def count(self, key: str, seconds: int) -> tuple[int, float]:
+    def count(self, key: str, seconds: int) -> tuple[int, float]:
         """Count one hit on `key`: the hits in its current window, and when the window ends."""
         now = time.time()
         hits, end = self._windows.get(key, (0, 0.0))
@@ -121,28 +130,46 @@ class RateLimiter:
         self.windows: LocalWindows | RedisWindows = (
             RedisWindows(redis_url, prefix) if redis_url else LocalWindows()
         )
+        self._plans: dict[tuple[str, str], tuple[Window, ...]] = {}
+
+    def _plan(self, identity: str, limit: str) -> tuple[Window, ...]:
+        """The windows `identity` is counted in under `limit`, worked out once."""
+        items = _parsed(limit) if limit else ()
+        plan = tuple(
+            Window(item.key_for(identity), item.amount, item.get_expiry()) for item in items
+        )
+        if len(self._plans) >= _MAX_WINDOWS:
+            self._plans.clear()
+        self._plans[(identity, limit)] = plan
+        return plan
 
     async def hit(self, identity: str, limit: str) -> Decision | None:
         """Record one request for `identity`; None when no limit applies or the store is down."""
-        items = _parsed(limit) if limit else ()
-        if not items:
+        plan = self._plans.get((identity, limit))
+        if plan is None:
+            plan = self._plan(identity, limit)
+        if not plan:
             return None
+        windows = self.windows
         try:
-            decisions = []
-            for item in items:
-                hits, end = await self.windows.count(item.key_for(identity), item.get_expiry())
-                decisions.append(
-                    Decision(
-                        allowed=hits <= item.amount,
-                        limit=item.amount,
-                        remaining=max(item.amount - hits, 0),
-                        reset_seconds=max(math.ceil(end - time.time()), 0),
-                    )
-                )
+            if isinstance(windows, LocalWindows):
+                counts = [windows.count(window.key, window.seconds) for window in plan]
+            else:
+                counts = [await windows.count(window.key, window.seconds) for window in plan]
         except Exception as exc:
             # A rate-limit store outage must not take the whole API down with it.
             logger.warning("rate_limit_store_unavailable", error=type(exc).__name__)
             return None
+        now = time.time()
+        decisions = [
+            Decision(
+                allowed=hits <= window.amount,
+                limit=window.amount,
+                remaining=max(window.amount - hits, 0),
+                reset_seconds=max(math.ceil(end - now), 0),
+            )
+            for window, (hits, end) in zip(plan, counts, strict=True)
+        ]
         if len(decisions) == 1:
             return decisions[0]
         refused = [d for d in decisions if not d.allowed]

@@ -1,5 +1,6 @@
 """Who may call: API keys, OAuth2 tokens and scopes, each failure a problem response."""
 
+import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -8,7 +9,7 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 
-from gateway.tests.conftest import client_of
+from gateway.tests.conftest import GatewayFactory, client_of
 from gateway.tests.support import Backends
 from kit.testing import Harness
 
@@ -185,6 +186,22 @@ async def test_oauth_rejects_bad_client_credentials(
 async def test_expired_token_is_401(service: Harness, keys: Path) -> None:
     token = _oauth_token(keys, iat=int(time.time()) - 120, exp=int(time.time()) - 60)
     async with client_of(service.app, api_key=None, Authorization=f"Bearer {token}") as caller:
+        body = await _problem(await caller.get(ECHO), 401)
+    assert "expired" in body["detail"]
+
+
+async def test_a_token_accepted_before_is_refused_once_it_expires(
+    make_gateway: GatewayFactory, keys: Path
+) -> None:
+    expires = int(time.time()) + 2
+    token = _oauth_token(keys, exp=expires)
+    async with (
+        # Verified tokens are remembered far longer than this one lives.
+        make_gateway(auth_cache_seconds=60) as gateway,
+        client_of(gateway, api_key=None, Authorization=f"Bearer {token}") as caller,
+    ):
+        assert (await caller.get(ECHO)).status_code == 200
+        await asyncio.sleep(max(expires - time.time(), 0) + 0.1)
         body = await _problem(await caller.get(ECHO), 401)
     assert "expired" in body["detail"]
 
