@@ -8,16 +8,16 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import service
 from gateway.auth import Authenticator, ServiceTokens, load_signing_key
 from gateway.openapi import MergedSpec
-from gateway.proxy import Backend, ProxyContext, ProxyMetrics, ProxyMiddleware
+from gateway.proxy import Backend, Forwarder, ProxyContext, ProxyMetrics
 from gateway.ratelimit import RateLimiter
 from gateway.revocations import RevocationBus
 from gateway.routes import public, router
-from gateway.routing import BACKEND_RESOURCES
+from gateway.routing import API_PREFIX, BACKEND_RESOURCES, match_prefix
 from gateway.settings import Settings
 from gateway.ui import router as ui_router
 from kit.app import ServiceSpec, create_app
@@ -95,44 +95,56 @@ def _own_spec(app: FastAPI) -> dict[str, Any]:
 
 
 class GatewayApp(FastAPI):
-    """The gateway's own routes in FastAPI, behind CORS and the proxy.
+    """The gateway's own routes in FastAPI; every backend path goes to the `Forwarder`.
 
-    A forwarded request meets only CORS, the request context and the proxy; FastAPI's
-    exception, telemetry and body-limit layers and the router serve the gateway's own routes.
-    FastAPI's OpenTelemetry hook is off: it looks up the global providers on every request,
-    and the gateway reports through its Prometheus metrics and access log.
+    A forwarded request meets only CORS (when front-end origins are configured) and the
+    forwarder; FastAPI's middleware, exception handlers and router serve the gateway's own
+    routes. FastAPI's OpenTelemetry hook is off: it looks up the global providers on every
+    request, and the gateway reports through its Prometheus metrics and access log.
     """
 
     def __init__(self, **options: Any) -> None:
         options.setdefault("telemetry", {"tracing": False, "metrics": False, "logs": False})
         super().__init__(**options)
+        self._forwarded: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
+            prefix = match_prefix(scope["path"])
+            if prefix is not None:
+                scope["gateway.prefix"] = prefix
+                if self._forwarded is None:
+                    forwarder = Forwarder(
+                        self.state, metrics=self.state.metrics, deferred=self.state.deferred
+                    )
+                    self._forwarded = self._with_cors(forwarder)
+                await self._forwarded(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
     def build_middleware_stack(self) -> ASGIApp:
-        stack: ASGIApp = ProxyMiddleware(
-            super().build_middleware_stack(),
-            state=self.state,
-            metrics=self.state.metrics,
-            deferred=self.state.deferred,
-        )
+        return self._with_cors(super().build_middleware_stack())
+
+    def _with_cors(self, app: ASGIApp) -> ASGIApp:
         settings: Settings = self.state.settings
-        if settings.cors_origins:
-            stack = CORSMiddleware(
-                stack,
-                allow_origins=settings.cors_origins,
-                allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-                allow_headers=["*"],
-                expose_headers=[
-                    "Location",
-                    "ETag",
-                    "X-Request-ID",
-                    "Retry-After",
-                    "RateLimit-Limit",
-                    "RateLimit-Remaining",
-                    "RateLimit-Reset",
-                ],
-                max_age=600,
-            )
-        return stack
+        if not settings.cors_origins:
+            return app
+        return CORSMiddleware(
+            app,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=[
+                "Location",
+                "ETag",
+                "X-Request-ID",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+            ],
+            max_age=600,
+        )
 
 
 SPEC = ServiceSpec(

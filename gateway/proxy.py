@@ -19,13 +19,13 @@ from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from gateway.auth import ANONYMOUS, Authenticator, ServiceTokens
 from gateway.breaker import CircuitBreaker
 from gateway.ratelimit import Decision, RateLimiter
 from gateway.revocations import RevocationBus
-from gateway.routing import API_PREFIX, Prefix, is_public, match_prefix, required_scope, route_label
+from gateway.routing import Prefix, is_public, required_scope, route_label
 from gateway.settings import Settings
 from gateway.upstream import Pool, Response, UpstreamError, UpstreamTimeout
 from kit.errors import PROBLEM_MEDIA_TYPE, ProblemError, problem_body
@@ -33,9 +33,10 @@ from kit.observability import (
     CountedDurations,
     Deferred,
     Metrics,
-    RequestContextMiddleware,
+    begin_request,
+    log_access,
     method_label,
-    new_request_id,
+    send_unexpected_error,
 )
 
 logger = structlog.get_logger("gateway.proxy")
@@ -121,11 +122,6 @@ class ProxyMetrics:
         label = method_label(method)
         self._forwarded.observe((backend, label, route, str(status)), (backend, route), seconds)
 
-    def observe_route(
-        self, backend: str, method: str, route: RouteLabel, status: int, seconds: float
-    ) -> None:
-        self.observe(backend, method, route.path, status, seconds)
-
 
 class Backend:
     """One backend service: its base URL, connection pool and circuit breaker."""
@@ -176,36 +172,67 @@ class ProxyContext:
     """Metrics and access lines of answered requests, run while a backend works."""
 
 
-class ProxyMiddleware:
-    """Pure ASGI, in front of the gateway's whole FastAPI stack: a backend's path goes through
-    the request context (request ID, metrics, access log) straight to the backend; everything
-    else passes on to the gateway's own routes."""
+@dataclass(slots=True)
+class Exchange:
+    """What the metrics and the access line learn of one forwarded request."""
 
-    def __init__(self, app: ASGIApp, *, state: Any, metrics: Metrics, deferred: Deferred) -> None:
-        self.app = app
+    request_id: str
+    status: int = 500
+    answering: bool = False
+    """The response has started, so a failure can no longer be answered with a problem."""
+    route: RouteLabel | None = None
+    backend_call: tuple[str, int, float] | None = None
+    """The backend asked, its status and the seconds until its response headers."""
+
+
+class Forwarder:
+    """The ASGI app of every backend path: it gives the request its ID, forwards it, and
+    once the answer is out queues its metrics and access line (`Deferred`). A forwarded
+    request meets none of the gateway's FastAPI stack."""
+
+    def __init__(self, state: Any, *, metrics: Metrics, deferred: Deferred) -> None:
         self.state = state
-        self._forward = RequestContextMiddleware(self._proxy, metrics=metrics, deferred=deferred)
+        self.metrics = metrics
+        self.deferred = deferred
+        self.access = structlog.get_logger("access")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
-            prefix = match_prefix(scope["path"])
-            if prefix is not None:
-                scope["gateway.prefix"] = prefix
-                await self._forward(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
-        context: ProxyContext = self.state.proxy
+        exchange = Exchange(begin_request(scope))
+        started = time.perf_counter()
         try:
-            await _forward(context, scope["gateway.prefix"], scope, receive, send)
+            context: ProxyContext = self.state.proxy
+            await _forward(context, scope["gateway.prefix"], scope, receive, send, exchange)
         except ProblemError as problem:
-            await send_problem(send, problem, instance=scope["path"])
+            await send_problem(send, problem, instance=scope["path"], exchange=exchange)
         except ClientGone:
             logger.info("client_disconnected", path=scope["path"])
+        except Exception:
+            logger.exception("unhandled_error", path=scope["path"])
+            exchange.status = 500
+            if not exchange.answering:
+                await send_unexpected_error(send, exchange.request_id)
         finally:
-            if "route" not in scope:
-                scope["route"] = RouteLabel(scope["path"])
+            elapsed = time.perf_counter() - started
+            self.deferred.defer(self._record, scope, exchange, elapsed, time.time())
+
+    def _record(self, scope: Scope, exchange: Exchange, elapsed: float, answered_at: float) -> None:
+        method: str = scope["method"]
+        route = (exchange.route or RouteLabel(scope["path"])).path
+        self.metrics.observe(method, route, exchange.status, elapsed)
+        if exchange.backend_call is not None:
+            backend, status, waited = exchange.backend_call
+            self.state.proxy.metrics.observe(backend, method, route, status, waited)
+        principal = scope["state"].get("principal")
+        log_access(
+            self.access,
+            at=answered_at,
+            method=method,
+            path=scope["path"],
+            route=route,
+            status=exchange.status,
+            duration_ms=round(elapsed * 1000, 2),
+            client_id=getattr(principal, "client_id", None),
+        )
 
 
 def _client_ip(scope: Scope) -> str:
@@ -214,7 +241,12 @@ def _client_ip(scope: Scope) -> str:
 
 
 async def _forward(
-    context: ProxyContext, prefix: Prefix, scope: Scope, receive: Receive, send: Send
+    context: ProxyContext,
+    prefix: Prefix,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    exchange: Exchange,
 ) -> None:
     method: str = scope["method"]
     path: str = scope["path"]
@@ -236,13 +268,17 @@ async def _forward(
         elif name == b"connection":
             has_connection = True
 
-    if is_public(method, path) and not api_key and not authorization:
+    public = is_public(method, path)
+    if public and not api_key and not authorization:
         identity = ANONYMOUS
         limit_key, limit = f"ip:{_client_ip(scope)}", context.settings.anonymous_rate_limit
     else:
-        identity = await context.authenticator.from_headers(api_key, authorization)
+        authenticator = context.authenticator
+        identity = authenticator.known(api_key, authorization) or (
+            await authenticator.from_headers(api_key, authorization)
+        )
         needed = required_scope(method, path, prefix)
-        if not is_public(method, path) and needed not in identity.scopes:
+        if not public and needed not in identity.scopes:
             state["principal"] = identity
             raise ForbiddenScope(needed)
         limit_key, limit = f"client:{identity.client_id}", identity.rate_limit
@@ -257,8 +293,7 @@ async def _forward(
     if not backend.breaker.allow():
         raise BackendUnavailable(backend.name, backend.breaker.retry_after(), circuit_open=True)
 
-    request_id = state.get("request_id") or new_request_id()
-    headers = _upstream_headers(scope, request_id, has_connection)
+    headers = _upstream_headers(scope, exchange.request_id, has_connection)
     token = context.service_tokens.for_backend(backend.name, identity)
     headers.append((b"authorization", b"Bearer " + token.encode()))
     retryable = method in _IDEMPOTENT or (method == "POST" and has_idempotency_key)
@@ -283,16 +318,12 @@ async def _forward(
     response = await _send_with_retries(
         context, backend, method, target, headers, data, content_length, attempts
     )
-    waited = time.perf_counter() - started
+    exchange.backend_call = (backend.name, response.status, time.perf_counter() - started)
+    exchange.route = RouteLabel(path, unknown_under=prefix.path if response.status == 404 else None)
     try:
-        await _relay(response, send, decision, method)
+        await _relay(response, send, decision, method, exchange)
     finally:
         response.release()
-        unknown_under = prefix.path if response.status == 404 else None
-        scope["route"] = route = RouteLabel(path, unknown_under=unknown_under)
-        context.deferred.defer(
-            context.metrics.observe_route, backend.name, method, route, response.status, waited
-        )
 
 
 async def _send_with_retries(
@@ -397,10 +428,15 @@ async def _stream_body(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
-async def _relay(response: Response, send: Send, decision: Decision | None, method: str) -> None:
+async def _relay(
+    response: Response, send: Send, decision: Decision | None, method: str, exchange: Exchange
+) -> None:
     headers = [header for header in response.headers if header[0] not in _NOT_RETURNED]
+    headers.append((b"x-request-id", exchange.request_id.encode()))
     if decision is not None:
         headers.extend(decision.headers())
+    exchange.status = response.status
+    exchange.answering = True
     length = response.content_length
     start: Message = {"type": "http.response.start", "status": response.status, "headers": headers}
     if method == "HEAD" or (length is not None and length <= _SMALL_BODY):
@@ -465,7 +501,9 @@ class BackendTimeout(ProblemError):
         )
 
 
-async def send_problem(send: Send, problem: ProblemError, *, instance: str) -> None:
+async def send_problem(
+    send: Send, problem: ProblemError, *, instance: str, exchange: Exchange
+) -> None:
     """Answer with `problem` as `application/problem+json`."""
     body = json.dumps(
         problem_body(
@@ -481,8 +519,11 @@ async def send_problem(send: Send, problem: ProblemError, *, instance: str) -> N
     headers = [
         (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
         (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", exchange.request_id.encode()),
     ]
     headers.extend((k.lower().encode(), v.encode()) for k, v in problem.headers.items())
     headers.extend(getattr(problem, "raw_headers", []))
+    exchange.status = problem.status
+    exchange.answering = True
     await send({"type": "http.response.start", "status": problem.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

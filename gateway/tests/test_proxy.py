@@ -213,6 +213,10 @@ async def test_cors_preflight_for_a_configured_origin(make_gateway: GatewayFacto
             headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
         )
         assert "access-control-allow-origin" not in other.headers
+        # The gateway's own routes answer the front end too.
+        own = await client.post("/oauth/token", headers={"Origin": origin})
+        assert own.status_code == 422
+        assert own.headers["access-control-allow-origin"] == origin
 
 
 async def test_metrics_per_backend_and_route(admin: httpx.AsyncClient) -> None:

@@ -275,10 +275,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        request_id = begin_request(scope)
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -323,19 +320,7 @@ class RequestContextMiddleware:
             self.logger.exception("unhandled_error", path=scope.get("path"))
             status = 500
             if not response_started:
-                body = json.dumps(unexpected_error_body(request_id)).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [
-                            (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"x-request-id", request_id.encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                await send_unexpected_error(send, request_id)
         finally:
             elapsed = time.perf_counter() - started
             if self.deferred is None:
@@ -360,6 +345,33 @@ class RequestContextMiddleware:
             duration_ms=round(elapsed * 1000, 2),
             client_id=getattr(principal, "client_id", None),
         )
+
+
+def begin_request(scope: Scope) -> str:
+    """The request's ID (the caller's `X-Request-ID` when it is a valid one, else a new
+    one), kept in the scope's state and bound, alone, to the log context."""
+    request_id = _incoming_request_id(scope) or new_request_id()
+    scope.setdefault("state", {})["request_id"] = request_id
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    return request_id
+
+
+async def send_unexpected_error(send: Send, request_id: str) -> None:
+    """A 500 problem that names the request ID and shows nothing else."""
+    body = json.dumps(unexpected_error_body(request_id)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", request_id.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def new_request_id() -> str:
