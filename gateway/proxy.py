@@ -206,6 +206,10 @@ class Forwarder:
             await send_problem(send, problem, instance=scope["path"], exchange=exchange)
         except ClientGone:
             logger.info("client_disconnected", path=scope["path"])
+        except UpstreamBroken as broken:
+            # The caller has the head and part of the body; its connection is closed.
+            logger.warning("backend_broke_off_response", path=scope["path"], error=str(broken))
+            exchange.status = 502
         except Exception:
             logger.exception("unhandled_error", path=scope["path"])
             exchange.status = 500

@@ -72,6 +72,18 @@ async def export(_: CurrentPrincipal, rows: int = 100_000) -> StreamingResponse:
     return StreamingResponse(generate(), media_type="text/csv")
 
 
+@router.get("/broken-export")
+async def broken_export(_: CurrentPrincipal) -> StreamingResponse:
+    """An export that fails after its first rows: the connection closes mid-body."""
+
+    async def generate() -> AsyncIterator[bytes]:
+        yield b"id,name\n1,first\n"
+        await asyncio.sleep(0.05)
+        raise RuntimeError("the export failed half-way")
+
+    return StreamingResponse(generate(), media_type="text/csv")
+
+
 @router.get("/slow")
 async def slow(_: CurrentPrincipal, seconds: float = 1.0) -> dict[str, float]:
     await asyncio.sleep(seconds)

@@ -62,6 +62,42 @@ async def test_a_large_export_streams_with_bounded_gateway_memory(gateway_proces
     assert growth_kib < 10 * 1024, f"the gateway grew by {growth_kib} KiB for a {size}-byte body"
 
 
+async def test_a_backend_breaking_off_an_export_closes_the_callers_connection(
+    gateway_process: Process,
+) -> None:
+    received: list[bytes] = []
+
+    async def read_all(response: httpx.Response) -> None:
+        async for chunk in response.aiter_bytes():
+            received.append(chunk)
+
+    async with httpx.AsyncClient(base_url=gateway_process.url, timeout=30) as client:
+        headers = {"X-API-Key": ADMIN_KEY, "X-Request-ID": "gw-broken-export"}
+        async with client.stream("GET", "/api/v1/brands/stub/broken-export", headers=headers) as r:
+            assert r.status_code == 200
+            with pytest.raises(httpx.RemoteProtocolError):
+                await read_all(r)
+        # The connection is gone, not the gateway.
+        assert (await client.get("/health/live")).status_code == 200
+    assert b"".join(received) == b"id,name\n1,first\n"
+    lines = await _log_lines(gateway_process, "gw-broken-export")
+    events = {line["message"]: line for line in lines}
+    assert events["backend_broke_off_response"]["backend"] == "brand_registry"
+    assert events["request"]["status"] == 502
+
+
+async def _log_lines(process: Process, request_id: str) -> list[dict]:
+    """The process's log lines of `request_id`, once its access line is among them (or 5 s
+    on): access lines are written off the answer's path, within a short delay."""
+    deadline = time.monotonic() + 5
+    while True:
+        text = process.log_text()
+        lines = [json.loads(line) for line in text.splitlines() if request_id in line]
+        if any(line["message"] == "request" for line in lines) or time.monotonic() > deadline:
+            return lines
+        await asyncio.sleep(0.02)
+
+
 async def test_the_gateway_process_logs_one_access_line_per_request(
     gateway_process: Process,
 ) -> None:
@@ -71,17 +107,10 @@ async def test_the_gateway_process_logs_one_access_line_per_request(
             headers={"X-API-Key": ADMIN_KEY, "X-Request-ID": "gw-log-line-1"},
         )
     assert response.status_code == 200
-    # The line is written off the answer's path, within a short delay and with no further
-    # request needed to push it out.
-    deadline = time.monotonic() + 5
-    while True:
-        text = gateway_process.log_text()
-        lines = [line for line in text.splitlines() if "gw-log-line-1" in line]
-        if lines or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.02)
+    # No further request is needed to push the line out.
+    lines = await _log_lines(gateway_process, "gw-log-line-1")
     assert len(lines) == 1
-    access = json.loads(lines[0])
+    access = lines[0]
     assert access["message"] == "request"
     assert access["client_id"] == "bootstrap-admin"
     assert access["status"] == 200
