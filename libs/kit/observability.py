@@ -281,27 +281,14 @@ class RequestContextMiddleware:
         response_started = False
         nul_parameter = _parameter_with_nul(scope)
         if nul_parameter is not None:
-            body = json.dumps(
-                problem_body(
-                    422,
-                    detail=f"{nul_parameter}: text may not contain the NUL character",
-                    title="Validation failed",
-                    slug="validation-error",
-                    errors=[{"field": nul_parameter, "message": "contains the NUL character"}],
-                )
-            ).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 422,
-                    "headers": [
-                        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"x-request-id", request_id.encode()),
-                    ],
-                }
+            problem = problem_body(
+                422,
+                detail=f"{nul_parameter}: text may not contain the NUL character",
+                title="Validation failed",
+                slug="validation-error",
+                errors=[{"field": nul_parameter, "message": "contains the NUL character"}],
             )
-            await send({"type": "http.response.body", "body": body})
+            await _send_problem(send, problem, request_id)
             return
 
         async def send_with_id(message: Message) -> None:
@@ -359,11 +346,15 @@ def begin_request(scope: Scope) -> str:
 
 async def send_unexpected_error(send: Send, request_id: str) -> None:
     """A 500 problem that names the request ID and shows nothing else."""
-    body = json.dumps(unexpected_error_body(request_id)).encode()
+    await _send_problem(send, unexpected_error_body(request_id), request_id)
+
+
+async def _send_problem(send: Send, problem: dict[str, Any], request_id: str) -> None:
+    body = json.dumps(problem).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 500,
+            "status": problem["status"],
             "headers": [
                 (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                 (b"content-length", str(len(body)).encode()),
