@@ -34,8 +34,8 @@ from kit.observability import (
     Deferred,
     Metrics,
     begin_request,
-    log_access,
     method_label,
+    record_request,
     send_unexpected_error,
 )
 
@@ -220,22 +220,18 @@ class Forwarder:
             self.deferred.defer(self._record, scope, exchange, elapsed, time.time())
 
     def _record(self, scope: Scope, exchange: Exchange, elapsed: float, answered_at: float) -> None:
-        method: str = scope["method"]
         route = (exchange.route or RouteLabel(scope["path"])).path
-        self.metrics.observe(method, route, exchange.status, elapsed)
         if exchange.backend_call is not None:
             backend, status, waited = exchange.backend_call
-            self.state.proxy.metrics.observe(backend, method, route, status, waited)
-        principal = scope["state"].get("principal")
-        log_access(
+            self.state.proxy.metrics.observe(backend, scope["method"], route, status, waited)
+        record_request(
+            self.metrics,
             self.access,
-            at=answered_at,
-            method=method,
-            path=scope["path"],
-            route=route,
-            status=exchange.status,
-            duration_ms=round(elapsed * 1000, 2),
-            client_id=getattr(principal, "client_id", None),
+            scope,
+            route,
+            exchange.status,
+            elapsed,
+            answered_at=answered_at,
         )
 
 

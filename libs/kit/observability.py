@@ -252,24 +252,12 @@ def _route_template(scope: Scope) -> str:
 
 class RequestContextMiddleware:
     """Gives every request an ID, logs one access line, counts it, and turns a crash into
-    a generic problem response that names the request ID and shows nothing else.
+    a generic problem response that names the request ID and shows nothing else."""
 
-    With `deferred`, the count and the access line are queued there once the answer is out,
-    instead of being done before the next request is read.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        metrics: Metrics,
-        logger_name: str = "access",
-        deferred: Deferred | None = None,
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, logger_name: str = "access") -> None:
         self.app = app
         self.metrics = metrics
         self.logger = structlog.get_logger(logger_name)
-        self.deferred = deferred
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -310,28 +298,36 @@ class RequestContextMiddleware:
                 await send_unexpected_error(send, request_id)
         finally:
             elapsed = time.perf_counter() - started
-            if self.deferred is None:
-                self._record(scope, status, elapsed)
-            else:
-                self.deferred.defer(self._record, scope, status, elapsed, time.time())
+            record_request(
+                self.metrics, self.logger, scope, _route_template(scope), status, elapsed
+            )
 
-    def _record(
-        self, scope: Scope, status: int, elapsed: float, answered_at: float | None = None
-    ) -> None:
-        route = _route_template(scope)
-        method = scope.get("method", "")
-        self.metrics.observe(method, route, status, elapsed)
-        principal = scope.get("state", {}).get("principal")
-        log_access(
-            self.logger,
-            at=answered_at,
-            method=method,
-            path=scope.get("path"),
-            route=route,
-            status=status,
-            duration_ms=round(elapsed * 1000, 2),
-            client_id=getattr(principal, "client_id", None),
-        )
+
+def record_request(
+    metrics: Metrics,
+    logger: Any,
+    scope: Scope,
+    route: str,
+    status: int,
+    elapsed: float,
+    *,
+    answered_at: float | None = None,
+) -> None:
+    """Count one answered request and write its access line (answered at `answered_at`, a
+    `time.time()`; now if None)."""
+    method = scope.get("method", "")
+    metrics.observe(method, route, status, elapsed)
+    principal = scope.get("state", {}).get("principal")
+    log_access(
+        logger,
+        at=answered_at,
+        method=method,
+        path=scope.get("path"),
+        route=route,
+        status=status,
+        duration_ms=round(elapsed * 1000, 2),
+        client_id=getattr(principal, "client_id", None),
+    )
 
 
 def begin_request(scope: Scope) -> str:
