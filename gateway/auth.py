@@ -99,9 +99,8 @@ class Authenticator:
         if api_key:
             identity: Identity | None = self._keys.peek(service.hash_key(api_key))
             return identity
-        if authorization and authorization[:7].lower() == "bearer ":
-            return self._verified_bearer(authorization[7:].strip())
-        return None
+        token = _bearer_token(authorization)
+        return self._verified_bearer(token) if token else None
 
     def _verified_bearer(self, token: str) -> Identity | None:
         entry: tuple[float, Identity] | None = self._bearers.peek(token)
@@ -170,10 +169,9 @@ class Authenticator:
         """The caller named by `X-API-Key` or `Authorization: Bearer`; 401 otherwise."""
         if api_key:
             return await self.by_api_key(api_key)
-        if authorization:
-            scheme, _, token = authorization.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return await self.by_bearer(token.strip())
+        token = _bearer_token(authorization)
+        if token:
+            return await self.by_bearer(token)
         raise Unauthorized(
             "Send an API key in X-API-Key or an access token in Authorization: Bearer.",
             headers=_challenge(),
@@ -193,6 +191,14 @@ class Authenticator:
             "jti": uuid.uuid4().hex,
         }
         return jwt.encode(claims, self._private_key, algorithm=ALGORITHM)  # type: ignore[arg-type]
+
+
+def _bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, if that is what it holds."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
 
 
 def _challenge() -> dict[str, str]:
