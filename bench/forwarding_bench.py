@@ -17,22 +17,11 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench.gateway_bench import (
-    SERVE,
-    TRIVIAL,
-    Processes,
-    bench_environment,
-    median,
-    require_wrk,
-    service_token,
-    start_stub,
-    wrk,
-)
+from bench.gateway_bench import SERVE, TRIVIAL, Processes, median, stub_run, wrk
 
 TRANSPORTS = ("aiohttp", "httpx", "upstream")
 
@@ -136,12 +125,9 @@ def start_proxy(
 
 
 def run(duration: int, rounds: int) -> None:
-    require_wrk()
-    with tempfile.TemporaryDirectory(prefix="qrp-bench-fw-") as tmp, Processes() as processes:
-        workdir = Path(tmp)
-        minter, env = bench_environment(workdir)
-        token = "Bearer " + service_token(minter, "brands:read")
-        backend = start_stub(processes, env, workdir)
+    with stub_run("qrp-bench-fw-") as bench:
+        processes, workdir, env = bench.processes, bench.workdir, bench.env
+        token, backend = bench.token, bench.backend
         targets = {"direct": backend}
         for transport in TRANSPORTS:
             targets[transport] = start_proxy(

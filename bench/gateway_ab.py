@@ -16,30 +16,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
 from bench.forwarding_bench import measure, start_proxy
-from bench.gateway_bench import (
-    ADMIN_KEY,
-    SERVE,
-    Processes,
-    added_p50,
-    bench_environment,
-    median,
-    require_wrk,
-    service_token,
-    start_stub,
-)
+from bench.gateway_bench import ADMIN_KEY, SERVE, added_p50, median, stub_run
 
 
 def run(trees: list[Path], bare: bool, rounds: int, duration: int) -> None:
-    require_wrk()
-    with tempfile.TemporaryDirectory(prefix="qrp-bench-ab-") as tmp, Processes() as processes:
-        workdir = Path(tmp)
-        minter, env = bench_environment(workdir)
-        token = "Bearer " + service_token(minter, "brands:read")
-        backend = start_stub(processes, env, workdir)
+    with stub_run("qrp-bench-ab-") as bench:
+        processes, workdir, env = bench.processes, bench.workdir, bench.env
+        token, backend = bench.token, bench.backend
         for name in ("BRAND_REGISTRY", "CERTIFICATION", "INSPECTION", "ASSESSMENT"):
             env[f"GATEWAY_{name}_URL"] = (
                 backend if name == "BRAND_REGISTRY" else "http://127.0.0.1:9"

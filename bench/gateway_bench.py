@@ -27,7 +27,9 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
@@ -170,6 +172,31 @@ def service_token(minter: TokenMinter, *scopes: str) -> str:
     return minter.mint(
         audience="brand_registry", client_id="bench", client_name="bench", scopes=set(scopes)
     )
+
+
+@dataclass
+class StubRun:
+    """A benchmark's working directory and processes, with the stub backend started."""
+
+    workdir: Path
+    processes: Processes
+    env: dict[str, str]
+    """The stub's environment, to which a gateway in front of it adds its own settings."""
+    token: str
+    """`Bearer …` for the stub, with `brands:read`."""
+    backend: str
+
+
+@contextmanager
+def stub_run(prefix: str) -> Iterator[StubRun]:
+    """wrk checked, a temporary directory, keys and the stub backend; everything stops and
+    is removed on exit."""
+    require_wrk()
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp, Processes() as processes:
+        workdir = Path(tmp)
+        minter, env = bench_environment(workdir)
+        token = "Bearer " + service_token(minter, "brands:read")
+        yield StubRun(workdir, processes, env, token, start_stub(processes, env, workdir))
 
 
 def run(duration: int, rounds: int, brand_count: int) -> None:
