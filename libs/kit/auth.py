@@ -99,12 +99,27 @@ class TokenMinter:
 
 
 class TokenVerifier:
-    """Verifies tokens for one audience against the public keys of trusted issuers."""
+    """Verifies tokens for one audience against the public keys of trusted issuers.
 
-    def __init__(self, *, audience: str, issuers: Mapping[str, bytes], leeway: int = 5) -> None:
+    A caller sends the same token for many requests (the gateway reuses one per client for
+    half its lifetime), so a token that passed is remembered, byte for byte, until it
+    expires: the next request with it skips the signature check and only has its expiry
+    compared with the clock. At most `remembered` tokens are kept, the oldest dropped first.
+    """
+
+    def __init__(
+        self,
+        *,
+        audience: str,
+        issuers: Mapping[str, bytes],
+        leeway: int = 5,
+        remembered: int = 4096,
+    ) -> None:
         self.audience = audience
         self.leeway = leeway
         self._keys = {name: serialization.load_pem_public_key(pem) for name, pem in issuers.items()}
+        self._remembered = remembered
+        self._verified: dict[str, tuple[float, Principal]] = {}
 
     @classmethod
     def from_files(
@@ -120,6 +135,20 @@ class TokenVerifier:
         return cls(audience=audience, issuers=loaded, leeway=leeway)
 
     def verify(self, token: str) -> Principal:
+        """The caller a valid token names; `Unauthorized` saying why when it is not valid."""
+        known = self._verified.get(token)
+        if known is not None:
+            if time.time() < known[0]:
+                return known[1]
+            del self._verified[token]
+        principal, expires_at = self._check(token)
+        if self._remembered > 0:
+            if len(self._verified) >= self._remembered:
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = (expires_at, principal)
+        return principal
+
+    def _check(self, token: str) -> tuple[Principal, float]:
         try:
             issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
         except jwt.PyJWTError:
@@ -145,12 +174,14 @@ class TokenVerifier:
             raise Unauthorized("The service token is meant for another service.") from None
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"The service token is invalid: {exc}.") from None
-        return Principal(
+        principal = Principal(
             client_id=str(claims["sub"]),
             client_name=str(claims.get("name") or claims["sub"]),
             scopes=frozenset(str(claims.get("scope", "")).split()),
             issuer=str(issuer),
         )
+        # PyJWT refuses a token once `exp` is at least `leeway` seconds past.
+        return principal, float(claims["exp"]) + self.leeway
 
 
 def bearer_token(request: Request) -> str | None:

@@ -75,6 +75,43 @@ def test_symmetric_algorithm_confusion_is_rejected() -> None:
         verifier().verify(token)
 
 
+def _mint(ttl_seconds: int = 60, client_id: str = "c") -> str:
+    return TokenMinter(PAIR.private_pem, issuer="gateway", ttl_seconds=ttl_seconds).mint(
+        audience="brand_registry", client_id=client_id, client_name=client_id, scopes=set()
+    )
+
+
+def test_a_token_accepted_before_is_refused_once_it_expires() -> None:
+    checker = verifier()
+    token = _mint(ttl_seconds=1)
+    assert checker.verify(token).client_id == "c"
+    expires = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["exp"]
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    with pytest.raises(Unauthorized, match="expired"):
+        checker.verify(token)
+
+
+def test_a_token_accepted_before_does_not_vouch_for_a_forged_signature() -> None:
+    checker = verifier()
+    token = _mint()
+    checker.verify(token)
+    header, payload, signature = token.split(".")
+    forged = _b64(bytes(64))
+    assert forged != signature
+    with pytest.raises(Unauthorized, match="invalid"):
+        checker.verify(f"{header}.{payload}.{forged}")
+    assert checker.verify(token).client_id == "c"
+
+
+def test_tokens_beyond_the_remembered_number_are_still_verified() -> None:
+    checker = TokenVerifier(
+        audience="brand_registry", issuers={"gateway": PAIR.public_pem}, leeway=0, remembered=2
+    )
+    tokens = [_mint(client_id=f"c{i}") for i in range(5)]
+    for _ in range(2):
+        assert [checker.verify(token).client_id for token in tokens] == [f"c{i}" for i in range(5)]
+
+
 def test_garbage_is_rejected() -> None:
     with pytest.raises(Unauthorized, match="malformed"):
         verifier().verify("not.a.token")
