@@ -281,6 +281,13 @@ class _Connection(asyncio.Protocol):
             self._response._end(error)
 
 
+class _Slot:
+    """Room for one more connection, handed to a waiting request."""
+
+
+_SLOT = _Slot()
+
+
 class Pool:
     """Keep-alive connections to one backend at `base_url`, at most `size` at once."""
 
@@ -311,7 +318,7 @@ class Pool:
         self._idle: deque[_Connection] = deque()
         self._open: set[_Connection] = set()
         self._connecting = 0
-        self._slot_waiters: deque[asyncio.Future[None]] = deque()
+        self._slot_waiters: deque[asyncio.Future[_Connection | _Slot]] = deque()
         self._closed = False
 
     async def request(
@@ -374,27 +381,35 @@ class Pool:
             ):
                 return connection
             connection.close()
-        while len(self._open) + self._connecting >= self.size:
-            waiter = self.loop.create_future()
-            self._slot_waiters.append(waiter)
-            timer = self.loop.call_later(
-                self.pool_timeout, _expire, waiter, "no free connection to the backend"
-            )
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-                if waiter in self._slot_waiters:
-                    self._slot_waiters.remove(waiter)
-            if self._idle:
-                return await self._acquire()
-        return await self._connect()
+        if not self._slot_waiters and len(self._open) + self._connecting < self.size:
+            self._connecting += 1
+            return await self._connect()
+        # Wait in line. A connection put back goes to the request that has waited longest,
+        # and so does the slot of a connection that closed (`_Slot`): one that arrives
+        # later cannot take it first.
+        waiter: asyncio.Future[_Connection | _Slot] = self.loop.create_future()
+        self._slot_waiters.append(waiter)
+        timer = self.loop.call_later(
+            self.pool_timeout, _expire, waiter, "no free connection to the backend"
+        )
+        try:
+            granted = await waiter
+        except BaseException:
+            self._abandon(waiter)
+            raise
+        finally:
+            timer.cancel()
+        if isinstance(granted, _Slot):
+            return await self._connect()
+        return granted
 
     async def _connect(self) -> _Connection:
-        if self._closed:
-            raise UpstreamError("the connection pool is closed")
-        self._connecting += 1
+        """A new connection, in a slot already counted in `_connecting`; if none comes of
+        it, the slot passes to the next waiting request."""
+        connection: _Connection | None = None
         try:
+            if self._closed:
+                raise UpstreamError("the connection pool is closed")
             _, connection = await asyncio.wait_for(
                 self.loop.create_connection(
                     lambda: _Connection(self), self.host, self.port, ssl=self.ssl
@@ -402,13 +417,13 @@ class Pool:
                 self.connect_timeout,
             )
         except TimeoutError:
-            self._wake_one()
             raise UpstreamTimeout("connecting to the backend timed out") from None
         except OSError as exc:
-            self._wake_one()
             raise UpstreamError(f"cannot connect to the backend: {exc.strerror or exc}") from None
         finally:
             self._connecting -= 1
+            if connection is None:
+                self._pass_slot()
         self._open.add(connection)
         return connection
 
@@ -417,22 +432,46 @@ class Pool:
             connection.close()
             return
         connection.idle_since = self.loop.time()
-        self._idle.append(connection)
-        self._wake_one()
+        waiter = self._next_waiter()
+        if waiter is not None:
+            waiter.set_result(connection)
+        else:
+            self._idle.append(connection)
 
     def forget(self, connection: _Connection) -> None:
         if connection in self._open:
             self._open.discard(connection)
-            self._wake_one()
+            self._pass_slot()
         if connection in self._idle:
             self._idle.remove(connection)
 
-    def _wake_one(self) -> None:
+    def _pass_slot(self) -> None:
+        """Give a free slot to the longest waiting request, counted as connecting already."""
+        waiter = self._next_waiter()
+        if waiter is not None:
+            self._connecting += 1
+            waiter.set_result(_SLOT)
+
+    def _next_waiter(self) -> asyncio.Future[_Connection | _Slot] | None:
         while self._slot_waiters:
             waiter = self._slot_waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
-                return
+                return waiter
+        return None
+
+    def _abandon(self, waiter: asyncio.Future[_Connection | _Slot]) -> None:
+        """A request stops waiting (timed out or cancelled); what it was given passes on."""
+        if waiter in self._slot_waiters:
+            self._slot_waiters.remove(waiter)
+        if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+            granted = waiter.result()
+            if isinstance(granted, _Slot):
+                self._connecting -= 1
+                self._pass_slot()
+            else:
+                self.put_back(granted)
+        elif not waiter.done():
+            waiter.cancel()
 
     @property
     def stats(self) -> dict[str, int]:

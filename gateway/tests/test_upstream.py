@@ -300,6 +300,64 @@ async def test_the_pool_size_bounds_connections_and_waiting_times_out(serve: Ser
     await pool.close()
 
 
+async def test_a_connection_put_back_goes_to_the_request_that_waited_longest(
+    serve: Serve,
+) -> None:
+    server = await serve(lambda request: ok(request.target))
+    pool = pool_for(server.url, size=1)
+    held = await pool.request("GET", b"/first", [])
+    waited = asyncio.create_task(fetch(pool, target=b"/waited"))
+    await asyncio.sleep(0.05)
+    # Starts before the waiting request wakes up, so it would find the connection first.
+    late = asyncio.create_task(fetch(pool, target=b"/late"))
+    await held.read()
+    held.release()
+    assert await waited == (200, b"/waited")
+    assert await late == (200, b"/late")
+    assert [request.target for request in server.requests] == [b"/first", b"/waited", b"/late"]
+    assert server.connections == 1
+    await pool.close()
+
+
+async def test_the_slot_of_a_closed_connection_goes_to_a_waiting_request(serve: Serve) -> None:
+    server = await serve(lambda request: ThenClose(ok()) if request.target == b"/bye" else ok())
+    pool = pool_for(server.url, size=1)
+    held = await pool.request("GET", b"/bye", [])
+    waiting = asyncio.create_task(fetch(pool))
+    await asyncio.sleep(0.05)
+    await held.read()
+    held.release()
+    assert await waiting == (200, b"hello")
+    assert server.connections == 2
+    await pool.close()
+
+
+async def test_a_connection_handed_to_a_request_cancelled_meanwhile_is_not_lost(
+    serve: Serve,
+) -> None:
+    server = await serve(lambda request: ok())
+    pool = pool_for(server.url, size=1, pool_timeout=0.5)
+    held = await pool.request("GET", b"/", [])
+    cancelled = asyncio.create_task(fetch(pool))
+    await asyncio.sleep(0.05)
+    await held.read()
+    held.release()  # The connection is handed to the waiting request ...
+    cancelled.cancel()  # ... which gives up before it runs again.
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert await fetch(pool) == (200, b"hello")
+    assert server.connections == 1
+    await pool.close()
+
+
+async def test_requests_waiting_for_a_backend_that_refuses_fail_at_once() -> None:
+    pool = pool_for("http://127.0.0.1:9", size=1, pool_timeout=5.0)
+    outcomes = await asyncio.gather(fetch(pool), fetch(pool), return_exceptions=True)
+    assert [type(outcome) for outcome in outcomes] == [UpstreamError, UpstreamError]
+    assert pool.stats == {"open": 0, "idle": 0}
+    await pool.close()
+
+
 async def test_a_large_response_is_not_buffered_whole(serve: Serve) -> None:
     body = b"x" * (8 * 1024 * 1024)
     server = await serve(lambda request: ok(body))
