@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 from sqlalchemy import Column, Integer, MetaData, event, text
@@ -13,6 +15,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.orm import registry as orm_registry
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.util.concurrency import await_
+from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -46,18 +51,94 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class _FirstComeQueue(AsyncAdaptedQueue[Any]):
+    """The pool's queue of idle connections, first come first served: a connection given
+    back while requests wait goes to the one that has waited longest.
+
+    SQLAlchemy's own queue puts it in the queue and wakes a waiter, but a request arriving
+    before that waiter runs takes it, and the waiter goes to the back of the line (see
+    sqlalchemy/sqlalchemy#7679): under sustained load some requests waited many seconds
+    while others were served at once.
+    """
+
+    def __init__(self, maxsize: int = 0, use_lifo: bool = False) -> None:
+        super().__init__(maxsize, use_lifo)
+        self._waiters: deque[asyncio.Future[Any]] = deque()
+        self.give_back: Callable[[Any], None] = self.put_nowait
+        """How a connection comes back to the pool (set by `FirstComePool`)."""
+
+    def put_nowait(self, item: Any) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(item)
+                return
+        super().put_nowait(item)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        if not block or not self._waiters:
+            try:
+                return self.get_nowait()
+            except Empty:
+                if not block:
+                    raise
+        return await_(self._wait(timeout))
+
+    async def _wait(self, seconds: float | None) -> Any:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = None if seconds is None else loop.call_later(seconds, _time_out, waiter)
+        try:
+            return await waiter
+        except BaseException:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                # Handed a connection just as it gave up: it goes back to the pool.
+                self.give_back(waiter.result())
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+
+def _time_out(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(Empty())
+
+
+class FirstComePool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's asyncio pool, with requests waiting for a connection served in order."""
+
+    _queue_class = _FirstComeQueue
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Back through the pool, which closes a connection beyond its size.
+        cast(_FirstComeQueue, self._pool).give_back = self._do_return_conn
+
+
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
-    """An async engine for `url`; SQLite files get WAL, foreign keys and a busy timeout."""
+    """An async engine for `url`, its waiting requests served in order (`FirstComePool`);
+    SQLite files get WAL, foreign keys and a busy timeout."""
     if is_sqlite(url):
         database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = _create_async_engine(url, echo=echo, connect_args={"timeout": 15})
+        in_file = bool(database) and database != ":memory:"
+        if in_file:
+            Path(str(database)).parent.mkdir(parents=True, exist_ok=True)
+        engine = _create_async_engine(
+            url,
+            echo=echo,
+            connect_args={"timeout": 15},
+            **({"poolclass": FirstComePool} if in_file else {}),
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return _create_async_engine(
         url,
         echo=echo,
+        poolclass=FirstComePool,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,

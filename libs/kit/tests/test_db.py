@@ -1,9 +1,13 @@
+import asyncio
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
-from kit.db import create_engine, is_sqlite
+from kit.db import FirstComePool, create_engine, is_sqlite
 from kit.testing import Harness
 
 
@@ -33,3 +37,67 @@ async def test_failed_commit_is_a_server_error_not_a_200(
     assert response.status_code == 500
     assert "connection lost" not in response.text
     assert (await sample.client().get("/api/v1/widgets")).json()["items"] == []
+
+
+def _one_connection_engine(tmp_path: Path, timeout: float = 5.0) -> AsyncEngine:
+    return create_async_engine(
+        f"sqlite+aiosqlite:///{tmp_path}/pool.sqlite",
+        poolclass=FirstComePool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=timeout,
+        # Giving a connection back then takes no I/O, so it happens before any task runs.
+        pool_reset_on_return=None,
+    )
+
+
+async def test_a_connection_given_back_goes_to_the_request_that_waited_longest(
+    tmp_path: Path,
+) -> None:
+    engine = _one_connection_engine(tmp_path)
+    served: list[str] = []
+
+    async def query(name: str) -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+            served.append(name)
+
+    held = await engine.connect()
+    waited = asyncio.create_task(query("waited"))
+    await asyncio.sleep(0.05)
+    # Starts before the waiting request wakes up, so it would find the connection first.
+    late = asyncio.create_task(query("late"))
+    await held.close()
+    await asyncio.gather(waited, late)
+    assert served == ["waited", "late"]
+    await engine.dispose()
+
+
+async def test_waiting_for_a_connection_times_out(tmp_path: Path) -> None:
+    engine = _one_connection_engine(tmp_path, timeout=0.1)
+    async with engine.connect():
+        with pytest.raises(SQLAlchemyTimeoutError):
+            await engine.connect()
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+    await engine.dispose()
+
+
+async def test_a_connection_handed_to_a_request_cancelled_meanwhile_is_not_lost(
+    tmp_path: Path,
+) -> None:
+    engine = _one_connection_engine(tmp_path, timeout=0.5)
+
+    async def query() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    held = await engine.connect()
+    cancelled = asyncio.create_task(query())
+    await asyncio.sleep(0.05)
+    await held.close()  # The connection is handed to the waiting request ...
+    cancelled.cancel()  # ... which gives up before it runs again.
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    await query()
+    await engine.dispose()
