@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from kit.waitline import WaitLine
+
 _HIGH_WATER = 256 * 1024
 """Buffered response bytes at which the backend connection stops being read."""
 _LOW_WATER = 64 * 1024
@@ -318,7 +320,7 @@ class Pool:
         self._idle: deque[_Connection] = deque()
         self._open: set[_Connection] = set()
         self._connecting = 0
-        self._slot_waiters: deque[asyncio.Future[_Connection | _Slot]] = deque()
+        self._line: WaitLine[_Connection | _Slot] = WaitLine()
         self._closed = False
 
     async def request(
@@ -381,24 +383,16 @@ class Pool:
             ):
                 return connection
             connection.close()
-        if not self._slot_waiters and len(self._open) + self._connecting < self.size:
+        if not self._line.has_waiters and len(self._open) + self._connecting < self.size:
             self._connecting += 1
             return await self._connect()
-        # Wait in line. A connection put back goes to the request that has waited longest,
-        # and so does the slot of a connection that closed (`_Slot`): one that arrives
-        # later cannot take it first.
-        waiter: asyncio.Future[_Connection | _Slot] = self.loop.create_future()
-        self._slot_waiters.append(waiter)
-        timer = self.loop.call_later(
-            self.pool_timeout, _expire, waiter, "no free connection to the backend"
+        # Wait in line: a connection put back goes to the request that has waited longest,
+        # and so does the slot of a connection that closed (`_Slot`).
+        granted = await self._line.wait(
+            self.pool_timeout,
+            lambda: UpstreamTimeout("no free connection to the backend"),
+            self._give_back,
         )
-        try:
-            granted = await waiter
-        except BaseException:
-            self._abandon(waiter)
-            raise
-        finally:
-            timer.cancel()
         if isinstance(granted, _Slot):
             return await self._connect()
         return granted
@@ -432,10 +426,7 @@ class Pool:
             connection.close()
             return
         connection.idle_since = self.loop.time()
-        waiter = self._next_waiter()
-        if waiter is not None:
-            waiter.set_result(connection)
-        else:
+        if not self._line.hand(connection):
             self._idle.append(connection)
 
     def forget(self, connection: _Connection) -> None:
@@ -447,31 +438,17 @@ class Pool:
 
     def _pass_slot(self) -> None:
         """Give a free slot to the longest waiting request, counted as connecting already."""
-        waiter = self._next_waiter()
-        if waiter is not None:
-            self._connecting += 1
-            waiter.set_result(_SLOT)
+        self._connecting += 1
+        if not self._line.hand(_SLOT):
+            self._connecting -= 1
 
-    def _next_waiter(self) -> asyncio.Future[_Connection | _Slot] | None:
-        while self._slot_waiters:
-            waiter = self._slot_waiters.popleft()
-            if not waiter.done():
-                return waiter
-        return None
-
-    def _abandon(self, waiter: asyncio.Future[_Connection | _Slot]) -> None:
-        """A request stops waiting (timed out or cancelled); what it was given passes on."""
-        if waiter in self._slot_waiters:
-            self._slot_waiters.remove(waiter)
-        if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-            granted = waiter.result()
-            if isinstance(granted, _Slot):
-                self._connecting -= 1
-                self._pass_slot()
-            else:
-                self.put_back(granted)
-        elif not waiter.done():
-            waiter.cancel()
+    def _give_back(self, granted: _Connection | _Slot) -> None:
+        """What was handed to a request that stopped waiting passes on."""
+        if isinstance(granted, _Slot):
+            self._connecting -= 1
+            self._pass_slot()
+        else:
+            self.put_back(granted)
 
     @property
     def stats(self) -> dict[str, int]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +16,8 @@ from sqlalchemy.orm import registry as orm_registry
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util.concurrency import await_
 from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty
+
+from kit.waitline import WaitLine
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -63,49 +63,22 @@ class _FirstComeQueue(AsyncAdaptedQueue[Any]):
 
     def __init__(self, maxsize: int = 0, use_lifo: bool = False) -> None:
         super().__init__(maxsize, use_lifo)
-        self._waiters: deque[asyncio.Future[Any]] = deque()
+        self._line: WaitLine[Any] = WaitLine()
         self.give_back: Callable[[Any], None] = self.put_nowait
         """How a connection comes back to the pool (set by `FirstComePool`)."""
 
     def put_nowait(self, item: Any) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(item)
-                return
-        super().put_nowait(item)
+        if not self._line.hand(item):
+            super().put_nowait(item)
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        if not block or not self._waiters:
+        if not block or not self._line.has_waiters:
             try:
                 return self.get_nowait()
             except Empty:
                 if not block:
                     raise
-        return await_(self._wait(timeout))
-
-    async def _wait(self, seconds: float | None) -> Any:
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[Any] = loop.create_future()
-        self._waiters.append(waiter)
-        timer = None if seconds is None else loop.call_later(seconds, _time_out, waiter)
-        try:
-            return await waiter
-        except BaseException:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                # Handed a connection just as it gave up: it goes back to the pool.
-                self.give_back(waiter.result())
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-
-
-def _time_out(waiter: asyncio.Future[Any]) -> None:
-    if not waiter.done():
-        waiter.set_exception(Empty())
+        return await_(self._line.wait(timeout, Empty, self.give_back))
 
 
 class FirstComePool(AsyncAdaptedQueuePool):
