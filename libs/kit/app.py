@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import Table
 
 from kit import health
@@ -45,6 +45,10 @@ class ServiceSpec:
     openapi_tags: list[dict[str, Any]] | None = None
     app_class: type[FastAPI] = FastAPI
     """A FastAPI subclass, for a service that arranges its middleware stack differently."""
+    load_catalogue: Callable[[Any], Any] | None = None
+    """Reads the service's reference data (regions, tier policies, catalogues) from its
+    settings when the app is built, so a broken file stops the service instead of a request;
+    kept as `app.state.catalogue` and reached through `app_catalogue`."""
 
 
 def create_app(
@@ -87,6 +91,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.service_name = spec.name
+    app.state.catalogue = spec.load_catalogue(settings) if spec.load_catalogue else None
     app.state.metrics = Metrics()
     app.state.deferred = Deferred()
     app.state.ready_checks = {}
@@ -103,3 +108,8 @@ def create_app(
     app.add_middleware(IdempotencyMiddleware, state=app.state)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app
+
+
+def app_catalogue(request: Request) -> Any:
+    """The reference data the app loaded when it was built (behind each `CatalogueDep`)."""
+    return request.app.state.catalogue

@@ -184,12 +184,19 @@ class TokenVerifier:
         return principal, float(claims["exp"]) + self.leeway
 
 
-def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def parse_bearer(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, if that is what it holds."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def bearer_token(request: Request) -> str | None:
+    """The Bearer token of a request, if it carries one."""
+    return parse_bearer(request.headers.get("authorization"))
 
 
 async def get_principal(request: Request) -> Principal:

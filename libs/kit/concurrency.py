@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Annotated
+
+from fastapi import Header
 
 from kit.errors import PreconditionFailed, PreconditionRequired
+
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="The item's ETag as read. Required on every change: 428 without, 412 when stale.",
+    ),
+]
+"""The `If-Match` header of a change; services check it with `check_if_match`."""
 
 
 def make_etag(resource_id: str, version: int) -> str:

@@ -11,6 +11,7 @@ ProblemError
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -23,6 +24,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "/problems/"
@@ -174,6 +176,44 @@ def problem_response(
     """A ready `application/problem+json` response."""
     body = problem_body(status, detail=detail, title=title, slug=slug, instance=instance, **extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+async def send_problem(
+    send: Send,
+    body: dict[str, Any],
+    *,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer an ASGI request with the problem `body` (its `status` member is the status).
+
+    The one writer for code that speaks ASGI directly (middleware, the gateway's forwarder);
+    handlers behind FastAPI raise a `ProblemError` or return `problem_response` instead.
+    """
+    payload = json.dumps(body, ensure_ascii=False).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": body["status"],
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+def problem_of(error: ProblemError, *, instance: str | None = None) -> dict[str, Any]:
+    """The problem body of a raised `ProblemError`."""
+    return problem_body(
+        error.status,
+        detail=error.detail,
+        title=error.title,
+        slug=error.slug,
+        instance=instance,
+        **error.extra,
+    )
 
 
 def _request_id(request: Request) -> str | None:

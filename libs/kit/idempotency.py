@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kit.auth import TokenVerifier
 from kit.db import as_utc
-from kit.errors import PROBLEM_MEDIA_TYPE, Unauthorized, problem_body
+from kit.errors import Unauthorized, problem_body, send_problem
 
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 200
@@ -63,15 +63,7 @@ def _now() -> datetime:
 
 
 async def _send_problem(send: Send, status: int, detail: str, slug: str) -> None:
-    body = json.dumps(problem_body(status, detail=detail, slug=slug)).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_problem(send, problem_body(status, detail=detail, slug=slug))
 
 
 class IdempotencyMiddleware:

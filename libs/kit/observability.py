@@ -21,7 +21,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kit.errors import PROBLEM_MEDIA_TYPE, problem_body, unexpected_error_body
+from kit.errors import problem_body, send_problem, unexpected_error_body
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -346,19 +346,7 @@ async def send_unexpected_error(send: Send, request_id: str) -> None:
 
 
 async def _send_problem(send: Send, problem: dict[str, Any], request_id: str) -> None:
-    body = json.dumps(problem).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": problem["status"],
-            "headers": [
-                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"x-request-id", request_id.encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_problem(send, problem, headers=[(b"x-request-id", request_id.encode())])
 
 
 def new_request_id() -> str:

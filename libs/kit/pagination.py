@@ -1,4 +1,9 @@
-"""Keyset pagination with opaque, signed cursors.
+"""Keyset pagination with opaque, signed cursors: the one list path of every service.
+
+A route takes `PageParamsDep` (limit and cursor, with the query's fingerprint worked out from
+the path and every query parameter); its repository hands its filtered statement to
+`paginate`, which orders it by the key columns, resumes after the cursor's position, fetches
+`limit + 1` rows and returns the `Page`. Routes never touch limits or cursors.
 
 A cursor carries the sort key of the last item served and a fingerprint of the query
 (filters and sort) it belongs to, signed with HMAC-SHA256. A cursor edited by hand, or
@@ -12,11 +17,16 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Depends, Query, Request
 from pydantic import BaseModel
+from sqlalchemy import Select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from kit.errors import BadRequest
 
@@ -24,6 +34,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 Limit = Annotated[
     int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (default {DEFAULT_LIMIT}).")
@@ -39,6 +50,10 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     next_cursor: str | None = None
+
+    def map(self, convert: Callable[[T], U]) -> Page[U]:
+        """The same page with each item converted (e.g. a row to its read schema)."""
+        return Page[U](items=[convert(item) for item in self.items], next_cursor=self.next_cursor)
 
 
 def _b64encode(raw: bytes) -> str:
@@ -106,3 +121,99 @@ def page_of(
     items = rows[:limit]
     cursor = codec.encode(list(key(items[-1])), fingerprint) if has_more and items else None
     return Page[T](items=items, next_cursor=cursor)
+
+
+@dataclass(frozen=True)
+class PageParams:
+    """The page a list request asks for: its size, its cursor and the query it belongs to."""
+
+    limit: int
+    cursor: str | None
+    codec: CursorCodec
+    fingerprint: str
+
+    def position(self) -> list[Any] | None:
+        """The sort position to resume after, or None for the first page (400 if forged)."""
+        return self.codec.decode(self.cursor, self.fingerprint) if self.cursor else None
+
+    def page(self, rows: list[T], key: Callable[[T], Sequence[Any]]) -> Page[T]:
+        """A page from `limit + 1` fetched rows; `key(row)` gives the row's sort position."""
+        return page_of(
+            rows, limit=self.limit, codec=self.codec, fingerprint=self.fingerprint, key=key
+        )
+
+
+def page_params(
+    request: Request, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> PageParams:
+    """The `limit` and `cursor` query parameters, fingerprinted with the path and the filters."""
+    params: dict[str, Any] = {"path": request.url.path}
+    for name in request.query_params:
+        values = request.query_params.getlist(name)
+        params[name] = values[0] if len(values) == 1 else values
+    return PageParams(
+        limit=limit,
+        cursor=cursor,
+        codec=request.app.state.cursor_codec,
+        fingerprint=query_fingerprint(params),
+    )
+
+
+PageParamsDep = Annotated[PageParams, Depends(page_params)]
+
+
+def _revive(value: Any, column: ColumnElement[Any]) -> Any:
+    """A cursor value back in its column's Python type (JSON carries dates as text)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return value
+    try:
+        if python_type is datetime:
+            return datetime.fromisoformat(value)
+        if python_type is date:
+            return date.fromisoformat(value)
+    except ValueError:
+        raise BadRequest("The cursor is malformed.", field="cursor") from None
+    return value
+
+
+def _key_of(row: Any, name: str) -> Any:
+    return row[name] if isinstance(row, Mapping) else getattr(row, name)
+
+
+async def paginate(
+    session: AsyncSession,
+    statement: Select[Any],
+    *,
+    params: PageParams,
+    keys: Sequence[ColumnElement[Any]],
+    descending: bool = False,
+    mappings: bool = False,
+) -> Page[Any]:
+    """One page of `statement` in the order of `keys` (unique together), after the cursor.
+
+    Each key must be a column (or a labelled expression) selected under its own name, so that
+    the last row's values give the next cursor. With `mappings`, rows are returned as
+    mappings; otherwise the first entity of each row (an ORM object).
+    """
+    position = params.position()
+    if position is not None:
+        if len(position) != len(keys):
+            raise BadRequest("The cursor is malformed.", field="cursor")
+        values = [_revive(value, key) for value, key in zip(position, keys, strict=True)]
+        if len(keys) == 1:
+            after = keys[0] < values[0] if descending else keys[0] > values[0]
+        else:
+            after = (
+                tuple_(*keys) < tuple_(*values) if descending else tuple_(*keys) > tuple_(*values)
+            )
+        statement = statement.where(after)
+    order = [key.desc() if descending else key.asc() for key in keys]
+    statement = statement.order_by(None).order_by(*order).limit(params.limit + 1)
+    result = await session.execute(statement)
+    rows: list[Any] = list(result.mappings()) if mappings else list(result.scalars())
+    names = [str(getattr(key, "key", None) or getattr(key, "name", "")) for key in keys]
+    return params.page(rows, key=lambda row: [_key_of(row, name) for name in names])

@@ -7,6 +7,7 @@ it at the end; without it, suites run on SQLite files in a temporary folder.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kit.app import ServiceSpec
 from kit.auth import TokenMinter, generate_keypair
-from kit.migrations import upgrade_to_head
+from kit.migrations import schema_drift, upgrade_to_head
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 
@@ -180,3 +181,77 @@ async def running_service(
 def service_tokens(tmp_path_factory: pytest.TempPathFactory) -> ServiceTokens:
     """Gateway-style tokens signed by a key pair made for this test session."""
     return make_service_tokens(tmp_path_factory.mktemp("keys"))
+
+
+def service_fixtures(
+    *,
+    spec: ServiceSpec,
+    metadata: MetaData,
+    build_app: Callable[..., FastAPI],
+    settings_factory: Callable[..., Any],
+    default_scopes: Iterable[str] = (),
+    **settings_overrides: Any,
+) -> tuple[Any, Any]:
+    """The two fixtures of a service's suite, for its conftest to bind to module names.
+
+    `<name>_service` (session scope) runs the app on a migrated database; `service` hands it
+    to one test and empties its tables afterwards:
+
+        brand_registry_service, service = service_fixtures(spec=SPEC, ...)
+    """
+    session_name = f"{spec.name}_service"
+
+    async def running(
+        service_tokens: ServiceTokens, tmp_path_factory: pytest.TempPathFactory
+    ) -> AsyncIterator[Harness]:
+        async with running_service(
+            spec=spec,
+            metadata=metadata,
+            build_app=build_app,
+            settings_factory=settings_factory,
+            tokens=service_tokens,
+            tmp_dir=tmp_path_factory.mktemp(spec.name),
+            default_scopes=default_scopes,
+            **settings_overrides,
+        ) as harness:
+            yield harness
+
+    async def emptied(**fixtures: Harness) -> AsyncIterator[Harness]:
+        harness = fixtures[session_name]
+        yield harness
+        await harness.reset()
+
+    # pytest finds a fixture's dependencies by parameter name; this one's is the service's.
+    emptied.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(session_name, inspect.Parameter.KEYWORD_ONLY, annotation=Harness)]
+    )
+    emptied.__doc__ = "The running service, emptied after each test."
+    return (
+        pytest.fixture(scope="session", name=session_name)(running),
+        pytest.fixture(name="service")(emptied),
+    )
+
+
+class HealthChecks:
+    """The health, metrics and migration tests every deployable runs on its `service` fixture.
+
+    A deployable's `tests/test_health.py` subclasses it as `TestHealth`.
+    """
+
+    async def test_live_and_ready(self, service: Harness) -> None:
+        client = service.client(authenticated=False)
+        assert (await client.get("/health/live")).json() == {"status": "ok"}
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 200
+        assert ready.json()["checks"]["database"]["status"] == "ok"
+
+    async def test_metrics_are_prometheus_text(self, service: Harness) -> None:
+        response = await service.client(authenticated=False).get("/metrics")
+        assert response.status_code == 200
+        assert "http_requests_total" in response.text
+
+    async def test_migrations_match_the_models(self, service: Harness) -> None:
+        """Autogenerate against the migrated database finds nothing to add: no drift."""
+        assert (
+            await schema_drift(service.engine, service.metadata, service.spec.version_table) == []
+        )

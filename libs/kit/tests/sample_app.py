@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, ClassVar
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Response
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import select
@@ -19,7 +19,7 @@ from kit.db import SessionDep, new_registry, version_column
 from kit.errors import NotFound
 from kit.idempotency import idempotency_table
 from kit.identifiers import CountyCode, CreditCode, new_id
-from kit.pagination import Cursor, Limit, Page, page_of, query_fingerprint
+from kit.pagination import Page, PageParamsDep, paginate
 from kit.settings import ServiceSettings
 
 registry = new_registry()
@@ -87,26 +87,30 @@ async def create_widget(
 
 @router.get("/widgets")
 async def list_widgets(
-    request: Request,
-    session: SessionDep,
-    _: Reader,
-    color: str | None = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
+    session: SessionDep, _: Reader, page: PageParamsDep, color: str | None = None
 ) -> Page[WidgetRead]:
-    codec = request.app.state.cursor_codec
-    fingerprint = query_fingerprint({"color": color})
-    query = select(Widget).order_by(col(Widget.id)).limit(limit + 1)
+    query = select(Widget)
     if color:
         query = query.where(col(Widget.color) == color)
-    if cursor:
-        (after,) = codec.decode(cursor, fingerprint)
-        query = query.where(col(Widget.id) > after)
-    rows = [
-        WidgetRead.model_validate(w, from_attributes=True)
-        for w in (await session.execute(query)).scalars()
-    ]
-    return page_of(rows, limit=limit, codec=codec, fingerprint=fingerprint, key=lambda w: [w.id])
+    rows = await paginate(session, query, params=page, keys=[col(Widget.id)])
+    return rows.map(lambda w: WidgetRead.model_validate(w, from_attributes=True))
+
+
+@router.get("/widgets-by-name")
+async def widgets_by_name(
+    session: SessionDep, _: Reader, page: PageParamsDep
+) -> Page[dict[str, str]]:
+    """Newest name first, two keys, rows as mappings: the other shapes `paginate` serves."""
+    query = select(col(Widget.name), col(Widget.color), col(Widget.id))
+    rows = await paginate(
+        session,
+        query,
+        params=page,
+        keys=[col(Widget.color), col(Widget.name)],
+        descending=True,
+        mappings=True,
+    )
+    return rows.map(lambda row: {"name": row["name"], "color": row["color"]})
 
 
 @router.get("/widgets-by-version")

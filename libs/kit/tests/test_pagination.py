@@ -70,6 +70,31 @@ async def test_pages_walk_every_item_once(sample: Harness) -> None:
     assert sorted(seen) == ["w1", "w3", "w5"]
 
 
+async def test_pages_in_descending_order_of_two_keys(sample: Harness) -> None:
+    client = sample.client()
+    for name, color in [("a", "red"), ("b", "red"), ("c", "blue"), ("d", "red"), ("e", "blue")]:
+        await _create(client, name, color)
+    seen: list[str] = []
+    params: dict[str, str | int] = {"limit": 2}
+    while True:
+        page = (await client.get("/api/v1/widgets-by-name", params=params)).json()
+        seen += [f"{item['color']}:{item['name']}" for item in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    assert seen == ["red:d", "red:b", "red:a", "blue:e", "blue:c"]
+
+
+async def test_a_cursor_is_bound_to_its_path(sample: Harness) -> None:
+    client = sample.client()
+    for i in range(3):
+        await _create(client, f"p{i}", "red")
+    cursor = (await client.get("/api/v1/widgets", params={"limit": 1})).json()["next_cursor"]
+    other = await client.get("/api/v1/widgets-by-name", params={"limit": 1, "cursor": cursor})
+    assert other.status_code == 400
+    assert "different query" in other.json()["detail"]
+
+
 async def test_http_tampered_cursor_is_400_problem(sample: Harness) -> None:
     client = sample.client()
     for i in range(3):

@@ -1,6 +1,6 @@
 """The certification service on a real, migrated database for every test of this folder."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
@@ -11,30 +11,15 @@ from certification.catalogue import Config
 from certification.models import metadata
 from certification.settings import Settings
 from kit.identifiers import credit_code_check_char
-from kit.testing import Harness, ServiceTokens, running_service
+from kit.testing import Harness, service_fixtures
 
-
-@pytest.fixture(scope="session")
-async def certification_service(
-    service_tokens: ServiceTokens, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Harness]:
-    async with running_service(
-        spec=SPEC,
-        metadata=metadata,
-        build_app=build_app,
-        settings_factory=Settings,
-        tokens=service_tokens,
-        tmp_dir=tmp_path_factory.mktemp("certification"),
-        default_scopes=("certificates:read", "certificates:write"),
-    ) as harness:
-        yield harness
-
-
-@pytest.fixture
-async def service(certification_service: Harness) -> AsyncIterator[Harness]:
-    """The running service, emptied after each test."""
-    yield certification_service
-    await certification_service.reset()
+certification_service, service = service_fixtures(
+    spec=SPEC,
+    metadata=metadata,
+    build_app=build_app,
+    settings_factory=Settings,
+    default_scopes=("certificates:read", "certificates:write"),
+)
 
 
 def make_credit_code(n: int, county: str = "320303") -> str:
