@@ -26,7 +26,6 @@ from fastapi import Depends, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 
 from kit.errors import BadRequest
 
@@ -162,7 +161,7 @@ def page_params(
 PageParamsDep = Annotated[PageParams, Depends(page_params)]
 
 
-def _revive(value: Any, column: ColumnElement[Any]) -> Any:
+def _revive(value: Any, column: Any) -> Any:
     """A cursor value back in its column's Python type (JSON carries dates as text)."""
     if not isinstance(value, str):
         return value
@@ -186,16 +185,17 @@ def _key_of(row: Any, name: str) -> Any:
 
 async def paginate(
     session: AsyncSession,
-    statement: Select[Any],
+    statement: Select[*tuple[Any, ...]],
     *,
     params: PageParams,
-    keys: Sequence[ColumnElement[Any]],
+    keys: Sequence[Any],
     descending: bool = False,
     mappings: bool = False,
 ) -> Page[Any]:
     """One page of `statement` in the order of `keys` (unique together), after the cursor.
 
-    Each key must be a column (or a labelled expression) selected under its own name, so that
+    Each key is a column (`col(Table.field)`, or a labelled expression) selected under its own
+    name, so that
     the last row's values give the next cursor. With `mappings`, rows are returned as
     mappings; otherwise the first entity of each row (an ORM object).
     """
