@@ -1,4 +1,5 @@
 import asyncio
+import inspect
 from pathlib import Path
 
 import pytest
@@ -6,8 +7,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.util.queue import AsyncAdaptedQueue
 
-from kit.db import FirstComePool, create_engine, is_sqlite
+from kit.db import FirstComePool, _FirstComeQueue, create_engine, is_sqlite
 from kit.testing import Harness
 
 
@@ -37,6 +40,20 @@ async def test_failed_commit_is_a_server_error_not_a_200(
     assert response.status_code == 500
     assert "connection lost" not in response.text
     assert (await sample.client().get("/api/v1/widgets")).json()["items"] == []
+
+
+def test_the_private_pool_hooks_first_come_pool_relies_on_are_still_there(tmp_path: Path) -> None:
+    """FirstComePool replaces the pool's queue class, reaches the queue as `_pool` and gives
+    connections back through `_do_return_conn`: if SQLAlchemy moves any of them, this fails
+    here and not as a silently unfair pool in production."""
+    assert AsyncAdaptedQueuePool._queue_class is AsyncAdaptedQueue
+    assert callable(AsyncAdaptedQueuePool._do_return_conn)
+    for name in ("get", "get_nowait", "put_nowait"):
+        assert callable(getattr(AsyncAdaptedQueue, name)), name
+    assert list(inspect.signature(AsyncAdaptedQueue.get).parameters) == ["self", "block", "timeout"]
+    pool = FirstComePool(lambda: None, pool_size=1)
+    assert isinstance(pool._pool, _FirstComeQueue)
+    assert pool._pool.give_back == pool._do_return_conn
 
 
 def _one_connection_engine(tmp_path: Path, timeout: float = 5.0) -> AsyncEngine:
