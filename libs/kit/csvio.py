@@ -4,6 +4,13 @@ An upload is spooled to a temporary file while its size is checked, then read tw
 service: once to validate every row (nothing stored), once to store them all in batches.
 Exports stream rows as they come from the database, UTF-8 with a BOM so spreadsheet
 programs show Chinese text correctly.
+
+A hostile file is refused before it costs anything: the header line is measured before it
+is parsed (`MAX_HEADER_BYTES`, `MAX_COLUMNS`), each row is bounded (`MAX_ROW_BYTES`), and a
+malformed file is a 422 naming the line, never a server error. Exported text that a
+spreadsheet would run as a formula (a leading `=`, `+`, `-`, `@`, tab or carriage return) is
+prefixed with `'` (OWASP's advice on CSV injection), and imports take that prefix off again,
+so an export imports back to the same data.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import codecs
 import csv
 import io
 import tempfile
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -25,7 +33,15 @@ from kit.errors import FieldError, PayloadTooLarge, ValidationFailed
 BOM = "\ufeff"
 SPOOL_IN_MEMORY = 1024 * 1024
 MAX_REPORTED_ERRORS = 1000
+MAX_HEADER_BYTES = 64 * 1024
+MAX_COLUMNS = 200
+MAX_ROW_BYTES = 1024 * 1024
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 T = TypeVar("T")
+
+# The csv module's cell limit is a process-wide setting; a row may be at most MAX_ROW_BYTES,
+# so no cell needs more (and a longer one is reported for its line, not raised as an error).
+csv.field_size_limit(MAX_ROW_BYTES)
 
 
 @dataclass(frozen=True)
@@ -82,34 +98,85 @@ def check_utf8(spool: IO[bytes]) -> None:
     spool.seek(0)
 
 
+def _header_line(spool: IO[bytes]) -> None:
+    """422 when the first line is longer than `MAX_HEADER_BYTES` (measured, not parsed)."""
+    spool.seek(0)
+    first = spool.readline(MAX_HEADER_BYTES + 1)
+    if len(first) > MAX_HEADER_BYTES:
+        raise ValidationFailed.single(
+            "header", f"The header line is longer than the limit of {MAX_HEADER_BYTES} bytes."
+        )
+    spool.seek(0)
+
+
+def unquote_formula(value: str) -> str:
+    """A cell without the `'` an export put before text that starts like a formula."""
+    if value[:1] == "'" and value[1:2] and value[1] in FORMULA_STARTS:
+        return value[1:]
+    return value
+
+
 def read_rows(
     spool: IO[bytes], *, required: Iterable[str], allowed: Iterable[str]
 ) -> Iterator[tuple[int, dict[str, str]]]:
-    """Each data row as (line number, {column: text}); the header is checked first."""
-    spool.seek(0)
+    """Each data row as (line number, {column: text}); the header is checked first.
+
+    A row over `MAX_ROW_BYTES` or one the csv module cannot read is reported for its line
+    (`__error__`); a file whose remainder cannot be read after such a row stops there.
+    """
+    _header_line(spool)
     text = io.TextIOWrapper(spool, encoding="utf-8-sig", newline="")
     try:
         reader = csv.reader(text)
-        header = next(reader, None)
+        try:
+            header = next(reader, None)
+        except csv.Error as error:
+            raise ValidationFailed.single(
+                "header", f"The header row cannot be read: {error}."
+            ) from None
         if header is None or not any(cell.strip() for cell in header):
             raise ValidationFailed.single("file", "The file has no header row.")
+        if len(header) > MAX_COLUMNS:
+            raise ValidationFailed.single(
+                "header", f"The header has {len(header)} columns; the limit is {MAX_COLUMNS}."
+            )
         columns = [cell.strip() for cell in header]
         _check_header(columns, set(required), set(allowed))
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            line = reader.line_num
-            if len(row) != len(columns):
-                yield line, {"__error__": f"expected {len(columns)} columns, found {len(row)}"}
-                continue
-            yield line, {name: value.strip() for name, value in zip(columns, row, strict=True)}
+        yield from _data_rows(reader, columns)
     finally:
         text.detach()
 
 
+def _data_rows(reader: Any, columns: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            yield reader.line_num, {"__error__": f"the row cannot be read: {error}"}
+            return
+        if not any(cell.strip() for cell in row):
+            continue
+        line = reader.line_num
+        if sum(len(cell) for cell in row) > MAX_ROW_BYTES:
+            yield line, {"__error__": f"the row is longer than the limit of {MAX_ROW_BYTES} bytes"}
+            continue
+        if len(row) != len(columns):
+            yield line, {"__error__": f"expected {len(columns)} columns, found {len(row)}"}
+            continue
+        yield (
+            line,
+            {
+                name: unquote_formula(value.strip())
+                for name, value in zip(columns, row, strict=True)
+            },
+        )
+
+
 def _check_header(columns: list[str], required: set[str], allowed: set[str]) -> None:
     errors = []
-    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    duplicates = sorted(column for column, count in Counter(columns).items() if count > 1)
     if duplicates:
         errors.append(FieldError("header", f"repeated columns: {', '.join(duplicates)}"))
     unknown = sorted(set(columns) - allowed)
@@ -143,10 +210,17 @@ def import_report(
     }
 
 
+def neutralise_formula(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula, prefixed with `'`; anything else as it is."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _encode_row(values: Sequence[Any]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerow(
-        ["" if value is None else value for value in values]
+        ["" if value is None else neutralise_formula(value) for value in values]
     )
     return buffer.getvalue()
 

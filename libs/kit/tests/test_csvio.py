@@ -1,9 +1,21 @@
 import io
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 
-from kit.csvio import RowError, _csv_chunks, batched, check_utf8, import_report, read_rows
+from kit.csvio import (
+    MAX_HEADER_BYTES,
+    MAX_ROW_BYTES,
+    RowError,
+    _csv_chunks,
+    batched,
+    check_utf8,
+    import_report,
+    neutralise_formula,
+    read_rows,
+    unquote_formula,
+)
 from kit.errors import ValidationFailed
 
 
@@ -67,3 +79,57 @@ async def test_export_starts_with_bom_and_quotes_fields() -> None:
     assert text.startswith("\ufeffname,note\r\n")
     assert '甲,"say ""hi"", ok"\r\n' in text
     assert text.endswith("乙,\r\n")
+
+
+def test_a_header_of_many_columns_is_refused_quickly_by_its_count() -> None:
+    header = ",".join(f"c{i}" for i in range(5000)).encode()
+    started = time.perf_counter()
+    with pytest.raises(ValidationFailed, match="5000 columns; the limit is 200"):
+        _rows(header + b"\nx\n")
+    assert time.perf_counter() - started < 0.5
+
+
+def test_repeated_columns_are_counted_in_one_pass() -> None:
+    columns = ["name"] * 150 + ["city"] * 50
+    data = (",".join(columns) + "\nx\n").encode()
+    with pytest.raises(ValidationFailed, match="repeated columns: city, name"):
+        _rows(data)
+
+
+def test_a_header_line_over_the_limit_is_refused_before_it_is_parsed() -> None:
+    data = b"name," + b"x" * (MAX_HEADER_BYTES + 10) + b"\nx,y\n"
+    with pytest.raises(ValidationFailed, match=f"limit of {MAX_HEADER_BYTES} bytes"):
+        _rows(data)
+
+
+def test_a_cell_past_the_csv_modules_default_limit_is_a_row_error_not_a_crash() -> None:
+    long_row = _rows(b"name,city\n" + b"a" * 200_000 + b",x\nb,y\n")
+    assert long_row[0] == (2, {"name": "a" * 200_000, "city": "x"})
+    huge = _rows(b"name,city\n" + b"a" * (MAX_ROW_BYTES + 5) + b",x\nb,y\n")
+    assert huge[0][1]["__error__"].startswith("the row cannot be read")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["=cmd|' /C calc'!A0", '=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"],
+)
+def test_formula_text_is_neutralised_on_export_and_restored_on_import(value: str) -> None:
+    neutral = neutralise_formula(value)
+    assert neutral == "'" + value
+    assert unquote_formula(neutral) == value
+    assert neutralise_formula("徐州") == "徐州"
+    assert neutralise_formula(-3) == -3
+
+
+async def test_an_export_with_formulas_imports_back_to_the_same_rows() -> None:
+    values = ["=1+2", "+x", "-y", "@z", "plain"]
+
+    async def rows() -> AsyncIterator[list[str]]:
+        for value in values:
+            yield [value, "徐州"]
+
+    exported = b"".join([chunk async for chunk in _csv_chunks(["name", "city"], rows(), 2)])
+    text = exported.decode("utf-8-sig")
+    assert "\r\n'=1+2,徐州" in text
+    assert "\r\n'@z,徐州" in text
+    assert [row["name"] for _, row in _rows(exported)] == ["=1+2", "+x", "-y", "@z", "plain"]
