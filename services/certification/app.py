@@ -4,7 +4,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from certification.catalogue import load_configuration
+from certification.catalogue import load_catalogue
 from certification.models import idempotency_record
 from certification.routes import router
 from certification.settings import Settings
@@ -22,7 +22,7 @@ SPEC = ServiceSpec(
     migrations=MIGRATIONS,
     version_table=VERSION_TABLE,
     idempotency_table=idempotency_record,
-    lifespan_hooks=[load_configuration],
+    load_catalogue=load_catalogue,
 )
 
 

@@ -1,15 +1,10 @@
-"""The standards catalogue and the other configuration the service loads once at start."""
+"""The reference data the service reads once, when the app is built: the standards catalogue,
+the counties it serves and the configured validity and suspension defaults."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
-
-from fastapi import FastAPI
 
 from certification.settings import Settings
 
@@ -23,11 +18,15 @@ class Standard:
 
 @dataclass(frozen=True)
 class Catalogue:
-    """Standards by code, their families, and the families counted as new certifications."""
+    """Standards by code, their families, the families counted as new certifications, the
+    counties served, and the defaults the rules apply."""
 
     standards: dict[str, Standard]
     family_labels: dict[str, str]
     counted_families: tuple[str, ...]
+    region_codes: frozenset[str]
+    default_validity_years: int
+    suspension_limit_months: int
 
     def standards_of(self, families: list[str] | tuple[str, ...]) -> list[str]:
         """Codes of every standard in `families`."""
@@ -40,7 +39,7 @@ class Catalogue:
 
 
 def load_catalogue(settings: Settings) -> Catalogue:
-    """Read and check the standards catalogue named by the settings."""
+    """Read and check the standards catalogue and the regions named by the settings."""
     with settings.standards_path.open(encoding="utf-8") as handle:
         data = json.load(handle)
     labels = {family["code"]: family["label"] for family in data["families"]}
@@ -53,32 +52,11 @@ def load_catalogue(settings: Settings) -> Catalogue:
     unknown = set(counted) - set(labels)
     if unknown:
         raise ValueError(f"counted families not in the catalogue: {sorted(unknown)}")
-    return Catalogue(standards=standards, family_labels=labels, counted_families=counted)
-
-
-@dataclass(frozen=True)
-class Config:
-    """What the rules need from configuration: catalogue, regions and limits."""
-
-    settings: Settings
-    catalogue: Catalogue
-    region_codes: frozenset[str]
-
-    def today(self) -> date:
-        """Today's date in the bureau's time zone."""
-        return datetime.now(ZoneInfo(self.settings.timezone)).date()
-
-
-def build_config(settings: Settings) -> Config:
-    return Config(
-        settings=settings,
-        catalogue=load_catalogue(settings),
+    return Catalogue(
+        standards=standards,
+        family_labels=labels,
+        counted_families=counted,
         region_codes=settings.region_codes(),
+        default_validity_years=settings.default_validity_years,
+        suspension_limit_months=settings.suspension_limit_months,
     )
-
-
-@asynccontextmanager
-async def load_configuration(app: FastAPI) -> AsyncIterator[None]:
-    """Lifespan hook: load the catalogue and regions once, failing fast when they are broken."""
-    app.state.config = build_config(app.state.settings)
-    yield

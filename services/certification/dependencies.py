@@ -1,22 +1,46 @@
 """Annotated dependencies of the certification routes."""
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from certification import service
-from certification.catalogue import Config
+from certification.catalogue import Catalogue
 from certification.models import Certificate
+from certification.settings import Settings
+from kit.app import app_catalogue
 from kit.auth import CurrentPrincipal, Principal, require_scope
 from kit.db import SessionDep
 
-
-def get_config(request: Request) -> Config:
-    config: Config = request.app.state.config
-    return config
+CatalogueDep = Annotated[Catalogue, Depends(app_catalogue)]
 
 
-ConfigDep = Annotated[Config, Depends(get_config)]
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_today(settings: SettingsDep) -> date:
+    """Today in the bureau's time zone, once per request."""
+    return settings.today()
+
+
+TodayDep = Annotated[date, Depends(get_today)]
+
+
+def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    """Sessions of their own, for a response streamed after the request's session closed."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sessionmaker
+
+
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+
 Reader = Annotated[Principal, Depends(require_scope("certificates:read"))]
 Writer = Annotated[Principal, Depends(require_scope("certificates:write"))]
 AnyCaller = CurrentPrincipal

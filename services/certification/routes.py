@@ -7,7 +7,16 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from certification import service
-from certification.dependencies import AnyCaller, CertificateDep, ConfigDep, Reader, Writer
+from certification.dependencies import (
+    AnyCaller,
+    CatalogueDep,
+    CertificateDep,
+    Reader,
+    SessionmakerDep,
+    SettingsDep,
+    TodayDep,
+    Writer,
+)
 from certification.schemas import (
     CertificateCreate,
     CertificateRead,
@@ -77,9 +86,8 @@ def _with_etag(response: Response, item: CertificateRead) -> CertificateRead:
 
 
 @router.get("/certificates/standards")
-async def list_standards(config: ConfigDep, _: AnyCaller) -> dict[str, Any]:
+async def list_standards(catalogue: CatalogueDep, _: AnyCaller) -> dict[str, Any]:
     """The standards catalogue, its families and the families counted by default."""
-    catalogue = config.catalogue
     return {
         "counted_families": list(catalogue.counted_families),
         "families": [{"code": c, "label": label} for c, label in catalogue.family_labels.items()],
@@ -93,7 +101,8 @@ async def list_standards(config: ConfigDep, _: AnyCaller) -> dict[str, Any]:
 @router.get("/certificates/verify")
 async def verify_certificate(
     session: SessionDep,
-    config: ConfigDep,
+    catalogue: CatalogueDep,
+    today: TodayDep,
     _: AnyCaller,
     number: Annotated[str, Query(min_length=1, max_length=100)],
     body: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
@@ -102,7 +111,8 @@ async def verify_certificate(
     """The public check of one certificate: its status today (or on `as_of`)."""
     return await service.verify_number(
         session=session,
-        config=config,
+        catalogue=catalogue,
+        today=today,
         number=number.strip(),
         body=body.strip() if body else None,
         as_of=as_of,
@@ -111,18 +121,26 @@ async def verify_certificate(
 
 @router.post("/certificates/verify")
 async def verify_certificates(
-    request_body: VerifyRequest, session: SessionDep, config: ConfigDep, _: AnyCaller
+    request_body: VerifyRequest,
+    session: SessionDep,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    _: AnyCaller,
 ) -> VerifyResponse:
     """Check up to 100 certificate numbers or enterprise credit codes at once."""
     return await service.verify_many(
-        session=session, config=config, queries=request_body.items, as_of=request_body.as_of
+        session=session,
+        catalogue=catalogue,
+        today=today,
+        queries=request_body.items,
+        as_of=request_body.as_of,
     )
 
 
 @router.get("/certificates/stats")
 async def certificate_stats(
     session: SessionDep,
-    config: ConfigDep,
+    catalogue: CatalogueDep,
     _: Reader,
     year: Annotated[int, Query(ge=1949, le=2200)],
     county_code: str | None = None,
@@ -134,7 +152,7 @@ async def certificate_stats(
     """Newly certified enterprises in `year` and certificates in force, per county."""
     return await service.stats(
         session=session,
-        config=config,
+        catalogue=catalogue,
         year=year,
         county_code=county_code,
         families=families,
@@ -152,16 +170,24 @@ async def certificate_stats(
 async def import_certificates(
     request: Request,
     session: SessionDep,
-    config: ConfigDep,
+    catalogue: CatalogueDep,
+    settings: SettingsDep,
+    today: TodayDep,
     principal: Writer,
     dry_run: bool = False,
 ) -> JSONResponse:
     """Import a CSV (UTF-8, header row of field names): every row stored, or none."""
-    spool = await spool_upload(request, max_bytes=config.settings.max_upload_bytes)
+    spool = await spool_upload(request, max_bytes=settings.max_upload_bytes)
     try:
         check_utf8(spool)
         report = await service.import_csv(
-            session=session, config=config, spool=spool, dry_run=dry_run, actor=principal
+            session=session,
+            catalogue=catalogue,
+            today=today,
+            spool=spool,
+            batch_size=settings.import_batch_size,
+            dry_run=dry_run,
+            actor=principal,
         )
     finally:
         spool.close()
@@ -174,13 +200,17 @@ async def import_certificates(
     responses=CSV_EXPORT_RESPONSES,
 )
 async def export_certificates(
-    request: Request, config: ConfigDep, principal: Reader, filters: Filters
+    sessionmaker: SessionmakerDep,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    principal: Reader,
+    filters: Filters,
 ) -> StreamingResponse:
     """Stream the filtered certificates as CSV (UTF-8 with BOM)."""
-    query = service.resolve_query(config=config, principal=principal, **filters.values)
-    rows = service.export_rows(
-        sessionmaker=request.app.state.sessionmaker, config=config, query=query
+    query = service.resolve_query(
+        catalogue=catalogue, today=today, principal=principal, **filters.values
     )
+    rows = service.export_rows(sessionmaker=sessionmaker, catalogue=catalogue, query=query)
     return csv_response("certificates.csv", service.CSV_COLUMNS, rows)
 
 
@@ -188,19 +218,27 @@ async def export_certificates(
 async def list_certificates(
     request: Request,
     session: SessionDep,
-    config: ConfigDep,
+    catalogue: CatalogueDep,
+    today: TodayDep,
     principal: Reader,
     filters: Filters,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[CertificateRead]:
     """Certificates matching the filters, by creation, a page at a time."""
-    query = service.resolve_query(config=config, principal=principal, **filters.values)
+    query = service.resolve_query(
+        catalogue=catalogue, today=today, principal=principal, **filters.values
+    )
     codec = request.app.state.cursor_codec
     fingerprint = query_fingerprint({**filters.values, "confidential": query.include_confidential})
     after = codec.decode(cursor, fingerprint)[0] if cursor else None
     items = await service.list_certificates(
-        session=session, config=config, query=query, after=after, limit=limit
+        session=session,
+        catalogue=catalogue,
+        today=today,
+        query=query,
+        after=after,
+        limit=limit,
     )
     return page_of(items, limit=limit, codec=codec, fingerprint=fingerprint, key=lambda c: [c.id])
 
@@ -209,13 +247,14 @@ async def list_certificates(
 async def create_certificate(
     body: CertificateCreate,
     session: SessionDep,
-    config: ConfigDep,
+    catalogue: CatalogueDep,
+    today: TodayDep,
     principal: Writer,
     response: Response,
 ) -> CertificateRead:
     """Record a certificate."""
     item = await service.create_certificate(
-        session=session, config=config, data=body, actor=principal
+        session=session, catalogue=catalogue, today=today, data=body, actor=principal
     )
     response.headers["Location"] = f"/api/v1/certificates/{item.id}"
     return _with_etag(response, item)
@@ -226,12 +265,13 @@ async def get_certificate(
     _: Reader,
     certificate: CertificateDep,
     session: SessionDep,
-    config: ConfigDep,
+    catalogue: CatalogueDep,
+    today: TodayDep,
     response: Response,
 ) -> CertificateRead:
     """One certificate, with its ETag."""
     item = await service.read_certificate(
-        session=session, config=config, certificate_id=certificate.id
+        session=session, catalogue=catalogue, today=today, certificate_id=certificate.id
     )
     return _with_etag(response, item)
 
@@ -242,14 +282,16 @@ async def update_certificate(
     certificate: CertificateDep,
     body: CertificateUpdate,
     session: SessionDep,
-    config: ConfigDep,
+    catalogue: CatalogueDep,
+    today: TodayDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> CertificateRead:
     """Change fields of a certificate; needs `If-Match`."""
     item = await service.update_certificate(
         session=session,
-        config=config,
+        catalogue=catalogue,
+        today=today,
         certificate=certificate,
         data=body,
         if_match=if_match,
@@ -264,14 +306,16 @@ async def change_status(
     certificate: CertificateDep,
     body: StatusChange,
     session: SessionDep,
-    config: ConfigDep,
+    catalogue: CatalogueDep,
+    today: TodayDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> CertificateRead:
     """Suspend, reinstate or withdraw a certificate, with a reason; needs `If-Match`."""
     item = await service.change_status(
         session=session,
-        config=config,
+        catalogue=catalogue,
+        today=today,
         certificate=certificate,
         change=body,
         if_match=if_match,

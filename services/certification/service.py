@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from certification import repository
-from certification.catalogue import Config
+from certification.catalogue import Catalogue
 from certification.models import Certificate, CertificateEvent
 from certification.repository import CertificateQuery
 from certification.schemas import (
@@ -124,18 +124,20 @@ def can_see_confidential(principal: Principal) -> bool:
     return principal.has(WRITE_SCOPE)
 
 
-def to_read(certificate: Certificate, status: str, config: Config) -> CertificateRead:
+def to_read(
+    certificate: Certificate, status: str, *, catalogue: Catalogue, today: date
+) -> CertificateRead:
     """The API view of a certificate whose status today is `status`."""
-    standard = config.catalogue.standards.get(certificate.standard)
+    standard = catalogue.standards.get(certificate.standard)
     family = standard.family if standard else None
-    cutoff = months_before(config.today(), config.settings.suspension_limit_months)
+    cutoff = months_before(today, catalogue.suspension_limit_months)
     return CertificateRead(
         id=certificate.id,
         certificate_number=certificate.certificate_number,
         standard=certificate.standard,
         standard_name=standard.name if standard else None,
         family=family,
-        family_label=config.catalogue.family_labels.get(family) if family else None,
+        family_label=catalogue.family_labels.get(family) if family else None,
         certification_body=certificate.certification_body,
         accreditation_body=certificate.accreditation_body,
         enterprise_credit_code=certificate.enterprise_credit_code,
@@ -158,8 +160,8 @@ def to_read(certificate: Certificate, status: str, config: Config) -> Certificat
     )
 
 
-def _standard_error(code: str, config: Config) -> FieldError | None:
-    if code in config.catalogue.standards:
+def _standard_error(code: str, catalogue: Catalogue) -> FieldError | None:
+    if code in catalogue.standards:
         return None
     return FieldError(
         "standard",
@@ -167,8 +169,8 @@ def _standard_error(code: str, config: Config) -> FieldError | None:
     )
 
 
-def _county_error(code: str, config: Config) -> FieldError | None:
-    error = county_code_error(code, config.region_codes)
+def _county_error(code: str, catalogue: Catalogue) -> FieldError | None:
+    error = county_code_error(code, catalogue.region_codes)
     return FieldError("county_code", error) if error else None
 
 
@@ -180,23 +182,22 @@ def _clean_sites(sites: Sequence[str]) -> tuple[list[str], FieldError | None]:
     return cleaned, None
 
 
-def check_new(data: CertificateCreate, config: Config) -> tuple[dict[str, Any], list[FieldError]]:
+def check_new(
+    data: CertificateCreate, *, catalogue: Catalogue, today: date
+) -> tuple[dict[str, Any], list[FieldError]]:
     """The column values of a new certificate, with defaults filled, or what is wrong."""
-    today = config.today()
     errors = [
         error
         for error in (
-            _standard_error(data.standard, config),
-            _county_error(data.county_code, config),
+            _standard_error(data.standard, catalogue),
+            _county_error(data.county_code, catalogue),
         )
         if error
     ]
     sites, site_error = _clean_sites(data.sites)
     if site_error:
         errors.append(site_error)
-    expires_on = data.expires_on or add_years(
-        data.issued_on, config.settings.default_validity_years
-    )
+    expires_on = data.expires_on or add_years(data.issued_on, catalogue.default_validity_years)
     if expires_on <= data.issued_on:
         errors.append(FieldError("expires_on", "must be after issued_on"))
     original = data.original_issued_on or data.issued_on
@@ -270,10 +271,15 @@ def _event(
 
 
 async def create_certificate(
-    *, session: AsyncSession, config: Config, data: CertificateCreate, actor: Principal
+    *,
+    session: AsyncSession,
+    catalogue: Catalogue,
+    today: date,
+    data: CertificateCreate,
+    actor: Principal,
 ) -> CertificateRead:
     """Store a new certificate and its creation entry in the history."""
-    values, errors = check_new(data, config)
+    values, errors = check_new(data, catalogue=catalogue, today=today)
     if errors:
         raise ValidationFailed(errors)
     if await repository.number_taken(
@@ -291,7 +297,9 @@ async def create_certificate(
         effective_on=certificate.status_since,
     )
     await repository.add_certificate(session=session, certificate=certificate, event=event)
-    return await read_certificate(session=session, config=config, certificate_id=certificate.id)
+    return await read_certificate(
+        session=session, catalogue=catalogue, today=today, certificate_id=certificate.id
+    )
 
 
 async def get_visible(
@@ -305,14 +313,14 @@ async def get_visible(
 
 
 async def read_certificate(
-    *, session: AsyncSession, config: Config, certificate_id: str
+    *, session: AsyncSession, catalogue: Catalogue, today: date, certificate_id: str
 ) -> CertificateRead:
     found = await repository.get_with_status(
-        session=session, certificate_id=certificate_id, on=config.today()
+        session=session, certificate_id=certificate_id, on=today
     )
     if found is None:
         raise NotFound(f"No certificate with id {certificate_id!r}.")
-    return to_read(found[0], found[1], config)
+    return to_read(found[0], found[1], catalogue=catalogue, today=today)
 
 
 def _jsonable(value: Any) -> Any:
@@ -322,7 +330,8 @@ def _jsonable(value: Any) -> Any:
 async def update_certificate(
     *,
     session: AsyncSession,
-    config: Config,
+    catalogue: Catalogue,
+    today: date,
     certificate: Certificate,
     data: CertificateUpdate,
     if_match: str | None,
@@ -341,15 +350,15 @@ async def update_certificate(
         raise ValidationFailed(errors)
     merged = {name: getattr(certificate, name) for name in CertificateUpdate.model_fields}
     if "issued_on" in given and "expires_on" not in given:
-        merged["expires_on"] = add_years(given["issued_on"], config.settings.default_validity_years)
+        merged["expires_on"] = add_years(given["issued_on"], catalogue.default_validity_years)
     merged.update(given)
     if "sites" in given:
         merged["sites"], site_error = _clean_sites(given["sites"])
         if site_error:
             errors.append(site_error)
     for error in (
-        _standard_error(merged["standard"], config) if "standard" in given else None,
-        _county_error(merged["county_code"], config) if "county_code" in given else None,
+        _standard_error(merged["standard"], catalogue) if "standard" in given else None,
+        _county_error(merged["county_code"], catalogue) if "county_code" in given else None,
     ):
         if error:
             errors.append(error)
@@ -389,13 +398,16 @@ async def update_certificate(
                 changes=changes,
             ),
         )
-    return await read_certificate(session=session, config=config, certificate_id=certificate.id)
+    return await read_certificate(
+        session=session, catalogue=catalogue, today=today, certificate_id=certificate.id
+    )
 
 
 async def change_status(
     *,
     session: AsyncSession,
-    config: Config,
+    catalogue: Catalogue,
+    today: date,
     certificate: Certificate,
     change: StatusChange,
     if_match: str | None,
@@ -403,7 +415,6 @@ async def change_status(
 ) -> CertificateRead:
     """Move a certificate to another status under If-Match, if the transition is legal."""
     check_if_match(if_match, etag_of(certificate))
-    today = config.today()
     effective_on = change.effective_on or today
     if effective_on > today:
         raise ValidationFailed.single("effective_on", "must not be in the future")
@@ -448,17 +459,28 @@ async def change_status(
             reason=change.reason,
         ),
     )
-    return await read_certificate(session=session, config=config, certificate_id=certificate.id)
+    return await read_certificate(
+        session=session, catalogue=catalogue, today=today, certificate_id=certificate.id
+    )
 
 
 async def list_certificates(
-    *, session: AsyncSession, config: Config, query: CertificateQuery, after: str | None, limit: int
+    *,
+    session: AsyncSession,
+    catalogue: Catalogue,
+    today: date,
+    query: CertificateQuery,
+    after: str | None,
+    limit: int,
 ) -> list[CertificateRead]:
     """A page (plus one item) of certificates, each with its status on the query's date."""
     rows = await repository.list_certificates(
         session=session, query=query, after=after, limit=limit
     )
-    return [to_read(certificate, status, config) for certificate, status in rows]
+    return [
+        to_read(certificate, status, catalogue=catalogue, today=today)
+        for certificate, status in rows
+    ]
 
 
 async def history(
@@ -473,7 +495,8 @@ async def history(
 
 def resolve_query(
     *,
-    config: Config,
+    catalogue: Catalogue,
+    today: date,
     principal: Principal,
     county_code: str | None = None,
     standard: str | None = None,
@@ -489,24 +512,23 @@ def resolve_query(
 ) -> CertificateQuery:
     """Turn list filters into a repository query, rejecting unknown values by name."""
     errors = []
-    if county_code is not None and (error := _county_error(county_code, config)):
+    if county_code is not None and (error := _county_error(county_code, catalogue)):
         errors.append(error)
     standards: list[str] | None = None
     if standard is not None:
-        if error := _standard_error(standard, config):
+        if error := _standard_error(standard, catalogue):
             errors.append(error)
         standards = [standard]
     if family is not None:
-        if family not in config.catalogue.family_labels:
-            known = ", ".join(sorted(config.catalogue.family_labels))
+        if family not in catalogue.family_labels:
+            known = ", ".join(sorted(catalogue.family_labels))
             errors.append(FieldError("family", f"unknown family {family!r}; known: {known}"))
-        in_family = config.catalogue.standards_of([family])
+        in_family = catalogue.standards_of([family])
         standards = [s for s in standards if s in in_family] if standards else in_family
     if issued_from and issued_to and issued_from > issued_to:
         errors.append(FieldError("issued_to", "must be on or after issued_from"))
     if errors:
         raise ValidationFailed(errors)
-    today = config.today()
     return CertificateQuery(
         on=as_of or today,
         include_confidential=can_see_confidential(principal),
@@ -519,15 +541,16 @@ def resolve_query(
         enterprise_credit_code=enterprise_credit_code,
         text=q or None,
         suspended_before=(
-            months_before(today, config.settings.suspension_limit_months)
-            if overdue_suspension
-            else None
+            months_before(today, catalogue.suspension_limit_months) if overdue_suspension else None
         ),
     )
 
 
 async def export_rows(
-    *, sessionmaker: async_sessionmaker[AsyncSession], config: Config, query: CertificateQuery
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    catalogue: Catalogue,
+    query: CertificateQuery,
 ) -> AsyncIterator[list[Any]]:
     """CSV rows of every matching certificate, read in batches on a session of their own."""
     async with sessionmaker() as session:
@@ -538,7 +561,7 @@ async def export_rows(
                 certificate.id,
                 certificate.certificate_number,
                 certificate.standard,
-                config.catalogue.family_of(certificate.standard),
+                catalogue.family_of(certificate.standard),
                 certificate.certification_body,
                 certificate.accreditation_body,
                 certificate.enterprise_credit_code,
@@ -555,8 +578,10 @@ async def export_rows(
             ]
 
 
-def _verification(certificate: Certificate, status: str, on: date, config: Config) -> Verification:
-    standard = config.catalogue.standards.get(certificate.standard)
+def _verification(
+    certificate: Certificate, status: str, on: date, catalogue: Catalogue
+) -> Verification:
+    standard = catalogue.standards.get(certificate.standard)
     issued = certificate.issued_on <= on
     shown = CertificateStatus(status) if issued else None
     return Verification(
@@ -581,10 +606,16 @@ def _verification(certificate: Certificate, status: str, on: date, config: Confi
 
 
 async def verify_number(
-    *, session: AsyncSession, config: Config, number: str, body: str | None, as_of: date | None
+    *,
+    session: AsyncSession,
+    catalogue: Catalogue,
+    today: date,
+    number: str,
+    body: str | None,
+    as_of: date | None,
 ) -> Verification:
     """The public check of one certificate number; confidential certificates stay hidden."""
-    on = as_of or config.today()
+    on = as_of or today
     rows = await repository.verify_lookup(session=session, on=on, numbers=[number])
     matches = [row for row in rows if body is None or row[0].certification_body == body]
     if not matches:
@@ -596,14 +627,19 @@ async def verify_number(
             "body", f"several certification bodies issued number {number}: {bodies}; name one"
         )
     certificate, status = matches[0]
-    return _verification(certificate, status, on, config)
+    return _verification(certificate, status, on, catalogue)
 
 
 async def verify_many(
-    *, session: AsyncSession, config: Config, queries: Sequence[VerifyQuery], as_of: date | None
+    *,
+    session: AsyncSession,
+    catalogue: Catalogue,
+    today: date,
+    queries: Sequence[VerifyQuery],
+    as_of: date | None,
 ) -> VerifyResponse:
     """Answer each of up to 100 numbers or credit codes, in the order asked, in one query."""
-    on = as_of or config.today()
+    on = as_of or today
     rows = await repository.verify_lookup(
         session=session,
         on=on,
@@ -633,20 +669,20 @@ async def verify_many(
                 body=query.body,
                 enterprise_credit_code=query.enterprise_credit_code,
                 found=bool(found),
-                certificates=[_verification(c, s, on, config) for c, s in found],
+                certificates=[_verification(c, s, on, catalogue) for c, s in found],
             )
         )
     return VerifyResponse(as_of=on, items=results)
 
 
-def parse_families(raw: str | None, config: Config) -> list[str]:
+def parse_families(raw: str | None, catalogue: Catalogue) -> list[str]:
     """The counted families named in `raw` (comma-separated), or the configured default."""
     if raw is None or not raw.strip():
-        return list(config.catalogue.counted_families)
+        return list(catalogue.counted_families)
     names = sorted({part.strip() for part in raw.split(",") if part.strip()})
-    unknown = [name for name in names if name not in config.catalogue.family_labels]
+    unknown = [name for name in names if name not in catalogue.family_labels]
     if unknown or not names:
-        known = ", ".join(sorted(config.catalogue.family_labels))
+        known = ", ".join(sorted(catalogue.family_labels))
         raise ValidationFailed.single(
             "families", f"unknown families {', '.join(unknown)}; known: {known}"
         )
@@ -656,21 +692,21 @@ def parse_families(raw: str | None, config: Config) -> list[str]:
 async def stats(
     *,
     session: AsyncSession,
-    config: Config,
+    catalogue: Catalogue,
     year: int,
     county_code: str | None,
     families: str | None,
     as_of: date | None,
 ) -> CertificateStats:
     """Newly certified enterprises in `year` and certificates in force on `as_of`, per county."""
-    counted = parse_families(families, config)
-    if county_code is not None and (error := _county_error(county_code, config)):
+    counted = parse_families(families, catalogue)
+    if county_code is not None and (error := _county_error(county_code, catalogue)):
         raise ValidationFailed([error])
     start, end = date(year, 1, 1), date(year, 12, 31)
     on = as_of or end
     if on < start:
         raise ValidationFailed.single("as_of", f"must not be before the start of {year}")
-    standards_by_family = {family: config.catalogue.standards_of([family]) for family in counted}
+    standards_by_family = {family: catalogue.standards_of([family]) for family in counted}
     standards = [code for codes in standards_by_family.values() for code in codes]
     new_by_county, new_total = await repository.new_certified_by_county(
         session=session, standards=standards, start=start, end=min(on, end), county_code=county_code
@@ -678,7 +714,7 @@ async def stats(
     in_force = await repository.in_force_by_county_family(
         session=session, standards_by_family=standards_by_family, on=on, county_code=county_code
     )
-    counties = {county_code} if county_code else set(config.region_codes)
+    counties = {county_code} if county_code else set(catalogue.region_codes)
     counties |= set(new_by_county) | {row[0] for row in in_force}
     by_family: dict[str, dict[str, int]] = {c: dict.fromkeys(counted, 0) for c in counties}
     for county, family, count in in_force:
@@ -716,7 +752,7 @@ def _row_to_create(raw: dict[str, str]) -> dict[str, Any]:
 
 
 def _parse_row(
-    line: int, raw: dict[str, str], config: Config
+    line: int, raw: dict[str, str], catalogue: Catalogue, today: date
 ) -> tuple[dict[str, Any] | None, list[RowError]]:
     if "__error__" in raw:
         return None, [RowError(line, "row", raw["__error__"])]
@@ -726,7 +762,7 @@ def _parse_row(
         return None, [
             RowError(line, field_name(error["loc"]), error["msg"]) for error in exc.errors()
         ]
-    values, errors = check_new(data, config)
+    values, errors = check_new(data, catalogue=catalogue, today=today)
     if errors:
         return None, [RowError(line, e.field, e.message) for e in errors]
     return values, []
@@ -737,12 +773,18 @@ def _key_digest(number: str, body: str) -> bytes:
 
 
 async def import_csv(
-    *, session: AsyncSession, config: Config, spool: IO[bytes], dry_run: bool, actor: Principal
+    *,
+    session: AsyncSession,
+    catalogue: Catalogue,
+    today: date,
+    spool: IO[bytes],
+    batch_size: int,
+    dry_run: bool,
+    actor: Principal,
 ) -> dict[str, Any]:
     """Validate every row, then store all of them or none. Two passes over the spooled file
     keep memory bounded: the first only checks, the second parses again and inserts."""
     allowed = set(CSV_COLUMNS)
-    batch_size = config.settings.import_batch_size
     errors: list[RowError] = []
     seen: dict[bytes, int] = {}
     rows = 0
@@ -750,7 +792,7 @@ async def import_csv(
         keys: dict[tuple[str, str], int] = {}
         for line, raw in batch:
             rows += 1
-            values, row_errors = _parse_row(line, raw, config)
+            values, row_errors = _parse_row(line, raw, catalogue, today)
             errors.extend(row_errors)
             if values is None:
                 continue
@@ -793,7 +835,7 @@ async def import_csv(
     for batch in batched(read_rows(spool, required=CSV_REQUIRED, allowed=allowed), batch_size):
         certificates, events = [], []
         for line, raw in batch:
-            values, _ = _parse_row(line, raw, config)
+            values, _ = _parse_row(line, raw, catalogue, today)
             assert values is not None
             certificate_id = new_id()
             certificates.append(

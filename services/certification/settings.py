@@ -1,7 +1,9 @@
 """Settings of the certification service, read from `CERTIFICATION_*` variables."""
 
+from datetime import date, datetime
 from pathlib import Path
 from typing import ClassVar
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -24,3 +26,7 @@ class Settings(ServiceSettings):
     def standards_path(self) -> Path:
         """The standards catalogue: configured, or `certification_standards.json` in config."""
         return self.standards_file or self.config_dir / "certification_standards.json"
+
+    def today(self) -> date:
+        """Today's date in the bureau's time zone."""
+        return datetime.now(ZoneInfo(self.timezone)).date()

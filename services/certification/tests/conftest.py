@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from certification.app import SPEC, build_app
-from certification.catalogue import Config
 from certification.models import metadata
 from certification.settings import Settings
 from kit.identifiers import credit_code_check_char
@@ -37,8 +36,8 @@ def credit_code() -> Callable[[int], str]:
 @pytest.fixture
 def today(service: Harness) -> date:
     """Today as the service sees it (the bureau's time zone)."""
-    config: Config = service.app.state.config
-    return config.today()
+    settings: Settings = service.app.state.settings
+    return settings.today()
 
 
 NewCertificate = Callable[..., Awaitable[dict[str, Any]]]

@@ -3,10 +3,9 @@
 import csv
 import io
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
-from certification.catalogue import Config
+from certification.settings import Settings
 from kit.testing import Harness
 
 NewCertificate = Callable[..., Awaitable[dict[str, Any]]]
@@ -153,14 +152,13 @@ async def test_bad_files_are_rejected(service: Harness, credit_code: Callable[[i
 async def test_upload_over_the_limit_is_413(
     service: Harness, credit_code: Callable[[int], str]
 ) -> None:
-    config: Config = service.app.state.config
-    small = config.settings.model_copy(update={"max_upload_bytes": 1024})
-    service.app.state.config = replace(config, settings=small)
+    settings: Settings = service.app.state.settings
+    service.app.state.settings = settings.model_copy(update={"max_upload_bytes": 1024})
     try:
         rows = [_row(i, credit_code(i)) for i in range(1, 30)]
         response = await _post(service, _csv(rows))
     finally:
-        service.app.state.config = config
+        service.app.state.settings = settings
     assert response.status_code == 413
     assert await _total(service) == 0
 
