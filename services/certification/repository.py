@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     Table,
     and_,
     case,
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from certification.models import Certificate, CertificateEvent
+from kit.pagination import Page, PageParams, paginate
 
 _certificate_table: Table = Certificate.__table__  # type: ignore[attr-defined]
 _event_table: Table = CertificateEvent.__table__  # type: ignore[attr-defined]
@@ -116,20 +118,21 @@ def _conditions(query: CertificateQuery) -> list[ColumnElement[bool]]:
     return where
 
 
+def _listing(query: CertificateQuery) -> Select[Certificate, str]:
+    """Matching certificates with their status on `query.on`."""
+    return select(Certificate, status_on(query.on).label("status_on")).where(*_conditions(query))
+
+
 async def list_certificates(
-    *, session: AsyncSession, query: CertificateQuery, after: str | None, limit: int
-) -> list[tuple[Certificate, str]]:
-    """One page (plus one row) of certificates with their status on `query.on`, by id."""
-    statement = (
-        select(Certificate, status_on(query.on).label("status_on"))
-        .where(*_conditions(query))
-        .order_by(col(Certificate.id))
-        .limit(limit + 1)
+    *, session: AsyncSession, query: CertificateQuery, page: PageParams
+) -> Page[tuple[Certificate, str]]:
+    """One page of certificates with their status on `query.on`, by id."""
+    # The id is selected under its own name as well, for `paginate` to read the next cursor.
+    statement = _listing(query).add_columns(col(Certificate.id).label("id"))
+    rows = await paginate(
+        session, statement, params=page, keys=[col(Certificate.id)], mappings=True
     )
-    if after is not None:
-        statement = statement.where(col(Certificate.id) > after)
-    result = await session.execute(statement)
-    return [(row[0], row[1]) for row in result.all()]
+    return rows.map(lambda row: (row["Certificate"], row["status_on"]))
 
 
 async def stream_certificates(
@@ -138,12 +141,15 @@ async def stream_certificates(
     """Every matching certificate with its status, by id, fetched in keyset batches."""
     after: str | None = None
     while True:
-        rows = await list_certificates(session=session, query=query, after=after, limit=batch_size)
-        for row in rows[:batch_size]:
+        statement = _listing(query).order_by(col(Certificate.id)).limit(batch_size)
+        if after is not None:
+            statement = statement.where(col(Certificate.id) > after)
+        rows = [(row[0], row[1]) for row in (await session.execute(statement)).all()]
+        for row in rows:
             yield row
-        if len(rows) <= batch_size:
+        if len(rows) < batch_size:
             return
-        after = rows[batch_size - 1][0].id
+        after = rows[-1][0].id
         session.expunge_all()
 
 
@@ -219,18 +225,13 @@ async def refresh_statistics(*, session: AsyncSession) -> None:
 
 
 async def history(
-    *, session: AsyncSession, certificate_id: str, after: int | None, limit: int
-) -> list[CertificateEvent]:
-    """A page (plus one row) of a certificate's history, oldest first."""
-    statement = (
-        select(CertificateEvent)
-        .where(col(CertificateEvent.certificate_id) == certificate_id)
-        .order_by(col(CertificateEvent.id))
-        .limit(limit + 1)
+    *, session: AsyncSession, certificate_id: str, page: PageParams
+) -> Page[CertificateEvent]:
+    """One page of a certificate's history, oldest first."""
+    statement = select(CertificateEvent).where(
+        col(CertificateEvent.certificate_id) == certificate_id
     )
-    if after is not None:
-        statement = statement.where(col(CertificateEvent.id) > after)
-    return list((await session.execute(statement)).scalars())
+    return await paginate(session, statement, params=page, keys=[col(CertificateEvent.id)])
 
 
 async def verify_lookup(

@@ -33,7 +33,7 @@ from kit.concurrency import make_etag
 from kit.csvio import CSV_EXPORT_RESPONSES, check_utf8, csv_response, spool_upload
 from kit.db import SessionDep
 from kit.identifiers import CreditCode
-from kit.pagination import Cursor, Limit, Page, page_of, query_fingerprint
+from kit.pagination import Page, PageParamsDep
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"])
 
@@ -216,31 +216,20 @@ async def export_certificates(
 
 @router.get("/certificates")
 async def list_certificates(
-    request: Request,
     session: SessionDep,
     catalogue: CatalogueDep,
     today: TodayDep,
     principal: Reader,
     filters: Filters,
-    limit: Limit = 50,
-    cursor: Cursor = None,
+    page: PageParamsDep,
 ) -> Page[CertificateRead]:
     """Certificates matching the filters, by creation, a page at a time."""
     query = service.resolve_query(
         catalogue=catalogue, today=today, principal=principal, **filters.values
     )
-    codec = request.app.state.cursor_codec
-    fingerprint = query_fingerprint({**filters.values, "confidential": query.include_confidential})
-    after = codec.decode(cursor, fingerprint)[0] if cursor else None
-    items = await service.list_certificates(
-        session=session,
-        catalogue=catalogue,
-        today=today,
-        query=query,
-        after=after,
-        limit=limit,
+    return await service.list_certificates(
+        session=session, catalogue=catalogue, today=today, query=query, page=page
     )
-    return page_of(items, limit=limit, codec=codec, fingerprint=fingerprint, key=lambda c: [c.id])
 
 
 @router.post("/certificates", status_code=201)
@@ -326,18 +315,7 @@ async def change_status(
 
 @router.get("/certificates/{certificate_id}/history")
 async def certificate_history(
-    _: Reader,
-    request: Request,
-    certificate: CertificateDep,
-    session: SessionDep,
-    limit: Limit = 50,
-    cursor: Cursor = None,
+    _: Reader, certificate: CertificateDep, session: SessionDep, page: PageParamsDep
 ) -> Page[HistoryEntryRead]:
     """Every change of a certificate, oldest first: who, when, what and why."""
-    codec = request.app.state.cursor_codec
-    fingerprint = query_fingerprint({"certificate_id": certificate.id})
-    after = int(codec.decode(cursor, fingerprint)[0]) if cursor else None
-    items = await service.history(
-        session=session, certificate_id=certificate.id, after=after, limit=limit
-    )
-    return page_of(items, limit=limit, codec=codec, fingerprint=fingerprint, key=lambda e: [e.id])
+    return await service.history(session=session, certificate_id=certificate.id, page=page)

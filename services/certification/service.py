@@ -44,6 +44,7 @@ from kit.errors import (
     field_name,
 )
 from kit.identifiers import county_code_error, new_id
+from kit.pagination import Page, PageParams
 
 WRITE_SCOPE = "certificates:write"
 
@@ -470,27 +471,19 @@ async def list_certificates(
     catalogue: Catalogue,
     today: date,
     query: CertificateQuery,
-    after: str | None,
-    limit: int,
-) -> list[CertificateRead]:
-    """A page (plus one item) of certificates, each with its status on the query's date."""
-    rows = await repository.list_certificates(
-        session=session, query=query, after=after, limit=limit
-    )
-    return [
-        to_read(certificate, status, catalogue=catalogue, today=today)
-        for certificate, status in rows
-    ]
+    page: PageParams,
+) -> Page[CertificateRead]:
+    """One page of certificates, each with its status on the query's date."""
+    rows = await repository.list_certificates(session=session, query=query, page=page)
+    return rows.map(lambda row: to_read(row[0], row[1], catalogue=catalogue, today=today))
 
 
 async def history(
-    *, session: AsyncSession, certificate_id: str, after: int | None, limit: int
-) -> list[HistoryEntryRead]:
-    """A page (plus one entry) of a certificate's history, oldest first."""
-    events = await repository.history(
-        session=session, certificate_id=certificate_id, after=after, limit=limit
-    )
-    return [HistoryEntryRead.model_validate(e, from_attributes=True) for e in events]
+    *, session: AsyncSession, certificate_id: str, page: PageParams
+) -> Page[HistoryEntryRead]:
+    """One page of a certificate's history, oldest first."""
+    entries = await repository.history(session=session, certificate_id=certificate_id, page=page)
+    return entries.map(lambda entry: HistoryEntryRead.model_validate(entry, from_attributes=True))
 
 
 def resolve_query(

@@ -45,6 +45,31 @@ async def test_suspend_reinstate_withdraw_with_history(
     assert history[1]["occurred_at"]
 
 
+async def test_history_is_paged_oldest_first(
+    service: Harness, new_certificate: NewCertificate
+) -> None:
+    item = await new_certificate(expires_on=FUTURE)
+    for status in ("suspended", "valid", "suspended", "withdrawn"):
+        assert (await _change(service, item, status)).status_code == 200
+    client = service.client()
+    url = f"/api/v1/certificates/{item['id']}/history"
+    params: dict[str, Any] = {"limit": 2}
+    seen: list[str | None] = []
+    while True:
+        page = (await client.get(url, params=params)).json()
+        assert len(page["items"]) <= 2
+        seen += [entry["to_status"] for entry in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    assert seen == ["valid", "suspended", "valid", "suspended", "withdrawn"]
+    other = await service.client().get(
+        f"/api/v1/certificates/{(await new_certificate())['id']}/history",
+        params={"limit": 2, "cursor": params["cursor"]},
+    )
+    assert other.status_code == 400
+
+
 @pytest.mark.parametrize(
     ("path", "requested"),
     [
