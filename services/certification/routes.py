@@ -3,7 +3,7 @@
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from certification import service
@@ -29,7 +29,7 @@ from certification.schemas import (
     VerifyRequest,
     VerifyResponse,
 )
-from kit.concurrency import make_etag
+from kit.concurrency import IfMatch
 from kit.csvio import CSV_EXPORT_RESPONSES, check_utf8, csv_response, spool_upload
 from kit.db import SessionDep
 from kit.identifiers import CreditCode
@@ -37,7 +37,6 @@ from kit.pagination import Page, PageParamsDep
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"])
 
-IfMatch = Annotated[str | None, Header(description="The ETag of the certificate as read.")]
 AsOf = Annotated[date | None, Query(description="The date the status refers to (default today).")]
 
 
@@ -81,7 +80,7 @@ Filters = Annotated[ListFilters, Depends()]
 
 
 def _with_etag(response: Response, item: CertificateRead) -> CertificateRead:
-    response.headers["ETag"] = make_etag(item.id, item.version)
+    response.headers["ETag"] = service.etag_of(item)
     return item
 
 

@@ -117,7 +117,8 @@ def months_before(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def etag_of(certificate: Certificate) -> str:
+def etag_of(certificate: Certificate | CertificateRead) -> str:
+    """The ETag of a certificate's current version."""
     return make_etag(certificate.id, certificate.version)
 
 
