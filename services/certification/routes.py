@@ -19,11 +19,11 @@ from certification.dependencies import (
 )
 from certification.schemas import (
     CertificateCreate,
+    CertificateHistoryRead,
     CertificateRead,
     CertificateStats,
     CertificateStatus,
     CertificateUpdate,
-    HistoryEntryRead,
     StatusChange,
     Verification,
     VerifyRequest,
@@ -315,6 +315,6 @@ async def change_status(
 @router.get("/certificates/{certificate_id}/history")
 async def certificate_history(
     _: Reader, certificate: CertificateDep, session: SessionDep, page: PageParamsDep
-) -> Page[HistoryEntryRead]:
+) -> Page[CertificateHistoryRead]:
     """Every change of a certificate, oldest first: who, when, what and why."""
     return await service.history(session=session, certificate_id=certificate.id, page=page)

@@ -6,9 +6,10 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from kit.identifiers import CountyCode, CreditCode
+from kit.schemas import StrictModel
 
 
 class CertificateStatus(StrEnum):
@@ -26,11 +27,7 @@ STATUS_LABELS = {
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class CertificateCreate(_Strict):
+class CertificateCreate(StrictModel):
     """A new certificate. `expires_on` defaults to the configured validity after `issued_on`,
     `original_issued_on` to `issued_on`; `status` other than `valid` is for loading records."""
 
@@ -51,7 +48,7 @@ class CertificateCreate(_Strict):
     status_since: date | None = None
 
 
-class CertificateUpdate(_Strict):
+class CertificateUpdate(StrictModel):
     """Fields to change; status changes go through `POST …/{id}/status`."""
 
     certificate_number: str | None = Field(default=None, min_length=1, max_length=100)
@@ -96,7 +93,7 @@ class CertificateRead(BaseModel):
     updated_at: datetime
 
 
-class StatusChange(_Strict):
+class StatusChange(StrictModel):
     """A requested status change; `effective_on` (default today) dates it for `as_of` queries."""
 
     status: CertificateStatus
@@ -104,7 +101,9 @@ class StatusChange(_Strict):
     effective_on: date | None = None
 
 
-class HistoryEntryRead(BaseModel):
+class CertificateHistoryRead(BaseModel):
+    """One entry of a certificate's history."""
+
     id: int
     kind: str
     from_status: str | None
@@ -139,7 +138,7 @@ class Verification(BaseModel):
     in_force: bool
 
 
-class VerifyQuery(_Strict):
+class VerifyQuery(StrictModel):
     """One question: a certificate number (optionally with its body) or a credit code."""
 
     number: str | None = Field(default=None, min_length=1, max_length=100)
@@ -155,7 +154,7 @@ class VerifyQuery(_Strict):
         return self
 
 
-class VerifyRequest(_Strict):
+class VerifyRequest(StrictModel):
     items: list[VerifyQuery] = Field(min_length=1, max_length=100)
     as_of: date | None = None
 

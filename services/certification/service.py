@@ -19,12 +19,12 @@ from certification.repository import CertificateQuery
 from certification.schemas import (
     STATUS_LABELS,
     CertificateCreate,
+    CertificateHistoryRead,
     CertificateRead,
     CertificateStats,
     CertificateStatus,
     CertificateUpdate,
     CountyStats,
-    HistoryEntryRead,
     StatsTotals,
     StatusChange,
     Verification,
@@ -481,10 +481,12 @@ async def list_certificates(
 
 async def history(
     *, session: AsyncSession, certificate_id: str, page: PageParams
-) -> Page[HistoryEntryRead]:
+) -> Page[CertificateHistoryRead]:
     """One page of a certificate's history, oldest first."""
     entries = await repository.history(session=session, certificate_id=certificate_id, page=page)
-    return entries.map(lambda entry: HistoryEntryRead.model_validate(entry, from_attributes=True))
+    return entries.map(
+        lambda entry: CertificateHistoryRead.model_validate(entry, from_attributes=True)
+    )
 
 
 def resolve_query(
