@@ -6,7 +6,6 @@ from sqlalchemy import Column, DateTime
 from sqlmodel import Field, SQLModel
 
 from kit.db import new_registry
-from kit.idempotency import idempotency_table
 
 registry = new_registry()
 metadata = registry.metadata
@@ -14,9 +13,6 @@ metadata = registry.metadata
 
 class Base(SQLModel, registry=registry):
     """Base of every table of this service."""
-
-
-idempotency_record = idempotency_table(metadata)
 
 
 class ApiClient(Base, table=True):
