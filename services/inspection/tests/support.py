@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from kit.auth import TokenVerifier
+from kit.auth import TokenVerifier, parse_bearer
 from kit.errors import Unauthorized
 from kit.identifiers import credit_code_check_char
 
@@ -74,8 +74,11 @@ class FakeBrandRegistry:
         assert self.verifier is not None
         if request.url.path != "/api/v1/brands/review-flags" or request.method != "POST":
             return httpx.Response(404)
+        token = parse_bearer(request.headers.get("authorization"))
+        if token is None:
+            return httpx.Response(401)
         try:
-            principal = self.verifier.verify(request.headers["authorization"].split(" ", 1)[1])
+            principal = self.verifier.verify(token)
         except Unauthorized:
             return httpx.Response(401)
         if not principal.has("brands:flag"):
