@@ -181,7 +181,8 @@ async def store_upload(
                     action="imported",
                     principal=principal,
                     reason="CSV import",
-                    changes=snapshot,
+                    before=None,
+                    after=snapshot,
                     now=now,
                 )
             )

@@ -94,7 +94,11 @@ class SpotCheck(Base, table=True):
 
 
 class SpotCheckHistory(Base, table=True):
-    """One change to a spot-check: who, when, why, and the fields that changed."""
+    """One change to a spot-check: what was done, by whom, why, when, and the values it changed.
+
+    `before` holds the changed fields' old values (null when the check was recorded), `after`
+    their new values (every recorded field when the check was recorded).
+    """
 
     __tablename__ = "spot_check_history"
 
@@ -102,10 +106,13 @@ class SpotCheckHistory(Base, table=True):
     spot_check_id: str = Field(max_length=36, foreign_key="spot_check.id", index=True)
     version: int
     action: str = Field(max_length=16)
-    changed_by: str = Field(max_length=200)
-    changed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    actor: str = Field(max_length=200)
     reason: str = Field(max_length=1000)
-    changes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    before: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
+    after: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 class OutboxMessage(Base, table=True):

@@ -17,8 +17,8 @@ from inspection.dependencies import (
     unpublished_allowed,
 )
 from inspection.schemas import (
-    HistoryPage,
     SpotCheckCreate,
+    SpotCheckHistoryList,
     SpotCheckRead,
     SpotCheckStats,
     SpotCheckUpdate,
@@ -186,6 +186,5 @@ async def correct_spot_check(
 
 
 @router.get("/spot-checks/{spot_check_id}/history", summary="Every change of a spot-check")
-async def spot_check_history(spot_check: SpotCheckDep, session: SessionDep) -> HistoryPage:
-    entries = await service.history(session=session, spot_check=spot_check)
-    return HistoryPage(spot_check_id=spot_check.id, items=entries)
+async def spot_check_history(spot_check: SpotCheckDep, session: SessionDep) -> SpotCheckHistoryList:
+    return await service.spot_check_history(session=session, spot_check=spot_check)

@@ -154,8 +154,9 @@ class SpotCheckRead(BaseModel):
     version: int
 
 
-class HistoryEntry(BaseModel):
-    """One change of a spot-check."""
+class SpotCheckHistoryRead(BaseModel):
+    """One change of a spot-check: `changes` is `{field: [old, new]}` for a correction and
+    every recorded field for a check as it was recorded."""
 
     id: str
     version: int
@@ -166,9 +167,11 @@ class HistoryEntry(BaseModel):
     changes: dict[str, Any]
 
 
-class HistoryPage(BaseModel):
+class SpotCheckHistoryList(BaseModel):
+    """Every change of one spot-check, oldest first."""
+
     spot_check_id: str
-    items: list[HistoryEntry]
+    items: list[SpotCheckHistoryRead]
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,13 @@ from inspection.schemas import (
     CategoryStats,
     CountyStats,
     GroupStats,
-    HistoryEntry,
     Level,
     PassRate,
     Result,
     SpotCheckCreate,
     SpotCheckFields,
+    SpotCheckHistoryList,
+    SpotCheckHistoryRead,
     SpotCheckRead,
     SpotCheckStats,
     SpotCheckUpdate,
@@ -208,19 +209,42 @@ def history_row(
     action: str,
     principal: Principal,
     reason: str,
-    changes: dict[str, Any],
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
     now: datetime,
 ) -> dict[str, Any]:
+    """A history entry: `before` the changed fields' old values (None for a new check),
+    `after` their new ones."""
     return {
         "id": new_id(),
         "spot_check_id": spot_check_id,
         "version": version,
         "action": action,
-        "changed_by": principal.client_id,
-        "changed_at": now,
+        "actor": principal.client_id,
         "reason": reason,
-        "changes": changes,
+        "at": now,
+        "before": before,
+        "after": after,
     }
+
+
+def history_read(entry: SpotCheckHistory) -> SpotCheckHistoryRead:
+    """A history entry as served: a correction's `changes` are `{field: [old, new]}`, a new
+    check's are its recorded fields."""
+    if entry.before is None:
+        changes = dict(entry.after)
+    else:
+        before = entry.before
+        changes = {name: [before.get(name), value] for name, value in entry.after.items()}
+    return SpotCheckHistoryRead(
+        id=entry.id,
+        version=entry.version,
+        action=entry.action,
+        changed_by=entry.actor,
+        changed_at=as_utc(entry.at),
+        reason=entry.reason,
+        changes=changes,
+    )
 
 
 async def _refresh_chain(*, session: AsyncSession, root_id: str) -> None:
@@ -334,7 +358,8 @@ async def create_spot_check(
                 action=action,
                 principal=principal,
                 reason=reason,
-                changes=snapshot,
+                before=None,
+                after=snapshot,
                 now=now,
             )
         )
@@ -379,11 +404,7 @@ async def correct_spot_check(
         raise ValidationFailed(pydantic_errors(exc)) from None
     _check_record(record, catalogue=catalogue, today=today)
     new_values = stored_values(record)
-    changes = {
-        name: [_jsonable(current[name]), _jsonable(new_values[name])]
-        for name in RECORDED_FIELDS
-        if current[name] != new_values[name]
-    }
+    changes = [name for name in RECORDED_FIELDS if current[name] != new_values[name]]
     if not changes:
         return spot_check
     reinspection = await repository.find_reinspection(session=session, spot_check_id=spot_check.id)
@@ -425,7 +446,8 @@ async def correct_spot_check(
                 action="corrected",
                 principal=principal,
                 reason=body.reason,
-                changes=changes,
+                before={name: _jsonable(current[name]) for name in changes},
+                after={name: _jsonable(new_values[name]) for name in changes},
                 now=now,
             )
         )
@@ -448,15 +470,14 @@ async def correct_spot_check(
     return spot_check
 
 
-async def history(*, session: AsyncSession, spot_check: SpotCheck) -> list[HistoryEntry]:
+async def spot_check_history(
+    *, session: AsyncSession, spot_check: SpotCheck
+) -> SpotCheckHistoryList:
     """Every change of a spot-check, oldest first."""
     entries = await repository.history_of(session=session, spot_check_id=spot_check.id)
-    return [
-        HistoryEntry.model_validate(entry, from_attributes=True).model_copy(
-            update={"changed_at": as_utc(entry.changed_at)}
-        )
-        for entry in entries
-    ]
+    return SpotCheckHistoryList(
+        spot_check_id=spot_check.id, items=[history_read(entry) for entry in entries]
+    )
 
 
 def parse_levels(levels: str | None) -> list[Level]:
