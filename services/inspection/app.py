@@ -6,10 +6,10 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
+from inspection.catalogue import load_catalogue
 from inspection.models import idempotency_record
 from inspection.outbox import OutboxMetrics, outbox_lifespan
 from inspection.routes import router
-from inspection.service import Catalogue
 from inspection.settings import Settings
 from kit.app import ServiceSpec, create_app
 
@@ -26,6 +26,7 @@ SPEC = ServiceSpec(
     version_table=VERSION_TABLE,
     idempotency_table=idempotency_record,
     lifespan_hooks=[outbox_lifespan()],
+    load_catalogue=load_catalogue,
     openapi_tags=[{"name": "spot-checks", "description": "Supervision spot-checks (監督抽查)"}],
 )
 
@@ -41,8 +42,5 @@ def build_app(
     if brand_registry_transport is not None:
         spec = replace(SPEC, lifespan_hooks=[outbox_lifespan(brand_registry_transport)])
     app = create_app(spec, settings)
-    app.state.catalogue = Catalogue(
-        regions=settings.region_codes(), categories=settings.product_categories()
-    )
     app.state.outbox_metrics = OutboxMetrics(app.state.metrics.registry)
     return app

@@ -15,10 +15,10 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from inspection import repository
+from inspection.catalogue import Catalogue
 from inspection.schemas import Result, SpotCheckFields, SpotCheckFilters
 from inspection.service import (
     RECORDED_FIELDS,
-    Catalogue,
     history_row,
     outbox_row,
     pydantic_errors,

@@ -6,21 +6,18 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from inspection import repository
+from inspection.catalogue import Catalogue
 from inspection.models import SpotCheck
 from inspection.schemas import Level, Result, SpotCheckFilters
-from inspection.service import Catalogue, is_published
+from inspection.service import is_published
+from kit.app import app_catalogue
 from kit.auth import CurrentPrincipal, Principal, require_scope
 from kit.db import SessionDep
 from kit.errors import FieldError, Forbidden, NotFound, ValidationFailed
-from kit.identifiers import county_code_error, credit_code_error
+from kit.identifiers import validate_credit_code
 
 READ_SCOPE = "spot-checks:read"
 WRITE_SCOPE = "spot-checks:write"
-
-
-async def get_catalogue(request: Request) -> Catalogue:
-    catalogue: Catalogue = request.app.state.catalogue
-    return catalogue
 
 
 async def get_today(request: Request) -> date:
@@ -38,7 +35,7 @@ async def reader(principal: CurrentPrincipal) -> Principal:
     return principal
 
 
-CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
+CatalogueDep = Annotated[Catalogue, Depends(app_catalogue)]
 TodayDep = Annotated[date, Depends(get_today)]
 Reader = Annotated[Principal, Depends(reader)]
 Writer = Annotated[Principal, Depends(require_scope(WRITE_SCOPE))]
@@ -84,20 +81,21 @@ async def spot_check_filters(
     q: Annotated[str | None, Query(max_length=100, description="Text search")] = None,
     include_unpublished: bool = False,
 ) -> SpotCheckFilters:
-    """The list and export filters, each checked against the configuration."""
-    errors = []
-    if county_code is not None and (error := county_code_error(county_code, catalogue.regions)):
-        errors.append(("county_code", error))
-    if product_category is not None and product_category not in catalogue.categories:
-        errors.append(("product_category", f"unknown product category {product_category!r}"))
+    """The list and export filters, each checked as a record's field is."""
+    errors: list[FieldError] = []
+    if county_code is not None and (error := catalogue.county_code_error(county_code)):
+        errors.append(FieldError("county_code", error))
+    if product_category is not None and (error := catalogue.category_error(product_category)):
+        errors.append(FieldError("product_category", error))
     if enterprise_credit_code is not None:
-        enterprise_credit_code = enterprise_credit_code.strip().upper()
-        if error := credit_code_error(enterprise_credit_code):
-            errors.append(("enterprise_credit_code", f"not a valid credit code: {error}"))
+        try:
+            enterprise_credit_code = validate_credit_code(enterprise_credit_code)
+        except ValueError as exc:
+            errors.append(FieldError("enterprise_credit_code", str(exc)))
     if sampled_from and sampled_to and sampled_from > sampled_to:
-        errors.append(("sampled_to", "must not be before sampled_from"))
+        errors.append(FieldError("sampled_to", "must not be before sampled_from"))
     if errors:
-        raise ValidationFailed([FieldError(field, message) for field, message in errors])
+        raise ValidationFailed(errors)
     return SpotCheckFilters(
         plan_code=plan_code.strip() if plan_code else None,
         level=level,

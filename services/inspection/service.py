@@ -2,7 +2,6 @@
 corrections with history, the embargo, the stats, and the notices to the brand registry."""
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -10,6 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inspection import repository
+from inspection.catalogue import Catalogue
 from inspection.models import OutboxMessage, SpotCheck, SpotCheckHistory
 from inspection.schemas import (
     LEVEL_LABELS,
@@ -33,21 +33,10 @@ from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
 from kit.db import as_utc
 from kit.errors import Conflict, FieldError, ValidationFailed, field_name
-from kit.identifiers import county_code_error, new_id
+from kit.identifiers import new_id
 
 REVIEW_FLAG = "brand_review_flag"
 RECORDED_FIELDS = tuple(SpotCheckFields.model_fields)
-
-
-@dataclass(frozen=True)
-class Catalogue:
-    """The configured counties and product categories a record may name."""
-
-    regions: frozenset[str]
-    categories: Mapping[str, str]
-
-    def category_label(self, code: str) -> str:
-        return self.categories.get(code, code)
 
 
 def utcnow() -> datetime:
@@ -110,16 +99,9 @@ def pydantic_errors(exc: ValidationError) -> list[FieldError]:
 def rule_errors(record: SpotCheckFields, *, catalogue: Catalogue, today: date) -> list[FieldError]:
     """What makes a record invalid beyond its fields' own shapes."""
     errors: list[FieldError] = []
-    if record.product_category not in catalogue.categories:
-        errors.append(
-            FieldError(
-                "product_category",
-                f"unknown product category {record.product_category!r}; "
-                f"known: {', '.join(catalogue.categories)}",
-            )
-        )
-    county_error = county_code_error(record.county_code, catalogue.regions)
-    if county_error:
+    if category_error := catalogue.category_error(record.product_category):
+        errors.append(FieldError("product_category", category_error))
+    if county_error := catalogue.county_code_error(record.county_code):
         errors.append(FieldError("county_code", county_error))
     if record.sampled_on > today:
         errors.append(FieldError("sampled_on", f"{record.sampled_on} is in the future"))
@@ -528,10 +510,8 @@ async def spot_check_stats(
     as_of = as_of or year_end
     if as_of < start:
         raise ValidationFailed.single("as_of", f"must not be before the start of {year}")
-    if county_code is not None:
-        error = county_code_error(county_code, catalogue.regions)
-        if error:
-            raise ValidationFailed.single("county_code", error)
+    if county_code is not None and (error := catalogue.county_code_error(county_code)):
+        raise ValidationFailed.single("county_code", error)
     query = repository.stats_query(
         start=start,
         end=min(as_of, year_end),

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from kit.settings import ServiceSettings, load_json
+from kit.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
@@ -45,7 +45,3 @@ class Settings(ServiceSettings):
     @property
     def product_categories_file(self) -> Path:
         return self.product_categories_path or self.config_dir / "product_categories.json"
-
-    def product_categories(self) -> dict[str, str]:
-        """The product category catalogue: code → Chinese name, in catalogue order."""
-        return {entry["code"]: entry["name"] for entry in load_json(self.product_categories_file)}
