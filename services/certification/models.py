@@ -59,22 +59,29 @@ class Certificate(Base, table=True):
     __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": _version}
 
 
-class CertificateEvent(Base, table=True):
-    """One entry of a certificate's history: creation, field edits and status changes."""
+class CertificateHistory(Base, table=True):
+    """One entry of a certificate's history: creation, import, field edits and status changes.
+    An edit keeps the fields it changed in `before` and `after`; a status change its
+    `from_status`, `to_status` and `effective_on`, from which the status on any date follows."""
 
-    __tablename__ = "certificate_event"
+    __tablename__ = "certificate_history"
     __table_args__ = (
-        Index("ix_certificate_event_certificate_effective", "certificate_id", "effective_on"),
+        Index("ix_certificate_history_certificate_effective", "certificate_id", "effective_on"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     certificate_id: str = Field(max_length=36, foreign_key="certificate.id")
-    kind: str = Field(max_length=16)
+    action: str = Field(max_length=16)
+    actor: str = Field(max_length=200)
+    actor_name: str = Field(max_length=200)
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    before: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
+    after: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
     from_status: str | None = Field(default=None, max_length=16)
     to_status: str | None = Field(default=None, max_length=16)
     effective_on: date | None = None
-    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    changes: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    actor_id: str = Field(max_length=200)
-    actor_name: str = Field(max_length=200)
-    occurred_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

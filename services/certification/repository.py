@@ -24,13 +24,13 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from certification.models import Certificate, CertificateEvent
+from certification.models import Certificate, CertificateHistory
 from kit.pagination import Page, PageParams, paginate
 
 _certificate_table: Table = Certificate.__table__  # type: ignore[attr-defined]
-_event_table: Table = CertificateEvent.__table__  # type: ignore[attr-defined]
+_history_table: Table = CertificateHistory.__table__  # type: ignore[attr-defined]
 _certificate = _certificate_table.c
-_event = _event_table.c
+_history = _history_table.c
 
 
 def status_on(on: date) -> ColumnElement[str]:
@@ -38,13 +38,13 @@ def status_on(on: date) -> ColumnElement[str]:
     `on`, otherwise the last status recorded in its history by then; `expired` after expiry
     unless withdrawn."""
     past = (
-        select(_event.to_status)
+        select(_history.to_status)
         .where(
-            _event.certificate_id == _certificate.id,
-            _event.to_status.is_not(None),
-            _event.effective_on <= on,
+            _history.certificate_id == _certificate.id,
+            _history.to_status.is_not(None),
+            _history.effective_on <= on,
         )
-        .order_by(_event.effective_on.desc(), _event.id.desc())
+        .order_by(_history.effective_on.desc(), _history.id.desc())
         .limit(1)
         .correlate(_certificate_table)
         .scalar_subquery()
@@ -192,16 +192,16 @@ async def taken_numbers(
 
 
 async def add_certificate(
-    *, session: AsyncSession, certificate: Certificate, event: CertificateEvent
+    *, session: AsyncSession, certificate: Certificate, entry: CertificateHistory
 ) -> None:
     session.add(certificate)
     await session.flush()
-    session.add(event)
+    session.add(entry)
     await session.flush()
 
 
-async def add_event(*, session: AsyncSession, event: CertificateEvent) -> None:
-    session.add(event)
+async def add_history_entry(*, session: AsyncSession, entry: CertificateHistory) -> None:
+    session.add(entry)
     await session.flush()
 
 
@@ -209,29 +209,29 @@ async def insert_many(
     *,
     session: AsyncSession,
     certificates: list[dict[str, Any]],
-    events: list[dict[str, Any]],
+    entries: list[dict[str, Any]],
 ) -> None:
-    """Bulk-insert rows already validated, with their creation events."""
+    """Bulk-insert rows already validated, with their entries in the history."""
     if certificates:
         await session.execute(insert(_certificate_table), certificates)
-        await session.execute(insert(_event_table), events)
+        await session.execute(insert(_history_table), entries)
 
 
 async def refresh_statistics(*, session: AsyncSession) -> None:
     """Have PostgreSQL re-sample the tables after a bulk load, so the planner does not keep
     choosing sequential scans from pre-load row estimates until autovacuum gets to them."""
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("ANALYZE certificate, certificate_event"))
+        await session.execute(text("ANALYZE certificate, certificate_history"))
 
 
 async def history(
     *, session: AsyncSession, certificate_id: str, page: PageParams
-) -> Page[CertificateEvent]:
+) -> Page[CertificateHistory]:
     """One page of a certificate's history, oldest first."""
-    statement = select(CertificateEvent).where(
-        col(CertificateEvent.certificate_id) == certificate_id
+    statement = select(CertificateHistory).where(
+        col(CertificateHistory.certificate_id) == certificate_id
     )
-    return await paginate(session, statement, params=page, keys=[col(CertificateEvent.id)])
+    return await paginate(session, statement, params=page, keys=[col(CertificateHistory.id)])
 
 
 async def verify_lookup(

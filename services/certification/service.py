@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from certification import repository
 from certification.catalogue import Catalogue
-from certification.models import Certificate, CertificateEvent
+from certification.models import Certificate, CertificateHistory
 from certification.repository import CertificateQuery
 from certification.schemas import (
     STATUS_LABELS,
@@ -246,29 +246,54 @@ def _duplicate(number: str, body: str) -> Conflict:
     )
 
 
-def _event(
+def _history_entry(
     *,
     certificate_id: str,
-    kind: str,
+    action: str,
     actor: Principal,
     at: datetime,
     from_status: str | None = None,
     to_status: str | None = None,
     effective_on: date | None = None,
     reason: str | None = None,
-    changes: dict[str, Any] | None = None,
-) -> CertificateEvent:
-    return CertificateEvent(
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> CertificateHistory:
+    return CertificateHistory(
         certificate_id=certificate_id,
-        kind=kind,
+        action=action,
+        actor=actor.client_id,
+        actor_name=actor.client_name,
+        at=at,
+        reason=reason,
+        before=before,
+        after=after,
         from_status=from_status,
         to_status=to_status,
         effective_on=effective_on,
-        reason=reason,
+    )
+
+
+def history_read(entry: CertificateHistory) -> CertificateHistoryRead:
+    """The API view of a history entry: an edit's `before` and `after` as `changes`,
+    `{field: [old, new]}`."""
+    assert entry.id is not None
+    changes = (
+        {name: [(entry.before or {}).get(name), value] for name, value in entry.after.items()}
+        if entry.after
+        else None
+    )
+    return CertificateHistoryRead(
+        id=entry.id,
+        kind=entry.action,
+        from_status=entry.from_status,
+        to_status=entry.to_status,
+        effective_on=entry.effective_on,
+        reason=entry.reason,
         changes=changes,
-        actor_id=actor.client_id,
-        actor_name=actor.client_name,
-        occurred_at=at,
+        actor_id=entry.actor,
+        actor_name=entry.actor_name,
+        occurred_at=entry.at,
     )
 
 
@@ -290,15 +315,15 @@ async def create_certificate(
         raise _duplicate(data.certificate_number, data.certification_body)
     at = now()
     certificate = Certificate(id=new_id(), created_at=at, updated_at=at, **values)
-    event = _event(
+    entry = _history_entry(
         certificate_id=certificate.id,
-        kind="created",
+        action="created",
         actor=actor,
         at=at,
         to_status=certificate.status,
         effective_on=certificate.status_since,
     )
-    await repository.add_certificate(session=session, certificate=certificate, event=event)
+    await repository.add_certificate(session=session, certificate=certificate, entry=entry)
     return await read_certificate(
         session=session, catalogue=catalogue, today=today, certificate_id=certificate.id
     )
@@ -390,14 +415,15 @@ async def update_certificate(
         for name, value in merged.items():
             setattr(certificate, name, value)
         certificate.updated_at = at
-        await repository.add_event(
+        await repository.add_history_entry(
             session=session,
-            event=_event(
+            entry=_history_entry(
                 certificate_id=certificate.id,
-                kind="updated",
+                action="updated",
                 actor=actor,
                 at=at,
-                changes=changes,
+                before={name: pair[0] for name, pair in changes.items()},
+                after={name: pair[1] for name, pair in changes.items()},
             ),
         )
     return await read_certificate(
@@ -448,11 +474,11 @@ async def change_status(
     certificate.status = str(requested)
     certificate.status_since = effective_on
     certificate.updated_at = at
-    await repository.add_event(
+    await repository.add_history_entry(
         session=session,
-        event=_event(
+        entry=_history_entry(
             certificate_id=certificate.id,
-            kind="status",
+            action="status",
             actor=actor,
             at=at,
             from_status=current,
@@ -484,9 +510,7 @@ async def history(
 ) -> Page[CertificateHistoryRead]:
     """One page of a certificate's history, oldest first."""
     entries = await repository.history(session=session, certificate_id=certificate_id, page=page)
-    return entries.map(
-        lambda entry: CertificateHistoryRead.model_validate(entry, from_attributes=True)
-    )
+    return entries.map(history_read)
 
 
 def resolve_query(
@@ -829,7 +853,7 @@ async def import_csv(
     at = now()
     stored = 0
     for batch in batched(read_rows(spool, required=CSV_REQUIRED, allowed=allowed), batch_size):
-        certificates, events = [], []
+        certificates, entries = [], []
         for line, raw in batch:
             values, _ = _parse_row(line, raw, catalogue, today)
             assert values is not None
@@ -837,21 +861,22 @@ async def import_csv(
             certificates.append(
                 {**values, "id": certificate_id, "created_at": at, "updated_at": at, "version": 1}
             )
-            events.append(
+            entries.append(
                 {
                     "certificate_id": certificate_id,
-                    "kind": "imported",
+                    "action": "imported",
+                    "actor": actor.client_id,
+                    "actor_name": actor.client_name,
+                    "at": at,
+                    "reason": f"CSV import, line {line}",
+                    "before": None,
+                    "after": None,
                     "from_status": None,
                     "to_status": values["status"],
                     "effective_on": values["status_since"],
-                    "reason": f"CSV import, line {line}",
-                    "changes": None,
-                    "actor_id": actor.client_id,
-                    "actor_name": actor.client_name,
-                    "occurred_at": at,
                 }
             )
-        await repository.insert_many(session=session, certificates=certificates, events=events)
+        await repository.insert_many(session=session, certificates=certificates, entries=entries)
         stored += len(certificates)
     if stored >= ANALYZE_AFTER_ROWS:
         await repository.refresh_statistics(session=session)
