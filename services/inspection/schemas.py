@@ -5,9 +5,10 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from kit.identifiers import CountyCode, CreditCode
+from kit.schemas import StrictModel
 
 
 class Level(StrEnum):
@@ -34,28 +35,26 @@ class Result(StrEnum):
 
 RESULT_LABELS = {Result.passed: "合格", Result.failed: "不合格"}
 
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+# Text is stripped of outer whitespace by StrictModel before these lengths are checked.
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+ShortText = Annotated[str, StringConstraints(max_length=200)]
+Requirement = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+ReportNumber = Annotated[str, StringConstraints(max_length=100)]
+SpotCheckId = Annotated[str, StringConstraints(max_length=36)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 
 
-class NonconformingItem(BaseModel):
+class NonconformingItem(StrictModel):
     """One failed test item: what was tested, what the standard requires, what was measured."""
 
-    model_config = ConfigDict(extra="forbid")
-
     item: Name
-    requirement: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
-    ]
+    requirement: Requirement
     measured: Name
 
 
-class SpotCheckFields(BaseModel):
+class SpotCheckFields(StrictModel):
     """The recorded facts of a spot-check, validated field by field."""
-
-    model_config = ConfigDict(extra="forbid")
 
     plan_code: Code
     level: Level
@@ -70,9 +69,7 @@ class SpotCheckFields(BaseModel):
     nonconforming_items: list[NonconformingItem] = Field(default_factory=list, max_length=200)
     mandatory_standard_violation: bool = False
     testing_lab: ShortText | None = None
-    report_number: (
-        Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None
-    ) = None
+    report_number: ReportNumber | None = None
     refused: bool = False
     unlicensed_referral: bool = False
     published_on: date | None = None
@@ -81,16 +78,12 @@ class SpotCheckFields(BaseModel):
 class SpotCheckCreate(SpotCheckFields):
     """A new spot-check; `reinspection_of` names the failed check it re-inspects."""
 
-    reinspection_of: (
-        Annotated[str, StringConstraints(strip_whitespace=True, max_length=36)] | None
-    ) = None
+    reinspection_of: SpotCheckId | None = None
     reason: Reason | None = Field(default=None, description="Note kept in the history.")
 
 
-class SpotCheckUpdate(BaseModel):
+class SpotCheckUpdate(StrictModel):
     """A correction: the fields to change and why (a correction is never a delete)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     reason: Reason
     plan_code: Code | None = None
@@ -106,9 +99,7 @@ class SpotCheckUpdate(BaseModel):
     nonconforming_items: list[NonconformingItem] | None = Field(default=None, max_length=200)
     mandatory_standard_violation: bool | None = None
     testing_lab: ShortText | None = None
-    report_number: (
-        Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None
-    ) = None
+    report_number: ReportNumber | None = None
     refused: bool | None = None
     unlicensed_referral: bool | None = None
     published_on: date | None = None
