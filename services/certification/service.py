@@ -171,7 +171,9 @@ def _standard_error(code: str, catalogue: Catalogue) -> FieldError | None:
     )
 
 
-def _county_error(code: str, catalogue: Catalogue) -> FieldError | None:
+def county_error(code: str, catalogue: Catalogue) -> FieldError | None:
+    """What is wrong with a county code (its GB/T 2260 shape, or not a county served), if
+    anything: the one check of a body's, an imported row's or a filter's `county_code`."""
     error = county_code_error(code, catalogue.region_codes)
     return FieldError("county_code", error) if error else None
 
@@ -192,7 +194,7 @@ def check_new(
         error
         for error in (
             _standard_error(data.standard, catalogue),
-            _county_error(data.county_code, catalogue),
+            county_error(data.county_code, catalogue),
         )
         if error
     ]
@@ -385,7 +387,7 @@ async def update_certificate(
             errors.append(site_error)
     for error in (
         _standard_error(merged["standard"], catalogue) if "standard" in given else None,
-        _county_error(merged["county_code"], catalogue) if "county_code" in given else None,
+        county_error(merged["county_code"], catalogue) if "county_code" in given else None,
     ):
         if error:
             errors.append(error)
@@ -532,7 +534,7 @@ def resolve_query(
 ) -> CertificateQuery:
     """Turn list filters into a repository query, rejecting unknown values by name."""
     errors = []
-    if county_code is not None and (error := _county_error(county_code, catalogue)):
+    if county_code is not None and (error := county_error(county_code, catalogue)):
         errors.append(error)
     standards: list[str] | None = None
     if standard is not None:
@@ -720,7 +722,7 @@ async def stats(
 ) -> CertificateStats:
     """Newly certified enterprises in `year` and certificates in force on `as_of`, per county."""
     counted = parse_families(families, catalogue)
-    if county_code is not None and (error := _county_error(county_code, catalogue)):
+    if county_code is not None and (error := county_error(county_code, catalogue)):
         raise ValidationFailed([error])
     start, end = date(year, 1, 1), date(year, 12, 31)
     on = as_of or end
