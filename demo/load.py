@@ -237,7 +237,9 @@ class Loader:
             if current.status_code not in (200, 404):
                 self._check(current, f"GET {path}")
             body = {k: value[k] for k in ("value", "source", "published_on")}
-            self._check(self.client.put(path, json=body), f"PUT {path}")
+            # Replacing a stored value needs its ETag; a new one is created without.
+            headers = {"If-Match": current.headers["ETag"]} if current.status_code == 200 else {}
+            self._check(self.client.put(path, json=body, headers=headers), f"PUT {path}")
             added += 1
         return added
 

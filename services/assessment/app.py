@@ -4,6 +4,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from assessment.catalogue import load_catalogue
 from assessment.demo import demo_lifespan
 from assessment.models import idempotency_record
 from assessment.routes import router
@@ -24,6 +25,7 @@ SPEC = ServiceSpec(
     version_table=VERSION_TABLE,
     idempotency_table=idempotency_record,
     lifespan_hooks=[stats_lifespan, demo_lifespan],
+    load_catalogue=load_catalogue,
 )
 
 

@@ -1,21 +1,29 @@
-"""The catalogue of measures and the rules a target set must follow."""
+"""The service's reference data (regions, measures, default rules) and the rules a target set
+must follow."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from assessment.schemas import (
+    Allocation,
+    AssessmentDefaults,
     Comparator,
     Indicator,
     MeasureKind,
+    Region,
     Rules,
     Source,
-    TargetSetWrite,
+    TargetSetCreate,
     Unit,
 )
+from assessment.scoring import GradeRule, ResolvedRules
+from assessment.settings import Settings
 from kit.errors import FieldError
 from kit.identifiers import county_code_error
+from kit.settings import load_json
 
 
 @dataclass(frozen=True)
@@ -26,32 +34,34 @@ class MeasureInfo:
     description: str
 
 
-CATALOGUE: dict[MeasureKind, MeasureInfo] = {
-    MeasureKind.new_awards: MeasureInfo(
-        Source.brands, Unit.count, True, "new awards (award_kind=new) of a tier in the year"
-    ),
-    MeasureKind.in_force: MeasureInfo(
-        Source.brands, Unit.count, False, "listings of a tier in force on the as-of date"
-    ),
-    MeasureKind.international_share: MeasureInfo(
-        Source.brands,
-        Unit.rate,
-        False,
-        "share of listings in force made to international or advanced foreign standards",
-    ),
-    MeasureKind.new_certified_enterprises: MeasureInfo(
-        Source.certificates,
-        Unit.count,
-        True,
-        "enterprises whose first certificate of the counted families was issued in the year",
-    ),
-    MeasureKind.pass_rate: MeasureInfo(
-        Source.spot_checks, Unit.rate, False, "spot-check pass rate of the chosen levels"
-    ),
-    MeasureKind.reported_value: MeasureInfo(
-        Source.reported, None, False, "a value reported by the county with evidence"
-    ),
-}
+MEASURES: Mapping[MeasureKind, MeasureInfo] = MappingProxyType(
+    {
+        MeasureKind.new_awards: MeasureInfo(
+            Source.brands, Unit.count, True, "new awards (award_kind=new) of a tier in the year"
+        ),
+        MeasureKind.in_force: MeasureInfo(
+            Source.brands, Unit.count, False, "listings of a tier in force on the as-of date"
+        ),
+        MeasureKind.international_share: MeasureInfo(
+            Source.brands,
+            Unit.rate,
+            False,
+            "share of listings in force made to international or advanced foreign standards",
+        ),
+        MeasureKind.new_certified_enterprises: MeasureInfo(
+            Source.certificates,
+            Unit.count,
+            True,
+            "enterprises whose first certificate of the counted families was issued in the year",
+        ),
+        MeasureKind.pass_rate: MeasureInfo(
+            Source.spot_checks, Unit.rate, False, "spot-check pass rate of the chosen levels"
+        ),
+        MeasureKind.reported_value: MeasureInfo(
+            Source.reported, None, False, "a value reported by the county with evidence"
+        ),
+    }
+)
 
 NEEDS_TARGET = {Comparator.at_least, Comparator.at_most, Comparator.about, Comparator.maintain}
 REFERENCE_COMPARATORS = {Comparator.above_reference, Comparator.below_reference}
@@ -60,13 +70,13 @@ ADDITIVE_COMPARATORS = {*NEEDS_TARGET, Comparator.between}
 
 def unit_of(indicator: Indicator) -> Unit:
     """Count, rate or flag: from the catalogue, or as declared for a reported value."""
-    info = CATALOGUE[indicator.measure.kind]
+    info = MEASURES[indicator.measure.kind]
     return info.unit or indicator.measure.unit or Unit.count
 
 
 def is_flow(indicator: Indicator) -> bool:
     """Whether the measure accumulates over the year, so it can be projected to 31 December."""
-    return CATALOGUE[indicator.measure.kind].flow
+    return MEASURES[indicator.measure.kind].flow
 
 
 def reported_key(indicator: Indicator) -> str:
@@ -78,7 +88,53 @@ def allocates_by_county(indicator: Indicator) -> bool:
     return unit_of(indicator) is Unit.count and indicator.comparator in ADDITIVE_COMPARATORS
 
 
-def validate_target_set(body: TargetSetWrite, known_counties: Collection[str]) -> list[FieldError]:
+@dataclass(frozen=True)
+class Catalogue:
+    """The reference data read once when the app is built: the configured counties and
+    districts, the measures a target set may use and the default grading rules."""
+
+    regions: tuple[Region, ...]
+    rules: ResolvedRules
+    measures: Mapping[MeasureKind, MeasureInfo] = field(default_factory=lambda: MEASURES)
+
+    @property
+    def county_codes(self) -> frozenset[str]:
+        return frozenset(region.code for region in self.regions)
+
+    def county_problem(self, code: str, *, configured: bool = True) -> str | None:
+        """Why `code` is not a county-level GB/T 2260 code (nor, with `configured`, one of the
+        configured counties), or None: the one county-code check of this service."""
+        return county_code_error(code, self.county_codes if configured else None)
+
+    def region(self, code: str) -> Region | None:
+        return next((region for region in self.regions if region.code == code), None)
+
+
+def rules_of(defaults: AssessmentDefaults) -> ResolvedRules:
+    """The configured grading rules, as a standing applies them."""
+    return ResolvedRules(
+        grades=[GradeRule(g.grade, g.label, g.min_score) for g in defaults.grades],
+        commended_grades=list(defaults.commended_grades),
+        criticized_grades=list(defaults.criticized_grades),
+        green=defaults.thresholds.green,
+        amber=defaults.thresholds.amber,
+    )
+
+
+def load_catalogue(settings: Settings) -> Catalogue:
+    """Read and check `regions.json` and `assessment.json` from the configuration folder."""
+    regions = tuple(Region.model_validate(entry) for entry in load_json(settings.regions_file))
+    defaults = AssessmentDefaults.model_validate(load_json(settings.assessment_file))
+    catalogue = Catalogue(regions=regions, rules=rules_of(defaults))
+    for region in regions:
+        if problem := catalogue.county_problem(region.code, configured=False):
+            raise ValueError(f"{settings.regions_file}: region {region.code!r} {problem}")
+    if len(catalogue.county_codes) != len(regions):
+        raise ValueError(f"{settings.regions_file}: a region code is listed twice")
+    return catalogue
+
+
+def validate_target_set(body: TargetSetCreate, catalogue: Catalogue) -> list[FieldError]:
     """Every inconsistency of a target set, each named by its field."""
     errors: list[FieldError] = []
     seen: set[str] = set()
@@ -87,7 +143,7 @@ def validate_target_set(body: TargetSetWrite, known_counties: Collection[str]) -
         if indicator.key in seen:
             errors.append(FieldError(f"{path}.key", f"duplicate indicator key {indicator.key!r}"))
         seen.add(indicator.key)
-        errors.extend(_check_indicator(indicator, path, known_counties))
+        errors.extend(_check_indicator(indicator, path, catalogue))
     if body.indicators and sum(i.weight for i in body.indicators) <= 0:
         errors.append(FieldError("indicators", "the weights must not all be zero"))
     if body.rules is not None:
@@ -95,12 +151,10 @@ def validate_target_set(body: TargetSetWrite, known_counties: Collection[str]) -
     return errors
 
 
-def _check_indicator(
-    indicator: Indicator, path: str, known_counties: Collection[str]
-) -> list[FieldError]:
+def _check_indicator(indicator: Indicator, path: str, catalogue: Catalogue) -> list[FieldError]:
     errors: list[FieldError] = []
     measure = indicator.measure
-    info = CATALOGUE[measure.kind]
+    info = catalogue.measures[measure.kind]
     if info.source is not indicator.source:
         errors.append(
             FieldError(
@@ -117,7 +171,7 @@ def _check_indicator(
         )
     unit = unit_of(indicator)
     errors.extend(_check_comparator(indicator, path, unit))
-    errors.extend(_check_allocations(indicator, path, unit, known_counties))
+    errors.extend(_check_allocations(indicator, path, unit, catalogue))
     if indicator.thresholds and indicator.thresholds.amber > indicator.thresholds.green:
         errors.append(
             FieldError(f"{path}.thresholds.amber", "amber must not exceed green attainment")
@@ -157,40 +211,50 @@ def _check_comparator(indicator: Indicator, path: str, unit: Unit) -> list[Field
 
 
 def _check_allocations(
-    indicator: Indicator, path: str, unit: Unit, known_counties: Collection[str]
+    indicator: Indicator, path: str, unit: Unit, catalogue: Catalogue
 ) -> list[FieldError]:
     errors: list[FieldError] = []
-    comparator = indicator.comparator
     for code, allocation in indicator.allocations.items():
         where = f"{path}.allocations.{code}"
-        problem = county_code_error(code, known_counties)
+        problem = catalogue.county_problem(code)
         if problem:
             errors.append(FieldError(where, problem))
             continue
-        if comparator in REFERENCE_COMPARATORS or comparator is Comparator.zero:
-            if allocation.target is not None or allocation.low is not None:
-                errors.append(FieldError(where, f"{comparator.value} takes no per-county figures"))
-            continue
-        if comparator is Comparator.milestone:
-            continue
-        if comparator is Comparator.between:
-            if (
-                allocation.low is None
-                or allocation.high is None
-                or allocation.low > allocation.high
-            ):
-                errors.append(FieldError(where, "between needs low ≤ high for each county"))
-            continue
-        if allocation.target is None:
-            errors.append(FieldError(f"{where}.target", "the county's target is missing"))
-        elif allocation.target < 0 or (unit is Unit.rate and allocation.target > 1):
-            errors.append(FieldError(f"{where}.target", "out of range for this measure"))
+        errors.extend(_check_allocation(indicator.comparator, allocation, where, unit))
     if errors or not indicator.allocations or not allocates_by_county(indicator):
         return errors
+    return _check_allocation_totals(indicator, path)
+
+
+def _check_allocation(
+    comparator: Comparator, allocation: Allocation, where: str, unit: Unit
+) -> list[FieldError]:
+    """The figures one county's allocation needs under `comparator`."""
+    if comparator in REFERENCE_COMPARATORS or comparator is Comparator.zero:
+        if allocation.target is not None or allocation.low is not None:
+            return [FieldError(where, f"{comparator.value} takes no per-county figures")]
+        return []
+    if comparator is Comparator.milestone:
+        return []
     if comparator is Comparator.between:
+        if allocation.low is None or allocation.high is None or allocation.low > allocation.high:
+            return [FieldError(where, "between needs low ≤ high for each county")]
+        return []
+    if allocation.target is None:
+        return [FieldError(f"{where}.target", "the county's target is missing")]
+    if allocation.target < 0 or (unit is Unit.rate and allocation.target > 1):
+        return [FieldError(f"{where}.target", "out of range for this measure")]
+    return []
+
+
+def _check_allocation_totals(indicator: Indicator, path: str) -> list[FieldError]:
+    """Counts are shared out: the county figures add up to the city figure."""
+    pairs: tuple[tuple[str, float | None], ...]
+    if indicator.comparator is Comparator.between:
         pairs = (("low", indicator.low), ("high", indicator.high))
     else:
         pairs = (("target", indicator.target),)
+    errors: list[FieldError] = []
     for name, city in pairs:
         total = sum(getattr(a, name) or 0.0 for a in indicator.allocations.values())
         if city is not None and abs(total - city) > 1e-6:

@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 
+from assessment.catalogue import Catalogue
 from assessment.service import load_seed_target_set
 from assessment.settings import Settings
 
@@ -17,7 +18,7 @@ logger = structlog.get_logger("assessment.demo")
 async def load_shipped_target_sets(app: FastAPI) -> list[int]:
     """Store each `<year>.json` as version 1 of its year unless that year already has a set."""
     settings: Settings = app.state.settings
-    known = {r["code"] for r in settings.regions()}
+    catalogue: Catalogue = app.state.catalogue
     loaded = []
     for path in sorted(settings.target_sets_dir.glob("*.json")):
         if not path.stem.isdigit():
@@ -26,7 +27,7 @@ async def load_shipped_target_sets(app: FastAPI) -> list[int]:
         try:
             async with app.state.sessionmaker() as session:
                 if await load_seed_target_set(
-                    session=session, year=int(path.stem), document=document, known_counties=known
+                    session=session, year=int(path.stem), document=document, catalogue=catalogue
                 ):
                     loaded.append(int(path.stem))
                 await session.commit()

@@ -77,6 +77,9 @@ class ReportedValue(Base, table=True):
     superseded_by: str | None = Field(default=None, max_length=36)
 
 
+_reference_value_version = version_column()
+
+
 class ReferenceValue(Base, table=True):
     """A named figure a comparator measures against, such as the provincial pass rate."""
 
@@ -91,6 +94,9 @@ class ReferenceValue(Base, table=True):
     published_on: date
     updated_at: datetime = _timestamp()
     updated_by: str = Field(max_length=200)
+    version: int = Field(default=1, sa_column=_reference_value_version)
+
+    __mapper_args__: ClassVar = {"version_id_col": _reference_value_version}
 
 
 _run_version = version_column()
@@ -127,13 +133,15 @@ class AssessmentRun(Base, table=True):
     __mapper_args__: ClassVar = {"version_id_col": _run_version}
 
 
-class AuditEntry(Base, table=True):
-    """An append-only record of a change, with the state before and after it."""
+class AssessmentHistory(Base, table=True):
+    """The append-only history of every record of this service (target sets, reported and
+    reference values, runs): one entry per change, named by `entity` and `entity_id`, with
+    the state before and after it."""
 
-    __tablename__ = "audit_entry"
+    __tablename__ = "assessment_history"
     __table_args__ = (
-        Index("ix_audit_entry_entity_entity_id", "entity", "entity_id"),
-        Index("ix_audit_entry_year_id", "year", "id"),
+        Index("ix_assessment_history_entity_entity_id", "entity", "entity_id"),
+        Index("ix_assessment_history_year_id", "year", "id"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -142,6 +150,7 @@ class AuditEntry(Base, table=True):
     action: str = Field(max_length=32)
     year: int | None = None
     actor: str = Field(max_length=200)
+    reason: str | None = Field(default=None, max_length=1000)
     at: datetime = _timestamp()
     request_id: str | None = Field(default=None, max_length=128)
     before: dict[str, Any] | None = _json_or_null()

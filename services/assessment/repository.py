@@ -10,18 +10,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from assessment.models import (
+    AssessmentHistory,
     AssessmentRun,
-    AuditEntry,
     ReferenceValue,
     ReportedValue,
     TargetSet,
 )
+from kit.pagination import Page, PageParams, paginate
+
+Session = AsyncSession
+"""The session the service passes through to these functions."""
 
 PUBLISHED = "published"
 
 
 async def add(*, session: AsyncSession, row: object) -> None:
     session.add(row)
+    await session.flush()
+
+
+async def flush(*, session: AsyncSession) -> None:
+    """Write the changes made to loaded rows (their version columns are checked here)."""
     await session.flush()
 
 
@@ -41,24 +50,21 @@ async def target_set_version(*, session: AsyncSession, year: int, version: int) 
 
 
 async def list_target_sets(
-    *, session: AsyncSession, year: int | None, after: tuple[int, int] | None, limit: int
-) -> Sequence[TargetSet]:
-    query = select(TargetSet).order_by(col(TargetSet.year), col(TargetSet.version)).limit(limit)
+    *, session: AsyncSession, year: int | None, page: PageParams
+) -> Page[TargetSet]:
+    query = select(TargetSet)
     if year is not None:
         query = query.where(col(TargetSet.year) == year)
-    if after is not None:
-        query = query.where(
-            (col(TargetSet.year) > after[0])
-            | ((col(TargetSet.year) == after[0]) & (col(TargetSet.version) > after[1]))
-        )
-    return (await session.execute(query)).scalars().all()
+    return await paginate(
+        session, query, params=page, keys=[col(TargetSet.year), col(TargetSet.version)]
+    )
 
 
 async def latest_versions(*, session: AsyncSession, years: Sequence[int]) -> dict[int, int]:
     query = (
-        select(TargetSet.year, func.max(TargetSet.version))
+        select(col(TargetSet.year), func.max(col(TargetSet.version)))
         .where(col(TargetSet.year).in_(years))
-        .group_by(TargetSet.year)
+        .group_by(col(TargetSet.year))
     )
     return {int(year): int(version) for year, version in (await session.execute(query)).all()}
 
@@ -68,7 +74,7 @@ async def frozen_target_set_ids(*, session: AsyncSession, ids: Sequence[str]) ->
     if not ids:
         return set()
     query = (
-        select(AssessmentRun.target_set_id)
+        select(col(AssessmentRun.target_set_id))
         .where(col(AssessmentRun.target_set_id).in_(ids), col(AssessmentRun.status) == PUBLISHED)
         .distinct()
     )
@@ -98,10 +104,9 @@ async def list_reported_values(
     year: int | None,
     indicator: str | None,
     current: bool | None,
-    after: str | None,
-    limit: int,
-) -> Sequence[ReportedValue]:
-    query = select(ReportedValue).order_by(col(ReportedValue.id)).limit(limit)
+    page: PageParams,
+) -> Page[ReportedValue]:
+    query = select(ReportedValue)
     if county_code is not None:
         query = query.where(col(ReportedValue.county_code) == county_code)
     if year is not None:
@@ -112,9 +117,7 @@ async def list_reported_values(
         query = query.where(col(ReportedValue.superseded_by).is_(None))
     elif current is False:
         query = query.where(col(ReportedValue.superseded_by).is_not(None))
-    if after is not None:
-        query = query.where(col(ReportedValue.id) > after)
-    return (await session.execute(query)).scalars().all()
+    return await paginate(session, query, params=page, keys=[col(ReportedValue.id)])
 
 
 async def reported_values_as_of(
@@ -138,22 +141,25 @@ async def get_reference_value(
     return (await session.execute(query)).scalar_one_or_none()
 
 
+async def reference_values_of_year(*, session: AsyncSession, year: int) -> Sequence[ReferenceValue]:
+    """Every reference value recorded for `year`."""
+    query = (
+        select(ReferenceValue)
+        .where(col(ReferenceValue.year) == year)
+        .order_by(col(ReferenceValue.id))
+    )
+    return (await session.execute(query)).scalars().all()
+
+
 async def list_reference_values(
-    *,
-    session: AsyncSession,
-    year: int | None,
-    key: str | None,
-    after: str | None,
-    limit: int,
-) -> Sequence[ReferenceValue]:
-    query = select(ReferenceValue).order_by(col(ReferenceValue.id)).limit(limit)
+    *, session: AsyncSession, year: int | None, key: str | None, page: PageParams
+) -> Page[ReferenceValue]:
+    query = select(ReferenceValue)
     if year is not None:
         query = query.where(col(ReferenceValue.year) == year)
     if key is not None:
         query = query.where(col(ReferenceValue.key) == key)
-    if after is not None:
-        query = query.where(col(ReferenceValue.id) > after)
-    return (await session.execute(query)).scalars().all()
+    return await paginate(session, query, params=page, keys=[col(ReferenceValue.id)])
 
 
 async def get_run(*, session: AsyncSession, year: int, run_id: str) -> AssessmentRun | None:
@@ -162,37 +168,27 @@ async def get_run(*, session: AsyncSession, year: int, run_id: str) -> Assessmen
 
 
 async def list_runs(
-    *, session: AsyncSession, year: int, status: str | None, after: str | None, limit: int
-) -> Sequence[AssessmentRun]:
-    query = (
-        select(AssessmentRun)
-        .where(col(AssessmentRun.year) == year)
-        .order_by(col(AssessmentRun.id))
-        .limit(limit)
-    )
+    *, session: AsyncSession, year: int, status: str | None, page: PageParams
+) -> Page[AssessmentRun]:
+    query = select(AssessmentRun).where(col(AssessmentRun.year) == year)
     if status is not None:
         query = query.where(col(AssessmentRun.status) == status)
-    if after is not None:
-        query = query.where(col(AssessmentRun.id) > after)
-    return (await session.execute(query)).scalars().all()
+    return await paginate(session, query, params=page, keys=[col(AssessmentRun.id)])
 
 
-async def list_audit_entries(
+async def list_history(
     *,
     session: AsyncSession,
     entity: str | None,
     entity_id: str | None,
     year: int | None,
-    after: str | None,
-    limit: int,
-) -> Sequence[AuditEntry]:
-    query = select(AuditEntry).order_by(col(AuditEntry.id)).limit(limit)
+    page: PageParams,
+) -> Page[AssessmentHistory]:
+    query = select(AssessmentHistory)
     if entity is not None:
-        query = query.where(col(AuditEntry.entity) == entity)
+        query = query.where(col(AssessmentHistory.entity) == entity)
     if entity_id is not None:
-        query = query.where(col(AuditEntry.entity_id) == entity_id)
+        query = query.where(col(AssessmentHistory.entity_id) == entity_id)
     if year is not None:
-        query = query.where(col(AuditEntry.year) == year)
-    if after is not None:
-        query = query.where(col(AuditEntry.id) > after)
-    return (await session.execute(query)).scalars().all()
+        query = query.where(col(AssessmentHistory.year) == year)
+    return await paginate(session, query, params=page, keys=[col(AssessmentHistory.id)])

@@ -3,26 +3,26 @@
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
-from assessment import repository, service
+from assessment import service
 from assessment.dependencies import (
     ActorDep,
-    DefaultsDep,
+    CatalogueDep,
     FetcherDep,
     Publisher,
     Reader,
-    RegionsDep,
+    RunDep,
     TodayDep,
     Writer,
     Year,
 )
 from assessment.schemas import (
     KEY_PATTERN,
-    AuditEntryRead,
+    AssessmentHistoryRead,
     CountyStandingRead,
+    ReferenceValueCreate,
     ReferenceValueRead,
-    ReferenceValueWrite,
     Region,
     ReportedValueCreate,
     ReportedValueRead,
@@ -30,75 +30,38 @@ from assessment.schemas import (
     RunRead,
     RunSummary,
     StandingsRead,
+    TargetSetCreate,
     TargetSetRead,
     TargetSetSummary,
-    TargetSetWrite,
 )
-from assessment.standings import explain, strip_explanations
+from assessment.standings import strip_explanations
+from kit.concurrency import IfMatch
 from kit.db import SessionDep
-from kit.errors import NotFound, ValidationFailed
-from kit.identifiers import county_code_error
-from kit.pagination import Cursor, CursorCodec, Limit, Page, page_of, query_fingerprint
+from kit.pagination import Page, PageParamsDep
 
 router = APIRouter(prefix="/api/v1")
-IfMatch = Annotated[str | None, Header(alias="If-Match")]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-None-Match",
+        description="`*` on a create-or-replace PUT: create only, 412 when it exists already.",
+    ),
+]
 ReferenceKey = Annotated[str, Path(pattern=KEY_PATTERN)]
 FilterYear = Annotated[int | None, Query(ge=1990, le=2100)]
-
-
-def _codec(request: Request) -> CursorCodec:
-    codec: CursorCodec = request.app.state.cursor_codec
-    return codec
-
-
-def _after(request: Request, cursor: str | None, fingerprint: str) -> list[Any] | None:
-    return _codec(request).decode(cursor, fingerprint) if cursor else None
+CREATED: dict[int | str, dict[str, Any]] = {201: {"description": "Created"}}
 
 
 @router.get("/regions", tags=["regions"], summary="The configured counties and districts")
-async def list_regions(_: Reader, regions: RegionsDep) -> Page[Region]:
-    return Page[Region](items=[Region(**r) for r in regions])
+async def list_regions(_: Reader, catalogue: CatalogueDep) -> Page[Region]:
+    return Page[Region](items=list(catalogue.regions))
 
 
 @router.get("/target-sets", tags=["target sets"], summary="Every year's target-set versions")
 async def list_target_sets(
-    request: Request,
-    session: SessionDep,
-    _: Reader,
-    year: FilterYear = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
+    session: SessionDep, _: Reader, page: PageParamsDep, year: FilterYear = None
 ) -> Page[TargetSetSummary]:
-    fingerprint = query_fingerprint({"year": year})
-    after = _after(request, cursor, fingerprint)
-    rows = await repository.list_target_sets(
-        session=session,
-        year=year,
-        after=(int(after[0]), int(after[1])) if after else None,
-        limit=limit + 1,
-    )
-    latest = await repository.latest_versions(session=session, years=list({r.year for r in rows}))
-    frozen = await repository.frozen_target_set_ids(session=session, ids=[r.id for r in rows])
-    items = [
-        TargetSetSummary(
-            year=r.year,
-            version=r.version,
-            reason=r.reason,
-            current=latest.get(r.year) == r.version,
-            frozen=r.id in frozen,
-            indicator_count=len(r.document.get("indicators", [])),
-            created_at=r.created_at,
-            created_by=r.created_by,
-        )
-        for r in rows
-    ]
-    return page_of(
-        items,
-        limit=limit,
-        codec=_codec(request),
-        fingerprint=fingerprint,
-        key=lambda s: [s.year, s.version],
-    )
+    return await service.list_target_sets(session=session, year=year, page=page)
 
 
 @router.get("/target-sets/{year}", tags=["target sets"], summary="A year's target set")
@@ -124,21 +87,23 @@ async def get_target_set(
 )
 async def put_target_set(
     year: Year,
-    body: TargetSetWrite,
+    body: TargetSetCreate,
     session: SessionDep,
     _: Writer,
     actor: ActorDep,
-    regions: RegionsDep,
+    catalogue: CatalogueDep,
     response: Response,
     if_match: IfMatch = None,
+    if_none_match: IfNoneMatch = None,
 ) -> TargetSetRead:
     row, created = await service.put_target_set(
         session=session,
         year=year,
         body=body,
         actor=actor,
-        known_counties={r["code"] for r in regions},
+        catalogue=catalogue,
         if_match=if_match,
+        if_none_match=if_none_match,
     )
     if created:
         response.status_code = 201
@@ -155,116 +120,98 @@ async def create_reported_value(
     session: SessionDep,
     _: Writer,
     actor: ActorDep,
-    regions: RegionsDep,
+    catalogue: CatalogueDep,
     today: TodayDep,
     response: Response,
 ) -> ReportedValueRead:
     row = await service.report_value(
-        session=session,
-        body=body,
-        actor=actor,
-        known_counties={r["code"] for r in regions},
-        today=today,
+        session=session, body=body, actor=actor, catalogue=catalogue, today=today
     )
     response.headers["Location"] = f"/api/v1/reported-values/{row.id}"
-    return ReportedValueRead.model_validate(service.reported_value_dict(row))
+    return service.reported_value_read(row)
 
 
 @router.get("/reported-values", tags=["reported values"], summary="Reported values")
 async def list_reported_values(
-    request: Request,
     session: SessionDep,
     _: Reader,
+    catalogue: CatalogueDep,
+    page: PageParamsDep,
     county_code: Annotated[str | None, Query(max_length=6)] = None,
     year: FilterYear = None,
     indicator: Annotated[str | None, Query(pattern=KEY_PATTERN)] = None,
     current: Annotated[bool | None, Query(description="only current (or superseded)")] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Page[ReportedValueRead]:
-    if county_code is not None and (problem := county_code_error(county_code)):
-        raise ValidationFailed.single("county_code", problem)
-    filters = {"county_code": county_code, "year": year, "indicator": indicator, "current": current}
-    fingerprint = query_fingerprint(filters)
-    after = _after(request, cursor, fingerprint)
-    rows = await repository.list_reported_values(
+    return await service.list_reported_values(
         session=session,
+        catalogue=catalogue,
         county_code=county_code,
         year=year,
         indicator=indicator,
         current=current,
-        after=str(after[0]) if after else None,
-        limit=limit + 1,
-    )
-    items = [ReportedValueRead.model_validate(service.reported_value_dict(r)) for r in rows]
-    return page_of(
-        items, limit=limit, codec=_codec(request), fingerprint=fingerprint, key=lambda v: [v.id]
+        page=page,
     )
 
 
 @router.get("/reported-values/{value_id}", tags=["reported values"], summary="One reported value")
 async def get_reported_value(value_id: str, session: SessionDep, _: Reader) -> ReportedValueRead:
     row = await service.get_reported_value(session=session, value_id=value_id)
-    return ReportedValueRead.model_validate(service.reported_value_dict(row))
+    return service.reported_value_read(row)
 
 
 @router.get("/reference-values", tags=["reference values"], summary="Reference values")
 async def list_reference_values(
-    request: Request,
     session: SessionDep,
     _: Reader,
+    page: PageParamsDep,
     year: FilterYear = None,
     key: Annotated[str | None, Query(pattern=KEY_PATTERN)] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Page[ReferenceValueRead]:
-    fingerprint = query_fingerprint({"year": year, "key": key})
-    after = _after(request, cursor, fingerprint)
-    rows = await repository.list_reference_values(
-        session=session,
-        year=year,
-        key=key,
-        after=str(after[0]) if after else None,
-        limit=limit + 1,
-    )
-    items = [ReferenceValueRead.model_validate(service.reference_value_dict(r)) for r in rows]
-    return page_of(
-        items, limit=limit, codec=_codec(request), fingerprint=fingerprint, key=lambda v: [v.id]
-    )
+    return await service.list_reference_values(session=session, year=year, key=key, page=page)
 
 
 @router.get(
     "/reference-values/{year}/{key}", tags=["reference values"], summary="One reference value"
 )
 async def get_reference_value(
-    year: Year, key: ReferenceKey, session: SessionDep, _: Reader
+    year: Year, key: ReferenceKey, session: SessionDep, _: Reader, response: Response
 ) -> ReferenceValueRead:
     row = await service.get_reference_value(session=session, year=year, key=key)
-    return ReferenceValueRead.model_validate(service.reference_value_dict(row))
+    response.headers["ETag"] = service.reference_value_etag(row)
+    return service.reference_value_read(row)
 
 
 @router.put(
     "/reference-values/{year}/{key}",
     tags=["reference values"],
     summary="Set a reference value",
-    responses={201: {"description": "Created"}},
+    responses=CREATED,
 )
 async def put_reference_value(
     year: Year,
     key: ReferenceKey,
-    body: ReferenceValueWrite,
+    body: ReferenceValueCreate,
     session: SessionDep,
     _: Writer,
     actor: ActorDep,
     response: Response,
+    if_match: IfMatch = None,
+    if_none_match: IfNoneMatch = None,
 ) -> ReferenceValueRead:
     row, created = await service.put_reference_value(
-        session=session, year=year, key=key, body=body, actor=actor
+        session=session,
+        year=year,
+        key=key,
+        body=body,
+        actor=actor,
+        if_match=if_match,
+        if_none_match=if_none_match,
     )
     if created:
         response.status_code = 201
         response.headers["Location"] = f"/api/v1/reference-values/{year}/{key}"
-    return ReferenceValueRead.model_validate(service.reference_value_dict(row))
+    response.headers["ETag"] = service.reference_value_etag(row)
+    return service.reference_value_read(row)
 
 
 @router.get(
@@ -278,8 +225,7 @@ async def get_standings(
     session: SessionDep,
     _: Reader,
     fetcher: FetcherDep,
-    regions: RegionsDep,
-    defaults: DefaultsDep,
+    catalogue: CatalogueDep,
     today: TodayDep,
     as_of: Annotated[date | None, Query(description="default: today, or 31 December")] = None,
 ) -> dict[str, Any]:
@@ -289,8 +235,7 @@ async def get_standings(
         year=year,
         as_of=as_of,
         today=today,
-        regions=regions,
-        defaults=defaults,
+        catalogue=catalogue,
     )
     return strip_explanations(result)
 
@@ -307,31 +252,19 @@ async def get_county_standing(
     session: SessionDep,
     _: Reader,
     fetcher: FetcherDep,
-    regions: RegionsDep,
-    defaults: DefaultsDep,
+    catalogue: CatalogueDep,
     today: TodayDep,
     as_of: Annotated[date | None, Query()] = None,
 ) -> dict[str, Any]:
-    if problem := county_code_error(county_code):
-        raise ValidationFailed.single("county_code", problem)
-    if county_code not in {r["code"] for r in regions}:
-        raise NotFound(f"{county_code} is not one of the configured counties and districts.")
-    result = await service.standings(
+    return await service.county_standing(
         session=session,
         fetcher=fetcher,
         year=year,
+        county_code=county_code,
         as_of=as_of,
         today=today,
-        regions=regions,
-        defaults=defaults,
+        catalogue=catalogue,
     )
-    explained = explain(result, county_code)
-    assert explained is not None
-    return explained
-
-
-def _run_read(run: Any) -> RunRead:
-    return RunRead(**service.run_summary(run), standings=run.standings, inputs=run.inputs)
 
 
 @router.post(
@@ -346,8 +279,7 @@ async def create_run(
     _: Writer,
     actor: ActorDep,
     fetcher: FetcherDep,
-    regions: RegionsDep,
-    defaults: DefaultsDep,
+    catalogue: CatalogueDep,
     today: TodayDep,
     response: Response,
     body: RunCreate | None = None,
@@ -359,46 +291,28 @@ async def create_run(
         body=body or RunCreate(),
         actor=actor,
         today=today,
-        regions=regions,
-        defaults=defaults,
+        catalogue=catalogue,
     )
     response.headers["Location"] = f"/api/v1/assessments/{year}/runs/{run.id}"
     response.headers["ETag"] = service.run_etag(run)
-    return _run_read(run)
+    return service.run_read(run)
 
 
 @router.get("/assessments/{year}/runs", tags=["runs"], summary="The year's runs")
 async def list_runs(
     year: Year,
-    request: Request,
     session: SessionDep,
     _: Reader,
+    page: PageParamsDep,
     status: Annotated[str | None, Query(pattern="^(draft|published)$")] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Page[RunSummary]:
-    fingerprint = query_fingerprint({"year": year, "status": status})
-    after = _after(request, cursor, fingerprint)
-    rows = await repository.list_runs(
-        session=session,
-        year=year,
-        status=status,
-        after=str(after[0]) if after else None,
-        limit=limit + 1,
-    )
-    items = [RunSummary(**service.run_summary(r)) for r in rows]
-    return page_of(
-        items, limit=limit, codec=_codec(request), fingerprint=fingerprint, key=lambda r: [r.id]
-    )
+    return await service.list_runs(session=session, year=year, status=status, page=page)
 
 
 @router.get("/assessments/{year}/runs/{run_id}", tags=["runs"], summary="One run")
-async def get_run(
-    year: Year, run_id: str, session: SessionDep, _: Reader, response: Response
-) -> RunRead:
-    run = await service.get_run(session=session, year=year, run_id=run_id)
+async def get_run(_: Reader, run: RunDep, response: Response) -> RunRead:
     response.headers["ETag"] = service.run_etag(run)
-    return _run_read(run)
+    return service.run_read(run)
 
 
 @router.post(
@@ -407,44 +321,29 @@ async def get_run(
     summary="Freeze a run (refused while any source is incomplete)",
 )
 async def publish_run(
-    year: Year,
-    run_id: str,
     session: SessionDep,
     _: Publisher,
+    run: RunDep,
     actor: ActorDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> RunRead:
-    run = await service.get_run(session=session, year=year, run_id=run_id)
     run = await service.publish_run(session=session, run=run, actor=actor, if_match=if_match)
     response.headers["ETag"] = service.run_etag(run)
-    return _run_read(run)
+    return service.run_read(run)
 
 
 @router.get("/audit-entries", tags=["audit"], summary="The append-only log of changes")
 async def list_audit_entries(
-    request: Request,
     session: SessionDep,
     _: Reader,
+    page: PageParamsDep,
     entity: Annotated[
         str | None, Query(pattern="^(target_set|reported_value|reference_value|run)$")
     ] = None,
     entity_id: Annotated[str | None, Query(max_length=80)] = None,
     year: FilterYear = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-) -> Page[AuditEntryRead]:
-    fingerprint = query_fingerprint({"entity": entity, "entity_id": entity_id, "year": year})
-    after = _after(request, cursor, fingerprint)
-    rows = await repository.list_audit_entries(
-        session=session,
-        entity=entity,
-        entity_id=entity_id,
-        year=year,
-        after=str(after[0]) if after else None,
-        limit=limit + 1,
-    )
-    items = [AuditEntryRead.model_validate(r, from_attributes=True) for r in rows]
-    return page_of(
-        items, limit=limit, codec=_codec(request), fingerprint=fingerprint, key=lambda e: [e.id]
+) -> Page[AssessmentHistoryRead]:
+    return await service.list_history(
+        session=session, entity=entity, entity_id=entity_id, year=year, page=page
     )

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kit.schemas import StrictModel
+
 KEY_PATTERN = r"^[a-z][a-z0-9_]{1,63}$"
 
 
@@ -28,7 +30,8 @@ class MeasureKind(StrEnum):
 
 
 class Unit(StrEnum):
-    count = "count"
+    # The member shadows `str.count`, which mypy reports; "count" is the API's value.
+    count = "count"  # type: ignore[assignment]
     rate = "rate"
     flag = "flag"
 
@@ -82,11 +85,7 @@ class Outcome(StrEnum):
     none = "none"
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Measure(Strict):
+class Measure(StrictModel):
     """What is counted: a measure of the catalogue and its parameters."""
 
     kind: MeasureKind
@@ -104,14 +103,14 @@ class Measure(Strict):
     unit: Unit | None = Field(default=None, description="reported_value: count, rate or flag")
 
 
-class Thresholds(Strict):
+class Thresholds(StrictModel):
     """Attainment at or above `green` rates green, at or above `amber` amber, else red."""
 
     green: float = Field(default=0.9, gt=0, le=1)
     amber: float = Field(default=0.75, ge=0, le=1)
 
 
-class Allocation(Strict):
+class Allocation(StrictModel):
     """One county's share of an indicator's target."""
 
     target: float | None = None
@@ -119,7 +118,7 @@ class Allocation(Strict):
     high: float | None = None
 
 
-class Indicator(Strict):
+class Indicator(StrictModel):
     """One indicator of a target set."""
 
     key: str = Field(pattern=KEY_PATTERN)
@@ -140,13 +139,13 @@ class Indicator(Strict):
     allocations: dict[str, Allocation] = Field(default_factory=dict)
 
 
-class GradeBand(Strict):
+class GradeBand(StrictModel):
     grade: str = Field(pattern=KEY_PATTERN)
     label: str = Field(min_length=1, max_length=20)
     min_score: float = Field(ge=0, le=100)
 
 
-class Rules(Strict):
+class Rules(StrictModel):
     """Grade bands and which bands commend or criticize; defaults from configuration."""
 
     grades: list[GradeBand] | None = None
@@ -154,14 +153,24 @@ class Rules(Strict):
     criticized_grades: list[str] | None = None
 
 
-class TargetSetWrite(BaseModel):
-    """A target set as sent with PUT; the read-only members of a GET are ignored."""
+class TargetSetCreate(BaseModel):
+    """A target set as sent with PUT, which creates the year's set or replaces it; the
+    read-only members of a GET are ignored, so what a GET returns a PUT to another year accepts."""
 
     model_config = ConfigDict(extra="ignore")
 
     indicators: list[Indicator] = Field(min_length=1, max_length=200)
     rules: Rules | None = None
     reason: str | None = Field(default=None, max_length=1000)
+
+
+class AssessmentDefaults(StrictModel):
+    """`config/assessment.json`: grade bands, which commend or criticize, rating thresholds."""
+
+    grades: list[GradeBand] = Field(min_length=1)
+    commended_grades: list[str]
+    criticized_grades: list[str]
+    thresholds: Thresholds = Field(default_factory=Thresholds)
 
 
 class TargetSetRead(BaseModel):
@@ -187,18 +196,22 @@ class TargetSetSummary(BaseModel):
     created_by: str
 
 
-class Region(BaseModel):
+class Region(StrictModel):
+    """A county or district of `config/regions.json`."""
+
+    model_config = ConfigDict(frozen=True)
+
     code: str
     name: str
     kind: str
 
 
-class Evidence(Strict):
+class Evidence(StrictModel):
     document: str = Field(min_length=1, max_length=500)
     text: str = Field(min_length=1, max_length=4000)
 
 
-class ReportedValueCreate(Strict):
+class ReportedValueCreate(StrictModel):
     county_code: str
     year: int = Field(ge=1990, le=2100)
     indicator: str = Field(pattern=KEY_PATTERN)
@@ -225,7 +238,9 @@ class ReportedValueRead(BaseModel):
     superseded_by: str | None
 
 
-class ReferenceValueWrite(Strict):
+class ReferenceValueCreate(StrictModel):
+    """A reference value as sent with PUT, which creates it or replaces it."""
+
     value: float = Field(ge=0)
     source: str = Field(min_length=1, max_length=500)
     published_on: date
@@ -242,7 +257,7 @@ class ReferenceValueRead(BaseModel):
     updated_by: str
 
 
-class RunCreate(Strict):
+class RunCreate(StrictModel):
     as_of: date | None = None
     note: str | None = Field(default=None, max_length=1000)
 
@@ -267,13 +282,18 @@ class RunRead(RunSummary):
     inputs: dict[str, Any]
 
 
-class AuditEntryRead(BaseModel):
+class AssessmentHistoryRead(BaseModel):
+    """One entry of the append-only log of changes (`GET /audit-entries`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     entity: str
     entity_id: str
     action: str
     year: int | None
     actor: str
+    reason: str | None = None
     at: datetime
     request_id: str | None
     before: dict[str, Any] | None

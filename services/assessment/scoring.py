@@ -237,6 +237,17 @@ class GradeRule:
     min_score: float
 
 
+@dataclass(frozen=True)
+class ResolvedRules:
+    """The grading rules a standing applies: a target set's own, or the configured defaults."""
+
+    grades: list[GradeRule]
+    commended_grades: list[str]
+    criticized_grades: list[str]
+    green: float
+    amber: float
+
+
 def grade_of(score: float, bands: Sequence[GradeRule]) -> GradeRule:
     """The highest band whose minimum the score reaches."""
     for band in sorted(bands, key=lambda b: b.min_score, reverse=True):

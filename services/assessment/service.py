@@ -1,47 +1,65 @@
-"""Rules of the assessment service: target sets, reported and reference values, standings, runs."""
+"""Rules of the assessment service: target sets, reported and reference values, standings, runs.
+
+Preconditions of changes (`If-Match`), checked here and nowhere else:
+
+- `PUT /target-sets/{year}` and `PUT /reference-values/{year}/{key}` create or replace. While
+  the item does not exist the PUT creates it, with no precondition header or with
+  `If-None-Match: *`; an `If-Match` there is a 412, as there is no version to match. Once it
+  exists, replacing it needs `If-Match` with its current ETag: 428 without, 412 when stale, and
+  `If-None-Match: *` is a 412. A year's target set is matched by the ETag of its current
+  version, also when the PUT adds a new version to a frozen set.
+- `POST /assessments/{year}/runs/{id}/publish` needs `If-Match` with the run's ETag.
+- Creating records takes none: a run is new, and a reported value is never changed (a
+  correction is a new record that supersedes the earlier one).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from assessment import repository
-from assessment.catalogue import reported_key, unit_of, validate_target_set
+from assessment.catalogue import Catalogue, reported_key, unit_of, validate_target_set
 from assessment.models import (
+    AssessmentHistory,
     AssessmentRun,
-    AuditEntry,
     ReferenceValue,
     ReportedValue,
     TargetSet,
 )
+from assessment.repository import Session
 from assessment.schemas import (
+    AssessmentHistoryRead,
     Indicator,
-    ReferenceValueWrite,
+    ReferenceValueCreate,
+    ReferenceValueRead,
     ReportedValueCreate,
+    ReportedValueRead,
     Rules,
     RunCreate,
+    RunRead,
+    RunSummary,
     Source,
+    TargetSetCreate,
     TargetSetRead,
-    TargetSetWrite,
+    TargetSetSummary,
     Unit,
 )
-from assessment.scoring import GradeRule
+from assessment.scoring import GradeRule, ResolvedRules
 from assessment.sources import StatsFetcher
-from assessment.standings import Inputs, ResolvedRules, applies_to, compute, queries_for
+from assessment.standings import Inputs, applies_to, compute, explain, queries_for
 from kit.concurrency import check_if_match, make_etag
-from kit.errors import Conflict, NotFound, ValidationFailed
-from kit.identifiers import county_code_error, new_id
+from kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from kit.identifiers import new_id
+from kit.pagination import Page, PageParams
 
 DRAFT, PUBLISHED = "draft", "published"
 
 
 @dataclass(frozen=True)
 class Actor:
-    """Who made a change, for the audit log."""
+    """Who made a change, for the history."""
 
     name: str
     request_id: str | None = None
@@ -51,9 +69,28 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-async def audit(
+def check_replace(
+    *, current_etag: str | None, if_match: str | None, if_none_match: str | None
+) -> None:
+    """The precondition of a create-or-replace PUT (see the module docstring)."""
+    if current_etag is None:
+        if if_match is not None and if_match.strip():
+            raise PreconditionFailed(
+                "There is no stored version to match yet: create it without If-Match "
+                "(or with If-None-Match: *)."
+            )
+        return
+    if if_none_match is not None and if_none_match.strip() == "*":
+        raise PreconditionFailed(
+            "It exists already: replace it with If-Match and its current ETag.",
+            current_etag=current_etag,
+        )
+    check_if_match(if_match, current_etag)
+
+
+async def record_history(
     *,
-    session: AsyncSession,
+    session: Session,
     entity: str,
     entity_id: str,
     action: str,
@@ -61,15 +98,17 @@ async def audit(
     actor: Actor,
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
+    reason: str | None = None,
 ) -> None:
-    """Append one entry to the audit log."""
-    entry = AuditEntry(
+    """Append one entry to the history."""
+    entry = AssessmentHistory(
         id=new_id(),
         entity=entity,
         entity_id=entity_id,
         action=action,
         year=year,
         actor=actor.name,
+        reason=reason,
         at=now(),
         request_id=actor.request_id,
         before=before,
@@ -78,9 +117,25 @@ async def audit(
     await repository.add(session=session, row=entry)
 
 
-def check_county(code: str, known: Collection[str], *, field: str = "county_code") -> None:
-    """422 naming `field` unless `code` is one of the configured counties."""
-    problem = county_code_error(code, known)
+async def list_history(
+    *,
+    session: Session,
+    entity: str | None,
+    entity_id: str | None,
+    year: int | None,
+    page: PageParams,
+) -> Page[AssessmentHistoryRead]:
+    rows = await repository.list_history(
+        session=session, entity=entity, entity_id=entity_id, year=year, page=page
+    )
+    return rows.map(AssessmentHistoryRead.model_validate)
+
+
+def check_county_code(
+    code: str, catalogue: Catalogue, *, configured: bool = True, field: str = "county_code"
+) -> None:
+    """422 naming `field` unless `code` is a county-level code (one of the configured ones)."""
+    problem = catalogue.county_problem(code, configured=configured)
     if problem:
         raise ValidationFailed.single(field, problem)
 
@@ -95,25 +150,19 @@ def resolve_as_of(*, year: int, as_of: date | None, today: date) -> date:
     return as_of
 
 
-def resolve_rules(rules: Rules | None, defaults: dict[str, Any]) -> ResolvedRules:
+def resolve_rules(rules: Rules | None, defaults: ResolvedRules) -> ResolvedRules:
     """The target set's own rules, falling back to the configured ones member by member."""
-    grades = [GradeRule(**g) for g in defaults["grades"]]
-    commended = list(defaults["commended_grades"])
-    criticized = list(defaults["criticized_grades"])
-    if rules is not None:
-        if rules.grades:
-            grades = [GradeRule(g.grade, g.label, g.min_score) for g in rules.grades]
-        if rules.commended_grades is not None:
-            commended = list(rules.commended_grades)
-        if rules.criticized_grades is not None:
-            criticized = list(rules.criticized_grades)
-    thresholds = defaults.get("thresholds", {})
-    return ResolvedRules(
+    if rules is None:
+        return defaults
+    grades = defaults.grades
+    if rules.grades:
+        grades = [GradeRule(g.grade, g.label, g.min_score) for g in rules.grades]
+    commended, criticized = rules.commended_grades, rules.criticized_grades
+    return replace(
+        defaults,
         grades=grades,
-        commended_grades=commended,
-        criticized_grades=criticized,
-        green=float(thresholds.get("green", 0.9)),
-        amber=float(thresholds.get("amber", 0.75)),
+        commended_grades=defaults.commended_grades if commended is None else list(commended),
+        criticized_grades=defaults.criticized_grades if criticized is None else list(criticized),
     )
 
 
@@ -124,8 +173,13 @@ def target_set_etag(row: TargetSet) -> str:
     return make_etag(f"target-set:{row.year}:{row.version}", row.revision)
 
 
+def target_set_document(row: TargetSet) -> TargetSetCreate:
+    """The indicators and rules a stored version holds."""
+    return TargetSetCreate.model_validate(row.document)
+
+
 def target_set_read(row: TargetSet, *, frozen: bool) -> TargetSetRead:
-    document = TargetSetWrite.model_validate(row.document)
+    document = target_set_document(row)
     return TargetSetRead(
         year=row.year,
         version=row.version,
@@ -143,12 +197,12 @@ def _snapshot(row: TargetSet) -> dict[str, Any]:
     return {"version": row.version, "reason": row.reason, **row.document}
 
 
-async def is_frozen(*, session: AsyncSession, row: TargetSet) -> bool:
+async def is_frozen(*, session: Session, row: TargetSet) -> bool:
     return bool(await repository.frozen_target_set_ids(session=session, ids=[row.id]))
 
 
 async def get_target_set(
-    *, session: AsyncSession, year: int, version: int | None
+    *, session: Session, year: int, version: int | None
 ) -> tuple[TargetSet, bool]:
     """A version of the year's target set (the current one by default) and whether it is frozen."""
     if version is None:
@@ -161,98 +215,142 @@ async def get_target_set(
     return row, await is_frozen(session=session, row=row)
 
 
+async def list_target_sets(
+    *, session: Session, year: int | None, page: PageParams
+) -> Page[TargetSetSummary]:
+    """Every year's versions, each saying whether it is current and whether it is frozen."""
+    rows = await repository.list_target_sets(session=session, year=year, page=page)
+    years = list({r.year for r in rows.items})
+    latest = await repository.latest_versions(session=session, years=years)
+    frozen = await repository.frozen_target_set_ids(session=session, ids=[r.id for r in rows.items])
+    return rows.map(
+        lambda r: TargetSetSummary(
+            year=r.year,
+            version=r.version,
+            reason=r.reason,
+            current=latest.get(r.year) == r.version,
+            frozen=r.id in frozen,
+            indicator_count=len(r.document.get("indicators", [])),
+            created_at=r.created_at,
+            created_by=r.created_by,
+        )
+    )
+
+
 async def put_target_set(
     *,
-    session: AsyncSession,
+    session: Session,
     year: int,
-    body: TargetSetWrite,
+    body: TargetSetCreate,
     actor: Actor,
-    known_counties: Collection[str],
+    catalogue: Catalogue,
     if_match: str | None,
+    if_none_match: str | None = None,
 ) -> tuple[TargetSet, bool]:
     """Create the year's set, change it in place, or add a version once it is frozen.
 
     Returns the stored version and whether a new version was created.
     """
-    errors = validate_target_set(body, known_counties)
+    errors = validate_target_set(body, catalogue)
     if errors:
         raise ValidationFailed(errors)
-    document = body.model_dump(mode="json", exclude={"reason"})
     current = await repository.current_target_set(session=session, year=year)
+    check_replace(
+        current_etag=None if current is None else target_set_etag(current),
+        if_match=if_match,
+        if_none_match=if_none_match,
+    )
+    if current is None:
+        return await _add_version(session=session, year=year, body=body, actor=actor), True
+    if not await is_frozen(session=session, row=current):
+        return await _change_in_place(session=session, row=current, body=body, actor=actor), False
+    if not body.reason:
+        raise ValidationFailed.single(
+            "reason",
+            f"version {current.version} of {year} is frozen by a published run; "
+            "a new version needs a reason",
+        )
+    row = await _add_version(session=session, year=year, body=body, actor=actor, previous=current)
+    return row, True
+
+
+async def _change_in_place(
+    *, session: Session, row: TargetSet, body: TargetSetCreate, actor: Actor
+) -> TargetSet:
+    """Before publication a version changes in place; the history keeps what it was."""
+    before = _snapshot(row)
+    row.document = body.model_dump(mode="json", exclude={"reason"})
+    row.reason = body.reason or row.reason
+    row.updated_at = now()
+    await repository.flush(session=session)
+    await record_history(
+        session=session,
+        entity="target_set",
+        entity_id=f"{row.year}/{row.version}",
+        action="update",
+        year=row.year,
+        actor=actor,
+        before=before,
+        after=_snapshot(row),
+        reason=body.reason,
+    )
+    return row
+
+
+async def _add_version(
+    *,
+    session: Session,
+    year: int,
+    body: TargetSetCreate,
+    actor: Actor,
+    previous: TargetSet | None = None,
+) -> TargetSet:
+    """Version 1 of a year, or the version after a frozen one."""
     stamp = now()
-    if current is not None:
-        if if_match is not None:
-            check_if_match(if_match, target_set_etag(current))
-        if not await is_frozen(session=session, row=current):
-            before = _snapshot(current)
-            current.document = document
-            current.reason = body.reason or current.reason
-            current.updated_at = stamp
-            await session.flush()
-            await audit(
-                session=session,
-                entity="target_set",
-                entity_id=f"{year}/{current.version}",
-                action="update",
-                year=year,
-                actor=actor,
-                before=before,
-                after=_snapshot(current),
-            )
-            return current, False
-        if not body.reason:
-            raise ValidationFailed.single(
-                "reason",
-                f"version {current.version} of {year} is frozen by a published run; "
-                "a new version needs a reason",
-            )
     row = TargetSet(
         id=new_id(),
         year=year,
-        version=1 if current is None else current.version + 1,
+        version=1 if previous is None else previous.version + 1,
         reason=body.reason,
-        document=document,
+        document=body.model_dump(mode="json", exclude={"reason"}),
         created_at=stamp,
         created_by=actor.name,
         updated_at=stamp,
     )
     await repository.add(session=session, row=row)
-    await audit(
+    await record_history(
         session=session,
         entity="target_set",
         entity_id=f"{year}/{row.version}",
-        action="create" if current is None else "new_version",
+        action="create" if previous is None else "new_version",
         year=year,
         actor=actor,
-        before=None if current is None else _snapshot(current),
+        before=None if previous is None else _snapshot(previous),
         after=_snapshot(row),
+        reason=body.reason,
     )
-    return row, True
+    return row
 
 
 async def load_seed_target_set(
-    *,
-    session: AsyncSession,
-    year: int,
-    document: dict[str, Any],
-    known_counties: Collection[str],
+    *, session: Session, year: int, document: dict[str, Any], catalogue: Catalogue
 ) -> bool:
     """Store a shipped target set as version 1 unless the year already has one."""
     if await repository.current_target_set(session=session, year=year) is not None:
         return False
-    body = TargetSetWrite.model_validate(document)
+    body = TargetSetCreate.model_validate(document)
     await put_target_set(
         session=session,
         year=year,
         body=body,
         actor=Actor("seed"),
-        known_counties=known_counties,
+        catalogue=catalogue,
         if_match=None,
     )
     return True
 
 
-# Reported and reference values
+# Reported values
 
 
 def reported_value_dict(row: ReportedValue) -> dict[str, Any]:
@@ -272,12 +370,32 @@ def reported_value_dict(row: ReportedValue) -> dict[str, Any]:
     }
 
 
-def _reported_indicator(target_set: TargetSet, key: str) -> Indicator | None:
-    document = TargetSetWrite.model_validate(target_set.document)
-    return next(
-        (i for i in document.indicators if i.source is Source.reported and reported_key(i) == key),
+def reported_value_read(row: ReportedValue) -> ReportedValueRead:
+    return ReportedValueRead.model_validate(reported_value_dict(row))
+
+
+async def _reported_indicator(*, session: Session, body: ReportedValueCreate) -> Indicator:
+    """The indicator of the year's current target set a report is for, assessed in its county."""
+    target_set = await repository.current_target_set(session=session, year=body.year)
+    if target_set is None:
+        raise ValidationFailed.single("year", f"there is no target set for {body.year}")
+    indicator = next(
+        (
+            i
+            for i in target_set_document(target_set).indicators
+            if i.source is Source.reported and reported_key(i) == body.indicator
+        ),
         None,
     )
+    if indicator is None:
+        raise ValidationFailed.single(
+            "indicator", f"{body.indicator!r} is not a reported indicator of {body.year}"
+        )
+    if not applies_to(indicator, body.county_code):
+        raise ValidationFailed.single(
+            "county_code", f"{body.county_code} is not assessed on {body.indicator!r}"
+        )
+    return indicator
 
 
 def _check_reported_value(indicator: Indicator, value: float) -> None:
@@ -290,34 +408,29 @@ def _check_reported_value(indicator: Indicator, value: float) -> None:
         raise ValidationFailed.single("value", "a count is a whole number, 0 or more")
 
 
-async def report_value(
-    *,
-    session: AsyncSession,
-    body: ReportedValueCreate,
-    actor: Actor,
-    known_counties: Collection[str],
-    today: date,
-) -> ReportedValue:
-    """Record a county's figure; an earlier one for the same indicator is kept, superseded."""
-    check_county(body.county_code, known_counties)
-    target_set = await repository.current_target_set(session=session, year=body.year)
-    if target_set is None:
-        raise ValidationFailed.single("year", f"there is no target set for {body.year}")
-    indicator = _reported_indicator(target_set, body.indicator)
-    if indicator is None:
-        raise ValidationFailed.single(
-            "indicator", f"{body.indicator!r} is not a reported indicator of {body.year}"
-        )
-    if not applies_to(indicator, body.county_code):
-        raise ValidationFailed.single(
-            "county_code", f"{body.county_code} is not assessed on {body.indicator!r}"
-        )
-    _check_reported_value(indicator, body.value)
+def _measured_on(body: ReportedValueCreate, today: date) -> date:
+    """The date a figure describes: given, or today, or 31 December of a past year."""
     measured_on = body.measured_on or min(today, date(body.year, 12, 31))
     if measured_on.year != body.year:
         raise ValidationFailed.single("measured_on", f"must be a date in {body.year}")
     if measured_on > today:
         raise ValidationFailed.single("measured_on", "must not be in the future")
+    return measured_on
+
+
+async def report_value(
+    *,
+    session: Session,
+    body: ReportedValueCreate,
+    actor: Actor,
+    catalogue: Catalogue,
+    today: date,
+) -> ReportedValue:
+    """Record a county's figure; an earlier one for the same indicator is kept, superseded."""
+    check_county_code(body.county_code, catalogue)
+    indicator = await _reported_indicator(session=session, body=body)
+    _check_reported_value(indicator, body.value)
+    measured_on = _measured_on(body, today)
     previous = await repository.current_reported_value(
         session=session, county_code=body.county_code, year=body.year, indicator=body.indicator
     )
@@ -339,8 +452,8 @@ async def report_value(
     if previous is not None:
         before = reported_value_dict(previous)
         previous.superseded_by = row.id
-        await session.flush()
-    await audit(
+        await repository.flush(session=session)
+    await record_history(
         session=session,
         entity="reported_value",
         entity_id=f"{body.year}/{body.county_code}/{body.indicator}",
@@ -353,11 +466,38 @@ async def report_value(
     return row
 
 
-async def get_reported_value(*, session: AsyncSession, value_id: str) -> ReportedValue:
+async def get_reported_value(*, session: Session, value_id: str) -> ReportedValue:
     row = await repository.get_reported_value(session=session, value_id=value_id)
     if row is None:
         raise NotFound(f"There is no reported value {value_id!r}.")
     return row
+
+
+async def list_reported_values(
+    *,
+    session: Session,
+    catalogue: Catalogue,
+    county_code: str | None,
+    year: int | None,
+    indicator: str | None,
+    current: bool | None,
+    page: PageParams,
+) -> Page[ReportedValueRead]:
+    """Reported values by filter; a malformed county code is a 422, an unknown one lists none."""
+    if county_code is not None:
+        check_county_code(county_code, catalogue, configured=False)
+    rows = await repository.list_reported_values(
+        session=session,
+        county_code=county_code,
+        year=year,
+        indicator=indicator,
+        current=current,
+        page=page,
+    )
+    return rows.map(reported_value_read)
+
+
+# Reference values
 
 
 def reference_value_dict(row: ReferenceValue) -> dict[str, Any]:
@@ -373,27 +513,61 @@ def reference_value_dict(row: ReferenceValue) -> dict[str, Any]:
     }
 
 
-async def get_reference_value(*, session: AsyncSession, year: int, key: str) -> ReferenceValue:
+def reference_value_read(row: ReferenceValue) -> ReferenceValueRead:
+    return ReferenceValueRead.model_validate(reference_value_dict(row))
+
+
+def reference_value_etag(row: ReferenceValue) -> str:
+    return make_etag(f"reference-value:{row.year}:{row.key}", row.version)
+
+
+async def get_reference_value(*, session: Session, year: int, key: str) -> ReferenceValue:
     row = await repository.get_reference_value(session=session, year=year, key=key)
     if row is None:
         raise NotFound(f"There is no reference value {key!r} for {year}.")
     return row
 
 
+async def list_reference_values(
+    *, session: Session, year: int | None, key: str | None, page: PageParams
+) -> Page[ReferenceValueRead]:
+    rows = await repository.list_reference_values(session=session, year=year, key=key, page=page)
+    return rows.map(reference_value_read)
+
+
+async def _check_reference_unit(*, session: Session, year: int, key: str, value: float) -> None:
+    """A reference value compared with a rate is itself a fraction between 0 and 1."""
+    if value <= 1:
+        return
+    target_set = await repository.current_target_set(session=session, year=year)
+    if target_set is None:
+        return
+    indicators = target_set_document(target_set).indicators
+    if any(i.reference == key and unit_of(i) is Unit.rate for i in indicators):
+        raise ValidationFailed.single(
+            "value", f"{key!r} is compared with a rate: a fraction between 0 and 1"
+        )
+
+
 async def put_reference_value(
-    *, session: AsyncSession, year: int, key: str, body: ReferenceValueWrite, actor: Actor
+    *,
+    session: Session,
+    year: int,
+    key: str,
+    body: ReferenceValueCreate,
+    actor: Actor,
+    if_match: str | None,
+    if_none_match: str | None = None,
 ) -> tuple[ReferenceValue, bool]:
     """Set a reference value; returns it and whether it was created."""
-    target_set = await repository.current_target_set(session=session, year=year)
-    if target_set is not None and body.value > 1:
-        document = TargetSetWrite.model_validate(target_set.document)
-        if any(i.reference == key and unit_of(i) is Unit.rate for i in document.indicators):
-            raise ValidationFailed.single(
-                "value", f"{key!r} is compared with a rate: a fraction between 0 and 1"
-            )
+    await _check_reference_unit(session=session, year=year, key=key, value=body.value)
     row = await repository.get_reference_value(session=session, year=year, key=key)
+    check_replace(
+        current_etag=None if row is None else reference_value_etag(row),
+        if_match=if_match,
+        if_none_match=if_none_match,
+    )
     before = None if row is None else reference_value_dict(row)
-    created = row is None
     if row is None:
         row = ReferenceValue(
             id=new_id(),
@@ -409,18 +583,18 @@ async def put_reference_value(
     else:
         row.value, row.source, row.published_on = body.value, body.source, body.published_on
         row.updated_at, row.updated_by = now(), actor.name
-        await session.flush()
-    await audit(
+        await repository.flush(session=session)
+    await record_history(
         session=session,
         entity="reference_value",
         entity_id=f"{year}/{key}",
-        action="create" if created else "update",
+        action="create" if before is None else "update",
         year=year,
         actor=actor,
         before=before,
         after=reference_value_dict(row),
     )
-    return row, created
+    return row, before is None
 
 
 # Standings and runs
@@ -428,20 +602,19 @@ async def put_reference_value(
 
 async def gather_inputs(
     *,
-    session: AsyncSession,
+    session: Session,
     fetcher: StatsFetcher,
     year: int,
     as_of: date | None,
     today: date,
-    regions: list[dict[str, str]],
-    defaults: dict[str, Any],
+    catalogue: Catalogue,
 ) -> tuple[Inputs, TargetSet]:
     """Read the target set, reported and reference values, then every `/stats` in parallel."""
     target_set = await repository.current_target_set(session=session, year=year)
     if target_set is None:
         raise NotFound(f"There is no target set for {year}.")
     resolved = resolve_as_of(year=year, as_of=as_of, today=today)
-    document = TargetSetWrite.model_validate(target_set.document)
+    document = target_set_document(target_set)
     reported: dict[tuple[str, str], dict[str, Any]] = {}
     for row in await repository.reported_values_as_of(session=session, year=year, as_of=resolved):
         reported[(row.county_code, row.indicator)] = reported_value_dict(row)
@@ -451,9 +624,7 @@ async def gather_inputs(
             "source": row.source,
             "published_on": row.published_on.isoformat(),
         }
-        for row in await repository.list_reference_values(
-            session=session, year=year, key=None, after=None, limit=10_000
-        )
+        for row in await repository.reference_values_of_year(session=session, year=year)
     }
     fetched = await fetcher.fetch_all(queries_for(document.indicators), year=year, as_of=resolved)
     inputs = Inputs(
@@ -461,8 +632,8 @@ async def gather_inputs(
         as_of=resolved,
         target_set_version=target_set.version,
         indicators=document.indicators,
-        rules=resolve_rules(document.rules, defaults),
-        regions=regions,
+        rules=resolve_rules(document.rules, catalogue.rules),
+        regions=list(catalogue.regions),
         fetched=fetched,
         reported=reported,
         references=references,
@@ -476,7 +647,7 @@ def serialize_inputs(inputs: Inputs, target_set: TargetSet) -> dict[str, Any]:
         "year": inputs.year,
         "as_of": inputs.as_of.isoformat(),
         "target_set": {"version": target_set.version, **target_set.document},
-        "regions": inputs.regions,
+        "regions": [region.model_dump() for region in inputs.regions],
         "stats": {key: fetched.as_dict() for key, fetched in inputs.fetched.items()},
         "reported_values": list(inputs.reported.values()),
         "reference_values": inputs.references,
@@ -485,13 +656,12 @@ def serialize_inputs(inputs: Inputs, target_set: TargetSet) -> dict[str, Any]:
 
 async def standings(
     *,
-    session: AsyncSession,
+    session: Session,
     fetcher: StatsFetcher,
     year: int,
     as_of: date | None,
     today: date,
-    regions: list[dict[str, str]],
-    defaults: dict[str, Any],
+    catalogue: Catalogue,
 ) -> dict[str, Any]:
     """Live standings of every county and of the city."""
     inputs, _ = await gather_inputs(
@@ -500,10 +670,36 @@ async def standings(
         year=year,
         as_of=as_of,
         today=today,
-        regions=regions,
-        defaults=defaults,
+        catalogue=catalogue,
     )
     return compute(inputs)
+
+
+async def county_standing(
+    *,
+    session: Session,
+    fetcher: StatsFetcher,
+    year: int,
+    county_code: str,
+    as_of: date | None,
+    today: date,
+    catalogue: Catalogue,
+) -> dict[str, Any]:
+    """One county's live standing with every figure explained."""
+    check_county_code(county_code, catalogue, configured=False)
+    if catalogue.region(county_code) is None:
+        raise NotFound(f"{county_code} is not one of the configured counties and districts.")
+    result = await standings(
+        session=session,
+        fetcher=fetcher,
+        year=year,
+        as_of=as_of,
+        today=today,
+        catalogue=catalogue,
+    )
+    explained = explain(result, county_code)
+    assert explained is not None
+    return explained
 
 
 def run_summary(run: AssessmentRun) -> dict[str, Any]:
@@ -523,25 +719,35 @@ def run_summary(run: AssessmentRun) -> dict[str, Any]:
     }
 
 
+def run_read(run: AssessmentRun) -> RunRead:
+    return RunRead(**run_summary(run), standings=run.standings, inputs=run.inputs)
+
+
 def run_etag(run: AssessmentRun) -> str:
     return make_etag(run.id, run.version)
 
 
-def _audit_summary(run: AssessmentRun) -> dict[str, Any]:
+def _history_summary(run: AssessmentRun) -> dict[str, Any]:
     summary = run_summary(run)
     return {k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in summary.items()}
 
 
+async def list_runs(
+    *, session: Session, year: int, status: str | None, page: PageParams
+) -> Page[RunSummary]:
+    rows = await repository.list_runs(session=session, year=year, status=status, page=page)
+    return rows.map(lambda run: RunSummary(**run_summary(run)))
+
+
 async def create_run(
     *,
-    session: AsyncSession,
+    session: Session,
     fetcher: StatsFetcher,
     year: int,
     body: RunCreate,
     actor: Actor,
     today: date,
-    regions: list[dict[str, str]],
-    defaults: dict[str, Any],
+    catalogue: Catalogue,
 ) -> AssessmentRun:
     """Compute the standings now and store them with their inputs as a draft run."""
     inputs, target_set = await gather_inputs(
@@ -550,8 +756,7 @@ async def create_run(
         year=year,
         as_of=body.as_of,
         today=today,
-        regions=regions,
-        defaults=defaults,
+        catalogue=catalogue,
     )
     result = compute(inputs)
     run = AssessmentRun(
@@ -570,7 +775,7 @@ async def create_run(
         created_by=actor.name,
     )
     await repository.add(session=session, row=run)
-    await audit(
+    await record_history(
         session=session,
         entity="run",
         entity_id=run.id,
@@ -578,12 +783,12 @@ async def create_run(
         year=year,
         actor=actor,
         before=None,
-        after=_audit_summary(run),
+        after=_history_summary(run),
     )
     return run
 
 
-async def get_run(*, session: AsyncSession, year: int, run_id: str) -> AssessmentRun:
+async def get_run(*, session: Session, year: int, run_id: str) -> AssessmentRun:
     run = await repository.get_run(session=session, year=year, run_id=run_id)
     if run is None:
         raise NotFound(f"There is no run {run_id!r} of {year}.")
@@ -591,11 +796,10 @@ async def get_run(*, session: AsyncSession, year: int, run_id: str) -> Assessmen
 
 
 async def publish_run(
-    *, session: AsyncSession, run: AssessmentRun, actor: Actor, if_match: str | None
+    *, session: Session, run: AssessmentRun, actor: Actor, if_match: str | None
 ) -> AssessmentRun:
     """Freeze a complete run; a run missing any source's figures is refused."""
-    if if_match is not None:
-        check_if_match(if_match, run_etag(run))
+    check_if_match(if_match, run_etag(run))
     if run.status == PUBLISHED:
         raise Conflict(f"Run {run.id} is already published.", current_status=run.status)
     missing = {k: v for k, v in run.completeness.items() if v != "ok"}
@@ -606,12 +810,12 @@ async def publish_run(
             "Start a new run once every source answers.",
             completeness=run.completeness,
         )
-    before = _audit_summary(run)
+    before = _history_summary(run)
     run.status = PUBLISHED
     run.published_at = now()
     run.published_by = actor.name
-    await session.flush()
-    await audit(
+    await repository.flush(session=session)
+    await record_history(
         session=session,
         entity="run",
         entity_id=run.id,
@@ -619,6 +823,6 @@ async def publish_run(
         year=run.year,
         actor=actor,
         before=before,
-        after=_audit_summary(run),
+        after=_history_summary(run),
     )
     return run

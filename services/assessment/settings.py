@@ -1,9 +1,8 @@
 """Settings of the assessment service, read from `ASSESSMENT_*` variables."""
 
-import json
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -39,16 +38,3 @@ class Settings(ServiceSettings):
     @property
     def target_sets_dir(self) -> Path:
         return self.config_dir / "target_sets"
-
-    def regions(self) -> list[dict[str, str]]:
-        """The configured counties and districts, in file order."""
-        return _read_json(self.regions_file)  # type: ignore[no-any-return]
-
-    def assessment_rules(self) -> dict[str, Any]:
-        """Grade bands, outcome bands and default thresholds from `config/assessment.json`."""
-        return _read_json(self.assessment_file)  # type: ignore[no-any-return]
-
-
-def _read_json(path: Path) -> Any:
-    with path.open(encoding="utf-8") as handle:
-        return json.load(handle)

@@ -249,35 +249,37 @@ class StatsFetcher:
         except (ValueError, ValidationError) as exc:
             first = str(exc).splitlines()[0][:200]
             return self._failure(query, url, f"unexpected response: {first}", started, attempts)
-        return Fetched(
-            key=query.key,
-            source=query.source.value,
-            service=ENDPOINTS[query.source].service,
-            query=_described(url),
-            ok=True,
-            body=body,
-            reason=None,
-            fetched_at=_now(),
-            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
-            attempts=attempts,
-        )
+        return _fetched(query, url, started, attempts, body=body)
 
     def _failure(
         self, query: StatsQuery, url: str, reason: str, started: float, attempts: int
     ) -> Fetched:
         logger.warning("stats_unavailable", source=query.source.value, reason=reason)
-        return Fetched(
-            key=query.key,
-            source=query.source.value,
-            service=ENDPOINTS[query.source].service,
-            query=_described(url),
-            ok=False,
-            body=None,
-            reason=reason,
-            fetched_at=_now(),
-            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
-            attempts=attempts,
-        )
+        return _fetched(query, url, started, attempts, reason=reason)
+
+
+def _fetched(
+    query: StatsQuery,
+    url: str,
+    started: float,
+    attempts: int,
+    *,
+    body: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> Fetched:
+    """What one call produced: its parsed `body`, or the `reason` it has none."""
+    return Fetched(
+        key=query.key,
+        source=query.source.value,
+        service=ENDPOINTS[query.source].service,
+        query=_described(url),
+        ok=body is not None,
+        body=body,
+        reason=reason,
+        fetched_at=_now(),
+        elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+        attempts=attempts,
+    )
 
 
 def _problem_detail(response: httpx.Response) -> str:

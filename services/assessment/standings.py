@@ -18,6 +18,8 @@ from assessment.schemas import (
     Comparator,
     Indicator,
     MeasureKind,
+    Rating,
+    Region,
     Source,
     Status,
     Unit,
@@ -35,15 +37,6 @@ SCORE_RULE = (
 )
 
 
-@dataclass(frozen=True)
-class ResolvedRules:
-    grades: list[scoring.GradeRule]
-    commended_grades: list[str]
-    criticized_grades: list[str]
-    green: float
-    amber: float
-
-
 @dataclass
 class Inputs:
     """Everything a standing is computed from."""
@@ -52,8 +45,8 @@ class Inputs:
     as_of: date
     target_set_version: int
     indicators: list[Indicator]
-    rules: ResolvedRules
-    regions: list[dict[str, str]]
+    rules: scoring.ResolvedRules
+    regions: Sequence[Region]
     fetched: dict[str, Fetched] = field(default_factory=dict)
     reported: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     references: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -156,15 +149,32 @@ def observe(indicator: Indicator, county_code: str | None, inputs: Inputs) -> Ob
     if kind is MeasureKind.international_share:
         return _observe_share(indicator, county_code, body, provenance)
     if kind is MeasureKind.new_certified_enterprises:
-        row = body["totals"] if county_code is None else _row(body["by_county"], county_code)
-        count = int((row or {}).get("new_certified_enterprises", 0))
-        where = "totals" if county_code is None else f"by_county[county_code={county_code}]"
-        provenance["field"] = f"{where}.new_certified_enterprises"
-        return Observation(float(count), {"new_certified_enterprises": count}, provenance)
-    row = body["totals"] if county_code is None else _row(body["by_county"], county_code)
+        return _observe_certified(county_code, body, provenance)
+    return _observe_pass_rate(county_code, body, provenance)
+
+
+def _county_row(body: dict[str, Any], county_code: str | None) -> tuple[dict[str, Any] | None, str]:
+    """The county's `by_county` row (the totals for the city) and where it was read."""
+    if county_code is None:
+        return body["totals"], "totals"
+    return _row(body["by_county"], county_code), f"by_county[county_code={county_code}]"
+
+
+def _observe_certified(
+    county_code: str | None, body: dict[str, Any], provenance: dict[str, Any]
+) -> Observation:
+    row, where = _county_row(body, county_code)
+    count = int((row or {}).get("new_certified_enterprises", 0))
+    provenance["field"] = f"{where}.new_certified_enterprises"
+    return Observation(float(count), {"new_certified_enterprises": count}, provenance)
+
+
+def _observe_pass_rate(
+    county_code: str | None, body: dict[str, Any], provenance: dict[str, Any]
+) -> Observation:
+    row, where = _county_row(body, county_code)
     checked = int((row or {}).get("checked", 0))
     passed = int((row or {}).get("passed", 0))
-    where = "totals" if county_code is None else f"by_county[county_code={county_code}]"
     provenance["field"] = f"{where}.passed / {where}.checked"
     figures = {"checked": checked, "passed": passed}
     if checked == 0:
@@ -200,9 +210,8 @@ def _observe_share(
 ) -> Observation:
     tiers = [t.value for t in indicator.measure.tiers or []]
     if not tiers:
-        row = body["totals"] if county_code is None else _row(body["by_county"], county_code)
+        row, where = _county_row(body, county_code)
         rows = [row] if row else []
-        where = "totals" if county_code is None else f"by_county[county_code={county_code}]"
     else:
         rows = [
             g
@@ -220,43 +229,46 @@ def _observe_share(
     return Observation(round(international / in_force, 6), figures, provenance)
 
 
+REPORTED_STORE = {"service": "assessment", "store": "reported-values"}
+
+
 def _observe_reported(indicator: Indicator, county_code: str | None, inputs: Inputs) -> Observation:
     key = reported_key(indicator)
-    if county_code is not None:
-        row = inputs.reported.get((county_code, key))
-        if row is None:
-            return Observation(
-                None,
-                {},
-                {"service": "assessment", "store": "reported-values"},
-                f"not reported by {county_code} on or before {inputs.as_of.isoformat()}",
-            )
-        provenance = {
-            "service": "assessment",
-            "store": "reported-values",
-            "reported_value_id": row["id"],
-            "reported_by": row["reported_by"],
-            "reported_at": row["reported_at"],
-            "measured_on": row["measured_on"],
-            "evidence": row["evidence"],
-        }
-        return Observation(float(row["value"]), {"value": row["value"]}, provenance)
-    counties = [r["code"] for r in inputs.regions if applies_to(indicator, r["code"])]
+    if county_code is None:
+        return _observe_reported_city(indicator, key, inputs)
+    row = inputs.reported.get((county_code, key))
+    if row is None:
+        return Observation(
+            None,
+            {},
+            dict(REPORTED_STORE),
+            f"not reported by {county_code} on or before {inputs.as_of.isoformat()}",
+        )
+    provenance = {
+        **REPORTED_STORE,
+        "reported_value_id": row["id"],
+        "reported_by": row["reported_by"],
+        "reported_at": row["reported_at"],
+        "measured_on": row["measured_on"],
+        "evidence": row["evidence"],
+    }
+    return Observation(float(row["value"]), {"value": row["value"]}, provenance)
+
+
+def _observe_reported_city(indicator: Indicator, key: str, inputs: Inputs) -> Observation:
+    """The city figure of a reported indicator, rolled up from the counties it applies to."""
+    counties = [r.code for r in inputs.regions if applies_to(indicator, r.code)]
     values = {
         c: float(inputs.reported[(c, key)]["value"])
         for c in counties
         if (c, key) in inputs.reported
     }
     missing = [c for c in counties if c not in values]
-    provenance = {
-        "service": "assessment",
-        "store": "reported-values",
-        "roll_up": _roll_up_rule(unit_of(indicator)),
-    }
+    unit = unit_of(indicator)
+    provenance = {**REPORTED_STORE, "roll_up": _roll_up_rule(unit)}
     figures: dict[str, Any] = {"reported": values, "not_reported": missing}
     if not values:
         return Observation(None, figures, provenance, "no county has reported")
-    unit = unit_of(indicator)
     if unit is Unit.flag:
         if any(v < 1 for v in values.values()):
             return Observation(0.0, figures, provenance)
@@ -279,6 +291,7 @@ def _roll_up_rule(unit: Unit) -> str:
 def _evaluate_indicator(
     indicator: Indicator, county_code: str | None, inputs: Inputs, fraction: float
 ) -> dict[str, Any]:
+    """One indicator of a county (or the city): actual, target, judgement and explanation."""
     observation = observe(indicator, county_code, inputs)
     spec = spec_for(indicator, county_code, inputs.references)
     reason = observation.reason
@@ -298,27 +311,6 @@ def _evaluate_indicator(
         amber=amber,
         reason=reason,
     )
-    comparator: dict[str, Any] = {"name": indicator.comparator.value}
-    for name in ("value", "low", "high", "tolerance", "reference", "margin"):
-        figure = getattr(spec, name)
-        if figure is not None and not (name == "margin" and figure == 0):
-            comparator[name] = figure
-    if spec.tolerance is not None:
-        comparator["tolerance_unit"] = spec.tolerance_unit.value
-    if indicator.reference is not None:
-        comparator["reference_key"] = indicator.reference
-        if indicator.reference in inputs.references:
-            comparator["reference_source"] = inputs.references[indicator.reference]
-    if evaluation.band is not None:
-        band = evaluation.band
-        comparator["band"] = band.describe()
-        comparator["direction"] = (
-            "lower is better"
-            if indicator.comparator in scoring.LOWER_IS_BETTER
-            else "higher is better"
-            if band.high is None
-            else "within the band"
-        )
     return {
         "indicator": indicator.key,
         "name": indicator.name,
@@ -338,7 +330,7 @@ def _evaluate_indicator(
         "provenance": observation.provenance,
         "explanation": {
             "inputs": observation.inputs,
-            "comparator": comparator,
+            "comparator": _describe_comparator(indicator, spec, evaluation, inputs.references),
             "formula": evaluation.formula,
             "thresholds": {"green": green, "amber": amber},
             "flow": is_flow(indicator),
@@ -346,7 +338,39 @@ def _evaluate_indicator(
     }
 
 
-def _finish(rows: list[dict[str, Any]], rules: ResolvedRules) -> dict[str, Any]:
+def _describe_comparator(
+    indicator: Indicator,
+    spec: scoring.TargetSpec,
+    evaluation: scoring.Evaluation,
+    references: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The comparator as applied: its figures, the reference and its source, band, direction."""
+    comparator: dict[str, Any] = {"name": indicator.comparator.value}
+    for name in ("value", "low", "high", "tolerance", "reference", "margin"):
+        figure = getattr(spec, name)
+        if figure is not None and not (name == "margin" and figure == 0):
+            comparator[name] = figure
+    if spec.tolerance is not None:
+        comparator["tolerance_unit"] = spec.tolerance_unit.value
+    if indicator.reference is not None:
+        comparator["reference_key"] = indicator.reference
+        if indicator.reference in references:
+            comparator["reference_source"] = references[indicator.reference]
+    if evaluation.band is not None:
+        band = evaluation.band
+        comparator["band"] = band.describe()
+        comparator["direction"] = (
+            "lower is better"
+            if indicator.comparator in scoring.LOWER_IS_BETTER
+            else "higher is better"
+            if band.high is None
+            else "within the band"
+        )
+    return comparator
+
+
+def _finish(rows: list[dict[str, Any]], rules: scoring.ResolvedRules) -> dict[str, Any]:
+    """Contributions, score, grade and the worst status and rating of one standing's rows."""
     total_weight = sum(r["weight"] for r in rows)
     for row in rows:
         row["contribution"] = scoring.contribution(row["weight"], row["attainment"], total_weight)
@@ -357,44 +381,41 @@ def _finish(rows: list[dict[str, Any]], rules: ResolvedRules) -> dict[str, Any]:
     score = scoring.weighted_score((r["weight"], r["attainment"]) for r in rows)
     grade = scoring.grade_of(score, rules.grades)
     statuses = [Status(r["status"]) for r in rows]
+    worst_rating = scoring.worst_rating(Rating(r["rating"]) if r["rating"] else None for r in rows)
     return {
         "score": score,
         "grade": grade.grade,
         "grade_label": grade.label,
         "status": scoring.worst_status(statuses).value,
-        "rating": (
-            w.value
-            if (
-                w := scoring.worst_rating(
-                    scoring.Rating(r["rating"]) if r["rating"] else None for r in rows
-                )
-            )
-            else None
-        ),
+        "rating": worst_rating.value if worst_rating else None,
         "missed": sum(1 for s in statuses if s is Status.missed),
         "total_weight": total_weight,
         "indicators": rows,
     }
 
 
-def compute(inputs: Inputs) -> dict[str, Any]:
-    """The standings response: every county, the city roll-up and the meta block."""
-    fraction = scoring.year_fraction(inputs.year, inputs.as_of)
+def _county_standings(inputs: Inputs, fraction: float) -> list[dict[str, Any]]:
+    """Every configured county scored on the indicators that apply to it, before ranking."""
     items: list[dict[str, Any]] = []
     for region in inputs.regions:
-        code = region["code"]
         rows = [
-            _evaluate_indicator(i, code, inputs, fraction)
+            _evaluate_indicator(i, region.code, inputs, fraction)
             for i in inputs.indicators
-            if applies_to(i, code) and _applies_to_counties(i)
+            if applies_to(i, region.code) and _applies_to_counties(i)
         ]
-        standing = {
-            "county_code": code,
-            "county_name": region["name"],
-            "kind": region["kind"],
-            **_finish(rows, inputs.rules),
-        }
-        items.append(standing)
+        items.append(
+            {
+                "county_code": region.code,
+                "county_name": region.name,
+                "kind": region.kind,
+                **_finish(rows, inputs.rules),
+            }
+        )
+    return items
+
+
+def _rank_and_judge(items: list[dict[str, Any]], rules: scoring.ResolvedRules) -> None:
+    """Give each county its rank and outcome, then order them by rank."""
     ranks = scoring.rank([(s["county_code"], s["score"], s["missed"]) for s in items])
     for standing in items:
         standing["rank"] = ranks[standing["county_code"]]
@@ -402,47 +423,64 @@ def compute(inputs: Inputs) -> dict[str, Any]:
         outcome, why = scoring.outcome_of(
             grade=standing["grade"],
             veto_statuses=veto,
-            commended_grades=inputs.rules.commended_grades,
-            criticized_grades=inputs.rules.criticized_grades,
+            commended_grades=rules.commended_grades,
+            criticized_grades=rules.criticized_grades,
         )
         standing["outcome"] = outcome.value
         standing["outcome_reason"] = why
     items.sort(key=lambda s: (s["rank"], s["county_code"]))
-    city_rows = [_evaluate_indicator(i, None, inputs, fraction) for i in inputs.indicators]
-    city = {
+
+
+def _city_standing(inputs: Inputs, fraction: float) -> dict[str, Any]:
+    """The city-wide roll-up over every indicator."""
+    rows = [_evaluate_indicator(i, None, inputs, fraction) for i in inputs.indicators]
+    return {
         "county_code": None,
         "county_name": "全市",
         "kind": "city",
-        **_finish(city_rows, inputs.rules),
+        **_finish(rows, inputs.rules),
     }
+
+
+def _meta(inputs: Inputs, fraction: float) -> dict[str, Any]:
+    """Completeness of the inputs, the rules applied and how each source answered."""
+    found = completeness(inputs)
+    return {
+        "completeness": found,
+        "complete": all(v == "ok" for v in found.values()),
+        "target_set_version": inputs.target_set_version,
+        "year_elapsed": round(fraction, 6),
+        "computed_at": datetime.now(UTC).isoformat(),
+        "score_rule": SCORE_RULE,
+        "tie_break": TIE_BREAK,
+        "grades": [g.__dict__ for g in inputs.rules.grades],
+        "commended_grades": inputs.rules.commended_grades,
+        "criticized_grades": inputs.rules.criticized_grades,
+        "sources": {
+            key: {
+                "query": f.query,
+                "ok": f.ok,
+                "reason": f.reason,
+                "fetched_at": f.fetched_at,
+                "elapsed_ms": f.elapsed_ms,
+                "attempts": f.attempts,
+            }
+            for key, f in inputs.fetched.items()
+        },
+    }
+
+
+def compute(inputs: Inputs) -> dict[str, Any]:
+    """The standings response: every county, the city roll-up and the meta block."""
+    fraction = scoring.year_fraction(inputs.year, inputs.as_of)
+    items = _county_standings(inputs, fraction)
+    _rank_and_judge(items, inputs.rules)
     return {
         "year": inputs.year,
         "as_of": inputs.as_of.isoformat(),
         "items": items,
-        "city": city,
-        "meta": {
-            "completeness": completeness(inputs),
-            "complete": all(v == "ok" for v in completeness(inputs).values()),
-            "target_set_version": inputs.target_set_version,
-            "year_elapsed": round(fraction, 6),
-            "computed_at": datetime.now(UTC).isoformat(),
-            "score_rule": SCORE_RULE,
-            "tie_break": TIE_BREAK,
-            "grades": [g.__dict__ for g in inputs.rules.grades],
-            "commended_grades": inputs.rules.commended_grades,
-            "criticized_grades": inputs.rules.criticized_grades,
-            "sources": {
-                key: {
-                    "query": f.query,
-                    "ok": f.ok,
-                    "reason": f.reason,
-                    "fetched_at": f.fetched_at,
-                    "elapsed_ms": f.elapsed_ms,
-                    "attempts": f.attempts,
-                }
-                for key, f in inputs.fetched.items()
-            },
-        },
+        "city": _city_standing(inputs, fraction),
+        "meta": _meta(inputs, fraction),
     }
 
 

@@ -214,13 +214,16 @@ def test_5_targets_reference_and_reported_values(
     }
     put = writer.put(f"/api/v1/target-sets/{year}", json=target_set)
     assert put.status_code in (200, 201), put.text
+    reference_path = f"/api/v1/reference-values/{year}/provincial_spot_check_pass_rate"
+    existing = writer.get(reference_path)
     reference = writer.put(
-        f"/api/v1/reference-values/{year}/provincial_spot_check_pass_rate",
+        reference_path,
         json={
             "value": 0.9,
             "source": "江蘇省質量技術監督局公告",
             "published_on": f"{year + 1}-01-20",
         },
+        headers={"If-Match": existing.headers["ETag"]} if existing.status_code == 200 else {},
     )
     assert reference.status_code in (200, 201), reference.text
     reported = writer.post(
@@ -263,16 +266,24 @@ def test_6_standings_and_a_published_run(writer: httpx.Client, story: dict[str, 
     run = writer.post(f"/api/v1/assessments/{year}/runs")
     assert run.status_code == 201, run.text
     run_id = run.json()["id"]
-    published = writer.post(f"/api/v1/assessments/{year}/runs/{run_id}/publish")
+    published = writer.post(
+        f"/api/v1/assessments/{year}/runs/{run_id}/publish",
+        headers={"If-Match": run.headers["ETag"]},
+    )
     assert published.status_code == 200, published.text
     stored = writer.get(f"/api/v1/assessments/{year}/runs/{run_id}").json()
     assert stored["status"] == "published"
 
-    current = writer.get(f"/api/v1/target-sets/{year}").json()
-    changed = writer.put(f"/api/v1/target-sets/{year}", json={**current, "reason": None})
+    read = writer.get(f"/api/v1/target-sets/{year}")
+    current, if_match = read.json(), {"If-Match": read.headers["ETag"]}
+    changed = writer.put(
+        f"/api/v1/target-sets/{year}", json={**current, "reason": None}, headers=if_match
+    )
     assert changed.status_code in (409, 422)
     versioned = writer.put(
-        f"/api/v1/target-sets/{year}", json={**current, "reason": "revised after publication"}
+        f"/api/v1/target-sets/{year}",
+        json={**current, "reason": "revised after publication"},
+        headers=if_match,
     )
     assert versioned.status_code in (200, 201), versioned.text
     assert versioned.json()["version"] == current["version"] + 1

@@ -343,9 +343,13 @@ def test_every_county_matches_the_hand_computation(stack: Stack) -> None:
 
 def test_a_complete_run_is_published_and_explained(stack: Stack) -> None:
     with stack.client("assessment") as client:
-        run = _created(client.post("/api/v1/assessments/2007/runs", json={}))
+        created = client.post("/api/v1/assessments/2007/runs", json={})
+        run = _created(created)
         assert run["complete"] is True
-        published = client.post(f"/api/v1/assessments/2007/runs/{run['id']}/publish")
+        published = client.post(
+            f"/api/v1/assessments/2007/runs/{run['id']}/publish",
+            headers={"If-Match": created.headers["ETag"]},
+        )
         assert published.status_code == 200, published.text
         detail = client.get(f"{STANDINGS}/{GULOU}").json()
     spot = _indicators(detail)["spot_check_pass_rate"]
@@ -379,8 +383,12 @@ def test_a_stopped_service_gives_a_bounded_partial_answer(stack: Stack) -> None:
         assert tongshan["spot_check_pass_rate"]["status"] == "no_data"
         assert tongshan["new_china_famous_brands"]["status"] == "met"
 
-        run = _created(client.post("/api/v1/assessments/2007/runs", json={}))
+        created = client.post("/api/v1/assessments/2007/runs", json={})
+        run = _created(created)
         assert run["complete"] is False
-        refused = client.post(f"/api/v1/assessments/2007/runs/{run['id']}/publish")
+        refused = client.post(
+            f"/api/v1/assessments/2007/runs/{run['id']}/publish",
+            headers={"If-Match": created.headers["ETag"]},
+        )
         assert refused.status_code == 409
         assert "spot_checks" in refused.json()["detail"]

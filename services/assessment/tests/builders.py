@@ -64,7 +64,7 @@ def small_target_set(**overrides: Any) -> dict[str, Any]:
 
 def brand_stats(groups: list[tuple[str, str, int, int, int]]) -> dict[str, Any]:
     """`groups` of (county, tier, new_awards, in_force, in_force_international)."""
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"county_code": c, "tier": t, "new_awards": n, "in_force": f, "in_force_international": i}
         for c, t, n, f, i in groups
     ]

@@ -1,5 +1,9 @@
 """Runs: stored standings with their inputs, publication, freezing and the audit trail."""
 
+from typing import Any
+
+import httpx
+
 from kit.testing import Harness
 
 from .builders import TONGSHAN, reported, small_target_set
@@ -7,6 +11,18 @@ from .fakes import FakeDataServices
 from .test_standings import _load
 
 RUNS = "/api/v1/assessments/2007/runs"
+
+
+async def _publish(client: httpx.AsyncClient) -> dict[str, Any]:
+    """Create a run and publish it with its ETag; the published run."""
+    created = await client.post(RUNS)
+    assert created.status_code == 201, created.text
+    published = await client.post(
+        f"{RUNS}/{created.json()['id']}/publish", headers={"If-Match": created.headers["ETag"]}
+    )
+    assert published.status_code == 200, published.text
+    body: dict[str, Any] = published.json()
+    return body
 
 
 async def test_a_published_run_never_changes(
@@ -27,10 +43,14 @@ async def test_a_published_run_never_changes(
     assert run["inputs"]["stats"]["brands"]["body"]["totals"]["new_awards"] == 1
     assert run["inputs"]["reference_values"]["provincial_spot_check_pass_rate"]["value"] == 0.9
     assert len(run["inputs"]["reported_values"]) == 6
-    published = await client.post(f"{RUNS}/{run['id']}/publish")
+    published = await client.post(
+        f"{RUNS}/{run['id']}/publish", headers={"If-Match": created.headers["ETag"]}
+    )
     assert published.status_code == 200, published.text
     assert published.json()["status"] == "published"
-    again = await client.post(f"{RUNS}/{run['id']}/publish")
+    again = await client.post(
+        f"{RUNS}/{run['id']}/publish", headers={"If-Match": published.headers["ETag"]}
+    )
     assert again.status_code == 409
 
     await client.post(
@@ -58,10 +78,13 @@ async def test_an_incomplete_run_cannot_be_published(
     await _load(service, data_services)
     data_services.modes["spot_checks"] = "down"
     client = service.client()
-    run = (await client.post(RUNS)).json()
+    created = await client.post(RUNS)
+    run = created.json()
     assert run["complete"] is False
     assert run["completeness"]["spot_checks"] == "unreachable: ConnectError"
-    refused = await client.post(f"{RUNS}/{run['id']}/publish")
+    refused = await client.post(
+        f"{RUNS}/{run['id']}/publish", headers={"If-Match": created.headers["ETag"]}
+    )
     assert refused.status_code == 409
     assert "spot_checks: unreachable" in refused.json()["detail"]
     assert (await client.get(f"{RUNS}/{run['id']}")).json()["status"] == "draft"
@@ -78,6 +101,9 @@ async def test_publishing_needs_its_own_scope(
         f"{RUNS}/{run['id']}/publish", headers={"If-Match": '"old"'}
     )
     assert stale.status_code == 412
+    without = await service.client().post(f"{RUNS}/{run['id']}/publish")
+    assert without.status_code == 428
+    assert (await service.client().get(f"{RUNS}/{run['id']}")).json()["status"] == "draft"
 
 
 async def test_publication_freezes_the_target_set_version(
@@ -85,16 +111,17 @@ async def test_publication_freezes_the_target_set_version(
 ) -> None:
     await _load(service, data_services)
     client = service.client()
-    run = (await client.post(RUNS)).json()
-    await client.post(f"{RUNS}/{run['id']}/publish")
-    assert (await client.get("/api/v1/target-sets/2007")).json()["frozen"] is True
+    run = await _publish(client)
+    current = await client.get("/api/v1/target-sets/2007")
+    assert current.json()["frozen"] is True
+    if_match = {"If-Match": current.headers["ETag"]}
     changed = small_target_set()
     changed["indicators"][2]["margin"] = 0.02
-    without_reason = await client.put("/api/v1/target-sets/2007", json=changed)
+    without_reason = await client.put("/api/v1/target-sets/2007", json=changed, headers=if_match)
     assert without_reason.status_code == 422
     assert without_reason.json()["errors"][0]["field"] == "reason"
     changed["reason"] = "省局調整抽查考核口徑"
-    new_version = await client.put("/api/v1/target-sets/2007", json=changed)
+    new_version = await client.put("/api/v1/target-sets/2007", json=changed, headers=if_match)
     assert new_version.status_code == 201
     assert new_version.json()["version"] == 2
     first = (await client.get("/api/v1/target-sets/2007", params={"version": 1})).json()
@@ -112,8 +139,7 @@ async def test_the_audit_log_records_runs(
 ) -> None:
     await _load(service, data_services)
     client = service.client(client_id="bureau-ui")
-    run = (await client.post(RUNS)).json()
-    await client.post(f"{RUNS}/{run['id']}/publish")
+    run = await _publish(client)
     entries = (
         await client.get("/api/v1/audit-entries", params={"entity": "run", "entity_id": run["id"]})
     ).json()["items"]
@@ -138,3 +164,30 @@ async def test_a_retried_run_creation_is_not_duplicated(
     second = await client.post(RUNS, json={}, headers=headers)
     assert first.json()["id"] == second.json()["id"]
     assert len((await client.get(RUNS)).json()["items"]) == 1
+
+
+async def test_a_new_version_records_its_reason(
+    service: Harness, data_services: FakeDataServices
+) -> None:
+    await _load(service, data_services)
+    client = service.client()
+    await _publish(client)
+    current = await client.get("/api/v1/target-sets/2007")
+    changed = {**current.json(), "reason": "省局調整抽查考核口徑"}
+    response = await client.put(
+        "/api/v1/target-sets/2007", json=changed, headers={"If-Match": current.headers["ETag"]}
+    )
+    assert response.status_code == 201, response.text
+    history = (
+        await client.get("/api/v1/audit-entries", params={"entity": "target_set", "limit": 1})
+    ).json()
+    assert [(e["action"], e["reason"]) for e in history["items"]] == [("create", None)]
+    rest = (
+        await client.get(
+            "/api/v1/audit-entries",
+            params={"entity": "target_set", "limit": 1, "cursor": history["next_cursor"]},
+        )
+    ).json()
+    assert [(e["action"], e["entity_id"], e["reason"]) for e in rest["items"]] == [
+        ("new_version", "2007/2", "省局調整抽查考核口徑")
+    ]

@@ -4,8 +4,9 @@ from datetime import date
 
 import pytest
 
-from assessment.schemas import Comparator, Outcome, Status, ToleranceUnit
+from assessment.schemas import Comparator, Outcome, Rating, Status, ToleranceUnit
 from assessment.scoring import (
+    Evaluation,
     GradeRule,
     TargetSpec,
     evaluate,
@@ -26,8 +27,17 @@ GRADES = [
 ]
 
 
-def judge(spec: TargetSpec, actual: float, *, flow: bool = False, fraction: float = YEAR_OVER):
+def judge(
+    spec: TargetSpec, actual: float, *, flow: bool = False, fraction: float = YEAR_OVER
+) -> Evaluation:
     return evaluate(spec, actual, flow=flow, fraction=fraction)
+
+
+def rated(spec: TargetSpec, actual: float, green: float = 0.9, amber: float = 0.75) -> Rating:
+    """The rating of a level judged after the year's end."""
+    rating = evaluate(spec, actual, flow=False, fraction=1, green=green, amber=amber).rating
+    assert rating is not None
+    return rating
 
 
 @pytest.mark.parametrize(
@@ -185,10 +195,10 @@ def test_a_level_is_not_projected() -> None:
 
 def test_rating_uses_the_thresholds() -> None:
     spec = TargetSpec(Comparator.at_least, value=100)
-    assert evaluate(spec, 90, flow=False, fraction=1).rating.value == "green"
-    assert evaluate(spec, 75, flow=False, fraction=1).rating.value == "amber"
-    assert evaluate(spec, 74, flow=False, fraction=1).rating.value == "red"
-    assert evaluate(spec, 74, flow=False, fraction=1, green=0.7, amber=0.5).rating.value == "green"
+    assert rated(spec, 90).value == "green"
+    assert rated(spec, 75).value == "amber"
+    assert rated(spec, 74).value == "red"
+    assert rated(spec, 74, green=0.7, amber=0.5).value == "green"
 
 
 def test_weighted_score_counts_missing_data_as_zero() -> None:

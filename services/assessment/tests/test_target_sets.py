@@ -135,3 +135,43 @@ async def test_a_version_beyond_any_stored_number_is_a_422_not_a_500(service: Ha
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "version"
+
+
+async def test_replacing_a_set_needs_its_etag(service: Harness) -> None:
+    client = service.client()
+    path = "/api/v1/target-sets/2007"
+    first = await client.put(path, json=small_target_set(), headers={"If-None-Match": "*"})
+    assert first.status_code == 201, first.text
+    body = small_target_set()
+    body["indicators"][2]["margin"] = 0.01
+    without = await client.put(path, json=body)
+    assert without.status_code == 428
+    assert without.json()["field"] == "If-Match"
+    create_only = await client.put(path, json=body, headers={"If-None-Match": "*"})
+    assert create_only.status_code == 412
+    unchanged = await client.get(path)
+    assert unchanged.json()["indicators"][2]["margin"] == 0
+    assert unchanged.headers["ETag"] == first.headers["ETag"]
+    nothing_to_match = await client.put(
+        "/api/v1/target-sets/2008", json=body, headers={"If-Match": first.headers["ETag"]}
+    )
+    assert nothing_to_match.status_code == 412
+    assert (await client.get("/api/v1/target-sets/2008")).status_code == 404
+
+
+async def test_target_sets_are_listed_page_by_page(service: Harness) -> None:
+    client = service.client()
+    for year in (2009, 2007, 2008):
+        response = await client.put(f"/api/v1/target-sets/{year}", json=small_target_set())
+        assert response.status_code == 201
+    first = (await client.get("/api/v1/target-sets", params={"limit": 2})).json()
+    assert [s["year"] for s in first["items"]] == [2007, 2008]
+    rest = await client.get(
+        "/api/v1/target-sets", params={"limit": 2, "cursor": first["next_cursor"]}
+    )
+    assert [(s["year"], s["current"]) for s in rest.json()["items"]] == [(2009, True)]
+    assert rest.json()["next_cursor"] is None
+    other_query = await client.get(
+        "/api/v1/target-sets", params={"year": 2007, "cursor": first["next_cursor"]}
+    )
+    assert other_query.status_code == 400

@@ -101,13 +101,19 @@ async def test_reference_values_are_set_read_and_listed(service: Harness) -> Non
     path = "/api/v1/reference-values/2007/provincial_spot_check_pass_rate"
     created = await client.put(path, json=reference(0.9))
     assert created.status_code == 201
-    updated = await client.put(path, json={**reference(0.91), "source": "更正通報"})
+    updated = await client.put(
+        path,
+        json={**reference(0.91), "source": "更正通報"},
+        headers={"If-Match": created.headers["ETag"]},
+    )
     assert updated.status_code == 200
     read = (await client.get(path)).json()
     assert (read["value"], read["source"], read["published_on"]) == (0.91, "更正通報", "2008-01-20")
     listing = (await client.get("/api/v1/reference-values", params={"year": 2007})).json()
     assert [v["key"] for v in listing["items"]] == ["provincial_spot_check_pass_rate"]
-    too_big = await client.put(path, json=reference(91))
+    too_big = await client.put(
+        path, json=reference(91), headers={"If-Match": updated.headers["ETag"]}
+    )
     assert too_big.status_code == 422
     assert too_big.json()["errors"][0]["field"] == "value"
     assert (await client.get("/api/v1/reference-values/2007/other_value")).status_code == 404
@@ -119,3 +125,53 @@ async def test_writing_needs_the_write_scope(service: Harness) -> None:
     reader = service.client(scopes=["assessments:read"])
     response = await reader.put("/api/v1/target-sets/2007", json=small_target_set())
     assert response.status_code == 403
+
+
+async def test_replacing_a_reference_value_needs_its_etag(service: Harness) -> None:
+    await _target_set(service)
+    client = service.client()
+    path = "/api/v1/reference-values/2007/provincial_spot_check_pass_rate"
+    created = await client.put(path, json=reference(0.9), headers={"If-None-Match": "*"})
+    assert created.status_code == 201
+    read = await client.get(path)
+    assert read.headers["ETag"] == created.headers["ETag"]
+    without = await client.put(path, json=reference(0.91))
+    assert without.status_code == 428
+    stale = await client.put(path, json=reference(0.91), headers={"If-Match": '"old"'})
+    assert stale.status_code == 412
+    create_only = await client.put(path, json=reference(0.91), headers={"If-None-Match": "*"})
+    assert create_only.status_code == 412
+    assert (await client.get(path)).json()["value"] == 0.9
+    replaced = await client.put(
+        path, json=reference(0.91), headers={"If-Match": read.headers["ETag"]}
+    )
+    assert replaced.status_code == 200
+    assert replaced.headers["ETag"] != read.headers["ETag"]
+    assert (await client.get(path)).json()["value"] == 0.91
+    other = "/api/v1/reference-values/2007/other_value"
+    missing = await client.put(other, json=reference(1), headers={"If-Match": read.headers["ETag"]})
+    assert missing.status_code == 412
+
+
+async def test_reported_values_are_listed_page_by_page(service: Harness) -> None:
+    await _target_set(service)
+    client = service.client()
+    for county in (TONGSHAN, GULOU, TONGSHAN):
+        body = reported(county, "industrial_standard_coverage", 0.9)
+        assert (await client.post("/api/v1/reported-values", json=body)).status_code == 201
+    seen: list[str] = []
+    params: dict[str, str | int] = {"limit": 2, "indicator": "industrial_standard_coverage"}
+    while True:
+        page = (await client.get("/api/v1/reported-values", params=params)).json()
+        seen.extend(v["id"] for v in page["items"])
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    assert len(seen) == 3
+    assert seen == sorted(seen)
+    unknown = await client.get("/api/v1/reported-values", params={"county_code": "320399"})
+    assert unknown.json()["items"] == []
+    malformed = await client.get("/api/v1/reported-values", params={"county_code": "3203"})
+    assert malformed.json()["errors"][0]["field"] == "county_code"
+    forged = await client.get("/api/v1/reported-values", params={"cursor": "abc.def"})
+    assert forged.status_code == 400
