@@ -8,6 +8,7 @@ in the request's transaction. Nonconforming items travel as a JSON array in one 
 
 import json
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import aclosing
 from datetime import date, datetime
 from typing import IO, Any
 
@@ -254,15 +255,14 @@ async def export_rows(
     batch_size: int = 1000,
 ) -> AsyncIterator[Sequence[Any]]:
     """Rows of an export, read in id order batch by batch on a session of its own."""
-    after: str | None = None
-    async with sessionmaker() as session:
-        while True:
-            batch = await repository.export_batch(
-                session=session, filters=filters, today=today, after=after, size=batch_size
+    async with (
+        sessionmaker() as session,
+        aclosing(
+            repository.export_batches(
+                session=session, filters=filters, today=today, size=batch_size
             )
+        ) as batches,
+    ):
+        async for batch in batches:
             for spot_check in batch:
                 yield [_cell(getattr(spot_check, name)) for name in EXPORT_COLUMNS]
-            if len(batch) < batch_size:
-                return
-            after = batch[-1].id
-            session.expunge_all()

@@ -5,25 +5,32 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from inspection import repository
+from inspection import service
 from inspection.catalogue import Catalogue
 from inspection.models import SpotCheck
 from inspection.schemas import Level, Result, SpotCheckFilters
-from inspection.service import is_published
+from inspection.settings import Settings
 from kit.app import app_catalogue
 from kit.auth import CurrentPrincipal, Principal, require_scope
 from kit.db import SessionDep
-from kit.errors import FieldError, Forbidden, NotFound, ValidationFailed
+from kit.errors import FieldError, Forbidden, ValidationFailed
 from kit.identifiers import validate_credit_code
 
 READ_SCOPE = "spot-checks:read"
 WRITE_SCOPE = "spot-checks:write"
 
 
-async def get_today(request: Request) -> date:
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_today(settings: SettingsDep) -> date:
     """The bureau's calendar day, against which bulletin and sampling dates are compared."""
-    today: date = request.app.state.settings.today()
-    return today
+    return settings.today()
 
 
 async def reader(principal: CurrentPrincipal) -> Principal:
@@ -56,12 +63,12 @@ async def valid_spot_check(
     spot_check_id: str, session: SessionDep, principal: Reader, today: TodayDep
 ) -> SpotCheck:
     """The spot-check named in the path; embargoed results exist only for writers."""
-    spot_check = await repository.get_spot_check(session=session, spot_check_id=spot_check_id)
-    if spot_check is None or (
-        not principal.has(WRITE_SCOPE) and not is_published(spot_check, today)
-    ):
-        raise NotFound(f"No spot-check with id {spot_check_id!r}.")
-    return spot_check
+    return await service.visible_spot_check(
+        session=session,
+        spot_check_id=spot_check_id,
+        include_unpublished=principal.has(WRITE_SCOPE),
+        today=today,
+    )
 
 
 SpotCheckDep = Annotated[SpotCheck, Depends(valid_spot_check)]

@@ -1,6 +1,6 @@
 """Every query of the inspection service; functions flush, the request commits."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -10,6 +10,7 @@ from sqlmodel import col
 
 from inspection.models import OutboxMessage, SpotCheck, SpotCheckHistory, metadata
 from inspection.schemas import SpotCheckFilters, StatsRow
+from kit.pagination import Page, PageParams, paginate
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
@@ -100,18 +101,11 @@ def _filtered(query: Select[Any], filters: SpotCheckFilters, today: date) -> Sel
 
 
 async def list_spot_checks(
-    *,
-    session: AsyncSession,
-    filters: SpotCheckFilters,
-    today: date,
-    after: str | None,
-    limit: int,
-) -> list[SpotCheck]:
-    """One page of spot-checks in id (creation) order, after the id `after`."""
-    query = _filtered(select(SpotCheck), filters, today).order_by(col(SpotCheck.id)).limit(limit)
-    if after is not None:
-        query = query.where(col(SpotCheck.id) > after)
-    return list((await session.execute(query)).scalars())
+    *, session: AsyncSession, filters: SpotCheckFilters, today: date, page: PageParams
+) -> Page[SpotCheck]:
+    """One page of spot-checks in id (creation) order."""
+    query = _filtered(select(SpotCheck), filters, today)
+    return await paginate(session, query, params=page, keys=[col(SpotCheck.id)])
 
 
 async def history_of(*, session: AsyncSession, spot_check_id: str) -> list[SpotCheckHistory]:
@@ -124,18 +118,19 @@ async def history_of(*, session: AsyncSession, spot_check_id: str) -> list[SpotC
     return list((await session.execute(query)).scalars())
 
 
-def stats_query(
+async def stats_rows(
     *,
+    session: AsyncSession,
     start: date,
     end: date,
     levels: Sequence[str],
     county_code: str | None,
     include_unpublished: bool,
     today: date,
-) -> Select[str, str, str, int, Any]:
+) -> list[StatsRow]:
     """Originals sampled in [start, end], counted with their final result per county, level
-    and category. Public figures count a result from its bulletin day on, and an overturning
-    re-inspection from its own bulletin day on."""
+    and category (one GROUP BY). Public figures count a result from its bulletin day on, and
+    an overturning re-inspection from its own bulletin day on."""
     if include_unpublished:
         passed = col(SpotCheck.final_result) == "pass"
     else:
@@ -150,7 +145,7 @@ def stats_query(
         conditions.append(col(SpotCheck.county_code) == county_code)
     if not include_unpublished:
         conditions.append(col(SpotCheck.published_on) <= today)
-    return (
+    query = (
         select(
             col(SpotCheck.county_code),
             col(SpotCheck.level),
@@ -161,12 +156,6 @@ def stats_query(
         .where(*conditions)
         .group_by(col(SpotCheck.county_code), col(SpotCheck.level), col(SpotCheck.product_category))
     )
-
-
-async def stats_rows(
-    *, session: AsyncSession, query: Select[str, str, str, int, Any]
-) -> list[StatsRow]:
-    """Run the stats GROUP BY."""
     result = await session.execute(query)
     return [
         StatsRow(
@@ -219,18 +208,22 @@ async def insert_many(
             await session.execute(insert(metadata.tables[table]), rows)
 
 
-async def export_batch(
-    *,
-    session: AsyncSession,
-    filters: SpotCheckFilters,
-    today: date,
-    after: str | None,
-    size: int,
-) -> list[SpotCheck]:
-    """The next batch of an export, in id order."""
-    return await list_spot_checks(
-        session=session, filters=filters, today=today, after=after, limit=size
-    )
+async def export_batches(
+    *, session: AsyncSession, filters: SpotCheckFilters, today: date, size: int
+) -> AsyncGenerator[list[SpotCheck], None]:
+    """The filtered spot-checks in id order, `size` at a time; each batch is let go of
+    before the next is read, so a long export holds one batch in memory."""
+    query = _filtered(select(SpotCheck), filters, today).order_by(col(SpotCheck.id)).limit(size)
+    after: str | None = None
+    while True:
+        batch_query = query if after is None else query.where(col(SpotCheck.id) > after)
+        batch = list((await session.execute(batch_query)).scalars())
+        if batch:
+            yield batch
+        if len(batch) < size:
+            return
+        after = batch[-1].id
+        session.expunge_all()
 
 
 async def claim_due_messages(

@@ -3,14 +3,15 @@
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from inspection import bulk, repository, service
+from inspection import bulk, service
 from inspection.dependencies import (
     CatalogueDep,
     FiltersDep,
     Reader,
+    SettingsDep,
     SpotCheckDep,
     TodayDep,
     Writer,
@@ -23,9 +24,10 @@ from inspection.schemas import (
     SpotCheckStats,
     SpotCheckUpdate,
 )
+from kit.concurrency import IfMatch
 from kit.csvio import CSV_EXPORT_RESPONSES, check_utf8, csv_response, spool_upload
 from kit.db import SessionDep
-from kit.pagination import Cursor, Limit, Page, page_of, query_fingerprint
+from kit.pagination import Page, PageParamsDep
 
 router = APIRouter(prefix="/api/v1", tags=["spot-checks"])
 
@@ -58,22 +60,15 @@ async def create_spot_check(
 
 @router.get("/spot-checks", summary="List spot-checks")
 async def list_spot_checks(
-    request: Request,
     session: SessionDep,
     filters: FiltersDep,
+    page: PageParamsDep,
     catalogue: CatalogueDep,
     today: TodayDep,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Page[SpotCheckRead]:
-    codec = request.app.state.cursor_codec
-    fingerprint = query_fingerprint(filters.fingerprint_params())
-    after = codec.decode(cursor, fingerprint)[0] if cursor else None
-    rows = await repository.list_spot_checks(
-        session=session, filters=filters, today=today, after=after, limit=limit + 1
+    return await service.list_spot_checks(
+        session=session, filters=filters, page=page, catalogue=catalogue, today=today
     )
-    items = [service.to_read(row, catalogue=catalogue, today=today) for row in rows]
-    return page_of(items, limit=limit, codec=codec, fingerprint=fingerprint, key=lambda r: [r.id])
 
 
 @router.get("/spot-checks/stats", summary="Pass rates after re-inspections")
@@ -111,12 +106,12 @@ async def import_spot_checks(
     request: Request,
     session: SessionDep,
     principal: Writer,
+    settings: SettingsDep,
     catalogue: CatalogueDep,
     today: TodayDep,
     background: BackgroundTasks,
     dry_run: bool = False,
 ) -> JSONResponse:
-    settings = request.app.state.settings
     spool = await spool_upload(request, max_bytes=settings.max_upload_bytes)
     try:
         check_utf8(spool)
@@ -169,7 +164,7 @@ async def correct_spot_check(
     catalogue: CatalogueDep,
     today: TodayDep,
     background: BackgroundTasks,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> SpotCheckRead:
     corrected = await service.correct_spot_check(
         session=session,

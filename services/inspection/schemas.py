@@ -180,20 +180,6 @@ class SpotCheckFilters:
     q: str | None = None
     include_unpublished: bool = False
 
-    def fingerprint_params(self) -> dict[str, Any]:
-        return {
-            "plan_code": self.plan_code,
-            "level": self.level,
-            "county_code": self.county_code,
-            "product_category": self.product_category,
-            "result": self.result,
-            "sampled_from": self.sampled_from,
-            "sampled_to": self.sampled_to,
-            "enterprise_credit_code": self.enterprise_credit_code,
-            "q": self.q,
-            "include_unpublished": self.include_unpublished,
-        }
-
 
 class PassRate(BaseModel):
     checked: int

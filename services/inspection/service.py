@@ -22,6 +22,7 @@ from inspection.schemas import (
     Result,
     SpotCheckCreate,
     SpotCheckFields,
+    SpotCheckFilters,
     SpotCheckHistoryList,
     SpotCheckHistoryRead,
     SpotCheckRead,
@@ -32,8 +33,9 @@ from inspection.schemas import (
 from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
 from kit.db import as_utc
-from kit.errors import Conflict, FieldError, ValidationFailed, field_name
+from kit.errors import Conflict, FieldError, NotFound, ValidationFailed, field_name
 from kit.identifiers import new_id
+from kit.pagination import Page, PageParams
 
 REVIEW_FLAG = "brand_review_flag"
 RECORDED_FIELDS = tuple(SpotCheckFields.model_fields)
@@ -86,6 +88,31 @@ def to_read(spot_check: SpotCheck, *, catalogue: Catalogue, today: date) -> Spot
         updated_at=as_utc(spot_check.updated_at),
         version=spot_check.version,
     )
+
+
+async def visible_spot_check(
+    *, session: AsyncSession, spot_check_id: str, include_unpublished: bool, today: date
+) -> SpotCheck:
+    """The spot-check with this id; an embargoed one exists only for those who may see it."""
+    spot_check = await repository.get_spot_check(session=session, spot_check_id=spot_check_id)
+    if spot_check is None or not (include_unpublished or is_published(spot_check, today)):
+        raise NotFound(f"No spot-check with id {spot_check_id!r}.")
+    return spot_check
+
+
+async def list_spot_checks(
+    *,
+    session: AsyncSession,
+    filters: SpotCheckFilters,
+    page: PageParams,
+    catalogue: Catalogue,
+    today: date,
+) -> Page[SpotCheckRead]:
+    """One page of the filtered spot-checks, oldest first."""
+    rows = await repository.list_spot_checks(
+        session=session, filters=filters, today=today, page=page
+    )
+    return rows.map(lambda row: to_read(row, catalogue=catalogue, today=today))
 
 
 def pydantic_errors(exc: ValidationError) -> list[FieldError]:
@@ -512,7 +539,8 @@ async def spot_check_stats(
         raise ValidationFailed.single("as_of", f"must not be before the start of {year}")
     if county_code is not None and (error := catalogue.county_code_error(county_code)):
         raise ValidationFailed.single("county_code", error)
-    query = repository.stats_query(
+    rows = await repository.stats_rows(
+        session=session,
         start=start,
         end=min(as_of, year_end),
         levels=[level.value for level in levels],
@@ -520,7 +548,6 @@ async def spot_check_stats(
         include_unpublished=include_unpublished,
         today=today,
     )
-    rows = await repository.stats_rows(session=session, query=query)
     counties = sorted(
         ({county_code} if county_code else set(catalogue.regions)) | {r.county_code for r in rows}
     )
