@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import service
 from gateway.revocations import announce
-from gateway.schemas import ClientCreate
+from gateway.schemas import ClientCreate, ClientRead
 from gateway.settings import Settings
 from kit.db import create_engine, create_sessionmaker
 from kit.errors import ProblemError
+from kit.pagination import MAX_LIMIT, CursorCodec, PageParams
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,12 +63,26 @@ def _action(
             session=s, data=data, default_rate_limit=settings.default_rate_limit
         )
     if args.command == "list":
-        return lambda s: service.list_clients(session=s, limit=10_000, after=None)
+        return _every_client
     if args.command == "revoke":
         return lambda s: service.revoke_client(session=s, client_id=args.client_id)
     return lambda s: service.rotate_key(
         session=s, client_id=args.client_id, keep_previous=args.keep_previous
     )
+
+
+async def _every_client(session: AsyncSession) -> list[ClientRead]:
+    """Every client, page after page; the cursors live only as long as this command."""
+    codec = CursorCodec(secrets.token_bytes(32))
+    clients: list[ClientRead] = []
+    cursor: str | None = None
+    while True:
+        page = PageParams(limit=MAX_LIMIT, cursor=cursor, codec=codec, fingerprint="list")
+        listed = await service.list_clients(session=session, page=page)
+        clients += listed.items
+        if listed.next_cursor is None:
+            return clients
+        cursor = listed.next_cursor
 
 
 def main(argv: list[str]) -> int:

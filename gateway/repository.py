@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from gateway.models import ApiClient, ApiKey
+from kit.pagination import Page, PageParams, paginate
 
 
 async def add_client(*, session: AsyncSession, client: ApiClient) -> ApiClient:
@@ -28,14 +29,9 @@ async def get_client(*, session: AsyncSession, client_id: str) -> ApiClient | No
     return await session.get(ApiClient, client_id)
 
 
-async def list_clients(
-    *, session: AsyncSession, limit: int, after: str | None
-) -> Sequence[ApiClient]:
-    """Clients ordered by id, `limit` of them after the id `after`."""
-    query = select(ApiClient).order_by(col(ApiClient.id)).limit(limit)
-    if after is not None:
-        query = query.where(col(ApiClient.id) > after)
-    return (await session.execute(query)).scalars().all()
+async def list_clients(*, session: AsyncSession, page: PageParams) -> Page[ApiClient]:
+    """One page of clients in the order of their ids."""
+    return await paginate(session, select(ApiClient), params=page, keys=[col(ApiClient.id)])
 
 
 async def keys_of(*, session: AsyncSession, client_ids: Sequence[str]) -> Sequence[ApiKey]:

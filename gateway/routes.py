@@ -20,7 +20,7 @@ from gateway.dependencies import AdminClient, ContextDep
 from gateway.schemas import ClientCreate, ClientCreated, ClientRead, KeyRotated, TokenResponse
 from kit.db import SessionDep
 from kit.errors import PROBLEM_MEDIA_TYPE, Unauthorized, problem_body
-from kit.pagination import Cursor, Limit, Page, query_fingerprint
+from kit.pagination import Page, PageParamsDep
 
 router = APIRouter(prefix="/api/v1/admin", tags=["gateway"])
 public = APIRouter(tags=["gateway"])
@@ -43,18 +43,9 @@ async def create_client(
 
 @router.get("/clients", summary="List API clients")
 async def list_clients(
-    request: Request,
-    session: SessionDep,
-    _: AdminClient,
-    limit: Limit = 50,
-    cursor: Cursor = None,
+    page: PageParamsDep, session: SessionDep, _: AdminClient
 ) -> Page[ClientRead]:
-    codec = request.app.state.cursor_codec
-    fingerprint = query_fingerprint({})
-    after = str(codec.decode(cursor, fingerprint)[0]) if cursor else None
-    rows = await service.list_clients(session=session, limit=limit + 1, after=after)
-    next_cursor = codec.encode([rows[limit - 1].id], fingerprint) if len(rows) > limit else None
-    return Page[ClientRead](items=rows[:limit], next_cursor=next_cursor)
+    return await service.list_clients(session=session, page=page)
 
 
 @router.get("/clients/{client_id}", summary="One API client with its keys (never the keys)")

@@ -17,6 +17,7 @@ from gateway.routing import ALL_SCOPES
 from gateway.schemas import ClientCreate, ClientCreated, ClientRead, KeyRead, KeyRotated
 from kit.errors import Conflict, NotFound
 from kit.identifiers import new_id
+from kit.pagination import Page, PageParams
 
 KEY_PREFIX = "qrp_"
 BOOTSTRAP_CLIENT_ID = "bootstrap-admin"
@@ -91,14 +92,15 @@ async def get_client(*, session: AsyncSession, client_id: str) -> ClientRead:
     return _read(client, keys)
 
 
-async def list_clients(*, session: AsyncSession, limit: int, after: str | None) -> list[ClientRead]:
-    """`limit` clients after the id `after`, each with its keys (never the keys themselves)."""
-    clients = await repository.list_clients(session=session, limit=limit, after=after)
-    keys = await repository.keys_of(session=session, client_ids=[c.id for c in clients])
+async def list_clients(*, session: AsyncSession, page: PageParams) -> Page[ClientRead]:
+    """One page of clients, each with its keys (never the keys themselves)."""
+    clients = await repository.list_clients(session=session, page=page)
+    ids = [client.id for client in clients.items]
+    keys = await repository.keys_of(session=session, client_ids=ids)
     by_client: dict[str, list[ApiKey]] = {}
     for key in keys:
         by_client.setdefault(key.client_id, []).append(key)
-    return [_read(client, by_client.get(client.id, [])) for client in clients]
+    return clients.map(lambda client: _read(client, by_client.get(client.id, [])))
 
 
 async def revoke_client(*, session: AsyncSession, client_id: str) -> ClientRead:

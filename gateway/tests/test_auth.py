@@ -264,3 +264,20 @@ async def test_admin_validation_names_the_field(admin: httpx.AsyncClient) -> Non
     assert (await _problem(response, 422))["errors"][0]["field"] == "scopes"
     assert (await admin.get("/api/v1/admin/clients")).json()["items"][0]["id"] == "bootstrap-admin"
     assert len((await admin.get("/api/v1/admin/clients")).json()["items"]) == 1
+
+
+async def test_admin_clients_are_listed_page_by_page(admin: httpx.AsyncClient) -> None:
+    created = {(await _new_client(admin, ["brands:read"]))["id"] for _ in range(2)}
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "1", **({"cursor": cursor} if cursor else {})}
+        page = (await admin.get("/api/v1/admin/clients", params=params)).json()
+        assert len(page["items"]) == 1
+        seen.append(page["items"][0]["id"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(created | {"bootstrap-admin"})
+    stale = await admin.get("/api/v1/admin/clients", params={"cursor": "forged.cursor"})
+    await _problem(stale, 400)
