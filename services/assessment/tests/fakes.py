@@ -37,9 +37,10 @@ def empty_bodies() -> dict[str, dict[str, Any]]:
 
 @dataclass
 class FakeDataServices:
-    """Answers each source with a configured body, or fails the way a test asks."""
+    """Answers each source with a configured body, or fails the way a test asks; `public_key`
+    verifies the service's tokens (set when the suite makes its key pair)."""
 
-    public_key: bytes
+    public_key: bytes = b""
     bodies: dict[str, dict[str, Any]] = field(default_factory=empty_bodies)
     modes: dict[str, str] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
