@@ -24,6 +24,7 @@ from inspection.service import (
     outbox_row,
     pydantic_errors,
     rule_errors,
+    snapshot,
     stored_values,
     utcnow,
 )
@@ -61,7 +62,6 @@ IGNORED_ON_IMPORT = frozenset(
 )
 ALLOWED_COLUMNS = frozenset(EXPORT_COLUMNS)
 CHECK_BATCH = 1000
-RECORDED = frozenset(RECORDED_FIELDS)
 
 
 def _parse_row(
@@ -96,6 +96,27 @@ def _rows(spool: IO[bytes]) -> Iterator[tuple[int, dict[str, str]]]:
     return read_rows(spool, required=REQUIRED_COLUMNS, allowed=ALLOWED_COLUMNS)
 
 
+def _repeat_error(line: int, record: SpotCheckFields, first_line: int) -> RowError:
+    return RowError(
+        line,
+        "sample_code",
+        f"sample {record.sample_code!r} of plan {record.plan_code!r} repeats line {first_line}",
+    )
+
+
+async def _stored_sample_errors(
+    *, session: AsyncSession, keyed: dict[tuple[str, str], int]
+) -> list[RowError]:
+    """Rows whose sample is already recorded in the database."""
+    stored = await repository.existing_originals(session=session, keys=list(keyed))
+    return [
+        RowError(
+            keyed[key], "sample_code", f"sample {key[1]!r} is already recorded in plan {key[0]!r}"
+        )
+        for key in stored
+    ]
+
+
 async def validate_upload(
     *, session: AsyncSession, spool: IO[bytes], catalogue: Catalogue, today: date
 ) -> tuple[int, list[RowError]]:
@@ -113,28 +134,56 @@ async def validate_upload(
                 continue
             key = (record.plan_code, record.sample_code)
             if key in seen:
-                errors.append(
-                    RowError(
-                        line,
-                        "sample_code",
-                        f"sample {record.sample_code!r} of plan {record.plan_code!r} "
-                        f"repeats line {seen[key]}",
-                    )
-                )
+                errors.append(_repeat_error(line, record, seen[key]))
                 continue
-            seen[key] = line
-            keyed[key] = line
-        stored = await repository.existing_originals(session=session, keys=list(keyed))
-        for key in stored:
-            errors.append(
-                RowError(
-                    keyed[key],
-                    "sample_code",
-                    f"sample {key[1]!r} is already recorded in plan {key[0]!r}",
-                )
-            )
+            seen[key] = keyed[key] = line
+        errors.extend(await _stored_sample_errors(session=session, keyed=keyed))
     errors.sort(key=lambda error: error.line)
     return rows, errors
+
+
+class _ImportBatch:
+    """The rows of one insert batch: spot-checks with their history and outbox entries."""
+
+    def __init__(self, *, principal: Principal, now: datetime) -> None:
+        self.principal = principal
+        self.now = now
+        self.spot_checks: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = []
+        self.outbox: list[dict[str, Any]] = []
+
+    def add(self, record: SpotCheckFields) -> None:
+        """An imported original check, its history entry, and its notice when it failed."""
+        spot_check_id = new_id()
+        row = {
+            "id": spot_check_id,
+            **stored_values(record),
+            "reinspection_of": None,
+            "root_id": spot_check_id,
+            "final_result": record.result.value,
+            "overturned_on": None,
+            "created_by": self.principal.client_id,
+            "created_at": self.now,
+            "updated_at": self.now,
+            "version": 1,
+        }
+        self.spot_checks.append(row)
+        self.history.append(
+            history_row(
+                spot_check_id=spot_check_id,
+                version=1,
+                action="imported",
+                principal=self.principal,
+                reason="CSV import",
+                before=None,
+                after=snapshot(row),
+                now=self.now,
+            )
+        )
+        if record.result is Result.failed:
+            self.outbox.append(
+                outbox_row(row, spot_check_id=spot_check_id, reference=spot_check_id, now=self.now)
+            )
 
 
 async def store_upload(
@@ -149,52 +198,19 @@ async def store_upload(
     """Insert every row of an upload that `validate_upload` passed."""
     stored = 0
     now = utcnow()
-    for batch in batched(_rows(spool), batch_size):
-        spot_checks: list[dict[str, Any]] = []
-        history: list[dict[str, Any]] = []
-        outbox: list[dict[str, Any]] = []
-        for _line, values in batch:
+    for lines in batched(_rows(spool), batch_size):
+        batch = _ImportBatch(principal=principal, now=now)
+        for _line, values in lines:
             record, _problems = _parse_row(values, catalogue=catalogue, today=today)
             assert record is not None
-            spot_check_id = new_id()
-            row = {
-                "id": spot_check_id,
-                **stored_values(record),
-                "reinspection_of": None,
-                "root_id": spot_check_id,
-                "final_result": record.result.value,
-                "overturned_on": None,
-                "created_by": principal.client_id,
-                "created_at": now,
-                "updated_at": now,
-                "version": 1,
-            }
-            spot_checks.append(row)
-            snapshot = {
-                name: value.isoformat() if isinstance(value, date) else value
-                for name, value in row.items()
-                if name in RECORDED
-            }
-            history.append(
-                history_row(
-                    spot_check_id=spot_check_id,
-                    version=1,
-                    action="imported",
-                    principal=principal,
-                    reason="CSV import",
-                    before=None,
-                    after=snapshot,
-                    now=now,
-                )
-            )
-            if record.result is Result.failed:
-                outbox.append(
-                    outbox_row(row, spot_check_id=spot_check_id, reference=spot_check_id, now=now)
-                )
+            batch.add(record)
         await repository.insert_many(
-            session=session, spot_checks=spot_checks, history=history, outbox=outbox
+            session=session,
+            spot_checks=batch.spot_checks,
+            history=batch.history,
+            outbox=batch.outbox,
         )
-        stored += len(spot_checks)
+        stored += len(batch.spot_checks)
     return stored
 
 

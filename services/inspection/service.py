@@ -1,7 +1,7 @@
 """Rules of the inspection service: what a valid spot-check is, re-inspection chains,
 corrections with history, the embargo, the stats, and the notices to the brand registry."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -39,6 +39,7 @@ from kit.pagination import Page, PageParams
 
 REVIEW_FLAG = "brand_review_flag"
 RECORDED_FIELDS = tuple(SpotCheckFields.model_fields)
+CHAIN_KEYS = ("plan_code", "sample_code")
 
 
 def utcnow() -> datetime:
@@ -123,17 +124,29 @@ def pydantic_errors(exc: ValidationError) -> list[FieldError]:
     ]
 
 
-def rule_errors(record: SpotCheckFields, *, catalogue: Catalogue, today: date) -> list[FieldError]:
-    """What makes a record invalid beyond its fields' own shapes."""
-    errors: list[FieldError] = []
+def _reference_errors(record: SpotCheckFields, catalogue: Catalogue) -> list[FieldError]:
+    """The category and the county must be configured ones."""
+    errors = []
     if category_error := catalogue.category_error(record.product_category):
         errors.append(FieldError("product_category", category_error))
     if county_error := catalogue.county_code_error(record.county_code):
         errors.append(FieldError("county_code", county_error))
+    return errors
+
+
+def _date_errors(record: SpotCheckFields, today: date) -> list[FieldError]:
+    """A sample is not taken in the future, nor its result published before it was taken."""
+    errors = []
     if record.sampled_on > today:
         errors.append(FieldError("sampled_on", f"{record.sampled_on} is in the future"))
     if record.published_on is not None and record.published_on < record.sampled_on:
         errors.append(FieldError("published_on", "a result is published after it was sampled"))
+    return errors
+
+
+def _result_errors(record: SpotCheckFields) -> list[FieldError]:
+    """A failure names its items (a refusal none), a pass has none and violates nothing."""
+    errors = []
     failed = record.result is Result.failed
     if record.refused:
         if not failed:
@@ -157,6 +170,15 @@ def rule_errors(record: SpotCheckFields, *, catalogue: Catalogue, today: date) -
     return errors
 
 
+def rule_errors(record: SpotCheckFields, *, catalogue: Catalogue, today: date) -> list[FieldError]:
+    """What makes a record invalid beyond its fields' own shapes."""
+    return [
+        *_reference_errors(record, catalogue),
+        *_date_errors(record, today),
+        *_result_errors(record),
+    ]
+
+
 def _check_record(record: SpotCheckFields, *, catalogue: Catalogue, today: date) -> None:
     errors = rule_errors(record, catalogue=catalogue, today=today)
     if errors:
@@ -178,6 +200,11 @@ def _jsonable(value: Any) -> Any:
 def recorded(spot_check: SpotCheck) -> dict[str, Any]:
     """The recorded fields of a stored spot-check."""
     return {name: getattr(spot_check, name) for name in RECORDED_FIELDS}
+
+
+def snapshot(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The recorded fields of a new check as the history keeps them (dates as ISO text)."""
+    return {name: _jsonable(values[name]) for name in RECORDED_FIELDS}
 
 
 def review_notice(values: Mapping[str, Any], *, reference: str) -> dict[str, Any]:
@@ -270,6 +297,7 @@ async def _refresh_chain(*, session: AsyncSession, root_id: str) -> None:
 async def _check_reinspection(
     *, session: AsyncSession, record: SpotCheckFields, original_id: str
 ) -> SpotCheck:
+    """A re-inspection names a failed, sampled, not yet re-inspected check of its plan and sample."""
     original = await repository.get_spot_check(session=session, spot_check_id=original_id)
     if original is None:
         raise ValidationFailed.single("reinspection_of", f"no spot-check with id {original_id!r}")
@@ -309,6 +337,7 @@ async def _check_reinspection(
 async def _check_unique_sample(
     *, session: AsyncSession, plan_code: str, sample_code: str, exclude_id: str | None = None
 ) -> None:
+    """A sample code is recorded once per plan (its re-inspections aside)."""
     existing = await repository.find_original(
         session=session, plan_code=plan_code, sample_code=sample_code
     )
@@ -318,6 +347,86 @@ async def _check_unique_sample(
             field="sample_code",
             existing_id=existing.id,
         )
+
+
+async def _original_of(
+    *, session: AsyncSession, record: SpotCheckFields, reinspection_of: str | None
+) -> SpotCheck | None:
+    """The check a new record re-inspects; None for an original, whose sample must be new."""
+    if reinspection_of:
+        return await _check_reinspection(
+            session=session, record=record, original_id=reinspection_of
+        )
+    await _check_unique_sample(
+        session=session, plan_code=record.plan_code, sample_code=record.sample_code
+    )
+    return None
+
+
+def _new_spot_check(
+    record: SpotCheckFields, *, original: SpotCheck | None, principal: Principal, now: datetime
+) -> SpotCheck:
+    spot_check_id = new_id()
+    return SpotCheck(
+        id=spot_check_id,
+        **stored_values(record),
+        reinspection_of=original.id if original else None,
+        root_id=original.root_id if original else spot_check_id,
+        final_result=record.result.value,
+        created_by=principal.client_id,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _owes_review_notice(spot_check: SpotCheck, *, noticed_for: str | None = None) -> bool:
+    """A failed original is noticed to the brand registry, once per enterprise it names;
+    a re-inspection's original already was."""
+    return (
+        spot_check.reinspection_of is None
+        and spot_check.result == Result.failed
+        and spot_check.enterprise_credit_code != noticed_for
+    )
+
+
+def _review_notice_row(spot_check: SpotCheck, *, reference: str, now: datetime) -> OutboxMessage:
+    return OutboxMessage(
+        **outbox_row(
+            recorded(spot_check), spot_check_id=spot_check.id, reference=reference, now=now
+        )
+    )
+
+
+def _creation_rows(
+    spot_check: SpotCheck,
+    *,
+    original: SpotCheck | None,
+    reason: str | None,
+    principal: Principal,
+    now: datetime,
+) -> list[Any]:
+    """The history entry of a new check, and the review notice a failed original owes."""
+    after = snapshot(recorded(spot_check))
+    if original is not None:
+        after["reinspection_of"] = original.id
+    default_reason = "re-inspection recorded" if original else "spot-check recorded"
+    rows: list[Any] = [
+        SpotCheckHistory(
+            **history_row(
+                spot_check_id=spot_check.id,
+                version=spot_check.version,
+                action="reinspected" if original else "created",
+                principal=principal,
+                reason=reason or default_reason,
+                before=None,
+                after=after,
+                now=now,
+            )
+        )
+    ]
+    if _owes_review_notice(spot_check):
+        rows.append(_review_notice_row(spot_check, reference=spot_check.id, now=now))
+    return rows
 
 
 async def create_spot_check(
@@ -331,64 +440,87 @@ async def create_spot_check(
     """Record a spot-check (or a re-inspection), its history, and the notice a failure owes."""
     record = SpotCheckFields.model_validate(body.model_dump(include=set(RECORDED_FIELDS)))
     _check_record(record, catalogue=catalogue, today=today)
-    original = None
-    if body.reinspection_of:
-        original = await _check_reinspection(
-            session=session, record=record, original_id=body.reinspection_of
-        )
-    else:
-        await _check_unique_sample(
-            session=session, plan_code=record.plan_code, sample_code=record.sample_code
-        )
-    now = utcnow()
-    spot_check_id = new_id()
-    spot_check = SpotCheck(
-        id=spot_check_id,
-        **stored_values(record),
-        reinspection_of=original.id if original else None,
-        root_id=original.root_id if original else spot_check_id,
-        final_result=record.result.value,
-        created_by=principal.client_id,
-        created_at=now,
-        updated_at=now,
+    original = await _original_of(
+        session=session, record=record, reinspection_of=body.reinspection_of
     )
-    rows: list[Any] = [spot_check]
+    now = utcnow()
+    spot_check = _new_spot_check(record, original=original, principal=principal, now=now)
+    await repository.add(session=session, rows=[spot_check])
+    rows = _creation_rows(
+        spot_check, original=original, reason=body.reason, principal=principal, now=now
+    )
     await repository.add(session=session, rows=rows)
-    action = "reinspected" if original else "created"
-    reason = body.reason or ("re-inspection recorded" if original else "spot-check recorded")
-    snapshot = {name: _jsonable(value) for name, value in recorded(spot_check).items()}
-    if original is not None:
-        snapshot["reinspection_of"] = original.id
-    extra: list[Any] = [
-        SpotCheckHistory(
-            **history_row(
-                spot_check_id=spot_check_id,
-                version=spot_check.version,
-                action=action,
-                principal=principal,
-                reason=reason,
-                before=None,
-                after=snapshot,
-                now=now,
-            )
-        )
-    ]
-    if original is None and spot_check.result == Result.failed:
-        extra.append(
-            OutboxMessage(
-                **outbox_row(
-                    recorded(spot_check),
-                    spot_check_id=spot_check_id,
-                    reference=spot_check_id,
-                    now=now,
-                )
-            )
-        )
-    await repository.add(session=session, rows=extra)
     if original is not None:
         await _refresh_chain(session=session, root_id=spot_check.root_id)
         await repository.flush(session=session)
     return spot_check
+
+
+def _corrected_values(
+    current: dict[str, Any], requested: dict[str, Any], *, catalogue: Catalogue, today: date
+) -> dict[str, Any]:
+    """A correction names at least one field, and the corrected record is validated like a
+    new one: its stored values."""
+    if not requested:
+        raise ValidationFailed.single("body", "name at least one field to correct")
+    try:
+        record = SpotCheckFields.model_validate({**current, **requested})
+    except ValidationError as exc:
+        raise ValidationFailed(pydantic_errors(exc)) from None
+    _check_record(record, catalogue=catalogue, today=today)
+    return stored_values(record)
+
+
+def _check_chain_keeps_its_sample(
+    spot_check: SpotCheck, *, reinspection: SpotCheck | None, changed: set[str]
+) -> None:
+    """The plan and sample code of a re-inspection chain never change."""
+    in_chain = spot_check.reinspection_of is not None or reinspection is not None
+    if in_chain and changed & set(CHAIN_KEYS):
+        raise Conflict(
+            "The plan and sample code of a re-inspection chain cannot change.",
+            field="sample_code" if "sample_code" in changed else "plan_code",
+        )
+
+
+def _check_reinspected_stays_failed(
+    *, reinspection: SpotCheck | None, new_values: Mapping[str, Any]
+) -> None:
+    """A check that has a re-inspection stays failed: the re-inspection is corrected instead."""
+    if reinspection is not None and new_values["result"] != Result.failed:
+        raise Conflict(
+            "This check has a re-inspection, so it stays failed; correct the re-inspection.",
+            field="result",
+            reinspected_by=reinspection.id,
+        )
+
+
+async def _check_correction_in_chain(
+    *,
+    session: AsyncSession,
+    spot_check: SpotCheck,
+    changed: set[str],
+    new_values: Mapping[str, Any],
+) -> None:
+    """The chain rules a correction must keep, and an original's sample staying unique."""
+    reinspection = await repository.find_reinspection(session=session, spot_check_id=spot_check.id)
+    _check_chain_keeps_its_sample(spot_check, reinspection=reinspection, changed=changed)
+    _check_reinspected_stays_failed(reinspection=reinspection, new_values=new_values)
+    if spot_check.reinspection_of is None and changed & set(CHAIN_KEYS):
+        await _check_unique_sample(
+            session=session,
+            plan_code=new_values["plan_code"],
+            sample_code=new_values["sample_code"],
+            exclude_id=spot_check.id,
+        )
+
+
+def _apply(spot_check: SpotCheck, new_values: Mapping[str, Any], *, now: datetime) -> None:
+    for name, value in new_values.items():
+        setattr(spot_check, name, value)
+    spot_check.updated_at = now
+    if spot_check.reinspection_of is None:
+        spot_check.final_result = spot_check.result
 
 
 async def correct_spot_check(
@@ -403,50 +535,20 @@ async def correct_spot_check(
 ) -> SpotCheck:
     """Apply a correction with its reason; the history keeps what changed."""
     check_if_match(if_match, etag_of(spot_check))
-    requested = body.changes()
-    if not requested:
-        raise ValidationFailed.single("body", "name at least one field to correct")
     current = recorded(spot_check)
-    try:
-        record = SpotCheckFields.model_validate({**current, **requested})
-    except ValidationError as exc:
-        raise ValidationFailed(pydantic_errors(exc)) from None
-    _check_record(record, catalogue=catalogue, today=today)
-    new_values = stored_values(record)
-    changes = [name for name in RECORDED_FIELDS if current[name] != new_values[name]]
-    if not changes:
+    new_values = _corrected_values(current, body.changes(), catalogue=catalogue, today=today)
+    changed = {name for name in RECORDED_FIELDS if current[name] != new_values[name]}
+    if not changed:
         return spot_check
-    reinspection = await repository.find_reinspection(session=session, spot_check_id=spot_check.id)
-    in_chain = spot_check.reinspection_of is not None or reinspection is not None
-    if in_chain and ("plan_code" in changes or "sample_code" in changes):
-        raise Conflict(
-            "The plan and sample code of a re-inspection chain cannot change.",
-            field="sample_code" if "sample_code" in changes else "plan_code",
-        )
-    if reinspection is not None and new_values["result"] != Result.failed:
-        raise Conflict(
-            "This check has a re-inspection, so it stays failed; correct the re-inspection.",
-            field="result",
-            reinspected_by=reinspection.id,
-        )
-    if spot_check.reinspection_of is None and ("plan_code" in changes or "sample_code" in changes):
-        await _check_unique_sample(
-            session=session,
-            plan_code=new_values["plan_code"],
-            sample_code=new_values["sample_code"],
-            exclude_id=spot_check.id,
-        )
-    was_failed_for = (
-        spot_check.enterprise_credit_code if spot_check.result == Result.failed else None
+    await _check_correction_in_chain(
+        session=session, spot_check=spot_check, changed=changed, new_values=new_values
     )
+    noticed_for = spot_check.enterprise_credit_code if spot_check.result == Result.failed else None
     now = utcnow()
-    for name, value in new_values.items():
-        setattr(spot_check, name, value)
-    spot_check.updated_at = now
-    if spot_check.reinspection_of is None:
-        spot_check.final_result = spot_check.result
+    _apply(spot_check, new_values, now=now)
     await _refresh_chain(session=session, root_id=spot_check.root_id)
     await repository.flush(session=session)
+    in_order = [name for name in RECORDED_FIELDS if name in changed]
     rows: list[Any] = [
         SpotCheckHistory(
             **history_row(
@@ -455,26 +557,15 @@ async def correct_spot_check(
                 action="corrected",
                 principal=principal,
                 reason=body.reason,
-                before={name: _jsonable(current[name]) for name in changes},
-                after={name: _jsonable(new_values[name]) for name in changes},
+                before={name: _jsonable(current[name]) for name in in_order},
+                after={name: _jsonable(new_values[name]) for name in in_order},
                 now=now,
             )
         )
     ]
-    newly_failed = (
-        spot_check.reinspection_of is None
-        and spot_check.result == Result.failed
-        and was_failed_for != spot_check.enterprise_credit_code
-    )
-    if newly_failed:
+    if _owes_review_notice(spot_check, noticed_for=noticed_for):
         reference = f"{spot_check.id}/v{spot_check.version}"
-        rows.append(
-            OutboxMessage(
-                **outbox_row(
-                    recorded(spot_check), spot_check_id=spot_check.id, reference=reference, now=now
-                )
-            )
-        )
+        rows.append(_review_notice_row(spot_check, reference=reference, now=now))
     await repository.add(session=session, rows=rows)
     return spot_check
 
@@ -512,13 +603,79 @@ def _rate(checked: int, passed: int) -> float | None:
     return round(passed / checked, 4) if checked else None
 
 
-def _tally(rows: Iterable[StatsRow], key: Any) -> dict[Any, list[int]]:
+def _tally(rows: Iterable[StatsRow], key: Callable[[StatsRow], Any]) -> dict[Any, PassRate]:
+    """Checked and passed counts per `key(row)`, with their pass rate."""
     totals: dict[Any, list[int]] = {}
     for row in rows:
         slot = totals.setdefault(key(row), [0, 0])
         slot[0] += row.checked
         slot[1] += row.passed
-    return totals
+    return {
+        group: PassRate(checked=checked, passed=passed, pass_rate=_rate(checked, passed))
+        for group, (checked, passed) in totals.items()
+    }
+
+
+NOTHING_CHECKED = PassRate(checked=0, passed=0, pass_rate=None)
+
+
+def _stats_period(year: int, as_of: date | None) -> tuple[date, date]:
+    """The first day of `year` and the cut-off day (`as_of`, by default 31 December)."""
+    start, year_end = date(year, 1, 1), date(year, 12, 31)
+    as_of = as_of or year_end
+    if as_of < start:
+        raise ValidationFailed.single("as_of", f"must not be before the start of {year}")
+    return start, as_of
+
+
+def _check_stats_county(county_code: str | None, catalogue: Catalogue) -> None:
+    if county_code is not None and (error := catalogue.county_code_error(county_code)):
+        raise ValidationFailed.single("county_code", error)
+
+
+def _group_stats(
+    rows: list[StatsRow], *, counties: list[str], levels: list[Level]
+) -> list[GroupStats]:
+    """Every county × level, with zeros where nothing was checked."""
+    tally = _tally(rows, lambda r: (r.county_code, r.level))
+    return [
+        GroupStats(
+            county_code=county,
+            level=level,
+            **tally.get((county, level.value), NOTHING_CHECKED).model_dump(),
+        )
+        for county in counties
+        for level in levels
+    ]
+
+
+def _county_stats(rows: list[StatsRow], *, counties: list[str]) -> list[CountyStats]:
+    """Every county, with zeros where nothing was checked."""
+    tally = _tally(rows, lambda r: r.county_code)
+    return [
+        CountyStats(county_code=county, **tally.get(county, NOTHING_CHECKED).model_dump())
+        for county in counties
+    ]
+
+
+def _category_stats(rows: list[StatsRow], *, catalogue: Catalogue) -> list[CategoryStats]:
+    """Every catalogue category in catalogue order (then any other found), zeros included."""
+    tally = _tally(rows, lambda r: r.product_category)
+    categories = list(catalogue.categories) + sorted(set(tally) - set(catalogue.categories))
+    return [
+        CategoryStats(
+            product_category=category,
+            product_category_label=catalogue.category_label(category),
+            **tally.get(category, NOTHING_CHECKED).model_dump(),
+        )
+        for category in categories
+    ]
+
+
+def _total_stats(rows: list[StatsRow]) -> PassRate:
+    checked = sum(r.checked for r in rows)
+    passed = sum(r.passed for r in rows)
+    return PassRate(checked=checked, passed=passed, pass_rate=_rate(checked, passed))
 
 
 async def spot_check_stats(
@@ -533,16 +690,12 @@ async def spot_check_stats(
     today: date,
 ) -> SpotCheckStats:
     """Samples of `year` sampled by `as_of`, each counted once with its final result."""
-    start, year_end = date(year, 1, 1), date(year, 12, 31)
-    as_of = as_of or year_end
-    if as_of < start:
-        raise ValidationFailed.single("as_of", f"must not be before the start of {year}")
-    if county_code is not None and (error := catalogue.county_code_error(county_code)):
-        raise ValidationFailed.single("county_code", error)
+    start, as_of = _stats_period(year, as_of)
+    _check_stats_county(county_code, catalogue)
     rows = await repository.stats_rows(
         session=session,
         start=start,
-        end=min(as_of, year_end),
+        end=min(as_of, date(year, 12, 31)),
         levels=[level.value for level in levels],
         county_code=county_code,
         include_unpublished=include_unpublished,
@@ -551,46 +704,13 @@ async def spot_check_stats(
     counties = sorted(
         ({county_code} if county_code else set(catalogue.regions)) | {r.county_code for r in rows}
     )
-    by_group = _tally(rows, lambda r: (r.county_code, r.level))
-    by_county = _tally(rows, lambda r: r.county_code)
-    by_category = _tally(rows, lambda r: r.product_category)
-    categories = list(catalogue.categories) + sorted(set(by_category) - set(catalogue.categories))
-    checked = sum(r.checked for r in rows)
-    passed = sum(r.passed for r in rows)
     return SpotCheckStats(
         year=year,
         as_of=as_of,
         levels=levels,
         include_unpublished=include_unpublished,
-        groups=[
-            GroupStats(
-                county_code=county,
-                level=level,
-                checked=(c := by_group.get((county, level.value), [0, 0]))[0],
-                passed=c[1],
-                pass_rate=_rate(c[0], c[1]),
-            )
-            for county in counties
-            for level in levels
-        ],
-        by_county=[
-            CountyStats(
-                county_code=county,
-                checked=(c := by_county.get(county, [0, 0]))[0],
-                passed=c[1],
-                pass_rate=_rate(c[0], c[1]),
-            )
-            for county in counties
-        ],
-        by_category=[
-            CategoryStats(
-                product_category=category,
-                product_category_label=catalogue.category_label(category),
-                checked=(c := by_category.get(category, [0, 0]))[0],
-                passed=c[1],
-                pass_rate=_rate(c[0], c[1]),
-            )
-            for category in categories
-        ],
-        totals=PassRate(checked=checked, passed=passed, pass_rate=_rate(checked, passed)),
+        groups=_group_stats(rows, counties=counties, levels=levels),
+        by_county=_county_stats(rows, counties=counties),
+        by_category=_category_stats(rows, catalogue=catalogue),
+        totals=_total_stats(rows),
     )
