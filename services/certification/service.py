@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import IO, Any
 
@@ -88,6 +88,8 @@ CSV_REQUIRED = {
 # Written by the export for reading convenience; the import ignores them.
 CSV_IGNORED = {"id", "family"}
 SITE_SEPARATOR = ";"
+# The one field a PATCH may clear.
+NULLABLE_ON_EDIT = {"accreditation_body"}
 ANALYZE_AFTER_ROWS = 1000
 
 
@@ -186,27 +188,36 @@ def _clean_sites(sites: Sequence[str]) -> tuple[list[str], FieldError | None]:
     return cleaned, None
 
 
-def check_new(
-    data: CertificateCreate, *, catalogue: Catalogue, today: date
-) -> tuple[dict[str, Any], list[FieldError]]:
-    """The column values of a new certificate, with defaults filled, or what is wrong."""
+def _reference_errors(
+    catalogue: Catalogue, *, standard: str | None, county_code: str | None
+) -> list[FieldError]:
+    """The standard and the county checked against the catalogue (None: not given)."""
     errors = [
-        error
-        for error in (
-            _standard_error(data.standard, catalogue),
-            county_error(data.county_code, catalogue),
-        )
-        if error
+        _standard_error(standard, catalogue) if standard is not None else None,
+        county_error(county_code, catalogue) if county_code is not None else None,
     ]
-    sites, site_error = _clean_sites(data.sites)
-    if site_error:
-        errors.append(site_error)
-    expires_on = data.expires_on or add_years(data.issued_on, catalogue.default_validity_years)
-    if expires_on <= data.issued_on:
+    return [error for error in errors if error]
+
+
+def _date_errors(
+    *, issued_on: date, expires_on: date, original_issued_on: date
+) -> list[FieldError]:
+    """A certificate expires after its issue, and was first issued on that day or before."""
+    errors = []
+    if expires_on <= issued_on:
         errors.append(FieldError("expires_on", "must be after issued_on"))
-    original = data.original_issued_on or data.issued_on
-    if original > data.issued_on:
+    if original_issued_on > issued_on:
         errors.append(FieldError("original_issued_on", "must be on or before issued_on"))
+    return errors
+
+
+def _initial_status(
+    data: CertificateCreate, *, expires_on: date, today: date
+) -> tuple[CertificateStatus, date, list[FieldError]]:
+    """The status a new certificate records, and since when. `expired` is never recorded (it
+    follows from `expires_on`, which must then be past); another status than `valid` dates
+    from today by default and never from the future."""
+    errors = []
     status = data.status
     if status == CertificateStatus.expired:
         if expires_on >= today:
@@ -221,6 +232,24 @@ def check_new(
         errors.append(FieldError("status_since", "must be on or after issued_on"))
     elif status != CertificateStatus.valid and since > today:
         errors.append(FieldError("status_since", "must not be in the future"))
+    return status, since, errors
+
+
+def check_new(
+    data: CertificateCreate, *, catalogue: Catalogue, today: date
+) -> tuple[dict[str, Any], list[FieldError]]:
+    """The column values of a new certificate, with defaults filled, or what is wrong."""
+    errors = _reference_errors(catalogue, standard=data.standard, county_code=data.county_code)
+    sites, site_error = _clean_sites(data.sites)
+    if site_error:
+        errors.append(site_error)
+    expires_on = data.expires_on or add_years(data.issued_on, catalogue.default_validity_years)
+    original = data.original_issued_on or data.issued_on
+    errors += _date_errors(
+        issued_on=data.issued_on, expires_on=expires_on, original_issued_on=original
+    )
+    status, since, status_errors = _initial_status(data, expires_on=expires_on, today=today)
+    errors += status_errors
     values = {
         "certificate_number": data.certificate_number,
         "standard": data.standard,
@@ -241,11 +270,17 @@ def check_new(
     return values, errors
 
 
-def _duplicate(number: str, body: str) -> Conflict:
-    return Conflict(
-        f"{body} already issued a certificate numbered {number}.",
-        field="certificate_number",
-    )
+async def _check_number_free(
+    *, session: AsyncSession, number: str, body: str, except_id: str | None = None
+) -> None:
+    """409 when `body` already issued a certificate numbered `number` (other than this one)."""
+    if await repository.number_taken(
+        session=session, number=number, body=body, except_id=except_id
+    ):
+        raise Conflict(
+            f"{body} already issued a certificate numbered {number}.",
+            field="certificate_number",
+        )
 
 
 def _history_entry(
@@ -311,10 +346,9 @@ async def create_certificate(
     values, errors = check_new(data, catalogue=catalogue, today=today)
     if errors:
         raise ValidationFailed(errors)
-    if await repository.number_taken(
+    await _check_number_free(
         session=session, number=data.certificate_number, body=data.certification_body
-    ):
-        raise _duplicate(data.certificate_number, data.certification_body)
+    )
     at = now()
     certificate = Certificate(id=new_id(), created_at=at, updated_at=at, **values)
     entry = _history_entry(
@@ -356,24 +390,15 @@ def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
 
-async def update_certificate(
-    *,
-    session: AsyncSession,
-    catalogue: Catalogue,
-    today: date,
-    certificate: Certificate,
-    data: CertificateUpdate,
-    if_match: str | None,
-    actor: Principal,
-) -> CertificateRead:
-    """Apply a PATCH under If-Match, checking the merged record as a whole."""
-    check_if_match(if_match, etag_of(certificate))
-    given = data.model_dump(exclude_unset=True)
-    nullable = {"accreditation_body"}
+def _merge_edit(
+    certificate: Certificate, given: dict[str, Any], catalogue: Catalogue
+) -> dict[str, Any]:
+    """The editable fields with a PATCH applied, checked as a whole (422 naming each bad
+    field). A new `issued_on` without `expires_on` moves the expiry with it."""
     errors = [
         FieldError(name, "cannot be null")
         for name, value in given.items()
-        if value is None and name not in nullable
+        if value is None and name not in NULLABLE_ON_EDIT
     ]
     if errors:
         raise ValidationFailed(errors)
@@ -385,51 +410,94 @@ async def update_certificate(
         merged["sites"], site_error = _clean_sites(given["sites"])
         if site_error:
             errors.append(site_error)
-    for error in (
-        _standard_error(merged["standard"], catalogue) if "standard" in given else None,
-        county_error(merged["county_code"], catalogue) if "county_code" in given else None,
-    ):
-        if error:
-            errors.append(error)
-    if merged["expires_on"] <= merged["issued_on"]:
-        errors.append(FieldError("expires_on", "must be after issued_on"))
-    if merged["original_issued_on"] > merged["issued_on"]:
-        errors.append(FieldError("original_issued_on", "must be on or before issued_on"))
+    errors += _reference_errors(
+        catalogue, standard=given.get("standard"), county_code=given.get("county_code")
+    )
+    errors += _date_errors(
+        issued_on=merged["issued_on"],
+        expires_on=merged["expires_on"],
+        original_issued_on=merged["original_issued_on"],
+    )
     if errors:
         raise ValidationFailed(errors)
-    if (
-        merged["certificate_number"] != certificate.certificate_number
-        or merged["certification_body"] != certificate.certification_body
-    ) and await repository.number_taken(
-        session=session,
-        number=merged["certificate_number"],
-        body=merged["certification_body"],
-        except_id=certificate.id,
-    ):
-        raise _duplicate(merged["certificate_number"], merged["certification_body"])
-    changes = {
-        name: [_jsonable(getattr(certificate, name)), _jsonable(value)]
-        for name, value in merged.items()
-        if getattr(certificate, name) != value
-    }
-    if changes:
+    return merged
+
+
+def _edited_values(
+    certificate: Certificate, merged: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The old and the new value (as JSON) of every field the edit changes."""
+    changed = [name for name, value in merged.items() if getattr(certificate, name) != value]
+    before = {name: _jsonable(getattr(certificate, name)) for name in changed}
+    return before, {name: _jsonable(merged[name]) for name in changed}
+
+
+async def update_certificate(
+    *,
+    session: AsyncSession,
+    catalogue: Catalogue,
+    today: date,
+    certificate: Certificate,
+    data: CertificateUpdate,
+    if_match: str | None,
+    actor: Principal,
+) -> CertificateRead:
+    """Apply a PATCH under If-Match; the history keeps the old and new value of each field."""
+    check_if_match(if_match, etag_of(certificate))
+    merged = _merge_edit(certificate, data.model_dump(exclude_unset=True), catalogue)
+    number, body = merged["certificate_number"], merged["certification_body"]
+    if (number, body) != (certificate.certificate_number, certificate.certification_body):
+        await _check_number_free(
+            session=session, number=number, body=body, except_id=certificate.id
+        )
+    before, after = _edited_values(certificate, merged)
+    if after:
         at = now()
         for name, value in merged.items():
             setattr(certificate, name, value)
         certificate.updated_at = at
-        await repository.add_history_entry(
-            session=session,
-            entry=_history_entry(
-                certificate_id=certificate.id,
-                action="updated",
-                actor=actor,
-                at=at,
-                before={name: pair[0] for name, pair in changes.items()},
-                after={name: pair[1] for name, pair in changes.items()},
-            ),
+        entry = _history_entry(
+            certificate_id=certificate.id,
+            action="updated",
+            actor=actor,
+            at=at,
+            before=before,
+            after=after,
         )
+        await repository.add_history_entry(session=session, entry=entry)
     return await read_certificate(
         session=session, catalogue=catalogue, today=today, certificate_id=certificate.id
+    )
+
+
+def _effective_on(change: StatusChange, certificate: Certificate, today: date) -> date:
+    """The day a status change takes effect: today unless back-dated, never in the future
+    and never before the current status or the issue."""
+    effective_on = change.effective_on or today
+    if effective_on > today:
+        raise ValidationFailed.single("effective_on", "must not be in the future")
+    if effective_on < certificate.status_since or effective_on < certificate.issued_on:
+        raise ValidationFailed.single(
+            "effective_on",
+            f"must be on or after {max(certificate.status_since, certificate.issued_on)}, "
+            "the date of the current status",
+        )
+    return effective_on
+
+
+def _check_transition(current: str, requested: CertificateStatus) -> None:
+    """409 naming both statuses unless `current` may become `requested` (TRANSITIONS)."""
+    if requested in TRANSITIONS[current]:
+        return
+    why = (
+        "expired follows from expires_on and cannot be set"
+        if requested == CertificateStatus.expired
+        else f"a {current} certificate cannot become {requested}"
+    )
+    raise Conflict(
+        f"Illegal status change from {current} to {requested}: {why}.",
+        current_status=current,
+        requested_status=str(requested),
     )
 
 
@@ -445,50 +513,29 @@ async def change_status(
 ) -> CertificateRead:
     """Move a certificate to another status under If-Match, if the transition is legal."""
     check_if_match(if_match, etag_of(certificate))
-    effective_on = change.effective_on or today
-    if effective_on > today:
-        raise ValidationFailed.single("effective_on", "must not be in the future")
-    if effective_on < certificate.status_since or effective_on < certificate.issued_on:
-        raise ValidationFailed.single(
-            "effective_on",
-            f"must be on or after {max(certificate.status_since, certificate.issued_on)}, "
-            "the date of the current status",
-        )
+    effective_on = _effective_on(change, certificate, today)
     # A back-dated change is judged against the status the certificate had on that date.
     found = await repository.get_with_status(
         session=session, certificate_id=certificate.id, on=effective_on
     )
     assert found is not None
     current = found[1]
-    requested = change.status
-    if requested not in TRANSITIONS[current]:
-        why = (
-            "expired follows from expires_on and cannot be set"
-            if requested == CertificateStatus.expired
-            else f"a {current} certificate cannot become {requested}"
-        )
-        raise Conflict(
-            f"Illegal status change from {current} to {requested}: {why}.",
-            current_status=current,
-            requested_status=str(requested),
-        )
+    _check_transition(current, change.status)
     at = now()
-    certificate.status = str(requested)
+    certificate.status = str(change.status)
     certificate.status_since = effective_on
     certificate.updated_at = at
-    await repository.add_history_entry(
-        session=session,
-        entry=_history_entry(
-            certificate_id=certificate.id,
-            action="status",
-            actor=actor,
-            at=at,
-            from_status=current,
-            to_status=str(requested),
-            effective_on=effective_on,
-            reason=change.reason,
-        ),
+    entry = _history_entry(
+        certificate_id=certificate.id,
+        action="status",
+        actor=actor,
+        at=at,
+        from_status=current,
+        to_status=str(change.status),
+        effective_on=effective_on,
+        reason=change.reason,
     )
+    await repository.add_history_entry(session=session, entry=entry)
     return await read_certificate(
         session=session, catalogue=catalogue, today=today, certificate_id=certificate.id
     )
@@ -515,6 +562,25 @@ async def history(
     return entries.map(history_read)
 
 
+def _standards_filter(
+    standard: str | None, family: str | None, catalogue: Catalogue
+) -> tuple[list[str] | None, list[FieldError]]:
+    """The standards a list asks for (None: any), from a standard, a family or both."""
+    errors = []
+    standards: list[str] | None = None
+    if standard is not None:
+        if error := _standard_error(standard, catalogue):
+            errors.append(error)
+        standards = [standard]
+    if family is not None:
+        if family not in catalogue.family_labels:
+            known = ", ".join(sorted(catalogue.family_labels))
+            errors.append(FieldError("family", f"unknown family {family!r}; known: {known}"))
+        in_family = catalogue.standards_of([family])
+        standards = [s for s in standards if s in in_family] if standards else in_family
+    return standards, errors
+
+
 def resolve_query(
     *,
     catalogue: Catalogue,
@@ -533,20 +599,9 @@ def resolve_query(
     overdue_suspension: bool | None = None,
 ) -> CertificateQuery:
     """Turn list filters into a repository query, rejecting unknown values by name."""
-    errors = []
-    if county_code is not None and (error := county_error(county_code, catalogue)):
-        errors.append(error)
-    standards: list[str] | None = None
-    if standard is not None:
-        if error := _standard_error(standard, catalogue):
-            errors.append(error)
-        standards = [standard]
-    if family is not None:
-        if family not in catalogue.family_labels:
-            known = ", ".join(sorted(catalogue.family_labels))
-            errors.append(FieldError("family", f"unknown family {family!r}; known: {known}"))
-        in_family = catalogue.standards_of([family])
-        standards = [s for s in standards if s in in_family] if standards else in_family
+    errors = _reference_errors(catalogue, standard=None, county_code=county_code)
+    standards, standard_errors = _standards_filter(standard, family, catalogue)
+    errors += standard_errors
     if issued_from and issued_to and issued_from > issued_to:
         errors.append(FieldError("issued_to", "must be on or after issued_from"))
     if errors:
@@ -652,6 +707,23 @@ async def verify_number(
     return _verification(certificate, status, on, catalogue)
 
 
+def _answers(
+    query: VerifyQuery,
+    *,
+    by_number: dict[str, list[tuple[Certificate, str]]],
+    by_holder: dict[str, list[tuple[Certificate, str]]],
+) -> list[tuple[Certificate, str]]:
+    """The certificates one question finds: by number (from the body named, if any), or
+    held by the credit code."""
+    if query.number is None:
+        return by_holder.get(query.enterprise_credit_code or "", [])
+    return [
+        row
+        for row in by_number.get(query.number, [])
+        if query.body is None or row[0].certification_body == query.body
+    ]
+
+
 async def verify_many(
     *,
     session: AsyncSession,
@@ -677,14 +749,7 @@ async def verify_many(
         by_holder.setdefault(row[0].enterprise_credit_code, []).append(row)
     results = []
     for query in queries:
-        if query.number is not None:
-            found = [
-                row
-                for row in by_number.get(query.number, [])
-                if query.body is None or row[0].certification_body == query.body
-            ]
-        else:
-            found = by_holder.get(query.enterprise_credit_code or "", [])
+        found = _answers(query, by_number=by_number, by_holder=by_holder)
         results.append(
             VerifyResult(
                 number=query.number,
@@ -738,18 +803,9 @@ async def stats(
     )
     counties = {county_code} if county_code else set(catalogue.region_codes)
     counties |= set(new_by_county) | {row[0] for row in in_force}
-    by_family: dict[str, dict[str, int]] = {c: dict.fromkeys(counted, 0) for c in counties}
-    for county, family, count in in_force:
-        by_family[county][family] = count
-    rows = [
-        CountyStats(
-            county_code=county,
-            new_certified_enterprises=new_by_county.get(county, 0),
-            in_force=sum(by_family[county].values()),
-            in_force_by_family=by_family[county],
-        )
-        for county in sorted(counties)
-    ]
+    rows = _county_rows(
+        counties=counties, counted=counted, new_by_county=new_by_county, in_force=in_force
+    )
     totals_by_family = {f: sum(row.in_force_by_family[f] for row in rows) for f in counted}
     return CertificateStats(
         year=year,
@@ -762,6 +818,28 @@ async def stats(
             in_force_by_family=totals_by_family,
         ),
     )
+
+
+def _county_rows(
+    *,
+    counties: set[str],
+    counted: list[str],
+    new_by_county: dict[str, int],
+    in_force: list[tuple[str, str, int]],
+) -> list[CountyStats]:
+    """One row per county, by code, with zeros where nothing was counted."""
+    by_family: dict[str, dict[str, int]] = {c: dict.fromkeys(counted, 0) for c in counties}
+    for county, family, count in in_force:
+        by_family[county][family] = count
+    return [
+        CountyStats(
+            county_code=county,
+            new_certified_enterprises=new_by_county.get(county, 0),
+            in_force=sum(by_family[county].values()),
+            in_force_by_family=by_family[county],
+        )
+        for county in sorted(counties)
+    ]
 
 
 def _row_to_create(raw: dict[str, str]) -> dict[str, Any]:
@@ -794,6 +872,126 @@ def _key_digest(number: str, body: str) -> bytes:
     return hashlib.blake2b(f"{body}\x00{number}".encode(), digest_size=12).digest()
 
 
+def _file_rows(spool: IO[bytes]) -> Iterator[tuple[int, dict[str, str]]]:
+    return read_rows(spool, required=CSV_REQUIRED, allowed=set(CSV_COLUMNS))
+
+
+def _repeat_in_file(line: int, values: dict[str, Any], seen: dict[bytes, int]) -> RowError | None:
+    """A row whose number and body an earlier row of the file already has; `seen` remembers
+    each pair's first line (as a short digest, so a large file stays small in memory)."""
+    digest = _key_digest(values["certificate_number"], values["certification_body"])
+    if digest in seen:
+        return RowError(
+            line,
+            "certificate_number",
+            f"repeats line {seen[digest]}: the same number from the same body",
+        )
+    seen[digest] = line
+    return None
+
+
+async def _taken_in_database(
+    *, session: AsyncSession, keys: dict[tuple[str, str], int]
+) -> list[RowError]:
+    """Rows (by the line of each (number, body) in `keys`) whose number is already stored."""
+    return [
+        RowError(
+            keys[(number, body)],
+            "certificate_number",
+            f"{body} already issued a certificate numbered {number}",
+        )
+        for number, body in await repository.taken_numbers(session=session, keys=keys)
+    ]
+
+
+async def _check_file(
+    *,
+    session: AsyncSession,
+    catalogue: Catalogue,
+    today: date,
+    spool: IO[bytes],
+    batch_size: int,
+) -> tuple[int, list[RowError]]:
+    """The first pass: the number of rows and what is wrong with them, each row checked on
+    its own, against the earlier rows and against the database. Nothing is stored."""
+    errors: list[RowError] = []
+    seen: dict[bytes, int] = {}
+    rows = 0
+    for batch in batched(_file_rows(spool), batch_size):
+        rows += len(batch)
+        keys: dict[tuple[str, str], int] = {}
+        for line, raw in batch:
+            values, row_errors = _parse_row(line, raw, catalogue, today)
+            errors.extend(row_errors)
+            if values is None:
+                continue
+            if repeat := _repeat_in_file(line, values, seen):
+                errors.append(repeat)
+                continue
+            keys[(values["certificate_number"], values["certification_body"])] = line
+        errors += await _taken_in_database(session=session, keys=keys)
+    return rows, errors
+
+
+def _rejection(*, rows: int, errors: list[RowError], dry_run: bool) -> ImportRejected:
+    """The 422 of a file with bad rows, its report naming each by line and field."""
+    errors = sorted(errors, key=lambda e: e.line)
+    report = import_report(rows=rows, errors=errors, dry_run=dry_run, stored=0)
+    return ImportRejected(
+        f"{len({e.line for e in errors})} of {rows} rows have errors; nothing was stored.",
+        title="Import rejected",
+        **report,
+    )
+
+
+def _imported(
+    values: dict[str, Any], *, line: int, actor: Principal, at: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The certificate row of one checked CSV row, and its `imported` entry in the history."""
+    certificate_id = new_id()
+    certificate = {**values, "id": certificate_id, "created_at": at, "updated_at": at, "version": 1}
+    entry = {
+        "certificate_id": certificate_id,
+        "action": "imported",
+        "actor": actor.client_id,
+        "actor_name": actor.client_name,
+        "at": at,
+        "reason": f"CSV import, line {line}",
+        "before": None,
+        "after": None,
+        "from_status": None,
+        "to_status": values["status"],
+        "effective_on": values["status_since"],
+    }
+    return certificate, entry
+
+
+async def _store_file(
+    *,
+    session: AsyncSession,
+    catalogue: Catalogue,
+    today: date,
+    spool: IO[bytes],
+    batch_size: int,
+    actor: Principal,
+) -> int:
+    """The second pass over a file the first found sound: every row parsed again and
+    inserted, a batch at a time. Returns the number stored."""
+    at = now()
+    stored = 0
+    for batch in batched(_file_rows(spool), batch_size):
+        certificates, entries = [], []
+        for line, raw in batch:
+            values, _ = _parse_row(line, raw, catalogue, today)
+            assert values is not None
+            certificate, entry = _imported(values, line=line, actor=actor, at=at)
+            certificates.append(certificate)
+            entries.append(entry)
+        await repository.insert_many(session=session, certificates=certificates, entries=entries)
+        stored += len(certificates)
+    return stored
+
+
 async def import_csv(
     *,
     session: AsyncSession,
@@ -806,80 +1004,23 @@ async def import_csv(
 ) -> dict[str, Any]:
     """Validate every row, then store all of them or none. Two passes over the spooled file
     keep memory bounded: the first only checks, the second parses again and inserts."""
-    allowed = set(CSV_COLUMNS)
-    errors: list[RowError] = []
-    seen: dict[bytes, int] = {}
-    rows = 0
-    for batch in batched(read_rows(spool, required=CSV_REQUIRED, allowed=allowed), batch_size):
-        keys: dict[tuple[str, str], int] = {}
-        for line, raw in batch:
-            rows += 1
-            values, row_errors = _parse_row(line, raw, catalogue, today)
-            errors.extend(row_errors)
-            if values is None:
-                continue
-            key = (values["certificate_number"], values["certification_body"])
-            digest = _key_digest(*key)
-            if digest in seen:
-                errors.append(
-                    RowError(
-                        line,
-                        "certificate_number",
-                        f"repeats line {seen[digest]}: the same number from the same body",
-                    )
-                )
-                continue
-            seen[digest] = line
-            keys[key] = line
-        for number, body in await repository.taken_numbers(session=session, keys=keys):
-            errors.append(
-                RowError(
-                    keys[(number, body)],
-                    "certificate_number",
-                    f"{body} already issued a certificate numbered {number}",
-                )
-            )
-    seen.clear()
+    rows, errors = await _check_file(
+        session=session, catalogue=catalogue, today=today, spool=spool, batch_size=batch_size
+    )
     if rows == 0:
         raise ValidationFailed.single("file", "The file has a header but no data rows.")
     if errors:
-        errors.sort(key=lambda e: e.line)
-        report = import_report(rows=rows, errors=errors, dry_run=dry_run, stored=0)
-        raise ImportRejected(
-            f"{len({e.line for e in errors})} of {rows} rows have errors; nothing was stored.",
-            title="Import rejected",
-            **report,
-        )
+        raise _rejection(rows=rows, errors=errors, dry_run=dry_run)
     if dry_run:
         return import_report(rows=rows, errors=[], dry_run=True, stored=0)
-    at = now()
-    stored = 0
-    for batch in batched(read_rows(spool, required=CSV_REQUIRED, allowed=allowed), batch_size):
-        certificates, entries = [], []
-        for line, raw in batch:
-            values, _ = _parse_row(line, raw, catalogue, today)
-            assert values is not None
-            certificate_id = new_id()
-            certificates.append(
-                {**values, "id": certificate_id, "created_at": at, "updated_at": at, "version": 1}
-            )
-            entries.append(
-                {
-                    "certificate_id": certificate_id,
-                    "action": "imported",
-                    "actor": actor.client_id,
-                    "actor_name": actor.client_name,
-                    "at": at,
-                    "reason": f"CSV import, line {line}",
-                    "before": None,
-                    "after": None,
-                    "from_status": None,
-                    "to_status": values["status"],
-                    "effective_on": values["status_since"],
-                }
-            )
-        await repository.insert_many(session=session, certificates=certificates, entries=entries)
-        stored += len(certificates)
+    stored = await _store_file(
+        session=session,
+        catalogue=catalogue,
+        today=today,
+        spool=spool,
+        batch_size=batch_size,
+        actor=actor,
+    )
     if stored >= ANALYZE_AFTER_ROWS:
         await repository.refresh_statistics(session=session)
     return import_report(rows=rows, errors=[], dry_run=False, stored=stored)
