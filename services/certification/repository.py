@@ -3,7 +3,7 @@ transaction."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -136,21 +136,26 @@ async def list_certificates(
 
 
 async def stream_certificates(
-    *, session: AsyncSession, query: CertificateQuery, batch_size: int = 1000
+    *,
+    sessionmaker: Callable[[], AsyncSession],
+    query: CertificateQuery,
+    batch_size: int = 1000,
 ) -> AsyncIterator[tuple[Certificate, str]]:
-    """Every matching certificate with its status, by id, fetched in keyset batches."""
-    after: str | None = None
-    while True:
-        statement = _listing(query).order_by(col(Certificate.id)).limit(batch_size)
-        if after is not None:
-            statement = statement.where(col(Certificate.id) > after)
-        rows = [(row[0], row[1]) for row in (await session.execute(statement)).all()]
-        for row in rows:
-            yield row
-        if len(rows) < batch_size:
-            return
-        after = rows[-1][0].id
-        session.expunge_all()
+    """Every matching certificate with its status, by id, fetched in keyset batches on a
+    session of its own (a streamed response outlives the request's session)."""
+    async with sessionmaker() as session:
+        after: str | None = None
+        while True:
+            statement = _listing(query).order_by(col(Certificate.id)).limit(batch_size)
+            if after is not None:
+                statement = statement.where(col(Certificate.id) > after)
+            rows = [(row[0], row[1]) for row in (await session.execute(statement)).all()]
+            for row in rows:
+                yield row
+            if len(rows) < batch_size:
+                return
+            after = rows[-1][0].id
+            session.expunge_all()
 
 
 async def get_certificate(*, session: AsyncSession, certificate_id: str) -> Certificate | None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import IO, Any
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from certification import repository
 from certification.catalogue import Catalogue
@@ -625,34 +625,33 @@ def resolve_query(
 
 async def export_rows(
     *,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    sessionmaker: Callable[[], AsyncSession],
     catalogue: Catalogue,
     query: CertificateQuery,
 ) -> AsyncIterator[list[Any]]:
     """CSV rows of every matching certificate, read in batches on a session of their own."""
-    async with sessionmaker() as session:
-        async for certificate, status in repository.stream_certificates(
-            session=session, query=query
-        ):
-            yield [
-                certificate.id,
-                certificate.certificate_number,
-                certificate.standard,
-                catalogue.family_of(certificate.standard),
-                certificate.certification_body,
-                certificate.accreditation_body,
-                certificate.enterprise_credit_code,
-                certificate.enterprise_name,
-                certificate.county_code,
-                certificate.scope,
-                f"{SITE_SEPARATOR} ".join(certificate.sites or []),
-                certificate.issued_on.isoformat(),
-                certificate.expires_on.isoformat(),
-                certificate.original_issued_on.isoformat(),
-                "true" if certificate.confidential else "false",
-                status,
-                certificate.status_since.isoformat(),
-            ]
+    async for certificate, status in repository.stream_certificates(
+        sessionmaker=sessionmaker, query=query
+    ):
+        yield [
+            certificate.id,
+            certificate.certificate_number,
+            certificate.standard,
+            catalogue.family_of(certificate.standard),
+            certificate.certification_body,
+            certificate.accreditation_body,
+            certificate.enterprise_credit_code,
+            certificate.enterprise_name,
+            certificate.county_code,
+            certificate.scope,
+            f"{SITE_SEPARATOR} ".join(certificate.sites or []),
+            certificate.issued_on.isoformat(),
+            certificate.expires_on.isoformat(),
+            certificate.original_issued_on.isoformat(),
+            "true" if certificate.confidential else "false",
+            status,
+            certificate.status_since.isoformat(),
+        ]
 
 
 def _verification(
