@@ -10,7 +10,6 @@ Forwarding uses one pool of keep-alive connections per backend (`gateway.upstrea
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections.abc import AsyncIterator
@@ -28,7 +27,7 @@ from gateway.revocations import RevocationBus
 from gateway.routing import Prefix, is_public, required_scope, route_label
 from gateway.settings import Settings
 from gateway.upstream import Pool, Response, UpstreamError, UpstreamTimeout
-from kit.errors import PROBLEM_MEDIA_TYPE, ProblemError, problem_body
+from kit.errors import ProblemError, problem_of, send_problem
 from kit.observability import (
     CountedDurations,
     Deferred,
@@ -203,7 +202,7 @@ class Forwarder:
             context: ProxyContext = self.state.proxy
             await _forward(context, scope["gateway.prefix"], scope, receive, send, exchange)
         except ProblemError as problem:
-            await send_problem(send, problem, instance=scope["path"], exchange=exchange)
+            await answer_problem(send, problem, instance=scope["path"], exchange=exchange)
         except ClientGone:
             logger.info("client_disconnected", path=scope["path"])
         except UpstreamBroken as broken:
@@ -501,29 +500,13 @@ class BackendTimeout(ProblemError):
         )
 
 
-async def send_problem(
+async def answer_problem(
     send: Send, problem: ProblemError, *, instance: str, exchange: Exchange
 ) -> None:
-    """Answer with `problem` as `application/problem+json`."""
-    body = json.dumps(
-        problem_body(
-            problem.status,
-            detail=problem.detail,
-            title=problem.title,
-            slug=problem.slug,
-            instance=instance,
-            **problem.extra,
-        ),
-        ensure_ascii=False,
-    ).encode()
-    headers = [
-        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-        (b"content-length", str(len(body)).encode()),
-        (b"x-request-id", exchange.request_id.encode()),
-    ]
+    """Answer with `problem` as `application/problem+json`, its headers and the request ID."""
+    headers = [(b"x-request-id", exchange.request_id.encode())]
     headers.extend((k.lower().encode(), v.encode()) for k, v in problem.headers.items())
     headers.extend(getattr(problem, "raw_headers", []))
     exchange.status = problem.status
     exchange.answering = True
-    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_problem(send, problem_of(problem, instance=instance), headers=headers)

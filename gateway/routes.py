@@ -19,7 +19,7 @@ from gateway import service
 from gateway.dependencies import AdminClient, ContextDep
 from gateway.schemas import ClientCreate, ClientCreated, ClientRead, KeyRotated, TokenResponse
 from kit.db import SessionDep
-from kit.errors import PROBLEM_MEDIA_TYPE, Unauthorized, problem_body
+from kit.errors import Unauthorized, problem_response
 from kit.pagination import Page, PageParamsDep
 
 router = APIRouter(prefix="/api/v1/admin", tags=["gateway"])
@@ -95,9 +95,13 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
 
 def _oauth_error(status: int, error: str, detail: str) -> JSONResponse:
     # RFC 6749 names the error in `error`; the problem members come alongside.
-    body = problem_body(status, detail=detail, slug=f"oauth-{error.replace('_', '-')}", error=error)
-    headers = {"WWW-Authenticate": 'Basic realm="qrp"'} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    return problem_response(
+        status,
+        detail=detail,
+        slug=f"oauth-{error.replace('_', '-')}",
+        headers={"WWW-Authenticate": 'Basic realm="qrp"'} if status == 401 else None,
+        error=error,
+    )
 
 
 @public.post(
