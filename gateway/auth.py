@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import service
 from gateway.service import Identity
-from kit.auth import ALGORITHM, TokenMinter, write_keypair
+from kit.auth import ALGORITHM, TokenMinter, parse_bearer, write_keypair
 from kit.errors import Unauthorized
 
 ANONYMOUS = Identity(client_id="anonymous", name="Anonymous", scopes=frozenset(), rate_limit="")
@@ -99,7 +99,7 @@ class Authenticator:
         if api_key:
             identity: Identity | None = self._keys.peek(service.hash_key(api_key))
             return identity
-        token = _bearer_token(authorization)
+        token = parse_bearer(authorization)
         return self._verified_bearer(token) if token else None
 
     def _verified_bearer(self, token: str) -> Identity | None:
@@ -169,7 +169,7 @@ class Authenticator:
         """The caller named by `X-API-Key` or `Authorization: Bearer`; 401 otherwise."""
         if api_key:
             return await self.by_api_key(api_key)
-        token = _bearer_token(authorization)
+        token = parse_bearer(authorization)
         if token:
             return await self.by_bearer(token)
         raise Unauthorized(
@@ -191,14 +191,6 @@ class Authenticator:
             "jti": uuid.uuid4().hex,
         }
         return jwt.encode(claims, self._private_key, algorithm=ALGORITHM)  # type: ignore[arg-type]
-
-
-def _bearer_token(authorization: str | None) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header, if that is what it holds."""
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
 
 
 def _challenge() -> dict[str, str]:
