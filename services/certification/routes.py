@@ -87,14 +87,7 @@ def _with_etag(response: Response, item: CertificateRead) -> CertificateRead:
 @router.get("/certificates/standards")
 async def list_standards(catalogue: CatalogueDep, _: AnyCaller) -> dict[str, Any]:
     """The standards catalogue, its families and the families counted by default."""
-    return {
-        "counted_families": list(catalogue.counted_families),
-        "families": [{"code": c, "label": label} for c, label in catalogue.family_labels.items()],
-        "standards": [
-            {"code": s.code, "family": s.family, "name": s.name}
-            for s in catalogue.standards.values()
-        ],
-    }
+    return service.published_standards(catalogue)
 
 
 @router.get("/certificates/verify")

@@ -164,6 +164,18 @@ def to_read(
     )
 
 
+def published_standards(catalogue: Catalogue) -> dict[str, Any]:
+    """The standards catalogue as published: families, standards and the counted families."""
+    return {
+        "counted_families": list(catalogue.counted_families),
+        "families": [{"code": c, "label": label} for c, label in catalogue.family_labels.items()],
+        "standards": [
+            {"code": s.code, "family": s.family, "name": s.name}
+            for s in catalogue.standards.values()
+        ],
+    }
+
+
 def _standard_error(code: str, catalogue: Catalogue) -> FieldError | None:
     if code in catalogue.standards:
         return None
