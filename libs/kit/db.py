@@ -137,16 +137,44 @@ async def ping(engine: AsyncEngine) -> None:
         await connection.execute(text("SELECT 1"))
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session: committed when the handler returns, rolled back when it raises."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
-        try:
-            yield session
-        except BaseException:
+HANDOVER = "kit.transaction_handover"
+"""Where in the request's state a `TransactionHandover` waits for the session."""
+
+
+class TransactionHandover:
+    """Takes the request's session uncommitted, for middleware that commits it together with
+    its own writes (the idempotency record) before the response leaves."""
+
+    def __init__(self) -> None:
+        self.session: AsyncSession | None = None
+
+    async def discard(self) -> None:
+        """Roll the handed-over work back (the request failed after its handler returned)."""
+        if self.session is not None:
+            session, self.session = self.session, None
             await session.rollback()
-            raise
+            await session.close()
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session: committed when the handler returns, rolled back when it raises
+    (or handed over uncommitted to the middleware that asked for it)."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    handover = request.scope.get("state", {}).get(HANDOVER)
+    session = sessionmaker()
+    try:
+        yield session
+    except BaseException:
+        await session.rollback()
+        await session.close()
+        raise
+    if isinstance(handover, TransactionHandover):
+        handover.session = session
+        return
+    try:
         await session.commit()
+    finally:
+        await session.close()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -4,12 +4,21 @@ Keys are scoped to the calling client and the request's method and path. The fir
 claims the key (`in_flight`) before it runs; a concurrent retry is a 409, a retry after it
 finished replays the stored status and body, and a retry with a different body is a 422.
 Server errors release the key so the client may try again.
+
+The finished record is written in the request's own transaction (the session dependency
+hands its session over instead of committing), and the response is sent only after that
+commit: a retry that follows the answer always finds the record, and a crash before the
+commit leaves neither the resource nor a finished record. A claim whose owner died is taken
+over once its lease has lapsed; a live owner renews the lease while it works.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,9 +41,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kit.auth import TokenVerifier
-from kit.db import as_utc
-from kit.errors import Unauthorized, problem_body, send_problem
+from kit.auth import TokenVerifier, parse_bearer
+from kit.db import HANDOVER, TransactionHandover, as_utc
+from kit.errors import Unauthorized, problem_body, send_problem, unexpected_error_body
 
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 200
@@ -98,51 +107,9 @@ class IdempotencyMiddleware:
             return
         record_scope = f"{client}|{scope['path']}|{key}"
         sessionmaker: async_sessionmaker[AsyncSession] = self.state.sessionmaker
-        ttl = timedelta(seconds=self.state.settings.idempotency_ttl_seconds)
-
-        async with sessionmaker() as session:
-            row = (
-                await session.execute(select(table).where(table.c.scope == record_scope))
-            ).one_or_none()
-            if row is not None and as_utc(row.created_at) < _now() - ttl:
-                await session.execute(delete(table).where(table.c.scope == record_scope))
-                await session.commit()
-                row = None
-            if row is None:
-                try:
-                    await session.execute(
-                        insert(table).values(
-                            scope=record_scope, state="in_flight", created_at=_now()
-                        )
-                    )
-                    await session.commit()
-                except IntegrityError:
-                    await session.rollback()
-                    await _send_problem(
-                        send,
-                        409,
-                        "A request with this Idempotency-Key is still being processed.",
-                        "conflict",
-                    )
-                    return
-        if row is not None:
-            await self._answer_retry(row, scope, receive, send)
-            return
-        await self._run_first(record_scope, table, scope, receive, send)
-
-    def _client_id(self, headers: dict[bytes, bytes]) -> str | None:
-        verifier: TokenVerifier | None = getattr(self.state, "token_verifier", None)
-        auth = headers.get(b"authorization", b"").decode("latin-1")
-        scheme, _, token = auth.partition(" ")
-        if verifier is None or scheme.lower() != "bearer":
-            return None
-        try:
-            return verifier.verify(token.strip()).client_id
-        except Unauthorized:
-            return None
-
-    async def _answer_retry(self, row: Any, scope: Scope, receive: Receive, send: Send) -> None:
-        if row.state != "done":
+        claim = _Claim(record_scope, table, sessionmaker, self.state.settings)
+        outcome, row = await claim.take()
+        if outcome == "busy":
             await _send_problem(
                 send,
                 409,
@@ -150,6 +117,22 @@ class IdempotencyMiddleware:
                 "conflict",
             )
             return
+        if outcome == "finished":
+            await self._answer_retry(row, scope, receive, send)
+            return
+        await self._run_first(claim, scope, receive, send)
+
+    def _client_id(self, headers: dict[bytes, bytes]) -> str | None:
+        verifier: TokenVerifier | None = getattr(self.state, "token_verifier", None)
+        token = parse_bearer(headers.get(b"authorization", b"").decode("latin-1"))
+        if verifier is None or token is None:
+            return None
+        try:
+            return verifier.verify(token).client_id
+        except Unauthorized:
+            return None
+
+    async def _answer_retry(self, row: Any, scope: Scope, receive: Receive, send: Send) -> None:
         digest = await _hash_request(scope, receive)
         if digest != row.request_hash:
             await _send_problem(
@@ -169,14 +152,12 @@ class IdempotencyMiddleware:
         )
         await send({"type": "http.response.body", "body": row.body or b""})
 
-    async def _run_first(
-        self, record_scope: str, table: Table, scope: Scope, receive: Receive, send: Send
-    ) -> None:
+    async def _run_first(self, claim: _Claim, scope: Scope, receive: Receive, send: Send) -> None:
         hasher = _request_hasher(scope)
         status = 500
         response_headers: list[tuple[str, str]] = []
+        messages: list[Message] = []
         body = bytearray()
-        too_large = False
 
         async def hashing_receive() -> Message:
             message = await receive()
@@ -184,46 +165,156 @@ class IdempotencyMiddleware:
                 hasher.update(message.get("body", b""))
             return message
 
-        async def capturing_send(message: Message) -> None:
-            nonlocal status, too_large
+        async def holding_send(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 for name, value in message.get("headers", []):
                     if name.lower() in _REPLAYED_HEADERS:
                         response_headers.append((name.decode("latin-1"), value.decode("latin-1")))
-            elif message["type"] == "http.response.body" and not too_large:
+            elif message["type"] == "http.response.body":
                 body.extend(message.get("body", b""))
-                too_large = len(body) > MAX_STORED_BODY
+            messages.append(message)
+
+        handover = TransactionHandover()
+        inner = {**scope, "state": {**scope.get("state", {}), HANDOVER: handover}}
+        renewal = asyncio.create_task(claim.renew_while_running())
+        try:
+            await self.app(inner, hashing_receive, holding_send)
+        except BaseException:
+            await handover.discard()
+            await claim.release()
+            raise
+        finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
+        if status >= 500:
+            await handover.discard()
+            await claim.release()
+        else:
+            record = {
+                "state": "done",
+                "request_hash": hasher.hexdigest(),
+                "status_code": status,
+                "headers": json.dumps(response_headers),
+                "body": bytes(body),
+            }
+            if not await claim.finish(handover, record, keep=len(body) <= MAX_STORED_BODY):
+                await send_problem(send, unexpected_error_body(None))
+                return
+        for message in messages:
             await send(message)
 
-        sessionmaker: async_sessionmaker[AsyncSession] = self.state.sessionmaker
-        try:
-            await self.app(scope, hashing_receive, capturing_send)
-        except BaseException:
-            await self._release(sessionmaker, table, record_scope)
-            raise
-        if status >= 500 or too_large:
-            await self._release(sessionmaker, table, record_scope)
-            return
-        async with sessionmaker() as session:
-            await session.execute(
-                update(table)
-                .where(table.c.scope == record_scope)
-                .values(
-                    state="done",
-                    request_hash=hasher.hexdigest(),
-                    status_code=status,
-                    headers=json.dumps(response_headers),
-                    body=bytes(body),
-                )
-            )
-            await session.commit()
 
-    async def _release(
-        self, sessionmaker: async_sessionmaker[AsyncSession], table: Table, record_scope: str
-    ) -> None:
-        async with sessionmaker() as session:
-            await session.execute(delete(table).where(table.c.scope == record_scope))
+@dataclass
+class _Claim:
+    """One client's claim on one key, from `in_flight` to `done` or released."""
+
+    scope: str
+    table: Table
+    sessionmaker: async_sessionmaker[AsyncSession]
+    settings: Any
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.idempotency_lease_seconds)
+
+    async def take(self) -> tuple[str, Any]:
+        """("claimed", None), ("finished", record) or ("busy", None)."""
+        table = self.table
+        ttl = timedelta(seconds=self.settings.idempotency_ttl_seconds)
+        now = _now()
+        async with self.sessionmaker() as session:
+            row = (
+                await session.execute(select(table).where(table.c.scope == self.scope))
+            ).one_or_none()
+            if row is not None and as_utc(row.created_at) < now - ttl:
+                await session.execute(delete(table).where(table.c.scope == self.scope))
+                await session.commit()
+                row = None
+            if row is not None and row.state == "done":
+                return "finished", row
+            if row is not None:
+                return ("claimed", None) if await self._take_over(session, now) else ("busy", None)
+            try:
+                await session.execute(
+                    insert(table).values(scope=self.scope, state="in_flight", created_at=now)
+                )
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                return "busy", None
+        return "claimed", None
+
+    async def _take_over(self, session: AsyncSession, now: datetime) -> bool:
+        """Claim a key whose owner stopped renewing its lease (it died mid-request)."""
+        table = self.table
+        result = await session.execute(
+            update(table)
+            .where(
+                table.c.scope == self.scope,
+                table.c.state == "in_flight",
+                table.c.created_at < now - self.lease,
+            )
+            .values(created_at=now)
+        )
+        await session.commit()
+        taken = bool(getattr(result, "rowcount", 0) == 1)
+        if taken:
+            logger.warning("idempotency_claim_taken_over", scope=self.scope)
+        return taken
+
+    async def renew_while_running(self) -> None:
+        """Keep the claim's lease fresh while the request runs (a third of the lease apart)."""
+        period = self.lease.total_seconds() / 3
+        table = self.table
+        while True:
+            await asyncio.sleep(period)
+            try:
+                async with self.sessionmaker() as session:
+                    await session.execute(
+                        update(table)
+                        .where(table.c.scope == self.scope, table.c.state == "in_flight")
+                        .values(created_at=_now())
+                    )
+                    await session.commit()
+            except Exception as error:  # a missed renewal only shortens the lease
+                logger.warning("idempotency_lease_not_renewed", error=type(error).__name__)
+
+    async def finish(
+        self, handover: TransactionHandover, record: dict[str, Any], *, keep: bool
+    ) -> bool:
+        """Store the finished record (or drop the claim of an answer too large to keep) in
+        the request's transaction and commit both; False when that commit failed."""
+        table = self.table
+        if keep:
+            statement: Any = update(table).where(table.c.scope == self.scope).values(**record)
+        else:
+            statement = delete(table).where(table.c.scope == self.scope)
+        session = handover.session
+        try:
+            if session is None:
+                async with self.sessionmaker() as own:
+                    await own.execute(statement)
+                    await own.commit()
+            else:
+                await session.execute(statement)
+                await session.commit()
+        except Exception:
+            logger.exception("idempotent_request_commit_failed", scope=self.scope)
+            await handover.discard()
+            await self.release()
+            return False
+        finally:
+            if session is not None:
+                await session.close()
+        return True
+
+    async def release(self) -> None:
+        """Give the key up so that the client may try again."""
+        async with self.sessionmaker() as session:
+            await session.execute(delete(self.table).where(self.table.c.scope == self.scope))
             await session.commit()
 
 

@@ -34,6 +34,9 @@ class ServiceSettings(BaseSettings):
     token_leeway_seconds: int = Field(default=5, ge=0, le=300)
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    idempotency_lease_seconds: float = Field(default=15, gt=0, le=3600)
+    """How long a claimed key waits for its owner before a retry may take it over (the
+    owner renews it every third of this while it works)."""
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> ServiceSettings:
