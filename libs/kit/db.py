@@ -7,9 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, cast
 
+import structlog
 from fastapi import Depends, Request
 from sqlalchemy import Column, Integer, MetaData, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.orm import registry as orm_registry
@@ -19,6 +22,8 @@ from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty
 
 from kit.waitline import WaitLine
 
+logger = structlog.get_logger("kit.db")
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -26,6 +31,63 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+DATABASE_RETRY_AFTER_SECONDS = 5
+"""What a 503 for an unreachable database tells the client to wait before retrying."""
+
+# Driver errors that mean "the database is not there" rather than "this statement failed".
+_UNAVAILABLE_CAUSES = {
+    "CannotConnectNowError",
+    "ConnectionDoesNotExistError",
+    "ConnectionFailureError",
+    "ConnectionRejectionError",
+    "InterfaceError",
+    "TooManyConnectionsError",
+    "AdminShutdownError",
+    "CrashShutdownError",
+}
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database cannot be reached (down, restarting, refusing or
+    out of connections), as opposed to a statement it refused."""
+    if isinstance(error, ConnectionError | PoolTimeoutError):
+        return True
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        causes = {type(error.orig).__name__, type(getattr(error.orig, "__cause__", None)).__name__}
+        return bool(causes & _UNAVAILABLE_CAUSES) or isinstance(
+            getattr(error.orig, "__cause__", None), ConnectionError
+        )
+    return False
+
+
+class OutageLog:
+    """Says once per outage that the database is unreachable (a warning, no traceback), not
+    once per failed request; the next committed session ends the outage."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def report(self, error: BaseException, path: str | None) -> None:
+        if not self.down:
+            self.down = True
+            logger.warning(
+                "database_unavailable",
+                error=type(error).__name__,
+                reason=str(error).splitlines()[0][:200] if str(error) else "",
+                path=path,
+            )
+
+    def recovered(self) -> None:
+        if self.down:
+            self.down = False
+            logger.warning("database_available_again")
+
+
+outage_log = OutageLog()
 
 
 def new_registry() -> orm_registry:
@@ -175,6 +237,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         await session.commit()
     finally:
         await session.close()
+    if outage_log.down:
+        outage_log.recovered()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -22,9 +22,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
+
+from kit.db import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable, outage_log
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "/problems/"
@@ -290,6 +293,8 @@ async def _on_integrity(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
+    if is_database_unavailable(exc):
+        return database_unavailable_response(request, exc)
     causes = {type(exc.orig).__name__, type(getattr(exc.orig, "__cause__", None)).__name__}
     if causes & _UNSTORABLE_TEXT:
         return problem_response(
@@ -301,6 +306,37 @@ async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
             instance=request.url.path,
             errors=[{"field": "request", "message": "contains a value that cannot be stored"}],
         )
+    raise exc
+
+
+def database_unavailable_body(instance: str | None = None) -> dict[str, Any]:
+    """The body of the 503 a request gets while the database cannot be reached."""
+    return problem_body(
+        503,
+        detail="The database is unavailable; retry in a few seconds.",
+        slug="database-unavailable",
+        instance=instance,
+        retry_after_seconds=DATABASE_RETRY_AFTER_SECONDS,
+    )
+
+
+def database_unavailable_response(request: Request, error: BaseException) -> JSONResponse:
+    """503 with `Retry-After`, logged once per outage and counted in `/metrics`."""
+    outage_log.report(error, request.url.path)
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None and hasattr(metrics, "database_unavailable"):
+        metrics.database_unavailable.inc()
+    return JSONResponse(
+        database_unavailable_body(request.url.path),
+        status_code=503,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _on_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    if is_database_unavailable(exc):
+        return database_unavailable_response(request, exc)
     raise exc
 
 
@@ -331,3 +367,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, _on_integrity)
     app.add_exception_handler(StaleDataError, _on_stale)
     app.add_exception_handler(DBAPIError, _on_database_error)
+    app.add_exception_handler(ConnectionError, _on_unreachable)
+    app.add_exception_handler(PoolTimeoutError, _on_unreachable)

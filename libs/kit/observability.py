@@ -21,7 +21,13 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kit.errors import problem_body, send_problem, unexpected_error_body
+from kit.db import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable, outage_log
+from kit.errors import (
+    database_unavailable_body,
+    problem_body,
+    send_problem,
+    unexpected_error_body,
+)
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -204,6 +210,11 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self._answered = CountedDurations(self.requests, self.latency)
+        self.database_unavailable = Counter(
+            "database_unavailable_total",
+            "Requests answered 503 because the database could not be reached",
+            registry=self.registry,
+        )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request and its duration."""
@@ -296,7 +307,19 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
+        except Exception as error:
+            if is_database_unavailable(error):
+                status = 503
+                outage_log.report(error, scope.get("path"))
+                self.metrics.database_unavailable.inc()
+                if not response_started:
+                    await _send_problem(
+                        send,
+                        database_unavailable_body(scope.get("path")),
+                        request_id,
+                        [(b"retry-after", str(DATABASE_RETRY_AFTER_SECONDS).encode())],
+                    )
+                return
             self.logger.exception("unhandled_error", path=scope.get("path"))
             status = 500
             if not response_started:
@@ -350,8 +373,15 @@ async def send_unexpected_error(send: Send, request_id: str) -> None:
     await _send_problem(send, unexpected_error_body(request_id), request_id)
 
 
-async def _send_problem(send: Send, problem: dict[str, Any], request_id: str) -> None:
-    await send_problem(send, problem, headers=[(b"x-request-id", request_id.encode())])
+async def _send_problem(
+    send: Send,
+    problem: dict[str, Any],
+    request_id: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    await send_problem(
+        send, problem, headers=[(b"x-request-id", request_id.encode()), *(headers or [])]
+    )
 
 
 def new_request_id() -> str:

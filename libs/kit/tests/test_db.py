@@ -2,6 +2,7 @@ import asyncio
 import inspect
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
@@ -10,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util.queue import AsyncAdaptedQueue
 
-from kit.db import FirstComePool, _FirstComeQueue, create_engine, is_sqlite
-from kit.testing import Harness
+from kit.db import FirstComePool, _FirstComeQueue, create_engine, is_sqlite, outage_log
+from kit.testing import Harness, ServiceTokens
+from kit.tests.sample_app import SampleSettings, build_app
 
 
 def test_backend_detection() -> None:
@@ -118,3 +120,50 @@ async def test_a_connection_handed_to_a_request_cancelled_meanwhile_is_not_lost(
         await cancelled
     await query()
     await engine.dispose()
+
+
+async def test_an_unreachable_database_is_a_503_with_retry_after_logged_once(
+    service_tokens: ServiceTokens, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing listens on the database's port: every call that needs it is a 503 problem
+    with Retry-After (the claim of an Idempotency-Key too), readiness says so, /metrics
+    counts it, and the log has one warning and no traceback."""
+    settings = SampleSettings(
+        database_url="postgresql+asyncpg://postgres@127.0.0.1:9/absent",
+        var_dir=tmp_path,
+        secret_key="test-secret-" + "x" * 32,
+        token_issuers={"gateway": service_tokens.public_key_path},
+    )
+    app = build_app(settings)
+    outage_log.recovered()
+    headers = service_tokens.headers("sample", ("widgets:read", "widgets:write"))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t", headers=headers
+        ) as client,
+    ):
+        capsys.readouterr()
+        answers = [
+            await client.get("/api/v1/widgets"),
+            await client.post("/api/v1/widgets", json={"name": "x", "color": "red"}),
+            await client.post(
+                "/api/v1/widgets",
+                json={"name": "y", "color": "red"},
+                headers={"Idempotency-Key": "during-outage"},
+            ),
+        ]
+        for answer in answers:
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["retry-after"] == "5"
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.json()["type"].endswith("/database-unavailable")
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["database"]["status"] == "fail"
+        metrics = (await client.get("/metrics")).text
+        assert "database_unavailable_total 3.0" in metrics
+    log = capsys.readouterr().out
+    assert log.count('"database_unavailable"') == 1
+    assert "Traceback" not in log
+    assert "unhandled_error" not in log
