@@ -7,9 +7,10 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
+from cachetools import TTLCache
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,39 +21,36 @@ from kit.errors import Unauthorized
 
 ANONYMOUS = Identity(client_id="anonymous", name="Anonymous", scopes=frozenset(), rate_limit="")
 _MAX_CACHED = 10_000
+K = TypeVar("K")
+V = TypeVar("V")
 
 
-class TtlCache:
-    """A small time-bounded cache: lookups within `seconds` of a miss reuse its answer."""
+Cached = TTLCache[K, V, float]
+"""Answers kept for a number of seconds, at most `_MAX_CACHED`, the least recently used
+dropped first when full."""
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._entries: dict[str, tuple[float, Any]] = {}
 
-    async def get(self, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
-        now = time.monotonic()
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > now:
-            return entry[1]
-        value = await load()
-        self.put(key, value, now=now)
-        return value
+def _cache(seconds: float, *, size: int = _MAX_CACHED) -> Cached[Any, Any]:
+    return TTLCache(maxsize=size, ttl=seconds)
 
-    def peek(self, key: str) -> Any:
-        """The value cached for `key` if it is still fresh, else None (also for a cached None)."""
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > time.monotonic():
-            return entry[1]
+
+def _fresh(cache: Cached[K, V], key: K) -> V | None:
+    """The value cached for `key` if it is still fresh, else None (also for a cached None)."""
+    try:
+        return cache[key]
+    except KeyError:
         return None
 
-    def put(self, key: str, value: Any, *, now: float | None = None) -> None:
-        if self.seconds > 0:
-            if len(self._entries) >= _MAX_CACHED:
-                self._entries.clear()
-            self._entries[key] = ((time.monotonic() if now is None else now) + self.seconds, value)
 
-    def clear(self) -> None:
-        self._entries.clear()
+async def _cached(cache: Cached[K, V], key: K, load: Callable[[], Awaitable[V]]) -> V:
+    """The fresh value cached for `key`, else the one `load` gives, cached in turn."""
+    try:
+        return cache[key]
+    except KeyError:
+        pass
+    value = await load()
+    cache[key] = value
+    return value
 
 
 def load_signing_key(path: Path) -> bytes:
@@ -76,10 +74,11 @@ class Authenticator:
         oauth_ttl_seconds: int,
     ) -> None:
         self._sessionmaker = sessionmaker
-        self._keys = TtlCache(cache_seconds)
-        self._clients = TtlCache(cache_seconds)
+        # A key's or a client's answer, None for one refused, so a retry is refused without I/O.
+        self._keys: Cached[str, Identity | None] = _cache(cache_seconds)
+        self._clients: Cached[str, Identity | None] = _cache(cache_seconds)
         # Access tokens already verified: the caller and when the token expires.
-        self._bearers = TtlCache(cache_seconds)
+        self._bearers: Cached[str, tuple[float, Identity]] = _cache(cache_seconds)
         self._private_key = serialization.load_pem_private_key(oauth_private_pem, password=None)
         self._public_key = self._private_key.public_key()
         self.issuer = oauth_issuer
@@ -97,13 +96,12 @@ class Authenticator:
         I/O; None when they have to be checked (`from_headers` does that, and raises 401
         for credentials refused before)."""
         if api_key:
-            identity: Identity | None = self._keys.peek(service.hash_key(api_key))
-            return identity
+            return _fresh(self._keys, service.hash_key(api_key))
         token = parse_bearer(authorization)
         return self._verified_bearer(token) if token else None
 
     def _verified_bearer(self, token: str) -> Identity | None:
-        entry: tuple[float, Identity] | None = self._bearers.peek(token)
+        entry = _fresh(self._bearers, token)
         if entry is not None and entry[0] > time.time():
             return entry[1]
         return None
@@ -113,7 +111,7 @@ class Authenticator:
             async with self._sessionmaker() as session:
                 return await service.identify_key(session=session, api_key=api_key)
 
-        identity: Identity | None = await self._keys.get(service.hash_key(api_key), load)
+        identity = await _cached(self._keys, service.hash_key(api_key), load)
         if identity is None:
             raise Unauthorized("The API key is unknown or has been revoked.", headers=_challenge())
         return identity
@@ -123,8 +121,7 @@ class Authenticator:
             async with self._sessionmaker() as session:
                 return await service.identify_client(session=session, client_id=client_id)
 
-        identity: Identity | None = await self._clients.get(client_id, load)
-        return identity
+        return await _cached(self._clients, client_id, load)
 
     async def by_bearer(self, token: str) -> Identity:
         """The client of an access token from `/oauth/token`, if it is still active."""
@@ -162,7 +159,7 @@ class Authenticator:
             scopes=granted & identity.scopes,
             rate_limit=identity.rate_limit,
         )
-        self._bearers.put(token, (float(claims["exp"]), caller))
+        self._bearers[token] = (float(claims["exp"]), caller)
         return caller
 
     async def from_headers(self, api_key: str | None, authorization: str | None) -> Identity:
@@ -208,15 +205,13 @@ class ServiceTokens:
     def __init__(self, minter: TokenMinter, resources: dict[str, frozenset[str]]) -> None:
         self._minter = minter
         self._resources = resources
-        self._reuse_seconds = minter.ttl_seconds / 2
-        self._cache: dict[tuple[str, str, frozenset[str]], tuple[float, str]] = {}
+        self._tokens: Cached[tuple[str, str, frozenset[str]], str] = _cache(minter.ttl_seconds / 2)
 
     def for_backend(self, backend: str, identity: Identity) -> str:
         key = (backend, identity.client_id, identity.scopes)
-        now = time.monotonic()
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        cached = _fresh(self._tokens, key)
+        if cached is not None:
+            return cached
         resources = self._resources.get(backend, frozenset())
         token = self._minter.mint(
             audience=backend,
@@ -224,7 +219,5 @@ class ServiceTokens:
             client_name=identity.name,
             scopes={scope for scope in identity.scopes if scope.split(":")[0] in resources},
         )
-        if len(self._cache) >= _MAX_CACHED:
-            self._cache.clear()
-        self._cache[key] = (now + self._reuse_seconds, token)
+        self._tokens[key] = token
         return token

@@ -3,12 +3,14 @@
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 
+from gateway import auth
 from gateway.tests.conftest import GatewayFactory, client_of
 from gateway.tests.support import Backends
 from kit.testing import Harness
@@ -281,3 +283,27 @@ async def test_admin_clients_are_listed_page_by_page(admin: httpx.AsyncClient) -
     assert seen == sorted(created | {"bootstrap-admin"})
     stale = await admin.get("/api/v1/admin/clients", params={"cursor": "forged.cursor"})
     await _problem(stale, 400)
+
+
+async def test_cached_answers_expire_and_the_least_recently_used_goes_first() -> None:
+    cache: auth.Cached[str, str | None] = auth._cache(0.2, size=2)
+    loads: list[str] = []
+
+    def loader(key: str, value: str | None) -> Callable[[], Awaitable[str | None]]:
+        async def load() -> str | None:
+            loads.append(key)
+            return value
+
+        return load
+
+    assert await auth._cached(cache, "a", loader("a", "A")) == "A"
+    assert await auth._cached(cache, "refused", loader("refused", None)) is None
+    assert await auth._cached(cache, "refused", loader("refused", "late")) is None
+    assert auth._fresh(cache, "a") == "A"
+    cache["b"] = "B"
+    assert auth._fresh(cache, "refused") is None, "the least recently used went first"
+    assert (auth._fresh(cache, "a"), auth._fresh(cache, "b")) == ("A", "B")
+    await asyncio.sleep(0.25)
+    assert auth._fresh(cache, "a") is None
+    assert await auth._cached(cache, "a", loader("a", "A2")) == "A2"
+    assert loads == ["a", "refused", "a"]
