@@ -3,8 +3,11 @@
 import csv
 import io
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Any
 
+from certification import repository
+from certification.repository import CertificateQuery
 from certification.settings import Settings
 from kit.testing import Harness
 
@@ -201,3 +204,18 @@ async def test_export_streams_filtered_csv_with_bom_that_imports_back(
     by_status = {item["status"]: item for item in items}
     assert by_status["expired"]["confidential"] is True
     assert by_status["valid"]["sites"] == ["鼓樓區甲", "鼓樓區乙"]
+
+
+async def test_export_reads_every_row_once_across_batches(
+    service: Harness, new_certificate: NewCertificate, today: date
+) -> None:
+    created = sorted([(await new_certificate())["id"] for _ in range(5)])
+    query = CertificateQuery(on=today, include_confidential=True)
+    for batch_size in (2, 5, 10):
+        streamed = [
+            certificate.id
+            async for certificate, _ in repository.stream_certificates(
+                sessionmaker=service.app.state.sessionmaker, query=query, batch_size=batch_size
+            )
+        ]
+        assert streamed == created
