@@ -60,12 +60,13 @@ class ServiceProcess:
         finish_migrations({self.name: self.migration()})
 
     def start(self, *, wait: bool = True) -> None:
-        """Start uvicorn; by default wait until the service reports ready."""
+        """Start the service (uvicorn through `kit.serve`); by default wait until it is ready."""
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
-                str(BIN / "uvicorn"),
-                "--factory",
+                str(BIN / "python"),
+                "-m",
+                "kit.serve",
                 f"{self.name}.app:build_app",
                 "--host",
                 "127.0.0.1",
