@@ -4,10 +4,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from brand_registry.catalogue import load_catalogue
 from brand_registry.models import idempotency_record
-from brand_registry.policy import load_tier_policies
 from brand_registry.routes import router
-from brand_registry.schemas import Tier
 from brand_registry.settings import Settings
 from kit.app import ServiceSpec, create_app
 
@@ -23,16 +22,10 @@ SPEC = ServiceSpec(
     migrations=MIGRATIONS,
     version_table=VERSION_TABLE,
     idempotency_table=idempotency_record,
+    load_catalogue=load_catalogue,
 )
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app (`uvicorn --factory brand_registry.app:build_app`)."""
-    settings = settings or Settings()
-    app = create_app(SPEC, settings)
-    # Loaded once at start so a broken policy table stops the service instead of a request.
-    app.state.tier_policies = load_tier_policies(
-        settings.tier_policy_file(), required={tier.value for tier in Tier}
-    )
-    app.state.region_codes = settings.region_codes()
-    return app
+    return create_app(SPEC, settings or Settings())

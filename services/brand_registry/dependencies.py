@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from brand_registry import service
+from brand_registry.catalogue import Catalogue
 from brand_registry.models import Brand
-from brand_registry.repository import ListingFilters
-from brand_registry.schemas import ListingQuery
-from brand_registry.service import Rules
+from brand_registry.schemas import ListingFilters
+from brand_registry.settings import Settings
+from kit.app import app_catalogue
 from kit.auth import Principal, require_scope
 from kit.db import SessionDep
 
@@ -22,27 +24,40 @@ Reader = Annotated[Principal, Depends(require_scope("brands:read"))]
 Writer = Annotated[Principal, Depends(require_scope("brands:write"))]
 Flagger = Annotated[Principal, Depends(require_scope("brands:flag"))]
 
-
-async def current_rules(request: Request) -> Rules:
-    """The tier policy table, the configured regions and today's date."""
-    state = request.app.state
-    return Rules(
-        policies=state.tier_policies, regions=state.region_codes, today=state.settings.today()
-    )
+CatalogueDep = Annotated[Catalogue, Depends(app_catalogue)]
 
 
-RulesDep = Annotated[Rules, Depends(current_rules)]
+async def today(request: Request) -> date:
+    """The bureau's current date, which decides expiry."""
+    settings: Settings = request.app.state.settings
+    return settings.today()
 
 
-async def read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """A connection for a read made of one statement, which needs no transaction of its own:
-    it saves the BEGIN and COMMIT round trips a session would add to every list page."""
+TodayDep = Annotated[date, Depends(today)]
+
+
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for a read made of one statement, on a connection in autocommit: it needs
+    no transaction of its own, which saves the BEGIN and COMMIT round trips of every page."""
     engine: AsyncEngine = request.app.state.engine
     async with engine.connect() as connection:
-        yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        async with AsyncSession(bind=connection) as session:
+            yield session
 
 
-ReadConnection = Annotated[AsyncConnection, Depends(read_connection)]
+ReadSession = Annotated[AsyncSession, Depends(read_session)]
+
+
+async def stream_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A read session that lasts until the response is sent, for a streamed export (its
+    server-side cursor needs a transaction, which is rolled back at the end)."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        yield session
+
+
+StreamSession = Annotated[AsyncSession, Depends(stream_session, scope="request")]
 
 
 async def valid_brand(session: SessionDep, brand_id: Annotated[str, Path(max_length=36)]) -> Brand:
@@ -61,16 +76,15 @@ async def listing_filters(request: Request) -> ListingFilters:
     parameters back into the OpenAPI document.
     """
     try:
-        query = ListingQuery.model_validate(dict(request.query_params))
+        return ListingFilters.model_validate(dict(request.query_params))
     except ValidationError as exc:
         raise RequestValidationError(
             [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
         ) from None
-    return ListingFilters(**query.model_dump())
 
 
 def _query_docs() -> dict[str, Any]:
-    schema = ListingQuery.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema = ListingFilters.model_json_schema(ref_template="#/components/schemas/{model}")
     parameters = []
     for name, field in schema["properties"].items():
         parameter: dict[str, Any] = {"name": name, "in": "query", "required": False}

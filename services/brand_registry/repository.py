@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -20,10 +20,9 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Date,
-    Integer,
     Row,
+    RowMapping,
     Select,
-    Table,
     and_,
     bindparam,
     case,
@@ -35,13 +34,16 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from brand_registry.models import Brand, BrandHistory, BrandSuspension, ReviewFlag
+from brand_registry.models import Brand, BrandHistory, BrandSuspension, ReviewFlag, metadata
+from brand_registry.schemas import ListingFilters
+from kit.pagination import Page, PageParams, paginate
 
-brand_table: Table = Brand.__table__
-history_table: Table = BrandHistory.__table__
-suspension_table: Table = BrandSuspension.__table__
+brand_table = metadata.tables[Brand.__tablename__]
+history_table = metadata.tables[BrandHistory.__tablename__]
+suspension_table = metadata.tables[BrandSuspension.__tablename__]
 b = brand_table.c
 s = suspension_table.c
 
@@ -74,25 +76,6 @@ LISTING_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class ListingFilters:
-    """The filters of a list or export; `status` is judged on `as_of`."""
-
-    county_code: str | None = None
-    tier: str | None = None
-    sector: str | None = None
-    status: str | None = None
-    as_of: date | None = None
-    award_kind: str | None = None
-    awarded_from: date | None = None
-    awarded_to: date | None = None
-    enterprise_credit_code: str | None = None
-    international_standard: bool | None = None
-    review_required: bool | None = None
-    batch_code: str | None = None
-    q: str | None = None
-
-
-@dataclass(frozen=True)
 class KeyListing:
     """What the award rules need to know of an existing listing."""
 
@@ -106,6 +89,20 @@ class KeyListing:
     revoked_on: date | None
     superseded_on: date | None
     renewal_of: str | None
+
+
+KEY_COLUMNS = (
+    b.id,
+    b.enterprise_credit_code,
+    b.product_name,
+    b.tier,
+    b.award_kind,
+    b.awarded_on,
+    b.valid_until,
+    b.revoked_on,
+    b.superseded_on,
+    b.renewal_of,
+)
 
 
 def _revoked_on(day: Day) -> ColumnElement[bool]:
@@ -160,8 +157,8 @@ _EQUALITY_FILTERS = (
 
 
 @lru_cache(maxsize=512)
-def _listing_query(present: frozenset[str], status: str | None, limited: bool) -> Select[Any]:
-    """The list query for one combination of filters, with bound parameters.
+def _listing_query(present: frozenset[str], status: str | None) -> Select[Any]:
+    """The list query for one combination of filters, newest first, with bound parameters.
 
     Built once per combination: constructing the status expressions costs more than
     running the query on a warm database.
@@ -177,62 +174,64 @@ def _listing_query(present: frozenset[str], status: str | None, limited: bool) -
         conditions.append(status_on(status, bindparam("day", type_=Date)))
     if "q" in present:
         conditions.append(b.search_text.like(bindparam("pattern"), escape="\\"))
-    query = select(*LISTING_COLUMNS).where(*conditions).order_by(b.id.desc())
-    if "after_id" in present:
-        query = query.where(b.id < bindparam("after_id"))
-    if limited:
-        query = query.limit(bindparam("limit", type_=Integer))
-    return query
+    return select(*LISTING_COLUMNS).where(*conditions).order_by(b.id.desc())
 
 
 def listing_query(
-    *, filters: ListingFilters, today: date, after_id: str | None = None, limit: int | None = None
+    *, filters: ListingFilters, today: date, limit: int | None = None
 ) -> tuple[Select[Any], dict[str, Any]]:
-    """The statement and parameters listing `filters`; paged when `limit` is given."""
+    """The statement and parameters listing `filters`, newest first; with `limit`, the
+    statement of a first page (which the benchmark's bare endpoint runs)."""
     values = {
         name: value
-        for name, value in vars(filters).items()
+        for name, value in filters.model_dump().items()
         if value is not None and name not in {"status", "as_of", "q"}
     }
     if filters.q:
         values["pattern"] = f"%{escape_like(filters.q.lower())}%"
     if filters.status is not None:
         values["day"] = filters.as_of or today
-    if after_id is not None:
-        values["after_id"] = after_id
     present = frozenset(values) - {"pattern", "day"} | ({"q"} if filters.q else set())
-    if limit is not None:
-        values["limit"] = limit
-    return _listing_query(present, filters.status, limit is not None), values
+    statement = _listing_query(present, filters.status)
+    return (statement if limit is None else statement.limit(limit)), values
 
 
 async def list_listings(
-    *,
-    session: AsyncSession | AsyncConnection,
-    filters: ListingFilters,
-    today: date,
-    after_id: str | None,
-    limit: int,
-) -> Sequence[Row[Any]]:
-    """Up to `limit` listings matching `filters`, newest first, after `after_id`."""
-    statement, values = listing_query(filters=filters, today=today, after_id=after_id, limit=limit)
-    rows: Sequence[Row[Any]] = (await session.execute(statement, values)).all()
-    return rows
+    *, session: AsyncSession, filters: ListingFilters, today: date, page: PageParams
+) -> Page[RowMapping]:
+    """One page of the listings matching `filters`, newest first, as rows of `LISTING_COLUMNS`."""
+    statement, values = listing_query(filters=filters, today=today)
+    listings: Page[RowMapping] = await paginate(
+        session,
+        statement.params(values),
+        params=page,
+        keys=[b.id],
+        descending=True,
+        mappings=True,
+    )
+    return listings
 
 
 async def stream_listings(
     *, session: AsyncSession, filters: ListingFilters, today: date, batch_size: int = 1000
-) -> AsyncIterator[Row[Any]]:
+) -> AsyncIterator[RowMapping]:
     """Every listing matching `filters`, read in batches from a server-side cursor."""
     statement, values = listing_query(filters=filters, today=today)
     result = await session.stream(statement.execution_options(yield_per=batch_size), values)
-    async for partition in result.partitions():
+    async for partition in result.mappings().partitions():
         for row in partition:
             yield row
 
 
 async def get_brand(*, session: AsyncSession, brand_id: str) -> Brand | None:
     return await session.get(Brand, brand_id)
+
+
+async def _key_listings(
+    session: AsyncSession, *conditions: ColumnElement[bool]
+) -> list[KeyListing]:
+    query = select(*KEY_COLUMNS).where(*conditions)
+    return [KeyListing(**row._mapping) for row in (await session.execute(query)).all()]
 
 
 async def listings_with_keys(
@@ -242,19 +241,31 @@ async def listings_with_keys(
     codes = sorted(set(credit_codes))
     if not codes:
         return []
-    query = select(
-        b.id,
-        b.enterprise_credit_code,
-        b.product_name,
-        b.tier,
-        b.award_kind,
-        b.awarded_on,
-        b.valid_until,
-        b.revoked_on,
-        b.superseded_on,
-        b.renewal_of,
-    ).where(b.enterprise_credit_code.in_(codes))
-    return [KeyListing(**row._mapping) for row in (await session.execute(query)).all()]
+    return await _key_listings(session, b.enterprise_credit_code.in_(codes))
+
+
+async def same_key_listings(
+    *, session: AsyncSession, credit_code: str, product_name: str, tier: str
+) -> list[KeyListing]:
+    """The listings of one product of one enterprise in one tier."""
+    return await _key_listings(
+        session,
+        b.enterprise_credit_code == credit_code,
+        b.product_name == product_name,
+        b.tier == tier,
+    )
+
+
+async def key_listing(*, session: AsyncSession, brand_id: str) -> KeyListing:
+    """The rule-relevant fields of a listing known to exist."""
+    (listing,) = await _key_listings(session, b.id == brand_id)
+    return listing
+
+
+async def successor_of(*, session: AsyncSession, brand_id: str) -> KeyListing | None:
+    """The renewal that replaced `brand_id`, if any."""
+    rows = await _key_listings(session, b.renewal_of == brand_id)
+    return rows[0] if rows else None
 
 
 async def insert_listings(*, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -267,7 +278,9 @@ async def insert_history(*, session: AsyncSession, rows: list[dict[str, Any]]) -
         await session.execute(insert(history_table), rows)
 
 
-async def mark_superseded(*, session: AsyncSession, updates: list[dict[str, Any]], at: Any) -> None:
+async def mark_superseded(
+    *, session: AsyncSession, updates: list[dict[str, Any]], at: datetime
+) -> None:
     """Record the date each listing was replaced by its renewal (`{"b_id", "on"}` items)."""
     if not updates:
         return
@@ -277,30 +290,6 @@ async def mark_superseded(*, session: AsyncSession, updates: list[dict[str, Any]
         .values(superseded_on=bindparam("on"), version=b.version + 1, updated_at=at)
     )
     await session.execute(statement, updates)
-
-
-async def successor_of(*, session: AsyncSession, brand_id: str) -> KeyListing | None:
-    """The renewal that replaced `brand_id`, if any."""
-    rows = await listings_where(session=session, condition=b.renewal_of == brand_id)
-    return rows[0] if rows else None
-
-
-async def listings_where(
-    *, session: AsyncSession, condition: ColumnElement[bool]
-) -> list[KeyListing]:
-    query = select(
-        b.id,
-        b.enterprise_credit_code,
-        b.product_name,
-        b.tier,
-        b.award_kind,
-        b.awarded_on,
-        b.valid_until,
-        b.revoked_on,
-        b.superseded_on,
-        b.renewal_of,
-    ).where(condition)
-    return [KeyListing(**row._mapping) for row in (await session.execute(query)).all()]
 
 
 async def open_suspension(
@@ -323,15 +312,15 @@ async def add(*, session: AsyncSession, items: Iterable[Any]) -> None:
     await session.flush()
 
 
-async def history_of(
-    *, session: AsyncSession, brand_id: str, after_id: str | None, limit: int
-) -> list[BrandHistory]:
-    """The changes to a listing, oldest first."""
-    query = select(BrandHistory).where(BrandHistory.brand_id == brand_id)
-    if after_id is not None:
-        query = query.where(BrandHistory.id > after_id)
-    query = query.order_by(BrandHistory.id).limit(limit)
-    return list((await session.execute(query)).scalars())
+async def history_page(
+    *, session: AsyncSession, brand_id: str, page: PageParams
+) -> Page[BrandHistory]:
+    """One page of the changes to a listing, oldest first."""
+    query = select(BrandHistory).where(col(BrandHistory.brand_id) == brand_id)
+    entries: Page[BrandHistory] = await paginate(
+        session, query, params=page, keys=[col(BrandHistory.id)]
+    )
+    return entries
 
 
 async def get_review_flag(
@@ -355,7 +344,7 @@ async def flaggable_ids(*, session: AsyncSession, credit_code: str, today: date)
 
 
 async def set_review_required(
-    *, session: AsyncSession, brand_ids: list[str], reason: str, at: Any
+    *, session: AsyncSession, brand_ids: list[str], reason: str, at: datetime
 ) -> None:
     if brand_ids:
         await session.execute(
@@ -419,7 +408,7 @@ def stats_query(
 
 async def stats_groups(
     *,
-    session: AsyncSession | AsyncConnection,
+    session: AsyncSession,
     year_start: date,
     year_end: date,
     as_of: date,

@@ -5,52 +5,48 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from brand_registry import service
 from brand_registry.dependencies import (
     LISTING_QUERY_DOCS,
     BrandDep,
+    CatalogueDep,
     FiltersDep,
     Flagger,
-    ReadConnection,
     Reader,
-    RulesDep,
+    ReadSession,
+    StreamSession,
+    TodayDep,
     Writer,
 )
-from brand_registry.models import Brand
 from brand_registry.schemas import (
     EXPORT_FIELDS,
     BrandCreate,
+    BrandHistoryRead,
     BrandRead,
-    BrandStats,
+    BrandStatsRead,
+    BrandStatusUpdate,
     BrandUpdate,
-    HistoryEntry,
-    ImportReport,
+    ImportReportRead,
     ReviewFlagCreate,
     ReviewFlagRead,
-    StatusChange,
     TierRead,
 )
-from kit.concurrency import check_if_match, make_etag
+from kit.concurrency import IfMatch
 from kit.csvio import CSV_EXPORT_RESPONSES, csv_response, spool_upload
 from kit.db import SessionDep
 from kit.identifiers import CountyCode
-from kit.pagination import Cursor, Limit, Page
+from kit.pagination import Page, PageParamsDep
 
 router = APIRouter(prefix="/api/v1", tags=["brands"])
-IfMatch = Annotated[str | None, Header(description="The listing's current ETag.")]
 CSV_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}},
     }
 }
-
-
-def _etag(brand: Brand) -> str:
-    return make_etag(brand.id, brand.version)
 
 
 @router.get(
@@ -60,57 +56,56 @@ def _etag(brand: Brand) -> str:
     openapi_extra=LISTING_QUERY_DOCS,
 )
 async def list_brands(
-    request: Request,
-    connection: ReadConnection,
+    session: ReadSession,
     _: Reader,
-    rules: RulesDep,
+    catalogue: CatalogueDep,
+    today: TodayDep,
     filters: FiltersDep,
-    limit: Limit = 50,
-    cursor: Cursor = None,
+    page: PageParamsDep,
 ) -> Response:
-    page = await service.list_listings(
-        session=connection,
-        filters=filters,
-        rules=rules,
-        limit=limit,
-        cursor=cursor,
-        codec=request.app.state.cursor_codec,
+    listings = await service.list_listings(
+        session=session, filters=filters, catalogue=catalogue, today=today, page=page
     )
     # The items are validated once when built; serialising directly skips a second pass.
-    return Response(page.model_dump_json(), media_type="application/json")
+    return Response(listings.model_dump_json(), media_type="application/json")
 
 
 @router.post("/brands", status_code=201, summary="Register a brand listing")
 async def create_brand(
-    body: BrandCreate, session: SessionDep, principal: Writer, rules: RulesDep, response: Response
+    body: BrandCreate,
+    session: SessionDep,
+    principal: Writer,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    response: Response,
 ) -> BrandRead:
     brand = await service.create_listing(
-        session=session, data=body, rules=rules, principal=principal
+        session=session, data=body, catalogue=catalogue, principal=principal
     )
     response.headers["Location"] = f"/api/v1/brands/{brand.id}"
-    response.headers["ETag"] = _etag(brand)
-    return service.to_read(brand, rules)
+    response.headers["ETag"] = service.etag(brand)
+    return service.to_read(brand, catalogue=catalogue, today=today)
 
 
 @router.get("/brands/tiers", summary="The tier policy table")
-async def list_tiers(request: Request, _: Reader) -> list[TierRead]:
+async def list_tiers(_: Reader, catalogue: CatalogueDep) -> list[TierRead]:
     return [
         TierRead.model_validate(policy, from_attributes=True)
-        for policy in request.app.state.tier_policies.values()
+        for policy in catalogue.policies.values()
     ]
 
 
 @router.get("/brands/stats", summary="New awards and listings in force by county and tier")
 async def brand_stats(
-    connection: ReadConnection,
+    session: ReadSession,
     _: Reader,
-    rules: RulesDep,
+    catalogue: CatalogueDep,
     year: Annotated[int, Query(ge=1980, le=2100)],
     county_code: CountyCode | None = None,
     as_of: Annotated[date | None, Query(description="Default: 31 December of `year`.")] = None,
-) -> BrandStats:
+) -> BrandStatsRead:
     return await service.stats(
-        session=connection, year=year, county_code=county_code, as_of=as_of, rules=rules
+        session=session, year=year, county_code=county_code, as_of=as_of, catalogue=catalogue
     )
 
 
@@ -124,10 +119,10 @@ async def import_brands(
     request: Request,
     session: SessionDep,
     principal: Writer,
-    rules: RulesDep,
+    catalogue: CatalogueDep,
     response: Response,
     dry_run: bool = False,
-) -> ImportReport:
+) -> ImportReportRead:
     settings = request.app.state.settings
     upload = await spool_upload(request, max_bytes=settings.max_upload_bytes)
     with upload:
@@ -135,12 +130,12 @@ async def import_brands(
             session=session,
             upload=upload,
             dry_run=dry_run,
-            rules=rules,
+            catalogue=catalogue,
             principal=principal,
             batch_size=settings.import_batch_size,
         )
     response.status_code = 200 if dry_run else 201
-    return ImportReport(**report)
+    return ImportReportRead(**report)
 
 
 @router.get(
@@ -150,13 +145,15 @@ async def import_brands(
     response_class=StreamingResponse,
     responses=CSV_EXPORT_RESPONSES,
 )
-async def export_brands(request: Request, _: Reader, rules: RulesDep, filters: FiltersDep) -> Any:
-    service.check_filters(filters, rules)
+async def export_brands(
+    session: StreamSession,
+    _: Reader,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    filters: FiltersDep,
+) -> Any:
     rows = service.export_rows(
-        sessionmaker=request.app.state.sessionmaker,
-        filters=filters,
-        rules=rules,
-        fields=EXPORT_FIELDS,
+        session=session, filters=filters, catalogue=catalogue, today=today, fields=EXPORT_FIELDS
     )
     return csv_response("brands.csv", EXPORT_FIELDS, rows)
 
@@ -171,11 +168,11 @@ async def raise_review_flag(
     body: ReviewFlagCreate,
     session: SessionDep,
     principal: Flagger,
-    rules: RulesDep,
+    today: TodayDep,
     response: Response,
 ) -> ReviewFlagRead:
     result = await service.raise_review_flag(
-        session=session, data=body, rules=rules, principal=principal
+        session=session, data=body, today=today, principal=principal
     )
     if not result.created:
         response.status_code = 200
@@ -183,9 +180,11 @@ async def raise_review_flag(
 
 
 @router.get("/brands/{brand_id}", summary="One brand listing")
-async def get_brand(brand: BrandDep, _: Reader, rules: RulesDep, response: Response) -> BrandRead:
-    response.headers["ETag"] = _etag(brand)
-    return service.to_read(brand, rules)
+async def get_brand(
+    brand: BrandDep, _: Reader, catalogue: CatalogueDep, today: TodayDep, response: Response
+) -> BrandRead:
+    response.headers["ETag"] = service.etag(brand)
+    return service.to_read(brand, catalogue=catalogue, today=today)
 
 
 @router.patch("/brands/{brand_id}", summary="Edit a brand listing (If-Match)")
@@ -194,49 +193,48 @@ async def update_brand(
     body: BrandUpdate,
     session: SessionDep,
     principal: Writer,
-    rules: RulesDep,
+    catalogue: CatalogueDep,
+    today: TodayDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> BrandRead:
-    check_if_match(if_match, _etag(brand))
     brand = await service.update_listing(
-        session=session, brand=brand, data=body, rules=rules, principal=principal
+        session=session,
+        brand=brand,
+        data=body,
+        catalogue=catalogue,
+        principal=principal,
+        if_match=if_match,
     )
-    response.headers["ETag"] = _etag(brand)
-    return service.to_read(brand, rules)
+    response.headers["ETag"] = service.etag(brand)
+    return service.to_read(brand, catalogue=catalogue, today=today)
 
 
 @router.post("/brands/{brand_id}/status", summary="Change a listing's status (If-Match)")
 async def change_status(
     brand: BrandDep,
-    body: StatusChange,
+    body: BrandStatusUpdate,
     session: SessionDep,
     principal: Writer,
-    rules: RulesDep,
+    catalogue: CatalogueDep,
+    today: TodayDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> BrandRead:
-    check_if_match(if_match, _etag(brand))
     brand = await service.change_status(
-        session=session, brand=brand, change=body, rules=rules, principal=principal
+        session=session,
+        brand=brand,
+        change=body,
+        today=today,
+        principal=principal,
+        if_match=if_match,
     )
-    response.headers["ETag"] = _etag(brand)
-    return service.to_read(brand, rules)
+    response.headers["ETag"] = service.etag(brand)
+    return service.to_read(brand, catalogue=catalogue, today=today)
 
 
 @router.get("/brands/{brand_id}/history", summary="Every change to a listing, oldest first")
 async def brand_history(
-    brand: BrandDep,
-    request: Request,
-    session: SessionDep,
-    _: Reader,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-) -> Page[HistoryEntry]:
-    return await service.history(
-        session=session,
-        brand_id=brand.id,
-        limit=limit,
-        cursor=cursor,
-        codec=request.app.state.cursor_codec,
-    )
+    brand: BrandDep, session: SessionDep, _: Reader, page: PageParamsDep
+) -> Page[BrandHistoryRead]:
+    return await service.history(session=session, brand_id=brand.id, page=page)

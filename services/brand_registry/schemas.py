@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from kit.identifiers import CountyCode, CreditCode
+from kit.schemas import StrictModel
 
 
 class Tier(StrEnum):
@@ -40,10 +41,8 @@ class BrandStatus(StrEnum):
     expired = "expired"
 
 
-class BrandCreate(BaseModel):
+class BrandCreate(StrictModel):
     """A new listing; `valid_until` defaults to `awarded_on` plus the tier's validity."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     product_name: str = Field(min_length=1, max_length=200)
     brand_name: str = Field(min_length=1, max_length=200)
@@ -62,10 +61,12 @@ class BrandCreate(BaseModel):
     )
 
 
-class ListingQuery(BaseModel):
-    """The filters of the list and the export, read from the query string."""
+class ListingFilters(BaseModel):
+    """The filters of the list and the export, read from the query string (which also
+    carries `limit` and `cursor`, so other parameters are ignored); `status` is judged on
+    `as_of`."""
 
-    model_config = ConfigDict(use_enum_values=True, str_strip_whitespace=True)
+    model_config = ConfigDict(use_enum_values=True, str_strip_whitespace=True, frozen=True)
 
     county_code: CountyCode | None = None
     tier: Tier | None = None
@@ -89,10 +90,8 @@ class ListingQuery(BaseModel):
     )
 
 
-class BrandUpdate(BaseModel):
+class BrandUpdate(StrictModel):
     """Field edits; tier, enterprise and award kind identify the award and are not edited."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     product_name: str | None = Field(default=None, min_length=1, max_length=200)
     brand_name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -133,10 +132,8 @@ class BrandRead(BaseModel):
     updated_at: datetime
 
 
-class StatusChange(BaseModel):
+class BrandStatusUpdate(StrictModel):
     """A status action; `clear_review` with the current status clears the review flag."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     status: BrandStatus
     reason: str = Field(min_length=1, max_length=2000)
@@ -146,7 +143,9 @@ class StatusChange(BaseModel):
     )
 
 
-class HistoryEntry(BaseModel):
+class BrandHistoryRead(BaseModel):
+    """One change to a listing; `changes` holds `{field: [old, new]}`."""
+
     id: str
     changed_at: datetime
     actor_id: str
@@ -159,9 +158,7 @@ class HistoryEntry(BaseModel):
     reason: str | None
 
 
-class ReviewFlagCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
+class ReviewFlagCreate(StrictModel):
     enterprise_credit_code: CreditCode
     source: str = Field(min_length=1, max_length=50)
     reference: str = Field(min_length=1, max_length=200)
@@ -201,7 +198,7 @@ class TierCounts(Counts):
     tier: Tier
 
 
-class BrandStats(BaseModel):
+class BrandStatsRead(BaseModel):
     """New awards in `year` and listings in force on `as_of`, by county and tier."""
 
     year: int
@@ -212,7 +209,7 @@ class BrandStats(BaseModel):
     totals: Counts
 
 
-class ImportReport(BaseModel):
+class ImportReportRead(BaseModel):
     rows: int
     valid: int
     stored: int

@@ -8,43 +8,45 @@ import behaves exactly like the same rows posted one after another.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from functools import partial
 from typing import IO, Any
 
-from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from brand_registry import repository
+from brand_registry.catalogue import Catalogue
 from brand_registry.models import Brand, BrandHistory, ReviewFlag
-from brand_registry.policy import TierPolicy
-from brand_registry.repository import KeyListing, ListingFilters
+from brand_registry.repository import KeyListing
 from brand_registry.schemas import (
     IMPORT_FIELDS,
     IMPORT_REQUIRED,
     BrandCreate,
+    BrandHistoryRead,
     BrandRead,
-    BrandStats,
+    BrandStatsRead,
     BrandStatus,
+    BrandStatusUpdate,
     BrandUpdate,
     Counts,
     CountyCounts,
-    HistoryEntry,
+    ListingFilters,
     ReviewFlagCreate,
     ReviewFlagRead,
     StatsGroup,
-    StatusChange,
     Tier,
     TierCounts,
 )
 from kit.auth import Principal
+from kit.concurrency import check_if_match, make_etag
 from kit.csvio import RowError, batched, check_utf8, import_report, read_rows
 from kit.errors import Conflict, FieldError, NotFound, ValidationFailed, field_name
-from kit.identifiers import county_code_error, new_id
-from kit.pagination import CursorCodec, Page, page_of, query_fingerprint
+from kit.identifiers import new_id
+from kit.pagination import Page, PageParams
 
 LEGAL_TRANSITIONS = {
     BrandStatus.active: {BrandStatus.suspended, BrandStatus.revoked},
@@ -52,15 +54,6 @@ LEGAL_TRANSITIONS = {
     BrandStatus.revoked: set(),
     BrandStatus.expired: set(),
 }
-
-
-@dataclass(frozen=True)
-class Rules:
-    """What the rules are judged against: the tier policy table, the regions and today."""
-
-    policies: dict[str, TierPolicy]
-    regions: frozenset[str]
-    today: date
 
 
 @dataclass
@@ -85,7 +78,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def status_on(listing: Any, day: date) -> BrandStatus:
+# Reading -------------------------------------------------------------------------------
+
+
+def status_on(listing: Brand, day: date) -> BrandStatus:
     """The status of a listing on `day`, a date not before its last recorded status change:
     a revocation, else expiry, else the recorded status."""
     return BrandStatus(
@@ -101,33 +97,39 @@ def _status_text(recorded: str, valid_until: date, superseded_on: date | None, d
     return recorded
 
 
-_READ_LIST = TypeAdapter(list[BrandRead])
 READ_COLUMNS = tuple(
     name for name in BrandRead.model_fields if name not in {"tier_label", "status"}
 )
 
 
-def _read_values(listing: Any, rules: Rules) -> dict[str, Any]:
-    if isinstance(listing, Row):
-        values = dict(listing._mapping)
-    else:
+def to_read(listing: Brand | Mapping[Any, Any], *, catalogue: Catalogue, today: date) -> BrandRead:
+    """The API view of a stored listing (an ORM object or a row of the list's columns)."""
+    if isinstance(listing, Brand):
         values = {name: getattr(listing, name) for name in READ_COLUMNS}
         values["status"] = listing.status
-    values["tier_label"] = rules.policies[values["tier"]].label
+    else:
+        values = dict(listing)
+    values["tier_label"] = catalogue.policies[values["tier"]].label
     values["status"] = _status_text(
-        values["status"], values["valid_until"], values["superseded_on"], rules.today
+        values["status"], values["valid_until"], values["superseded_on"], today
     )
-    return values
+    return BrandRead.model_validate(values)
 
 
-def to_read(listing: Any, rules: Rules) -> BrandRead:
-    """The API view of a stored listing (an ORM object or a row)."""
-    return BrandRead.model_validate(_read_values(listing, rules))
+def etag(brand: Brand) -> str:
+    """The listing's current ETag; every change bumps its version."""
+    return make_etag(brand.id, brand.version)
 
 
-def to_reads(listings: Iterable[Any], rules: Rules) -> list[BrandRead]:
-    """The API view of many listings, validated in one pass."""
-    return _READ_LIST.validate_python([_read_values(listing, rules) for listing in listings])
+async def get_listing(*, session: AsyncSession, brand_id: str) -> Brand:
+    """The listing with this id; 404 otherwise."""
+    brand = await repository.get_brand(session=session, brand_id=brand_id)
+    if brand is None:
+        raise NotFound(f"No brand listing with id {brand_id!r}.", field="id")
+    return brand
+
+
+# History -------------------------------------------------------------------------------
 
 
 def _history(
@@ -157,12 +159,20 @@ def _history(
     }
 
 
+async def history(
+    *, session: AsyncSession, brand_id: str, page: PageParams
+) -> Page[BrandHistoryRead]:
+    """One page of the changes to one listing, oldest first."""
+    entries = await repository.history_page(session=session, brand_id=brand_id, page=page)
+    return entries.map(lambda entry: BrandHistoryRead.model_validate(entry, from_attributes=True))
+
+
 # Award rules ---------------------------------------------------------------------------
 
 
 def _field_violations(
     *,
-    rules: Rules,
+    catalogue: Catalogue,
     tier: str,
     county_code: str,
     awarded_on: date,
@@ -171,7 +181,7 @@ def _field_violations(
     standard_code: str | None,
 ) -> list[Violation]:
     found = []
-    policy = rules.policies[tier]
+    policy = catalogue.policies[tier]
     if policy.closed_on(awarded_on):
         found.append(
             Violation(
@@ -180,7 +190,7 @@ def _field_violations(
                 f"{policy.awards_closed_after}; this award is dated {awarded_on}",
             )
         )
-    error = county_code_error(county_code, rules.regions)
+    error = catalogue.county_code_error(county_code)
     if error:
         found.append(Violation("county_code", error))
     if valid_until < awarded_on:
@@ -213,6 +223,22 @@ def _duplicate(
     return None
 
 
+def _duplicate_violation(duplicate: KeyListing, tier: str, *, dated: bool) -> Violation:
+    """The 409 of an overlapping listing; a new award also names the other's dates."""
+    which = (
+        f"{duplicate.id}, {duplicate.awarded_on} to {duplicate.valid_until}"
+        if dated
+        else duplicate.id
+    )
+    return Violation(
+        "product_name",
+        f"the enterprise already has a listing of this product in tier {tier} ({which}) "
+        "overlapping this one",
+        conflict=True,
+        existing_id=duplicate.id,
+    )
+
+
 def _predecessor(others: Iterable[KeyListing], awarded_on: date) -> KeyListing | None:
     earlier = [
         other
@@ -224,13 +250,12 @@ def _predecessor(others: Iterable[KeyListing], awarded_on: date) -> KeyListing |
     return max(earlier, key=lambda other: other.awarded_on, default=None)
 
 
-def _check_award(
-    data: BrandCreate, *, rules: Rules, same_key: list[KeyListing]
-) -> tuple[list[Violation], Accepted | None]:
-    policy = rules.policies[data.tier]
-    valid_until = data.valid_until or policy.default_valid_until(data.awarded_on)
+def _award_violations(
+    data: BrandCreate, valid_until: date, *, catalogue: Catalogue, same_key: list[KeyListing]
+) -> tuple[list[Violation], KeyListing | None]:
+    """The rules a new award breaks, and the listing it renews (for a valid renewal)."""
     found = _field_violations(
-        rules=rules,
+        catalogue=catalogue,
         tier=data.tier,
         county_code=data.county_code,
         awarded_on=data.awarded_on,
@@ -252,20 +277,16 @@ def _check_award(
     skip = {predecessor.id} if predecessor else set()
     duplicate = _duplicate(same_key, data.awarded_on, valid_until, skip)
     if duplicate is not None:
-        found.append(
-            Violation(
-                "product_name",
-                f"the enterprise already has a listing of this product in tier {data.tier} "
-                f"({duplicate.id}, {duplicate.awarded_on} to {duplicate.valid_until}) "
-                "overlapping this one",
-                conflict=True,
-                existing_id=duplicate.id,
-            )
-        )
-    if found:
-        return found, None
+        found.append(_duplicate_violation(duplicate, data.tier, dated=True))
+    return found, predecessor
+
+
+def _new_row(
+    data: BrandCreate, valid_until: date, predecessor: KeyListing | None
+) -> dict[str, Any]:
+    """The stored row of an accepted award."""
     now = _now()
-    row = {
+    return {
         **data.model_dump(),
         "id": new_id(),
         "tier": str(data.tier),
@@ -286,19 +307,42 @@ def _check_award(
         "updated_at": now,
         "version": 1,
     }
-    return [], Accepted(row=row, predecessor=predecessor)
+
+
+def _check_award(
+    data: BrandCreate, *, catalogue: Catalogue, same_key: list[KeyListing]
+) -> tuple[list[Violation], Accepted | None]:
+    policy = catalogue.policies[data.tier]
+    valid_until = data.valid_until or policy.default_valid_until(data.awarded_on)
+    found, predecessor = _award_violations(
+        data, valid_until, catalogue=catalogue, same_key=same_key
+    )
+    if found:
+        return found, None
+    return [], Accepted(row=_new_row(data, valid_until, predecessor), predecessor=predecessor)
 
 
 def _key(credit_code: str, product_name: str, tier: str) -> tuple[str, str, str]:
     return (credit_code, product_name, str(tier))
 
 
+@dataclass
+class _Writes:
+    """What one batch of accepted awards stores: listings, history, and renewed listings."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    superseded: list[dict[str, Any]] = field(default_factory=list)
+
+
 class AwardBatch:
     """Applies the award rules to candidates in order and stores the accepted ones."""
 
-    def __init__(self, *, session: AsyncSession, rules: Rules, principal: Principal) -> None:
+    def __init__(
+        self, *, session: AsyncSession, catalogue: Catalogue, principal: Principal
+    ) -> None:
         self.session = session
-        self.rules = rules
+        self.catalogue = catalogue
         self.principal = principal
         self.stored = 0
         # Only the last batch's ids, so a long import keeps bounded memory.
@@ -308,68 +352,86 @@ class AwardBatch:
         self, candidates: Sequence[tuple[int, BrandCreate]], *, reason: str | None
     ) -> list[tuple[int, Violation]]:
         """Check and store `(line, candidate)` pairs; answer the violations by line."""
+        by_key = await self._listings_by_key(candidates)
+        violations: list[tuple[int, Violation]] = []
+        writes = _Writes()
+        now = _now()
+        for line, candidate in candidates:
+            same_key = by_key[
+                _key(candidate.enterprise_credit_code, candidate.product_name, candidate.tier)
+            ]
+            found, accepted = _check_award(candidate, catalogue=self.catalogue, same_key=same_key)
+            if accepted is None:
+                violations.extend((line, violation) for violation in found)
+            else:
+                self._accept(accepted, same_key, writes, at=now, reason=reason)
+        await repository.insert_listings(session=self.session, rows=writes.rows)
+        await repository.mark_superseded(session=self.session, updates=writes.superseded, at=now)
+        await repository.insert_history(session=self.session, rows=writes.history)
+        self.stored += len(writes.rows)
+        self.created_ids = [row["id"] for row in writes.rows]
+        return violations
+
+    async def _listings_by_key(
+        self, candidates: Sequence[tuple[int, BrandCreate]]
+    ) -> defaultdict[tuple[str, str, str], list[KeyListing]]:
         existing = await repository.listings_with_keys(
             session=self.session, credit_codes=(c.enterprise_credit_code for _, c in candidates)
         )
-        by_key: dict[tuple[str, str, str], list[KeyListing]] = defaultdict(list)
+        by_key: defaultdict[tuple[str, str, str], list[KeyListing]] = defaultdict(list)
         for listing in existing:
             by_key[_key(listing.enterprise_credit_code, listing.product_name, listing.tier)].append(
                 listing
             )
-        violations: list[tuple[int, Violation]] = []
-        rows, history, superseded = [], [], []
-        now = _now()
-        for line, candidate in candidates:
-            key = _key(candidate.enterprise_credit_code, candidate.product_name, candidate.tier)
-            found, accepted = _check_award(candidate, rules=self.rules, same_key=by_key[key])
-            if accepted is None:
-                violations.extend((line, violation) for violation in found)
-                continue
-            row = accepted.row
-            rows.append(row)
-            history.append(
+        return by_key
+
+    def _accept(
+        self,
+        accepted: Accepted,
+        same_key: list[KeyListing],
+        writes: _Writes,
+        *,
+        at: datetime,
+        reason: str | None,
+    ) -> None:
+        """Queue an accepted award and the renewal of its predecessor; later candidates of
+        the batch see both through `same_key`."""
+        row = accepted.row
+        writes.rows.append(row)
+        writes.history.append(
+            _history(
+                brand_id=row["id"],
+                principal=self.principal,
+                action="created",
+                at=at,
+                to_status="active",
+                effective_on=row["awarded_on"],
+                reason=reason,
+            )
+        )
+        old = accepted.predecessor
+        if old is not None:
+            same_key[same_key.index(old)] = replace(old, superseded_on=row["awarded_on"])
+            writes.superseded.append({"b_id": old.id, "on": row["awarded_on"]})
+            writes.history.append(
                 _history(
-                    brand_id=row["id"],
+                    brand_id=old.id,
                     principal=self.principal,
-                    action="created",
-                    at=now,
-                    to_status="active",
+                    action="renewed",
+                    at=at,
                     effective_on=row["awarded_on"],
-                    reason=reason,
+                    changes={"superseded_on": [None, row["awarded_on"].isoformat()]},
+                    reason=f"renewed by listing {row['id']}",
                 )
             )
-            same_key = by_key[key]
-            if accepted.predecessor is not None:
-                old = accepted.predecessor
-                same_key[same_key.index(old)] = replace(old, superseded_on=row["awarded_on"])
-                superseded.append({"b_id": old.id, "on": row["awarded_on"]})
-                history.append(
-                    _history(
-                        brand_id=old.id,
-                        principal=self.principal,
-                        action="renewed",
-                        at=now,
-                        effective_on=row["awarded_on"],
-                        changes={"superseded_on": [None, row["awarded_on"].isoformat()]},
-                        reason=f"renewed by listing {row['id']}",
-                    )
-                )
-            same_key.append(
-                KeyListing(**{name: row[name] for name in KeyListing.__dataclass_fields__})
-            )
-        await repository.insert_listings(session=self.session, rows=rows)
-        await repository.mark_superseded(session=self.session, updates=superseded, at=now)
-        await repository.insert_history(session=self.session, rows=history)
-        self.stored += len(rows)
-        self.created_ids = [row["id"] for row in rows]
-        return violations
+        same_key.append(KeyListing(**{name: row[name] for name in KeyListing.__dataclass_fields__}))
 
 
 async def create_listing(
-    *, session: AsyncSession, data: BrandCreate, rules: Rules, principal: Principal
+    *, session: AsyncSession, data: BrandCreate, catalogue: Catalogue, principal: Principal
 ) -> Brand:
     """Register one listing; 422 for a broken rule, 409 for an overlapping listing."""
-    batch = AwardBatch(session=session, rules=rules, principal=principal)
+    batch = AwardBatch(session=session, catalogue=catalogue, principal=principal)
     violations = await batch.apply([(0, data)], reason=None)
     _raise_for(v for _, v in violations)
     return await get_listing(session=session, brand_id=batch.created_ids[0])
@@ -389,15 +451,7 @@ def _raise_for(violations: Iterable[Violation]) -> None:
     raise ValidationFailed([FieldError(v.field, v.message) for v in found])
 
 
-# Reading and editing one listing ------------------------------------------------------
-
-
-async def get_listing(*, session: AsyncSession, brand_id: str) -> Brand:
-    """The listing with this id; 404 otherwise."""
-    brand = await repository.get_brand(session=session, brand_id=brand_id)
-    if brand is None:
-        raise NotFound(f"No brand listing with id {brand_id!r}.", field="id")
-    return brand
+# Editing one listing -------------------------------------------------------------------
 
 
 NOT_NULL = {
@@ -410,6 +464,7 @@ NOT_NULL = {
     "valid_until",
     "international_standard",
 }
+KEY_FIELDS = {"product_name", "awarded_on", "valid_until"}
 
 
 def _json_value(value: Any) -> Any:
@@ -418,51 +473,38 @@ def _json_value(value: Any) -> Any:
     return str(value) if isinstance(value, StrEnum) else value
 
 
-async def update_listing(
-    *,
-    session: AsyncSession,
-    brand: Brand,
-    data: BrandUpdate,
-    rules: Rules,
-    principal: Principal,
-) -> Brand:
-    """Apply field edits, checked like a new award; every change goes to the history."""
+def _requested_edits(data: BrandUpdate) -> dict[str, Any]:
+    """The fields the edit sets; 422 for a required field set to null."""
     requested = data.model_dump(exclude_unset=True)
     nulls = sorted(name for name, value in requested.items() if value is None and name in NOT_NULL)
     if nulls:
         raise ValidationFailed([FieldError(name, "may not be null") for name in nulls])
-    changes = {
+    return requested
+
+
+def _edited_values(brand: Brand, requested: dict[str, Any]) -> dict[str, list[Any]]:
+    """`{field: [old, new]}`, as JSON, of the fields the edit really changes."""
+    return {
         name: [_json_value(getattr(brand, name)), _json_value(value)]
         for name, value in requested.items()
         if getattr(brand, name) != value
     }
-    if not changes:
-        return brand
-    merged = {name: getattr(brand, name) for name in BrandUpdate.model_fields} | requested
-    found = _field_violations(
-        rules=rules,
-        tier=brand.tier,
-        county_code=merged["county_code"],
-        awarded_on=merged["awarded_on"],
-        valid_until=merged["valid_until"],
-        international_standard=merged["international_standard"],
-        standard_code=merged["standard_code"],
-    )
-    predecessor = successor = None
-    if brand.renewal_of is not None:
-        (predecessor,) = await repository.listings_where(
-            session=session, condition=repository.b.id == brand.renewal_of
-        )
-        if merged["awarded_on"] <= predecessor.awarded_on:
-            found.append(
-                Violation(
-                    "awarded_on",
-                    f"a renewal must be awarded after the listing it renews "
-                    f"({predecessor.id}, awarded {predecessor.awarded_on})",
-                )
+
+
+def _renewal_order_violations(
+    awarded_on: date, predecessor: KeyListing | None, successor: KeyListing | None
+) -> list[Violation]:
+    """A renewal stays after the listing it renews, and before the one that renews it."""
+    found = []
+    if predecessor is not None and awarded_on <= predecessor.awarded_on:
+        found.append(
+            Violation(
+                "awarded_on",
+                f"a renewal must be awarded after the listing it renews "
+                f"({predecessor.id}, awarded {predecessor.awarded_on})",
             )
-    successor = await repository.successor_of(session=session, brand_id=brand.id)
-    if successor is not None and merged["awarded_on"] >= successor.awarded_on:
+        )
+    if successor is not None and awarded_on >= successor.awarded_on:
         found.append(
             Violation(
                 "awarded_on",
@@ -470,135 +512,81 @@ async def update_listing(
                 f"awarded {successor.awarded_on})",
             )
         )
-    if not found and {"product_name", "awarded_on", "valid_until"} & set(changes):
-        same_key = await repository.listings_where(
-            session=session,
-            condition=repository.b.enterprise_credit_code == brand.enterprise_credit_code,
-        )
-        same_key = [
-            other
-            for other in same_key
-            if other.product_name == merged["product_name"] and other.tier == brand.tier
-        ]
-        skip = {brand.id} | {other.id for other in (predecessor, successor) if other}
-        duplicate = _duplicate(same_key, merged["awarded_on"], merged["valid_until"], skip)
-        if duplicate is not None:
-            found.append(
-                Violation(
-                    "product_name",
-                    f"the enterprise already has a listing of this product in tier "
-                    f"{brand.tier} ({duplicate.id}) overlapping this one",
-                    conflict=True,
-                    existing_id=duplicate.id,
-                )
-            )
-    _raise_for(found)
-    now = _now()
+    return found
+
+
+async def _edit_duplicates(
+    *, session: AsyncSession, brand: Brand, merged: dict[str, Any], skip: set[str]
+) -> list[Violation]:
+    """The 409 of an edit that makes the listing overlap another of the same product."""
+    same_key = await repository.same_key_listings(
+        session=session,
+        credit_code=brand.enterprise_credit_code,
+        product_name=merged["product_name"],
+        tier=brand.tier,
+    )
+    duplicate = _duplicate(same_key, merged["awarded_on"], merged["valid_until"], skip)
+    return [] if duplicate is None else [_duplicate_violation(duplicate, brand.tier, dated=False)]
+
+
+def _apply_edits(brand: Brand, requested: dict[str, Any], at: datetime) -> None:
     for name, value in requested.items():
         setattr(brand, name, str(value) if isinstance(value, StrEnum) else value)
     brand.search_text = repository.search_text(
         brand.product_name, brand.brand_name, brand.enterprise_name
     )
-    brand.updated_at = now
+    brand.updated_at = at
+
+
+async def update_listing(
+    *,
+    session: AsyncSession,
+    brand: Brand,
+    data: BrandUpdate,
+    catalogue: Catalogue,
+    principal: Principal,
+    if_match: str | None,
+) -> Brand:
+    """Apply field edits, checked like a new award; every change goes to the history."""
+    check_if_match(if_match, etag(brand))
+    requested = _requested_edits(data)
+    changes = _edited_values(brand, requested)
+    if not changes:
+        return brand
+    merged = {name: getattr(brand, name) for name in BrandUpdate.model_fields} | requested
+    predecessor = (
+        await repository.key_listing(session=session, brand_id=brand.renewal_of)
+        if brand.renewal_of is not None
+        else None
+    )
+    successor = await repository.successor_of(session=session, brand_id=brand.id)
+    found = _field_violations(
+        catalogue=catalogue,
+        tier=brand.tier,
+        county_code=merged["county_code"],
+        awarded_on=merged["awarded_on"],
+        valid_until=merged["valid_until"],
+        international_standard=merged["international_standard"],
+        standard_code=merged["standard_code"],
+    ) + _renewal_order_violations(merged["awarded_on"], predecessor, successor)
+    if not found and KEY_FIELDS & set(changes):
+        skip = {brand.id} | {other.id for other in (predecessor, successor) if other}
+        found = await _edit_duplicates(session=session, brand=brand, merged=merged, skip=skip)
+    _raise_for(found)
+    now = _now()
+    _apply_edits(brand, requested, now)
     if predecessor is not None and "awarded_on" in changes:
         await repository.mark_superseded(
             session=session, updates=[{"b_id": predecessor.id, "on": brand.awarded_on}], at=now
         )
-    await repository.add(
-        session=session,
-        items=[
-            BrandHistory(
-                **_history(
-                    brand_id=brand.id,
-                    principal=principal,
-                    action="updated",
-                    at=now,
-                    changes=changes,
-                )
-            )
-        ],
+    entry = _history(
+        brand_id=brand.id, principal=principal, action="updated", at=now, changes=changes
     )
+    await repository.add(session=session, items=[BrandHistory(**entry)])
     return brand
 
 
-async def change_status(
-    *,
-    session: AsyncSession,
-    brand: Brand,
-    change: StatusChange,
-    rules: Rules,
-    principal: Principal,
-) -> Brand:
-    """A status action with its reason; legal transitions only, revoked and expired final."""
-    effective_on = change.effective_on or rules.today
-    _check_effective_on(brand, effective_on, rules.today)
-    # Judged on the day the change takes effect, so a past revocation can still be recorded.
-    current = status_on(brand, effective_on)
-    requested = change.status
-    if requested == current:
-        if not change.clear_review:
-            raise Conflict(
-                f"The listing is already {current}; nothing to change.",
-                current_status=str(current),
-                requested_status=str(requested),
-            )
-        if not brand.review_required:
-            raise Conflict(
-                "The listing has no review flag to clear.",
-                current_status=str(current),
-                requested_status=str(requested),
-            )
-    elif requested not in LEGAL_TRANSITIONS[current]:
-        hint = (
-            " (expiry follows from valid_until)"
-            if BrandStatus.expired in (current, requested)
-            else ""
-        )
-        raise Conflict(
-            f"A listing cannot go from {current} to {requested}{hint}.",
-            current_status=str(current),
-            requested_status=str(requested),
-        )
-    now = _now()
-    if requested != current:
-        if current == BrandStatus.suspended:
-            await repository.close_suspension(
-                session=session, brand_id=brand.id, ended_on=effective_on
-            )
-        if requested == BrandStatus.suspended:
-            await repository.open_suspension(
-                session=session, suspension_id=new_id(), brand_id=brand.id, started_on=effective_on
-            )
-        if requested == BrandStatus.revoked:
-            brand.revoked_on = effective_on
-        brand.status = str(requested)
-        brand.status_changed_on = effective_on
-    changes = None
-    if change.clear_review:
-        changes = {"review_required": [brand.review_required, False]}
-        brand.review_required = False
-        brand.review_reason = None
-    brand.updated_at = now
-    action = "status_changed" if requested != current else "review_cleared"
-    await repository.add(
-        session=session,
-        items=[
-            BrandHistory(
-                **_history(
-                    brand_id=brand.id,
-                    principal=principal,
-                    action=action,
-                    at=now,
-                    from_status=str(current),
-                    to_status=str(requested),
-                    effective_on=effective_on if requested != current else None,
-                    changes=changes,
-                    reason=change.reason,
-                )
-            )
-        ],
-    )
-    return brand
+# Status actions ------------------------------------------------------------------------
 
 
 def _check_effective_on(brand: Brand, effective_on: date, today: date) -> None:
@@ -615,24 +603,103 @@ def _check_effective_on(brand: Brand, effective_on: date, today: date) -> None:
         )
 
 
-async def history(
-    *, session: AsyncSession, brand_id: str, limit: int, cursor: str | None, codec: CursorCodec
-) -> Page[HistoryEntry]:
-    """The changes to one listing, oldest first."""
-    fingerprint = query_fingerprint({"brand_id": brand_id})
-    after = codec.decode(cursor, fingerprint)[0] if cursor else None
-    entries = await repository.history_of(
-        session=session, brand_id=brand_id, after_id=after, limit=limit + 1
+def _transition_refusal(
+    brand: Brand, current: BrandStatus, requested: BrandStatus, *, clear_review: bool
+) -> str | None:
+    """Why the status table refuses the action (a 409), or None when it is allowed."""
+    if requested == current:
+        if not clear_review:
+            return f"The listing is already {current}; nothing to change."
+        if not brand.review_required:
+            return "The listing has no review flag to clear."
+        return None
+    if requested not in LEGAL_TRANSITIONS[current]:
+        hint = (
+            " (expiry follows from valid_until)"
+            if BrandStatus.expired in (current, requested)
+            else ""
+        )
+        return f"A listing cannot go from {current} to {requested}{hint}."
+    return None
+
+
+async def _move_status(
+    *,
+    session: AsyncSession,
+    brand: Brand,
+    current: BrandStatus,
+    requested: BrandStatus,
+    effective_on: date,
+) -> None:
+    """Record the new status from `effective_on`: suspension periods and the revocation date
+    date it, so the status on any past day can be computed."""
+    if current == BrandStatus.suspended:
+        await repository.close_suspension(session=session, brand_id=brand.id, ended_on=effective_on)
+    if requested == BrandStatus.suspended:
+        await repository.open_suspension(
+            session=session, suspension_id=new_id(), brand_id=brand.id, started_on=effective_on
+        )
+    if requested == BrandStatus.revoked:
+        brand.revoked_on = effective_on
+    brand.status = str(requested)
+    brand.status_changed_on = effective_on
+
+
+async def change_status(
+    *,
+    session: AsyncSession,
+    brand: Brand,
+    change: BrandStatusUpdate,
+    today: date,
+    principal: Principal,
+    if_match: str | None,
+) -> Brand:
+    """A status action with its reason; legal transitions only, revoked and expired final."""
+    check_if_match(if_match, etag(brand))
+    effective_on = change.effective_on or today
+    _check_effective_on(brand, effective_on, today)
+    # Judged on the day the change takes effect, so a past revocation can still be recorded.
+    current = status_on(brand, effective_on)
+    requested = change.status
+    refusal = _transition_refusal(brand, current, requested, clear_review=change.clear_review)
+    if refusal is not None:
+        raise Conflict(refusal, current_status=str(current), requested_status=str(requested))
+    moved = requested != current
+    if moved:
+        await _move_status(
+            session=session,
+            brand=brand,
+            current=current,
+            requested=requested,
+            effective_on=effective_on,
+        )
+    changes = None
+    if change.clear_review:
+        changes = {"review_required": [brand.review_required, False]}
+        brand.review_required = False
+        brand.review_reason = None
+    now = _now()
+    brand.updated_at = now
+    entry = _history(
+        brand_id=brand.id,
+        principal=principal,
+        action="status_changed" if moved else "review_cleared",
+        at=now,
+        from_status=str(current),
+        to_status=str(requested),
+        effective_on=effective_on if moved else None,
+        changes=changes,
+        reason=change.reason,
     )
-    items = [HistoryEntry.model_validate(entry, from_attributes=True) for entry in entries]
-    return page_of(items, limit=limit, codec=codec, fingerprint=fingerprint, key=lambda e: [e.id])
+    await repository.add(session=session, items=[BrandHistory(**entry)])
+    return brand
 
 
 # Review flags --------------------------------------------------------------------------
 
 
 async def raise_review_flag(
-    *, session: AsyncSession, data: ReviewFlagCreate, rules: Rules, principal: Principal
+    *, session: AsyncSession, data: ReviewFlagCreate, today: date, principal: Principal
 ) -> ReviewFlagRead:
     """Flag every active or suspended listing of the enterprise, once per (source, reference)."""
     first = await repository.get_review_flag(
@@ -646,7 +713,7 @@ async def raise_review_flag(
             created=False,
         )
     ids = await repository.flaggable_ids(
-        session=session, credit_code=data.enterprise_credit_code, today=rules.today
+        session=session, credit_code=data.enterprise_credit_code, today=today
     )
     now = _now()
     reason = f"{data.source} {data.reference}: {data.reason}"
@@ -669,20 +736,16 @@ async def raise_review_flag(
             for brand_id in ids
         ],
     )
-    await repository.add(
-        session=session,
-        items=[
-            ReviewFlag(
-                source=data.source,
-                reference=data.reference,
-                enterprise_credit_code=data.enterprise_credit_code,
-                reason=data.reason,
-                flagged_brand_ids=ids,
-                raised_by=principal.client_id,
-                created_at=now,
-            )
-        ],
+    flag = ReviewFlag(
+        source=data.source,
+        reference=data.reference,
+        enterprise_credit_code=data.enterprise_credit_code,
+        reason=data.reason,
+        flagged_brand_ids=ids,
+        raised_by=principal.client_id,
+        created_at=now,
     )
+    await repository.add(session=session, items=[flag])
     return ReviewFlagRead(
         reference=data.reference, source=data.source, flagged_brand_ids=ids, created=True
     )
@@ -691,11 +754,11 @@ async def raise_review_flag(
 # Lists, exports and statistics ---------------------------------------------------------
 
 
-def check_filters(filters: ListingFilters, rules: Rules) -> None:
+def check_filters(filters: ListingFilters, catalogue: Catalogue) -> None:
     """422 for a county outside the configured list or an inverted date range."""
     errors = []
     if filters.county_code is not None:
-        error = county_code_error(filters.county_code, rules.regions)
+        error = catalogue.county_code_error(filters.county_code)
         if error:
             errors.append(FieldError("county_code", error))
     if filters.awarded_from and filters.awarded_to and filters.awarded_from > filters.awarded_to:
@@ -706,51 +769,68 @@ def check_filters(filters: ListingFilters, rules: Rules) -> None:
 
 async def list_listings(
     *,
-    session: AsyncSession | AsyncConnection,
+    session: AsyncSession,
     filters: ListingFilters,
-    rules: Rules,
-    limit: int,
-    cursor: str | None,
-    codec: CursorCodec,
+    catalogue: Catalogue,
+    today: date,
+    page: PageParams,
 ) -> Page[BrandRead]:
     """One page of listings matching `filters`, newest first."""
-    check_filters(filters, rules)
-    fingerprint = query_fingerprint(vars(filters))
-    after = codec.decode(cursor, fingerprint)[0] if cursor else None
-    rows = await repository.list_listings(
-        session=session, filters=filters, today=rules.today, after_id=after, limit=limit + 1
-    )
-    items = to_reads(rows, rules)
-    return page_of(items, limit=limit, codec=codec, fingerprint=fingerprint, key=lambda r: [r.id])
+    check_filters(filters, catalogue)
+    rows = await repository.list_listings(session=session, filters=filters, today=today, page=page)
+    return rows.map(partial(to_read, catalogue=catalogue, today=today))
 
 
-async def export_rows(
+def export_rows(
     *,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     filters: ListingFilters,
-    rules: Rules,
+    catalogue: Catalogue,
+    today: date,
     fields: Sequence[str],
 ) -> AsyncIterator[list[Any]]:
-    """The CSV rows of an export, read through a session of their own."""
-    async with sessionmaker() as session:
-        async for row in repository.stream_listings(
-            session=session, filters=filters, today=rules.today
-        ):
-            item = to_read(row, rules).model_dump(mode="json")
+    """The CSV rows of an export; the filters are checked now, before the response starts."""
+    check_filters(filters, catalogue)
+
+    async def rows() -> AsyncIterator[list[Any]]:
+        async for row in repository.stream_listings(session=session, filters=filters, today=today):
+            item = to_read(row, catalogue=catalogue, today=today).model_dump(mode="json")
             yield [item[name] for name in fields]
+
+    return rows()
+
+
+def _stats_groups(
+    counted: Mapping[tuple[str, str], Any], counties: Iterable[str]
+) -> list[StatsGroup]:
+    """Every county × every tier, zeros where nothing was counted."""
+    groups = []
+    for county in counties:
+        for tier in Tier:
+            row = counted.get((county, str(tier)))
+            groups.append(
+                StatsGroup(
+                    county_code=county,
+                    tier=tier,
+                    new_awards=int(row.new_awards) if row else 0,
+                    in_force=int(row.in_force) if row else 0,
+                    in_force_international=int(row.in_force_international) if row else 0,
+                )
+            )
+    return groups
 
 
 async def stats(
     *,
-    session: AsyncSession | AsyncConnection,
+    session: AsyncSession,
     year: int,
     county_code: str | None,
     as_of: date | None,
-    rules: Rules,
-) -> BrandStats:
+    catalogue: Catalogue,
+) -> BrandStatsRead:
     """New awards and listings in force by county and tier, every group and the totals."""
     if county_code is not None:
-        error = county_code_error(county_code, rules.regions)
+        error = catalogue.county_code_error(county_code)
         if error:
             raise ValidationFailed.single("county_code", error)
     day = as_of or date(year, 12, 31)
@@ -762,23 +842,9 @@ async def stats(
         county_code=county_code,
     )
     counted = {(row.county_code, row.tier): row for row in rows}
-    counties = sorted({county_code} if county_code else rules.regions | {c for c, _ in counted})
-    zero = Counts(new_awards=0, in_force=0, in_force_international=0)
-    groups = []
-    for county in counties:
-        for tier in Tier:
-            row = counted.get((county, str(tier)))
-            counts = (
-                Counts(
-                    new_awards=int(row.new_awards),
-                    in_force=int(row.in_force),
-                    in_force_international=int(row.in_force_international),
-                )
-                if row is not None
-                else zero
-            )
-            groups.append(StatsGroup(county_code=county, tier=tier, **counts.model_dump()))
-    return BrandStats(
+    counties = sorted({county_code} if county_code else catalogue.regions | {c for c, _ in counted})
+    groups = _stats_groups(counted, counties)
+    return BrandStatsRead(
         year=year,
         as_of=day,
         groups=groups,
@@ -821,12 +887,22 @@ def _parse_rows(
             )
 
 
+def _import_failure(errors: list[RowError], rows: int, report: dict[str, Any]) -> ValidationFailed:
+    """The 422 of an import with bad rows, carrying the whole report."""
+    failure = ValidationFailed(
+        [FieldError(f"line {e.line}: {e.field}", e.message) for e in errors[:1]],
+        detail=f"{len({e.line for e in errors})} of {rows} rows are invalid; nothing was stored.",
+    )
+    failure.extra.update(report)
+    return failure
+
+
 async def import_listings(
     *,
     session: AsyncSession,
     upload: IO[bytes],
     dry_run: bool,
-    rules: Rules,
+    catalogue: Catalogue,
     principal: Principal,
     batch_size: int,
 ) -> dict[str, Any]:
@@ -839,7 +915,7 @@ async def import_listings(
     check_utf8(upload)
     errors: list[RowError] = []
     seen = 0
-    batch = AwardBatch(session=session, rules=rules, principal=principal)
+    batch = AwardBatch(session=session, catalogue=catalogue, principal=principal)
 
     def counted() -> Iterator[tuple[int, dict[str, str]]]:
         nonlocal seen
@@ -856,12 +932,7 @@ async def import_listings(
     stored = 0 if errors or dry_run else batch.stored
     report = import_report(rows=seen, errors=errors, dry_run=dry_run, stored=stored)
     if errors and not dry_run:
-        failure = ValidationFailed(
-            [FieldError(f"line {e.line}: {e.field}", e.message) for e in errors[:1]],
-            detail=f"{len({e.line for e in errors})} of {seen} rows are invalid; nothing was stored.",
-        )
-        failure.extra.update(report)
-        raise failure
+        raise _import_failure(errors, seen, report)
     if dry_run:
         await repository.discard(session=session)
     return report

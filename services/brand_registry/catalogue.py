@@ -1,4 +1,5 @@
-"""The tier policy table (`config/brand_tiers.json`): labels, validity and closing dates."""
+"""The reference data of the brand registry, loaded once when the app is built: the tier
+policy table (`config/brand_tiers.json`) and the counties and districts served."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import json
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+
+from brand_registry.schemas import Tier
+from brand_registry.settings import Settings
+from kit.identifiers import county_code_error
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,19 @@ class TierPolicy:
             return awarded_on.replace(year=year, day=28)
 
 
+@dataclass(frozen=True)
+class Catalogue:
+    """The tier policies by code and the county codes this deployment serves."""
+
+    policies: dict[str, TierPolicy]
+    regions: frozenset[str]
+
+    def county_code_error(self, code: str) -> str | None:
+        """Why `code` is not one of the configured counties, or None: the one county check
+        of creates, edits, imports, list filters and stats."""
+        return county_code_error(code, self.regions)
+
+
 def load_tier_policies(path: Path, *, required: set[str]) -> dict[str, TierPolicy]:
     """Read the policy table; every tier of the API must have an entry."""
     with path.open(encoding="utf-8") as handle:
@@ -47,3 +65,13 @@ def load_tier_policies(path: Path, *, required: set[str]) -> dict[str, TierPolic
     if missing:
         raise ValueError(f"{path} has no policy for the tiers {sorted(missing)}")
     return policies
+
+
+def load_catalogue(settings: Settings) -> Catalogue:
+    """The catalogue named by the settings; a broken policy table stops the service at start."""
+    return Catalogue(
+        policies=load_tier_policies(
+            settings.tier_policy_file(), required={tier.value for tier in Tier}
+        ),
+        regions=settings.region_codes(),
+    )
