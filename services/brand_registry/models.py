@@ -85,22 +85,23 @@ class BrandSuspension(Base, table=True):
 
 
 class BrandHistory(Base, table=True):
-    """One change to a listing: who made it, when, why, and what it changed."""
+    """One change to a listing: what was done, by whom, when and why, and the values it
+    replaced (`before`) and wrote (`after`), the status among them. Keys only in `after`
+    describe the change itself (a review flag's source and reference)."""
 
     __tablename__ = "brand_history"
     __table_args__ = (Index("ix_brand_history_brand_changed", "brand_id", "id"),)
 
     id: str = Field(primary_key=True, max_length=36)
     brand_id: str = Field(sa_column=Column(String(36), ForeignKey("brand.id"), nullable=False))
-    changed_at: datetime = Field(sa_type=DateTime(timezone=True))
-    actor_id: str = Field(max_length=200)
-    actor_name: str = Field(max_length=200)
     action: str = Field(max_length=30)
-    from_status: str | None = Field(default=None, max_length=20)
-    to_status: str | None = Field(default=None, max_length=20)
-    effective_on: date | None = Field(default=None)
-    changes: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    actor: str = Field(max_length=200)
+    actor_name: str = Field(max_length=200)
     reason: str | None = Field(default=None, sa_type=Text)
+    at: datetime = Field(sa_type=DateTime(timezone=True))
+    effective_on: date | None = Field(default=None)
+    before: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    after: dict[str, Any] | None = Field(default=None, sa_type=JSON)
 
 
 class ReviewFlag(Base, table=True):

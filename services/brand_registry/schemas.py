@@ -144,7 +144,8 @@ class BrandStatusUpdate(StrictModel):
 
 
 class BrandHistoryRead(BaseModel):
-    """One change to a listing; `changes` holds `{field: [old, new]}`."""
+    """One change to a listing; `from_status`, `to_status` and `changes` (`{field: [old,
+    new]}`) are read from the entry's `before` and `after`."""
 
     id: str
     changed_at: datetime

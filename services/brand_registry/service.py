@@ -138,25 +138,48 @@ def _history(
     principal: Principal,
     action: str,
     at: datetime,
-    from_status: str | None = None,
-    to_status: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
     effective_on: date | None = None,
-    changes: dict[str, Any] | None = None,
     reason: str | None = None,
 ) -> dict[str, Any]:
+    """A history entry; `before` and `after` hold the values replaced and written, the
+    status among them."""
     return {
         "id": new_id(),
         "brand_id": brand_id,
-        "changed_at": at,
-        "actor_id": principal.client_id,
-        "actor_name": principal.client_name,
         "action": action,
-        "from_status": from_status,
-        "to_status": to_status,
-        "effective_on": effective_on,
-        "changes": changes,
+        "actor": principal.client_id,
+        "actor_name": principal.client_name,
         "reason": reason,
+        "at": at,
+        "effective_on": effective_on,
+        "before": before or None,
+        "after": after or None,
     }
+
+
+def history_read(entry: BrandHistory) -> BrandHistoryRead:
+    """The API view of a history entry: the status pair and `{field: [old, new]}` changes
+    read from `before` and `after` (a key only in `after` describes the change itself)."""
+    before, after = entry.before or {}, entry.after or {}
+    changes = {
+        name: [before[name], value] if name in before else value
+        for name, value in after.items()
+        if name != "status"
+    }
+    return BrandHistoryRead(
+        id=entry.id,
+        changed_at=entry.at,
+        actor_id=entry.actor,
+        actor_name=entry.actor_name,
+        action=entry.action,
+        from_status=before.get("status"),
+        to_status=after.get("status"),
+        effective_on=entry.effective_on,
+        changes=changes or None,
+        reason=entry.reason,
+    )
 
 
 async def history(
@@ -164,7 +187,7 @@ async def history(
 ) -> Page[BrandHistoryRead]:
     """One page of the changes to one listing, oldest first."""
     entries = await repository.history_page(session=session, brand_id=brand_id, page=page)
-    return entries.map(lambda entry: BrandHistoryRead.model_validate(entry, from_attributes=True))
+    return entries.map(history_read)
 
 
 # Award rules ---------------------------------------------------------------------------
@@ -404,7 +427,7 @@ class AwardBatch:
                 principal=self.principal,
                 action="created",
                 at=at,
-                to_status="active",
+                after={"status": "active"},
                 effective_on=row["awarded_on"],
                 reason=reason,
             )
@@ -419,8 +442,9 @@ class AwardBatch:
                     principal=self.principal,
                     action="renewed",
                     at=at,
+                    before={"superseded_on": None},
+                    after={"superseded_on": row["awarded_on"].isoformat()},
                     effective_on=row["awarded_on"],
-                    changes={"superseded_on": [None, row["awarded_on"].isoformat()]},
                     reason=f"renewed by listing {row['id']}",
                 )
             )
@@ -482,13 +506,14 @@ def _requested_edits(data: BrandUpdate) -> dict[str, Any]:
     return requested
 
 
-def _edited_values(brand: Brand, requested: dict[str, Any]) -> dict[str, list[Any]]:
-    """`{field: [old, new]}`, as JSON, of the fields the edit really changes."""
-    return {
-        name: [_json_value(getattr(brand, name)), _json_value(value)]
-        for name, value in requested.items()
-        if getattr(brand, name) != value
-    }
+def _edited_values(
+    brand: Brand, requested: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The old and new values, as JSON, of the fields the edit really changes."""
+    changed = [name for name, value in requested.items() if getattr(brand, name) != value]
+    before = {name: _json_value(getattr(brand, name)) for name in changed}
+    after = {name: _json_value(requested[name]) for name in changed}
+    return before, after
 
 
 def _renewal_order_violations(
@@ -550,8 +575,8 @@ async def update_listing(
     """Apply field edits, checked like a new award; every change goes to the history."""
     check_if_match(if_match, etag(brand))
     requested = _requested_edits(data)
-    changes = _edited_values(brand, requested)
-    if not changes:
+    before, after = _edited_values(brand, requested)
+    if not after:
         return brand
     merged = {name: getattr(brand, name) for name in BrandUpdate.model_fields} | requested
     predecessor = (
@@ -569,18 +594,18 @@ async def update_listing(
         international_standard=merged["international_standard"],
         standard_code=merged["standard_code"],
     ) + _renewal_order_violations(merged["awarded_on"], predecessor, successor)
-    if not found and KEY_FIELDS & set(changes):
+    if not found and KEY_FIELDS & set(after):
         skip = {brand.id} | {other.id for other in (predecessor, successor) if other}
         found = await _edit_duplicates(session=session, brand=brand, merged=merged, skip=skip)
     _raise_for(found)
     now = _now()
     _apply_edits(brand, requested, now)
-    if predecessor is not None and "awarded_on" in changes:
+    if predecessor is not None and "awarded_on" in after:
         await repository.mark_superseded(
             session=session, updates=[{"b_id": predecessor.id, "on": brand.awarded_on}], at=now
         )
     entry = _history(
-        brand_id=brand.id, principal=principal, action="updated", at=now, changes=changes
+        brand_id=brand.id, principal=principal, action="updated", at=now, before=before, after=after
     )
     await repository.add(session=session, items=[BrandHistory(**entry)])
     return brand
@@ -665,6 +690,8 @@ async def change_status(
     if refusal is not None:
         raise Conflict(refusal, current_status=str(current), requested_status=str(requested))
     moved = requested != current
+    before: dict[str, Any] = {"status": str(current)}
+    after: dict[str, Any] = {"status": str(requested)}
     if moved:
         await _move_status(
             session=session,
@@ -673,9 +700,8 @@ async def change_status(
             requested=requested,
             effective_on=effective_on,
         )
-    changes = None
     if change.clear_review:
-        changes = {"review_required": [brand.review_required, False]}
+        before["review_required"], after["review_required"] = brand.review_required, False
         brand.review_required = False
         brand.review_reason = None
     now = _now()
@@ -685,10 +711,9 @@ async def change_status(
         principal=principal,
         action="status_changed" if moved else "review_cleared",
         at=now,
-        from_status=str(current),
-        to_status=str(requested),
+        before=before,
+        after=after,
         effective_on=effective_on if moved else None,
-        changes=changes,
         reason=change.reason,
     )
     await repository.add(session=session, items=[BrandHistory(**entry)])
@@ -726,11 +751,8 @@ async def raise_review_flag(
                 principal=principal,
                 action="review_flagged",
                 at=now,
-                changes={
-                    "review_required": [None, True],
-                    "source": data.source,
-                    "reference": data.reference,
-                },
+                before={"review_required": None},
+                after={"review_required": True, "source": data.source, "reference": data.reference},
                 reason=reason,
             )
             for brand_id in ids
