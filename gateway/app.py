@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import service
@@ -63,8 +65,8 @@ async def proxy_lifespan(app: FastAPI) -> AsyncIterator[None]:
         deferred=app.state.deferred,
     )
     if settings.bootstrap_admin_key is not None:
-        await service.ensure_bootstrap_admin(
-            sessionmaker=app.state.sessionmaker,
+        await bootstrap_admin(
+            app.state.sessionmaker,
             api_key=settings.bootstrap_admin_key.get_secret_value(),
             rate_limit=settings.bootstrap_admin_rate_limit,
         )
@@ -87,6 +89,21 @@ async def proxy_lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await backend.close()
             await limiter.close()
             await revocations.close()
+
+
+async def bootstrap_admin(
+    sessionmaker: async_sessionmaker[AsyncSession], *, api_key: str, rate_limit: str
+) -> None:
+    """The bootstrap administrator's key in a transaction of its own (safe on replicas)."""
+    async with sessionmaker() as session:
+        try:
+            await service.ensure_bootstrap_admin(
+                session=session, api_key=api_key, rate_limit=rate_limit
+            )
+            await session.commit()
+        except IntegrityError:
+            # Another replica bootstrapped the same key at the same moment.
+            await session.rollback()
 
 
 def _own_spec(app: FastAPI) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import service
-from gateway.service import Identity
+from gateway.service import Identity, OAuthRefusal
 from kit.auth import ALGORITHM, TokenMinter, parse_bearer, write_keypair
 from kit.errors import Unauthorized
 
@@ -114,6 +114,25 @@ class Authenticator:
         identity = await _cached(self._keys, service.hash_key(api_key), load)
         if identity is None:
             raise Unauthorized("The API key is unknown or has been revoked.", headers=_challenge())
+        return identity
+
+    async def by_client_credentials(
+        self, client_id: str | None, client_secret: str | None
+    ) -> Identity:
+        """The client of a token request: its id and one of its API keys must both be sent
+        and belong together (`invalid_client` otherwise)."""
+        if not client_id or not client_secret:
+            raise OAuthRefusal(
+                401,
+                "invalid_client",
+                "Send client_id and client_secret (an API key of the client).",
+            )
+        try:
+            identity = await self.by_api_key(client_secret)
+        except Unauthorized:
+            identity = None
+        if identity is None or identity.client_id != client_id:
+            raise OAuthRefusal(401, "invalid_client", "The client credentials are not valid.")
         return identity
 
     async def by_client_id(self, client_id: str) -> Identity | None:

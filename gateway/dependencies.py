@@ -1,12 +1,15 @@
 """Dependencies of the gateway's own routes."""
 
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.proxy import ProxyContext
 from gateway.service import Identity
+from kit.db import get_session
 from kit.errors import Forbidden
 
 
@@ -16,6 +19,20 @@ def proxy_context(request: Request) -> ProxyContext:
 
 
 ContextDep = Annotated[ProxyContext, Depends(proxy_context)]
+
+_request_session = asynccontextmanager(get_session)
+
+
+async def revoking_session(request: Request, context: ContextDep) -> AsyncIterator[AsyncSession]:
+    """The request's session for a change to credentials: committed (or rolled back) as every
+    request's is, and only then every replica told to drop its cached credentials, so no
+    request can cache the old state again."""
+    async with _request_session(request) as session:
+        yield session
+    await context.revocations.publish()
+
+
+RevokingSessionDep = Annotated[AsyncSession, Depends(revoking_session, scope="function")]
 
 
 async def current_client(request: Request, context: ContextDep) -> Identity:

@@ -5,21 +5,20 @@ Everything under the backends' prefixes is forwarded by `gateway.proxy` before r
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from typing import Annotated, Any
 
-import httpx
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway import service
-from gateway.dependencies import AdminClient, ContextDep
+from gateway.dependencies import AdminClient, ContextDep, RevokingSessionDep
 from gateway.schemas import ClientCreate, ClientCreated, ClientRead, KeyRotated, TokenResponse
+from gateway.service import OAuthRefusal
 from kit.db import SessionDep
-from kit.errors import Unauthorized, problem_response
+from kit.errors import problem_response
 from kit.pagination import Page, PageParamsDep
 
 router = APIRouter(prefix="/api/v1/admin", tags=["gateway"])
@@ -54,32 +53,22 @@ async def get_client(client_id: str, session: SessionDep, _: AdminClient) -> Cli
 
 
 @router.post("/clients/{client_id}/revoke", summary="Revoke a client and all its keys at once")
-async def revoke_client(
-    client_id: str, session: SessionDep, context: ContextDep, _: AdminClient
-) -> ClientRead:
-    revoked = await service.revoke_client(session=session, client_id=client_id)
-    # Committed before the caches are dropped, so no request can re-cache the old state.
-    await session.commit()
-    await context.revocations.publish()
-    return revoked
+async def revoke_client(client_id: str, session: RevokingSessionDep, _: AdminClient) -> ClientRead:
+    return await service.revoke_client(session=session, client_id=client_id)
 
 
 @router.post("/clients/{client_id}/rotate", summary="Issue a new key for a client")
 async def rotate_key(
     client_id: str,
-    session: SessionDep,
-    context: ContextDep,
+    session: RevokingSessionDep,
     _: AdminClient,
     keep_previous: Annotated[
         bool, Query(description="Keep the previous keys working (for a staged switch).")
     ] = False,
 ) -> KeyRotated:
-    rotated = await service.rotate_key(
+    return await service.rotate_key(
         session=session, client_id=client_id, keep_previous=keep_previous
     )
-    await session.commit()
-    await context.revocations.publish()
-    return rotated
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -93,14 +82,15 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     return (client_id, secret) if sep else None
 
 
-def _oauth_error(status: int, error: str, detail: str) -> JSONResponse:
+def _refused(refusal: OAuthRefusal) -> JSONResponse:
     # RFC 6749 names the error in `error`; the problem members come alongside.
     return problem_response(
-        status,
-        detail=detail,
-        slug=f"oauth-{error.replace('_', '-')}",
-        headers={"WWW-Authenticate": 'Basic realm="qrp"'} if status == 401 else None,
-        error=error,
+        refusal.status,
+        detail=refusal.detail,
+        title=refusal.title,
+        slug=refusal.slug,
+        headers=refusal.headers or None,
+        **refusal.extra,
     )
 
 
@@ -118,74 +108,31 @@ async def issue_token(
     client_secret: Annotated[str | None, Form()] = None,
     scope: Annotated[str | None, Form()] = None,
 ) -> Any:
-    if grant_type != "client_credentials":
-        return _oauth_error(
-            400, "unsupported_grant_type", "Only grant_type=client_credentials is supported."
-        )
     basic = _basic_credentials(request.headers.get("authorization"))
     if basic is not None:
         client_id, client_secret = basic
-    if not client_id or not client_secret:
-        return _oauth_error(
-            401, "invalid_client", "Send client_id and client_secret (an API key of the client)."
-        )
     try:
-        identity = await context.authenticator.by_api_key(client_secret)
-    except Unauthorized:
-        identity = None
-    if identity is None or identity.client_id != client_id:
-        return _oauth_error(401, "invalid_client", "The client credentials are not valid.")
-    request.state.principal = identity
-    requested = frozenset(scope.split()) if scope else identity.scopes
-    if not requested <= identity.scopes:
-        extra = " ".join(sorted(requested - identity.scopes))
-        return _oauth_error(400, "invalid_scope", f"The client does not hold: {extra}.")
-    token = context.authenticator.issue(identity, requested)
+        service.check_grant_type(grant_type)
+        identity = await context.authenticator.by_client_credentials(client_id, client_secret)
+        request.state.principal = identity
+        scopes = service.granted_scopes(identity, scope)
+    except OAuthRefusal as refusal:
+        return _refused(refusal)
     return TokenResponse(
-        access_token=token,
+        access_token=context.authenticator.issue(identity, scopes),
         expires_in=context.authenticator.ttl_seconds,
-        scope=" ".join(sorted(requested)),
+        scope=" ".join(sorted(scopes)),
     )
-
-
-async def _backend_health(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    try:
-        response = await client.get(url + "/health/ready")
-    except httpx.HTTPError as exc:
-        return {"status": "fail", "reason": f"{type(exc).__name__}: unreachable"}
-    try:
-        details = response.json()
-    except ValueError:
-        details = {}
-    if response.status_code != 200:
-        return {
-            "status": "fail",
-            "reason": f"ready check answered {response.status_code}",
-            **details,
-        }
-    return {"status": "ok", "checks": details.get("checks", {})}
 
 
 @public.get("/health", summary="Readiness of the gateway and of every backend")
 async def suite_health(request: Request, context: ContextDep) -> JSONResponse:
-    client: httpx.AsyncClient = request.app.state.service_client
-    names = list(context.backends)
-    results = await asyncio.gather(
-        *(_backend_health(client, context.backends[name].base_url) for name in names)
+    body = await service.suite_health(
+        client=request.app.state.service_client,
+        backends=context.backends,
+        ready_checks=request.app.state.ready_checks,
     )
-    backends = {}
-    for name, result in zip(names, results, strict=True):
-        backends[name] = {**result, "circuit": context.backends[name].breaker.state}
-    gateway: dict[str, Any] = {"status": "ok"}
-    for check_name, check in request.app.state.ready_checks.items():
-        try:
-            gateway[check_name] = {"status": "ok", **await check()}
-        except Exception as exc:
-            gateway["status"] = "fail"
-            gateway[check_name] = {"status": "fail", "reason": type(exc).__name__}
-    healthy = gateway["status"] == "ok" and all(b["status"] == "ok" for b in backends.values())
-    body = {"status": "ok" if healthy else "degraded", "gateway": gateway, "backends": backends}
-    return JSONResponse(body, status_code=200 if healthy else 503)
+    return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
 
 @public.get("/openapi.json", include_in_schema=False)

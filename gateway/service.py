@@ -1,23 +1,30 @@
-"""Rules of API clients and keys: creation, revocation, rotation and key lookup."""
+"""Rules of API clients and keys (creation, revocation, rotation, key lookup), of token
+requests, and of the suite's readiness."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import repository
 from gateway.models import ApiClient, ApiKey
 from gateway.routing import ALL_SCOPES
 from gateway.schemas import ClientCreate, ClientCreated, ClientRead, KeyRead, KeyRotated
-from kit.errors import Conflict, NotFound
+from kit.errors import Conflict, NotFound, ProblemError
+from kit.health import ReadyCheck
 from kit.identifiers import new_id
 from kit.pagination import Page, PageParams
+
+if TYPE_CHECKING:
+    from gateway.proxy import Backend
 
 KEY_PREFIX = "qrp_"
 BOOTSTRAP_CLIENT_ID = "bootstrap-admin"
@@ -31,6 +38,34 @@ class Identity:
     name: str
     scopes: frozenset[str]
     rate_limit: str
+
+
+class OAuthRefusal(ProblemError):
+    """A refused token request, its RFC 6749 error code (`invalid_client`, …) in `error`."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        self.status = status
+        self.slug = f"oauth-{error.replace('_', '-')}"
+        challenge = {"WWW-Authenticate": 'Basic realm="qrp"'} if status == 401 else None
+        super().__init__(detail, headers=challenge, error=error)
+
+
+def check_grant_type(grant_type: str) -> None:
+    """Only client credentials are granted (RFC 6749 §4.4)."""
+    if grant_type != "client_credentials":
+        raise OAuthRefusal(
+            400, "unsupported_grant_type", "Only grant_type=client_credentials is supported."
+        )
+
+
+def granted_scopes(identity: Identity, scope: str | None) -> frozenset[str]:
+    """The scopes a token for `identity` carries: those asked for (all it holds by default),
+    refused as `invalid_scope` when it asks for one it does not hold."""
+    requested = frozenset(scope.split()) if scope else identity.scopes
+    if not requested <= identity.scopes:
+        extra = " ".join(sorted(requested - identity.scopes))
+        raise OAuthRefusal(400, "invalid_scope", f"The client does not hold: {extra}.")
+    return requested
 
 
 def hash_key(api_key: str) -> str:
@@ -161,33 +196,26 @@ def identity_of(client: ApiClient) -> Identity:
     )
 
 
-async def ensure_bootstrap_admin(
-    *, sessionmaker: async_sessionmaker[AsyncSession], api_key: str, rate_limit: str
-) -> None:
-    """Create the all-scopes admin client for `api_key` unless it exists (safe on replicas)."""
-    async with sessionmaker() as session:
-        if await repository.find_by_key_hash(session=session, key_hash=hash_key(api_key)):
-            return
-        client = await repository.get_client(session=session, client_id=BOOTSTRAP_CLIENT_ID)
-        try:
-            if client is None:
-                client = ApiClient(
-                    id=BOOTSTRAP_CLIENT_ID,
-                    name="Bootstrap administrator",
-                    scopes=" ".join(ALL_SCOPES),
-                    rate_limit=rate_limit,
-                    created_at=_now(),
-                )
-                await repository.add_client(session=session, client=client)
-            else:
-                client.scopes = " ".join(ALL_SCOPES)
-                client.status = "active"
-                client.revoked_at = None
-            await repository.add_key(session=session, key=_new_key(client.id, api_key))
-            await session.commit()
-        except IntegrityError:
-            # Another replica bootstrapped the same key at the same moment.
-            await session.rollback()
+async def ensure_bootstrap_admin(*, session: AsyncSession, api_key: str, rate_limit: str) -> None:
+    """Give the all-scopes admin client the key `api_key` unless some client holds it; two
+    replicas doing so at once collide on the key's digest (an `IntegrityError`)."""
+    if await repository.find_by_key_hash(session=session, key_hash=hash_key(api_key)):
+        return
+    client = await repository.get_client(session=session, client_id=BOOTSTRAP_CLIENT_ID)
+    if client is None:
+        client = ApiClient(
+            id=BOOTSTRAP_CLIENT_ID,
+            name="Bootstrap administrator",
+            scopes=" ".join(ALL_SCOPES),
+            rate_limit=rate_limit,
+            created_at=_now(),
+        )
+        await repository.add_client(session=session, client=client)
+    else:
+        client.scopes = " ".join(ALL_SCOPES)
+        client.status = "active"
+        client.revoked_at = None
+    await repository.add_key(session=session, key=_new_key(client.id, api_key))
 
 
 async def _client_or_404(*, session: AsyncSession, client_id: str) -> ApiClient:
@@ -195,3 +223,48 @@ async def _client_or_404(*, session: AsyncSession, client_id: str) -> ApiClient:
     if client is None:
         raise NotFound(f"No API client with id {client_id!r}.")
     return client
+
+
+async def _backend_health(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    try:
+        response = await client.get(url + "/health/ready")
+    except httpx.HTTPError as exc:
+        return {"status": "fail", "reason": f"{type(exc).__name__}: unreachable"}
+    try:
+        details = response.json()
+    except ValueError:
+        details = {}
+    if response.status_code != 200:
+        return {
+            "status": "fail",
+            "reason": f"ready check answered {response.status_code}",
+            **details,
+        }
+    return {"status": "ok", "checks": details.get("checks", {})}
+
+
+async def suite_health(
+    *,
+    client: httpx.AsyncClient,
+    backends: Mapping[str, Backend],
+    ready_checks: Mapping[str, ReadyCheck],
+) -> dict[str, Any]:
+    """The gateway's own checks and every backend's `/health/ready` with its breaker state;
+    `ok` only when all of them are."""
+    names = list(backends)
+    results = await asyncio.gather(
+        *(_backend_health(client, backends[name].base_url) for name in names)
+    )
+    answers = {
+        name: {**result, "circuit": backends[name].breaker.state}
+        for name, result in zip(names, results, strict=True)
+    }
+    gateway: dict[str, Any] = {"status": "ok"}
+    for check_name, check in ready_checks.items():
+        try:
+            gateway[check_name] = {"status": "ok", **await check()}
+        except Exception as exc:
+            gateway["status"] = "fail"
+            gateway[check_name] = {"status": "fail", "reason": type(exc).__name__}
+    healthy = gateway["status"] == "ok" and all(b["status"] == "ok" for b in answers.values())
+    return {"status": "ok" if healthy else "degraded", "gateway": gateway, "backends": answers}

@@ -14,8 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from gateway import service as client_service
-from gateway.app import SPEC, build_app
+from gateway.app import SPEC, bootstrap_admin, build_app
 from gateway.models import metadata
 from gateway.settings import Settings
 from gateway.tests.support import Backends, start_backends
@@ -83,8 +82,8 @@ async def service(gateway_service: Harness) -> AsyncIterator[Harness]:
     """The running gateway, emptied after each test but for its bootstrap administrator."""
     yield gateway_service
     await gateway_service.reset()
-    await client_service.ensure_bootstrap_admin(
-        sessionmaker=gateway_service.app.state.sessionmaker,
+    await bootstrap_admin(
+        gateway_service.app.state.sessionmaker,
         api_key=ADMIN_KEY,
         rate_limit="6000/minute",
     )

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import httpx
 import jwt
+import pytest
 from cryptography.hazmat.primitives import serialization
 
 from gateway import auth
+from gateway.models import ApiClient
 from gateway.tests.conftest import GatewayFactory, client_of
 from gateway.tests.support import Backends
 from kit.testing import Harness
@@ -307,3 +309,21 @@ async def test_cached_answers_expire_and_the_least_recently_used_goes_first() ->
     assert auth._fresh(cache, "a") is None
     assert await auth._cached(cache, "a", loader("a", "A2")) == "A2"
     assert loads == ["a", "refused", "a"]
+
+
+async def test_a_revocation_is_announced_once_committed_and_never_when_refused(
+    admin: httpx.AsyncClient, service: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = await _new_client(admin, ["brands:read"])
+    seen: list[str] = []
+
+    async def publish() -> None:
+        async with service.app.state.sessionmaker() as session:
+            stored = await session.get(ApiClient, created["id"])
+            seen.append(stored.status if stored else "missing")
+
+    monkeypatch.setattr(service.app.state.proxy.revocations, "publish", publish)
+    assert (await admin.post(f"/api/v1/admin/clients/{created['id']}/revoke")).status_code == 200
+    assert seen == ["revoked"], "announced only after the revocation was committed"
+    await _problem(await admin.post("/api/v1/admin/clients/no-such-client/revoke"), 404)
+    assert seen == ["revoked"]
