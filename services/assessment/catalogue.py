@@ -10,6 +10,8 @@ from types import MappingProxyType
 from assessment.schemas import (
     Allocation,
     AssessmentDefaults,
+    BrandTier,
+    Cadence,
     Comparator,
     Indicator,
     MeasureKind,
@@ -19,7 +21,7 @@ from assessment.schemas import (
     TargetSetCreate,
     Unit,
 )
-from assessment.scoring import GradeRule, ResolvedRules
+from assessment.scoring import GradeRule, GroupRule, ResolvedRules
 from assessment.settings import Settings
 from kit.errors import FieldError
 from kit.identifiers import county_code_error
@@ -88,6 +90,15 @@ def allocates_by_county(indicator: Indicator) -> bool:
     return unit_of(indicator) is Unit.count and indicator.comparator in ADDITIVE_COMPARATORS
 
 
+def applies_to(indicator: Indicator, county_code: str) -> bool:
+    """Whether a county is assessed on the indicator (otherwise it is `not_allocated`)."""
+    if allocates_by_county(indicator):
+        return county_code in indicator.allocations
+    if indicator.comparator is Comparator.milestone:
+        return not indicator.allocations or county_code in indicator.allocations
+    return True
+
+
 @dataclass(frozen=True)
 class Catalogue:
     """The reference data read once when the app is built: the configured counties and
@@ -96,6 +107,11 @@ class Catalogue:
     regions: tuple[Region, ...]
     rules: ResolvedRules
     measures: Mapping[MeasureKind, MeasureInfo] = field(default_factory=lambda: MEASURES)
+    famous_brand_tiers: tuple[BrandTier, ...] = (
+        BrandTier.china_famous,
+        BrandTier.provincial_famous,
+        BrandTier.city_famous,
+    )
 
     @property
     def county_codes(self) -> frozenset[str]:
@@ -118,6 +134,15 @@ def rules_of(defaults: AssessmentDefaults) -> ResolvedRules:
         criticized_grades=list(defaults.criticized_grades),
         green=defaults.thresholds.green,
         amber=defaults.thresholds.amber,
+        scoring=defaults.scoring,
+        stepped_credit=defaults.stepped_credit,
+    )
+
+
+def group_rules(rules: Rules) -> tuple[GroupRule, ...]:
+    return tuple(
+        GroupRule(g.group, g.label, tuple(g.kinds), g.commendation_quota)
+        for g in rules.ranking_groups or []
     )
 
 
@@ -125,7 +150,11 @@ def load_catalogue(settings: Settings) -> Catalogue:
     """Read and check `regions.json` and `assessment.json` from the configuration folder."""
     regions = tuple(Region.model_validate(entry) for entry in load_json(settings.regions_file))
     defaults = AssessmentDefaults.model_validate(load_json(settings.assessment_file))
-    catalogue = Catalogue(regions=regions, rules=rules_of(defaults))
+    catalogue = Catalogue(
+        regions=regions,
+        rules=rules_of(defaults),
+        famous_brand_tiers=tuple(defaults.famous_brand_tiers),
+    )
     for region in regions:
         if problem := catalogue.county_problem(region.code, configured=False):
             raise ValueError(f"{settings.regions_file}: region {region.code!r} {problem}")
@@ -147,7 +176,7 @@ def validate_target_set(body: TargetSetCreate, catalogue: Catalogue) -> list[Fie
     if body.indicators and sum(i.weight for i in body.indicators) <= 0:
         errors.append(FieldError("indicators", "the weights must not all be zero"))
     if body.rules is not None:
-        errors.extend(_check_rules(body.rules))
+        errors.extend(_check_rules(body.rules, catalogue))
     return errors
 
 
@@ -172,6 +201,7 @@ def _check_indicator(indicator: Indicator, path: str, catalogue: Catalogue) -> l
     unit = unit_of(indicator)
     errors.extend(_check_comparator(indicator, path, unit))
     errors.extend(_check_allocations(indicator, path, unit, catalogue))
+    errors.extend(_check_options(indicator, path, unit))
     if indicator.thresholds and indicator.thresholds.amber > indicator.thresholds.green:
         errors.append(
             FieldError(f"{path}.thresholds.amber", "amber must not exceed green attainment")
@@ -226,6 +256,34 @@ def _check_allocations(
     return _check_allocation_totals(indicator, path)
 
 
+def _check_options(indicator: Indicator, path: str, unit: Unit) -> list[FieldError]:
+    """The members that belong to one kind of indicator only."""
+    errors: list[FieldError] = []
+    if indicator.over is not None and indicator.comparator is not Comparator.about:
+        errors.append(FieldError(f"{path}.over", "over belongs to the about comparator"))
+    if indicator.expected_on is not None and indicator.cadence is not Cadence.batch:
+        errors.append(FieldError(f"{path}.expected_on", "expected_on belongs to cadence batch"))
+    if indicator.measure.findings is not None and (
+        indicator.measure.kind is not MeasureKind.reported_value or unit is not Unit.count
+    ):
+        errors.append(
+            FieldError(f"{path}.measure.findings", "findings are added to a reported count")
+        )
+    if indicator.city_value is not None and indicator.source is not Source.reported:
+        errors.append(
+            FieldError(f"{path}.city_value", "a city-level value replaces a reported roll-up")
+        )
+    allocated = allocates_by_county(indicator) or indicator.comparator is Comparator.milestone
+    if indicator.unallocated_credit is not None and not (allocated and indicator.allocations):
+        errors.append(
+            FieldError(
+                f"{path}.unallocated_credit",
+                "a credit for counties without an allocation needs allocations",
+            )
+        )
+    return errors
+
+
 def _check_allocation(
     comparator: Comparator, allocation: Allocation, where: str, unit: Unit
 ) -> list[FieldError]:
@@ -267,8 +325,31 @@ def _check_allocation_totals(indicator: Indicator, path: str) -> list[FieldError
     return errors
 
 
-def _check_rules(rules: Rules) -> list[FieldError]:
+def _check_groups(rules: Rules, catalogue: Catalogue) -> list[FieldError]:
+    """Ranking groups are named once each, and each kind of region is in at most one."""
     errors: list[FieldError] = []
+    kinds = {region.kind for region in catalogue.regions}
+    names: set[str] = set()
+    placed: set[str] = set()
+    for index, group in enumerate(rules.ranking_groups or []):
+        where = f"rules.ranking_groups[{index}]"
+        if group.group in names:
+            errors.append(FieldError(f"{where}.group", f"group {group.group!r} is named twice"))
+        names.add(group.group)
+        for kind in group.kinds:
+            if kind not in kinds:
+                known = ", ".join(sorted(kinds))
+                errors.append(
+                    FieldError(f"{where}.kinds", f"unknown kind {kind!r}; known: {known}")
+                )
+            elif kind in placed:
+                errors.append(FieldError(f"{where}.kinds", f"kind {kind!r} is in two groups"))
+            placed.add(kind)
+    return errors
+
+
+def _check_rules(rules: Rules, catalogue: Catalogue) -> list[FieldError]:
+    errors: list[FieldError] = _check_groups(rules, catalogue)
     if rules.grades is not None:
         if not rules.grades:
             errors.append(FieldError("rules.grades", "at least one grade band is needed"))

@@ -3,7 +3,7 @@
 from datetime import date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from kit.db import new_registry, version_column
@@ -68,6 +68,8 @@ class ReportedValue(Base, table=True):
     year: int
     indicator: str = Field(max_length=64)
     value: float
+    numerator: float | None = None
+    denominator: float | None = None
     evidence_document: str = Field(max_length=500)
     evidence_text: str = Field(max_length=4000)
     reported_by: str = Field(max_length=200)
@@ -102,13 +104,24 @@ class ReferenceValue(Base, table=True):
 _run_version = version_column()
 
 
+CURRENT_PUBLICATION = text("status = 'published' AND superseded_by IS NULL")
+
+
 class AssessmentRun(Base, table=True):
-    """Stored standings with the inputs they were computed from; frozen once published."""
+    """Stored standings with the inputs they were computed from; frozen once published. A year
+    has at most one current publication: a later one supersedes it by name."""
 
     __tablename__ = "assessment_run"
     __table_args__ = (
         Index("ix_assessment_run_year_id", "year", "id"),
         Index("ix_assessment_run_target_set_id_status", "target_set_id", "status"),
+        Index(
+            "ux_assessment_run_year_published",
+            "year",
+            unique=True,
+            sqlite_where=CURRENT_PUBLICATION,
+            postgresql_where=CURRENT_PUBLICATION,
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -128,6 +141,9 @@ class AssessmentRun(Base, table=True):
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
     published_by: str | None = Field(default=None, max_length=200)
+    supersedes: str | None = Field(default=None, max_length=36)
+    superseded_by: str | None = Field(default=None, max_length=36)
+    publication_reason: str | None = Field(default=None, max_length=1000)
     version: int = Field(default=1, sa_column=_run_version)
 
     __mapper_args__: ClassVar = {"version_id_col": _run_version}

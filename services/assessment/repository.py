@@ -167,6 +167,16 @@ async def get_run(*, session: AsyncSession, year: int, run_id: str) -> Assessmen
     return run if run is not None and run.year == year else None
 
 
+async def current_published_run(*, session: AsyncSession, year: int) -> AssessmentRun | None:
+    """The year's published run that no later publication superseded."""
+    query = select(AssessmentRun).where(
+        col(AssessmentRun.year) == year,
+        col(AssessmentRun.status) == PUBLISHED,
+        col(AssessmentRun.superseded_by).is_(None),
+    )
+    return (await session.execute(query)).scalars().first()
+
+
 async def list_runs(
     *, session: AsyncSession, year: int, status: str | None, page: PageParams
 ) -> Page[AssessmentRun]:

@@ -27,6 +27,7 @@ from assessment.schemas import (
     ReportedValueCreate,
     ReportedValueRead,
     RunCreate,
+    RunPublish,
     RunRead,
     RunSummary,
     StandingsRead,
@@ -318,7 +319,8 @@ async def get_run(_: Reader, run: RunDep, response: Response) -> RunRead:
 @router.post(
     "/assessments/{year}/runs/{run_id}/publish",
     tags=["runs"],
-    summary="Freeze a run (refused while any source is incomplete)",
+    summary="Freeze a year-end run (refused while a source is incomplete or a county is not "
+    "assessed; a year's second publication supersedes the first by name, with a reason)",
 )
 async def publish_run(
     session: SessionDep,
@@ -327,8 +329,11 @@ async def publish_run(
     actor: ActorDep,
     response: Response,
     if_match: IfMatch = None,
+    body: RunPublish | None = None,
 ) -> RunRead:
-    run = await service.publish_run(session=session, run=run, actor=actor, if_match=if_match)
+    run = await service.publish_run(
+        session=session, run=run, actor=actor, if_match=if_match, body=body
+    )
     response.headers["ETag"] = service.run_etag(run)
     return service.run_read(run)
 

@@ -70,7 +70,42 @@ class Status(StrEnum):
     met = "met"
     missed = "missed"
     at_risk = "at_risk"
+    pending = "pending"
     no_data = "no_data"
+    not_allocated = "not_allocated"
+
+
+class ScoringScheme(StrEnum):
+    """How an indicator's weight is earned: in proportion to its attainment, all or nothing,
+    or in steps (full when met, a fraction inside the amber band, nothing below)."""
+
+    proportional = "proportional"
+    all_or_nothing = "all_or_nothing"
+    stepped = "stepped"
+
+
+class Over(StrEnum):
+    """Whether a figure above an `about` band is met (a count of new awards) or missed (a
+    number to hold)."""
+
+    met = "met"
+    missed = "missed"
+
+
+class Cadence(StrEnum):
+    """`continuous`: accrues through the year and may be projected; `batch`: arrives at once
+    (an award list, an acceptance, a year-end report) and is pending before its date."""
+
+    continuous = "continuous"
+    batch = "batch"
+
+
+class FindingKind(StrEnum):
+    """Findings the inspection service records on a spot-check."""
+
+    unlicensed_referral = "unlicensed_referral"
+    mandatory_standard_violation = "mandatory_standard_violation"
+    refused = "refused"
 
 
 class Rating(StrEnum):
@@ -83,6 +118,7 @@ class Outcome(StrEnum):
     commended = "commended"
     criticized = "criticized"
     none = "none"
+    not_assessed = "not_assessed"
 
 
 class Measure(StrictModel):
@@ -91,7 +127,9 @@ class Measure(StrictModel):
     kind: MeasureKind
     tier: BrandTier | None = Field(default=None, description="new_awards, in_force")
     tiers: list[BrandTier] | None = Field(
-        default=None, description="international_share (default: every tier)"
+        default=None,
+        description="international_share (default: the famous-brand tiers of "
+        "config/assessment.json)",
     )
     families: list[str] | None = Field(
         default=None, description="new_certified_enterprises (default: the service's families)"
@@ -101,6 +139,14 @@ class Measure(StrictModel):
     )
     key: str | None = Field(default=None, pattern=KEY_PATTERN, description="reported_value")
     unit: Unit | None = Field(default=None, description="reported_value: count, rate or flag")
+    findings: list[FindingKind] | None = Field(
+        default=None,
+        description="reported_value (count): add the inspection service's findings of these "
+        "kinds in the county to the reported figure",
+    )
+    findings_levels: list[CheckLevel] | None = Field(
+        default=None, description="the spot-check levels whose findings count (default: all)"
+    )
 
 
 class Thresholds(StrictModel):
@@ -133,10 +179,44 @@ class Indicator(StrictModel):
     tolerance_unit: ToleranceUnit = ToleranceUnit.absolute
     reference: str | None = Field(default=None, pattern=KEY_PATTERN)
     margin: float = 0.0
+    over: Over | None = Field(
+        default=None,
+        description="about: a figure above the band is met or missed (default: met for a "
+        "count accumulated over the year, missed for a level to hold)",
+    )
     weight: float = Field(ge=0, le=1000)
+    scoring: ScoringScheme | None = Field(
+        default=None, description="default: the set's rules.scoring, else proportional"
+    )
+    stepped_credit: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="stepped: the share of the weight earned inside the amber band "
+        "(default: the set's rules.stepped_credit, else 0.5)",
+    )
     thresholds: Thresholds | None = None
     veto: bool = False
+    cadence: Cadence = Cadence.continuous
+    expected_on: str | None = Field(
+        default=None,
+        pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+        description="batch: the month and day (MM-DD) the figure is expected; default 12-31",
+    )
     allocations: dict[str, Allocation] = Field(default_factory=dict)
+    unallocated_credit: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="points added to the score of a county without an allocation, per unit "
+        "it achieves anyway (a reached milestone is one unit)",
+    )
+    city_value: str | None = Field(
+        default=None,
+        pattern=KEY_PATTERN,
+        description="reported: the reference value holding the city-level figure, instead of "
+        "the roll-up of the counties' reports",
+    )
 
 
 class GradeBand(StrictModel):
@@ -145,12 +225,29 @@ class GradeBand(StrictModel):
     min_score: float = Field(ge=0, le=100)
 
 
+class RankingGroup(StrictModel):
+    """Regions ranked among themselves, chosen by their `kind` in `config/regions.json`."""
+
+    group: str = Field(pattern=KEY_PATTERN)
+    label: str = Field(min_length=1, max_length=40)
+    kinds: list[str] = Field(min_length=1)
+    commendation_quota: int | None = Field(
+        default=None, ge=0, description="at most this many of the group commended, best first"
+    )
+
+
 class Rules(StrictModel):
-    """Grade bands and which bands commend or criticize; defaults from configuration."""
+    """How a set scores and judges; each member left out falls back to configuration."""
 
     grades: list[GradeBand] | None = None
     commended_grades: list[str] | None = None
     criticized_grades: list[str] | None = None
+    scoring: ScoringScheme | None = None
+    stepped_credit: float | None = Field(default=None, ge=0, le=1)
+    commendation_quota: int | None = Field(
+        default=None, ge=0, description="at most this many counties commended, best first"
+    )
+    ranking_groups: list[RankingGroup] | None = None
 
 
 class TargetSetCreate(BaseModel):
@@ -162,15 +259,29 @@ class TargetSetCreate(BaseModel):
     indicators: list[Indicator] = Field(min_length=1, max_length=200)
     rules: Rules | None = None
     reason: str | None = Field(default=None, max_length=1000)
+    supersedes_published: bool = Field(
+        default=False,
+        description="required once a run of the year is published, with a reason",
+    )
 
 
 class AssessmentDefaults(StrictModel):
-    """`config/assessment.json`: grade bands, which commend or criticize, rating thresholds."""
+    """`config/assessment.json`: grade bands, which commend or criticize, rating thresholds,
+    the default scoring scheme and the tiers counted as famous-brand products."""
 
     grades: list[GradeBand] = Field(min_length=1)
     commended_grades: list[str]
     criticized_grades: list[str]
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    scoring: ScoringScheme = ScoringScheme.proportional
+    stepped_credit: float = Field(default=0.5, ge=0, le=1)
+    famous_brand_tiers: list[BrandTier] = Field(
+        default_factory=lambda: [
+            BrandTier.china_famous,
+            BrandTier.provincial_famous,
+            BrandTier.city_famous,
+        ]
+    )
 
 
 class TargetSetRead(BaseModel):
@@ -221,6 +332,12 @@ class ReportedValueCreate(StrictModel):
     measured_on: date | None = Field(
         default=None, description="The date the figure describes (default: today or year end)."
     )
+    numerator: float | None = Field(
+        default=None, ge=0, description="A rate's numerator (e.g. products covered by a standard)"
+    )
+    denominator: float | None = Field(
+        default=None, gt=0, description="A rate's denominator (e.g. products made)"
+    )
 
 
 class ReportedValueRead(BaseModel):
@@ -229,6 +346,8 @@ class ReportedValueRead(BaseModel):
     year: int
     indicator: str
     value: float
+    numerator: float | None = None
+    denominator: float | None = None
     evidence: Evidence
     reported_by: str
     measured_on: date
@@ -262,6 +381,15 @@ class RunCreate(StrictModel):
     note: str | None = Field(default=None, max_length=1000)
 
 
+class RunPublish(StrictModel):
+    """Publishing a run; once the year has a published run, the new one names it and why."""
+
+    supersedes: str | None = Field(
+        default=None, max_length=36, description="the year's published run this one replaces"
+    )
+    reason: str | None = Field(default=None, min_length=1, max_length=1000)
+
+
 class RunSummary(BaseModel):
     id: str
     year: int
@@ -275,6 +403,10 @@ class RunSummary(BaseModel):
     created_by: str
     published_at: datetime | None
     published_by: str | None
+    provisional: bool = False
+    supersedes: str | None = None
+    superseded_by: str | None = None
+    publication_reason: str | None = None
 
 
 class RunRead(RunSummary):
@@ -335,6 +467,9 @@ class IndicatorStanding(Open):
     reason: str | None
     provenance: Provenance
     contribution: float | None = None
+    scoring: ScoringScheme | None = None
+    credit: float | None = None
+    bonus: float | None = None
 
 
 class ExplainedIndicator(IndicatorStanding):
@@ -349,9 +484,9 @@ class Standing(Open):
     county_code: str | None
     county_name: str
     kind: str
-    score: float
-    grade: str
-    grade_label: str
+    score: float | None
+    grade: str | None
+    grade_label: str | None
     status: Status
     rating: Rating | None
     missed: int
@@ -360,6 +495,11 @@ class Standing(Open):
     rank: int | None = None
     outcome: Outcome | None = None
     outcome_reason: str | None = None
+    provisional: bool = False
+    group: str | None = None
+    group_label: str | None = None
+    group_rank: int | None = None
+    not_assessed: list[str] | None = None
 
 
 class StandingsMeta(Open):
@@ -374,6 +514,7 @@ class StandingsRead(BaseModel):
 
     year: int
     as_of: date
+    provisional: bool = False
     items: list[Standing]
     city: Standing
     meta: StandingsMeta

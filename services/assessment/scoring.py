@@ -4,7 +4,7 @@ Every comparator reduces to a band `[low, high]` (either end open, either end st
 
     at_least / maintain   [target, ∞)          higher is better
     at_most               (-∞, target]         lower is better
-    about                 [target - tol, target + tol]
+    about                 [target - tol, target + tol]; with `over: met`, [target - tol, ∞)
     between               [low, high]
     above_reference       (reference + margin, ∞)   strictly above
     below_reference       (-∞, reference - margin)  strictly below
@@ -13,6 +13,13 @@ Every comparator reduces to a band `[low, high]` (either end open, either end st
 
 Attainment is 1 inside the band; below it `actual / low` (higher is better); above it
 `high / actual` (lower is better); never below 0 nor above 1.
+
+The credit is the share of an indicator's weight it earns, by the set's scoring scheme:
+
+    proportional     the attainment
+    all_or_nothing   1 when met, else 0
+    stepped          1 when met, `stepped_credit` while the attainment is inside the amber
+                     band (at least `amber`), else 0
 """
 
 from __future__ import annotations
@@ -22,10 +29,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from assessment.schemas import Comparator, Outcome, Rating, Status, ToleranceUnit
+from assessment.schemas import (
+    Comparator,
+    Outcome,
+    Over,
+    Rating,
+    ScoringScheme,
+    Status,
+    ToleranceUnit,
+)
 
 EPSILON = 1e-9
-STATUS_SEVERITY = {Status.missed: 3, Status.no_data: 2, Status.at_risk: 1, Status.met: 0}
+STATUS_SEVERITY = {
+    Status.missed: 4,
+    Status.no_data: 3,
+    Status.at_risk: 2,
+    Status.pending: 1,
+    Status.met: 0,
+}
 RATING_SEVERITY = {Rating.red: 2, Rating.amber: 1, Rating.green: 0}
 LOWER_IS_BETTER = {Comparator.at_most, Comparator.below_reference, Comparator.zero}
 
@@ -42,6 +63,7 @@ class TargetSpec:
     tolerance_unit: ToleranceUnit = ToleranceUnit.absolute
     reference: float | None = None
     margin: float = 0.0
+    over: Over = Over.missed
 
 
 @dataclass(frozen=True)
@@ -50,11 +72,15 @@ class Band:
     high: float | None
     strict_low: bool = False
     strict_high: bool = False
+    nominal_high: float | None = None
+    """The top of an `about` band whose excess counts as met (`over: met`)."""
 
     def describe(self) -> str:
         left = "(" if self.strict_low or self.low is None else "["
         right = ")" if self.strict_high or self.high is None else "]"
         low = "-∞" if self.low is None else _fmt(self.low)
+        if self.nominal_high is not None:
+            return f"{left}{low}, {_fmt(self.nominal_high)}] or above (over: met)"
         high = "∞" if self.high is None else _fmt(self.high)
         return f"{left}{low}, {high}{right}"
 
@@ -71,6 +97,7 @@ class Evaluation:
     band: Band | None
     formula: str
     reason: str | None = None
+    credit: float | None = None
 
 
 def band_of(spec: TargetSpec) -> Band:
@@ -85,6 +112,8 @@ def band_of(spec: TargetSpec) -> Band:
         tolerance = spec.tolerance or 0.0
         if spec.tolerance_unit is ToleranceUnit.percent:
             tolerance = abs(value) * tolerance / 100
+        if spec.over is Over.met:
+            return Band(value - tolerance, None, nominal_high=value + tolerance)
         return Band(value - tolerance, value + tolerance)
     if c is Comparator.between:
         return Band(_required(spec.low), _required(spec.high))
@@ -145,6 +174,26 @@ def rating_of(value: float | None, green: float, amber: float) -> Rating | None:
     return Rating.red
 
 
+def credit_of(
+    status: Status,
+    value: float | None,
+    *,
+    scheme: ScoringScheme,
+    amber: float,
+    stepped_credit: float,
+) -> float | None:
+    """The share of the weight an indicator earns under `scheme` (None: it earns no verdict)."""
+    if value is None or status in (Status.pending, Status.no_data, Status.not_allocated):
+        return None
+    if status is Status.met:
+        return 1.0
+    if scheme is ScoringScheme.all_or_nothing:
+        return 0.0
+    if scheme is ScoringScheme.stepped:
+        return stepped_credit if value >= amber - EPSILON else 0.0
+    return round(value, 6)
+
+
 def evaluate(
     spec: TargetSpec,
     actual: float | None,
@@ -154,14 +203,19 @@ def evaluate(
     green: float = 0.9,
     amber: float = 0.75,
     reason: str | None = None,
+    scheme: ScoringScheme = ScoringScheme.proportional,
+    stepped_credit: float = 0.5,
+    pending_until: date | None = None,
 ) -> Evaluation:
-    """Status, attainment and rating of `actual` against `spec`.
+    """Status, attainment, rating and credit of `actual` against `spec`.
 
     After 31 December the actual decides `met` or `missed`. During the year an indicator is
     `missed` only when it can no longer be met (an incident under `zero`, or a count that
-    already passed its upper bound); a count accumulated over the year (`flow`) is otherwise
-    judged on its linear projection to 31 December, `at_risk` when that falls short; a level
-    (stock, rate, reported figure) is `met` when it is already in band, else `at_risk`.
+    already passed its upper bound). A figure that arrives in one batch (`pending_until`, the
+    day it is expected) is `pending` until then unless already met. A count accumulated
+    continuously over the year (`flow`) is otherwise judged on its linear projection to
+    31 December, `at_risk` when that falls short; a level (stock, rate, reported figure) is
+    `met` when it is already in band, else `at_risk`.
     """
     if actual is None:
         return Evaluation(
@@ -171,8 +225,23 @@ def evaluate(
     judged, basis, projected = actual, "actual", None
     if fraction >= 1.0:
         status = Status.met if satisfied(band, actual) else Status.missed
-    elif _irreversibly_missed(spec, band, actual, flow=flow):
+    elif _irreversibly_missed(spec, band, actual, flow=flow or pending_until is not None):
         status = Status.missed
+    elif pending_until is not None:
+        if band.high is None and satisfied(band, actual):
+            status = Status.met
+        else:
+            return Evaluation(
+                status=Status.pending,
+                attainment=None,
+                basis="pending",
+                projected=None,
+                rating=None,
+                band=band,
+                formula=f"{_fmt(actual)} so far; the figure is expected on "
+                f"{pending_until.isoformat()} and is not projected",
+                reason=f"pending: expected on {pending_until.isoformat()}",
+            )
     elif flow and not (band.high is None and satisfied(band, actual)):
         projected = project(actual, fraction)
         judged, basis = projected, "projection"
@@ -188,6 +257,7 @@ def evaluate(
         rating=rating_of(value, green, amber),
         band=band,
         formula=_formula(band, judged, value, basis, actual, fraction),
+        credit=credit_of(status, value, scheme=scheme, amber=amber, stepped_credit=stepped_credit),
     )
 
 
@@ -211,18 +281,25 @@ def _formula(
         body = (
             f"above band {band.describe()}: attainment = min({_fmt(band.high)} / {_fmt(judged)}, 1)"
         )
+    elif band.nominal_high is not None and judged > band.nominal_high + EPSILON:
+        body = (
+            f"{_fmt(judged)} above {_fmt(band.nominal_high)}, which counts as met (over: met): "
+            "attainment = 1"
+        )
     else:
         body = f"{_fmt(judged)} within {band.describe()}: attainment = 1"
     return f"{prefix}{body} = {value:.4f}"
 
 
-def weighted_score(parts: Iterable[tuple[float, float | None]]) -> float:
-    """100 × Σ weight·attainment / Σ weight; an indicator without data attains 0."""
+def weighted_score(parts: Iterable[tuple[float, float | None]], bonus: float = 0.0) -> float | None:
+    """100 × Σ weight·credit / Σ weight, plus bonus points, at most 100; None without weight."""
     total = numerator = 0.0
     for weight, value in parts:
         total += weight
         numerator += weight * (value or 0.0)
-    return round(100 * numerator / total, 2) if total > 0 else 0.0
+    if total <= 0:
+        return None
+    return round(min(100.0, 100 * numerator / total + bonus), 2)
 
 
 def contribution(weight: float, value: float | None, total_weight: float) -> float:
@@ -238,14 +315,28 @@ class GradeRule:
 
 
 @dataclass(frozen=True)
+class GroupRule:
+    """Regions ranked among themselves, by their kind."""
+
+    group: str
+    label: str
+    kinds: tuple[str, ...]
+    commendation_quota: int | None = None
+
+
+@dataclass(frozen=True)
 class ResolvedRules:
-    """The grading rules a standing applies: a target set's own, or the configured defaults."""
+    """The rules a standing applies: a target set's own, or the configured defaults."""
 
     grades: list[GradeRule]
     commended_grades: list[str]
     criticized_grades: list[str]
     green: float
     amber: float
+    scoring: ScoringScheme = ScoringScheme.proportional
+    stepped_credit: float = 0.5
+    commendation_quota: int | None = None
+    ranking_groups: tuple[GroupRule, ...] = ()
 
 
 def grade_of(score: float, bands: Sequence[GradeRule]) -> GradeRule:
@@ -274,6 +365,26 @@ def rank(entries: Sequence[tuple[str, float, int]]) -> dict[str, int]:
     return ranks
 
 
+def within_quota(ranked: Sequence[tuple[str, int]], quota: int | None) -> set[str]:
+    """Those of the `(code, rank)` candidates a quota of `quota` admits, best rank first.
+
+    Counties sharing a rank are admitted together or not at all, so the quota is never
+    exceeded and no county is preferred over one it ties with.
+    """
+    if quota is None:
+        return {code for code, _ in ranked}
+    admitted: set[str] = set()
+    by_rank: dict[int, list[str]] = {}
+    for code, position in ranked:
+        by_rank.setdefault(position, []).append(code)
+    for position in sorted(by_rank):
+        tied = by_rank[position]
+        if len(admitted) + len(tied) > quota:
+            break
+        admitted.update(tied)
+    return admitted
+
+
 def outcome_of(
     *,
     grade: str,
@@ -294,7 +405,9 @@ def outcome_of(
 
 
 def worst_status(statuses: Iterable[Status]) -> Status:
-    return max(statuses, key=lambda s: STATUS_SEVERITY[s], default=Status.no_data)
+    """The most severe status; a not-allocated indicator judges nothing and is left out."""
+    judged = [s for s in statuses if s is not Status.not_allocated]
+    return max(judged, key=lambda s: STATUS_SEVERITY[s], default=Status.no_data)
 
 
 def worst_rating(ratings: Iterable[Rating | None]) -> Rating | None:

@@ -20,7 +20,13 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from assessment import repository
-from assessment.catalogue import Catalogue, reported_key, unit_of, validate_target_set
+from assessment.catalogue import (
+    Catalogue,
+    group_rules,
+    reported_key,
+    unit_of,
+    validate_target_set,
+)
 from assessment.models import (
     AssessmentHistory,
     AssessmentRun,
@@ -38,6 +44,7 @@ from assessment.schemas import (
     ReportedValueRead,
     Rules,
     RunCreate,
+    RunPublish,
     RunRead,
     RunSummary,
     Source,
@@ -48,7 +55,7 @@ from assessment.schemas import (
 )
 from assessment.scoring import GradeRule, ResolvedRules
 from assessment.sources import StatsFetcher
-from assessment.standings import Inputs, applies_to, compute, explain, queries_for
+from assessment.standings import Inputs, compute, explain, not_assessed, queries_for
 from kit.concurrency import check_if_match, make_etag
 from kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from kit.identifiers import new_id
@@ -163,6 +170,12 @@ def resolve_rules(rules: Rules | None, defaults: ResolvedRules) -> ResolvedRules
         grades=grades,
         commended_grades=defaults.commended_grades if commended is None else list(commended),
         criticized_grades=defaults.criticized_grades if criticized is None else list(criticized),
+        scoring=rules.scoring or defaults.scoring,
+        stepped_credit=(
+            defaults.stepped_credit if rules.stepped_credit is None else rules.stepped_credit
+        ),
+        commendation_quota=rules.commendation_quota,
+        ranking_groups=group_rules(rules),
     )
 
 
@@ -191,6 +204,14 @@ def target_set_read(row: TargetSet, *, frozen: bool) -> TargetSetRead:
         indicators=document.indicators,
         rules=document.rules,
     )
+
+
+STORED_EXCLUDE = {"reason", "supersedes_published"}
+
+
+def _stored(body: TargetSetCreate) -> dict[str, Any]:
+    """The document a version stores: indicators and rules."""
+    return body.model_dump(mode="json", exclude=STORED_EXCLUDE)
 
 
 def _snapshot(row: TargetSet) -> dict[str, Any]:
@@ -262,16 +283,31 @@ async def put_target_set(
     )
     if current is None:
         return await _add_version(session=session, year=year, body=body, actor=actor), True
+    await _check_supersedes_published(session=session, year=year, body=body)
     if not await is_frozen(session=session, row=current):
         return await _change_in_place(session=session, row=current, body=body, actor=actor), False
-    if not body.reason:
-        raise ValidationFailed.single(
-            "reason",
-            f"version {current.version} of {year} is frozen by a published run; "
-            "a new version needs a reason",
-        )
     row = await _add_version(session=session, year=year, body=body, actor=actor, previous=current)
     return row, True
+
+
+async def _check_supersedes_published(
+    *, session: Session, year: int, body: TargetSetCreate
+) -> None:
+    """Once the year has a published result, its targets change only by an explicit, reasoned
+    supersede: 409 without `supersedes_published: true`, 422 without a reason."""
+    published = await repository.current_published_run(session=session, year=year)
+    if published is None:
+        return
+    if not body.supersedes_published:
+        raise Conflict(
+            f"The results of {year} are published (run {published.id}); the target set changes "
+            "only with supersedes_published: true and a reason.",
+            published_run=published.id,
+        )
+    if not body.reason:
+        raise ValidationFailed.single(
+            "reason", f"superseding the published targets of {year} needs a reason"
+        )
 
 
 async def _change_in_place(
@@ -279,7 +315,7 @@ async def _change_in_place(
 ) -> TargetSet:
     """Before publication a version changes in place; the history keeps what it was."""
     before = _snapshot(row)
-    row.document = body.model_dump(mode="json", exclude={"reason"})
+    row.document = _stored(body)
     row.reason = body.reason or row.reason
     row.updated_at = now()
     await repository.flush(session=session)
@@ -312,7 +348,7 @@ async def _add_version(
         year=year,
         version=1 if previous is None else previous.version + 1,
         reason=body.reason,
-        document=body.model_dump(mode="json", exclude={"reason"}),
+        document=_stored(body),
         created_at=stamp,
         created_by=actor.name,
         updated_at=stamp,
@@ -360,6 +396,8 @@ def reported_value_dict(row: ReportedValue) -> dict[str, Any]:
         "year": row.year,
         "indicator": row.indicator,
         "value": row.value,
+        "numerator": row.numerator,
+        "denominator": row.denominator,
         "evidence": {"document": row.evidence_document, "text": row.evidence_text},
         "reported_by": row.reported_by,
         "measured_on": row.measured_on.isoformat(),
@@ -375,7 +413,8 @@ def reported_value_read(row: ReportedValue) -> ReportedValueRead:
 
 
 async def _reported_indicator(*, session: Session, body: ReportedValueCreate) -> Indicator:
-    """The indicator of the year's current target set a report is for, assessed in its county."""
+    """The indicator of the year's current target set a report is for. A county without an
+    allocation may report too: its figure is shown (and may earn the set's bonus)."""
     target_set = await repository.current_target_set(session=session, year=body.year)
     if target_set is None:
         raise ValidationFailed.single("year", f"there is no target set for {body.year}")
@@ -391,11 +430,26 @@ async def _reported_indicator(*, session: Session, body: ReportedValueCreate) ->
         raise ValidationFailed.single(
             "indicator", f"{body.indicator!r} is not a reported indicator of {body.year}"
         )
-    if not applies_to(indicator, body.county_code):
-        raise ValidationFailed.single(
-            "county_code", f"{body.county_code} is not assessed on {body.indicator!r}"
-        )
     return indicator
+
+
+def _check_fraction(indicator: Indicator, body: ReportedValueCreate) -> None:
+    """A rate may come with its numerator and denominator (both), which must give the value."""
+    if body.numerator is None and body.denominator is None:
+        return
+    if unit_of(indicator) is not Unit.rate:
+        raise ValidationFailed.single("numerator", "only a rate has a numerator and denominator")
+    if body.numerator is None or body.denominator is None:
+        missing = "denominator" if body.denominator is None else "numerator"
+        raise ValidationFailed.single(missing, "a rate's numerator and denominator come together")
+    if body.numerator > body.denominator:
+        raise ValidationFailed.single("numerator", "must not exceed the denominator")
+    if abs(body.numerator / body.denominator - body.value) > 0.0005:
+        raise ValidationFailed.single(
+            "value",
+            f"{body.value:g} is not numerator / denominator = "
+            f"{body.numerator / body.denominator:.4f}",
+        )
 
 
 def _check_reported_value(indicator: Indicator, value: float) -> None:
@@ -430,6 +484,7 @@ async def report_value(
     check_county_code(body.county_code, catalogue)
     indicator = await _reported_indicator(session=session, body=body)
     _check_reported_value(indicator, body.value)
+    _check_fraction(indicator, body)
     measured_on = _measured_on(body, today)
     previous = await repository.current_reported_value(
         session=session, county_code=body.county_code, year=body.year, indicator=body.indicator
@@ -440,6 +495,8 @@ async def report_value(
         year=body.year,
         indicator=body.indicator,
         value=body.value,
+        numerator=body.numerator,
+        denominator=body.denominator,
         evidence_document=body.evidence.document,
         evidence_text=body.evidence.text,
         reported_by=body.reported_by,
@@ -637,6 +694,7 @@ async def gather_inputs(
         fetched=fetched,
         reported=reported,
         references=references,
+        famous_brand_tiers=catalogue.famous_brand_tiers,
     )
     return inputs, target_set
 
@@ -716,6 +774,10 @@ def run_summary(run: AssessmentRun) -> dict[str, Any]:
         "created_by": run.created_by,
         "published_at": run.published_at,
         "published_by": run.published_by,
+        "provisional": run.as_of < date(run.year, 12, 31),
+        "supersedes": run.supersedes,
+        "superseded_by": run.superseded_by,
+        "publication_reason": run.publication_reason,
     }
 
 
@@ -795,11 +857,8 @@ async def get_run(*, session: Session, year: int, run_id: str) -> AssessmentRun:
     return run
 
 
-async def publish_run(
-    *, session: Session, run: AssessmentRun, actor: Actor, if_match: str | None
-) -> AssessmentRun:
-    """Freeze a complete run; a run missing any source's figures is refused."""
-    check_if_match(if_match, run_etag(run))
+def _check_publishable(run: AssessmentRun) -> None:
+    """Only a complete year-end run in which every county was assessed is published."""
     if run.status == PUBLISHED:
         raise Conflict(f"Run {run.id} is already published.", current_status=run.status)
     missing = {k: v for k, v in run.completeness.items() if v != "ok"}
@@ -810,10 +869,89 @@ async def publish_run(
             "Start a new run once every source answers.",
             completeness=run.completeness,
         )
+    if run.as_of < date(run.year, 12, 31):
+        raise Conflict(
+            f"Run {run.id} is provisional (as of {run.as_of.isoformat()}): only a run as of "
+            f"31 December {run.year} is published.",
+            as_of=run.as_of.isoformat(),
+        )
+    unassessed = not_assessed(run.standings)
+    if unassessed:
+        why = {
+            s["county_code"]: s["outcome_reason"]
+            for s in run.standings["items"]
+            if s["county_code"] in unassessed
+        }
+        raise Conflict(
+            f"Run {run.id} cannot be published: {', '.join(unassessed)} could not be assessed. "
+            + " ".join(f"{code}: {reason}." for code, reason in why.items()),
+            not_assessed=unassessed,
+        )
+
+
+async def _superseded(
+    *, session: Session, run: AssessmentRun, body: RunPublish
+) -> AssessmentRun | None:
+    """The year's published run this publication replaces, named with a reason (or None)."""
+    current = await repository.current_published_run(session=session, year=run.year)
+    if current is None:
+        if body.supersedes is not None:
+            raise ValidationFailed.single(
+                "supersedes", f"{run.year} has no published run to supersede"
+            )
+        return None
+    if body.supersedes is None:
+        raise Conflict(
+            f"{run.year} is already published (run {current.id}): a second publication names "
+            "it in supersedes, with a reason.",
+            published_run=current.id,
+        )
+    if body.supersedes != current.id:
+        raise Conflict(
+            f"supersedes must name the year's published run {current.id}, not {body.supersedes}.",
+            published_run=current.id,
+        )
+    if not body.reason:
+        raise ValidationFailed.single("reason", "superseding a published run needs a reason")
+    return current
+
+
+async def publish_run(
+    *,
+    session: Session,
+    run: AssessmentRun,
+    actor: Actor,
+    if_match: str | None,
+    body: RunPublish | None = None,
+) -> AssessmentRun:
+    """Freeze a complete, fully assessed year-end run; a year's second publication supersedes
+    the first by name and with a reason, and the first then says so."""
+    body = body or RunPublish()
+    check_if_match(if_match, run_etag(run))
+    _check_publishable(run)
+    earlier = await _superseded(session=session, run=run, body=body)
     before = _history_summary(run)
+    stamp = now()
+    if earlier is not None:
+        earlier_before = _history_summary(earlier)
+        earlier.superseded_by = run.id
+        await repository.flush(session=session)
+        await record_history(
+            session=session,
+            entity="run",
+            entity_id=earlier.id,
+            action="superseded",
+            year=earlier.year,
+            actor=actor,
+            before=earlier_before,
+            after=_history_summary(earlier),
+            reason=body.reason,
+        )
     run.status = PUBLISHED
-    run.published_at = now()
+    run.published_at = stamp
     run.published_by = actor.name
+    run.supersedes = earlier.id if earlier else None
+    run.publication_reason = body.reason
     await repository.flush(session=session)
     await record_history(
         session=session,
@@ -824,5 +962,6 @@ async def publish_run(
         actor=actor,
         before=before,
         after=_history_summary(run),
+        reason=body.reason,
     )
     return run

@@ -1,10 +1,19 @@
-"""The arithmetic of a standing: every comparator both ways, projection, ranks, grades, veto."""
+"""The arithmetic of a standing: every comparator both ways, projection and pending, the
+scoring schemes, ranks, the quota, grades, veto."""
 
 from datetime import date
 
 import pytest
 
-from assessment.schemas import Comparator, Outcome, Rating, Status, ToleranceUnit
+from assessment.schemas import (
+    Comparator,
+    Outcome,
+    Over,
+    Rating,
+    ScoringScheme,
+    Status,
+    ToleranceUnit,
+)
 from assessment.scoring import (
     Evaluation,
     GradeRule,
@@ -14,6 +23,7 @@ from assessment.scoring import (
     outcome_of,
     rank,
     weighted_score,
+    within_quota,
     worst_status,
     year_fraction,
 )
@@ -257,3 +267,112 @@ def test_worst_status_wins() -> None:
     assert worst_status([Status.met, Status.at_risk]) is Status.at_risk
     assert worst_status([Status.met, Status.no_data, Status.at_risk]) is Status.no_data
     assert worst_status([Status.no_data, Status.missed]) is Status.missed
+
+
+def _missed_by(value: float) -> TargetSpec:
+    """A floor the actual 1.0 attains to `value`."""
+    return TargetSpec(Comparator.at_least, value=1 / value)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "amber_credit", "red_credit"),
+    [
+        (ScoringScheme.proportional, 0.8, 0.5),
+        (ScoringScheme.all_or_nothing, 0.0, 0.0),
+        (ScoringScheme.stepped, 0.4, 0.0),
+    ],
+)
+def test_each_scoring_scheme_credits_a_miss_its_own_way(
+    scheme: ScoringScheme, amber_credit: float, red_credit: float
+) -> None:
+    def credit(spec: TargetSpec, actual: float) -> float | None:
+        return evaluate(
+            spec, actual, flow=False, fraction=1, scheme=scheme, stepped_credit=0.4
+        ).credit
+
+    assert credit(TargetSpec(Comparator.at_least, value=2), 2) == 1.0
+    assert credit(TargetSpec(Comparator.at_least, value=10), 8) == amber_credit
+    assert credit(TargetSpec(Comparator.at_least, value=10), 7.5) == (
+        0.75 if scheme is ScoringScheme.proportional else amber_credit
+    )
+    assert credit(TargetSpec(Comparator.at_least, value=10), 5) == red_credit
+
+
+def test_no_verdict_earns_no_credit() -> None:
+    spec = TargetSpec(Comparator.at_least, value=2)
+    assert evaluate(spec, None, flow=True, fraction=1).credit is None
+    waiting = evaluate(spec, 0, flow=True, fraction=0.5, pending_until=date(2007, 12, 8))
+    assert (waiting.status, waiting.credit) == (Status.pending, None)
+
+
+ABOUT_15 = {"value": 15, "tolerance": 20, "tolerance_unit": ToleranceUnit.percent}
+
+
+@pytest.mark.parametrize(
+    ("over", "actual", "status", "attainment"),
+    [
+        (Over.met, 12, Status.met, 1.0),  # lower edge
+        (Over.met, 11.99, Status.missed, round(11.99 / 12, 6)),
+        (Over.met, 18, Status.met, 1.0),  # upper edge
+        (Over.met, 18.01, Status.met, 1.0),  # just above: exceeding "15個左右" is no failure
+        (Over.met, 30, Status.met, 1.0),
+        (Over.missed, 12, Status.met, 1.0),
+        (Over.missed, 11.99, Status.missed, round(11.99 / 12, 6)),
+        (Over.missed, 18, Status.met, 1.0),
+        (Over.missed, 18.01, Status.missed, round(18 / 18.01, 6)),  # a number to hold
+    ],
+)
+def test_about_in_both_over_modes(
+    over: Over, actual: float, status: Status, attainment: float
+) -> None:
+    spec = TargetSpec(Comparator.about, over=over, **ABOUT_15)  # type: ignore[arg-type]
+    result = judge(spec, actual)
+    assert (result.status, result.attainment) == (status, attainment)
+
+
+def test_about_over_met_says_so() -> None:
+    spec = TargetSpec(Comparator.about, over=Over.met, **ABOUT_15)  # type: ignore[arg-type]
+    result = judge(spec, 20)
+    assert result.band is not None
+    assert result.band.describe() == "[12, 18] or above (over: met)"
+    assert "counts as met (over: met)" in result.formula
+
+
+def test_a_batch_figure_is_pending_before_its_date_not_projected() -> None:
+    spec = TargetSpec(Comparator.at_least, value=2)
+    half = year_fraction(2007, date(2007, 6, 30))
+    batch = evaluate(spec, 0, flow=False, fraction=half, pending_until=date(2007, 12, 8))
+    assert (batch.status, batch.projected, batch.attainment) == (Status.pending, None, None)
+    assert batch.reason == "pending: expected on 2007-12-08"
+    continuous = evaluate(spec, 0, flow=True, fraction=half)
+    assert (continuous.status, continuous.basis) == (Status.at_risk, "projection")
+    already = evaluate(spec, 2, flow=False, fraction=half, pending_until=date(2007, 12, 8))
+    assert already.status is Status.met
+    veto = evaluate(
+        TargetSpec(Comparator.zero), 1, flow=False, fraction=half, pending_until=date(2007, 12, 31)
+    )
+    assert veto.status is Status.missed
+
+
+def test_weighted_score_adds_a_bonus_up_to_100() -> None:
+    assert weighted_score([(8, 1.0), (2, 0.0)], bonus=4) == 84.0
+    assert weighted_score([(8, 1.0), (2, 1.0)], bonus=4) == 100.0
+    assert weighted_score([(0, 1.0)]) is None
+
+
+@pytest.mark.parametrize(
+    ("quota", "admitted"),
+    [
+        (None, {"a", "b", "c", "d"}),
+        (4, {"a", "b", "c", "d"}),
+        (3, {"a", "b", "c"}),
+        (2, {"a"}),  # b and c tie at rank 2: both or neither
+        (1, {"a"}),
+        (0, set()),
+    ],
+)
+def test_the_commendation_quota_admits_ties_together_or_not_at_all(
+    quota: int | None, admitted: set[str]
+) -> None:
+    ranked = [("a", 1), ("b", 2), ("c", 2), ("d", 4)]
+    assert within_quota(ranked, quota) == admitted

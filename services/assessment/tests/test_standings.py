@@ -24,9 +24,19 @@ from .fakes import FakeDataServices
 STANDINGS = "/api/v1/assessments/2007/standings"
 
 
-async def _load(service: Harness, data: FakeDataServices, *, with_reference: bool = True) -> None:
-    """Tongshan meets everything; Pizhou misses counts and has an incident; Gulou is assessed
-    on three indicators only; the eight other counties have no figures at all."""
+OTHERS = ("320303", "320304", "320305", "320311", "320321", "320322", "320324", "320381")
+
+
+async def _load(
+    service: Harness,
+    data: FakeDataServices,
+    *,
+    with_reference: bool = True,
+    complete: bool = False,
+) -> None:
+    """Tongshan meets everything; Pizhou misses counts and has an incident; Gulou is allocated
+    neither count; the eight other counties have no figures at all, or with `complete` a
+    coverage of 0.95, no incident and 10 of 10 samples passed each."""
     client = service.client()
     assert (
         await client.put("/api/v1/target-sets/2007", json=small_target_set())
@@ -35,22 +45,27 @@ async def _load(service: Harness, data: FakeDataServices, *, with_reference: boo
         await client.put(
             "/api/v1/reference-values/2007/provincial_spot_check_pass_rate", json=reference(0.9)
         )
-    for body in [
+    bodies = [
         reported(TONGSHAN, "industrial_standard_coverage", 0.96),
         reported(TONGSHAN, "major_quality_incidents", 0),
         reported(PIZHOU, "industrial_standard_coverage", 0.95),
         reported(PIZHOU, "major_quality_incidents", 1, measured_on="2007-03-15"),
         reported(GULOU, "industrial_standard_coverage", 0.76),
         reported(GULOU, "major_quality_incidents", 0),
-    ]:
+    ]
+    samples = {TONGSHAN: (100, 95), PIZHOU: (100, 90), GULOU: (50, 45)}
+    if complete:
+        for county in OTHERS:
+            bodies.append(reported(county, "industrial_standard_coverage", 0.95))
+            bodies.append(reported(county, "major_quality_incidents", 0))
+            samples[county] = (10, 10)
+    for body in bodies:
         assert (await client.post("/api/v1/reported-values", json=body)).status_code == 201
     data.bodies["brands"] = brand_stats(
         [(TONGSHAN, "china_famous", 1, 3, 2), (PIZHOU, "china_famous", 0, 2, 1)]
     )
     data.bodies["certificates"] = certificate_stats({TONGSHAN: 2})
-    data.bodies["spot_checks"] = spot_check_stats(
-        {TONGSHAN: (100, 95), PIZHOU: (100, 90), GULOU: (50, 45)}
-    )
+    data.bodies["spot_checks"] = spot_check_stats(samples)
 
 
 def _by_county(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -68,7 +83,7 @@ async def test_every_county_is_scored_ranked_and_judged(
     response = await service.client().get(STANDINGS)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["year"], body["as_of"]) == (2007, "2007-12-31")
+    assert (body["year"], body["as_of"], body["provisional"]) == (2007, "2007-12-31", False)
     assert body["meta"]["completeness"] == {
         "brands": "ok",
         "certificates": "ok",
@@ -84,18 +99,24 @@ async def test_every_county_is_scored_ranked_and_judged(
         "excellent",
         "commended",
     )
-    # Gulou: (30 × 1 [0.9 = reference: missed, attainment 1] + 20 × 0.76/0.95 + 10 × 1) / 60
+    # Gulou: (30 × 1 [0.9 = reference: missed, attainment 1] + 20 × 0.76/0.95 + 10 × 1) / 60;
+    # the two counts are shown with Gulou's actual and no target, weight 0.
     assert (gulou["score"], gulou["rank"], gulou["grade_label"], gulou["outcome"]) == (
         93.33,
         2,
         "優秀",
         "commended",
     )
-    assert set(_indicators(gulou)) == {
-        "spot_check_pass_rate",
-        "industrial_standard_coverage",
-        "major_quality_incidents",
-    }
+    gulou_rows = _indicators(gulou)
+    assert len(gulou_rows) == 5
+    brands = gulou_rows["new_china_famous_brands"]
+    assert (brands["status"], brands["actual"], brands["target"], brands["weight"]) == (
+        "not_allocated",
+        0.0,
+        None,
+        0.0,
+    )
+    assert gulou_rows["new_certified_enterprises"]["status"] == "not_allocated"
     # Pizhou: (20 × 0 + 20 × 0 + 30 × 1 + 20 × 1 + 10 × 0) / 100, and the incident vetoes.
     assert (pizhou["score"], pizhou["rank"], pizhou["outcome"]) == (50.0, 3, "criticized")
     pizhou_rows = _indicators(pizhou)
@@ -103,10 +124,18 @@ async def test_every_county_is_scored_ranked_and_judged(
     assert pizhou_rows["spot_check_pass_rate"]["target"] == 0.9
     assert pizhou_rows["major_quality_incidents"]["status"] == "missed"
     assert pizhou["status"] == "missed"
+    # No figures at all: never graded nor criticized, not ranked, and the reason says why.
     others = [s for code, s in counties.items() if code not in {TONGSHAN, PIZHOU, GULOU}]
-    assert {(s["score"], s["rank"], s["outcome"], s["status"]) for s in others} == {
-        (0.0, 4, "criticized", "no_data")
+    assert {(s["score"], s["rank"], s["grade"], s["outcome"], s["status"]) for s in others} == {
+        (None, None, None, "not_assessed", "no_data")
     }
+    assert set(others[0]["not_assessed"]) == {
+        "spot_check_pass_rate",
+        "industrial_standard_coverage",
+        "major_quality_incidents",
+    }
+    assert "no samples checked" in others[0]["outcome_reason"]
+    assert [s["county_code"] for s in body["items"][:3]] == [TONGSHAN, GULOU, PIZHOU]
     assert _indicators(others[0])["industrial_standard_coverage"]["reason"].startswith(
         "not reported"
     )
@@ -116,8 +145,12 @@ async def test_every_county_is_scored_ranked_and_judged(
         city["new_china_famous_brands"]["attainment"],
     ) == (1.0, 0.5)
     assert city["spot_check_pass_rate"]["actual"] == 0.92
-    assert city["industrial_standard_coverage"]["actual"] == pytest.approx(0.89)
+    # No mean of the county rates: no figure until every county reports its fractions.
+    coverage = city["industrial_standard_coverage"]
+    assert (coverage["status"], coverage["actual"]) == ("no_data", None)
+    assert "not yet reported by 320303" in coverage["reason"]
     assert city["major_quality_incidents"]["actual"] == 1.0
+    assert city["major_quality_incidents"]["status"] == "missed"
     assert "explanation" not in tongshan["indicators"][0]
 
 

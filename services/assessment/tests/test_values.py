@@ -69,7 +69,7 @@ async def test_bad_reports_are_refused_and_store_nothing(service: Harness) -> No
     assert (await client.get("/api/v1/reported-values")).json()["items"] == []
 
 
-async def test_a_county_reports_only_what_it_is_assessed_on(service: Harness) -> None:
+async def test_a_county_without_an_allocation_reports_and_is_shown(service: Harness) -> None:
     body = small_target_set()
     body["indicators"].append(
         {
@@ -80,19 +80,53 @@ async def test_a_county_reports_only_what_it_is_assessed_on(service: Harness) ->
             "comparator": "milestone",
             "weight": 5,
             "allocations": {TONGSHAN: {}},
+            "unallocated_credit": 2,
         }
     )
     await service.client().put("/api/v1/target-sets/2007", json=body)
     client = service.client()
+    for county in (TONGSHAN, GULOU):
+        response = await client.post(
+            "/api/v1/reported-values", json=reported(county, "quality_county_acceptance", 1)
+        )
+        assert response.status_code == 201, response.text
+    standings = (await client.get("/api/v1/assessments/2007/standings")).json()
+    rows = {
+        s["county_code"]: next(
+            i for i in s["indicators"] if i["indicator"] == "quality_county_acceptance"
+        )
+        for s in standings["items"]
+    }
+    assert (rows[TONGSHAN]["status"], rows[TONGSHAN]["target"]) == ("met", 1.0)
+    gulou = rows[GULOU]
+    assert (gulou["status"], gulou["actual"], gulou["target"], gulou["weight"], gulou["bonus"]) == (
+        "not_allocated",
+        1.0,
+        None,
+        0.0,
+        2.0,
+    )
+
+
+async def test_a_rate_comes_with_its_numerator_and_denominator(service: Harness) -> None:
+    await _target_set(service)
+    client = service.client()
+    fraction = {"numerator": 192, "denominator": 200}
     ok = await client.post(
-        "/api/v1/reported-values", json=reported(TONGSHAN, "quality_county_acceptance", 1)
+        "/api/v1/reported-values",
+        json=reported(TONGSHAN, "industrial_standard_coverage", 0.96, **fraction),
     )
-    assert ok.status_code == 201
-    refused = await client.post(
-        "/api/v1/reported-values", json=reported(GULOU, "quality_county_acceptance", 1)
-    )
-    assert refused.status_code == 422
-    assert refused.json()["errors"][0]["field"] == "county_code"
+    assert ok.status_code == 201, ok.text
+    assert (ok.json()["numerator"], ok.json()["denominator"]) == (192, 200)
+    cases = [
+        (reported(TONGSHAN, "industrial_standard_coverage", 0.9, **fraction), "value"),
+        (reported(TONGSHAN, "industrial_standard_coverage", 0.96, numerator=192), "denominator"),
+        (reported(TONGSHAN, "major_quality_incidents", 0, **fraction), "numerator"),
+    ]
+    for body, field in cases:
+        response = await client.post("/api/v1/reported-values", json=body)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"] == field
 
 
 async def test_reference_values_are_set_read_and_listed(service: Harness) -> None:
