@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway import service
 from gateway.dependencies import AdminClient, ContextDep, RevokingSessionDep
-from gateway.schemas import ClientCreate, ClientCreated, ClientRead, KeyRotated, TokenResponse
+from gateway.schemas import ClientCreate, ClientRead, KeyRotationRead, NewClientRead, TokenRead
 from gateway.service import OAuthRefusal
 from kit.db import SessionDep
 from kit.errors import problem_response
@@ -32,7 +32,7 @@ async def create_client(
     context: ContextDep,
     _: AdminClient,
     response: Response,
-) -> ClientCreated:
+) -> NewClientRead:
     created = await service.create_client(
         session=session, data=body, default_rate_limit=context.settings.default_rate_limit
     )
@@ -65,7 +65,7 @@ async def rotate_key(
     keep_previous: Annotated[
         bool, Query(description="Keep the previous keys working (for a staged switch).")
     ] = False,
-) -> KeyRotated:
+) -> KeyRotationRead:
     return await service.rotate_key(
         session=session, client_id=client_id, keep_previous=keep_previous
     )
@@ -97,7 +97,7 @@ def _refused(refusal: OAuthRefusal) -> JSONResponse:
 @public.post(
     "/oauth/token",
     summary="OAuth2 client credentials: an access token for a client id and one of its API keys",
-    response_model=TokenResponse,
+    response_model=TokenRead,
     responses={400: {"description": "invalid request"}, 401: {"description": "invalid client"}},
 )
 async def issue_token(
@@ -118,7 +118,7 @@ async def issue_token(
         scopes = service.granted_scopes(identity, scope)
     except OAuthRefusal as refusal:
         return _refused(refusal)
-    return TokenResponse(
+    return TokenRead(
         access_token=context.authenticator.issue(identity, scopes),
         expires_in=context.authenticator.ttl_seconds,
         scope=" ".join(sorted(scopes)),

@@ -58,18 +58,18 @@ class ClientRead(BaseModel):
     keys: list[KeyRead]
 
 
-class ClientCreated(ClientRead):
+class NewClientRead(ClientRead):
     api_key: str = Field(description="The client's API key, shown this once only.")
 
 
-class KeyRotated(BaseModel):
+class KeyRotationRead(BaseModel):
     client_id: str
     key_id: str
     api_key: str = Field(description="The new API key, shown this once only.")
     revoked_key_ids: list[str]
 
 
-class TokenResponse(BaseModel):
+class TokenRead(BaseModel):
     access_token: str
     token_type: str = "Bearer"  # noqa: S105
     expires_in: int

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway import repository
 from gateway.models import ApiClient, ApiKey
 from gateway.routing import ALL_SCOPES
-from gateway.schemas import ClientCreate, ClientCreated, ClientRead, KeyRead, KeyRotated
+from gateway.schemas import ClientCreate, ClientRead, KeyRead, KeyRotationRead, NewClientRead
 from kit.errors import Conflict, NotFound, ProblemError
 from kit.health import ReadyCheck
 from kit.identifiers import new_id
@@ -106,7 +106,7 @@ def _read(client: ApiClient, keys: Sequence[ApiKey]) -> ClientRead:
 
 async def create_client(
     *, session: AsyncSession, data: ClientCreate, default_rate_limit: str
-) -> ClientCreated:
+) -> NewClientRead:
     """A new active client with one key, returned in plain text this once."""
     client = ApiClient(
         id=new_id(),
@@ -118,7 +118,7 @@ async def create_client(
     await repository.add_client(session=session, client=client)
     api_key = generate_key()
     key = await repository.add_key(session=session, key=_new_key(client.id, api_key))
-    return ClientCreated(**_read(client, [key]).model_dump(), api_key=api_key)
+    return NewClientRead(**_read(client, [key]).model_dump(), api_key=api_key)
 
 
 async def get_client(*, session: AsyncSession, client_id: str) -> ClientRead:
@@ -150,7 +150,9 @@ async def revoke_client(*, session: AsyncSession, client_id: str) -> ClientRead:
     return _read(client, keys)
 
 
-async def rotate_key(*, session: AsyncSession, client_id: str, keep_previous: bool) -> KeyRotated:
+async def rotate_key(
+    *, session: AsyncSession, client_id: str, keep_previous: bool
+) -> KeyRotationRead:
     """Issue a new key; the previous keys stop working unless `keep_previous`."""
     client = await _client_or_404(session=session, client_id=client_id)
     if client.status != "active":
@@ -165,7 +167,9 @@ async def rotate_key(*, session: AsyncSession, client_id: str, keep_previous: bo
         revoked = await repository.revoke_keys(
             session=session, client_id=client.id, at=_now(), except_key_id=key.id
         )
-    return KeyRotated(client_id=client.id, key_id=key.id, api_key=api_key, revoked_key_ids=revoked)
+    return KeyRotationRead(
+        client_id=client.id, key_id=key.id, api_key=api_key, revoked_key_ids=revoked
+    )
 
 
 async def identify_key(*, session: AsyncSession, api_key: str) -> Identity | None:

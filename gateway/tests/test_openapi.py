@@ -161,7 +161,7 @@ async def test_a_typed_client_generates_and_type_checks(merged: dict, tmp_path: 
     (tmp_path / "use.ts").write_text(
         'import type { paths, components } from "./api";\n'
         'type Brands = paths["/api/v1/brands"]["get"]["responses"][200]["content"]["application/json"];\n'
-        'type Token = components["schemas"]["TokenResponse"];\n'
+        'type Token = components["schemas"]["TokenRead"];\n'
         "export const token: Token = { access_token: 'x', token_type: 'Bearer', expires_in: 1, scope: '' };\n"
         "export type { Brands };\n"
     )
