@@ -98,7 +98,10 @@ def create_app(
     app.state.idempotency_table = spec.idempotency_table
     app.state.cursor_codec = CursorCodec(settings.resolved_secret())
     app.state.token_verifier = TokenVerifier.from_files(
-        audience=spec.name, issuers=settings.token_issuers, leeway=settings.token_leeway_seconds
+        audience=spec.name,
+        issuers=settings.token_issuers,
+        leeway=settings.token_leeway_seconds,
+        grants=settings.issuer_grants(),
     )
     install_problem_handlers(app)
     install_problem_openapi(app)

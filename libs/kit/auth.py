@@ -114,25 +114,33 @@ class TokenVerifier:
         issuers: Mapping[str, bytes],
         leeway: int = 5,
         remembered: int = 4096,
+        grants: Mapping[str, frozenset[str] | None] | None = None,
     ) -> None:
         self.audience = audience
         self.leeway = leeway
+        self._grants = dict(grants or {})
         self._keys = {name: serialization.load_pem_public_key(pem) for name, pem in issuers.items()}
         self._remembered = remembered
         self._verified: dict[str, tuple[float, Principal]] = {}
 
     @classmethod
     def from_files(
-        cls, *, audience: str, issuers: Mapping[str, Path], leeway: int = 5
+        cls,
+        *,
+        audience: str,
+        issuers: Mapping[str, Path],
+        leeway: int = 5,
+        grants: Mapping[str, frozenset[str] | None] | None = None,
     ) -> TokenVerifier:
-        """Load the issuers' public keys; an issuer whose key file is missing is not trusted."""
+        """Load the issuers' public keys; an issuer whose key file is missing is not trusted.
+        `grants` names the scopes each issuer may grant (None or absent: any)."""
         loaded = {}
         for name, path in issuers.items():
             if path.exists():
                 loaded[name] = path.read_bytes()
             else:
                 logger.warning("token_issuer_key_missing", issuer=name, path=str(path))
-        return cls(audience=audience, issuers=loaded, leeway=leeway)
+        return cls(audience=audience, issuers=loaded, leeway=leeway, grants=grants)
 
     def verify(self, token: str) -> Principal:
         """The caller a valid token names; `Unauthorized` saying why when it is not valid."""
@@ -180,6 +188,13 @@ class TokenVerifier:
             scopes=frozenset(str(claims.get("scope", "")).split()),
             issuer=str(issuer),
         )
+        grantable = self._grants.get(str(issuer))
+        if grantable is not None and not principal.scopes <= grantable:
+            beyond = ", ".join(sorted(principal.scopes - grantable))
+            raise Forbidden(
+                f"The issuer {issuer!r} may not grant {beyond} to this service.",
+                issuer=issuer,
+            )
         # PyJWT refuses a token once `exp` is at least `leeway` seconds past.
         return principal, float(claims["exp"]) + self.leeway
 

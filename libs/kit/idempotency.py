@@ -43,7 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kit.auth import TokenVerifier, parse_bearer
 from kit.db import HANDOVER, TransactionHandover, as_utc
-from kit.errors import Unauthorized, problem_body, send_problem, unexpected_error_body
+from kit.errors import ProblemError, problem_body, send_problem, unexpected_error_body
 
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 200
@@ -129,7 +129,7 @@ class IdempotencyMiddleware:
             return None
         try:
             return verifier.verify(token).client_id
-        except Unauthorized:
+        except ProblemError:
             return None
 
     async def _answer_retry(self, row: Any, scope: Scope, receive: Receive, send: Send) -> None:

@@ -31,6 +31,9 @@ class ServiceSettings(BaseSettings):
     log_json: bool = True
     secret_key: SecretStr | None = None
     token_issuers: dict[str, Path] = Field(default_factory=dict)
+    token_issuer_scopes: dict[str, list[str]] = Field(default_factory=dict)
+    """The scopes each issuer may grant to this service (`["*"]`: any). Defaults to this
+    service's entry in `config/token_issuers.json`; an issuer without an entry grants any."""
     token_leeway_seconds: int = Field(default=5, ge=0, le=300)
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
@@ -42,14 +45,27 @@ class ServiceSettings(BaseSettings):
     def _fill_defaults(self) -> ServiceSettings:
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.var_dir / self.service_name}.db"
+        if not self.token_issuer_scopes:
+            self.token_issuer_scopes = self._configured_issuer_scopes()
         if not self.token_issuers:
             keys = self.var_dir / "keys"
             self.token_issuers = {
-                "gateway": keys / "gateway.pub",
-                "assessment": keys / "assessment.pub",
-                "inspection": keys / "inspection.pub",
+                issuer: keys / f"{issuer}.pub" for issuer in self.token_issuer_scopes
             }
         return self
+
+    def _configured_issuer_scopes(self) -> dict[str, list[str]]:
+        path = self.config_dir / "token_issuers.json"
+        configured = load_json(path).get(self.service_name) if path.exists() else None
+        return dict(configured) if configured else {"gateway": ["*"]}
+
+    def issuer_grants(self) -> dict[str, frozenset[str] | None]:
+        """Each trusted issuer's grantable scopes, None where it may grant any."""
+        grants: dict[str, frozenset[str] | None] = {}
+        for issuer in self.token_issuers:
+            scopes = self.token_issuer_scopes.get(issuer)
+            grants[issuer] = None if scopes is None or "*" in scopes else frozenset(scopes)
+        return grants
 
     @property
     def regions_file(self) -> Path:

@@ -3,12 +3,16 @@ import hashlib
 import hmac
 import json
 import time
+from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from kit.auth import TokenMinter, TokenVerifier, generate_keypair
-from kit.errors import Unauthorized
-from kit.testing import Harness
+from kit.errors import Forbidden, Unauthorized
+from kit.settings import ServiceSettings
+from kit.testing import Harness, ServiceTokens, running_service
+from kit.tests.sample_app import SPEC, SampleSettings, build_app, metadata
 
 PAIR = generate_keypair()
 OTHER = generate_keypair()
@@ -135,3 +139,70 @@ async def test_missing_scope_is_403_naming_it(sample: Harness) -> None:
 async def test_health_needs_no_token(sample: Harness) -> None:
     client = sample.client(authenticated=False)
     assert (await client.get("/health/live")).status_code == 200
+
+
+def _peer_verifier() -> TokenVerifier:
+    return TokenVerifier(
+        audience="brand_registry",
+        issuers={"gateway": PAIR.public_pem, "inspection": OTHER.public_pem},
+        grants={"gateway": None, "inspection": frozenset({"brands:flag"})},
+    )
+
+
+def test_a_peer_may_grant_only_its_own_scopes() -> None:
+    minter = TokenMinter(OTHER.private_pem, issuer="inspection")
+    flag = minter.mint(
+        audience="brand_registry", client_id="inspection", client_name="i", scopes={"brands:flag"}
+    )
+    assert _peer_verifier().verify(flag).scopes == frozenset({"brands:flag"})
+    for scope in ("brands:write", "certificates:write", "assessments:publish"):
+        beyond = minter.mint(
+            audience="brand_registry",
+            client_id="inspection",
+            client_name="i",
+            scopes={"brands:flag", scope},
+        )
+        with pytest.raises(Forbidden, match=f"may not grant {scope}"):
+            _peer_verifier().verify(beyond)
+    gateway = TokenMinter(PAIR.private_pem, issuer="gateway").mint(
+        audience="brand_registry", client_id="c", client_name="c", scopes={"brands:write"}
+    )
+    assert _peer_verifier().verify(gateway).scopes == frozenset({"brands:write"})
+
+
+def test_the_shipped_issuers_trust_each_peer_for_its_calls_only() -> None:
+    class BrandSettings(ServiceSettings):
+        service_name: ClassVar[str] = "brand_registry"
+
+    class CertificationSettings(ServiceSettings):
+        service_name: ClassVar[str] = "certification"
+
+    brands = BrandSettings().issuer_grants()
+    assert brands == {
+        "gateway": None,
+        "assessment": frozenset({"brands:read"}),
+        "inspection": frozenset({"brands:flag"}),
+    }
+    assert "inspection" not in CertificationSettings().issuer_grants()
+
+
+async def test_a_token_beyond_its_issuers_grants_is_a_403_problem(
+    service_tokens: ServiceTokens, tmp_path: Path
+) -> None:
+    """A service configured to let the gateway grant only `widgets:read` refuses a token of
+    the gateway's that carries `widgets:write` too, with a 403 naming the issuer."""
+    async with running_service(
+        spec=SPEC,
+        metadata=metadata,
+        build_app=build_app,
+        settings_factory=SampleSettings,
+        tokens=service_tokens,
+        tmp_dir=tmp_path,
+        token_issuer_scopes={"gateway": ["widgets:read"]},
+    ) as harness:
+        allowed = await harness.client(("widgets:read",)).get("/api/v1/widgets")
+        beyond = await harness.client(("widgets:read", "widgets:write")).get("/api/v1/widgets")
+    assert allowed.status_code == 200
+    assert beyond.status_code == 403
+    assert beyond.json()["issuer"] == "gateway"
+    assert "widgets:write" in beyond.json()["detail"]
