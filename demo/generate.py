@@ -38,21 +38,24 @@ class Profile:
     pass_rate: float
     industrial_coverage: float
     agricultural_coverage: float
-    incidents: int = 0
+    incidents: int = 0  # major quality incidents the county reports itself
+    violations: int = 0  # mandatory-standard violations found by provincial spot-checks
 
 
+# Under the seed's 考核細則 (a target met earns its weight, a target missed none) each
+# profile misses what its comment says; see demo/README.md for the standings that follow.
 PROFILES = {
-    "320302": Profile("strong", 1.3, 1.05, 0.62, 0.962, 0.97, 0.93),
-    "320382": Profile("strong", 1.25, 1.04, 0.6, 0.958, 0.97, 0.93),
-    "320323": Profile("strong", 1.4, 1.06, 0.64, 0.968, 0.975, 0.94),
-    "320311": Profile("good", 1.1, 1.0, 0.55, 0.948, 0.96, 0.91),
-    "320303": Profile("good", 1.0, 0.98, 0.52, 0.941, 0.955, 0.9),
-    "320321": Profile("good", 1.0, 0.97, 0.51, 0.936, 0.95, 0.905),
-    "320322": Profile("veto", 1.1, 1.0, 0.56, 0.945, 0.96, 0.92, incidents=1),
-    "320381": Profile("fair", 0.6, 0.8, 0.36, 0.9, 0.91, 0.83),
-    "320305": Profile("fair", 0.55, 0.78, 0.35, 0.9, 0.9, 0.82),
-    "320304": Profile("fair", 0.5, 0.75, 0.33, 0.895, 0.9, 0.8),
-    "320324": Profile("weak", 0.4, 0.65, 0.28, 0.86, 0.86, 0.78),
+    "320302": Profile("strong", 1.3, 1.05, 0.62, 0.962, 0.97, 0.93),  # nothing
+    "320323": Profile("strong", 1.4, 1.06, 0.64, 0.968, 0.975, 0.94),  # nothing
+    "320311": Profile("strong", 1.1, 1.0, 0.64, 0.958, 0.96, 0.86),  # agri coverage
+    "320382": Profile("good", 1.25, 1.04, 0.36, 0.958, 0.97, 0.86),  # share, agri coverage
+    "320321": Profile("good", 1.0, 1.0, 0.64, 0.9, 0.96, 0.92),  # pass rate
+    "320303": Profile("finding", 1.0, 1.0, 0.36, 0.955, 0.96, 0.92, violations=1),  # share
+    "320322": Profile("veto", 1.1, 1.0, 0.64, 0.9, 0.96, 0.92, incidents=1),  # pass rate
+    "320381": Profile("fair", 1.0, 1.0, 0.36, 0.9, 0.96, 0.92),  # share, pass rate
+    "320304": Profile("fair", 1.0, 1.0, 0.35, 0.955, 0.96, 0.85),  # share, agri coverage
+    "320305": Profile("weak", 0.5, 0.78, 0.35, 0.9, 0.96, 0.92),  # most counts, share, pass
+    "320324": Profile("weak", 0.4, 0.65, 0.28, 0.86, 0.86, 0.78),  # nearly everything
 }
 DEFAULT_PROFILE = Profile("fair", 0.9, 0.95, 0.5, 0.935, 0.95, 0.9)
 PROVINCIAL_PASS_RATE = 0.925
@@ -159,6 +162,7 @@ class _Generator:
         self.codes = [r["code"] for r in self.regions]
         self.by_county: dict[str, list[Enterprise]] = {}
         self.used_products: set[tuple[str, str, str]] = set()
+        self.international: dict[str, tuple[int, int]] = {}
 
     def profile(self, code: str) -> Profile:
         return PROFILES.get(code, DEFAULT_PROFILE)
@@ -209,7 +213,10 @@ class _Generator:
             if key not in self.used_products:
                 self.used_products.add(key)
                 break
-        international = self.rng.random() < international_share
+        # Spread evenly rather than drawn, so a county's share is its profile's, not luck.
+        made, total = self.international.get(county, (0, 0))
+        international = made < international_share * (total + 1) - 0.5
+        self.international[county] = (made + international, total + 1)
         standards = names.ADVANCED_STANDARDS.get(enterprise.trade.product_category, ("ISO 9001",))
         return {
             "product_name": product,
@@ -480,15 +487,24 @@ class _Generator:
                     overturned = {
                         i for i in range(count) if i not in failing and self.rng.random() < 0.02
                     }
+                    # The county's mandatory-standard violations of the assessed year are
+                    # findings of provincial checks that stay failed.
+                    violating = set()
+                    if year == self.year and level == "provincial":
+                        violating = set(sorted(failing)[: profile.violations])
                     for index in range(count):
                         serial += 1
                         check = self._check(county, level, year, serial)
                         if index in failing or index in overturned:
                             self._fail(check)
+                        if index in violating:
+                            check["mandatory_standard_violation"] = True
                         originals.append(check)
                         if index in overturned:
                             reinspections.append(self._reinspection(check, passed=True))
-                        elif index in failing and self.rng.random() < 0.15:
+                        elif (
+                            index in failing and index not in violating and self.rng.random() < 0.15
+                        ):
                             reinspections.append(self._reinspection(check, passed=False))
         originals.sort(key=lambda r: (r["sampled_on"], r["sample_code"]))
         return originals, reinspections
@@ -511,6 +527,7 @@ class _Generator:
             "sampled_on": sampled.isoformat(),
             "result": "pass",
             "nonconforming_items": "",
+            "mandatory_standard_violation": False,
             "testing_lab": self.rng.choice(names.TESTING_LABS),
             "report_number": f"W{year}{serial:06d}",
             "published_on": (sampled + timedelta(days=20 + self.rng.randrange(25))).isoformat(),
@@ -590,12 +607,16 @@ class _Generator:
                 value = self._reported_value(indicator, unit, county)
                 if value is None:
                     continue
+                fraction = self._fraction(key, value, county) if unit == "rate" else {}
+                if fraction:
+                    value = round(fraction["numerator"] / fraction["denominator"], 4)
                 rows.append(
                     {
                         "county_code": county,
                         "year": self.year,
                         "indicator": key,
                         "value": value,
+                        **fraction,
                         "evidence": {
                             "document": f"{names_by_code[county]}{self.year}年質量振興工作總結",
                             "text": f"{indicator['name']}：{value:g}（經{names_by_code[county]}"
@@ -606,6 +627,12 @@ class _Generator:
                     }
                 )
         return rows
+
+    def _fraction(self, key: str, rate: float, county: str) -> dict[str, float]:
+        """A reported rate's numerator and denominator: the county's products (industrial, or
+        leading agricultural ones) and those made to a standard."""
+        products = len(self.by_county[county]) * (2 if "industrial" in key else 1) // 3
+        return {"numerator": float(round(products * rate)), "denominator": float(products)}
 
     def _reported_value(self, indicator: dict[str, Any], unit: str, county: str) -> float | None:
         profile = self.profile(county)

@@ -71,6 +71,7 @@ SPOT_CHECK_COLUMNS = (
     "sampled_on",
     "result",
     "nonconforming_items",
+    "mandatory_standard_violation",
     "testing_lab",
     "report_number",
     "published_on",

@@ -226,16 +226,21 @@ def test_pass_rates_straddle_the_provincial_average(city: DemoCity) -> None:
     assert rates["320324"] < reference - 0.03
 
 
-def test_international_share_is_high_in_strong_counties_and_low_in_the_weak_one(
-    city: DemoCity,
-) -> None:
-    listings = _in_force(city)
+def test_international_share_follows_each_county_profile(city: DemoCity) -> None:
+    famous = {"china_famous", "provincial_famous", "city_famous"}
+    listings = [b for b in _in_force(city) if b["tier"] in famous]
     share = {
         county: sum(b["international_standard"] for b in rows) / len(rows)
-        for county in ("320323", "320324")
+        for county in {r["code"] for r in _regions()}
         if (rows := [b for b in listings if b["county_code"] == county])
     }
-    assert share["320323"] > 0.5 > share["320324"]
+    assert {county for county, value in share.items() if value >= 0.5} == {
+        "320302",
+        "320311",
+        "320321",
+        "320322",
+        "320323",
+    }
 
 
 def test_one_county_reports_a_veto_incident_and_every_county_reports_incidents(
@@ -251,10 +256,30 @@ def test_one_county_reports_a_veto_incident_and_every_county_reports_incidents(
     assert all(r["evidence"]["document"] and r["evidence"]["text"] for r in city.reported_values)
 
 
-def test_reported_rates_are_fractions(city: DemoCity) -> None:
+def test_reported_rates_are_fractions_with_their_numerator_and_denominator(
+    city: DemoCity,
+) -> None:
     rates = [r for r in city.reported_values if r["indicator"].endswith("_coverage")]
-    assert rates
+    assert len(rates) == 2 * len(_regions())
     assert all(0 <= r["value"] <= 1 for r in rates)
+    for r in rates:
+        assert 0 < r["numerator"] <= r["denominator"]
+        assert r["value"] == round(r["numerator"] / r["denominator"], 4)
+
+
+def test_inspection_finds_one_mandatory_standard_violation_that_stays_failed(
+    city: DemoCity,
+) -> None:
+    found = [
+        s
+        for s in city.spot_checks
+        if s["mandatory_standard_violation"] and s["sampled_on"].startswith("2007")
+    ]
+    assert [(s["county_code"], s["level"], s["result"]) for s in found] == [
+        ("320303", "provincial", "fail")
+    ]
+    assert found[0]["sample_code"] not in {r["reinspection_of_sample"] for r in city.reinspections}
+    assert not any(s["mandatory_standard_violation"] for s in city.spot_checks if s not in found)
 
 
 def test_the_configured_target_set_allocations_add_up_to_the_city_targets() -> None:
