@@ -330,12 +330,13 @@ def findings_of(indicator: Indicator, county_code: str | None, inputs: Inputs) -
     if body is None:
         return Findings(None, [], provenance, problem)
     if county_code is None:
-        row: dict[str, Any] | None = body.get("totals")
-        provenance["field"] = "totals.findings"
+        found: dict[str, Any] = body.get("findings_totals") or {}
+        provenance["field"] = f"findings_totals.{{{','.join(kinds)}}}"
     else:
-        row = _row(body["by_county"], county_code)
-        provenance["field"] = f"by_county[county_code={county_code}].findings"
-    found = (row or {}).get("findings") or {}
+        found = _row(body.get("findings_by_county") or [], county_code) or {}
+        provenance["field"] = (
+            f"findings_by_county[county_code={county_code}].{{{','.join(kinds)}}}"
+        )
     counts = {kind: int(found.get(kind, 0)) for kind in kinds}
     records = [
         {**r, "kinds": [k for k in r.get("kinds") or [] if k in kinds]}

@@ -6,10 +6,11 @@ from typing import Any
 
 from sqlalchemy import Select, and_, case, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from inspection.models import OutboxMessage, SpotCheck, SpotCheckHistory, metadata
-from inspection.schemas import SpotCheckFilters, StatsRow
+from inspection.schemas import FindingRow, SpotCheckFilters, StatsRow
 from kit.pagination import Page, PageParams, paginate
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -166,6 +167,72 @@ async def stats_rows(
             passed=int(row.passed or 0),
         )
         for row in result
+    ]
+
+
+async def finding_rows(
+    *,
+    session: AsyncSession,
+    start: date,
+    end: date,
+    levels: Sequence[str],
+    county_code: str | None,
+    include_unpublished: bool,
+    today: date,
+) -> list[FindingRow]:
+    """The checks carrying a finding (refusal, mandatory-standard violation, referral for
+    unlicensed production) in the chains whose original the stats count, with the chain's
+    final result as the same view sees it; findings are rare, so these are few rows."""
+    root = aliased(SpotCheck)
+    if include_unpublished:
+        chain_passed = col(root.final_result) == "pass"
+    else:
+        chain_passed = or_(col(root.result) == "pass", col(root.overturned_on) <= today)
+    conditions = [
+        col(root.reinspection_of).is_(None),
+        col(root.sampled_on) >= start,
+        col(root.sampled_on) <= end,
+        col(root.level).in_(list(levels)),
+        or_(
+            col(SpotCheck.refused).is_(True),
+            col(SpotCheck.mandatory_standard_violation).is_(True),
+            col(SpotCheck.unlicensed_referral).is_(True),
+        ),
+    ]
+    if county_code is not None:
+        conditions.append(col(root.county_code) == county_code)
+    if not include_unpublished:
+        conditions.append(col(root.published_on) <= today)
+        conditions.append(col(SpotCheck.published_on) <= today)
+    query = (
+        select(
+            SpotCheck,
+            case((chain_passed, True), else_=False).label("chain_passed"),
+        )
+        .join(root, col(root.id) == col(SpotCheck.root_id))
+        .where(*conditions)
+        .order_by(col(SpotCheck.root_id), col(SpotCheck.sampled_on), col(SpotCheck.id))
+    )
+    result = await session.execute(query)
+    return [
+        FindingRow(
+            id=check.id,
+            root_id=check.root_id,
+            county_code=check.county_code,
+            level=check.level,
+            plan_code=check.plan_code,
+            sample_code=check.sample_code,
+            enterprise_credit_code=check.enterprise_credit_code,
+            enterprise_name=check.enterprise_name,
+            product_name=check.product_name,
+            sampled_on=check.sampled_on,
+            published_on=check.published_on,
+            refused=check.refused,
+            mandatory_standard_violation=check.mandatory_standard_violation,
+            unlicensed_referral=check.unlicensed_referral,
+            chain_passed=bool(passed),
+        )
+        for check, passed in result.all()
     ]
 
 

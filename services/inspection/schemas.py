@@ -201,8 +201,41 @@ class CategoryStats(PassRate):
     product_category_label: str
 
 
+class FindingCounts(BaseModel):
+    """Chains of checks with a finding, by kind; a violation or refusal whose chain ends in a
+    pass (overturned on re-inspection) is no finding."""
+
+    unlicensed_referral: int = 0
+    mandatory_standard_violation: int = 0
+    refused: int = 0
+    total: int = 0
+
+
+class CountyFindings(FindingCounts):
+    county_code: str
+
+
+class FindingRecord(BaseModel):
+    """One sample whose chain of checks carries a finding, with the checks that recorded it."""
+
+    id: str = Field(description="the original check of the sample")
+    record_ids: list[str] = Field(description="the checks of the chain that record a finding")
+    county_code: str
+    level: Level
+    plan_code: str
+    sample_code: str
+    enterprise_credit_code: str
+    enterprise_name: str
+    product_name: str
+    sampled_on: date
+    published_on: date | None
+    kinds: list[str]
+
+
 class SpotCheckStats(BaseModel):
-    """Samples of a year after re-inspections, per county and level, county, and category."""
+    """Samples of a year after re-inspections, per county and level, county, and category;
+    and the findings (refusals, mandatory-standard violations, referrals for unlicensed
+    production) per county, in total and record by record."""
 
     year: int
     as_of: date
@@ -212,6 +245,30 @@ class SpotCheckStats(BaseModel):
     by_county: list[CountyStats]
     by_category: list[CategoryStats]
     totals: PassRate
+    findings_by_county: list[CountyFindings] = []
+    findings_totals: FindingCounts = FindingCounts()
+    finding_records: list[FindingRecord] = []
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    """A check carrying a finding, with the final result of its chain."""
+
+    id: str
+    root_id: str
+    county_code: str
+    level: str
+    plan_code: str
+    sample_code: str
+    enterprise_credit_code: str
+    enterprise_name: str
+    product_name: str
+    sampled_on: date
+    published_on: date | None
+    refused: bool
+    mandatory_standard_violation: bool
+    unlicensed_referral: bool
+    chain_passed: bool
 
 
 @dataclass(frozen=True)

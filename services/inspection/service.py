@@ -15,7 +15,11 @@ from inspection.schemas import (
     LEVEL_LABELS,
     RESULT_LABELS,
     CategoryStats,
+    CountyFindings,
     CountyStats,
+    FindingCounts,
+    FindingRecord,
+    FindingRow,
     GroupStats,
     Level,
     PassRate,
@@ -678,6 +682,68 @@ def _total_stats(rows: list[StatsRow]) -> PassRate:
     return PassRate(checked=checked, passed=passed, pass_rate=_rate(checked, passed))
 
 
+FINDING_KINDS = ("unlicensed_referral", "mandatory_standard_violation", "refused")
+# A re-inspection that passes overturns these; a referral for unlicensed production stands.
+OVERTURNED_BY_A_PASS = {"mandatory_standard_violation", "refused"}
+
+
+def _finding_records(rows: list[FindingRow]) -> list[FindingRecord]:
+    """One record per sample: the kinds found anywhere in its chain that still stand."""
+    chains: dict[str, list[FindingRow]] = {}
+    for row in rows:
+        chains.setdefault(row.root_id, []).append(row)
+    records = []
+    for root_id, members in chains.items():
+        passed = members[0].chain_passed
+        kinds = [
+            kind
+            for kind in FINDING_KINDS
+            if any(getattr(m, kind) for m in members)
+            and not (passed and kind in OVERTURNED_BY_A_PASS)
+        ]
+        if not kinds:
+            continue
+        first = members[0]
+        records.append(
+            FindingRecord(
+                id=root_id,
+                record_ids=[m.id for m in members if any(getattr(m, k) for k in kinds)],
+                county_code=first.county_code,
+                level=Level(first.level),
+                plan_code=first.plan_code,
+                sample_code=first.sample_code,
+                enterprise_credit_code=first.enterprise_credit_code,
+                enterprise_name=first.enterprise_name,
+                product_name=first.product_name,
+                sampled_on=min(m.sampled_on for m in members),
+                published_on=min((m.published_on for m in members if m.published_on), default=None),
+                kinds=kinds,
+            )
+        )
+    return sorted(records, key=lambda r: (r.county_code, r.sampled_on, r.id))
+
+
+def _count_findings(records: Iterable[FindingRecord]) -> FindingCounts:
+    counts = dict.fromkeys(FINDING_KINDS, 0)
+    for record in records:
+        for kind in record.kinds:
+            counts[kind] += 1
+    return FindingCounts(**counts, total=sum(counts.values()))
+
+
+def _findings_by_county(
+    records: list[FindingRecord], *, counties: list[str]
+) -> list[CountyFindings]:
+    """Every county, with zeros where nothing was found."""
+    return [
+        CountyFindings(
+            county_code=county,
+            **_count_findings(r for r in records if r.county_code == county).model_dump(),
+        )
+        for county in counties
+    ]
+
+
 async def spot_check_stats(
     *,
     session: AsyncSession,
@@ -689,7 +755,8 @@ async def spot_check_stats(
     catalogue: Catalogue,
     today: date,
 ) -> SpotCheckStats:
-    """Samples of `year` sampled by `as_of`, each counted once with its final result."""
+    """Samples of `year` sampled by `as_of`, each counted once with its final result; and
+    the findings of their chains."""
     start, as_of = _stats_period(year, as_of)
     _check_stats_county(county_code, catalogue)
     rows = await repository.stats_rows(
@@ -700,6 +767,17 @@ async def spot_check_stats(
         county_code=county_code,
         include_unpublished=include_unpublished,
         today=today,
+    )
+    findings = _finding_records(
+        await repository.finding_rows(
+            session=session,
+            start=start,
+            end=min(as_of, date(year, 12, 31)),
+            levels=[level.value for level in levels],
+            county_code=county_code,
+            include_unpublished=include_unpublished,
+            today=today,
+        )
     )
     counties = sorted(
         ({county_code} if county_code else set(catalogue.regions)) | {r.county_code for r in rows}
@@ -713,4 +791,7 @@ async def spot_check_stats(
         by_county=_county_stats(rows, counties=counties),
         by_category=_category_stats(rows, catalogue=catalogue),
         totals=_total_stats(rows),
+        findings_by_county=_findings_by_county(findings, counties=counties),
+        findings_totals=_count_findings(findings),
+        finding_records=findings,
     )

@@ -317,8 +317,10 @@ def test_the_city_rolls_up_by_arithmetic() -> None:
             c, "major_quality_incidents", 1 if c == C2 else 0
         )
     spot = spot_check_stats({D1: (10, 9), D2: (10, 1), C2: (50, 40)})
-    spot["by_county"][1]["findings"] = {"mandatory_standard_violation": 1, "refused": 1}
-    spot["totals"]["findings"] = {"mandatory_standard_violation": 1, "refused": 1}
+    spot["findings_by_county"] = [
+        {"county_code": D2, "mandatory_standard_violation": 1, "refused": 1, "total": 2}
+    ]
+    spot["findings_totals"] = {"mandatory_standard_violation": 1, "refused": 1, "total": 2}
     spot["finding_records"] = [
         {"id": "s1", "county_code": D2, "kinds": ["mandatory_standard_violation"]},
         {"id": "s2", "county_code": D2, "kinds": ["refused"]},

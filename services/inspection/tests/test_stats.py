@@ -8,6 +8,13 @@
   320382 provincial  D2 P · D3 P published next month (embargoed)
   320382 city        D4 P sampled in September
   2022: E1 P (another year)
+
+Findings (the support's failures record a mandatory-standard violation): A2's chain is upheld
+(1); A3 and A4 end in a pass, which overturns their violations (0); B2 (1); C1's passing
+re-inspection is not yet public, so publicly its violation stands (1), but not for a writer
+counting unpublished results; D1 is a refusal (1). Then, in 320302 only for the findings test:
+G1 passes but was referred for unlicensed production (a referral stands whatever the result),
+G2 fails with a violation published next month (embargoed).
 """
 
 from datetime import timedelta
@@ -200,3 +207,67 @@ async def test_bad_stats_parameters_are_422(
     response = await service.client().get(STATS, params=params)
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == field
+
+
+def _findings(body: dict[str, Any]) -> dict[str, tuple[int, int, int, int]]:
+    return {
+        row["county_code"]: (
+            row["mandatory_standard_violation"],
+            row["refused"],
+            row["unlicensed_referral"],
+            row["total"],
+        )
+        for row in body["findings_by_county"]
+        if row["total"]
+    }
+
+
+async def test_findings_are_counted_per_county_with_each_record(
+    fixture: httpx.AsyncClient, service: Harness
+) -> None:
+    writer = service.client()
+    gulou = {"county_code": "320302", "product_category": BUILDING}
+    await _add(writer, "G1", "provincial", result="pass", unlicensed_referral=True, **gulou)
+    await _add(writer, "G2", "provincial", published_on=LATER, **gulou)
+    body = (await fixture.get(STATS, params={"year": 2023})).json()
+    assert _findings(body) == {
+        "320323": (3, 0, 0, 3),
+        "320382": (0, 1, 0, 1),
+        "320302": (0, 0, 1, 1),
+    }
+    assert body["findings_totals"] == {
+        "unlicensed_referral": 1,
+        "mandatory_standard_violation": 3,
+        "refused": 1,
+        "total": 5,
+    }
+    records = {(r["county_code"], r["sample_code"]): r for r in body["finding_records"]}
+    assert set(records) == {
+        ("320323", "A2"),
+        ("320323", "B2"),
+        ("320323", "C1"),
+        ("320382", "D1"),
+        ("320302", "G1"),
+    }
+    upheld = records[("320323", "A2")]
+    assert upheld["kinds"] == ["mandatory_standard_violation"]
+    assert len(upheld["record_ids"]) == 2  # the original and its upholding re-inspection
+    assert records[("320382", "D1")]["kinds"] == ["refused"]
+    assert len(body["findings_by_county"]) == 11
+
+    levels = await fixture.get(STATS, params={"year": 2023, "levels": "national,provincial"})
+    assert _findings(levels.json()) == {
+        "320323": (2, 0, 0, 2),
+        "320382": (0, 1, 0, 1),
+        "320302": (0, 0, 1, 1),
+    }
+    unpublished = await writer.get(STATS, params={"year": 2023, "include_unpublished": True})
+    assert _findings(unpublished.json()) == {
+        "320323": (2, 0, 0, 2),
+        "320382": (0, 1, 0, 1),
+        "320302": (1, 0, 1, 2),
+    }
+    before = (await fixture.get(STATS, params={"year": 2023, "as_of": "2023-03-09"})).json()
+    assert before["findings_totals"]["total"] == 0
+    county = (await fixture.get(STATS, params={"year": 2023, "county_code": "320382"})).json()
+    assert [r["sample_code"] for r in county["finding_records"]] == ["D1"]
