@@ -334,9 +334,7 @@ def findings_of(indicator: Indicator, county_code: str | None, inputs: Inputs) -
         provenance["field"] = f"findings_totals.{{{','.join(kinds)}}}"
     else:
         found = _row(body.get("findings_by_county") or [], county_code) or {}
-        provenance["field"] = (
-            f"findings_by_county[county_code={county_code}].{{{','.join(kinds)}}}"
-        )
+        provenance["field"] = f"findings_by_county[county_code={county_code}].{{{','.join(kinds)}}}"
     counts = {kind: int(found.get(kind, 0)) for kind in kinds}
     records = [
         {**r, "kinds": [k for k in r.get("kinds") or [] if k in kinds]}

@@ -1,5 +1,6 @@
 """The move of `audit_entry` to `assessment_history` (0003) keeps every entry, and reference
-values stored before it get a version; the downgrade gives back the tables it started from."""
+values stored before it get a version; 0004 adds a rate's fractions and a run's supersedes;
+the downgrade gives back the tables it started from."""
 
 from __future__ import annotations
 
@@ -86,11 +87,17 @@ async def test_history_and_reference_values_survive_the_upgrade_and_the_downgrad
             assert (read.at.replace(tzinfo=UTC), read.reason) == (AT, None)
             (reference,) = await _rows(engine, tables["reference_value"])
             assert reference["version"] == 1
+            assert {"numerator", "denominator"} <= set(tables["reported_value"].c.keys())
+            assert {"supersedes", "superseded_by", "publication_reason"} <= set(
+                tables["assessment_run"].c.keys()
+            )
 
             await _migrate(url, "0002", down=True)
             tables = await _tables(engine)
             assert "assessment_history" not in tables
             assert await _rows(engine, tables["audit_entry"]) == old
             assert "version" not in tables["reference_value"].c
+            assert "numerator" not in tables["reported_value"].c
+            assert "superseded_by" not in tables["assessment_run"].c
         finally:
             await engine.dispose()

@@ -175,3 +175,39 @@ async def test_target_sets_are_listed_page_by_page(service: Harness) -> None:
         "/api/v1/target-sets", params={"year": 2007, "cursor": first["next_cursor"]}
     )
     assert other_query.status_code == 400
+
+
+async def test_the_verdict_options_are_checked(service: Harness) -> None:
+    body = small_target_set(
+        rules={
+            "scoring": "all_or_nothing",
+            "commendation_quota": 3,
+            "ranking_groups": [
+                {"group": "counties", "label": "縣(市)", "kinds": ["county", "county_city"]},
+                {"group": "districts", "label": "區", "kinds": ["district", "county"]},
+            ],
+        }
+    )
+    body["indicators"][0]["over"] = "met"
+    body["indicators"][1]["expected_on"] = "12-08"
+    body["indicators"][2]["unallocated_credit"] = 1
+    body["indicators"][3]["measure"]["findings"] = ["refused"]
+    body["indicators"][4]["measure"]["findings"] = ["mandatory_standard_violation"]
+    response = await service.client().put("/api/v1/target-sets/2007", json=body)
+    assert response.status_code == 422
+    fields = {e["field"] for e in response.json()["errors"]}
+    assert fields == {
+        "indicators[0].over",
+        "indicators[1].expected_on",
+        "indicators[2].unallocated_credit",
+        "indicators[3].measure.findings",
+        "rules.ranking_groups[1].kinds",
+    }
+    body["rules"]["ranking_groups"][1]["kinds"] = ["district"]
+    for index, name in ((0, "over"), (1, "expected_on"), (2, "unallocated_credit")):
+        del body["indicators"][index][name]
+    del body["indicators"][3]["measure"]["findings"]
+    body["indicators"][1]["cadence"] = "batch"
+    response = await service.client().put("/api/v1/target-sets/2007", json=body)
+    assert response.status_code == 201, response.text
+    assert response.json()["rules"]["ranking_groups"][1]["kinds"] == ["district"]
