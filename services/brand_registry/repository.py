@@ -91,18 +91,7 @@ class KeyListing:
     renewal_of: str | None
 
 
-KEY_COLUMNS = (
-    b.id,
-    b.enterprise_credit_code,
-    b.product_name,
-    b.tier,
-    b.award_kind,
-    b.awarded_on,
-    b.valid_until,
-    b.revoked_on,
-    b.superseded_on,
-    b.renewal_of,
-)
+KEY_COLUMNS = tuple(b[name] for name in KeyListing.__dataclass_fields__)
 
 
 def _revoked_on(day: Day) -> ColumnElement[bool]:
