@@ -276,11 +276,14 @@ async def new_certified_by_county(
     standards: Sequence[str],
     start: date,
     end: date,
+    on: date,
     county_code: str | None,
 ) -> tuple[dict[str, int], int]:
-    """Enterprises whose first-ever certificate among `standards` dates from [start, end]:
-    per county of that first certificate, and distinct across all counties."""
+    """Enterprises whose first-ever certificate among `standards` dates from [start, end] and
+    that on `on` still hold one of them not withdrawn: per county of that first certificate,
+    and distinct across all counties."""
     c = _certificate
+    held = case((and_(c.issued_on <= on, status_on(on) != "withdrawn"), 1), else_=0)
     firsts = (
         select(
             c.enterprise_credit_code.label("enterprise"),
@@ -288,7 +291,7 @@ async def new_certified_by_county(
         )
         .where(c.standard.in_(list(standards)))
         .group_by(c.enterprise_credit_code)
-        .having(func.min(c.original_issued_on).between(start, end))
+        .having(func.min(c.original_issued_on).between(start, end), func.max(held) == 1)
         .cte("firsts")
     )
     joined = and_(

@@ -807,7 +807,12 @@ async def stats(
     standards_by_family = {family: catalogue.standards_of([family]) for family in counted}
     standards = [code for codes in standards_by_family.values() for code in codes]
     new_by_county, new_total = await repository.new_certified_by_county(
-        session=session, standards=standards, start=start, end=min(on, end), county_code=county_code
+        session=session,
+        standards=standards,
+        start=start,
+        end=min(on, end),
+        on=on,
+        county_code=county_code,
     )
     in_force = await repository.in_force_by_county_family(
         session=session, standards_by_family=standards_by_family, on=on, county_code=county_code

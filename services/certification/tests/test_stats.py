@@ -20,6 +20,8 @@ NewCertificate = Callable[..., Awaitable[dict[str, Any]]]
 # H 320324  ISO 9001 2008-12-31: new; withdrawn 2009-02-01
 # I 320303 and 320305: ISO 9001 and ISO 14001 both 2008-05-05: new in each county, once citywide
 # J 320323  ISO 9001 2008-07-01, confidential: new (counts hide no enterprise)
+# K 320311  ISO 9001 2008-02-01, withdrawn 2008-08-01: new only as of a day before the withdrawal
+# L 320311  ISO 9001 2008-03-01 withdrawn 2008-10-01, ISO 14001 2008-05-01 held: new
 
 
 @pytest.fixture
@@ -27,7 +29,7 @@ async def fixture(
     service: Harness, new_certificate: NewCertificate, credit_code: Callable[[int], str]
 ) -> None:
     client = service.client()
-    code = {letter: credit_code(900 + i) for i, letter in enumerate("ABCDEFGHIJ")}
+    code = {letter: credit_code(900 + i) for i, letter in enumerate("ABCDEFGHIJKL")}
 
     async def cert(letter: str, county: str, standard: str, issued: str, **extra: Any) -> Any:
         return await new_certificate(
@@ -67,6 +69,11 @@ async def fixture(
     await cert("I", "320303", "ISO 9001:2008", "2008-05-05")
     await cert("I", "320305", "ISO 14001:2004", "2008-05-05")
     await cert("J", "320323", "ISO 9001:2008", "2008-07-01", confidential=True)
+    lapsed = await cert("K", "320311", "ISO 9001:2008", "2008-02-01")
+    await status(lapsed, "withdrawn", "2008-08-01")
+    partly = await cert("L", "320311", "ISO 9001:2008", "2008-03-01")
+    await status(partly, "withdrawn", "2008-10-01")
+    await cert("L", "320311", "ISO 14001:2004", "2008-05-01")
 
 
 def _by_county(body: dict[str, Any]) -> dict[str, tuple[int, int, dict[str, int]]]:
@@ -99,13 +106,36 @@ async def test_newly_certified_enterprises_and_in_force_for_2008(
     assert counties["320305"] == (1, 1, {"quality": 0, "environment": 1})
     assert counties["320382"] == (0, 0, {"quality": 0, "environment": 0})
     assert counties["320321"] == (0, 0, {"quality": 0, "environment": 0})
+    # K's only certificate was withdrawn in August; L keeps its ISO 14001
+    assert counties["320311"] == (1, 1, {"quality": 0, "environment": 1})
     # every configured county is listed, with zeros where nothing happened
     assert len(counties) == 11
     assert body["totals"] == {
-        "new_certified_enterprises": 5,
-        "in_force": 9,
-        "in_force_by_family": {"quality": 6, "environment": 3},
+        "new_certified_enterprises": 6,
+        "in_force": 10,
+        "in_force_by_family": {"quality": 6, "environment": 4},
     }
+
+
+async def test_an_enterprise_whose_certificates_were_withdrawn_is_not_newly_certified(
+    service: Harness, fixture: None
+) -> None:
+    async def new_in(county: str, **params: Any) -> tuple[int, int]:
+        body = (
+            await service.client().get(
+                "/api/v1/certificates/stats", params={"year": 2008, **params}
+            )
+        ).json()
+        return _by_county(body)[county][0], body["totals"]["new_certified_enterprises"]
+
+    # By hand, the enterprises whose first counted certificate is of 2008 and who still hold
+    # one not withdrawn on the day:
+    assert await new_in("320311", as_of="2008-06-30") == (2, 4)  # A, I, K, L
+    assert await new_in("320311", as_of="2008-07-31") == (2, 5)  # and J from 1 July
+    assert await new_in("320311", as_of="2008-08-01") == (1, 4)  # K withdrawn that day
+    assert await new_in("320311") == (1, 6)  # year end: A, D, H, I, J, L
+    # After the year, on the day H was withdrawn: A, D, I, J, L (L keeps its ISO 14001).
+    assert await new_in("320324", as_of="2009-02-01") == (0, 5)
 
 
 async def test_as_of_inside_the_next_year(service: Harness, fixture: None) -> None:
