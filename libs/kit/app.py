@@ -113,6 +113,6 @@ def create_app(
     return app
 
 
-def app_catalogue(request: Request) -> Any:
+async def app_catalogue(request: Request) -> Any:
     """The reference data the app loaded when it was built (behind each `CatalogueDep`)."""
     return request.app.state.catalogue

@@ -142,7 +142,7 @@ class PageParams:
         )
 
 
-def page_params(
+async def page_params(
     request: Request, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> PageParams:
     """The `limit` and `cursor` query parameters, fingerprinted with the path and the filters."""
