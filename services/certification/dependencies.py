@@ -17,7 +17,7 @@ from kit.db import SessionDep
 CatalogueDep = Annotated[Catalogue, Depends(app_catalogue)]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -25,7 +25,7 @@ def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_today(settings: SettingsDep) -> date:
+async def get_today(settings: SettingsDep) -> date:
     """Today in the bureau's time zone, once per request."""
     return settings.today()
 
