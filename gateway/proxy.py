@@ -25,6 +25,7 @@ from gateway.breaker import CircuitBreaker
 from gateway.ratelimit import Decision, RateLimiter
 from gateway.revocations import RevocationBus
 from gateway.routing import Prefix, is_public, required_scope, route_label
+from gateway.service import Identity
 from gateway.settings import Settings
 from gateway.upstream import Pool, Response, UpstreamError, UpstreamTimeout
 from kit.errors import ProblemError, problem_of, send_problem
@@ -239,6 +240,43 @@ def _client_ip(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
+class _RequestHead:
+    """The request headers the forwarder acts on, read in one pass."""
+
+    __slots__ = (
+        "api_key",
+        "authorization",
+        "chunked",
+        "connection",
+        "content_length",
+        "idempotency_key",
+    )
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        api_key = authorization = None
+        content_length: int | None = None
+        chunked = idempotency_key = connection = False
+        for name, value in headers:
+            if name == b"x-api-key":
+                api_key = value.decode("latin-1")
+            elif name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"content-length":
+                content_length = int(value) if value.isdigit() else 0
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"idempotency-key":
+                idempotency_key = True
+            elif name == b"connection":
+                connection = True
+        self.api_key: str | None = api_key
+        self.authorization: str | None = authorization
+        self.content_length = content_length
+        self.chunked = chunked
+        self.idempotency_key = idempotency_key
+        self.connection = connection
+
+
 async def _forward(
     context: ProxyContext,
     prefix: Prefix,
@@ -247,82 +285,109 @@ async def _forward(
     send: Send,
     exchange: Exchange,
 ) -> None:
+    """One forwarded request: the caller authenticated and admitted, its budget charged, the
+    backend called with a service token in its place, and the answer relayed."""
     method: str = scope["method"]
-    path: str = scope["path"]
-    state = scope.setdefault("state", {})
-    api_key = authorization = None
-    content_length: int | None = None
-    chunked = has_idempotency_key = has_connection = False
-    for name, value in scope["headers"]:
-        if name == b"x-api-key":
-            api_key = value.decode("latin-1")
-        elif name == b"authorization":
-            authorization = value.decode("latin-1")
-        elif name == b"content-length":
-            content_length = int(value) if value.isdigit() else 0
-        elif name == b"transfer-encoding":
-            chunked = True
-        elif name == b"idempotency-key":
-            has_idempotency_key = True
-        elif name == b"connection":
-            has_connection = True
-
-    public = is_public(method, path)
-    if public and not api_key and not authorization:
-        identity = ANONYMOUS
-        limit_key, limit = f"ip:{_client_ip(scope)}", context.settings.anonymous_rate_limit
-    else:
-        authenticator = context.authenticator
-        identity = authenticator.known(api_key, authorization) or (
-            await authenticator.from_headers(api_key, authorization)
-        )
-        needed = required_scope(method, path, prefix)
-        if not public and needed not in identity.scopes:
-            state["principal"] = identity
-            raise ForbiddenScope(needed)
-        limit_key, limit = f"client:{identity.client_id}", identity.rate_limit
-    state["principal"] = identity
-    structlog.contextvars.bind_contextvars(client_id=identity.client_id, backend=prefix.backend)
-
-    decision = await context.limiter.hit(limit_key, limit)
-    if decision is not None and not decision.allowed:
-        raise RateLimited(decision)
-
-    backend = context.backends[prefix.backend]
-    if not backend.breaker.allow():
-        raise BackendUnavailable(backend.name, backend.breaker.retry_after(), circuit_open=True)
-
-    headers = _upstream_headers(scope, exchange.request_id, has_connection)
+    head = _RequestHead(scope["headers"])
+    public = is_public(method, scope["path"])
+    identity = _known_caller(context, head, public) or (
+        await context.authenticator.from_headers(head.api_key, head.authorization)
+    )
+    limit_key, limit = _admit(context, prefix, scope, identity, public)
+    decision = _within_limit(await context.limiter.hit(limit_key, limit))
+    backend = _backend_for(context, prefix)
     token = context.service_tokens.for_backend(backend.name, identity)
-    headers.append((b"authorization", b"Bearer " + token.encode()))
-    retryable = method in _IDEMPOTENT or (method == "POST" and has_idempotency_key)
-    data: bytes | AsyncIterator[bytes] | None = None
-    if chunked or content_length:
-        if (
-            retryable
-            and content_length is not None
-            and (content_length <= context.settings.retry_max_body_bytes)
-        ):
-            data = await _read_body(receive)
-        else:
-            data = _stream_body(receive)
-            retryable = False
-
-    query = scope.get("query_string", b"")
-    target = scope.get("raw_path") or path.encode()
-    if query:
-        target += b"?" + query
-    attempts = context.settings.retry_attempts if retryable else 1
+    headers = _upstream_headers(scope, exchange.request_id, head.connection, token)
+    attempts, kept = _retry_plan(context, method, head)
+    data = await _read_body(receive) if kept else _body_stream(head, receive)
     started = time.perf_counter()
     response = await _send_with_retries(
-        context, backend, method, target, headers, data, content_length, attempts
+        context, backend, method, _target(scope), headers, data, head.content_length, attempts
     )
-    exchange.backend_call = (backend.name, response.status, time.perf_counter() - started)
-    exchange.route = RouteLabel(path, unknown_under=prefix.path if response.status == 404 else None)
+    _note_backend_call(exchange, backend, prefix, scope["path"], response, started)
     try:
         await _relay(response, send, decision, method, exchange)
     finally:
         response.release()
+
+
+def _known_caller(context: ProxyContext, head: _RequestHead, public: bool) -> Identity | None:
+    """The caller as known without any I/O: anonymous on a public path sent without
+    credentials, or the client of credentials accepted within the cache period; None when
+    the credentials have to be checked (`Authenticator.from_headers`)."""
+    if public and not head.api_key and not head.authorization:
+        return ANONYMOUS
+    return context.authenticator.known(head.api_key, head.authorization)
+
+
+def _admit(
+    context: ProxyContext, prefix: Prefix, scope: Scope, identity: Identity, public: bool
+) -> tuple[str, str]:
+    """Let the caller in if it holds the route's scope (403 otherwise), as the request's
+    principal and in its log context; the key and the limit its requests are counted under."""
+    scope.setdefault("state", {})["principal"] = identity
+    if identity is ANONYMOUS:
+        limit_key, limit = f"ip:{_client_ip(scope)}", context.settings.anonymous_rate_limit
+    else:
+        needed = required_scope(scope["method"], scope["path"], prefix)
+        if not public and needed not in identity.scopes:
+            raise ForbiddenScope(needed)
+        limit_key, limit = f"client:{identity.client_id}", identity.rate_limit
+    structlog.contextvars.bind_contextvars(client_id=identity.client_id, backend=prefix.backend)
+    return limit_key, limit
+
+
+def _within_limit(decision: Decision | None) -> Decision | None:
+    """The rate-limit decision of a caller within its budget (429 past it)."""
+    if decision is not None and not decision.allowed:
+        raise RateLimited(decision)
+    return decision
+
+
+def _backend_for(context: ProxyContext, prefix: Prefix) -> Backend:
+    """The backend serving `prefix`, unless its circuit is open (503)."""
+    backend = context.backends[prefix.backend]
+    if not backend.breaker.allow():
+        raise BackendUnavailable(backend.name, backend.breaker.retry_after(), circuit_open=True)
+    return backend
+
+
+def _retry_plan(context: ProxyContext, method: str, head: _RequestHead) -> tuple[int, bool]:
+    """How many times the request may be sent, and whether its body is read first so that
+    it can be sent again: idempotent requests (and POST with Idempotency-Key) are retried
+    when their body, if any, has a length within the retry limit; others go out once."""
+    retryable = method in _IDEMPOTENT or (method == "POST" and head.idempotency_key)
+    if head.chunked or head.content_length:
+        length = head.content_length
+        if not retryable or length is None or length > context.settings.retry_max_body_bytes:
+            return 1, False
+        return context.settings.retry_attempts, True
+    return (context.settings.retry_attempts if retryable else 1), False
+
+
+def _body_stream(head: _RequestHead, receive: Receive) -> AsyncIterator[bytes] | None:
+    """The request body streamed on as it arrives, or None without one."""
+    return _stream_body(receive) if head.chunked or head.content_length else None
+
+
+def _target(scope: Scope) -> bytes:
+    """The request target as the caller sent it: raw path and query string."""
+    target: bytes = scope.get("raw_path") or scope["path"].encode()
+    query = scope.get("query_string", b"")
+    return target + b"?" + query if query else target
+
+
+def _note_backend_call(
+    exchange: Exchange,
+    backend: Backend,
+    prefix: Prefix,
+    path: str,
+    response: Response,
+    started: float,
+) -> None:
+    """What the metrics learn of the backend call, and the route the request is counted as."""
+    exchange.backend_call = (backend.name, response.status, time.perf_counter() - started)
+    exchange.route = RouteLabel(path, unknown_under=prefix.path if response.status == 404 else None)
 
 
 async def _send_with_retries(
@@ -375,8 +440,10 @@ async def _backoff(base: float, attempt: int) -> None:
 
 
 def _upstream_headers(
-    scope: Scope, request_id: str, has_connection: bool
+    scope: Scope, request_id: str, has_connection: bool, token: str
 ) -> list[tuple[bytes, bytes]]:
+    """The request's headers as the backend gets them: hop-by-hop and credentials dropped,
+    forwarding headers, the request ID and the service token set."""
     headers: list[tuple[bytes, bytes]] = []
     host = b""
     forwarded_for = b""
@@ -401,6 +468,7 @@ def _upstream_headers(
     if host:
         headers.append((b"x-forwarded-host", host))
     headers.append((b"x-request-id", request_id.encode()))
+    headers.append((b"authorization", b"Bearer " + token.encode()))
     return headers
 
 
