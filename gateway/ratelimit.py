@@ -54,9 +54,12 @@ def _parsed(limit: str) -> tuple[RateLimitItem, ...]:
 class LocalWindows:
     """Fixed-window counters in this process, for a gateway without Redis.
 
-    `limits`' asynchronous memory storage starts an expiry task and scans every key on each
-    hit, which cost about 50 µs of every forwarded request here; this keeps one entry per key
-    and drops expired ones at most once a second.
+    Kept instead of `limits`' asynchronous memory storage, which started an expiry task and
+    scanned every key on each hit: counting here without awaiting is part of what brought the
+    gateway's added p50 at c=1 from +1.01 ms to about +0.5 ms (`bench/gateway_bench.py`, runs
+    of 2026-11-28, gateway/README.md, Performance); timed inside the gateway that day, the
+    client's log context and its rate-limit window took 24 µs of a request (median of about
+    8,000 at c=1). One entry per key; expired ones are dropped at most once a second.
     """
 
     def __init__(self) -> None:
