@@ -15,12 +15,14 @@ from kit.identifiers import county_code_error
 
 @dataclass(frozen=True)
 class TierPolicy:
-    """One tier's rules: its Chinese label, how long an award lasts, when awards stopped."""
+    """One tier's rules: its Chinese label, how long an award lasts, when awards stopped, and
+    how long after a listing lapses it may still be renewed."""
 
     code: str
     label: str
     validity_years: int
     awards_closed_after: date | None
+    renewal_grace_days: int = 0
 
     def closed_on(self, awarded_on: date) -> bool:
         """Whether an award dated `awarded_on` comes after the tier stopped accepting awards."""
@@ -60,6 +62,7 @@ def load_tier_policies(path: Path, *, required: set[str]) -> dict[str, TierPolic
             label=entry["label"],
             validity_years=int(entry["validity_years"]),
             awards_closed_after=date.fromisoformat(closed) if closed else None,
+            renewal_grace_days=int(entry.get("renewal_grace_days", 0)),
         )
     missing = required - set(policies)
     if missing:

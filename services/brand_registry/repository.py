@@ -359,6 +359,7 @@ def _stats_query(by_county: bool) -> Select[Any]:
         b.award_kind == "new",
         b.awarded_on >= bindparam("year_start", type_=Date),
         b.awarded_on <= bindparam("new_until", type_=Date),
+        not_(_revoked_on(as_of)),
     )
     query = (
         select(
@@ -382,8 +383,9 @@ def _stats_query(by_county: bool) -> Select[Any]:
 def stats_query(
     *, year_start: date, year_end: date, as_of: date, county_code: str | None
 ) -> tuple[Select[Any], dict[str, Any]]:
-    """Per county and tier: new awards in the year (up to `as_of`), listings in force on
-    `as_of` and those of them made to international standards, in one GROUP BY."""
+    """Per county and tier: new awards in the year (up to `as_of`, not revoked by then),
+    listings in force on `as_of` and those of them made to international standards, in one
+    GROUP BY."""
     values: dict[str, Any] = {
         "as_of": as_of,
         "year_start": year_start,

@@ -178,6 +178,7 @@ class TierRead(BaseModel):
     label: str
     validity_years: int
     awards_closed_after: date | None
+    renewal_grace_days: int = 0
 
 
 class Counts(BaseModel):

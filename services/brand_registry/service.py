@@ -273,6 +273,11 @@ def _predecessor(others: Iterable[KeyListing], awarded_on: date) -> KeyListing |
     return max(earlier, key=lambda other: other.awarded_on, default=None)
 
 
+def _days_lapsed(listing: KeyListing, awarded_on: date) -> int:
+    """Days from a listing's expiry to `awarded_on` (0 or less while it is still valid)."""
+    return (awarded_on - listing.valid_until).days
+
+
 def _award_violations(
     data: BrandCreate, valid_until: date, *, catalogue: Catalogue, same_key: list[KeyListing]
 ) -> tuple[list[Violation], KeyListing | None]:
@@ -286,9 +291,11 @@ def _award_violations(
         international_standard=data.international_standard,
         standard_code=data.standard_code,
     )
+    grace = catalogue.policies[data.tier].renewal_grace_days
+    earlier = _predecessor(same_key, data.awarded_on)
     predecessor = None
     if data.award_kind == "renewal":
-        predecessor = _predecessor(same_key, data.awarded_on)
+        predecessor = earlier
         if predecessor is None:
             found.append(
                 Violation(
@@ -297,6 +304,24 @@ def _award_violations(
                     "product and tier, and none was found",
                 )
             )
+        elif (late := _days_lapsed(predecessor, data.awarded_on)) > grace:
+            found.append(
+                Violation(
+                    "award_kind",
+                    f"renewal after the grace period: listing {predecessor.id} lapsed on "
+                    f"{predecessor.valid_until}, {late} days before this award, beyond the "
+                    f"{grace} days a {data.tier} listing may still be renewed; record a new award",
+                )
+            )
+    elif earlier is not None and 0 < _days_lapsed(earlier, data.awarded_on) <= grace:
+        found.append(
+            Violation(
+                "award_kind",
+                f"new award of a lapsed listing: listing {earlier.id} of this product lapsed on "
+                f"{earlier.valid_until}, within the {grace} days a {data.tier} listing may "
+                "still be renewed; record a renewal, which is not 新增",
+            )
+        )
     skip = {predecessor.id} if predecessor else set()
     duplicate = _duplicate(same_key, data.awarded_on, valid_until, skip)
     if duplicate is not None:

@@ -306,3 +306,38 @@ async def test_listings_cannot_be_deleted(service: Harness) -> None:
     created = await client.post(BRANDS, json=listing())
     assert (await client.delete(created.headers["Location"])).status_code == 405
     assert (await client.get(created.headers["Location"])).status_code == 200
+
+
+async def test_award_kind_follows_when_the_earlier_listing_lapsed(service: Harness) -> None:
+    """A china_famous listing of 2015-09-01 lapses on 2018-09-01; the tier allows 180 days
+    (config/brand_tiers.json) to renew it, so until 2019-02-28 it is renewed, not new again."""
+    client = service.client()
+    await create(client, awarded_on="2015-09-01", valid_until=None)
+    again_new = await client.post(BRANDS, json=listing(awarded_on="2018-12-01", valid_until=None))
+    assert again_new.status_code == 422
+    (error,) = again_new.json()["errors"]
+    assert error["field"] == "award_kind"
+    assert error["message"].startswith("new award of a lapsed listing")
+    late = await client.post(
+        BRANDS, json=listing(award_kind="renewal", awarded_on="2019-06-01", valid_until=None)
+    )
+    assert late.status_code == 422
+    (error,) = late.json()["errors"]
+    assert error["field"] == "award_kind"
+    assert error["message"].startswith("renewal after the grace period")
+    assert "273 days" in error["message"]
+    on_time = await client.post(
+        BRANDS, json=listing(award_kind="renewal", awarded_on="2019-02-28", valid_until=None)
+    )
+    assert on_time.status_code == 201, on_time.text
+    # Lapsed beyond the grace period, a product may be awarded anew.
+    other = {"product_name": "維維牛奶", "valid_until": None}
+    await create(client, awarded_on="2010-01-01", **other)
+    assert (
+        await client.post(BRANDS, json=listing(awarded_on="2014-01-01", **other))
+    ).status_code == 201
+    renewed_late = await client.post(
+        BRANDS,
+        json=listing(award_kind="renewal", awarded_on="2013-08-01", product_name="維維牛奶"),
+    )
+    assert renewed_late.status_code == 422

@@ -189,3 +189,19 @@ async def test_export_streams_the_filtered_list_with_a_bom(service: Harness) -> 
     assert len(list(csv.DictReader(io.StringIO(everything.content.decode("utf-8-sig"))))) == 4
     bad = await client.get(EXPORT, params={"county_code": "320399"})
     assert bad.status_code == 422
+
+
+async def test_an_import_refuses_a_new_award_of_a_listing_still_renewable(service: Harness) -> None:
+    rows = [
+        row(30, awarded_on="2016-03-01", valid_until=""),
+        row(30, awarded_on="2018-04-01", valid_until=""),
+        row(31, awarded_on="2014-03-01", valid_until=""),
+        row(31, award_kind="renewal", awarded_on="2017-03-01", valid_until=""),
+    ]
+    response = await post_csv(service, csv_bytes(rows))
+    assert response.status_code == 422
+    errors = {(e["line"], e["field"]): e["message"] for e in response.json()["errors"]}
+    # Provincial listings last 2 years: 30 lapsed on 2018-03-01, 31 on 2016-03-01.
+    assert set(errors) == {(3, "award_kind"), (5, "award_kind")}
+    assert errors[(3, "award_kind")].startswith("new award of a lapsed listing")
+    assert errors[(5, "award_kind")].startswith("renewal after the grace period")

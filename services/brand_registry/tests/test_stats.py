@@ -1,5 +1,6 @@
 """`/brands/stats` against a hand-counted register spanning year boundaries, renewals,
-revocations, suspensions and expiry."""
+revocations, suspensions and expiry. A listing revoked on or before `as_of` counts neither as
+new nor in force; a suspended one is still new, only not in force while suspended."""
 
 from __future__ import annotations
 
@@ -80,20 +81,21 @@ async def test_stats_match_the_hand_count(service: Harness) -> None:
     assert body["year"] == 2008
     assert body["as_of"] == "2008-12-31"
     assert _group(body, TONGSHAN, "china_famous") == _counts(1, 2, 1)
-    assert _group(body, TONGSHAN, "provincial_famous") == _counts(2, 3, 1)
+    # Provincial, new in 2008: G (revoked 1 November: out) and H (revoked only in 2009): 1.
+    assert _group(body, TONGSHAN, "provincial_famous") == _counts(1, 3, 1)
     assert _group(body, TONGSHAN, "city_famous") == _counts(0, 1, 0)
     assert _group(body, TONGSHAN, "national_inspection_exempt") == _counts(0, 0, 0)
     assert _group(body, PIZHOU, "national_inspection_exempt") == _counts(1, 1, 1)
     assert _group(body, PIZHOU, "china_famous") == _counts(0, 1, 0)
-    assert body["totals"] == _counts(4, 8, 3)
+    assert body["totals"] == _counts(3, 8, 3)
     by_county = {c["county_code"]: c for c in body["by_county"]}
     assert len(by_county) == 11  # every configured county, none truncated
-    assert by_county[TONGSHAN] == {"county_code": TONGSHAN, **_counts(3, 6, 2)}
+    assert by_county[TONGSHAN] == {"county_code": TONGSHAN, **_counts(2, 6, 2)}
     assert by_county[PIZHOU] == {"county_code": PIZHOU, **_counts(1, 2, 1)}
     assert by_county["320321"] == {"county_code": "320321", **_counts(0, 0, 0)}
     by_tier = {t["tier"]: t for t in body["by_tier"]}
     assert by_tier["china_famous"] == {"tier": "china_famous", **_counts(1, 3, 1)}
-    assert by_tier["provincial_famous"] == {"tier": "provincial_famous", **_counts(2, 3, 1)}
+    assert by_tier["provincial_famous"] == {"tier": "provincial_famous", **_counts(1, 3, 1)}
     assert by_tier["city_famous"] == {"tier": "city_famous", **_counts(0, 1, 0)}
     assert len(body["groups"]) == 11 * 4
 
@@ -104,8 +106,14 @@ async def test_stats_as_of_a_date_and_for_the_next_year(service: Harness) -> Non
     november = (await client.get(STATS, params={"year": 2008, "as_of": "2008-11-30"})).json()
     assert november["as_of"] == "2008-11-30"
     # G was revoked on 1 November; I's suspension only starts on 1 December.
-    assert november["totals"] == _counts(4, 9, 3)
+    assert november["totals"] == _counts(3, 9, 3)
     assert _group(november, TONGSHAN, "city_famous") == _counts(0, 2, 0)
+    # The day before G's revocation it was new and in force.
+    october = (await client.get(STATS, params={"year": 2008, "as_of": "2008-10-31"})).json()
+    assert _group(october, TONGSHAN, "provincial_famous") == _counts(2, 4, 1)
+    # 2008 counted in March 2009: H was revoked on 1 February, so it is no longer new either.
+    later = (await client.get(STATS, params={"year": 2008, "as_of": "2009-03-01"})).json()
+    assert _group(later, TONGSHAN, "provincial_famous")["new_awards"] == 0
     next_year = (await client.get(STATS, params={"year": 2009})).json()
     # C is new in 2009; D lapsed, H was revoked, I is still suspended.
     assert next_year["totals"] == _counts(1, 7, 2)
