@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import structlog
 from limits import RateLimitItem, parse_many
+from limits.aio.storage import Storage as AsyncStorage
 from limits.storage import storage_from_string
 from redis.asyncio import ConnectionPool
 
@@ -95,16 +96,20 @@ class RedisWindows:
         scheme, _, rest = redis_url.partition("://")
         # Our own pool, so that shutdown closes its connections.
         self._pool = ConnectionPool.from_url(redis_url)
-        self.storage = storage_from_string(
+        storage = storage_from_string(
             f"async+{scheme}://{rest}",
             key_prefix=prefix,
-            connection_pool=self._pool,
+            # limits documents `connection_pool` but types its options as float | str | bool.
+            connection_pool=self._pool,  # type: ignore[arg-type]
             implementation="redispy",
         )
+        if not isinstance(storage, AsyncStorage):
+            raise ValueError(f"no asynchronous rate-limit storage for {scheme}://")
+        self.storage = storage
         self._ends: dict[str, float] = {}
 
     async def count(self, key: str, seconds: int) -> tuple[int, float]:
-        hits: int = await self.storage.incr(key, seconds)
+        hits = await self.storage.incr(key, seconds)
         now = time.time()
         if hits == 1:
             end = now + seconds

@@ -42,7 +42,7 @@ class UpstreamTimeout(TimeoutError):
     """The backend, or a free connection to it, did not come in time."""
 
 
-def _expire(future: asyncio.Future[object], what: str) -> None:
+def _expire(future: asyncio.Future[T], what: str) -> None:
     if not future.done():
         future.set_exception(UpstreamTimeout(what))
 
@@ -409,12 +409,13 @@ class Pool:
         try:
             if self._closed:
                 raise UpstreamError("the connection pool is closed")
-            _, connection = await asyncio.wait_for(
+            _, opened = await asyncio.wait_for(
                 self.loop.create_connection(
                     lambda: _Connection(self), self.host, self.port, ssl=self.ssl
                 ),
                 self.connect_timeout,
             )
+            connection = opened
         except TimeoutError:
             raise UpstreamTimeout("connecting to the backend timed out") from None
         except OSError as exc:
@@ -423,8 +424,8 @@ class Pool:
             self._connecting -= 1
             if connection is None:
                 self._pass_slot()
-        self._open.add(connection)
-        return connection
+        self._open.add(opened)
+        return opened
 
     def put_back(self, connection: _Connection) -> None:
         if self._closed:

@@ -5,6 +5,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -20,13 +21,14 @@ from kit.testing import Harness
 ECHO = "/api/v1/brands/stub/echo"
 
 
-async def _new_client(admin: httpx.AsyncClient, scopes: list[str], **extra: str) -> dict:
+async def _new_client(admin: httpx.AsyncClient, scopes: list[str], **extra: str) -> dict[str, Any]:
     response = await admin.post(
         "/api/v1/admin/clients",
         json={"name": f"system {uuid.uuid4().hex[:6]}", "scopes": scopes, **extra},
     )
     assert response.status_code == 201, response.text
-    return response.json()
+    created: dict[str, Any] = response.json()
+    return created
 
 
 def _oauth_token(keys: Path, **claims: object) -> str:
@@ -44,10 +46,10 @@ def _oauth_token(keys: Path, **claims: object) -> str:
     return jwt.encode(body, key, algorithm="EdDSA")  # type: ignore[arg-type]
 
 
-async def _problem(response: httpx.Response, status: int) -> dict:
+async def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["status"] == status
     return body
 

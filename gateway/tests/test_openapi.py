@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from gateway.tests.conftest import GatewayFactory, client_of
 from gateway.tests.support import SERVICES, Backends
 
 
-async def _service_specs(backends: Backends) -> dict[str, dict]:
+async def _service_specs(backends: Backends) -> dict[str, dict[str, Any]]:
     async with httpx.AsyncClient() as direct:
         return {
             name: (await direct.get(backends.url(name) + "/openapi.json")).json()
@@ -25,7 +26,7 @@ async def _service_specs(backends: Backends) -> dict[str, dict]:
 
 
 @pytest.fixture
-async def merged(make_gateway: GatewayFactory, backends: Backends) -> dict:
+async def merged(make_gateway: GatewayFactory, backends: Backends) -> dict[str, Any]:
     async with (
         make_gateway(brand_registry_url=backends.url("brand_registry")) as gateway,
         client_of(gateway, api_key=None) as client,
@@ -35,16 +36,17 @@ async def merged(make_gateway: GatewayFactory, backends: Backends) -> dict:
         docs = await client.get("/docs")
         assert docs.status_code == 200
         assert "/openapi.json" in docs.text
-        return response.json()
+        document: dict[str, Any] = response.json()
+        return document
 
 
-async def test_the_merged_document_validates(merged: dict) -> None:
+async def test_the_merged_document_validates(merged: dict[str, Any]) -> None:
     validate(merged)
     assert "x-unavailable-services" not in merged["info"]
 
 
 async def test_every_service_path_appears_once_and_is_routed(
-    merged: dict, backends: Backends
+    merged: dict[str, Any], backends: Backends
 ) -> None:
     specs = await _service_specs(backends)
     expected: list[str] = []
@@ -65,7 +67,7 @@ async def test_every_service_path_appears_once_and_is_routed(
         assert path in merged["paths"]
 
 
-async def test_operations_carry_the_gateway_security_and_scopes(merged: dict) -> None:
+async def test_operations_carry_the_gateway_security_and_scopes(merged: dict[str, Any]) -> None:
     schemes = merged["components"]["securitySchemes"]
     assert schemes["ApiKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     assert schemes["OAuth2"]["flows"]["clientCredentials"]["tokenUrl"] == "/oauth/token"
@@ -81,7 +83,7 @@ async def test_operations_carry_the_gateway_security_and_scopes(merged: dict) ->
 
 
 def test_clashing_schemas_are_renamed_and_identical_ones_kept_once() -> None:
-    def spec(title: str, item_props: dict) -> dict:
+    def spec(title: str, item_props: dict[str, Any]) -> dict[str, Any]:
         return {
             "openapi": "3.1.0",
             "info": {"title": title, "version": "1"},
@@ -140,7 +142,9 @@ def test_clashing_schemas_are_renamed_and_identical_ones_kept_once() -> None:
     validate(merged)
 
 
-async def test_a_typed_client_generates_and_type_checks(merged: dict, tmp_path: Path) -> None:
+async def test_a_typed_client_generates_and_type_checks(
+    merged: dict[str, Any], tmp_path: Path
+) -> None:
     if shutil.which("npx") is None:
         pytest.skip("Node.js is not installed")
     spec = tmp_path / "openapi.json"

@@ -3,6 +3,7 @@
 import asyncio
 import time
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -10,21 +11,25 @@ import redis.asyncio as aioredis
 
 from gateway.ratelimit import LocalWindows, RateLimiter
 from gateway.tests.conftest import GatewayFactory, client_of
+from kit.testing import Harness
 
 ECHO = "/api/v1/brands/stub/echo"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-async def _limited_client(admin: httpx.AsyncClient, limit: str) -> dict:
+async def _limited_client(admin: httpx.AsyncClient, limit: str) -> dict[str, Any]:
     response = await admin.post(
         "/api/v1/admin/clients",
         json={"name": "limited", "scopes": ["brands:read"], "rate_limit": limit},
     )
     assert response.status_code == 201
-    return response.json()
+    created: dict[str, Any] = response.json()
+    return created
 
 
-async def test_memory_limit_answers_429_with_headers(admin: httpx.AsyncClient, service) -> None:
+async def test_memory_limit_answers_429_with_headers(
+    admin: httpx.AsyncClient, service: Harness
+) -> None:
     created = await _limited_client(admin, "3/minute")
     async with client_of(service.app, api_key=created["api_key"]) as caller:
         answers = [await caller.get(ECHO) for _ in range(3)]
@@ -39,7 +44,7 @@ async def test_memory_limit_answers_429_with_headers(admin: httpx.AsyncClient, s
     assert 0 <= int(refused.headers["ratelimit-reset"]) <= 60
 
 
-async def test_budgets_are_per_client(admin: httpx.AsyncClient, service) -> None:
+async def test_budgets_are_per_client(admin: httpx.AsyncClient, service: Harness) -> None:
     first = await _limited_client(admin, "1/minute")
     second = await _limited_client(admin, "1/minute")
     async with client_of(service.app, api_key=first["api_key"]) as one:
@@ -154,5 +159,7 @@ async def test_windows_of_clients_gone_quiet_are_dropped_from_memory() -> None:
         windows.count(f"client:{i}", 1)
     assert len(windows._windows) == 100
     await asyncio.sleep(1.1)
-    assert windows.count("client:new", 1) == (1, pytest.approx(time.time() + 1, abs=0.1))
+    hits, end = windows.count("client:new", 1)
+    assert hits == 1
+    assert end == pytest.approx(time.time() + 1, abs=0.1)
     assert list(windows._windows) == ["client:new"]

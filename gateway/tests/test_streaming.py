@@ -5,6 +5,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -86,7 +87,7 @@ async def test_a_backend_breaking_off_an_export_closes_the_callers_connection(
     assert events["request"]["status"] == 502
 
 
-async def _log_lines(process: Process, request_id: str) -> list[dict]:
+async def _log_lines(process: Process, request_id: str) -> list[dict[str, Any]]:
     """The process's log lines of `request_id`, once its access line is among them (or 5 s
     on): access lines are written off the answer's path, within a short delay."""
     deadline = time.monotonic() + 5
