@@ -217,6 +217,8 @@ def evaluate(
     31 December, `at_risk` when that falls short; a level (stock, rate, reported figure) is
     `met` when it is already in band, else `at_risk`.
     """
+    if actual is None and pending_until is not None and fraction < 1.0:
+        return _pending(band_of(spec), "nothing yet", pending_until)
     if actual is None:
         return Evaluation(
             Status.no_data, None, None, None, None, None, "no actual value", reason or "no data"
@@ -231,17 +233,7 @@ def evaluate(
         if band.high is None and satisfied(band, actual):
             status = Status.met
         else:
-            return Evaluation(
-                status=Status.pending,
-                attainment=None,
-                basis="pending",
-                projected=None,
-                rating=None,
-                band=band,
-                formula=f"{_fmt(actual)} so far; the figure is expected on "
-                f"{pending_until.isoformat()} and is not projected",
-                reason=f"pending: expected on {pending_until.isoformat()}",
-            )
+            return _pending(band, f"{_fmt(actual)} so far", pending_until)
     elif flow and not (band.high is None and satisfied(band, actual)):
         projected = project(actual, fraction)
         judged, basis = projected, "projection"
@@ -258,6 +250,20 @@ def evaluate(
         band=band,
         formula=_formula(band, judged, value, basis, actual, fraction),
         credit=credit_of(status, value, scheme=scheme, amber=amber, stepped_credit=stepped_credit),
+    )
+
+
+def _pending(band: Band, so_far: str, expected: date) -> Evaluation:
+    """No verdict yet: the figure arrives in one batch on `expected`, and is not projected."""
+    return Evaluation(
+        status=Status.pending,
+        attainment=None,
+        basis="pending",
+        projected=None,
+        rating=None,
+        band=band,
+        formula=f"{so_far}; the figure is expected on {expected.isoformat()} and is not projected",
+        reason=f"pending: expected on {expected.isoformat()}",
     )
 
 

@@ -80,6 +80,8 @@ class Observation:
     inputs: dict[str, Any]
     provenance: dict[str, Any]
     reason: str | None = None
+    unavailable: bool = False
+    """The figure is missing because a source did not answer (not because it is not due)."""
 
 
 def query_for(indicator: Indicator) -> StatsQuery | None:
@@ -181,7 +183,7 @@ def observe(indicator: Indicator, county_code: str | None, inputs: Inputs) -> Ob
     provenance: dict[str, Any] = {"service": ENDPOINTS[indicator.source].service}
     body, problem = _fetched_body(query, inputs, provenance)
     if body is None:
-        return Observation(None, {}, provenance, problem)
+        return Observation(None, {}, provenance, problem, unavailable=True)
     kind = indicator.measure.kind
     if kind in (MeasureKind.new_awards, MeasureKind.in_force):
         return _observe_brand_count(indicator, county_code, body, provenance)
@@ -364,7 +366,8 @@ def _with_findings(
         return Observation(float(known), figures, provenance, "; ".join(reasons) or None)
     if reported.actual is None or findings.counts is None:
         reasons = [r for r in (reported.reason, findings.problem) if r]
-        return Observation(None, figures, provenance, "; ".join(reasons))
+        unavailable = findings.counts is None
+        return Observation(None, figures, provenance, "; ".join(reasons), unavailable=unavailable)
     return Observation(0.0, figures, provenance)
 
 
@@ -480,8 +483,9 @@ def _evaluate_indicator(
     spec = spec_for(indicator, county_code, inputs.references)
     reason = observation.reason
     actual = observation.actual
+    unavailable = observation.unavailable
     if indicator.reference is not None and spec.reference is None:
-        actual = None
+        actual, unavailable = None, True
         reason = f"reference value {indicator.reference!r} for {inputs.year} is not recorded"
     green, amber = _thresholds(indicator, inputs.rules)
     scheme = indicator.scoring or inputs.rules.scoring
@@ -501,7 +505,7 @@ def _evaluate_indicator(
         reason=reason,
         scheme=scheme,
         stepped_credit=stepped,
-        pending_until=waits_for,
+        pending_until=None if unavailable else waits_for,
     )
     return {
         "indicator": indicator.key,

@@ -354,3 +354,21 @@ def test_the_city_rolls_up_by_arithmetic() -> None:
         "no_data",
         "not yet reported by 320321",
     )
+
+
+def test_a_year_end_report_not_yet_made_is_pending_but_a_silent_source_is_no_data() -> None:
+    """On 30 June nobody has reported the year-end coverage: pending, and no county is
+    unassessed for it; a batch count whose service did not answer has no data."""
+    year_end = Indicator.model_validate({**coverage().model_dump(), "cadence": "batch"})
+    brands = new_brands({D1: 1}, cadence="batch", expected_on="12-08")
+    mid_year = inputs([year_end, brands], as_of=date(2007, 6, 30))
+    key = next(iter(mid_year.fetched))
+    mid_year.fetched[key] = Fetched(
+        **{**mid_year.fetched[key].as_dict(), "ok": False, "body": None, "reason": "timeout"}
+    )
+    d1 = by_county(compute(mid_year))[D1]
+    assert row(d1, "industrial_standard_coverage")["status"] == "pending"
+    assert row(d1, "new_provincial_famous_brands")["status"] == "no_data"
+    assert d1["not_assessed"] == ["new_provincial_famous_brands"]
+    december = compute(inputs([year_end], as_of=date(2007, 12, 31)))
+    assert by_county(december)[D1]["outcome"] == "not_assessed"
