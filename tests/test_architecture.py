@@ -1,4 +1,6 @@
-"""The shape of the repository: deployables talk HTTP, never import each other."""
+"""The shape of the repository: deployables talk HTTP, never import each other, and inside
+each one the same files hold the same layer: SQL only in repositories, rules only in services,
+HTTP only in routes."""
 
 import ast
 from pathlib import Path
@@ -17,10 +19,17 @@ SERVICE_FILES = [
     "app.py",
     "settings.py",
     "models.py",
+    "schemas.py",
+    "repository.py",
+    "service.py",
+    "dependencies.py",
     "routes.py",
     "migrations/env.py",
     "alembic.ini",
 ]
+SQL_FREE_FILES = ["service.py", "routes.py"]
+# The one SQLAlchemy name a service may import: the session's type, for its signatures.
+ALLOWED_SQL_IMPORTS = {("sqlalchemy.ext.asyncio", "AsyncSession")}
 
 
 def _imported_roots(path: Path) -> set[str]:
@@ -52,3 +61,52 @@ def test_the_kit_imports_no_deployable() -> None:
 def test_every_deployable_has_the_same_files(name: str) -> None:
     for relative in SERVICE_FILES:
         assert (DEPLOYABLES[name] / relative).exists(), f"{name} lacks {relative}"
+
+
+def sql_in(source: str) -> list[str]:
+    """What in `source` belongs in a repository: SQLAlchemy or SQLModel imports (the session's
+    type aside) and calls on a session."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [
+                f"line {node.lineno}: import {alias.name}"
+                for alias in node.names
+                if alias.name.split(".")[0] in {"sqlalchemy", "sqlmodel"}
+            ]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.split(".")[0] not in {"sqlalchemy", "sqlmodel"}:
+                continue
+            found += [
+                f"line {node.lineno}: from {node.module} import {alias.name}"
+                for alias in node.names
+                if (node.module, alias.name) not in ALLOWED_SQL_IMPORTS
+            ]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "session"
+        ):
+            found.append(f"line {node.lineno}: session.{node.func.attr}(…)")
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(DEPLOYABLES))
+@pytest.mark.parametrize("filename", SQL_FREE_FILES)
+def test_services_and_routes_hold_no_sql(name: str, filename: str) -> None:
+    path = DEPLOYABLES[name] / filename
+    assert sql_in(path.read_text(encoding="utf-8")) == [], f"{name}/{filename} holds SQL"
+
+
+def test_a_misplaced_query_is_found() -> None:
+    misplaced = (
+        "from sqlalchemy import select\n"
+        "async def count(*, session):\n"
+        "    return await session.execute(select(1))\n"
+    )
+    assert sql_in(misplaced) == [
+        "line 1: from sqlalchemy import select",
+        "line 3: session.execute(…)",
+    ]
+    assert sql_in("from sqlalchemy.ext.asyncio import AsyncSession\n") == []
