@@ -1,7 +1,8 @@
 """Server-rendered HTML of the standings page and the county page.
 
-Every figure shown is taken as it comes from the standings endpoint; `data-*` attributes carry
-the raw values so a reader (or a browser test) can compare the page with the API.
+Every figure shown is taken as it comes from the standings endpoint or the published run;
+`data-*` attributes carry the raw values so a reader (or a browser test) can compare the page
+with the API. Each page says which it shows: a publication (with its date) or live standings.
 """
 
 from __future__ import annotations
@@ -10,8 +11,21 @@ from collections.abc import Iterable
 from html import escape
 from typing import Any
 
-STATUS_LABELS = {"met": "達標", "missed": "未達標", "at_risk": "有風險", "no_data": "無數據"}
-OUTCOME_LABELS = {"commended": "表彰", "criticized": "通報批評", "none": "—"}
+PUBLISHED, LIVE = "published", "live"
+STATUS_LABELS = {
+    "met": "達標",
+    "missed": "未達標",
+    "at_risk": "有風險",
+    "pending": "待公布",
+    "no_data": "無數據",
+    "not_allocated": "未分配",
+}
+OUTCOME_LABELS = {
+    "commended": "表彰",
+    "criticized": "通報批評",
+    "none": "—",
+    "not_assessed": "未評定",
+}
 KIND_LABELS = {"district": "區", "county": "縣", "county_city": "縣級市", "city": "市"}
 COMPARATOR_LABELS = {
     "at_least": "≥",
@@ -53,9 +67,33 @@ def figure(value: float | None, unit: str | None) -> str:
     return f"{value:g}"
 
 
-def layout(title: str, body: str, *, year: int | None = None) -> str:
+def _account(signed_in: bool) -> str:
+    """The sign-in form (the key goes in the request body and a cookie, never the URL), or
+    the sign-out button."""
+    if signed_in:
+        return (
+            '<form class="account" method="post" action="/ui/sign-out">'
+            '<span id="signed-in">已登錄 signed in</span> '
+            '<button type="submit">登出 sign out</button></form>'
+        )
+    return (
+        '<form class="account" id="sign-in" method="post" action="/ui/sign-in">'
+        '<label>API key <input type="password" name="api_key" autocomplete="off" '
+        'required></label> <button type="submit">登錄 sign in</button></form>'
+    )
+
+
+def layout(
+    title: str,
+    body: str,
+    *,
+    year: int | None = None,
+    signed_in: bool = False,
+    notice: str | None = None,
+) -> str:
     """The page frame shared by every view."""
     nav = f'<a href="/?year={year}">全市排名 Ranking</a>' if year else '<a href="/">全市排名</a>'
+    shown = f'<p class="notice" id="key-notice">{e(notice)}</p>' if notice else ""
     return f"""<!doctype html>
 <html lang="zh-Hant">
 <head>
@@ -67,18 +105,62 @@ def layout(title: str, body: str, *, year: int | None = None) -> str:
 </head>
 <body>
 <header><strong>質量振興 Quality Revitalization</strong> <nav>{nav} ·
-<a href="/docs">API docs</a></nav></header>
+<a href="/docs">API docs</a></nav>{_account(signed_in)}</header>
 <main>
-{body}
+{shown}{body}
 </main>
 </body>
 </html>"""
 
 
-def message_page(title: str, message: str, *, year: int | None = None) -> str:
+def message_page(
+    title: str,
+    message: str,
+    *,
+    year: int | None = None,
+    signed_in: bool = False,
+    notice: str | None = None,
+) -> str:
     """A page that only says why there is nothing to show."""
     body = f'<h1>{e(title)}</h1>\n<p class="notice" id="notice">{e(message)}</p>'
-    return layout(title, body, year=year)
+    return layout(title, body, year=year, signed_in=signed_in, notice=notice)
+
+
+def _view(data: dict[str, Any], view: str, run: dict[str, Any] | None) -> str:
+    """What the page shows: a publication and its date, or the live standings; and whether
+    the outcomes are provisional."""
+    if view == PUBLISHED and run is not None:
+        published = str(run.get("published_at") or "")[:10]
+        replaced = (
+            f"; it supersedes run <code>{e(run['supersedes'])}</code>: "
+            f"{e(run.get('publication_reason'))}"
+            if run.get("supersedes")
+            else ""
+        )
+        shown = (
+            f'<p class="view view-published" id="view" data-view="{PUBLISHED}" '
+            f'data-run="{e(run.get("id"))}" data-published-on="{e(published)}">'
+            f"已發布結果 Published results — 發布於 published on <strong>{e(published)}</strong> "
+            f"(run <code>{e(run.get('id'))}</code>{replaced}). 實時與未發布的排名需登錄 "
+            "(live and unpublished standings need a key with assessments:read).</p>"
+        )
+    else:
+        shown = (
+            f'<p class="view view-live" id="view" data-view="{LIVE}">實時排名 Live standings — '
+            "computed now from the data services, not published.</p>"
+        )
+    if data.get("provisional"):
+        shown += (
+            f'<p class="provisional" id="provisional">暫定 Provisional: as of '
+            f"{e(data.get('as_of'))}, before 31 December; figures due later are pending and "
+            "every outcome may still change.</p>"
+        )
+    return shown
+
+
+def _outcome_text(outcome: str, provisional: bool) -> str:
+    label = OUTCOME_LABELS.get(outcome, outcome)
+    return f"{e(label)}{' (暫定)' if provisional and outcome != 'none' else ''}"
 
 
 def bar(row: dict[str, Any], *, compact: bool = False) -> str:
@@ -138,10 +220,28 @@ def _city_summary(city: dict[str, Any]) -> str:
 </section>"""
 
 
-def standings_page(data: dict[str, Any]) -> str:
+def _group_cell(standing: dict[str, Any]) -> str:
+    if not standing.get("group"):
+        return '<td class="group">—</td>'
+    position = standing.get("group_rank")
+    return (
+        f'<td class="group" data-group="{e(standing["group"])}">{e(standing.get("group_label"))} '
+        f"{e('—' if position is None else position)}</td>"
+    )
+
+
+def standings_page(
+    data: dict[str, Any],
+    *,
+    view: str = LIVE,
+    run: dict[str, Any] | None = None,
+    signed_in: bool = False,
+    notice: str | None = None,
+) -> str:
     """The year's ranking of every county and district, with the city-wide summary."""
     year = data["year"]
     items = data.get("items", [])
+    provisional = bool(data.get("provisional"))
     present = {row["indicator"] for s in items for row in s.get("indicators", [])}
     city_rows = (data.get("city") or {}).get("indicators", [])
     indicator_order = [row for row in city_rows if row["indicator"] in present]
@@ -156,18 +256,20 @@ def standings_page(data: dict[str, Any]) -> str:
             for i in indicator_order
         )
         outcome = s.get("outcome") or "none"
+        rank = s.get("rank")
         rows.append(
             f'<tr class="county outcome-{e(outcome)}" data-county="{e(s["county_code"])}" '
-            f'data-rank="{e(s.get("rank"))}" data-score="{e(s.get("score"))}" '
+            f'data-rank="{e(rank)}" data-score="{e(s.get("score"))}" '
             f'data-grade="{e(s.get("grade"))}" data-outcome="{e(outcome)}">'
-            f'<td class="rank">{e(s.get("rank"))}</td>'
+            f'<td class="rank">{e("—" if rank is None else rank)}</td>'
             f'<td class="name"><a href="/counties/{e(s["county_code"])}?year={e(year)}">'
             f"{e(s.get('county_name'))}</a> <code>{e(s['county_code'])}</code>"
             f' <span class="kind">{e(KIND_LABELS.get(s.get("kind", ""), ""))}</span></td>'
+            f"{_group_cell(s)}"
             f'<td class="score">{score_text(s.get("score"))}</td>'
-            f'<td class="grade">{e(s.get("grade_label"))} <code>{e(s.get("grade"))}</code></td>'
+            f'<td class="grade">{e(s.get("grade_label") or "—")} <code>{e(s.get("grade"))}</code></td>'
             f'<td class="outcome" title="{e(s.get("outcome_reason"))}">'
-            f"{e(OUTCOME_LABELS.get(outcome, outcome))} <code>{e(outcome)}</code></td>"
+            f"{_outcome_text(outcome, provisional)} <code>{e(outcome)}</code></td>"
             f"{cells}</tr>"
         )
     key = "".join(
@@ -175,23 +277,31 @@ def standings_page(data: dict[str, Any]) -> str:
         for n, i in enumerate(indicator_order, start=1)
     )
     meta = data.get("meta") or {}
+    source = (
+        f"/api/v1/assessments/{e(year)}/runs/{e(run.get('id'))}"
+        if view == PUBLISHED and run is not None
+        else f"/api/v1/assessments/{e(year)}/standings"
+    )
     body = f"""<h1>{e(year)}年度質量振興考核排名 <small>County standings {e(year)}</small></h1>
+{_view(data, view, run)}
 <p class="meta">截至 as of <span id="as-of">{e(data.get("as_of"))}</span> ·
 目標版本 target set v{e(meta.get("target_set_version"))} ·
-<a href="/api/v1/assessments/{e(year)}/standings">JSON</a></p>
+<a href="{source}">JSON</a></p>
 {_completeness(meta)}
 <section id="ranking">
 <h2>縣區排名 Ranking</h2>
 {_legend()}
-<table class="ranking" id="standings" data-year="{e(year)}">
+<table class="ranking" id="standings" data-year="{e(year)}" data-view="{e(view)}">
 <thead><tr><th data-sort="num">名次 rank</th><th data-sort="text">縣區 county</th>
-<th data-sort="num">得分 score</th><th>等級 grade</th><th>結果 outcome</th>{head}</tr></thead>
+<th>組內 group</th><th data-sort="num">得分 score</th><th>等級 grade</th><th>結果 outcome</th>{head}</tr></thead>
 <tbody>{"".join(rows)}</tbody>
 </table>
 <details class="key"><summary>指標 Indicators</summary><ol>{key}</ol></details>
 </section>
 {_city_summary(data.get("city") or {})}"""
-    return layout(f"{year}年度質量振興考核排名", body, year=year)
+    return layout(
+        f"{year}年度質量振興考核排名", body, year=year, signed_in=signed_in, notice=notice
+    )
 
 
 def _explanation(row: dict[str, Any]) -> str:
@@ -232,6 +342,13 @@ def _indicator_row(row: dict[str, Any], *, explain: bool) -> str:
     status = row.get("status") or "no_data"
     comparator = row.get("comparator", "")
     detail = f'<tr class="explain"><td colspan="5">{_explanation(row)}</td></tr>' if explain else ""
+    if not explain and row.get("reason") and status in ("no_data", "pending"):
+        detail = f'<tr class="explain"><td colspan="5">{e(row["reason"])}</td></tr>'
+    target = (
+        "未分配 not allocated"
+        if status == "not_allocated"
+        else f"{e(COMPARATOR_LABELS.get(comparator, comparator))} {figure(row.get('target'), unit)}"
+    )
     veto = ' <span class="veto">一票否決 veto</span>' if row.get("veto") else ""
     return (
         f'<tr class="indicator status-{e(status)}" data-indicator="{e(row["indicator"])}" '
@@ -240,28 +357,43 @@ def _indicator_row(row: dict[str, Any], *, explain: bool) -> str:
         f"<td>{e(row.get('name'))} <code>{e(row['indicator'])}</code>{veto}"
         f"<br><small>{e(SOURCE_LABELS.get(row.get('source', ''), row.get('source')))}</small></td>"
         f'<td class="num">{figure(row.get("actual"), unit)}</td>'
-        f'<td class="num">{e(COMPARATOR_LABELS.get(comparator, comparator))} '
-        f"{figure(row.get('target'), unit)}</td>"
+        f'<td class="num">{target}</td>'
         f"<td>{bar(row)}</td>"
         f'<td class="status">{e(STATUS_LABELS.get(status, status))} <code>{e(status)}</code></td>'
         f"</tr>{detail}"
     )
 
 
-def county_page(data: dict[str, Any], year: int) -> str:
+def county_page(
+    data: dict[str, Any],
+    year: int,
+    *,
+    view: str = LIVE,
+    run: dict[str, Any] | None = None,
+    signed_in: bool = False,
+    notice: str | None = None,
+) -> str:
     """One county's standing with the explanation of every figure."""
     standing = data.get("standing") or data.get("item") or data
     name = standing.get("county_name", "")
     code = standing.get("county_code", "")
     outcome = standing.get("outcome") or "none"
+    rank = standing.get("rank")
+    provisional = bool(data.get("provisional"))
     rows = "".join(_indicator_row(row, explain=True) for row in standing.get("indicators", []))
+    group = (
+        f" · {e(standing.get('group_label'))} 組內 <strong>{e(standing.get('group_rank'))}</strong>"
+        if standing.get("group")
+        else ""
+    )
     body = f"""<h1 id="county" data-county="{e(code)}" data-score="{e(standing.get("score"))}"
- data-rank="{e(standing.get("rank"))}">{e(name)} <code>{e(code)}</code>
+ data-rank="{e(rank)}" data-outcome="{e(outcome)}">{e(name)} <code>{e(code)}</code>
 <small>{e(year)}年度考核</small></h1>
-<p class="big">名次 rank <strong>{e(standing.get("rank"))}</strong> ·
+{_view(data, view, run)}
+<p class="big">名次 rank <strong>{e("—" if rank is None else rank)}</strong>{group} ·
 得分 score <strong>{score_text(standing.get("score"))}</strong> ·
-等級 grade <strong>{e(standing.get("grade_label"))}</strong> <code>{e(standing.get("grade"))}</code> ·
-結果 outcome <strong>{e(OUTCOME_LABELS.get(outcome, outcome))}</strong> <code>{e(outcome)}</code></p>
+等級 grade <strong>{e(standing.get("grade_label") or "—")}</strong> <code>{e(standing.get("grade"))}</code> ·
+結果 outcome <strong>{_outcome_text(outcome, provisional)}</strong> <code>{e(outcome)}</code></p>
 <p class="reason">{e(standing.get("outcome_reason"))}</p>
 {_completeness(data.get("meta") or {})}
 {_legend()}
@@ -270,4 +402,4 @@ def county_page(data: dict[str, Any], year: int) -> str:
 <th>狀態 status</th></tr></thead>
 <tbody>{rows}</tbody>
 </table>"""
-    return layout(f"{name} {year}年度考核", body, year=year)
+    return layout(f"{name} {year}年度考核", body, year=year, signed_in=signed_in, notice=notice)

@@ -17,5 +17,11 @@ class UiSettings(BaseSettings):
         default="", description="The gateway's own URL; empty: the URL the page was asked on."
     )
     read_key_file: Path = DEFAULT_VAR_DIR / "keys" / "demo-read.key"
-    default_year: int = Field(default=2007, ge=1990, le=2100)
+    default_year: int | None = Field(
+        default=None,
+        ge=1990,
+        le=2100,
+        description="The year shown without ?year=; empty: the latest year with a target set.",
+    )
     timeout_seconds: float = Field(default=20.0, gt=0)
+    sign_in_hours: float = Field(default=8.0, gt=0, le=24 * 30)

@@ -1,10 +1,13 @@
-"""The standings page in headless Chromium, checked against the API's standings.
+"""The standings page in headless Chromium, checked against the API.
 
 With `GATEWAY_URL` it tests that running suite (the demo loaded, the admin key in
 `QRP_ADMIN_KEY` or `GATEWAY_BOOTSTRAP_ADMIN_KEY`, the read key in `var/keys/demo-read.key` or
 `DEMO_READ_KEY_FILE`). Without it, it starts the suite as local processes on SQLite, checks
-the page before any data, loads the demo city with `scripts/load_demo.py` (twice), and tests
-that. Screenshots go to `test-output/`.
+the page before any data, loads the demo city with `scripts/load_demo.py` (twice; the loader
+publishes the year's run), then records a major quality incident in 鼓樓區 that no
+publication contains yet. Without a key the page must show the published run only (鼓樓區
+still commended); signed in with the read key, the live standings (鼓樓區 criticized).
+Screenshots go to `test-output/`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,15 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 NO_DATA_MARKER = "no data loaded yet"
+GULOU = "320302"
+ROW_SCRIPT = """rows => rows.map(r => ({
+    county: r.dataset.county,
+    rank: r.querySelector('td.rank').textContent.trim(),
+    score: r.querySelector('td.score').textContent.trim(),
+    outcome: r.dataset.outcome,
+    grade: r.dataset.grade,
+    bars: r.querySelectorAll('.bar').length,
+}))"""
 
 
 @dataclass
@@ -50,6 +62,7 @@ class Target:
     first_load_seconds: float = 0.0
     second_load: subprocess.CompletedProcess[str] | None = None
     page_before_data: str = ""
+    unpublished_incident: bool = False
 
 
 def _load(
@@ -101,6 +114,7 @@ def target() -> Iterator[Target]:
                 f"second run:\n{second.stdout}{second.stderr}"
             )
             assert first.returncode == 0, first.stderr + first.stdout
+            _record_incident(suite.gateway_url, suite.admin_key)
             yield Target(
                 page_url=page_url,
                 api_url=suite.gateway_url,
@@ -109,9 +123,65 @@ def target() -> Iterator[Target]:
                 first_load_seconds=seconds,
                 second_load=second,
                 page_before_data=before,
+                unpublished_incident=True,
             )
         finally:
             suite.stop()
+
+
+def _record_incident(gateway_url: str, admin_key: str) -> None:
+    """A correction after publication: 鼓樓區 reports a major quality incident."""
+    response = httpx.post(
+        f"{gateway_url}/api/v1/reported-values",
+        headers={"X-API-Key": admin_key},
+        json={
+            "county_code": GULOU,
+            "year": YEAR,
+            "indicator": "major_quality_incidents",
+            "value": 1,
+            "evidence": {"document": "鼓質監〔2008〕5號", "text": "補報：轄區食品安全事故一起"},
+            "reported_by": "鼓樓區質量技術監督局",
+            "measured_on": f"{YEAR}-12-31",
+        },
+        timeout=60,
+    )
+    assert response.status_code == 201, response.text
+
+
+@pytest.fixture(scope="module")
+def published(target: Target) -> dict:
+    """The year's current publication, as the API serves it."""
+    headers = {"X-API-Key": target.read_key}
+    runs = httpx.get(
+        f"{target.api_url}/api/v1/assessments/{YEAR}/runs",
+        params={"status": "published"},
+        headers=headers,
+        timeout=60,
+    ).json()["items"]
+    (current,) = [r for r in runs if r["superseded_by"] is None]
+    run = httpx.get(
+        f"{target.api_url}/api/v1/assessments/{YEAR}/runs/{current['id']}",
+        headers=headers,
+        timeout=60,
+    )
+    assert run.status_code == 200, run.text
+    OUTPUT.mkdir(exist_ok=True)
+    (OUTPUT / "published-run.json").write_text(json.dumps(run.json(), ensure_ascii=False, indent=1))
+    return run.json()
+
+
+def _expected(standings: dict) -> list[dict]:
+    return [
+        {
+            "county": s["county_code"],
+            "rank": "—" if s["rank"] is None else str(s["rank"]),
+            "score": "—" if s["score"] is None else f"{s['score']:.2f}",
+            "outcome": s["outcome"],
+            "grade": s["grade"] or "",
+            "bars": len(s["indicators"]),
+        }
+        for s in standings["items"]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +214,39 @@ def test_loading_takes_under_two_minutes_and_a_second_run_adds_nothing(target: T
     assert "nothing new" in target.second_load.stdout
 
 
+def test_without_a_key_the_page_shows_only_the_published_run(
+    target: Target, published: dict, standings: dict
+) -> None:
+    OUTPUT.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            # No ?year=: the latest year with a target set.
+            page.goto(f"{target.page_url}/", timeout=60_000)
+            page.wait_for_selector("#standings tbody tr.county")
+            view = page.locator("#view")
+            assert view.get_attribute("data-view") == "published"
+            assert view.get_attribute("data-run") == published["id"]
+            assert view.get_attribute("data-published-on") == published["published_at"][:10]
+            rows = page.eval_on_selector_all("#standings tbody tr.county", ROW_SCRIPT)
+            page.screenshot(path=str(OUTPUT / "standings-published.png"), full_page=True)
+            assert rows == _expected(published["standings"])
+            assert len(rows) == 11
+            outcomes = {r["county"]: r["outcome"] for r in rows}
+            if target.unpublished_incident:
+                # The incident recorded after publication is live, not public.
+                assert outcomes[GULOU] == "commended"
+                live = {s["county_code"]: s["outcome"] for s in standings["items"]}
+                assert live[GULOU] == "criticized"
+            page.click(f'#standings tr[data-county="{GULOU}"] td.name a')
+            page.wait_for_selector("#county")
+            assert page.locator("#view").get_attribute("data-view") == "published"
+            assert page.locator("#county").get_attribute("data-outcome") == outcomes[GULOU]
+        finally:
+            browser.close()
+
+
 def test_the_ranking_on_the_page_equals_the_api_standings(target: Target, standings: dict) -> None:
     OUTPUT.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
@@ -151,40 +254,29 @@ def test_the_ranking_on_the_page_equals_the_api_standings(target: Target, standi
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{target.page_url}/?year={YEAR}", timeout=60_000)
+            page.fill('#sign-in input[name="api_key"]', target.read_key)
+            page.click('#sign-in button[type="submit"]')
+            page.wait_for_selector("#signed-in")
+            assert target.read_key not in page.url
+            (cookie,) = [c for c in page.context.cookies() if c["name"] == "qrp_ui_key"]
+            assert cookie["httpOnly"] is True
+            page.goto(f"{target.page_url}/?year={YEAR}", timeout=60_000)
             page.wait_for_selector("#standings tbody tr.county")
-            rows = page.eval_on_selector_all(
-                "#standings tbody tr.county",
-                """rows => rows.map(r => ({
-                    county: r.dataset.county,
-                    rank: r.querySelector('td.rank').textContent.trim(),
-                    score: r.querySelector('td.score').textContent.trim(),
-                    outcome: r.dataset.outcome,
-                    grade: r.dataset.grade,
-                    bars: r.querySelectorAll('.bar').length,
-                }))""",
-            )
+            assert page.locator("#view").get_attribute("data-view") == "live"
+            rows = page.eval_on_selector_all("#standings tbody tr.county", ROW_SCRIPT)
             page.screenshot(path=str(OUTPUT / "standings.png"), full_page=True)
-
-            expected = [
-                {
-                    "county": s["county_code"],
-                    "rank": str(s["rank"]),
-                    "score": f"{s['score']:.2f}",
-                    "outcome": s["outcome"],
-                    "grade": s["grade"],
-                    "bars": len(s["indicators"]),
-                }
-                for s in standings["items"]
-            ]
-            assert rows == expected
+            assert rows == _expected(standings)
             assert len(rows) == 11
             assert page.text_content("#city .big strong") == f"{standings['city']['score']:.2f}"
 
-            # The demo city is built so that counties differ: a commended top, a veto, a weak one.
+            # The demo city is built so that counties differ: a commended top, vetoes, a weak one.
             outcomes = {r["county"]: r["outcome"] for r in rows}
             assert outcomes["320322"] == "criticized"
+            assert outcomes["320303"] == "criticized"
             assert "commended" in outcomes.values()
             assert rows[-1]["county"] == "320324"
+            grades = {r["grade"] for r in rows}
+            assert {"excellent", "good", "pass", "fail"} <= grades
 
             page.click('#standings tr[data-county="320322"] td.name a')
             page.wait_for_selector("#county")
@@ -197,5 +289,9 @@ def test_the_ranking_on_the_page_equals_the_api_standings(target: Target, standi
             assert veto.get_attribute("data-status") == "missed"
             assert "evidence" in page.text_content("#indicators")
             page.screenshot(path=str(OUTPUT / "county-320322.png"), full_page=True)
+
+            page.click('form.account button[type="submit"]')
+            page.wait_for_selector("#sign-in")
+            assert page.locator("#view").get_attribute("data-view") == "published"
         finally:
             browser.close()
