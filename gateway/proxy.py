@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.auth import ANONYMOUS, Authenticator, ServiceTokens
-from gateway.breaker import CircuitBreaker
+from gateway.breaker import BreakerCall, CircuitBreaker
 from gateway.ratelimit import Decision, RateLimiter
 from gateway.revocations import RevocationBus
 from gateway.routing import Prefix, is_public, required_scope, route_label
@@ -303,15 +303,24 @@ async def _forward(
     )
     limit_key, limit = _admit(context, prefix, scope, identity, public)
     decision = _within_limit(await context.limiter.hit(limit_key, limit))
-    backend = _backend_for(context, prefix)
-    token = context.service_tokens.for_backend(backend.name, identity)
-    headers = _upstream_headers(scope, exchange.request_id, head.connection, token)
-    attempts, kept = _retry_plan(context, method, head)
-    data = await _read_body(receive) if kept else _body_stream(head, receive)
-    started = time.perf_counter()
-    response = await _send_with_retries(
-        context, backend, method, _target(scope), headers, data, head.content_length, attempts
-    )
+    backend, call = _backend_for(context, prefix)
+    with call:
+        token = context.service_tokens.for_backend(backend.name, identity)
+        headers = _upstream_headers(scope, exchange.request_id, head.connection, token)
+        attempts, kept = _retry_plan(context, method, head)
+        data = await _read_body(receive) if kept else _body_stream(head, receive)
+        started = time.perf_counter()
+        response = await _send_with_retries(
+            context,
+            backend,
+            call,
+            method,
+            _target(scope),
+            headers,
+            data,
+            head.content_length,
+            attempts,
+        )
     _note_backend_call(exchange, backend, prefix, scope["path"], response, started)
     try:
         await _relay(response, send, decision, method, exchange)
@@ -352,12 +361,14 @@ def _within_limit(decision: Decision | None) -> Decision | None:
     return decision
 
 
-def _backend_for(context: ProxyContext, prefix: Prefix) -> Backend:
-    """The backend serving `prefix`, unless its circuit is open (503)."""
+def _backend_for(context: ProxyContext, prefix: Prefix) -> tuple[Backend, BreakerCall]:
+    """The backend serving `prefix` and the call its breaker lets through, unless its
+    circuit is open (503)."""
     backend = context.backends[prefix.backend]
-    if not backend.breaker.allow():
+    call = backend.breaker.call()
+    if call is None:
         raise BackendUnavailable(backend.name, backend.breaker.retry_after(), circuit_open=True)
-    return backend
+    return backend, call
 
 
 def _retry_plan(context: ProxyContext, method: str, head: _RequestHead) -> tuple[int, bool]:
@@ -401,6 +412,7 @@ def _note_backend_call(
 async def _send_with_retries(
     context: ProxyContext,
     backend: Backend,
+    call: BreakerCall,
     method: str,
     target: bytes,
     headers: list[tuple[bytes, bytes]],
@@ -421,13 +433,13 @@ async def _send_with_retries(
                 while_waiting=context.deferred.run_pending,
             )
         except UpstreamTimeout:
-            backend.breaker.failure()
+            call.failed()
             raise BackendTimeout(backend.name) from None
         except UpstreamError as exc:
             if attempt < attempts:
                 await _backoff(context.settings.retry_backoff_seconds, attempt)
                 continue
-            backend.breaker.failure()
+            call.failed()
             logger.warning("backend_unreachable", backend=backend.name, error=str(exc))
             raise BackendUnavailable(backend.name, 1) from None
         if response.status in _RETRY_STATUSES:
@@ -435,9 +447,9 @@ async def _send_with_retries(
                 response.release()
                 await _backoff(context.settings.retry_backoff_seconds, attempt)
                 continue
-            backend.breaker.failure()
+            call.failed()
         else:
-            backend.breaker.success()
+            call.succeeded()
         return response
     raise BackendUnavailable(backend.name, 1)
 
