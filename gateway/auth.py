@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway import service
 from gateway.service import Identity, OAuthRefusal
 from kit.auth import ALGORITHM, TokenMinter, parse_bearer, write_keypair
+from kit.db import outage_log
 from kit.errors import Unauthorized
 
 ANONYMOUS = Identity(client_id="anonymous", name="Anonymous", scopes=frozenset(), rate_limit="")
@@ -106,10 +107,21 @@ class Authenticator:
             return entry[1]
         return None
 
+    async def _look_up(
+        self, find: Callable[[AsyncSession], Awaitable[Identity | None]]
+    ) -> Identity | None:
+        """`find` on a session of its own; an answer means the database is back if it was
+        unreachable (the error itself goes up to the caller, which answers 503)."""
+        async with self._sessionmaker() as session:
+            found = await find(session)
+        outage_log.recovered()
+        return found
+
     async def by_api_key(self, api_key: str) -> Identity:
         async def load() -> Identity | None:
-            async with self._sessionmaker() as session:
-                return await service.identify_key(session=session, api_key=api_key)
+            return await self._look_up(
+                lambda session: service.identify_key(session=session, api_key=api_key)
+            )
 
         identity = await _cached(self._keys, service.hash_key(api_key), load)
         if identity is None:
@@ -137,8 +149,9 @@ class Authenticator:
 
     async def by_client_id(self, client_id: str) -> Identity | None:
         async def load() -> Identity | None:
-            async with self._sessionmaker() as session:
-                return await service.identify_client(session=session, client_id=client_id)
+            return await self._look_up(
+                lambda session: service.identify_client(session=session, client_id=client_id)
+            )
 
         return await _cached(self._clients, client_id, load)
 

@@ -28,7 +28,8 @@ from gateway.routing import Prefix, is_public, required_scope, route_label
 from gateway.service import Identity
 from gateway.settings import Settings
 from gateway.upstream import Pool, Response, UpstreamError, UpstreamTimeout
-from kit.errors import ProblemError, problem_of, send_problem
+from kit.db import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable, outage_log
+from kit.errors import ProblemError, database_unavailable_body, problem_of, send_problem
 from kit.observability import (
     CountedDurations,
     Deferred,
@@ -218,14 +219,35 @@ class Forwarder:
             # The caller has the head and part of the body; its connection is closed.
             logger.warning("backend_broke_off_response", path=scope["path"], error=str(broken))
             exchange.status = 502
-        except Exception:
-            logger.exception("unhandled_error", path=scope["path"])
-            exchange.status = 500
-            if not exchange.answering:
-                await send_unexpected_error(send, exchange.request_id)
+        except Exception as error:
+            if is_database_unavailable(error):
+                await self._database_unavailable(send, scope, exchange, error)
+            else:
+                logger.exception("unhandled_error", path=scope["path"])
+                exchange.status = 500
+                if not exchange.answering:
+                    await send_unexpected_error(send, exchange.request_id)
         finally:
             elapsed = time.perf_counter() - started
             self.deferred.defer(self._record, scope, exchange, elapsed, time.time())
+
+    async def _database_unavailable(
+        self, send: Send, scope: Scope, exchange: Exchange, error: Exception
+    ) -> None:
+        """A 503 with Retry-After while the gateway's database cannot be reached (credentials
+        not in the cache are looked up there), logged once per outage and counted as every
+        service counts it."""
+        outage_log.report(error, scope["path"])
+        self.metrics.database_unavailable.inc()
+        exchange.status = 503
+        if exchange.answering:
+            return
+        exchange.answering = True
+        headers = [
+            (b"x-request-id", exchange.request_id.encode()),
+            (b"retry-after", str(DATABASE_RETRY_AFTER_SECONDS).encode()),
+        ]
+        await send_problem(send, database_unavailable_body(scope["path"]), headers=headers)
 
     def _record(self, scope: Scope, exchange: Exchange, elapsed: float, answered_at: float) -> None:
         route = (exchange.route or RouteLabel(scope["path"])).path
