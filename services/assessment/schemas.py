@@ -500,6 +500,7 @@ class Standing(Open):
     group_label: str | None = None
     group_rank: int | None = None
     not_assessed: list[str] | None = None
+    bonus: float | None = None
 
 
 class StandingsMeta(Open):

@@ -372,3 +372,34 @@ def test_a_year_end_report_not_yet_made_is_pending_but_a_silent_source_is_no_dat
     assert d1["not_assessed"] == ["new_provincial_famous_brands"]
     december = compute(inputs([year_end], as_of=date(2007, 12, 31)))
     assert by_county(december)[D1]["outcome"] == "not_assessed"
+
+
+def test_a_city_level_value_replaces_the_roll_up_when_the_set_names_one() -> None:
+    """Trainees are counted by the city's own office: its figure stands, not the counties'."""
+    trainees = indicator(
+        "agri_standardization_trainees",
+        source="reported",
+        measure={"kind": "reported_value", "unit": "count"},
+        comparator="at_least",
+        target=200,
+        weight=50,
+        allocations={D1: {"target": 100}, C1: {"target": 100}},
+        city_value="city_agri_trainees",
+    )
+    state = inputs(
+        [trainees], reported={(D1, "agri_standardization_trainees"): report(D1, "x", 120)}
+    )
+    state.references["city_agri_trainees"] = {
+        "value": 230,
+        "source": "市農委培訓台賬",
+        "published_on": "2008-01-10",
+    }
+    city = row(compute(state)["city"], "agri_standardization_trainees")
+    assert (city["actual"], city["status"]) == (230.0, "met")
+    assert city["provenance"]["key"] == "city_agri_trainees"
+    state.references.clear()
+    missing = row(compute(state)["city"], "agri_standardization_trainees")
+    assert (missing["status"], missing["reason"]) == (
+        "no_data",
+        "the city-level value 'city_agri_trainees' for 2007 is not recorded",
+    )
