@@ -34,7 +34,13 @@ LINGER_SECONDS = 1.0
 
 
 class BoundedHeadersProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a request head of bounded size and count."""
+    """uvicorn's httptools protocol with a request head of bounded size and count.
+
+    Two counts bound a head: the bytes received while it is unfinished (so a head that never
+    ends is cut off once they pass the limit), and the size of its parsed lines (so a long head
+    that arrives whole in one read is refused too). Body bytes that arrive with the head in
+    the same read count toward neither.
+    """
 
     max_line = MAX_HEADER_LINE_BYTES
     max_head = MAX_HEAD_BYTES
@@ -43,7 +49,8 @@ class BoundedHeadersProtocol(HttpToolsProtocol):
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._in_head = True
-        self._head_bytes = 0
+        self._unfinished_bytes = 0
+        self._head_size = 0
         self._header_count = 0
         self._refused = False
 
@@ -51,40 +58,51 @@ class BoundedHeadersProtocol(HttpToolsProtocol):
         if self._refused:
             return
         if self._in_head:
-            self._head_bytes += len(data)
-            if self._head_bytes > self.max_head:
-                self._refuse(f"The request head is larger than {self.max_head} bytes.")
-                return
+            self._unfinished_bytes += len(data)
         super().data_received(data)
+        if self._in_head and not self._refused and self._unfinished_bytes > self.max_head:
+            self._refuse(f"The request head is larger than {self.max_head} bytes.")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
+        self._head_size = 0
         self._header_count = 0
 
     def on_url(self, url: bytes) -> None:
+        if self._refused:
+            return
         super().on_url(url)
+        self._head_size += len(url)
         if len(self.url) > self.max_line:
             self._refuse(f"The request line is longer than {self.max_line} bytes.")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._refused:
+            return
         self._header_count += 1
+        self._head_size += len(name) + len(value) + 4
         if self._header_count > self.max_headers:
             self._refuse(f"The request has more than {self.max_headers} header lines.")
-            return
-        if len(name) + len(value) + 2 > self.max_line:
+        elif len(name) + len(value) + 2 > self.max_line:
             self._refuse(
                 f"The header {name[:64].decode('latin-1')!r} is longer than {self.max_line} bytes."
             )
-            return
-        super().on_header(name, value)
+        elif self._head_size > self.max_head:
+            self._refuse(f"The request head is larger than {self.max_head} bytes.")
+        else:
+            super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         if self._refused:
             return
         self._in_head = False
-        self._head_bytes = 0
+        self._unfinished_bytes = 0
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
 
     def on_message_complete(self) -> None:
         if self._refused:

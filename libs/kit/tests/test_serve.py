@@ -23,6 +23,11 @@ async def echo(request: Request) -> dict[str, object]:
     }
 
 
+@app.post("/size")
+async def size(request: Request) -> dict[str, int]:
+    return {"bytes": len(await request.body())}
+
+
 @pytest.fixture
 async def port() -> AsyncIterator[int]:
     config = uvicorn.Config(
@@ -77,6 +82,34 @@ async def test_an_ordinary_request_passes(port: int) -> None:
     status, body = _status_and_body(answer)
     assert status == 200
     assert body["headers"] == 3
+
+
+@pytest.mark.parametrize("length", [40_000, 300_000, 2_000_000])
+async def test_a_body_sent_with_its_head_in_one_write_is_not_counted_as_head(
+    port: int, length: int
+) -> None:
+    head = (
+        b"POST /size HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+        + f"Content-Length: {length}\r\nConnection: close\r\n\r\n".encode()
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head + b"a" * length)
+    answer = b""
+    while chunk := await asyncio.wait_for(reader.read(65536), 10):
+        answer += chunk
+    writer.close()
+    status, body = _status_and_body(answer)
+    assert status == 200
+    assert body == {"bytes": length}
+
+
+async def test_many_headers_each_within_the_line_limit_still_hit_the_head_limit(port: int) -> None:
+    """Six headers of 7 KB arrive in one write: each line passes, the head (42 KB) does not."""
+    lines = b"".join(b"X-%d: " % i + b"v" * 7000 + b"\r\n" for i in range(6))
+    answer = await _exchange(port, b"GET /echo HTTP/1.1\r\nHost: x\r\n" + lines + b"\r\n")
+    status, body = _status_and_body(answer)
+    assert status == 431
+    assert f"larger than {MAX_HEAD_BYTES} bytes" in str(body["detail"])
 
 
 async def test_a_long_header_line_is_431_naming_the_limit(port: int) -> None:
