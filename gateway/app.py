@@ -48,11 +48,19 @@ async def proxy_lifespan(app: FastAPI) -> AsyncIterator[None]:
         issuer=settings.token_issuer,
         ttl_seconds=settings.service_token_ttl_seconds,
     )
-    limiter = RateLimiter(redis_url=settings.redis_url, prefix=settings.rate_limit_prefix)
+    limiter = RateLimiter(
+        redis_url=settings.redis_url,
+        prefix=settings.rate_limit_prefix,
+        timeout=settings.redis_timeout_seconds,
+        retry_seconds=settings.redis_retry_seconds,
+        metrics=app.state.proxy_metrics.rate_limit,
+    )
+    app.state.ready_checks["rate_limits"] = limiter.status
     revocations = RevocationBus(
         redis_url=settings.redis_url,
         prefix=settings.rate_limit_prefix,
         on_revocation=authenticator.forget,
+        timeout=settings.redis_timeout_seconds,
     )
     app.state.proxy = ProxyContext(
         settings=settings,

@@ -22,7 +22,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from gateway.auth import ANONYMOUS, Authenticator, ServiceTokens
 from gateway.breaker import BreakerCall, CircuitBreaker
-from gateway.ratelimit import Decision, RateLimiter
+from gateway.ratelimit import Decision, RateLimiter, StoreMetrics
 from gateway.revocations import RevocationBus
 from gateway.routing import Prefix, is_public, required_scope, route_label
 from gateway.service import Identity
@@ -118,6 +118,7 @@ class ProxyMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
         self._forwarded = CountedDurations(self.calls, self.latency)
+        self.rate_limit = StoreMetrics(registry)
 
     def observe(self, backend: str, method: str, route: str, status: int, seconds: float) -> None:
         label = method_label(method)

@@ -1,9 +1,18 @@
 """Per-client rate limits in fixed windows: in process memory, or in Redis through the
 `limits` library so that several gateway replicas share one budget. Limits are written as
-`limits` parses them (`600/minute`, `10/second;1000/hour`)."""
+`limits` parses them (`600/minute`, `10/second;1000/hour`).
+
+When Redis fails or does not answer within its timeout (tens of milliseconds), each replica
+counts in its own memory instead, from the counts it last saw in Redis: every client then
+gets at most its limit per replica, with the same `RateLimit-*` headers. Requests stop
+asking Redis at once; a background check asks it again every `retry_seconds`, and the
+replica goes back to the shared windows when it answers.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -13,7 +22,10 @@ import structlog
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import Storage as AsyncStorage
 from limits.storage import storage_from_string
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 logger = structlog.get_logger("gateway.ratelimit")
 _MAX_WINDOWS = 100_000
@@ -63,8 +75,9 @@ class LocalWindows:
     8,000 at c=1). One entry per key; expired ones are dropped at most once a second.
     """
 
-    def __init__(self) -> None:
-        self._windows: dict[str, tuple[int, float]] = {}
+    def __init__(self, counted: dict[str, tuple[int, float]] | None = None) -> None:
+        # Each key's hits in its current window and when that window ends.
+        self._windows: dict[str, tuple[int, float]] = dict(counted or {})
         self._next_sweep = 0.0
 
     def count(self, key: str, seconds: int) -> tuple[int, float]:
@@ -90,12 +103,18 @@ class LocalWindows:
 class RedisWindows:
     """Fixed windows in Redis, as `limits`' FixedWindowRateLimiter keeps them, so that every
     replica counts against one budget: one round trip per hit, where `hit` and
-    `get_window_stats` make three (the window's end is remembered per replica)."""
+    `get_window_stats` make three (the window's end is remembered per replica). Every call
+    gives up after `timeout` seconds, without retrying."""
 
-    def __init__(self, redis_url: str, prefix: str) -> None:
+    def __init__(self, redis_url: str, prefix: str, *, timeout: float) -> None:
         scheme, _, rest = redis_url.partition("://")
         # Our own pool, so that shutdown closes its connections.
-        self._pool = ConnectionPool.from_url(redis_url)
+        self._pool = ConnectionPool.from_url(
+            redis_url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
         storage = storage_from_string(
             f"async+{scheme}://{rest}",
             key_prefix=prefix,
@@ -106,39 +125,87 @@ class RedisWindows:
         if not isinstance(storage, AsyncStorage):
             raise ValueError(f"no asynchronous rate-limit storage for {scheme}://")
         self.storage = storage
-        self._ends: dict[str, float] = {}
+        self.seen: dict[str, tuple[int, float]] = {}
+        """Each key's hits and window end as Redis last gave them to this replica."""
 
     async def count(self, key: str, seconds: int) -> tuple[int, float]:
         hits = await self.storage.incr(key, seconds)
         now = time.time()
+        last = self.seen.get(key)
         if hits == 1:
             end = now + seconds
+        elif last is not None and last[1] > now:
+            end = last[1]
         else:
-            end = self._ends.get(key, 0.0)
-            if end > now:
-                return hits, end
             end = await self.storage.get_expiry(key)
-        if len(self._ends) >= _MAX_WINDOWS:
-            self._ends.clear()
-        self._ends[key] = end
+        if last is None and len(self.seen) >= _MAX_WINDOWS:
+            self.seen.clear()
+        self.seen[key] = (hits, end)
         return hits, end
+
+    async def answers(self) -> bool:
+        """Whether Redis answers a PING within the timeout."""
+        return await self.storage.check()
 
     async def reset(self) -> None:
         await self.storage.reset()
-        self._ends.clear()
+        self.seen.clear()
 
     async def close(self) -> None:
         await self._pool.aclose()
 
 
-class RateLimiter:
-    """Counts hits per client against limits such as `600/minute`."""
+class StoreMetrics:
+    """Whether the windows are shared, and the decisions made without Redis."""
 
-    def __init__(self, *, redis_url: str | None, prefix: str) -> None:
-        self.windows: LocalWindows | RedisWindows = (
-            RedisWindows(redis_url, prefix) if redis_url else LocalWindows()
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.shared = Gauge(
+            "gateway_rate_limit_shared",
+            "1 while rate-limit windows are counted in Redis, 0 while this replica counts "
+            "its own (no Redis configured, or Redis did not answer)",
+            registry=registry,
         )
+        self.local = Counter(
+            "gateway_rate_limit_local",
+            "Rate-limit decisions counted in this replica's memory because Redis did not answer",
+            registry=registry,
+        )
+
+
+class RateLimiter:
+    """Counts hits per client against limits such as `600/minute`: in Redis when it is
+    configured and answers, else in this process."""
+
+    def __init__(
+        self,
+        *,
+        redis_url: str | None,
+        prefix: str,
+        timeout: float = 0.05,
+        retry_seconds: float = 1.0,
+        metrics: StoreMetrics | None = None,
+    ) -> None:
+        self.local = LocalWindows()
+        self.shared = RedisWindows(redis_url, prefix, timeout=timeout) if redis_url else None
+        self.retry_seconds = retry_seconds
+        self.metrics = metrics
         self._plans: dict[tuple[str, str], tuple[Window, ...]] = {}
+        self._recovery: asyncio.Task[None] | None = None
+        """While set, Redis has failed and this replica counts on its own."""
+        if metrics is not None:
+            metrics.shared.set(1 if self.shared is not None else 0)
+
+    @property
+    def per_replica(self) -> bool:
+        """Whether this replica counts in its own memory (no Redis, or Redis unreachable)."""
+        return self.shared is None or self._recovery is not None
+
+    async def status(self) -> dict[str, str]:
+        """Where the windows are counted, for `/health/ready`; never a failure, since the
+        gateway goes on limiting without Redis."""
+        if self.shared is None:
+            return {"windows": "memory"}
+        return {"windows": "per replica, Redis unreachable" if self.per_replica else "redis"}
 
     def _plan(self, identity: str, limit: str) -> tuple[Window, ...]:
         """The windows `identity` is counted in under `limit`, worked out once."""
@@ -152,22 +219,26 @@ class RateLimiter:
         return plan
 
     async def hit(self, identity: str, limit: str) -> Decision | None:
-        """Record one request for `identity`; None when no limit applies or the store is down."""
+        """Record one request for `identity`; None when no limit applies."""
         plan = self._plans.get((identity, limit))
         if plan is None:
             plan = self._plan(identity, limit)
         if not plan:
             return None
-        windows = self.windows
-        try:
-            if isinstance(windows, LocalWindows):
-                counts = [windows.count(window.key, window.seconds) for window in plan]
-            else:
-                counts = [await windows.count(window.key, window.seconds) for window in plan]
-        except Exception as exc:
-            # A rate-limit store outage must not take the whole API down with it.
-            logger.warning("rate_limit_store_unavailable", error=type(exc).__name__)
-            return None
+        shared = self.shared
+        if shared is None or self._recovery is not None:
+            counts = [self.local.count(window.key, window.seconds) for window in plan]
+            if shared is not None and self.metrics is not None:
+                self.metrics.local.inc()
+        else:
+            try:
+                counts = [await shared.count(window.key, window.seconds) for window in plan]
+            except Exception as error:
+                # A rate-limit store outage must neither take the API down nor lift the limits.
+                self._count_locally(shared, error)
+                counts = [self.local.count(window.key, window.seconds) for window in plan]
+                if self.metrics is not None:
+                    self.metrics.local.inc()
         now = time.time()
         decisions = [
             Decision(
@@ -185,8 +256,42 @@ class RateLimiter:
             return max(refused, key=lambda d: d.reset_seconds)
         return min(decisions, key=lambda d: d.remaining)
 
+    def _count_locally(self, shared: RedisWindows, error: Exception) -> None:
+        """Count in this replica from the counts last seen in Redis, until Redis answers."""
+        if self._recovery is not None:
+            return
+        now = time.time()
+        self.local = LocalWindows({k: w for k, w in shared.seen.items() if w[1] > now})
+        self._recovery = asyncio.get_running_loop().create_task(self._await_store(shared))
+        if self.metrics is not None:
+            self.metrics.shared.set(0)
+        logger.warning(
+            "rate_limit_store_unavailable",
+            error=type(error).__name__,
+            limits="per replica until Redis answers",
+        )
+
+    async def _await_store(self, shared: RedisWindows) -> None:
+        while True:
+            if await shared.answers():
+                break
+            await asyncio.sleep(self.retry_seconds)
+        self._recovery = None
+        self.local = LocalWindows()
+        if self.metrics is not None:
+            self.metrics.shared.set(1)
+        logger.warning("rate_limit_store_available_again")
+
     async def reset(self) -> None:
-        await self.windows.reset()
+        await self.local.reset()
+        if self.shared is not None:
+            await self.shared.reset()
 
     async def close(self) -> None:
-        await self.windows.close()
+        if self._recovery is not None:
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery
+            self._recovery = None
+        if self.shared is not None:
+            await self.shared.close()

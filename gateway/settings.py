@@ -26,6 +26,8 @@ class Settings(ServiceSettings):
     anonymous_rate_limit: str = "60/minute"
     redis_url: str | None = None
     rate_limit_prefix: str = "qrp-gateway"
+    redis_timeout_seconds: float = Field(default=0.05, gt=0, le=5)
+    redis_retry_seconds: float = Field(default=1.0, gt=0, le=60)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     token_private_key_file: Path = DEFAULT_VAR_DIR / "keys" / "gateway.pem"
