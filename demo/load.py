@@ -28,9 +28,6 @@ READER_NAME = "demo-reader"
 READER_SCOPES = ["assessments:read", "brands:read", "certificates:read", "spot-checks:read"]
 PAGE = 500
 IMPORT_CHUNK = 2000
-# kit.serve counts the first body bytes that arrive with a request's head toward its 32 KB
-# head limit (a 431), so each import body stays below it.
-IMPORT_MAX_BYTES = 24 * 1024
 WORKERS = 8
 
 BRAND_COLUMNS = (
@@ -125,21 +122,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _chunks(
-    rows: list[dict[str, Any]], columns: tuple[str, ...], *, size: int, max_bytes: int
-) -> Iterator[list[dict[str, Any]]]:
-    """At most `size` rows a chunk, and fewer when their CSV would pass `max_bytes`."""
-    chunk: list[dict[str, Any]] = []
-    used = len(to_csv([], columns))
-    for row in rows:
-        length = len(to_csv([row], columns)) - len(to_csv([], columns))
-        if chunk and (len(chunk) >= size or used + length > max_bytes):
-            yield chunk
-            chunk, used = [], len(to_csv([], columns))
-        chunk.append(row)
-        used += length
-    if chunk:
-        yield chunk
+def _chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
 
 
 class Loader:
@@ -196,7 +181,7 @@ class Loader:
         if not rows:
             return 0
         with self._bar(len(rows), path.rsplit("/", 2)[-2]) as bar:
-            for chunk in _chunks(rows, columns, size=IMPORT_CHUNK, max_bytes=IMPORT_MAX_BYTES):
+            for chunk in _chunks(rows, IMPORT_CHUNK):
                 response = self.client.post(
                     f"{path}/import",
                     content=to_csv(chunk, columns),
