@@ -17,9 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from inspection import repository
 from inspection.catalogue import Catalogue
+from inspection.models import SpotCheck
 from inspection.schemas import Result, SpotCheckFields, SpotCheckFilters
 from inspection.service import (
     RECORDED_FIELDS,
+    Embargo,
     history_row,
     outbox_row,
     pydantic_errors,
@@ -61,6 +63,7 @@ IGNORED_ON_IMPORT = frozenset(
     {"id", "root_id", "final_result", "created_by", "created_at", "updated_at"}
 )
 ALLOWED_COLUMNS = frozenset(EXPORT_COLUMNS)
+FINAL_RESULT_CELL = EXPORT_COLUMNS.index("final_result")
 CHECK_BATCH = 1000
 
 
@@ -263,6 +266,15 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def _export_row(spot_check: SpotCheck, embargo: Embargo) -> list[Any]:
+    """One spot-check's cells, its final result as the embargo lets it out (empty on a
+    re-inspection, as the API serves it)."""
+    cells = [_cell(getattr(spot_check, name)) for name in EXPORT_COLUMNS]
+    final_result = embargo.final_result(spot_check)
+    cells[FINAL_RESULT_CELL] = final_result.value if final_result else None
+    return cells
+
+
 async def export_rows(
     *,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -279,6 +291,7 @@ async def export_rows(
             )
         ) as batches,
     ):
+        embargo = Embargo(today=today, lifted=filters.include_unpublished)
         async for batch in batches:
             for spot_check in batch:
-                yield [_cell(getattr(spot_check, name)) for name in EXPORT_COLUMNS]
+                yield _export_row(spot_check, embargo)

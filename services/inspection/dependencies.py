@@ -59,15 +59,21 @@ def unpublished_allowed(principal: Principal, include_unpublished: bool) -> bool
     return include_unpublished
 
 
+async def caller_embargo(principal: Reader, today: TodayDep) -> service.Embargo:
+    """What the caller may see of one spot-check: a writer everything, anyone else what
+    is published."""
+    return service.Embargo(today=today, lifted=principal.has(WRITE_SCOPE))
+
+
+EmbargoDep = Annotated[service.Embargo, Depends(caller_embargo)]
+
+
 async def valid_spot_check(
-    spot_check_id: str, session: SessionDep, principal: Reader, today: TodayDep
+    spot_check_id: str, session: SessionDep, embargo: EmbargoDep
 ) -> SpotCheck:
     """The spot-check named in the path; embargoed results exist only for writers."""
     return await service.visible_spot_check(
-        session=session,
-        spot_check_id=spot_check_id,
-        include_unpublished=principal.has(WRITE_SCOPE),
-        today=today,
+        session=session, spot_check_id=spot_check_id, embargo=embargo
     )
 
 

@@ -60,8 +60,26 @@ async def flush(*, session: AsyncSession) -> None:
     await session.flush()
 
 
+async def set_chain_outcome(
+    *, session: AsyncSession, root: SpotCheck, final_result: str, overturned_on: date | None
+) -> None:
+    """Write a chain's outcome on its original without a new version of the original."""
+    await session.execute(
+        update(SpotCheck)
+        .where(col(SpotCheck.id) == root.id)
+        .values(final_result=final_result, overturned_on=overturned_on)
+        .execution_options(synchronize_session="evaluate")
+    )
+
+
 def _visible(today: date) -> Any:
     return and_(col(SpotCheck.published_on).is_not(None), col(SpotCheck.published_on) <= today)
+
+
+def public_pass(check: Any, today: date) -> Any:
+    """Whether an original passed as the public knows it on `today`: an overturning
+    re-inspection counts from its own bulletin day on (`service.public_final_result`)."""
+    return or_(col(check.result) == "pass", col(check.overturned_on) <= today)
 
 
 def _filtered(query: Select[Any], filters: SpotCheckFilters, today: date) -> Select[Any]:
@@ -135,7 +153,7 @@ async def stats_rows(
     if include_unpublished:
         passed = col(SpotCheck.final_result) == "pass"
     else:
-        passed = or_(col(SpotCheck.result) == "pass", col(SpotCheck.overturned_on) <= today)
+        passed = public_pass(SpotCheck, today)
     conditions = [
         col(SpotCheck.reinspection_of).is_(None),
         col(SpotCheck.sampled_on) >= start,
@@ -187,7 +205,7 @@ async def finding_rows(
     if include_unpublished:
         chain_passed = col(root.final_result) == "pass"
     else:
-        chain_passed = or_(col(root.result) == "pass", col(root.overturned_on) <= today)
+        chain_passed = public_pass(root, today)
     conditions = [
         col(root.reinspection_of).is_(None),
         col(root.sampled_on) >= start,

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from inspection import bulk, service
 from inspection.dependencies import (
     CatalogueDep,
+    EmbargoDep,
     FiltersDep,
     Reader,
     SettingsDep,
@@ -47,6 +48,7 @@ async def create_spot_check(
     principal: Writer,
     catalogue: CatalogueDep,
     today: TodayDep,
+    embargo: EmbargoDep,
     background: BackgroundTasks,
 ) -> SpotCheckRead:
     spot_check = await service.create_spot_check(
@@ -55,7 +57,7 @@ async def create_spot_check(
     response.headers["Location"] = f"/api/v1/spot-checks/{spot_check.id}"
     response.headers["ETag"] = service.etag_of(spot_check)
     background.add_task(_nudge_outbox, request)
-    return service.to_read(spot_check, catalogue=catalogue, today=today)
+    return service.to_read(spot_check, catalogue=catalogue, embargo=embargo)
 
 
 @router.get("/spot-checks", summary="List spot-checks")
@@ -147,10 +149,10 @@ async def export_spot_checks(
 
 @router.get("/spot-checks/{spot_check_id}", summary="One spot-check")
 async def get_spot_check(
-    spot_check: SpotCheckDep, response: Response, catalogue: CatalogueDep, today: TodayDep
+    spot_check: SpotCheckDep, response: Response, catalogue: CatalogueDep, embargo: EmbargoDep
 ) -> SpotCheckRead:
     response.headers["ETag"] = service.etag_of(spot_check)
-    return service.to_read(spot_check, catalogue=catalogue, today=today)
+    return service.to_read(spot_check, catalogue=catalogue, embargo=embargo)
 
 
 @router.patch("/spot-checks/{spot_check_id}", summary="Correct a spot-check, with a reason")
@@ -163,6 +165,7 @@ async def correct_spot_check(
     principal: Writer,
     catalogue: CatalogueDep,
     today: TodayDep,
+    embargo: EmbargoDep,
     background: BackgroundTasks,
     if_match: IfMatch = None,
 ) -> SpotCheckRead:
@@ -177,7 +180,7 @@ async def correct_spot_check(
     )
     response.headers["ETag"] = service.etag_of(corrected)
     background.add_task(_nudge_outbox, request)
-    return service.to_read(corrected, catalogue=catalogue, today=today)
+    return service.to_read(corrected, catalogue=catalogue, embargo=embargo)
 
 
 @router.get("/spot-checks/{spot_check_id}/history", summary="Every change of a spot-check")

@@ -2,6 +2,7 @@
 corrections with history, the embargo, the stats, and the notices to the brand registry."""
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -55,13 +56,43 @@ def is_published(spot_check: SpotCheck, today: date) -> bool:
     return spot_check.published_on is not None and spot_check.published_on <= today
 
 
+def public_final_result(spot_check: SpotCheck, today: date) -> Result:
+    """An original's result as the public knows it on `today`: an overturning re-inspection
+    counts from its own bulletin day on, and until then the original's result stands.
+    (`repository.public_pass` is the same rule in SQL.)"""
+    overturned = spot_check.overturned_on is not None and spot_check.overturned_on <= today
+    return Result.passed if spot_check.result == Result.passed or overturned else Result.failed
+
+
+@dataclass(frozen=True)
+class Embargo:
+    """What a reader may see of the results on `today`: those published by then, and what
+    follows from them alone; everything when `lifted` (a `spot-checks:write` client that
+    may, and here does, see results before their bulletin)."""
+
+    today: date
+    lifted: bool = False
+
+    def shows(self, spot_check: SpotCheck) -> bool:
+        return self.lifted or is_published(spot_check, self.today)
+
+    def final_result(self, spot_check: SpotCheck) -> Result | None:
+        """An original's result after its re-inspections as this reader may know it; None
+        on a re-inspection."""
+        if spot_check.reinspection_of is not None:
+            return None
+        if self.lifted:
+            return Result(spot_check.final_result)
+        return public_final_result(spot_check, self.today)
+
+
 def etag_of(spot_check: SpotCheck) -> str:
     return make_etag(spot_check.id, spot_check.version)
 
 
-def to_read(spot_check: SpotCheck, *, catalogue: Catalogue, today: date) -> SpotCheckRead:
-    """The served shape of a spot-check, with labels beside the codes."""
-    is_original = spot_check.reinspection_of is None
+def to_read(spot_check: SpotCheck, *, catalogue: Catalogue, embargo: Embargo) -> SpotCheckRead:
+    """The served shape of a spot-check, with labels beside the codes, as `embargo` lets
+    its reader see it."""
     return SpotCheckRead(
         id=spot_check.id,
         plan_code=spot_check.plan_code,
@@ -84,10 +115,10 @@ def to_read(spot_check: SpotCheck, *, catalogue: Catalogue, today: date) -> Spot
         refused=spot_check.refused,
         unlicensed_referral=spot_check.unlicensed_referral,
         published_on=spot_check.published_on,
-        published=is_published(spot_check, today),
+        published=is_published(spot_check, embargo.today),
         reinspection_of=spot_check.reinspection_of,
         root_id=spot_check.root_id,
-        final_result=Result(spot_check.final_result) if is_original else None,
+        final_result=embargo.final_result(spot_check),
         created_by=spot_check.created_by,
         created_at=as_utc(spot_check.created_at),
         updated_at=as_utc(spot_check.updated_at),
@@ -96,11 +127,11 @@ def to_read(spot_check: SpotCheck, *, catalogue: Catalogue, today: date) -> Spot
 
 
 async def visible_spot_check(
-    *, session: AsyncSession, spot_check_id: str, include_unpublished: bool, today: date
+    *, session: AsyncSession, spot_check_id: str, embargo: Embargo
 ) -> SpotCheck:
     """The spot-check with this id; an embargoed one exists only for those who may see it."""
     spot_check = await repository.get_spot_check(session=session, spot_check_id=spot_check_id)
-    if spot_check is None or not (include_unpublished or is_published(spot_check, today)):
+    if spot_check is None or not embargo.shows(spot_check):
         raise NotFound(f"No spot-check with id {spot_check_id!r}.")
     return spot_check
 
@@ -113,11 +144,12 @@ async def list_spot_checks(
     catalogue: Catalogue,
     today: date,
 ) -> Page[SpotCheckRead]:
-    """One page of the filtered spot-checks, oldest first."""
+    """One page of the filtered spot-checks, oldest first, as the embargo lets them out."""
     rows = await repository.list_spot_checks(
         session=session, filters=filters, today=today, page=page
     )
-    return rows.map(lambda row: to_read(row, catalogue=catalogue, today=today))
+    embargo = Embargo(today=today, lifted=filters.include_unpublished)
+    return rows.map(lambda row: to_read(row, catalogue=catalogue, embargo=embargo))
 
 
 def pydantic_errors(exc: ValidationError) -> list[FieldError]:
@@ -288,14 +320,21 @@ def history_read(entry: SpotCheckHistory) -> SpotCheckHistoryRead:
 
 
 async def _refresh_chain(*, session: AsyncSession, root_id: str) -> None:
-    """Carry the chain's final result to its original, where the stats read it."""
+    """Carry the chain's final result to its original, where the stats read it.
+
+    The outcome follows from the chain and is no change of the original's record: its
+    version (and ETag) stays, so a reader of a published original learns nothing from a
+    re-inspection still under embargo."""
     chain = await repository.chain_of(session=session, root_id=root_id)
     if not chain:
         return
     root, last = chain[0], chain[-1]
-    root.final_result = last.result
     overturned = root.result == Result.failed and last.result == Result.passed and last is not root
-    root.overturned_on = last.published_on if overturned else None
+    overturned_on = last.published_on if overturned else None
+    if (root.final_result, root.overturned_on) != (last.result, overturned_on):
+        await repository.set_chain_outcome(
+            session=session, root=root, final_result=last.result, overturned_on=overturned_on
+        )
 
 
 async def _check_reinspection(

@@ -1,11 +1,15 @@
 """Re-inspections (復檢): links, chains and their final result."""
 
-from datetime import timedelta
+import csv
+import io
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
-from inspection.tests.support import PAST, spot_check
+from inspection.settings import Settings
+from inspection.tests.support import PAST, TODAY, spot_check
 from kit.testing import Harness
 
 URL = "/api/v1/spot-checks"
@@ -134,3 +138,75 @@ async def test_a_reinspection_may_be_sampled_in_the_next_year(service: Harness) 
     )
     retest = await client.post(URL, json=_reinspection(original, result="pass"))
     assert retest.status_code == 201, retest.text
+
+
+async def _public_view(reader: httpx.AsyncClient, root_id: str, year: int) -> dict[str, Any]:
+    """What a read-only client learns of one original: item, list, export and stats."""
+    item = await reader.get(f"{URL}/{root_id}")
+    assert item.status_code == 200, item.text
+    listed = {i["id"]: i for i in (await reader.get(URL)).json()["items"]}
+    exported = csv.DictReader(
+        io.StringIO((await reader.get(f"{URL}/export")).text.lstrip("\ufeff"))
+    )
+    stats = (await reader.get(f"{URL}/stats", params={"year": year})).json()
+    return {
+        "item": item.json(),
+        "etag": item.headers["ETag"],
+        "listed": listed[root_id]["final_result"],
+        "listed_ids": sorted(listed),
+        "exported": {row["id"]: row["final_result"] for row in exported},
+        "totals": stats["totals"],
+        "findings": stats["findings_totals"]["total"],
+    }
+
+
+async def test_an_overturn_reaches_readers_on_the_reinspections_bulletin_day(
+    service: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = service.client()
+    reader = service.client(["spot-checks:read"], client_id="provincial-platform")
+    original = await _record(writer)
+    root_id = original.json()["id"]
+    year = date.fromisoformat(original.json()["sampled_on"]).year
+    published = await _public_view(reader, root_id, year)
+    assert published["item"]["final_result"] == "fail"
+
+    tomorrow = TODAY + timedelta(days=1)
+    retest = await writer.post(
+        URL, json=_reinspection(original, result="pass", published_on=tomorrow.isoformat())
+    )
+    assert retest.status_code == 201, retest.text
+
+    # Until then the reader sees the original as it was published, down to its ETag.
+    assert await _public_view(reader, root_id, year) == published
+    assert published["exported"] == {root_id: "fail"}
+    assert published["totals"] == {"checked": 1, "passed": 0, "pass_rate": 0.0}
+    assert published["findings"] == 1
+    # A writer sees what is coming.
+    assert (await writer.get(f"{URL}/{root_id}")).json()["final_result"] == "pass"
+    everything = await writer.get(URL, params={"include_unpublished": True})
+    assert {i["id"]: i["final_result"] for i in everything.json()["items"]}[root_id] == "pass"
+
+    monkeypatch.setattr(Settings, "today", lambda _settings: tomorrow)
+    public = await _public_view(reader, root_id, year)
+    assert public["item"]["final_result"] == "pass"
+    assert public["listed"] == "pass"
+    assert public["listed_ids"] == sorted([root_id, retest.json()["id"]])
+    assert public["exported"] == {root_id: "pass", retest.json()["id"]: ""}
+    assert public["totals"] == {"checked": 1, "passed": 1, "pass_rate": 1.0}
+    assert public["findings"] == 0
+
+
+async def test_an_overturn_without_a_bulletin_date_stays_unseen(service: Harness) -> None:
+    writer = service.client()
+    reader = service.client(["spot-checks:read"], client_id="provincial-platform")
+    original = await _record(writer)
+    root_id = original.json()["id"]
+    year = date.fromisoformat(original.json()["sampled_on"]).year
+    published = await _public_view(reader, root_id, year)
+    upheld = await writer.post(URL, json=_reinspection(original, published_on=None))
+    assert upheld.status_code == 201, upheld.text
+    passed = await writer.post(URL, json=_reinspection(upheld, result="pass", published_on=None))
+    assert passed.status_code == 201, passed.text
+    assert await _public_view(reader, root_id, year) == published
+    assert (await writer.get(f"{URL}/{root_id}")).json()["final_result"] == "pass"
