@@ -15,7 +15,8 @@ Phases, each timed (the table is printed at the end, also on failure):
             survive
   down      containers, networks and volumes removed, also when a phase failed
 
-Settings: QRP_COMPOSE_PORT (18000, the gateway's published port on 127.0.0.1),
+Settings: QRP_COMPOSE_PORT (the gateway's published port on 127.0.0.1; default the first free
+one from 18000),
 QRP_COMPOSE_PROJECT (qrp-compose-test), QRP_IMAGE, QRP_BASE_IMAGE / QRP_POSTGRES_IMAGE /
 QRP_REDIS_IMAGE (use these instead of pulling or building), QRP_COMPOSE_TIMEOUT (1500 s for
 the whole run). Logs of the builds and of every container go to test-output/compose-test/.
@@ -34,6 +35,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -60,7 +62,7 @@ DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
 LOGS = ROOT / "test-output" / "compose-test"
 PROJECT = os.environ.get("QRP_COMPOSE_PROJECT", "qrp-compose-test")
-PORT = int(os.environ.get("QRP_COMPOSE_PORT", "18000"))
+PORT_WANTED = os.environ.get("QRP_COMPOSE_PORT")
 IMAGE = os.environ.get("QRP_IMAGE", "localhost/quality-revitalization:latest")
 TIMEOUT = float(os.environ.get("QRP_COMPOSE_TIMEOUT", "1500"))
 
@@ -310,6 +312,20 @@ def build_image(base: str) -> None:
     print(f"   {IMAGE}: {size / 1e6:.0f} MB (FROM {base})")
 
 
+def gateway_port() -> int:
+    """QRP_COMPOSE_PORT, or the first free port from 18000 (another run may hold one)."""
+    if PORT_WANTED:
+        return int(PORT_WANTED)
+    for port in range(18000, 18100):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise Failed("no free port from 18000 to 18099 for the gateway; set QRP_COMPOSE_PORT")
+
+
 # ---------------------------------------------------------------------------------------------
 # The deployment
 
@@ -317,7 +333,7 @@ def build_image(base: str) -> None:
 class Deployment:
     """`deploy/docker-compose.yml` under podman-compose, with this run's keys and settings."""
 
-    def __init__(self, workdir: Path, images: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, images: dict[str, str], port: int) -> None:
         self.keys = workdir / "keys"
         make_secrets(self.keys)
         self.admin_key = (self.keys / "admin.key").read_text().strip()
@@ -331,13 +347,13 @@ class Deployment:
                     f"QRP_REDIS_IMAGE={images['redis']}",
                     f"QRP_KEYS_DIR={self.keys}",
                     "QRP_GATEWAY_ADDRESS=127.0.0.1",
-                    f"QRP_GATEWAY_PORT={PORT}",
+                    f"QRP_GATEWAY_PORT={port}",
                     "QRP_LOG_LEVEL=WARNING",
                 ]
             )
             + "\n"
         )
-        self.url = f"http://127.0.0.1:{PORT}"
+        self.url = f"http://127.0.0.1:{port}"
         spec = yaml.safe_load(COMPOSE_FILE.read_text())
         self.services: dict[str, dict[str, Any]] = spec["services"]
 
@@ -645,9 +661,10 @@ def main() -> int:
                 images = base_images()
             with phases.phase("image"):
                 build_image(images["python"])
-            deployment = Deployment(Path(workdir), images)
+            deployment = Deployment(Path(workdir), images, gateway_port())
             deployment.remove_everything()
             with phases.phase("up"):
+                print(f"   the gateway will answer at {deployment.url}")
                 deployment.up()
                 deployment.wait_for_gateway()
             with phases.phase("suite"):
