@@ -2,8 +2,8 @@
 
 Phases, each timed (the table is printed at the end, also on failure):
 
-  engine    podman set up for this machine (runc, explicit ulimits: a drop-in under
-            /etc/containers/containers.conf.d/, written only when it differs)
+  engine    podman set up for this machine (runc, explicit ulimits, CNI networks: a drop-in
+            under /etc/containers/containers.conf.d/, written only when it differs)
   base      the base images: the public ones when they can be pulled, otherwise local
             stand-ins from a Debian base made with debootstrap (kept for the next run)
   image     deploy/Dockerfile (layer cache: a rerun rebuilds only what changed)
@@ -86,7 +86,9 @@ OVERRIDE = {
 ENGINE_CONF = Path("/etc/containers/containers.conf.d/50-quality-revitalization.conf")
 ENGINE_SETTINGS = """\
 # Written by scripts/compose_test.py: crun refuses this machine's hybrid cgroups, and runc
-# can set a container's limits only when they are given explicitly.
+# can set a container's limits only when they are given explicitly. Podman 4.3's own DNS
+# (netavark's aardvark-dns 1.4) drops and delays lookups while containers start, by 5 to 20 s
+# and sometimes for good; CNI's dnsname plugin (dnsmasq) answers every one.
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 
@@ -94,6 +96,9 @@ default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+
+[network]
+network_backend = "cni"
 """
 
 
@@ -185,6 +190,11 @@ def configure_engine() -> None:
     for tool in ("podman", "runc"):
         if shutil.which(tool) is None:
             raise Failed(f"{tool} is not installed (Debian: apt-get install podman runc)")
+    if not Path("/usr/lib/cni/dnsname").exists():
+        raise Failed(
+            "CNI's dnsname plugin is missing (Debian: apt-get install containernetworking-plugins "
+            "golang-github-containernetworking-plugin-dnsname dnsmasq-base)"
+        )
     if shutil.which("podman-compose", path=f"{BIN}:{os.environ.get('PATH', '')}") is None:
         raise Failed("podman-compose is not installed (make install brings it into .venv)")
     if not ENGINE_CONF.exists() or ENGINE_CONF.read_text() != ENGINE_SETTINGS:
@@ -195,7 +205,9 @@ def configure_engine() -> None:
         "   "
         + podman("--version").strip()
         + ", runtime "
-        + podman("info", "--format", "{{.Host.OCIRuntime.Name}}").strip()
+        + podman(
+            "info", "--format", "{{.Host.OCIRuntime.Name}}, network {{.Host.NetworkBackend}}"
+        ).strip()
     )
 
 
