@@ -77,3 +77,7 @@ format: install
 
 clean:
 	rm -rf $(VENV) $(TOOLS) var
+
+.PHONY: compose-test
+compose-test: install
+	$(BIN)/python scripts/compose_test.py

@@ -105,7 +105,11 @@ class BrandHistory(Base, table=True):
 
 
 class ReviewFlag(Base, table=True):
-    """A review request raised by another service, kept so a repeat is answered, not re-applied."""
+    """A review request raised by another service, kept so a repeat is answered, not re-applied.
+
+    Once its raiser withdraws it (`cleared_at`), the listings it flagged and no other standing
+    flag holds are no longer under review (`cleared_brand_ids`); those another flag still holds
+    stay so (`still_flagged_brand_ids`)."""
 
     __tablename__ = "review_flag"
 
@@ -116,3 +120,8 @@ class ReviewFlag(Base, table=True):
     flagged_brand_ids: list[str] = Field(default_factory=list, sa_type=JSON)
     raised_by: str = Field(max_length=200)
     created_at: datetime = Field(sa_type=DateTime(timezone=True))
+    cleared_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    cleared_by: str | None = Field(default=None, max_length=200)
+    clear_reason: str | None = Field(default=None, sa_type=Text)
+    cleared_brand_ids: list[str] | None = Field(default=None, sa_type=JSON)
+    still_flagged_brand_ids: list[str] | None = Field(default=None, sa_type=JSON)

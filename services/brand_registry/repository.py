@@ -313,9 +313,10 @@ async def history_page(
 
 
 async def get_review_flag(
-    *, session: AsyncSession, source: str, reference: str
+    *, session: AsyncSession, source: str, reference: str, for_update: bool = False
 ) -> ReviewFlag | None:
-    return await session.get(ReviewFlag, (source, reference))
+    """The flag, locked until the transaction ends when `for_update` (on PostgreSQL)."""
+    return await session.get(ReviewFlag, (source, reference), with_for_update=for_update)
 
 
 async def flaggable_ids(*, session: AsyncSession, credit_code: str, today: date) -> list[str]:
@@ -335,14 +336,76 @@ async def flaggable_ids(*, session: AsyncSession, credit_code: str, today: date)
 async def set_review_required(
     *, session: AsyncSession, brand_ids: list[str], reason: str, at: datetime
 ) -> None:
+    await set_review(session=session, brand_ids=brand_ids, required=True, reason=reason, at=at)
+
+
+async def set_review(
+    *,
+    session: AsyncSession,
+    brand_ids: Sequence[str],
+    required: bool,
+    reason: str | None,
+    at: datetime,
+) -> None:
+    """Put listings under review with `reason`, or take them out of it; a new version each."""
     if brand_ids:
         await session.execute(
             update(brand_table)
-            .where(b.id.in_(brand_ids))
+            .where(b.id.in_(list(brand_ids)))
             .values(
-                review_required=True, review_reason=reason, version=b.version + 1, updated_at=at
+                review_required=required,
+                review_reason=reason,
+                version=b.version + 1,
+                updated_at=at,
             )
         )
+
+
+async def review_states(
+    *, session: AsyncSession, brand_ids: Sequence[str]
+) -> dict[str, tuple[bool, str | None]]:
+    """Whether each listing is under review, and why."""
+    if not brand_ids:
+        return {}
+    query = select(b.id, b.review_required, b.review_reason).where(b.id.in_(list(brand_ids)))
+    return {
+        row.id: (row.review_required, row.review_reason) for row in await session.execute(query)
+    }
+
+
+async def standing_review_flags(
+    *, session: AsyncSession, credit_code: str, excluding: tuple[str, str]
+) -> list[ReviewFlag]:
+    """The enterprise's flags not withdrawn, oldest first, but the one named by `excluding`
+    (source, reference)."""
+    flag = ReviewFlag
+    query = (
+        select(flag)
+        .where(
+            col(flag.enterprise_credit_code) == credit_code,
+            col(flag.cleared_at).is_(None),
+            not_(and_(col(flag.source) == excluding[0], col(flag.reference) == excluding[1])),
+        )
+        .order_by(col(flag.created_at), col(flag.source), col(flag.reference))
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def review_changes(
+    *, session: AsyncSession, brand_ids: Sequence[str], actions: Sequence[str]
+) -> list[BrandHistory]:
+    """The listings' history entries of these actions, oldest first."""
+    if not brand_ids:
+        return []
+    query = (
+        select(BrandHistory)
+        .where(
+            col(BrandHistory.brand_id).in_(list(brand_ids)),
+            col(BrandHistory.action).in_(list(actions)),
+        )
+        .order_by(col(BrandHistory.at))
+    )
+    return list((await session.execute(query)).scalars())
 
 
 @lru_cache(maxsize=4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from brand_registry import service
@@ -30,6 +30,8 @@ from brand_registry.schemas import (
     BrandStatusUpdate,
     BrandUpdate,
     ImportReportRead,
+    ReviewFlagClear,
+    ReviewFlagClearRead,
     ReviewFlagCreate,
     ReviewFlagRead,
     TierRead,
@@ -177,6 +179,22 @@ async def raise_review_flag(
     if not result.created:
         response.status_code = 200
     return result
+
+
+@router.post(
+    "/brands/review-flags/{source}/{reference:path}/clear",
+    summary="Withdraw a review flag (its raiser only; idempotent)",
+)
+async def clear_review_flag(
+    source: Annotated[str, Path(max_length=50)],
+    reference: Annotated[str, Path(max_length=200)],
+    body: ReviewFlagClear,
+    session: SessionDep,
+    principal: Flagger,
+) -> ReviewFlagClearRead:
+    return await service.clear_review_flag(
+        session=session, source=source, reference=reference, data=body, principal=principal
+    )
 
 
 @router.get("/brands/{brand_id}", summary="One brand listing")

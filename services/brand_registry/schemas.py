@@ -173,6 +173,25 @@ class ReviewFlagRead(BaseModel):
     created: bool
 
 
+class ReviewFlagClear(StrictModel):
+    """Why the raiser withdraws its flag (kept in each listing's history)."""
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ReviewFlagClearRead(BaseModel):
+    """A withdrawn flag: the listings no longer under review, and those another standing
+    flag keeps under review; `changed` is false on a repeat, which changes nothing."""
+
+    source: str
+    reference: str
+    enterprise_credit_code: str
+    cleared_at: datetime
+    cleared_brand_ids: list[str]
+    still_flagged_brand_ids: list[str]
+    changed: bool
+
+
 class TierRead(BaseModel):
     code: Tier
     label: str

@@ -35,6 +35,8 @@ from brand_registry.schemas import (
     Counts,
     CountyCounts,
     ListingFilters,
+    ReviewFlagClear,
+    ReviewFlagClearRead,
     ReviewFlagCreate,
     ReviewFlagRead,
     StatsGroup,
@@ -44,7 +46,8 @@ from brand_registry.schemas import (
 from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
 from kit.csvio import RowError, batched, check_utf8, import_report, read_rows
-from kit.errors import Conflict, FieldError, NotFound, ValidationFailed, field_name
+from kit.db import as_utc
+from kit.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed, field_name
 from kit.identifiers import new_id
 from kit.pagination import Page, PageParams
 
@@ -766,7 +769,7 @@ async def raise_review_flag(
         session=session, credit_code=data.enterprise_credit_code, today=today
     )
     now = _now()
-    reason = f"{data.source} {data.reference}: {data.reason}"
+    reason = _review_reason(data.source, data.reference, data.reason)
     await repository.set_review_required(session=session, brand_ids=ids, reason=reason, at=now)
     await repository.insert_history(
         session=session,
@@ -795,6 +798,132 @@ async def raise_review_flag(
     await repository.add(session=session, items=[flag])
     return ReviewFlagRead(
         reference=data.reference, source=data.source, flagged_brand_ids=ids, created=True
+    )
+
+
+def _review_reason(source: str, reference: str, reason: str) -> str:
+    """A listing's `review_reason` while a flag holds it under review."""
+    return f"{source} {reference}: {reason}"
+
+
+# The history entries of an operator taking a listing out of review (a status action with
+# `clear_review`): the flags raised before are dealt with.
+REVIEWED = ("review_cleared", "status_changed")
+
+
+async def _reviewed_at(*, session: AsyncSession, brand_ids: list[str]) -> dict[str, datetime]:
+    """When an operator last took each listing out of review."""
+    entries = await repository.review_changes(
+        session=session, brand_ids=brand_ids, actions=REVIEWED
+    )
+    return {
+        entry.brand_id: as_utc(entry.at)
+        for entry in entries
+        if (entry.after or {}).get("review_required") is False
+    }
+
+
+def _holding_flag(
+    brand_id: str, others: list[ReviewFlag], reviewed_at: datetime | None
+) -> ReviewFlag | None:
+    """The latest other standing flag that holds a listing under review: one that flagged it
+    after an operator last took it out of review."""
+    holding = [
+        flag
+        for flag in others
+        if brand_id in flag.flagged_brand_ids
+        and (reviewed_at is None or as_utc(flag.created_at) > reviewed_at)
+    ]
+    return holding[-1] if holding else None
+
+
+async def _withdraw(
+    *, session: AsyncSession, flag: ReviewFlag, reason: str, principal: Principal
+) -> None:
+    """Take the flag's listings out of review unless another flag holds them, with a history
+    entry on each listing it still held under review."""
+    states = await repository.review_states(session=session, brand_ids=flag.flagged_brand_ids)
+    under_review = [i for i in flag.flagged_brand_ids if states.get(i, (False, None))[0]]
+    others = await repository.standing_review_flags(
+        session=session,
+        credit_code=flag.enterprise_credit_code,
+        excluding=(flag.source, flag.reference),
+    )
+    reviewed_at = await _reviewed_at(session=session, brand_ids=under_review)
+    now = _now()
+    cleared: list[str] = []
+    still_flagged: list[str] = []
+    entries = []
+    for brand_id in under_review:
+        holding = _holding_flag(brand_id, others, reviewed_at.get(brand_id))
+        new_reason = (
+            _review_reason(holding.source, holding.reference, holding.reason) if holding else None
+        )
+        await repository.set_review(
+            session=session,
+            brand_ids=[brand_id],
+            required=holding is not None,
+            reason=new_reason,
+            at=now,
+        )
+        (still_flagged if holding else cleared).append(brand_id)
+        entries.append(
+            _history(
+                brand_id=brand_id,
+                principal=principal,
+                action="review_flag_cleared",
+                at=now,
+                before={"review_required": True, "review_reason": states[brand_id][1]},
+                after={
+                    "review_required": holding is not None,
+                    "review_reason": new_reason,
+                    "source": flag.source,
+                    "reference": flag.reference,
+                },
+                reason=_review_reason(flag.source, flag.reference, reason),
+            )
+        )
+    await repository.insert_history(session=session, rows=entries)
+    flag.cleared_at = now
+    flag.cleared_by = principal.client_id
+    flag.clear_reason = reason
+    flag.cleared_brand_ids = cleared
+    flag.still_flagged_brand_ids = still_flagged
+    await repository.add(session=session, items=[flag])
+
+
+async def clear_review_flag(
+    *,
+    session: AsyncSession,
+    source: str,
+    reference: str,
+    data: ReviewFlagClear,
+    principal: Principal,
+) -> ReviewFlagClearRead:
+    """Withdraw a flag at its raiser's request, once: a repeat answers the first result."""
+    flag = await repository.get_review_flag(
+        session=session, source=source, reference=reference, for_update=True
+    )
+    if flag is None:
+        raise NotFound(f"No review flag {reference!r} from {source!r}.")
+    if flag.raised_by != principal.client_id:
+        raise Forbidden(
+            f"Only {flag.raised_by!r}, which raised this flag, may withdraw it; an operator "
+            "takes a listing out of review with a status action and clear_review.",
+            raised_by=flag.raised_by,
+        )
+    changed = flag.cleared_at is None
+    if changed:
+        await _withdraw(session=session, flag=flag, reason=data.reason, principal=principal)
+    assert flag.cleared_at is not None
+    return ReviewFlagClearRead(
+        source=flag.source,
+        reference=flag.reference,
+        enterprise_credit_code=flag.enterprise_credit_code,
+        cleared_at=as_utc(flag.cleared_at),
+        cleared_brand_ids=list(flag.cleared_brand_ids or []),
+        still_flagged_brand_ids=list(flag.still_flagged_brand_ids or []),
+        changed=changed,
     )
 
 

@@ -1,6 +1,8 @@
 """The black-box suite talks to one gateway URL with an admin key, nothing else.
 
 `GATEWAY_URL` and `QRP_ADMIN_KEY` name the deployment (`make integration` starts a local one).
+The deployment may be empty or hold data (the demo city, earlier runs): the story uses its own
+enterprises and a year it has proven empty, so every count it checks is its own.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ import os
 import random
 import secrets
 from collections.abc import Iterator
+from datetime import date
+from typing import Any
 
 import httpx
 import pytest
@@ -58,15 +62,59 @@ def writer(gateway_url: str, admin: httpx.Client) -> Iterator[httpx.Client]:
     admin.post(f"/api/v1/admin/clients/{body['id']}/revoke")
 
 
+FIRST_YEAR = 1990
+"""The earliest year every filter of the API accepts."""
+
+
+def _items(response: httpx.Response) -> list[dict[str, Any]]:
+    assert response.status_code == 200, response.text
+    body = response.json()
+    items: list[dict[str, Any]] = body.get("items", []) if isinstance(body, dict) else body
+    return items
+
+
+def records_in(client: httpx.Client, year: int) -> dict[str, int]:
+    """What the deployment already holds for `year`, by kind (lists count their first page)."""
+    brands = client.get("/api/v1/brands/stats", params={"year": year})
+    spot_checks = client.get(
+        "/api/v1/spot-checks/stats",
+        params={"year": year, "levels": "national,provincial,city", "include_unpublished": True},
+    )
+    certificates = client.get("/api/v1/certificates/stats", params={"year": year})
+    for response in (brands, spot_checks, certificates):
+        assert response.status_code == 200, response.text
+    target_set = client.get(f"/api/v1/target-sets/{year}")
+    assert target_set.status_code in (200, 404), target_set.text
+    return {
+        "target sets": int(target_set.status_code == 200),
+        "new brand awards": brands.json()["totals"]["new_awards"],
+        "spot-checks": spot_checks.json()["totals"]["checked"],
+        "newly certified enterprises": certificates.json()["totals"]["new_certified_enterprises"],
+        "reported values": len(
+            _items(client.get("/api/v1/reported-values", params={"year": year}))
+        ),
+        "reference values": len(
+            _items(client.get("/api/v1/reference-values", params={"year": year}))
+        ),
+        "runs": len(_items(client.get(f"/api/v1/assessments/{year}/runs"))),
+    }
+
+
 @pytest.fixture(scope="session")
 def year(writer: httpx.Client) -> int:
-    """A past year no target set uses yet, so the run can share a deployment."""
-    listed = writer.get("/api/v1/target-sets")
-    assert listed.status_code == 200, listed.text
-    items = listed.json()
-    items = items.get("items", items) if isinstance(items, dict) else items
-    taken = {entry["year"] for entry in items}
-    free = [y for y in range(1990, 2006) if y not in taken]
-    if not free:
-        pytest.skip("every candidate year already has a target set in this deployment")
-    return random.choice(free)
+    """A past year that holds nothing yet, proven empty, so the story's counts are its own.
+
+    The deployment may be empty, hold the demo city or earlier runs' records: a candidate
+    counts as empty only when it has no target set and the data services' stats and the
+    assessment's lists show nothing for it.
+    """
+    # The story publishes its reference value in January of the next year, so that must be past.
+    candidates = list(range(FIRST_YEAR, date.today().year - 1))
+    random.shuffle(candidates)
+    for candidate in candidates:
+        if not any(records_in(writer, candidate).values()):
+            return candidate
+    pytest.fail(
+        f"no year from {FIRST_YEAR} to {date.today().year - 2} is free of records in this "
+        "deployment; the story needs one it can count alone"
+    )

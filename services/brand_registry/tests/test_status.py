@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 
 from brand_registry.tests.support import count, create, credit_code, listing, set_status
@@ -193,3 +195,114 @@ async def test_a_flag_does_not_hide_behind_a_stale_listing(service: Harness) -> 
         headers={"If-Match": created.headers["ETag"]},
     )
     assert response.status_code == 412
+
+
+def _flag(enterprise: str, reference: str) -> dict[str, str]:
+    return {
+        "enterprise_credit_code": enterprise,
+        "source": "inspection",
+        "reference": reference,
+        "reason": f"Spot-check {reference} failed: 鉛含量",
+    }
+
+
+def _clear_url(reference: str) -> str:
+    return f"{FLAGS}/inspection/{reference}/clear"
+
+
+async def test_a_withdrawn_flag_takes_its_listings_out_of_review_once(service: Harness) -> None:
+    client = service.client()
+    enterprise = credit_code(11)
+    first = await create(client, enterprise_credit_code=enterprise)
+    second = await create(client, enterprise_credit_code=enterprise, tier="city_famous")
+    inspection = service.client(scopes=["brands:flag"], client_id="inspection")
+    reference = "0190aa00-0000-7000-8000-000000000001/v2"
+    raised = await inspection.post(FLAGS, json=_flag(enterprise, reference))
+    assert raised.status_code == 201, raised.text
+    flagged = await client.get(f"{BRANDS}/{first['id']}")
+    assert flagged.json()["review_required"] is True
+
+    reason = "re-inspection R-2 of 2024-06-20 overturned the failure"
+    cleared = await inspection.post(_clear_url(reference), json={"reason": reason})
+    assert cleared.status_code == 200, cleared.text
+    body = cleared.json()
+    assert body["changed"] is True
+    assert (body["source"], body["reference"]) == ("inspection", reference)
+    assert sorted(body["cleared_brand_ids"]) == sorted([first["id"], second["id"]])
+    assert body["still_flagged_brand_ids"] == []
+    listing_now = await client.get(f"{BRANDS}/{first['id']}")
+    assert listing_now.json()["review_required"] is False
+    assert listing_now.json()["review_reason"] is None
+    assert listing_now.headers["ETag"] != flagged.headers["ETag"]
+    history = (await client.get(f"{BRANDS}/{first['id']}/history")).json()["items"]
+    assert [h["action"] for h in history] == ["created", "review_flagged", "review_flag_cleared"]
+    entry = history[-1]
+    assert entry["actor_id"] == "inspection"
+    assert reason in entry["reason"]
+    assert reference in entry["reason"]
+    assert entry["changes"]["review_required"] == [True, False]
+    assert entry["changes"]["reference"] == reference
+
+    repeat = await inspection.post(_clear_url(quote(reference, safe="")), json={"reason": "x"})
+    assert repeat.status_code == 200
+    assert repeat.json() == {**body, "changed": False}
+    again = await inspection.post(FLAGS, json=_flag(enterprise, reference))
+    assert again.status_code == 200
+    assert again.json()["created"] is False
+    assert await count(client, review_required="true") == 0
+    history = (await client.get(f"{BRANDS}/{first['id']}/history")).json()["items"]
+    assert len(history) == 3
+
+
+async def test_a_listing_another_flag_holds_stays_under_review(service: Harness) -> None:
+    client = service.client()
+    enterprise = credit_code(12)
+    brand = await create(client, enterprise_credit_code=enterprise)
+    inspection = service.client(scopes=["brands:flag"], client_id="inspection")
+    for reference in ("check-a", "check-b"):
+        assert (await inspection.post(FLAGS, json=_flag(enterprise, reference))).status_code == 201
+
+    kept = await inspection.post(_clear_url("check-b"), json={"reason": "overturned"})
+    assert kept.json()["cleared_brand_ids"] == []
+    assert kept.json()["still_flagged_brand_ids"] == [brand["id"]]
+    still = (await client.get(f"{BRANDS}/{brand['id']}")).json()
+    assert still["review_required"] is True
+    assert still["review_reason"].startswith("inspection check-a:")
+    lifted = await inspection.post(_clear_url("check-a"), json={"reason": "overturned"})
+    assert lifted.json()["cleared_brand_ids"] == [brand["id"]]
+    assert (await client.get(f"{BRANDS}/{brand['id']}")).json()["review_required"] is False
+
+    # A flag raised before an operator took the listing out of review no longer holds it.
+    assert (await inspection.post(FLAGS, json=_flag(enterprise, "check-c"))).status_code == 201
+    reviewed = await set_status(client, brand["id"], "active", reason="審核", clear_review=True)
+    assert reviewed.status_code == 200, reviewed.text
+    assert (await inspection.post(FLAGS, json=_flag(enterprise, "check-d"))).status_code == 201
+    withdrawn = await inspection.post(_clear_url("check-d"), json={"reason": "overturned"})
+    assert withdrawn.json()["cleared_brand_ids"] == [brand["id"]]
+    assert (await client.get(f"{BRANDS}/{brand['id']}")).json()["review_required"] is False
+    # Nor is a listing out of review touched again.
+    untouched = await inspection.post(_clear_url("check-c"), json={"reason": "overturned"})
+    assert untouched.json()["cleared_brand_ids"] == []
+    assert untouched.json()["still_flagged_brand_ids"] == []
+    history = (await client.get(f"{BRANDS}/{brand['id']}/history")).json()["items"]
+    assert [h["action"] for h in history].count("review_flag_cleared") == 3
+
+
+async def test_only_the_raiser_withdraws_a_flag(service: Harness) -> None:
+    enterprise = credit_code(13)
+    await create(service.client(), enterprise_credit_code=enterprise)
+    inspection = service.client(scopes=["brands:flag"], client_id="inspection")
+    await inspection.post(FLAGS, json=_flag(enterprise, "check-x"))
+    body = {"reason": "overturned"}
+    writer = service.client(scopes=["brands:write", "brands:read"], client_id="inspection")
+    assert (await writer.post(_clear_url("check-x"), json=body)).status_code == 403
+    other = service.client(scopes=["brands:flag"], client_id="provincial-platform")
+    refused = await other.post(_clear_url("check-x"), json=body)
+    assert refused.status_code == 403
+    assert refused.json()["raised_by"] == "inspection"
+    unknown = await inspection.post(_clear_url("check-y"), json=body)
+    assert unknown.status_code == 404
+    bad = await inspection.post(_clear_url("check-x"), json={})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "reason"
+    assert await count(service.client(), review_required="true") == 1
