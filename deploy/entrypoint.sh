@@ -21,8 +21,12 @@ done
 case "${1:-serve}" in
   serve)
     : "${SERVICE:?set SERVICE to brand_registry, certification, inspection, assessment or gateway}"
-    exec uvicorn --factory "${SERVICE}.app:build_app" --host 0.0.0.0 --port 8000 \
-      --no-access-log --proxy-headers
+    # kit.serve: uvicorn with the request head bounded (431 past it). Only the gateway meets
+    # callers, and it believes X-Forwarded-* only from GATEWAY_TRUSTED_PROXIES (its ingress).
+    trusted=""
+    if [ "$SERVICE" = gateway ]; then trusted=${GATEWAY_TRUSTED_PROXIES:-}; fi
+    exec python -m kit.serve "${SERVICE}.app:build_app" --host 0.0.0.0 --port 8000 \
+      --no-access-log --trusted-proxies "$trusted"
     ;;
   migrate)
     service=${2:-${SERVICE:?set SERVICE or name the service: migrate brand_registry}}
