@@ -3,7 +3,8 @@
 A client is created; brands, certificates and spot-checks are loaded (one brand file by CSV
 import); a failing spot-check flags the listing in force of the same enterprise for review; the year's
 targets and the provincial reference value are set; the standings are read; a run is created
-and published, after which the target set can no longer change in place.
+and published (every county has its weighted figures, or publication is refused), after which
+the target set changes only by a version that names the publication it supersedes.
 """
 
 from __future__ import annotations
@@ -244,6 +245,52 @@ def test_5_targets_reference_and_reported_values(
         },
     )
     assert reported.status_code == 201, reported.text
+    _every_other_county_has_its_weighted_figures(writer, story)
+
+
+def _every_other_county_has_its_weighted_figures(
+    writer: httpx.Client, story: dict[str, Any]
+) -> None:
+    """A county lacking a weighted figure is not assessed and blocks publication, so every
+    other county gets one passing provincial spot-check and reports no incident."""
+    year = story["year"]
+    regions = writer.get("/api/v1/regions", params={"limit": 500})
+    assert regions.status_code == 200, regions.text
+    for region in regions.json()["items"]:
+        county = region["code"]
+        if county != COUNTY_A:
+            checked = writer.post(
+                "/api/v1/spot-checks",
+                json={
+                    "plan_code": f"IT-{year}-SJ",
+                    "level": "provincial",
+                    "product_name": "水泥",
+                    "product_category": "building_materials",
+                    "county_code": county,
+                    "enterprise_credit_code": credit_code(county),
+                    "enterprise_name": "徐州水泥有限公司",
+                    "sample_code": f"S-{secrets.token_hex(4)}",
+                    "sampled_on": f"{year}-05-01",
+                    "published_on": f"{year}-06-01",
+                    "testing_lab": "江蘇省產品質量監督檢驗研究院",
+                    "result": "pass",
+                    "report_number": f"R-{county}",
+                },
+            )
+            assert checked.status_code == 201, checked.text
+        if county != COUNTY_B:
+            reported = writer.post(
+                "/api/v1/reported-values",
+                json={
+                    "county_code": county,
+                    "year": year,
+                    "indicator": "major_quality_incidents",
+                    "value": 0,
+                    "reported_by": f"{region['name']}質量技術監督局",
+                    "evidence": {"document": f"質監〔{year}〕1號", "text": "無重大質量事件"},
+                },
+            )
+            assert reported.status_code == 201, reported.text
 
 
 def test_6_standings_and_a_published_run(writer: httpx.Client, story: dict[str, Any]) -> None:
@@ -286,9 +333,15 @@ def test_6_standings_and_a_published_run(writer: httpx.Client, story: dict[str, 
         f"/api/v1/target-sets/{year}", json={**current, "reason": None}, headers=if_match
     )
     assert changed.status_code in (409, 422)
-    versioned = writer.put(
+    plain = writer.put(
         f"/api/v1/target-sets/{year}",
         json={**current, "reason": "revised after publication"},
+        headers=if_match,
+    )
+    assert plain.status_code == 409, plain.text
+    versioned = writer.put(
+        f"/api/v1/target-sets/{year}",
+        json={**current, "reason": "revised after publication", "supersedes_published": True},
         headers=if_match,
     )
     assert versioned.status_code in (200, 201), versioned.text
