@@ -148,9 +148,10 @@ async def validate_upload(
 class _ImportBatch:
     """The rows of one insert batch: spot-checks with their history and outbox entries."""
 
-    def __init__(self, *, principal: Principal, now: datetime) -> None:
+    def __init__(self, *, principal: Principal, now: datetime, request_id: str | None) -> None:
         self.principal = principal
         self.now = now
+        self.request_id = request_id
         self.spot_checks: list[dict[str, Any]] = []
         self.history: list[dict[str, Any]] = []
         self.outbox: list[dict[str, Any]] = []
@@ -185,7 +186,13 @@ class _ImportBatch:
         )
         if record.result is Result.failed:
             self.outbox.append(
-                outbox_row(row, spot_check_id=spot_check_id, reference=spot_check_id, now=self.now)
+                outbox_row(
+                    row,
+                    spot_check_id=spot_check_id,
+                    reference=spot_check_id,
+                    now=self.now,
+                    request_id=self.request_id,
+                )
             )
 
 
@@ -197,12 +204,13 @@ async def store_upload(
     today: date,
     principal: Principal,
     batch_size: int,
+    request_id: str | None,
 ) -> int:
     """Insert every row of an upload that `validate_upload` passed."""
     stored = 0
     now = utcnow()
     for lines in batched(_rows(spool), batch_size):
-        batch = _ImportBatch(principal=principal, now=now)
+        batch = _ImportBatch(principal=principal, now=now, request_id=request_id)
         for _line, values in lines:
             record, _problems = _parse_row(values, catalogue=catalogue, today=today)
             assert record is not None
@@ -226,6 +234,7 @@ async def import_spot_checks(
     principal: Principal,
     dry_run: bool,
     batch_size: int,
+    request_id: str | None,
 ) -> dict[str, Any]:
     """Validate an upload, then store all of it or none: the per-row report."""
     rows, errors = await validate_upload(
@@ -250,6 +259,7 @@ async def import_spot_checks(
             today=today,
             principal=principal,
             batch_size=batch_size,
+            request_id=request_id,
         )
     return import_report(rows=rows, errors=[], dry_run=dry_run, stored=stored)
 

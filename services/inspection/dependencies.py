@@ -42,7 +42,15 @@ async def reader(principal: CurrentPrincipal) -> Principal:
     return principal
 
 
+async def get_request_id(request: Request) -> str | None:
+    """The request's ID (the caller's `X-Request-ID`, or the one made for it), which the
+    notices it causes carry on to the brand registry."""
+    request_id = request.scope.get("state", {}).get("request_id")
+    return str(request_id) if request_id else None
+
+
 CatalogueDep = Annotated[Catalogue, Depends(app_catalogue)]
+RequestIdDep = Annotated[str | None, Depends(get_request_id)]
 TodayDep = Annotated[date, Depends(get_today)]
 Reader = Annotated[Principal, Depends(reader)]
 Writer = Annotated[Principal, Depends(require_scope(WRITE_SCOPE))]

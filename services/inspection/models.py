@@ -116,7 +116,12 @@ class SpotCheckHistory(Base, table=True):
 
 
 class OutboxMessage(Base, table=True):
-    """A notice to another service, written with the change that caused it."""
+    """A notice to another service, written with the change that caused it.
+
+    `release_on` is the bulletin day from which it may be sent (null: at once); while the day
+    is not known yet the notice is `held`. `request_id` is the ID of the request that caused
+    it, which the call carries on.
+    """
 
     __tablename__ = "outbox_message"
     __table_args__ = (Index("ix_outbox_message_due", "status", "next_attempt_at"),)
@@ -134,3 +139,5 @@ class OutboxMessage(Base, table=True):
     )
     last_error: str | None = Field(default=None, max_length=1000)
     response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    release_on: date | None = None
+    request_id: str | None = Field(default=None, max_length=128)

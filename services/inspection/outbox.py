@@ -1,18 +1,22 @@
 """Delivery of outbox notices to the brand registry by a background worker.
 
-A notice is written in the transaction that records the failed spot-check; this worker sends
-it later, with exponential backoff while the brand registry is unreachable. The registry is
-idempotent on (source, reference), so a notice sent twice (say, after a crash between the
-send and the bookkeeping) flags nothing twice.
+A notice is written in the transaction that records the failed spot-check (a review flag) or
+the change that ends its failure (the flag's clearing); this worker sends it once its release
+day has come and `service.next_step` finds it due, with exponential backoff while the brand
+registry is unreachable. The registry is idempotent on (source, reference), so a notice sent
+twice (say, after a crash between the send and the bookkeeping) flags or clears nothing twice.
+Each call carries the ID of the request that caused the notice.
 """
 
 import asyncio
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import httpx
 import structlog
@@ -20,7 +24,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from inspection import repository
+from inspection import repository, service
 from inspection.models import OutboxMessage
 from inspection.service import utcnow
 from inspection.settings import Settings
@@ -45,6 +49,16 @@ class OutboxMetrics:
         self.failed = Gauge(
             "inspection_outbox_failed", "Notices the receiver rejected", registry=registry
         )
+        self.scheduled = Gauge(
+            "inspection_outbox_scheduled",
+            "Notices waiting for the bulletin day of their check",
+            registry=registry,
+        )
+        self.held = Gauge(
+            "inspection_outbox_held",
+            "Notices whose check has no bulletin day yet",
+            registry=registry,
+        )
         self.oldest_pending_seconds = Gauge(
             "inspection_outbox_oldest_pending_seconds",
             "Age of the oldest notice waiting for delivery",
@@ -55,6 +69,11 @@ class OutboxMetrics:
         )
         self.attempt_errors = Counter(
             "inspection_outbox_attempt_errors", "Delivery attempts that failed", registry=registry
+        )
+        self.withdrawn = Counter(
+            "inspection_outbox_withdrawn",
+            "Notices no longer owed when their time came",
+            registry=registry,
         )
 
 
@@ -100,7 +119,8 @@ class OutboxWorker:
         return timedelta(seconds=delay * random.uniform(1.0, 1.1))
 
     async def deliver_due(self) -> int:
-        """Send every notice that is due; the number delivered."""
+        """Send every notice that is due; the number settled (delivered, put off or
+        withdrawn)."""
         minter = self._token_minter()
         if minter is None:
             return 0
@@ -110,18 +130,64 @@ class OutboxWorker:
             messages = await repository.claim_due_messages(
                 session=session,
                 now=now,
+                today=self.settings.today(),
                 lease_until=now + lease,
                 limit=self.settings.outbox_batch_size,
             )
             await session.commit()
-        delivered = 0
+        settled = 0
         for message in messages:
             if self._stopping.is_set():
                 break
-            delivered += await self._deliver(message, minter)
-        return delivered
+            settled += await self._settle(message, minter)
+        return settled
 
-    async def _deliver(self, message: OutboxMessage, minter: TokenMinter) -> int:
+    async def _settle(self, message: OutboxMessage, minter: TokenMinter) -> int:
+        """Send the notice if it is due now, else put it off or withdraw it as the embargo
+        and its chain say."""
+        async with self.sessionmaker() as session:
+            step = await service.next_step(
+                session=session, notice=message, today=self.settings.today(), now=utcnow()
+            )
+        if isinstance(step, service.Send):
+            return await self._deliver(message, step.payload, minter)
+        async with self.sessionmaker() as session:
+            if isinstance(step, service.Postpone):
+                await repository.postpone(
+                    session=session,
+                    message_id=message.id,
+                    status=repository.PENDING if step.release_on else repository.HELD,
+                    release_on=step.release_on,
+                    next_attempt_at=utcnow(),
+                )
+            elif isinstance(step, service.Wait):
+                await repository.postpone(
+                    session=session,
+                    message_id=message.id,
+                    status=repository.PENDING,
+                    release_on=message.release_on,
+                    next_attempt_at=step.until,
+                )
+            else:
+                await repository.withdraw(
+                    session=session, message_id=message.id, reason=step.reason
+                )
+                self.metrics.withdrawn.inc()
+                logger.info("outbox_withdrawn", message_id=message.id, reason=step.reason)
+            await session.commit()
+        return 0 if isinstance(step, service.Wait) else 1
+
+    def _request(self, message: OutboxMessage, payload: dict[str, Any]) -> tuple[str, Any]:
+        """The path and body of the call a notice makes."""
+        if message.kind == service.REVIEW_CLEAR:
+            source = quote(payload["source"], safe="")
+            reference = quote(payload["reference"], safe="/")
+            return f"{REVIEW_FLAGS_PATH}/{source}/{reference}/clear", {"reason": payload["reason"]}
+        return REVIEW_FLAGS_PATH, payload
+
+    async def _deliver(
+        self, message: OutboxMessage, payload: dict[str, Any], minter: TokenMinter
+    ) -> int:
         token = minter.mint(
             audience=AUDIENCE,
             client_id="inspection",
@@ -131,12 +197,13 @@ class OutboxWorker:
         error: str | None = None
         give_up = False
         answer: dict[str, Any] = {}
+        path, body = self._request(message, payload)
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "X-Request-ID": message.request_id or message.id,
+        }
         try:
-            response = await self.client.post(
-                REVIEW_FLAGS_PATH,
-                json=message.payload,
-                headers={"Authorization": f"Bearer {token}", "X-Request-ID": message.id},
-            )
+            response = await self.client.post(path, json=body, headers=headers)
             if response.status_code in (200, 201):
                 answer = response.json()
             else:
@@ -147,7 +214,11 @@ class OutboxWorker:
         async with self.sessionmaker() as session:
             if error is None:
                 await repository.record_delivery(
-                    session=session, message_id=message.id, now=utcnow(), response=answer
+                    session=session,
+                    message_id=message.id,
+                    now=utcnow(),
+                    payload=payload,
+                    response=answer,
                 )
             else:
                 await repository.record_failure(
@@ -161,7 +232,10 @@ class OutboxWorker:
         if error is None:
             self.metrics.delivered.inc()
             logger.info(
-                "outbox_delivered", message_id=message.id, reference=answer.get("reference")
+                "outbox_delivered",
+                message_id=message.id,
+                kind=message.kind,
+                reference=answer.get("reference"),
             )
             return 1
         self.metrics.attempt_errors.inc()
@@ -174,18 +248,38 @@ class OutboxWorker:
         )
         return 0
 
+    def _start_of(self, day: date) -> datetime:
+        """When a release day begins on the bureau's calendar."""
+        return datetime.combine(day, time.min, ZoneInfo(self.settings.timezone))
+
     async def backlog(self) -> dict[str, Any]:
-        """Undelivered notices, for `/health/ready` details; also refreshes the gauges."""
+        """Undelivered notices, for `/health/ready` details; also refreshes the gauges.
+
+        `pending` counts the notices due (their release day has come), `scheduled` those
+        waiting for a release day, `held` those whose check has no bulletin day yet; the
+        oldest pending one's age counts from when it became due."""
         async with self.sessionmaker() as session:
-            backlog = await repository.outbox_backlog(session=session)
-        oldest = backlog.pop("oldest_pending")
-        age = (utcnow() - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
-        self.metrics.pending.set(backlog[repository.PENDING])
-        self.metrics.failed.set(backlog[repository.FAILED])
+            groups = await repository.outbox_backlog(session=session)
+        now, today = utcnow(), self.settings.today()
+        counts = dict.fromkeys(("pending", "scheduled", "held", "failed"), 0)
+        age = 0.0
+        for status, release_on, count, oldest in groups:
+            if status == repository.PENDING and release_on is not None and release_on > today:
+                counts["scheduled"] += count
+                continue
+            counts[status] += count
+            if status == repository.PENDING:
+                due = as_utc(oldest)
+                if release_on is not None:
+                    due = max(due, self._start_of(release_on))
+                age = max(age, (now - due).total_seconds())
+        self.metrics.pending.set(counts["pending"])
+        self.metrics.scheduled.set(counts["scheduled"])
+        self.metrics.held.set(counts["held"])
+        self.metrics.failed.set(counts["failed"])
         self.metrics.oldest_pending_seconds.set(age)
         details: dict[str, Any] = {
-            "pending": backlog[repository.PENDING],
-            "failed": backlog[repository.FAILED],
+            **counts,
             "oldest_pending_seconds": round(age, 1),
             "worker": "stopped" if self._stopping.is_set() else "running",
         }

@@ -14,6 +14,8 @@ from inspection.schemas import FindingRow, SpotCheckFilters, StatsRow
 from kit.pagination import Page, PageParams, paginate
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+# Waiting for a bulletin day not set yet; no longer owed (never sent).
+HELD, WITHDRAWN = "held", "withdrawn"
 
 
 async def get_spot_check(*, session: AsyncSession, spot_check_id: str) -> SpotCheck | None:
@@ -312,13 +314,18 @@ async def export_batches(
 
 
 async def claim_due_messages(
-    *, session: AsyncSession, now: datetime, lease_until: datetime, limit: int
+    *, session: AsyncSession, now: datetime, today: date, lease_until: datetime, limit: int
 ) -> list[OutboxMessage]:
-    """Pending messages whose time has come, leased so that another worker skips them."""
+    """Pending messages whose time and release day have come, leased so that another worker
+    skips them."""
     query = (
         select(OutboxMessage)
-        .where(col(OutboxMessage.status) == PENDING, col(OutboxMessage.next_attempt_at) <= now)
-        .order_by(col(OutboxMessage.next_attempt_at))
+        .where(
+            col(OutboxMessage.status) == PENDING,
+            col(OutboxMessage.next_attempt_at) <= now,
+            or_(col(OutboxMessage.release_on).is_(None), col(OutboxMessage.release_on) <= today),
+        )
+        .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.created_at))
         .limit(limit)
     )
     if session.bind is not None and session.bind.dialect.name == "postgresql":
@@ -333,10 +340,25 @@ async def claim_due_messages(
     return messages
 
 
+async def notices_of(*, session: AsyncSession, spot_check_id: str) -> list[OutboxMessage]:
+    """Every notice written about one original check, oldest first."""
+    query = (
+        select(OutboxMessage)
+        .where(col(OutboxMessage.spot_check_id) == spot_check_id)
+        .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
+    )
+    return list((await session.execute(query)).scalars())
+
+
 async def record_delivery(
-    *, session: AsyncSession, message_id: str, now: datetime, response: dict[str, Any]
+    *,
+    session: AsyncSession,
+    message_id: str,
+    now: datetime,
+    payload: dict[str, Any],
+    response: dict[str, Any],
 ) -> None:
-    """Mark a message delivered with the receiver's answer."""
+    """Mark a message delivered with what was sent and the receiver's answer."""
     await session.execute(
         update(OutboxMessage)
         .where(col(OutboxMessage.id) == message_id)
@@ -344,9 +366,35 @@ async def record_delivery(
             status=DELIVERED,
             delivered_at=now,
             attempts=col(OutboxMessage.attempts) + 1,
+            payload=payload,
             response=response,
             last_error=None,
         )
+    )
+
+
+async def postpone(
+    *,
+    session: AsyncSession,
+    message_id: str,
+    status: str,
+    release_on: date | None,
+    next_attempt_at: datetime,
+) -> None:
+    """Put a message off until its release day (or hold it until it has one)."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == message_id)
+        .values(status=status, release_on=release_on, next_attempt_at=next_attempt_at)
+    )
+
+
+async def withdraw(*, session: AsyncSession, message_id: str, reason: str) -> None:
+    """Give up a message that is no longer owed, saying why."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == message_id)
+        .values(status=WITHDRAWN, response={"withdrawn": reason}, last_error=None)
     )
 
 
@@ -371,15 +419,19 @@ async def record_failure(
     )
 
 
-async def outbox_backlog(*, session: AsyncSession) -> dict[str, Any]:
-    """Counts of undelivered messages and the creation time of the oldest pending one."""
-    query = select(
-        col(OutboxMessage.status), func.count(), func.min(col(OutboxMessage.created_at))
-    ).where(col(OutboxMessage.status).in_([PENDING, FAILED]))
-    query = query.group_by(col(OutboxMessage.status))
-    backlog: dict[str, Any] = {PENDING: 0, FAILED: 0, "oldest_pending": None}
-    for status, count, oldest in await session.execute(query):
-        backlog[status] = int(count)
-        if status == PENDING:
-            backlog["oldest_pending"] = oldest
-    return backlog
+async def outbox_backlog(*, session: AsyncSession) -> list[tuple[str, date | None, int, datetime]]:
+    """Undelivered messages by status and release day: how many, and the oldest's creation."""
+    query = (
+        select(
+            col(OutboxMessage.status),
+            col(OutboxMessage.release_on),
+            func.count(),
+            func.min(col(OutboxMessage.created_at)),
+        )
+        .where(col(OutboxMessage.status).in_([PENDING, HELD, FAILED]))
+        .group_by(col(OutboxMessage.status), col(OutboxMessage.release_on))
+    )
+    return [
+        (status, release_on, int(count), oldest)
+        for status, release_on, count, oldest in await session.execute(query)
+    ]

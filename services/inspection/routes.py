@@ -12,6 +12,7 @@ from inspection.dependencies import (
     EmbargoDep,
     FiltersDep,
     Reader,
+    RequestIdDep,
     SettingsDep,
     SpotCheckDep,
     TodayDep,
@@ -49,10 +50,16 @@ async def create_spot_check(
     catalogue: CatalogueDep,
     today: TodayDep,
     embargo: EmbargoDep,
+    request_id: RequestIdDep,
     background: BackgroundTasks,
 ) -> SpotCheckRead:
     spot_check = await service.create_spot_check(
-        session=session, body=body, principal=principal, catalogue=catalogue, today=today
+        session=session,
+        body=body,
+        principal=principal,
+        catalogue=catalogue,
+        today=today,
+        request_id=request_id,
     )
     response.headers["Location"] = f"/api/v1/spot-checks/{spot_check.id}"
     response.headers["ETag"] = service.etag_of(spot_check)
@@ -111,6 +118,7 @@ async def import_spot_checks(
     settings: SettingsDep,
     catalogue: CatalogueDep,
     today: TodayDep,
+    request_id: RequestIdDep,
     background: BackgroundTasks,
     dry_run: bool = False,
 ) -> JSONResponse:
@@ -125,6 +133,7 @@ async def import_spot_checks(
             principal=principal,
             dry_run=dry_run,
             batch_size=settings.import_batch_size,
+            request_id=request_id,
         )
     finally:
         spool.close()
@@ -166,6 +175,7 @@ async def correct_spot_check(
     catalogue: CatalogueDep,
     today: TodayDep,
     embargo: EmbargoDep,
+    request_id: RequestIdDep,
     background: BackgroundTasks,
     if_match: IfMatch = None,
 ) -> SpotCheckRead:
@@ -177,6 +187,7 @@ async def correct_spot_check(
         principal=principal,
         catalogue=catalogue,
         today=today,
+        request_id=request_id,
     )
     response.headers["ETag"] = service.etag_of(corrected)
     background.add_task(_nudge_outbox, request)

@@ -3,7 +3,7 @@ corrections with history, the embargo, the stats, and the notices to the brand r
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -258,19 +258,33 @@ def review_notice(values: Mapping[str, Any], *, reference: str) -> dict[str, Any
     }
 
 
+def _release(day: date | None) -> dict[str, Any]:
+    """A notice due from `day` on, or held while there is no such day."""
+    return {"status": repository.PENDING if day else repository.HELD, "release_on": day}
+
+
+AT_ONCE = {"status": repository.PENDING, "release_on": None}
+
+
 def outbox_row(
-    values: Mapping[str, Any], *, spot_check_id: str, reference: str, now: datetime
+    values: Mapping[str, Any],
+    *,
+    spot_check_id: str,
+    reference: str,
+    now: datetime,
+    request_id: str | None,
 ) -> dict[str, Any]:
-    """An outbox entry carrying a review notice, due at once."""
+    """An outbox entry carrying a review notice, due on the check's bulletin day."""
     return {
         "id": new_id(),
         "kind": REVIEW_FLAG,
         "spot_check_id": spot_check_id,
         "payload": review_notice(values, reference=reference),
-        "status": repository.PENDING,
+        **_release(values["published_on"]),
         "attempts": 0,
         "next_attempt_at": now,
         "created_at": now,
+        "request_id": request_id,
     }
 
 
@@ -422,20 +436,16 @@ def _new_spot_check(
     )
 
 
-def _owes_review_notice(spot_check: SpotCheck, *, noticed_for: str | None = None) -> bool:
-    """A failed original is noticed to the brand registry, once per enterprise it names;
-    a re-inspection's original already was."""
-    return (
-        spot_check.reinspection_of is None
-        and spot_check.result == Result.failed
-        and spot_check.enterprise_credit_code != noticed_for
-    )
-
-
-def _review_notice_row(spot_check: SpotCheck, *, reference: str, now: datetime) -> OutboxMessage:
+def _review_notice_row(
+    spot_check: SpotCheck, *, reference: str, now: datetime, request_id: str | None
+) -> OutboxMessage:
     return OutboxMessage(
         **outbox_row(
-            recorded(spot_check), spot_check_id=spot_check.id, reference=reference, now=now
+            recorded(spot_check),
+            spot_check_id=spot_check.id,
+            reference=reference,
+            now=now,
+            request_id=request_id,
         )
     )
 
@@ -447,6 +457,7 @@ def _creation_rows(
     reason: str | None,
     principal: Principal,
     now: datetime,
+    request_id: str | None,
 ) -> list[Any]:
     """The history entry of a new check, and the review notice a failed original owes."""
     after = snapshot(recorded(spot_check))
@@ -467,8 +478,10 @@ def _creation_rows(
             )
         )
     ]
-    if _owes_review_notice(spot_check):
-        rows.append(_review_notice_row(spot_check, reference=spot_check.id, now=now))
+    if original is None and spot_check.result == Result.failed:
+        rows.append(
+            _review_notice_row(spot_check, reference=spot_check.id, now=now, request_id=request_id)
+        )
     return rows
 
 
@@ -479,8 +492,9 @@ async def create_spot_check(
     principal: Principal,
     catalogue: Catalogue,
     today: date,
+    request_id: str | None,
 ) -> SpotCheck:
-    """Record a spot-check (or a re-inspection), its history, and the notice a failure owes."""
+    """Record a spot-check (or a re-inspection), its history, and the notices it owes."""
     record = SpotCheckFields.model_validate(body.model_dump(include=set(RECORDED_FIELDS)))
     _check_record(record, catalogue=catalogue, today=today)
     original = await _original_of(
@@ -490,11 +504,19 @@ async def create_spot_check(
     spot_check = _new_spot_check(record, original=original, principal=principal, now=now)
     await repository.add(session=session, rows=[spot_check])
     rows = _creation_rows(
-        spot_check, original=original, reason=body.reason, principal=principal, now=now
+        spot_check,
+        original=original,
+        reason=body.reason,
+        principal=principal,
+        now=now,
+        request_id=request_id,
     )
     await repository.add(session=session, rows=rows)
     if original is not None:
         await _refresh_chain(session=session, root_id=spot_check.root_id)
+        await _keep_notices_in_step(
+            session=session, changed=spot_check, now=now, request_id=request_id
+        )
         await repository.flush(session=session)
     return spot_check
 
@@ -575,8 +597,10 @@ async def correct_spot_check(
     principal: Principal,
     catalogue: Catalogue,
     today: date,
+    request_id: str | None,
 ) -> SpotCheck:
-    """Apply a correction with its reason; the history keeps what changed."""
+    """Apply a correction with its reason; the history keeps what changed, and the notices
+    to the brand registry follow it."""
     check_if_match(if_match, etag_of(spot_check))
     current = recorded(spot_check)
     new_values = _corrected_values(current, body.changes(), catalogue=catalogue, today=today)
@@ -586,7 +610,6 @@ async def correct_spot_check(
     await _check_correction_in_chain(
         session=session, spot_check=spot_check, changed=changed, new_values=new_values
     )
-    noticed_for = spot_check.enterprise_credit_code if spot_check.result == Result.failed else None
     now = utcnow()
     _apply(spot_check, new_values, now=now)
     await _refresh_chain(session=session, root_id=spot_check.root_id)
@@ -606,10 +629,9 @@ async def correct_spot_check(
             )
         )
     ]
-    if _owes_review_notice(spot_check, noticed_for=noticed_for):
-        reference = f"{spot_check.id}/v{spot_check.version}"
-        rows.append(_review_notice_row(spot_check, reference=reference, now=now))
     await repository.add(session=session, rows=rows)
+    await _keep_notices_in_step(session=session, changed=spot_check, now=now, request_id=request_id)
+    await repository.flush(session=session)
     return spot_check
 
 
@@ -621,6 +643,201 @@ async def spot_check_history(
     return SpotCheckHistoryList(
         spot_check_id=spot_check.id, items=[history_read(entry) for entry in entries]
     )
+
+
+# Notices to the brand registry ----------------------------------------------------------
+#
+# A failed original owes the brand registry a review flag from its bulletin day on, and the
+# flag's clearing once the failure no longer stands: from the bulletin day of a re-inspection
+# that overturns it, or at once after a correction into a pass or onto another enterprise.
+# Writes keep the notices' release days in step with their chain; the worker asks `next_step`
+# just before it sends one, so nothing leaves before the results it follows from are public.
+
+REVIEW_CLEAR = "brand_review_clear"
+UNDELIVERED = frozenset({repository.PENDING, repository.HELD})
+NOT_SENT = frozenset({repository.FAILED, repository.WITHDRAWN})
+
+
+def _fails_for(root: SpotCheck, enterprise: str) -> bool:
+    """The original records a failure of this enterprise (whatever its re-inspections say)."""
+    return root.result == Result.failed and root.enterprise_credit_code == enterprise
+
+
+def _failure_stands(root: SpotCheck, enterprise: str) -> bool:
+    """... and no re-inspection overturns it, published or not."""
+    return _fails_for(root, enterprise) and root.final_result == Result.failed
+
+
+def _flag_release(root: SpotCheck, enterprise: str) -> dict[str, Any]:
+    """A flag is due on the original's bulletin day; one corrected away is due at once, for
+    the worker to withdraw."""
+    return _release(root.published_on) if _fails_for(root, enterprise) else AT_ONCE
+
+
+def _clear_release(root: SpotCheck, enterprise: str) -> dict[str, Any]:
+    """A clearing is due on the overturning re-inspection's bulletin day; one owed to a
+    correction, or whose failure stands again (for the worker to withdraw), at once."""
+    if _fails_for(root, enterprise) and root.final_result == Result.passed:
+        return _release(root.overturned_on)
+    return AT_ONCE
+
+
+def _reschedule(notice: OutboxMessage, release: Mapping[str, Any]) -> None:
+    notice.status = release["status"]
+    notice.release_on = release["release_on"]
+
+
+def _clear_row(
+    flag: OutboxMessage, *, release: Mapping[str, Any], now: datetime, request_id: str | None
+) -> OutboxMessage:
+    """The clearing of a flag; its reason is written when it is sent."""
+    return OutboxMessage(
+        id=new_id(),
+        kind=REVIEW_CLEAR,
+        spot_check_id=flag.spot_check_id,
+        payload={
+            name: flag.payload[name] for name in ("source", "reference", "enterprise_credit_code")
+        },
+        **release,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        request_id=request_id,
+    )
+
+
+async def _keep_notices_in_step(
+    *, session: AsyncSession, changed: SpotCheck, now: datetime, request_id: str | None
+) -> None:
+    """After a change in a chain: each unsent flag and clearing due when it should be, a
+    clearing for every flag whose failure no longer stands, and a new flag for a failure that
+    stands with no flag left standing for it (a correction into a failure, onto another
+    enterprise, or taking an overturn back after its clearing went out)."""
+    root = await repository.get_spot_check(session=session, spot_check_id=changed.root_id)
+    assert root is not None, "a chain has its original"
+    notices = await repository.notices_of(session=session, spot_check_id=root.id)
+    clears = {
+        n.payload["reference"]: n
+        for n in notices
+        if n.kind == REVIEW_CLEAR and n.status != repository.WITHDRAWN
+    }
+    rows: list[OutboxMessage] = []
+    flagged = False
+    for flag in (n for n in notices if n.kind == REVIEW_FLAG and n.status not in NOT_SENT):
+        enterprise = flag.payload["enterprise_credit_code"]
+        clear = clears.get(flag.payload["reference"])
+        if flag.status in UNDELIVERED:
+            _reschedule(flag, _flag_release(root, enterprise))
+        if clear is not None and clear.status in UNDELIVERED:
+            _reschedule(clear, _clear_release(root, enterprise))
+        if _failure_stands(root, enterprise):
+            flagged = flagged or clear is None or clear.status != repository.DELIVERED
+        elif clear is None:
+            release = _clear_release(root, enterprise)
+            rows.append(_clear_row(flag, release=release, now=now, request_id=request_id))
+    if not flagged and _failure_stands(root, root.enterprise_credit_code):
+        reference = f"{changed.id}/v{changed.version}"
+        rows.append(_review_notice_row(root, reference=reference, now=now, request_id=request_id))
+    await repository.add(session=session, rows=rows)
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send the notice with this body."""
+
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Postpone:
+    """Not before `release_on`; held while there is no such day."""
+
+    release_on: date | None
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Look again at `until`: a clearing waits for its flag to be delivered."""
+
+    until: datetime
+
+
+@dataclass(frozen=True)
+class Withdraw:
+    """The notice is no longer owed, for `reason`."""
+
+    reason: str
+
+
+NoticeStep = Send | Postpone | Wait | Withdraw
+
+
+def _flag_step(notice: OutboxMessage, root: SpotCheck, today: date) -> NoticeStep:
+    """A flag goes out once its failure is public, unless a published re-inspection already
+    overturned it; its reason names the items as they stand then."""
+    if not _fails_for(root, notice.payload["enterprise_credit_code"]):
+        return Withdraw("the check was corrected: it no longer records this failure")
+    if not is_published(root, today):
+        return Postpone(root.published_on)
+    if public_final_result(root, today) == Result.passed:
+        return Withdraw(
+            f"a re-inspection published on {root.overturned_on} overturned the failure first"
+        )
+    return Send(review_notice(recorded(root), reference=notice.payload["reference"]))
+
+
+def _clearing(notice: OutboxMessage, reason: str) -> Send:
+    return Send({**notice.payload, "reason": reason})
+
+
+async def _clear_step(
+    *, session: AsyncSession, notice: OutboxMessage, root: SpotCheck, today: date, now: datetime
+) -> NoticeStep:
+    """A clearing follows its flag's delivery, and goes out once the failure publicly no
+    longer stands."""
+    reference = notice.payload["reference"]
+    flag = next(
+        (
+            n
+            for n in await repository.notices_of(session=session, spot_check_id=root.id)
+            if n.kind == REVIEW_FLAG and n.payload["reference"] == reference
+        ),
+        None,
+    )
+    if flag is None or flag.status in NOT_SENT:
+        return Withdraw("its review flag was never sent")
+    if flag.status == repository.HELD:
+        return Postpone(None)
+    if flag.status == repository.PENDING:
+        if flag.release_on is not None and flag.release_on > today:
+            return Postpone(flag.release_on)
+        return Wait(max(as_utc(flag.next_attempt_at), now) + timedelta(seconds=1))
+    sample = f"Spot-check {root.plan_code} sample {root.sample_code}"
+    if root.result == Result.passed:
+        return _clearing(notice, f"{sample} was corrected into a pass")
+    if not _fails_for(root, notice.payload["enterprise_credit_code"]):
+        return _clearing(notice, f"{sample} was corrected onto another enterprise")
+    if public_final_result(root, today) == Result.passed:
+        return _clearing(
+            notice,
+            f"{sample}: the failure was overturned by a re-inspection published on "
+            f"{root.overturned_on}",
+        )
+    if root.final_result == Result.passed:
+        return Postpone(root.overturned_on)
+    return Withdraw("the failure stands again: its overturning re-inspection was corrected")
+
+
+async def next_step(
+    *, session: AsyncSession, notice: OutboxMessage, today: date, now: datetime
+) -> NoticeStep:
+    """What the outbox does now with a notice that is due, as the embargo allows on `today`."""
+    root = await repository.get_spot_check(session=session, spot_check_id=notice.spot_check_id)
+    if root is None:
+        return Withdraw(f"no spot-check {notice.spot_check_id!r}")
+    if notice.kind == REVIEW_CLEAR:
+        return await _clear_step(session=session, notice=notice, root=root, today=today, now=now)
+    return _flag_step(notice, root, today)
 
 
 def parse_levels(levels: str | None) -> list[Level]:

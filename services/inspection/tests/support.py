@@ -1,5 +1,6 @@
 """Builders shared by the inspection tests: valid payloads and a stand-in brand registry."""
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -48,8 +49,14 @@ def spot_check(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+CLEAR_PATH = re.compile(r"^/api/v1/brands/review-flags/(?P<source>[^/]+)/(?P<reference>.+)/clear$")
+
+
 class FakeBrandRegistry:
-    """The brand registry's review-flag endpoint as an HTTP peer that can be taken down."""
+    """The brand registry's review-flag endpoints as an HTTP peer that can be taken down.
+
+    `requests` holds the flags' bodies, `clears` each clearing's source, reference, reason
+    and the `X-Request-ID` it came with, `request_ids` the IDs every call came with."""
 
     def __init__(self) -> None:
         self.up = False
@@ -60,6 +67,8 @@ class FakeBrandRegistry:
         self.up = False
         self.reject = False
         self.requests: list[dict[str, Any]] = []
+        self.clears: list[dict[str, Any]] = []
+        self.request_ids: list[str | None] = []
         self.flags: dict[tuple[str, str], dict[str, Any]] = {}
 
     def trust(self, public_pem: bytes) -> None:
@@ -72,7 +81,10 @@ class FakeBrandRegistry:
         if not self.up:
             raise httpx.ConnectError("connection refused", request=request)
         assert self.verifier is not None
-        if request.url.path != "/api/v1/brands/review-flags" or request.method != "POST":
+        clear = CLEAR_PATH.match(request.url.path)
+        if request.method != "POST" or not (
+            clear or request.url.path == "/api/v1/brands/review-flags"
+        ):
             return httpx.Response(404)
         token = parse_bearer(request.headers.get("authorization"))
         if token is None:
@@ -86,6 +98,9 @@ class FakeBrandRegistry:
         body = httpx.Response(200, content=request.content).json()
         if self.reject:
             return httpx.Response(422, json={"title": "Validation failed"})
+        self.request_ids.append(request.headers.get("x-request-id"))
+        if clear:
+            return self._clear(clear["source"], clear["reference"], body, request)
         self.requests.append(body)
         key = (body["source"], body["reference"])
         if key in self.flags:
@@ -98,3 +113,28 @@ class FakeBrandRegistry:
         }
         self.flags[key] = answer
         return httpx.Response(201, json=answer)
+
+    def _clear(
+        self, source: str, reference: str, body: dict[str, Any], request: httpx.Request
+    ) -> httpx.Response:
+        flag = self.flags.get((source, reference))
+        if flag is None:
+            return httpx.Response(404, json={"title": "Not found"})
+        self.clears.append(
+            {
+                "source": source,
+                "reference": reference,
+                "reason": body["reason"],
+                "request_id": request.headers.get("x-request-id"),
+            }
+        )
+        return httpx.Response(
+            200,
+            json={
+                "source": source,
+                "reference": reference,
+                "cleared_brand_ids": flag["flagged_brand_ids"],
+                "still_flagged_brand_ids": [],
+                "changed": True,
+            },
+        )
