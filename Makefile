@@ -66,6 +66,11 @@ integration: install
 browser: install
 	$(BIN)/pytest tests/browser
 
+# The suite on a PostgreSQL and a Redis of its own, stopped, frozen and killed (scripts/faults.py).
+.PHONY: faults
+faults: install
+	$(BIN)/python scripts/faults.py
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
