@@ -1,9 +1,11 @@
 """Reading the data services' `/stats` endpoints in parallel, within a deadline.
 
 One long-lived `httpx.AsyncClient` is opened in the app's lifespan and shared by every request.
-Each call carries a token minted by this service (issuer `assessment`, audience the callee),
-is retried on transport errors and 502/503/504 while the deadline allows, and ends as either
-a parsed body or the reason it is missing; the caller never sees an exception.
+Each call carries a token minted by this service (issuer `assessment`, audience the callee)
+and the ID of the request it serves (`X-Request-ID`, so one standings request can be followed
+through every service's access lines), is retried on transport errors and 502/503/504 while
+the deadline allows, and ends as either a parsed body or the reason it is missing; the caller
+never sees an exception.
 """
 
 from __future__ import annotations
@@ -177,8 +179,11 @@ class StatsFetcher:
         """Every query's result; those unanswered within the deadline say so."""
         unique = {q.key: q for q in queries}
         started = time.monotonic()
+        request_id = current_request_id()
         tasks = {
-            key: asyncio.create_task(self._fetch(query, year=year, as_of=as_of, started=started))
+            key: asyncio.create_task(
+                self._fetch(query, year=year, as_of=as_of, started=started, request_id=request_id)
+            )
             for key, query in unique.items()
         }
         results: dict[str, Fetched] = {}
@@ -207,7 +212,15 @@ class StatsFetcher:
         )
         return f"{self.base_urls[query.source].rstrip('/')}{endpoint.path}?{params}"
 
-    async def _fetch(self, query: StatsQuery, *, year: int, as_of: date, started: float) -> Fetched:
+    async def _fetch(
+        self,
+        query: StatsQuery,
+        *,
+        year: int,
+        as_of: date,
+        started: float,
+        request_id: str | None,
+    ) -> Fetched:
         endpoint = ENDPOINTS[query.source]
         url = self._url(query, year, as_of)
         if self.minter is None:
@@ -222,10 +235,11 @@ class StatsFetcher:
                 client_name="Assessment service",
                 scopes={endpoint.scope},
             )
+            headers = {"Authorization": f"Bearer {token}"}
+            if request_id:
+                headers["X-Request-ID"] = request_id
             try:
-                response = await self.client.get(
-                    url, headers={"Authorization": f"Bearer {token}"}, timeout=self.timeout
-                )
+                response = await self.client.get(url, headers=headers, timeout=self.timeout)
             except httpx.TimeoutException:
                 reason = f"timeout: no answer within {self.timeout:g} s"
             except httpx.TransportError as exc:
@@ -280,6 +294,13 @@ def _fetched(
         elapsed_ms=round((time.monotonic() - started) * 1000, 1),
         attempts=attempts,
     )
+
+
+def current_request_id() -> str | None:
+    """The ID of the request being answered, as the kit's request middleware bound it to the
+    log context (the caller's `X-Request-ID`, or one made for the request)."""
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    return str(request_id) if request_id else None
 
 
 def _problem_detail(response: httpx.Response) -> str:

@@ -47,8 +47,11 @@ class Stack:
             process.stop()
 
 
-def start_stack(tmp: Path, *, deadline_seconds: float, timeout_seconds: float) -> Stack:
-    """Make keys, migrate four SQLite databases in parallel, start the services, wait for them."""
+def start_stack(
+    tmp: Path, *, deadline_seconds: float, timeout_seconds: float, log_level: str = "WARNING"
+) -> Stack:
+    """Make keys, migrate four SQLite databases in parallel, start the services, wait for them
+    (each logging from `log_level`: INFO writes their access lines to `<name>.log`)."""
     keys = tmp / "keys"
     gateway = write_keypair(keys, "gateway")
     write_keypair(keys, "assessment")
@@ -61,7 +64,7 @@ def start_stack(tmp: Path, *, deadline_seconds: float, timeout_seconds: float) -
             **base,
             f"{prefix}_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / name}.db",
             f"{prefix}_VAR_DIR": str(tmp),
-            f"{prefix}_LOG_LEVEL": "WARNING",
+            f"{prefix}_LOG_LEVEL": log_level,
         }
         processes[name] = ServiceProcess(name=name, env=env, log_path=tmp / f"{name}.log")
     processes["inspection"].env["INSPECTION_OUTBOX_ENABLED"] = "false"
