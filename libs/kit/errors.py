@@ -219,7 +219,9 @@ def problem_of(error: ProblemError, *, instance: str | None = None) -> dict[str,
     )
 
 
-def _request_id(request: Request) -> str | None:
+def request_id_of(request: Request) -> str | None:
+    """The request's ID as the kit's middleware kept it (the caller's valid `X-Request-ID`, or
+    one made for it); services pass it on to the calls and notices the request causes."""
     value = request.scope.get("state", {}).get("request_id")
     return str(value) if value else None
 

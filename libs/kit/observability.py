@@ -358,6 +358,13 @@ def record_request(
     )
 
 
+def current_request_id() -> str | None:
+    """The ID of the request being answered, from the log context `begin_request` bound: for
+    code that has no request object at hand (a client calling another service)."""
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    return str(request_id) if request_id else None
+
+
 def begin_request(scope: Scope) -> str:
     """The request's ID (the caller's `X-Request-ID` when it is a valid one, else a new
     one), kept in the scope's state and bound, alone, to the log context."""

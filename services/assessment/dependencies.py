@@ -13,6 +13,7 @@ from assessment.sources import StatsFetcher
 from kit.app import app_catalogue
 from kit.auth import CurrentPrincipal, Principal, require_scope
 from kit.db import SessionDep
+from kit.errors import request_id_of
 
 Reader = Annotated[Principal, Depends(require_scope("assessments:read"))]
 Writer = Annotated[Principal, Depends(require_scope("assessments:write"))]
@@ -33,8 +34,7 @@ def get_today() -> date:
 
 async def get_actor(request: Request, principal: CurrentPrincipal) -> Actor:
     """The calling client, named in the history."""
-    request_id = request.scope.get("state", {}).get("request_id")
-    return Actor(name=principal.client_id, request_id=request_id)
+    return Actor(name=principal.client_id, request_id=request_id_of(request))
 
 
 async def run_of_year(year: Year, run_id: str, session: SessionDep) -> AssessmentRun:

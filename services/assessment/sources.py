@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from assessment.schemas import Source
 from assessment.settings import Settings
 from kit.auth import TokenMinter
+from kit.observability import current_request_id
 
 logger = structlog.get_logger("assessment.sources")
 RETRIED_STATUSES = {502, 503, 504}
@@ -294,13 +295,6 @@ def _fetched(
         elapsed_ms=round((time.monotonic() - started) * 1000, 1),
         attempts=attempts,
     )
-
-
-def current_request_id() -> str | None:
-    """The ID of the request being answered, as the kit's request middleware bound it to the
-    log context (the caller's `X-Request-ID`, or one made for the request)."""
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
-    return str(request_id) if request_id else None
 
 
 def _problem_detail(response: httpx.Response) -> str:

@@ -13,7 +13,7 @@ from inspection.settings import Settings
 from kit.app import app_catalogue
 from kit.auth import CurrentPrincipal, Principal, require_scope
 from kit.db import SessionDep
-from kit.errors import FieldError, Forbidden, ValidationFailed
+from kit.errors import FieldError, Forbidden, ValidationFailed, request_id_of
 from kit.identifiers import validate_credit_code
 
 READ_SCOPE = "spot-checks:read"
@@ -43,10 +43,8 @@ async def reader(principal: CurrentPrincipal) -> Principal:
 
 
 async def get_request_id(request: Request) -> str | None:
-    """The request's ID (the caller's `X-Request-ID`, or the one made for it), which the
-    notices it causes carry on to the brand registry."""
-    request_id = request.scope.get("state", {}).get("request_id")
-    return str(request_id) if request_id else None
+    """The request's ID, which the notices it causes carry on to the brand registry."""
+    return request_id_of(request)
 
 
 CatalogueDep = Annotated[Catalogue, Depends(app_catalogue)]
