@@ -178,7 +178,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return _create_async_engine(
+    engine = _create_async_engine(
         url,
         echo=echo,
         poolclass=FirstComePool,
@@ -187,6 +187,15 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         pool_pre_ping=True,
         pool_recycle=1800,
     )
+    event.listen(engine.sync_engine, "connect", _database_answered)
+    return engine
+
+
+def _database_answered(_dbapi_connection: Any, _record: Any) -> None:
+    """A new connection was made: whatever outage there was is over, however the process
+    uses its sessions (the request's, a read-only one, a worker's)."""
+    if outage_log.down:
+        outage_log.recovered()
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -29,7 +29,7 @@ from inspection.models import OutboxMessage
 from inspection.service import utcnow
 from inspection.settings import Settings
 from kit.auth import TokenMinter
-from kit.db import as_utc
+from kit.db import as_utc, is_database_unavailable, outage_log
 
 REVIEW_FLAGS_PATH = "/api/v1/brands/review-flags"
 AUDIENCE = "brand_registry"
@@ -297,8 +297,11 @@ class OutboxWorker:
             try:
                 delivered = await self.deliver_due()
                 await self.backlog()
-            except Exception:
-                logger.exception("outbox_cycle_failed")
+            except Exception as error:
+                if is_database_unavailable(error):
+                    outage_log.report(error, "outbox")
+                else:
+                    logger.exception("outbox_cycle_failed")
             if delivered:
                 continue
             with suppress(TimeoutError):
