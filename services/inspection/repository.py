@@ -78,6 +78,32 @@ def _visible(today: date) -> Any:
     return and_(col(SpotCheck.published_on).is_not(None), col(SpotCheck.published_on) <= today)
 
 
+def _counted_originals(
+    check: Any,
+    *,
+    start: date,
+    end: date,
+    levels: Sequence[str],
+    county_code: str | None,
+    include_unpublished: bool,
+    today: date,
+) -> tuple[Any, list[Any]]:
+    """Whether an original (`check`: the table or an alias) passed, as the stats' reader may
+    know it, and the conditions that pick the originals the stats count."""
+    passed = col(check.final_result) == "pass" if include_unpublished else public_pass(check, today)
+    conditions = [
+        col(check.reinspection_of).is_(None),
+        col(check.sampled_on) >= start,
+        col(check.sampled_on) <= end,
+        col(check.level).in_(list(levels)),
+    ]
+    if county_code is not None:
+        conditions.append(col(check.county_code) == county_code)
+    if not include_unpublished:
+        conditions.append(col(check.published_on) <= today)
+    return passed, conditions
+
+
 def public_pass(check: Any, today: date) -> Any:
     """Whether an original passed as the public knows it on `today`: an overturning
     re-inspection counts from its own bulletin day on (`service.public_final_result`)."""
@@ -152,20 +178,15 @@ async def stats_rows(
     """Originals sampled in [start, end], counted with their final result per county, level
     and category (one GROUP BY). Public figures count a result from its bulletin day on, and
     an overturning re-inspection from its own bulletin day on."""
-    if include_unpublished:
-        passed = col(SpotCheck.final_result) == "pass"
-    else:
-        passed = public_pass(SpotCheck, today)
-    conditions = [
-        col(SpotCheck.reinspection_of).is_(None),
-        col(SpotCheck.sampled_on) >= start,
-        col(SpotCheck.sampled_on) <= end,
-        col(SpotCheck.level).in_(list(levels)),
-    ]
-    if county_code is not None:
-        conditions.append(col(SpotCheck.county_code) == county_code)
-    if not include_unpublished:
-        conditions.append(col(SpotCheck.published_on) <= today)
+    passed, conditions = _counted_originals(
+        SpotCheck,
+        start=start,
+        end=end,
+        levels=levels,
+        county_code=county_code,
+        include_unpublished=include_unpublished,
+        today=today,
+    )
     query = (
         select(
             col(SpotCheck.county_code),
@@ -204,25 +225,23 @@ async def finding_rows(
     unlicensed production) in the chains whose original the stats count, with the chain's
     final result as the same view sees it; findings are rare, so these are few rows."""
     root = aliased(SpotCheck)
-    if include_unpublished:
-        chain_passed = col(root.final_result) == "pass"
-    else:
-        chain_passed = public_pass(root, today)
-    conditions = [
-        col(root.reinspection_of).is_(None),
-        col(root.sampled_on) >= start,
-        col(root.sampled_on) <= end,
-        col(root.level).in_(list(levels)),
+    chain_passed, conditions = _counted_originals(
+        root,
+        start=start,
+        end=end,
+        levels=levels,
+        county_code=county_code,
+        include_unpublished=include_unpublished,
+        today=today,
+    )
+    conditions.append(
         or_(
             col(SpotCheck.refused).is_(True),
             col(SpotCheck.mandatory_standard_violation).is_(True),
             col(SpotCheck.unlicensed_referral).is_(True),
-        ),
-    ]
-    if county_code is not None:
-        conditions.append(col(root.county_code) == county_code)
+        )
+    )
     if not include_unpublished:
-        conditions.append(col(root.published_on) <= today)
         conditions.append(col(SpotCheck.published_on) <= today)
     query = (
         select(
