@@ -116,3 +116,8 @@ def create_app(
 async def app_catalogue(request: Request) -> Any:
     """The reference data the app loaded when it was built (behind each `CatalogueDep`)."""
     return request.app.state.catalogue
+
+
+async def app_settings(request: Request) -> Any:
+    """The settings the app was built with (behind each service's `SettingsDep`)."""
+    return request.app.state.settings

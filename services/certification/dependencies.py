@@ -10,19 +10,14 @@ from certification import service
 from certification.catalogue import Catalogue
 from certification.models import Certificate
 from certification.settings import Settings
-from kit.app import app_catalogue
+from kit.app import app_catalogue, app_settings
 from kit.auth import CurrentPrincipal, Principal, require_scope
 from kit.db import SessionDep
 
 CatalogueDep = Annotated[Catalogue, Depends(app_catalogue)]
 
 
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
 async def get_today(settings: SettingsDep) -> date:

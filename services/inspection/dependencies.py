@@ -10,7 +10,7 @@ from inspection.catalogue import Catalogue
 from inspection.models import SpotCheck
 from inspection.schemas import Level, Result, SpotCheckFilters
 from inspection.settings import Settings
-from kit.app import app_catalogue
+from kit.app import app_catalogue, app_settings
 from kit.auth import CurrentPrincipal, Principal, require_scope
 from kit.db import SessionDep
 from kit.errors import FieldError, Forbidden, ValidationFailed, request_id_of
@@ -20,12 +20,7 @@ READ_SCOPE = "spot-checks:read"
 WRITE_SCOPE = "spot-checks:write"
 
 
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
 async def get_today(settings: SettingsDep) -> date:
