@@ -3,6 +3,7 @@ verified by every service with public keys only.
 
 Tokens are EdDSA (Ed25519) JWTs. `iss` names the minting party and selects its public key,
 `aud` names the receiving service, `sub` the calling client and `scope` its scopes.
+`counties`, when present, binds the client to those GB/T 2260 county codes (absent: city-wide).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, Request
 
-from kit.errors import Forbidden, Unauthorized
+from kit.errors import FieldError, Forbidden, Unauthorized
 
 ALGORITHM = "EdDSA"
+CITY_WIDE_READ_SCOPE = "city:read"
+"""Lets a county-bound client read every county's records (it still writes only its own)."""
 logger = structlog.get_logger("kit.auth")
 
 
@@ -34,9 +37,39 @@ class Principal:
     client_name: str
     scopes: frozenset[str] = field(default_factory=frozenset)
     issuer: str = ""
+    county_codes: frozenset[str] = field(default_factory=frozenset)
+    """The counties the client is bound to; empty for a city-wide client."""
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes
+
+    @property
+    def bound(self) -> bool:
+        return bool(self.county_codes)
+
+    def covers(self, county_code: str | None) -> bool:
+        """Whether the client may write records of `county_code`."""
+        return not self.county_codes or county_code in self.county_codes
+
+    def require_county(self, county_code: str | None, *, field: str = "county_code") -> None:
+        """403 naming `field` when `county_code` lies outside the client's binding."""
+        if not self.covers(county_code):
+            allowed = ", ".join(sorted(self.county_codes))
+            raise Forbidden(
+                f"This client is bound to {allowed} and may not write records of county"
+                f" {county_code}.",
+                field=field,
+                errors=[
+                    FieldError(field, f"must be one of the client's counties: {allowed}").as_dict()
+                ],
+                allowed_county_codes=sorted(self.county_codes),
+            )
+
+    def readable_counties(self) -> frozenset[str] | None:
+        """The counties whose records lists and exports show this client; None for all."""
+        if not self.county_codes or self.has(CITY_WIDE_READ_SCOPE):
+            return None
+        return self.county_codes
 
 
 @dataclass(frozen=True)
@@ -81,10 +114,16 @@ class TokenMinter:
         self.ttl_seconds = ttl_seconds
 
     def mint(
-        self, *, audience: str, client_id: str, client_name: str, scopes: frozenset[str] | set[str]
+        self,
+        *,
+        audience: str,
+        client_id: str,
+        client_name: str,
+        scopes: frozenset[str] | set[str],
+        county_codes: frozenset[str] | set[str] = frozenset(),
     ) -> str:
         now = int(time.time())
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self.issuer,
             "aud": audience,
             "sub": client_id,
@@ -95,6 +134,8 @@ class TokenMinter:
             "exp": now + self.ttl_seconds,
             "jti": uuid.uuid4().hex,
         }
+        if county_codes:
+            claims["counties"] = sorted(county_codes)
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)  # type: ignore[arg-type]
 
 
@@ -187,6 +228,7 @@ class TokenVerifier:
             client_name=str(claims.get("name") or claims["sub"]),
             scopes=frozenset(str(claims.get("scope", "")).split()),
             issuer=str(issuer),
+            county_codes=_counties(claims.get("counties")),
         )
         grantable = self._grants.get(str(issuer))
         if grantable is not None and not principal.scopes <= grantable:
@@ -197,6 +239,14 @@ class TokenVerifier:
             )
         # PyJWT refuses a token once `exp` is at least `leeway` seconds past.
         return principal, float(claims["exp"]) + self.leeway
+
+
+def _counties(claim: object) -> frozenset[str]:
+    if claim is None:
+        return frozenset()
+    if not isinstance(claim, list) or not all(isinstance(code, str) for code in claim) or not claim:
+        raise Unauthorized("The service token's counties claim is malformed.")
+    return frozenset(claim)
 
 
 def parse_bearer(authorization: str | None) -> str | None:

@@ -6,7 +6,10 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kit.auth import TokenMinter, TokenVerifier, generate_keypair
 from kit.errors import Forbidden, Unauthorized
@@ -34,6 +37,61 @@ def test_valid_token_gives_principal() -> None:
     assert principal.client_id == "c1"
     assert principal.client_name == "Province"
     assert principal.scopes == frozenset({"brands:read"})
+
+
+def test_county_binding_travels_in_the_token() -> None:
+    token = TokenMinter(PAIR.private_pem, issuer="gateway").mint(
+        audience="brand_registry",
+        client_id="c1",
+        client_name="Peixian",
+        scopes={"brands:write"},
+        county_codes={"320322"},
+    )
+    principal = verifier().verify(token)
+    assert principal.county_codes == frozenset({"320322"})
+    assert principal.covers("320322")
+    assert not principal.covers("320312")
+    assert principal.readable_counties() == frozenset({"320322"})
+    principal.require_county("320322")
+    with pytest.raises(Forbidden) as refused:
+        principal.require_county("320312")
+    assert refused.value.extra["field"] == "county_code"
+    assert refused.value.extra["errors"][0]["field"] == "county_code"
+
+
+def test_a_city_wide_client_covers_every_county() -> None:
+    principal = verifier().verify(
+        TokenMinter(PAIR.private_pem, issuer="gateway").mint(
+            audience="brand_registry", client_id="c", client_name="c", scopes={"brands:read"}
+        )
+    )
+    assert principal.county_codes == frozenset()
+    assert principal.covers("320312")
+    assert principal.readable_counties() is None
+
+
+def test_a_bound_client_with_city_read_reads_every_county() -> None:
+    principal = verifier().verify(
+        TokenMinter(PAIR.private_pem, issuer="gateway").mint(
+            audience="brand_registry",
+            client_id="c",
+            client_name="c",
+            scopes={"brands:write", "city:read"},
+            county_codes={"320322"},
+        )
+    )
+    assert principal.readable_counties() is None
+    assert not principal.covers("320312")
+
+
+def test_a_malformed_counties_claim_is_refused() -> None:
+    now = int(time.time())
+    claims = {"iss": "gateway", "aud": "brand_registry", "sub": "x", "iat": now, "exp": now + 60}
+    key = serialization.load_pem_private_key(PAIR.private_pem, None)
+    assert isinstance(key, Ed25519PrivateKey)
+    token = jwt.encode({**claims, "counties": "320322"}, key, algorithm="EdDSA")
+    with pytest.raises(Unauthorized, match="counties"):
+        verifier().verify(token)
 
 
 def test_expired_token_is_rejected() -> None:
