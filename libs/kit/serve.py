@@ -8,6 +8,9 @@ before authentication and before it has buffered more than that. It adds one com
 received chunk and one per header to the parser's callbacks (`bench/header_limits_bench.py`
 measures the trivial route with and without it).
 
+A request whose `Transfer-Encoding` names any coding but `chunked` (`gzip, chunked`, say) is a
+501: the parser would remove the chunking and hand the app a still-encoded body as if plain.
+
 Forwarded headers (`X-Forwarded-For`, `X-Forwarded-Proto`) are trusted only from the addresses
 named by `--trusted-proxies` (none by default): uvicorn would otherwise trust them from
 127.0.0.1, and every client on the machine could pick its own address.
@@ -19,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+from http import HTTPStatus
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,6 +56,7 @@ class BoundedHeadersProtocol(HttpToolsProtocol):
         self._unfinished_bytes = 0
         self._head_size = 0
         self._header_count = 0
+        self._transfer_codings: list[str] = []
         self._refused = False
 
     def data_received(self, data: bytes) -> None:
@@ -68,6 +73,7 @@ class BoundedHeadersProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_size = 0
         self._header_count = 0
+        self._transfer_codings = []
 
     def on_url(self, url: bytes) -> None:
         if self._refused:
@@ -91,10 +97,24 @@ class BoundedHeadersProtocol(HttpToolsProtocol):
         elif self._head_size > self.max_head:
             self._refuse(f"The request head is larger than {self.max_head} bytes.")
         else:
+            if name.lower() == b"transfer-encoding":
+                self._transfer_codings += [
+                    coding.strip().lower()
+                    for coding in value.decode("latin-1").split(",")
+                    if coding.strip()
+                ]
             super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         if self._refused:
+            return
+        unsupported = [coding for coding in self._transfer_codings if coding != "chunked"]
+        if unsupported:
+            self._refuse(
+                f"The transfer coding {', '.join(unsupported)} is not supported; send the body"
+                " plain or chunked.",
+                status=501,
+            )
             return
         self._in_head = False
         self._unfinished_bytes = 0
@@ -110,16 +130,16 @@ class BoundedHeadersProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._in_head = True
 
-    def _refuse(self, detail: str) -> None:
-        """Answer 431 with a problem naming the limit, and close the connection."""
+    def _refuse(self, detail: str, *, status: int = 431) -> None:
+        """Answer 431 (or `status`) with a problem naming the limit, and close the connection."""
         if self._refused:
             return
         self._refused = True
-        body = json.dumps(
-            problem_body(431, detail=detail, slug="request-header-fields-too-large")
-        ).encode()
+        phrase = HTTPStatus(status).phrase
+        slug = phrase.lower().replace(" ", "-")
+        body = json.dumps(problem_body(status, detail=detail, slug=slug)).encode()
         self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            f"HTTP/1.1 {status} {phrase}\r\n".encode()
             + f"content-type: {PROBLEM_MEDIA_TYPE}\r\n".encode()
             + f"content-length: {len(body)}\r\n".encode()
             + b"connection: close\r\n\r\n"

@@ -160,3 +160,26 @@ async def test_forwarded_addresses_are_not_believed_by_default(port: int) -> Non
     )
     assert _status_and_body(answer)[1]["client"] == "127.0.0.1"
     assert parse_arguments(["m:f"]).trusted_proxies == ""
+
+
+async def test_a_body_in_a_transfer_coding_other_than_chunked_is_a_501(port: int) -> None:
+    body = b"5\r\nhello\r\n0\r\n\r\n"
+    answer = await _exchange(
+        port,
+        b"POST /size HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
+        b"Connection: close\r\n\r\n" + body,
+    )
+    status, problem = _status_and_body(answer)
+    assert status == 501
+    assert "gzip" in str(problem["detail"])
+
+
+async def test_a_chunked_body_is_read_as_sent(port: int) -> None:
+    answer = await _exchange(
+        port,
+        b"POST /size HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    status, body = _status_and_body(answer)
+    assert status == 200
+    assert body == {"bytes": 5}
