@@ -12,6 +12,8 @@ ProblemError
 from __future__ import annotations
 
 import json
+import re
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -273,13 +275,52 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_DOCUMENTED_METHODS = ("get", "put", "post", "delete", "patch")
+_path_methods: weakref.WeakKeyDictionary[Any, list[tuple[int, re.Pattern[str], list[str]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _documented_paths(app: Any) -> list[tuple[int, re.Pattern[str], list[str]]]:
+    """Each path of the app's OpenAPI document as a pattern, with its methods."""
+    known = _path_methods.get(app)
+    if known is None:
+        known = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+            methods = [m.upper() for m in _DOCUMENTED_METHODS if m in operations]
+            known.append((template.count("{"), re.compile(f"^{pattern}$"), methods))
+        known.sort(key=lambda entry: entry[0])
+        _path_methods[app] = known
+    return known
+
+
+def allowed_methods(request: Request, fallback: str | None) -> str:
+    """The `Allow` of a 405: the methods the OpenAPI document lists for the request's path.
+
+    Starlette's own names only the methods of the first route whose path matched, while an
+    item's GET and PATCH are often two routes. Where two documented paths match (a literal
+    segment and a parameter), the more literal one speaks; an undocumented path keeps
+    Starlette's answer."""
+    app = request.scope.get("app")
+    if app is not None and hasattr(app, "openapi"):
+        for _, pattern, methods in _documented_paths(app):
+            if pattern.match(request.url.path):
+                return ", ".join(methods)
+    return fallback or ""
+
+
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers) if exc.headers else {}
+    detail = str(exc.detail) if exc.detail else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 405:
+        allowed = allowed_methods(request, headers.get("Allow") or headers.get("allow"))
+        headers.pop("allow", None)
+        headers["Allow"] = allowed
+        detail = f"{request.method} is not allowed here; allowed: {allowed}."
     return problem_response(
-        exc.status_code,
-        detail=str(exc.detail) if exc.detail else HTTPStatus(exc.status_code).phrase,
-        instance=request.url.path,
-        headers=dict(exc.headers) if exc.headers else None,
+        exc.status_code, detail=detail, instance=request.url.path, headers=headers or None
     )
 
 

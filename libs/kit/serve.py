@@ -22,8 +22,8 @@ import argparse
 import asyncio
 import json
 import os
-from http import HTTPStatus
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
 import uvicorn

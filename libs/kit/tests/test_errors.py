@@ -135,3 +135,22 @@ async def test_a_number_beyond_the_column_range_is_a_422_not_a_500(sample: Harne
         assert response.headers["content-type"] == PROBLEM
     else:
         assert response.json() == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/api/v1/widgets/w1", "GET, PATCH"),
+        ("PUT", "/api/v1/widgets/w1", "GET, PATCH"),
+        ("DELETE", "/api/v1/widgets", "GET, POST"),
+        ("POST", "/api/v1/widgets-by-name", "GET"),
+    ],
+)
+async def test_a_405_allows_every_documented_method_of_the_path(
+    sample: Harness, method: str, path: str, allowed: str
+) -> None:
+    response = await sample.client().request(method, path)
+    assert response.status_code == 405
+    assert response.headers["content-type"] == PROBLEM
+    assert response.headers["allow"] == allowed
+    assert allowed in response.json()["detail"]
