@@ -9,7 +9,7 @@ import time
 from collections.abc import Collection
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 # GB 32100-2015: the 31 characters a unified social credit code may use (no I, O, Z, S, V).
 CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -147,5 +147,33 @@ def validate_county_code(value: str) -> str:
     return code
 
 
-CreditCode = Annotated[str, AfterValidator(validate_credit_code)]
-CountyCode = Annotated[str, AfterValidator(validate_county_code)]
+def _county_code_pattern() -> str:
+    provinces = "|".join(sorted(PROVINCE_CODES))
+    return rf"^\s*(?:{provinces})\d{{2}}(?:0[1-9]|[1-9]\d)\s*$"
+
+
+def _credit_code_pattern() -> str:
+    body = CREDIT_CODE_ALPHABET.replace("ABCDEFGH", "A-H") + CREDIT_CODE_ALPHABET[10:].lower()
+    authorities = "".join(sorted(_REGISTRATION_AUTHORITIES)) + "any"
+    return rf"^\s*[{authorities}][{body}]\d{{6}}[{body}]{{10}}\s*$"
+
+
+COUNTY_CODE_PATTERN = _county_code_pattern()
+"""What a county code looks like, as the OpenAPI document states it (the province known, not a
+prefecture's ``00``); the configured list is checked beyond it."""
+CREDIT_CODE_PATTERN = _credit_code_pattern()
+"""What a credit code looks like (either case, outer blanks allowed); its check character is
+verified beyond it."""
+
+# The patterns are stated in the document only: the validators check the same and more, with
+# messages that say what is wrong ("check character is …") where a pattern could only say no.
+CreditCode = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": CREDIT_CODE_PATTERN}),
+    AfterValidator(validate_credit_code),
+]
+CountyCode = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": COUNTY_CODE_PATTERN}),
+    AfterValidator(validate_county_code),
+]

@@ -34,13 +34,19 @@ MAX_LIMIT = 500
 
 T = TypeVar("T")
 U = TypeVar("U")
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
+"""A cursor's shape: its payload and signature in unpadded URL-safe base64."""
 
 Limit = Annotated[
     int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (default {DEFAULT_LIMIT}).")
 ]
 Cursor = Annotated[
     str | None,
-    Query(max_length=2048, description="Opaque cursor from the previous page's `next_cursor`."),
+    Query(
+        max_length=2048,
+        pattern=CURSOR_PATTERN,
+        description="Opaque cursor from the previous page's `next_cursor`.",
+    ),
 ]
 
 

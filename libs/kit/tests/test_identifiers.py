@@ -1,10 +1,14 @@
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from kit.identifiers import (
+    COUNTY_CODE_PATTERN,
     CREDIT_CODE_ALPHABET,
+    CREDIT_CODE_PATTERN,
     CountyCode,
     CreditCode,
     county_code_error,
@@ -113,3 +117,43 @@ def test_ids_are_unique_uuid7_and_sort_by_time() -> None:
     assert len(set(ids)) == 200
     assert all(len(i) == 36 and i[14] == "7" for i in ids)
     assert ids == sorted(ids)
+
+
+@given(
+    st.sampled_from("123456789ANY"),
+    st.text(alphabet=CREDIT_CODE_ALPHABET, min_size=1, max_size=1),
+    st.text(alphabet="0123456789", min_size=6, max_size=6),
+    st.text(alphabet=CREDIT_CODE_ALPHABET, min_size=9, max_size=9),
+    st.booleans(),
+    st.sampled_from(["", " ", "  "]),
+)
+def test_the_stated_credit_code_pattern_admits_every_valid_code(
+    authority: str, kind: str, division: str, serial: str, lower: bool, blank: str
+) -> None:
+    code = _with_check(authority + kind + division + serial)
+    written = blank + (code.lower() if lower else code) + blank
+    assert validate_credit_code(written) == code
+    assert re.match(CREDIT_CODE_PATTERN, written)
+
+
+@given(st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ ", min_size=17, max_size=19))
+def test_a_code_outside_the_stated_credit_code_pattern_is_refused(text: str) -> None:
+    if not re.match(CREDIT_CODE_PATTERN, text):
+        assert credit_code_error(text.strip().upper()) is not None
+
+
+@given(st.text(alphabet="0123456789 ", min_size=5, max_size=8))
+def test_the_stated_county_code_pattern_is_what_the_validator_accepts(text: str) -> None:
+    assert (re.match(COUNTY_CODE_PATTERN, text) is not None) == (
+        county_code_error(text.strip()) is None
+    )
+
+
+def test_the_document_states_both_patterns() -> None:
+    class Listing(BaseModel):
+        county_code: CountyCode
+        enterprise_credit_code: CreditCode
+
+    properties = Listing.model_json_schema()["properties"]
+    assert properties["county_code"]["pattern"] == COUNTY_CODE_PATTERN
+    assert properties["enterprise_credit_code"]["pattern"] == CREDIT_CODE_PATTERN

@@ -1,7 +1,7 @@
 import pytest
 
 from kit.errors import BadRequest
-from kit.pagination import CursorCodec, query_fingerprint
+from kit.pagination import CURSOR_PATTERN, CursorCodec, query_fingerprint
 from kit.testing import Harness
 
 codec = CursorCodec(b"s" * 32)
@@ -123,3 +123,18 @@ async def test_default_limit_is_50(sample: Harness) -> None:
     page = (await client.get("/api/v1/widgets")).json()
     assert len(page["items"]) == 50
     assert page["next_cursor"]
+
+
+async def test_a_cursor_not_shaped_like_one_is_refused_by_its_stated_pattern(
+    sample: Harness,
+) -> None:
+    client = sample.client()
+    bad = await client.get("/api/v1/widgets", params={"cursor": "not a cursor"})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "cursor"
+    document = (await client.get("/openapi.json")).json()
+    parameters = document["paths"]["/api/v1/widgets"]["get"]["parameters"]
+    (cursor,) = [p for p in parameters if p["name"] == "cursor"]
+    assert {"type": "string", "maxLength": 2048, "pattern": CURSOR_PATTERN} in cursor["schema"][
+        "anyOf"
+    ]
