@@ -9,6 +9,7 @@ years for the end of a validity. Each service binds the horizon to its settings.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
 from kit.errors import FieldError
@@ -50,3 +51,18 @@ def business_date_error(
             field, f"must be on or before {latest.isoformat()} ({horizon_years} years from today)"
         )
     return None
+
+
+def business_date_errors(
+    values: Mapping[str, date | None], *, today: date, horizon_years: int = 0
+) -> list[FieldError]:
+    """`business_date_error` of each given (non-None) date, named by its field."""
+    errors = []
+    for name, value in values.items():
+        if value is not None and (
+            error := business_date_error(
+                value, field=name, today=today, horizon_years=horizon_years
+            )
+        ):
+            errors.append(error)
+    return errors

@@ -1,5 +1,5 @@
 """The reference data the service reads once, when the app is built: the standards catalogue,
-the counties it serves and the configured validity and suspension defaults."""
+the counties it serves and the configured validity, suspension and date-horizon defaults."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ class Catalogue:
     region_codes: frozenset[str]
     default_validity_years: int
     suspension_limit_months: int
+    validity_horizon_years: int
 
     def standards_of(self, families: list[str] | tuple[str, ...]) -> list[str]:
         """Codes of every standard in `families`."""
@@ -59,4 +60,5 @@ def load_catalogue(settings: Settings) -> Catalogue:
         region_codes=settings.region_codes(),
         default_validity_years=settings.default_validity_years,
         suspension_limit_months=settings.suspension_limit_months,
+        validity_horizon_years=settings.validity_horizon_years,
     )

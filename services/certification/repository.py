@@ -3,7 +3,7 @@ transaction."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -67,6 +67,7 @@ class CertificateQuery:
     on: date
     include_confidential: bool
     county_code: str | None = None
+    county_codes: Collection[str] | None = None
     standards: Sequence[str] | None = None
     status: str | None = None
     certification_body: str | None = None
@@ -84,6 +85,8 @@ def _conditions(query: CertificateQuery) -> list[ColumnElement[bool]]:
         where.append(c.confidential.is_(False))
     if query.county_code:
         where.append(c.county_code == query.county_code)
+    if query.county_codes is not None:
+        where.append(c.county_code.in_(sorted(query.county_codes)))
     if query.standards is not None:
         where.append(c.standard.in_(list(query.standards)))
     if query.status:
@@ -278,6 +281,7 @@ async def new_certified_by_county(
     end: date,
     on: date,
     county_code: str | None,
+    county_codes: Collection[str] | None = None,
 ) -> tuple[dict[str, int], int]:
     """Enterprises whose first-ever certificate among `standards` dates from [start, end] and
     that on `on` still hold one of them not withdrawn: per county of that first certificate,
@@ -310,6 +314,9 @@ async def new_certified_by_county(
     if county_code:
         per_county = per_county.where(c.county_code == county_code)
         total = total.where(c.county_code == county_code)
+    if county_codes is not None:
+        per_county = per_county.where(c.county_code.in_(sorted(county_codes)))
+        total = total.where(c.county_code.in_(sorted(county_codes)))
     counts = {row[0]: int(row[1]) for row in (await session.execute(per_county)).all()}
     return counts, int((await session.execute(total)).scalar_one())
 
@@ -320,6 +327,7 @@ async def in_force_by_county_family(
     standards_by_family: dict[str, list[str]],
     on: date,
     county_code: str | None,
+    county_codes: Collection[str] | None = None,
 ) -> list[tuple[str, str, int]]:
     """(county, family, certificates in force on `on`) for every non-empty group."""
     c = _certificate
@@ -337,4 +345,6 @@ async def in_force_by_county_family(
     )
     if county_code:
         statement = statement.where(c.county_code == county_code)
+    if county_codes is not None:
+        statement = statement.where(c.county_code.in_(sorted(county_codes)))
     return [(row[0], row[1], int(row[2])) for row in (await session.execute(statement)).all()]

@@ -32,7 +32,7 @@ from certification.schemas import (
 from kit.concurrency import IfMatch
 from kit.csvio import CSV_EXPORT_RESPONSES, check_utf8, csv_response, spool_upload
 from kit.db import SessionDep
-from kit.identifiers import CreditCode
+from kit.identifiers import CountyCode, CreditCode
 from kit.pagination import Page, PageParamsDep
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"])
@@ -45,7 +45,7 @@ class ListFilters:
 
     def __init__(
         self,
-        county_code: str | None = None,
+        county_code: CountyCode | None = None,
         standard: str | None = None,
         family: str | None = None,
         status: Annotated[CertificateStatus | None, Query(description="Status on `as_of`.")] = None,
@@ -133,9 +133,9 @@ async def verify_certificates(
 async def certificate_stats(
     session: SessionDep,
     catalogue: CatalogueDep,
-    _: Reader,
+    principal: Reader,
     year: Annotated[int, Query(ge=1949, le=2200)],
-    county_code: str | None = None,
+    county_code: CountyCode | None = None,
     families: Annotated[
         str | None, Query(description="Comma-separated families (default: the counted ones).")
     ] = None,
@@ -149,6 +149,7 @@ async def certificate_stats(
         county_code=county_code,
         families=families,
         as_of=as_of,
+        counties=principal.readable_counties(),
     )
 
 

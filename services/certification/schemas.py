@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from kit.identifiers import CreditCode
+from kit.identifiers import CountyCode, CreditCode
 from kit.schemas import StrictModel
 
 
@@ -19,8 +19,8 @@ class CertificateStatus(StrEnum):
     expired = "expired"
 
 
-# Checked against the configured regions by the service (`service.county_error`), the one
-# check of a county code for bodies, imported rows, filters and statistics alike.
+# Its shape checked by `kit.identifiers.CountyCode`, then against the configured regions by
+# the service (`service.county_error`), for bodies, imported rows, filters and statistics alike.
 COUNTY_CODE = "GB/T 2260 code of a county or district this deployment serves."
 
 STATUS_LABELS = {
@@ -41,7 +41,7 @@ class CertificateCreate(StrictModel):
     accreditation_body: str | None = Field(default=None, max_length=200)
     enterprise_credit_code: CreditCode
     enterprise_name: str = Field(min_length=1, max_length=200)
-    county_code: str = Field(description=COUNTY_CODE, examples=["320323"])
+    county_code: CountyCode = Field(description=COUNTY_CODE, examples=["320323"])
     scope: str = Field(min_length=1, max_length=4000)
     sites: list[str] = Field(default_factory=list, max_length=100)
     issued_on: date
@@ -61,7 +61,7 @@ class CertificateUpdate(StrictModel):
     accreditation_body: str | None = Field(default=None, max_length=200)
     enterprise_credit_code: CreditCode | None = None
     enterprise_name: str | None = Field(default=None, min_length=1, max_length=200)
-    county_code: str | None = Field(default=None, description=COUNTY_CODE)
+    county_code: CountyCode | None = Field(default=None, description=COUNTY_CODE)
     scope: str | None = Field(default=None, min_length=1, max_length=4000)
     sites: list[str] | None = Field(default=None, max_length=100)
     issued_on: date | None = None

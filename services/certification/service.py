@@ -35,9 +35,11 @@ from certification.schemas import (
 from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
 from kit.csvio import RowError, batched, import_report, read_rows
+from kit.dates import add_years, business_date_errors
 from kit.errors import (
     Conflict,
     FieldError,
+    Forbidden,
     NotFound,
     ProblemError,
     ValidationFailed,
@@ -101,14 +103,6 @@ class ImportRejected(ProblemError):
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def add_years(day: date, years: int) -> date:
-    """`day` moved by `years`; 29 February becomes 28 February in a common year."""
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:
-        return day.replace(year=day.year + years, day=28)
 
 
 def months_before(day: date, months: int) -> date:
@@ -211,6 +205,23 @@ def _reference_errors(
     return [error for error in errors if error]
 
 
+# Dates of events that have happened (kit.dates horizon 0); the expiry may lie ahead, up to
+# the catalogue's `validity_horizon_years`.
+EVENT_DATES = ("issued_on", "original_issued_on", "status_since")
+
+
+def business_date_problems(
+    values: dict[str, Any], *, catalogue: Catalogue, today: date
+) -> list[FieldError]:
+    """The given dates outside the suite's date policy (kit.dates), each named by its field."""
+    events = {name: values.get(name) for name in EVENT_DATES}
+    return business_date_errors(events, today=today) + business_date_errors(
+        {"expires_on": values.get("expires_on")},
+        today=today,
+        horizon_years=catalogue.validity_horizon_years,
+    )
+
+
 def _date_errors(
     *, issued_on: date, expires_on: date, original_issued_on: date
 ) -> list[FieldError]:
@@ -252,6 +263,9 @@ def check_new(
 ) -> tuple[dict[str, Any], list[FieldError]]:
     """The column values of a new certificate, with defaults filled, or what is wrong."""
     errors = _reference_errors(catalogue, standard=data.standard, county_code=data.county_code)
+    dated = business_date_problems(data.model_dump(), catalogue=catalogue, today=today)
+    if dated:
+        return {}, errors + dated
     sites, site_error = _clean_sites(data.sites)
     if site_error:
         errors.append(site_error)
@@ -355,6 +369,7 @@ async def create_certificate(
     actor: Principal,
 ) -> CertificateRead:
     """Store a new certificate and its creation entry in the history."""
+    actor.require_county(data.county_code)
     values, errors = check_new(data, catalogue=catalogue, today=today)
     if errors:
         raise ValidationFailed(errors)
@@ -380,9 +395,15 @@ async def create_certificate(
 async def get_visible(
     *, session: AsyncSession, certificate_id: str, principal: Principal
 ) -> Certificate:
-    """The certificate, or 404 when absent or confidential and the caller may not see it."""
+    """The certificate, or 404 when absent, confidential and the caller may not see it, or
+    of a county outside the caller's readable counties."""
     certificate = await repository.get_certificate(session=session, certificate_id=certificate_id)
-    if certificate is None or (certificate.confidential and not can_see_confidential(principal)):
+    readable = principal.readable_counties()
+    if (
+        certificate is None
+        or (certificate.confidential and not can_see_confidential(principal))
+        or (readable is not None and certificate.county_code not in readable)
+    ):
         raise NotFound(f"No certificate with id {certificate_id!r}.")
     return certificate
 
@@ -403,7 +424,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _merge_edit(
-    certificate: Certificate, given: dict[str, Any], catalogue: Catalogue
+    certificate: Certificate, given: dict[str, Any], catalogue: Catalogue, today: date
 ) -> dict[str, Any]:
     """The editable fields with a PATCH applied, checked as a whole (422 naming each bad
     field). A new `issued_on` without `expires_on` moves the expiry with it."""
@@ -412,6 +433,7 @@ def _merge_edit(
         for name, value in given.items()
         if value is None and name not in NULLABLE_ON_EDIT
     ]
+    errors += business_date_problems(given, catalogue=catalogue, today=today)
     if errors:
         raise ValidationFailed(errors)
     merged = {name: getattr(certificate, name) for name in CertificateUpdate.model_fields}
@@ -455,8 +477,12 @@ async def update_certificate(
     actor: Principal,
 ) -> CertificateRead:
     """Apply a PATCH under If-Match; the history keeps the old and new value of each field."""
+    given = data.model_dump(exclude_unset=True)
+    actor.require_county(certificate.county_code)
+    if given.get("county_code") is not None:
+        actor.require_county(given["county_code"])
     check_if_match(if_match, etag_of(certificate))
-    merged = _merge_edit(certificate, data.model_dump(exclude_unset=True), catalogue)
+    merged = _merge_edit(certificate, given, catalogue, today)
     number, body = merged["certificate_number"], merged["certification_body"]
     if (number, body) != (certificate.certificate_number, certificate.certification_body):
         await _check_number_free(
@@ -524,6 +550,7 @@ async def change_status(
     actor: Principal,
 ) -> CertificateRead:
     """Move a certificate to another status under If-Match, if the transition is legal."""
+    actor.require_county(certificate.county_code)
     check_if_match(if_match, etag_of(certificate))
     effective_on = _effective_on(change, certificate, today)
     # A back-dated change is judged against the status the certificate had on that date.
@@ -622,6 +649,7 @@ def resolve_query(
         on=as_of or today,
         include_confidential=can_see_confidential(principal),
         county_code=county_code,
+        county_codes=principal.readable_counties(),
         standards=standards,
         status=str(status) if status else None,
         certification_body=certification_body,
@@ -795,8 +823,10 @@ async def stats(
     county_code: str | None,
     families: str | None,
     as_of: date | None,
+    counties: frozenset[str] | None = None,
 ) -> CertificateStats:
-    """Newly certified enterprises in `year` and certificates in force on `as_of`, per county."""
+    """Newly certified enterprises in `year` and certificates in force on `as_of`, per county;
+    only `counties` (None: all) for a county-bound reader."""
     counted = parse_families(families, catalogue)
     if county_code is not None and (error := county_error(county_code, catalogue)):
         raise ValidationFailed([error])
@@ -813,14 +843,21 @@ async def stats(
         end=min(on, end),
         on=on,
         county_code=county_code,
+        county_codes=counties,
     )
     in_force = await repository.in_force_by_county_family(
-        session=session, standards_by_family=standards_by_family, on=on, county_code=county_code
+        session=session,
+        standards_by_family=standards_by_family,
+        on=on,
+        county_code=county_code,
+        county_codes=counties,
     )
-    counties = {county_code} if county_code else set(catalogue.region_codes)
-    counties |= set(new_by_county) | {row[0] for row in in_force}
+    shown = {county_code} if county_code else set(catalogue.region_codes)
+    if counties is not None:
+        shown &= counties
+    shown |= set(new_by_county) | {row[0] for row in in_force}
     rows = _county_rows(
-        counties=counties, counted=counted, new_by_county=new_by_county, in_force=in_force
+        counties=shown, counted=counted, new_by_county=new_by_county, in_force=in_force
     )
     totals_by_family = {f: sum(row.in_force_by_family[f] for row in rows) for f in counted}
     return CertificateStats(
@@ -927,16 +964,21 @@ async def _check_file(
     today: date,
     spool: IO[bytes],
     batch_size: int,
+    actor: Principal,
 ) -> tuple[int, list[RowError]]:
     """The first pass: the number of rows and what is wrong with them, each row checked on
-    its own, against the earlier rows and against the database. Nothing is stored."""
+    its own, against the earlier rows and against the database. Nothing is stored. Rows of
+    a county outside the actor's binding refuse the whole file (403)."""
     errors: list[RowError] = []
     seen: dict[bytes, int] = {}
     rows = 0
+    outside: list[int] = []
     for batch in batched(_file_rows(spool), batch_size):
         rows += len(batch)
         keys: dict[tuple[str, str], int] = {}
         for line, raw in batch:
+            if not actor.covers((raw.get("county_code") or "").strip()):
+                outside.append(line)
             values, row_errors = _parse_row(line, raw, catalogue, today)
             errors.extend(row_errors)
             if values is None:
@@ -946,7 +988,31 @@ async def _check_file(
                 continue
             keys[(values["certificate_number"], values["certification_body"])] = line
         errors += await _taken_in_database(session=session, keys=keys)
+    refuse_rows_outside_binding(actor, outside)
     return rows, errors
+
+
+LISTED_LINES = 1000
+
+
+def refuse_rows_outside_binding(actor: Principal, lines: Sequence[int]) -> None:
+    """403 naming `county_code` and the lines (the first `LISTED_LINES`) of an import whose
+    county lies outside the actor's binding: the whole file is refused."""
+    if not lines:
+        return
+    allowed = ", ".join(sorted(actor.county_codes))
+    shown = ", ".join(str(line) for line in lines[:20]) + (", …" if len(lines) > 20 else "")
+    raise Forbidden(
+        f"This client is bound to {allowed}; {len(lines)} row(s) name another county"
+        f" (lines {shown}). Nothing was stored.",
+        field="county_code",
+        errors=[
+            FieldError("county_code", f"must be one of the client's counties: {allowed}").as_dict()
+        ],
+        lines=list(lines[:LISTED_LINES]),
+        line_count=len(lines),
+        allowed_county_codes=sorted(actor.county_codes),
+    )
 
 
 def _rejection(*, rows: int, errors: list[RowError], dry_run: bool) -> ImportRejected:
@@ -1021,7 +1087,12 @@ async def import_csv(
     """Validate every row, then store all of them or none. Two passes over the spooled file
     keep memory bounded: the first only checks, the second parses again and inserts."""
     rows, errors = await _check_file(
-        session=session, catalogue=catalogue, today=today, spool=spool, batch_size=batch_size
+        session=session,
+        catalogue=catalogue,
+        today=today,
+        spool=spool,
+        batch_size=batch_size,
+        actor=actor,
     )
     if rows == 0:
         raise ValidationFailed.single("file", "The file has a header but no data rows.")

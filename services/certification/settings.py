@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from kit.dates import DEFAULT_VALIDITY_HORIZON_YEARS
 from kit.settings import ServiceSettings
 
 
@@ -18,6 +19,8 @@ class Settings(ServiceSettings):
 
     standards_file: Path | None = None
     default_validity_years: int = Field(default=3, ge=1, le=10)
+    # How far ahead of today a certificate's expiry may lie (kit.dates).
+    validity_horizon_years: int = Field(default=DEFAULT_VALIDITY_HORIZON_YEARS, ge=1, le=100)
     suspension_limit_months: int = Field(default=6, ge=1, le=60)
     timezone: str = "Asia/Shanghai"
     import_batch_size: int = Field(default=1000, ge=10, le=10_000)
