@@ -7,17 +7,34 @@ from fastapi import Depends, Path, Request
 
 from assessment import service
 from assessment.catalogue import Catalogue
-from assessment.models import AssessmentRun
+from assessment.models import AssessmentRun, ReportedValue
 from assessment.service import Actor
 from assessment.sources import StatsFetcher
 from kit.app import app_catalogue
 from kit.auth import CurrentPrincipal, Principal, require_scope
 from kit.db import SessionDep
-from kit.errors import request_id_of
+from kit.errors import Forbidden, request_id_of
 
 Reader = Annotated[Principal, Depends(require_scope("assessments:read"))]
 Writer = Annotated[Principal, Depends(require_scope("assessments:write"))]
 Publisher = Annotated[Principal, Depends(require_scope("assessments:publish"))]
+REVIEW_SCOPE = "assessments:review"
+
+
+async def require_reviewer(
+    principal: Annotated[Principal, Depends(require_scope(REVIEW_SCOPE))],
+) -> Principal:
+    """A reviewer of reported values: the scope, and never a client bound to counties (who
+    would review its own figures)."""
+    if principal.bound:
+        raise Forbidden(
+            "A client bound to counties may not review reported values, whatever its scopes.",
+            required_scope=REVIEW_SCOPE,
+        )
+    return principal
+
+
+Reviewer = Annotated[Principal, Depends(require_reviewer)]
 Year = Annotated[int, Path(ge=1990, le=2100, description="The assessed year.")]
 CatalogueDep = Annotated[Catalogue, Depends(app_catalogue)]
 
@@ -42,7 +59,16 @@ async def run_of_year(year: Year, run_id: str, session: SessionDep) -> Assessmen
     return await service.get_run(session=session, year=year, run_id=run_id)
 
 
+async def reported_value_of(
+    value_id: str, session: SessionDep, principal: CurrentPrincipal
+) -> ReportedValue:
+    """The value named in the path; 404 when there is none or it is of a county the client
+    does not read."""
+    return await service.get_reported_value(session=session, value_id=value_id, principal=principal)
+
+
 FetcherDep = Annotated[StatsFetcher, Depends(get_fetcher)]
 TodayDep = Annotated[date, Depends(get_today)]
 ActorDep = Annotated[Actor, Depends(get_actor)]
 RunDep = Annotated[AssessmentRun, Depends(run_of_year)]
+ReportedValueDep = Annotated[ReportedValue, Depends(reported_value_of)]

@@ -3,7 +3,7 @@
 from datetime import date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from kit.db import new_registry, version_column
@@ -54,8 +54,12 @@ class TargetSet(Base, table=True):
     __mapper_args__: ClassVar = {"version_id_col": _target_set_revision}
 
 
+_reported_value_version = version_column()
+
+
 class ReportedValue(Base, table=True):
-    """A county's reported figure; a later report for the same indicator supersedes it."""
+    """A county's reported figure, `submitted` until a reviewer has `accepted` or `returned` it;
+    a later report for the same indicator supersedes it."""
 
     __tablename__ = "reported_value"
     __table_args__ = (
@@ -77,6 +81,32 @@ class ReportedValue(Base, table=True):
     reported_at: datetime = _timestamp()
     recorded_by: str = Field(max_length=200)
     superseded_by: str | None = Field(default=None, max_length=36)
+    state: str = Field(default="submitted", max_length=16)
+    review_comment: str | None = Field(default=None, max_length=2000)
+    reviewed_by: str | None = Field(default=None, max_length=200)
+    reviewed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    version: int = Field(default=1, sa_column=_reported_value_version)
+
+    __mapper_args__: ClassVar = {"version_id_col": _reported_value_version}
+
+
+class EvidenceFile(Base, table=True):
+    """A file attached to a reported value; its content is stored by SHA-256 in the blob store,
+    so one content attached twice is stored once."""
+
+    __tablename__ = "evidence_file"
+    __table_args__ = (Index("ix_evidence_file_reported_value_id_id", "reported_value_id", "id"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    reported_value_id: str = Field(max_length=36)
+    name: str = Field(max_length=255)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    content_type: str = Field(max_length=100)
+    sha256: str = Field(max_length=64, index=True)
+    uploaded_by: str = Field(max_length=200)
+    uploaded_at: datetime = _timestamp()
 
 
 _reference_value_version = version_column()

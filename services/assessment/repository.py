@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from assessment.models import (
     AssessmentHistory,
     AssessmentRun,
+    EvidenceFile,
     ReferenceValue,
     ReportedValue,
     TargetSet,
@@ -105,10 +106,17 @@ async def list_reported_values(
     indicator: str | None,
     current: bool | None,
     page: PageParams,
+    county_codes: Collection[str] | None = None,
+    state: str | None = None,
 ) -> Page[ReportedValue]:
+    """`county_codes`: only those counties' values (None: every county's)."""
     query = select(ReportedValue)
     if county_code is not None:
         query = query.where(col(ReportedValue.county_code) == county_code)
+    if county_codes is not None:
+        query = query.where(col(ReportedValue.county_code).in_(sorted(county_codes)))
+    if state is not None:
+        query = query.where(col(ReportedValue.state) == state)
     if year is not None:
         query = query.where(col(ReportedValue.year) == year)
     if indicator is not None:
@@ -118,6 +126,67 @@ async def list_reported_values(
     elif current is False:
         query = query.where(col(ReportedValue.superseded_by).is_not(None))
     return await paginate(session, query, params=page, keys=[col(ReportedValue.id)])
+
+
+async def reported_value_chain(
+    *, session: AsyncSession, county_code: str, year: int, indicator: str
+) -> Sequence[ReportedValue]:
+    """Every report of one county's indicator in a year, oldest first."""
+    query = (
+        select(ReportedValue)
+        .where(
+            col(ReportedValue.county_code) == county_code,
+            col(ReportedValue.year) == year,
+            col(ReportedValue.indicator) == indicator,
+        )
+        .order_by(col(ReportedValue.id))
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def current_reported_values_of_county(
+    *, session: AsyncSession, county_code: str, year: int
+) -> Sequence[ReportedValue]:
+    """A county's current (not superseded) reports of a year."""
+    query = (
+        select(ReportedValue)
+        .where(
+            col(ReportedValue.county_code) == county_code,
+            col(ReportedValue.year) == year,
+            col(ReportedValue.superseded_by).is_(None),
+        )
+        .order_by(col(ReportedValue.id))
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def history_of(
+    *, session: AsyncSession, entity: str, entity_id: str
+) -> Sequence[AssessmentHistory]:
+    query = (
+        select(AssessmentHistory)
+        .where(
+            col(AssessmentHistory.entity) == entity, col(AssessmentHistory.entity_id) == entity_id
+        )
+        .order_by(col(AssessmentHistory.id))
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def list_evidence(*, session: AsyncSession, reported_value_id: str) -> Sequence[EvidenceFile]:
+    query = (
+        select(EvidenceFile)
+        .where(col(EvidenceFile.reported_value_id) == reported_value_id)
+        .order_by(col(EvidenceFile.id))
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def get_evidence(
+    *, session: AsyncSession, reported_value_id: str, evidence_id: str
+) -> EvidenceFile | None:
+    row = await session.get(EvidenceFile, evidence_id)
+    return row if row is not None and row.reported_value_id == reported_value_id else None
 
 
 async def reported_values_as_of(
@@ -193,8 +262,19 @@ async def list_history(
     entity_id: str | None,
     year: int | None,
     page: PageParams,
+    county_codes: Collection[str] | None = None,
 ) -> Page[AssessmentHistory]:
+    """`county_codes`: reported values' entries of those counties only (None: all)."""
     query = select(AssessmentHistory)
+    if county_codes is not None:
+        # A reported value's entries are named `<year>/<county>/<indicator>`; the other
+        # entities (target sets, reference values, runs) are the city's.
+        query = query.where(
+            or_(
+                col(AssessmentHistory.entity) != "reported_value",
+                func.substr(col(AssessmentHistory.entity_id), 6, 6).in_(sorted(county_codes)),
+            )
+        )
     if entity is not None:
         query = query.where(col(AssessmentHistory.entity) == entity)
     if entity_id is not None:

@@ -12,6 +12,8 @@ from assessment.dependencies import (
     FetcherDep,
     Publisher,
     Reader,
+    ReportedValueDep,
+    Reviewer,
     RunDep,
     TodayDep,
     Writer,
@@ -20,12 +22,16 @@ from assessment.dependencies import (
 from assessment.schemas import (
     KEY_PATTERN,
     AssessmentHistoryRead,
+    County,
     CountyStandingRead,
     ReferenceValueCreate,
     ReferenceValueRead,
     Region,
     ReportedValueCreate,
+    ReportedValueHistory,
     ReportedValueRead,
+    ReviewCreate,
+    ReviewState,
     RunCreate,
     RunPublish,
     RunRead,
@@ -34,6 +40,7 @@ from assessment.schemas import (
     TargetSetCreate,
     TargetSetRead,
     TargetSetSummary,
+    Worklist,
 )
 from assessment.standings import strip_explanations
 from kit.concurrency import IfMatch
@@ -119,29 +126,36 @@ async def put_target_set(
 async def create_reported_value(
     body: ReportedValueCreate,
     session: SessionDep,
-    _: Writer,
+    writer: Writer,
     actor: ActorDep,
     catalogue: CatalogueDep,
     today: TodayDep,
     response: Response,
 ) -> ReportedValueRead:
     row = await service.report_value(
-        session=session, body=body, actor=actor, catalogue=catalogue, today=today
+        session=session,
+        body=body,
+        actor=actor,
+        catalogue=catalogue,
+        today=today,
+        principal=writer,
     )
     response.headers["Location"] = f"/api/v1/reported-values/{row.id}"
+    response.headers["ETag"] = service.reported_value_etag(row)
     return service.reported_value_read(row)
 
 
 @router.get("/reported-values", tags=["reported values"], summary="Reported values")
 async def list_reported_values(
     session: SessionDep,
-    _: Reader,
+    reader: Reader,
     catalogue: CatalogueDep,
     page: PageParamsDep,
-    county_code: Annotated[str | None, Query(max_length=6)] = None,
+    county_code: Annotated[County | None, Query()] = None,
     year: FilterYear = None,
     indicator: Annotated[str | None, Query(pattern=KEY_PATTERN)] = None,
     current: Annotated[bool | None, Query(description="only current (or superseded)")] = None,
+    state: Annotated[ReviewState | None, Query(description="only values in this state")] = None,
 ) -> Page[ReportedValueRead]:
     return await service.list_reported_values(
         session=session,
@@ -151,13 +165,74 @@ async def list_reported_values(
         indicator=indicator,
         current=current,
         page=page,
+        state=state,
+        principal=reader,
     )
 
 
 @router.get("/reported-values/{value_id}", tags=["reported values"], summary="One reported value")
-async def get_reported_value(value_id: str, session: SessionDep, _: Reader) -> ReportedValueRead:
-    row = await service.get_reported_value(session=session, value_id=value_id)
+async def get_reported_value(
+    _: Reader, row: ReportedValueDep, response: Response
+) -> ReportedValueRead:
+    response.headers["ETag"] = service.reported_value_etag(row)
     return service.reported_value_read(row)
+
+
+@router.post(
+    "/reported-values/{value_id}/status",
+    tags=["reported values"],
+    summary="Accept or return a submitted value (assessments:review, never a county-bound "
+    "client; If-Match; a return needs a comment)",
+)
+async def review_reported_value(
+    body: ReviewCreate,
+    session: SessionDep,
+    _: Reviewer,
+    row: ReportedValueDep,
+    actor: ActorDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ReportedValueRead:
+    row = await service.review_value(
+        session=session, row=row, body=body, actor=actor, if_match=if_match
+    )
+    response.headers["ETag"] = service.reported_value_etag(row)
+    return service.reported_value_read(row)
+
+
+@router.get(
+    "/reported-values/{value_id}/history",
+    tags=["reported values"],
+    summary="Every report of the value's county and indicator in its year, and each change",
+)
+async def reported_value_history(
+    session: SessionDep, _: Reader, row: ReportedValueDep
+) -> ReportedValueHistory:
+    return await service.reported_value_history(session=session, row=row)
+
+
+@router.get(
+    "/assessments/{year}/worklist",
+    tags=["reported values"],
+    summary="One county's reported indicators of the year: state, figure, comment, due date",
+)
+async def get_worklist(
+    year: Year,
+    session: SessionDep,
+    reader: Reader,
+    catalogue: CatalogueDep,
+    county_code: Annotated[
+        County | None,
+        Query(description="may be left out by a client bound to one county"),
+    ] = None,
+) -> Worklist:
+    return await service.worklist(
+        session=session,
+        year=year,
+        county_code=county_code,
+        principal=reader,
+        catalogue=catalogue,
+    )
 
 
 @router.get("/reference-values", tags=["reference values"], summary="Reference values")
@@ -341,7 +416,7 @@ async def publish_run(
 @router.get("/audit-entries", tags=["audit"], summary="The append-only log of changes")
 async def list_audit_entries(
     session: SessionDep,
-    _: Reader,
+    reader: Reader,
     page: PageParamsDep,
     entity: Annotated[
         str | None, Query(pattern="^(target_set|reported_value|reference_value|run)$")
@@ -350,5 +425,10 @@ async def list_audit_entries(
     year: FilterYear = None,
 ) -> Page[AssessmentHistoryRead]:
     return await service.list_history(
-        session=session, entity=entity, entity_id=entity_id, year=year, page=page
+        session=session,
+        entity=entity,
+        entity_id=entity_id,
+        year=year,
+        page=page,
+        principal=reader,
     )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kit.identifiers import CountyCode
 from kit.schemas import StrictModel
 
 KEY_PATTERN = r"^[a-z][a-z0-9_]{1,63}$"
@@ -71,8 +72,29 @@ class Status(StrEnum):
     missed = "missed"
     at_risk = "at_risk"
     pending = "pending"
+    pending_review = "pending_review"
     no_data = "no_data"
     not_allocated = "not_allocated"
+
+
+class ReviewState(StrEnum):
+    """Where a reported value is in review: only `accepted` values count."""
+
+    submitted = "submitted"
+    accepted = "accepted"
+    returned = "returned"
+
+
+class ReviewDecision(StrEnum):
+    accepted = "accepted"
+    returned = "returned"
+
+
+class WorklistState(StrEnum):
+    missing = "missing"
+    submitted = "submitted"
+    returned = "returned"
+    accepted = "accepted"
 
 
 class ScoringScheme(StrEnum):
@@ -217,6 +239,10 @@ class Indicator(StrictModel):
         description="reported: the reference value holding the city-level figure, instead of "
         "the roll-up of the counties' reports",
     )
+    due_on: date | None = Field(
+        default=None,
+        description="reported: the day the counties' figure is due (shown in their worklist)",
+    )
 
 
 class GradeBand(StrictModel):
@@ -322,8 +348,15 @@ class Evidence(StrictModel):
     text: str = Field(min_length=1, max_length=4000)
 
 
+COUNTY_PATTERN = r"^[0-9]{6}$"
+County = Annotated[
+    CountyCode,
+    Field(pattern=COUNTY_PATTERN, description="GB/T 2260 county code", examples=["320323"]),
+]
+
+
 class ReportedValueCreate(StrictModel):
-    county_code: str
+    county_code: County
     year: int = Field(ge=1990, le=2100)
     indicator: str = Field(pattern=KEY_PATTERN)
     value: float
@@ -355,6 +388,62 @@ class ReportedValueRead(BaseModel):
     recorded_by: str
     current: bool
     superseded_by: str | None
+    state: ReviewState
+    comment: str | None = Field(description="the reviewer's comment (required when returned)")
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+
+
+class ReviewCreate(StrictModel):
+    """A reviewer's decision on a submitted value."""
+
+    state: ReviewDecision
+    comment: str | None = Field(
+        default=None, max_length=2000, description="required when the value is returned"
+    )
+
+
+class ReportedValueHistory(BaseModel):
+    """Every report of one county's indicator in a year, oldest first, and each change."""
+
+    county_code: str
+    year: int
+    indicator: str
+    items: list[ReportedValueRead]
+    entries: list[AssessmentHistoryRead]
+
+
+class EvidenceRead(BaseModel):
+    id: str
+    reported_value_id: str
+    name: str
+    size: int
+    content_type: str
+    sha256: str
+    uploaded_by: str
+    uploaded_at: datetime
+    download_url: str
+
+
+class WorklistItem(BaseModel):
+    indicator: str
+    label: str
+    due_on: date | None
+    state: WorklistState
+    value: float | None
+    reported_value_id: str | None
+    comment: str | None
+    submitted_at: datetime | None
+    reviewed_at: datetime | None
+
+
+class Worklist(BaseModel):
+    """One county's reported indicators of a year and where each stands."""
+
+    year: int
+    county_code: str
+    county_name: str
+    items: list[WorklistItem]
 
 
 class ReferenceValueCreate(StrictModel):
@@ -529,3 +618,6 @@ class CountyStandingRead(Standing):
     as_of: date
     explanation: dict[str, Any]
     meta: StandingsMeta
+
+
+ReportedValueHistory.model_rebuild()

@@ -41,8 +41,9 @@ from assessment.schemas import (
 
 EPSILON = 1e-9
 STATUS_SEVERITY = {
-    Status.missed: 4,
-    Status.no_data: 3,
+    Status.missed: 5,
+    Status.no_data: 4,
+    Status.pending_review: 3,
     Status.at_risk: 2,
     Status.pending: 1,
     Status.met: 0,
@@ -183,7 +184,12 @@ def credit_of(
     stepped_credit: float,
 ) -> float | None:
     """The share of the weight an indicator earns under `scheme` (None: it earns no verdict)."""
-    if value is None or status in (Status.pending, Status.no_data, Status.not_allocated):
+    if value is None or status in (
+        Status.pending,
+        Status.pending_review,
+        Status.no_data,
+        Status.not_allocated,
+    ):
         return None
     if status is Status.met:
         return 1.0

@@ -9,8 +9,15 @@ Preconditions of changes (`If-Match`), checked here and nowhere else:
   `If-None-Match: *` is a 412. A year's target set is matched by the ETag of its current
   version, also when the PUT adds a new version to a frozen set.
 - `POST /assessments/{year}/runs/{id}/publish` needs `If-Match` with the run's ETag.
-- Creating records takes none: a run is new, and a reported value is never changed (a
-  correction is a new record that supersedes the earlier one).
+- `POST /reported-values/{id}/status` (a reviewer accepting or returning a submitted value)
+  needs `If-Match` with the value's ETag.
+- Creating records takes none: a run is new, and a reported figure is never changed (a
+  correction is a new record that supersedes the earlier one; only its review state moves).
+
+Review of reported values: a county's report is `submitted`; a reviewer (scope
+`assessments:review`, never a county-bound client) `accepted` or `returned` it (with a
+comment). Only accepted figures count; a submitted one is shown beside its indicator
+(`pending_review`), a returned one waits for the correction that supersedes it.
 """
 
 from __future__ import annotations
@@ -41,7 +48,11 @@ from assessment.schemas import (
     ReferenceValueCreate,
     ReferenceValueRead,
     ReportedValueCreate,
+    ReportedValueHistory,
     ReportedValueRead,
+    ReviewCreate,
+    ReviewDecision,
+    ReviewState,
     Rules,
     RunCreate,
     RunPublish,
@@ -52,10 +63,21 @@ from assessment.schemas import (
     TargetSetRead,
     TargetSetSummary,
     Unit,
+    Worklist,
+    WorklistItem,
+    WorklistState,
 )
 from assessment.scoring import GradeRule, ResolvedRules
 from assessment.sources import StatsFetcher
-from assessment.standings import Inputs, compute, explain, not_assessed, queries_for
+from assessment.standings import (
+    Inputs,
+    compute,
+    explain,
+    not_assessed,
+    pending_review,
+    queries_for,
+)
+from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
 from kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from kit.identifiers import new_id
@@ -131,9 +153,16 @@ async def list_history(
     entity_id: str | None,
     year: int | None,
     page: PageParams,
+    principal: Principal | None = None,
 ) -> Page[AssessmentHistoryRead]:
+    """The log; a county-bound client sees the reported values of its counties only."""
     rows = await repository.list_history(
-        session=session, entity=entity, entity_id=entity_id, year=year, page=page
+        session=session,
+        entity=entity,
+        entity_id=entity_id,
+        year=year,
+        page=page,
+        county_codes=None if principal is None else principal.readable_counties(),
     )
     return rows.map(AssessmentHistoryRead.model_validate)
 
@@ -405,11 +434,24 @@ def reported_value_dict(row: ReportedValue) -> dict[str, Any]:
         "recorded_by": row.recorded_by,
         "current": row.superseded_by is None,
         "superseded_by": row.superseded_by,
+        "state": row.state,
+        "comment": row.review_comment,
+        "reviewed_by": row.reviewed_by,
+        "reviewed_at": None if row.reviewed_at is None else row.reviewed_at.isoformat(),
     }
 
 
 def reported_value_read(row: ReportedValue) -> ReportedValueRead:
     return ReportedValueRead.model_validate(reported_value_dict(row))
+
+
+def reported_value_etag(row: ReportedValue) -> str:
+    return make_etag(f"reported-value:{row.id}", row.version)
+
+
+def chain_key(row: ReportedValue) -> str:
+    """How the history names every report of one county's indicator in a year."""
+    return f"{row.year}/{row.county_code}/{row.indicator}"
 
 
 async def _reported_indicator(*, session: Session, body: ReportedValueCreate) -> Indicator:
@@ -479,9 +521,13 @@ async def report_value(
     actor: Actor,
     catalogue: Catalogue,
     today: date,
+    principal: Principal | None = None,
 ) -> ReportedValue:
-    """Record a county's figure; an earlier one for the same indicator is kept, superseded."""
+    """Submit a county's figure for review; an earlier one for the same indicator is kept,
+    superseded (a returned figure is corrected so)."""
     check_county_code(body.county_code, catalogue)
+    if principal is not None:
+        principal.require_county(body.county_code)
     indicator = await _reported_indicator(session=session, body=body)
     _check_reported_value(indicator, body.value)
     _check_fraction(indicator, body)
@@ -503,6 +549,7 @@ async def report_value(
         measured_on=measured_on,
         reported_at=now(),
         recorded_by=actor.name,
+        state=ReviewState.submitted.value,
     )
     await repository.add(session=session, row=row)
     before = None
@@ -523,11 +570,142 @@ async def report_value(
     return row
 
 
-async def get_reported_value(*, session: Session, value_id: str) -> ReportedValue:
+async def get_reported_value(
+    *, session: Session, value_id: str, principal: Principal | None = None
+) -> ReportedValue:
+    """The value, or 404 when there is none or it is another county's than the client's."""
     row = await repository.get_reported_value(session=session, value_id=value_id)
-    if row is None:
+    readable = None if principal is None else principal.readable_counties()
+    if row is None or (readable is not None and row.county_code not in readable):
         raise NotFound(f"There is no reported value {value_id!r}.")
     return row
+
+
+def _check_review(row: ReportedValue, body: ReviewCreate) -> None:
+    """Only the current, submitted report is reviewed; a return says why."""
+    if row.superseded_by is not None:
+        raise Conflict(
+            f"Reported value {row.id} was superseded by {row.superseded_by}: review that one.",
+            current_state=row.state,
+            superseded_by=row.superseded_by,
+        )
+    if row.state != ReviewState.submitted.value:
+        raise Conflict(
+            f"Reported value {row.id} is already {row.state}; only a submitted value is "
+            "reviewed (a returned one is corrected by a new submission).",
+            current_state=row.state,
+        )
+    if body.state is ReviewDecision.returned and not (body.comment or "").strip():
+        raise ValidationFailed.single("comment", "a returned value needs the reviewer's comment")
+
+
+async def review_value(
+    *,
+    session: Session,
+    row: ReportedValue,
+    body: ReviewCreate,
+    actor: Actor,
+    if_match: str | None,
+) -> ReportedValue:
+    """Accept or return a submitted value (If-Match with its ETag)."""
+    check_if_match(if_match, reported_value_etag(row))
+    _check_review(row, body)
+    before = reported_value_dict(row)
+    row.state = body.state.value
+    row.review_comment = (body.comment or "").strip() or None
+    row.reviewed_by = actor.name
+    row.reviewed_at = now()
+    await repository.flush(session=session)
+    await record_history(
+        session=session,
+        entity="reported_value",
+        entity_id=chain_key(row),
+        action="accept" if body.state is ReviewDecision.accepted else "return",
+        year=row.year,
+        actor=actor,
+        before=before,
+        after=reported_value_dict(row),
+        reason=row.review_comment,
+    )
+    return row
+
+
+async def reported_value_history(*, session: Session, row: ReportedValue) -> ReportedValueHistory:
+    """The whole chain a value belongs to, oldest first, with every change of it."""
+    chain = await repository.reported_value_chain(
+        session=session, county_code=row.county_code, year=row.year, indicator=row.indicator
+    )
+    entries = await repository.history_of(
+        session=session, entity="reported_value", entity_id=chain_key(row)
+    )
+    return ReportedValueHistory(
+        county_code=row.county_code,
+        year=row.year,
+        indicator=row.indicator,
+        items=[reported_value_read(r) for r in chain],
+        entries=[AssessmentHistoryRead.model_validate(e) for e in entries],
+    )
+
+
+def _worklist_county(
+    county_code: str | None, principal: Principal, catalogue: Catalogue
+) -> tuple[str, str]:
+    """The county a worklist is for (and its name): given, or the one a bound client has."""
+    if county_code is None:
+        if len(principal.county_codes) != 1:
+            raise ValidationFailed.single(
+                "county_code", "required unless the client is bound to exactly one county"
+            )
+        (county_code,) = principal.county_codes
+    check_county_code(county_code, catalogue)
+    readable = principal.readable_counties()
+    if readable is not None and county_code not in readable:
+        principal.require_county(county_code)
+    region = catalogue.region(county_code)
+    assert region is not None
+    return county_code, region.name
+
+
+async def worklist(
+    *,
+    session: Session,
+    year: int,
+    county_code: str | None,
+    principal: Principal,
+    catalogue: Catalogue,
+) -> Worklist:
+    """Every reported indicator of the year's target set the county is asked for, with where
+    its report stands and when it is due."""
+    code, name = _worklist_county(county_code, principal, catalogue)
+    target_set = await repository.current_target_set(session=session, year=year)
+    if target_set is None:
+        raise NotFound(f"There is no target set for {year}.")
+    current = {
+        r.indicator: r
+        for r in await repository.current_reported_values_of_county(
+            session=session, county_code=code, year=year
+        )
+    }
+    items = []
+    for indicator in target_set_document(target_set).indicators:
+        if indicator.source is not Source.reported:
+            continue
+        key = reported_key(indicator)
+        row = current.get(key)
+        items.append(
+            WorklistItem(
+                indicator=key,
+                label=indicator.name,
+                due_on=indicator.due_on,
+                state=WorklistState.missing if row is None else WorklistState(row.state),
+                value=None if row is None else row.value,
+                reported_value_id=None if row is None else row.id,
+                comment=None if row is None else row.review_comment,
+                submitted_at=None if row is None else row.reported_at,
+                reviewed_at=None if row is None else row.reviewed_at,
+            )
+        )
+    return Worklist(year=year, county_code=code, county_name=name, items=items)
 
 
 async def list_reported_values(
@@ -539,8 +717,11 @@ async def list_reported_values(
     indicator: str | None,
     current: bool | None,
     page: PageParams,
+    state: ReviewState | None = None,
+    principal: Principal | None = None,
 ) -> Page[ReportedValueRead]:
-    """Reported values by filter; a malformed county code is a 422, an unknown one lists none."""
+    """Reported values by filter; a malformed county code is a 422, an unknown one lists none;
+    a county-bound client lists its counties' only."""
     if county_code is not None:
         check_county_code(county_code, catalogue, configured=False)
     rows = await repository.list_reported_values(
@@ -550,6 +731,8 @@ async def list_reported_values(
         indicator=indicator,
         current=current,
         page=page,
+        county_codes=None if principal is None else principal.readable_counties(),
+        state=None if state is None else state.value,
     )
     return rows.map(reported_value_read)
 
@@ -672,9 +855,19 @@ async def gather_inputs(
         raise NotFound(f"There is no target set for {year}.")
     resolved = resolve_as_of(year=year, as_of=as_of, today=today)
     document = target_set_document(target_set)
-    reported: dict[tuple[str, str], dict[str, Any]] = {}
+    latest: dict[tuple[str, str], ReportedValue] = {}
     for row in await repository.reported_values_as_of(session=session, year=year, as_of=resolved):
-        reported[(row.county_code, row.indicator)] = reported_value_dict(row)
+        latest[(row.county_code, row.indicator)] = row
+    reported = {
+        key: reported_value_dict(row)
+        for key, row in latest.items()
+        if row.state == ReviewState.accepted.value
+    }
+    under_review = {
+        key: reported_value_dict(row)
+        for key, row in latest.items()
+        if row.state != ReviewState.accepted.value
+    }
     references = {
         row.key: {
             "value": row.value,
@@ -695,6 +888,7 @@ async def gather_inputs(
         reported=reported,
         references=references,
         famous_brand_tiers=catalogue.famous_brand_tiers,
+        under_review=under_review,
     )
     return inputs, target_set
 
@@ -708,6 +902,7 @@ def serialize_inputs(inputs: Inputs, target_set: TargetSet) -> dict[str, Any]:
         "regions": [region.model_dump() for region in inputs.regions],
         "stats": {key: fetched.as_dict() for key, fetched in inputs.fetched.items()},
         "reported_values": list(inputs.reported.values()),
+        "reported_values_under_review": list(inputs.under_review.values()),
         "reference_values": inputs.references,
     }
 
@@ -874,6 +1069,14 @@ def _check_publishable(run: AssessmentRun) -> None:
             f"Run {run.id} is provisional (as of {run.as_of.isoformat()}): only a run as of "
             f"31 December {run.year} is published.",
             as_of=run.as_of.isoformat(),
+        )
+    under_review = pending_review(run.standings)
+    if under_review:
+        named = ", ".join(f"{p['county_code']} {p['indicator']}" for p in under_review)
+        raise Conflict(
+            f"Run {run.id} cannot be published: figures of weighted indicators are pending "
+            f"review ({named}). Review them, then start a new run.",
+            pending_review=under_review,
         )
     unassessed = not_assessed(run.standings)
     if unassessed:

@@ -70,8 +70,11 @@ class Inputs:
     regions: Sequence[Region]
     fetched: dict[str, Fetched] = field(default_factory=dict)
     reported: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    """The accepted figures that count, by (county, indicator)."""
     references: dict[str, dict[str, Any]] = field(default_factory=dict)
     famous_brand_tiers: tuple[BrandTier, ...] = DEFAULT_FAMOUS_TIERS
+    under_review: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    """The latest reports that do not count: submitted (pending review) or returned."""
 
 
 @dataclass
@@ -291,7 +294,15 @@ def _observe_reported(indicator: Indicator, county_code: str | None, inputs: Inp
             return _observe_city_value(indicator.city_value, inputs)
         return _observe_reported_city(indicator, key, inputs)
     row = _reported_row(inputs, county_code, key)
-    if row is None:
+    review = inputs.under_review.get((county_code, key))
+    if row is None and review is not None:
+        observation = Observation(
+            None,
+            {"under_review": {"value": review["value"], "state": review["state"]}},
+            {**REPORTED_STORE, "reported_value_id": review["id"]},
+            review_reason(review),
+        )
+    elif row is None:
         observation = Observation(
             None,
             {},
@@ -306,6 +317,34 @@ def _observe_reported(indicator: Indicator, county_code: str | None, inputs: Inp
     if indicator.measure.findings:
         return _with_findings(indicator, county_code, observation, inputs)
     return observation
+
+
+def review_reason(review: dict[str, Any]) -> str:
+    """Why a report under review does not count."""
+    if review["state"] == "returned":
+        return (
+            f"{review['value']:g} was returned by the reviewer ({review.get('comment') or ''}) "
+            "and is not counted until a corrected figure is accepted"
+        )
+    return f"{review['value']:g} was submitted and is pending review: not counted until accepted"
+
+
+def _review_of(indicator: Indicator, county_code: str | None, inputs: Inputs) -> dict[str, Any]:
+    """The figure beside a county's indicator while its latest report is under review."""
+    if county_code is None or indicator.source is not Source.reported:
+        return {}
+    review = inputs.under_review.get((county_code, reported_key(indicator)))
+    if review is None:
+        return {}
+    return {
+        "review": {
+            "state": review["state"],
+            "value": review["value"],
+            "reported_value_id": review["id"],
+            "submitted_at": review["reported_at"],
+            "comment": review.get("comment"),
+        }
+    }
 
 
 @dataclass
@@ -537,7 +576,21 @@ def _evaluate_indicator(
             "cadence": indicator.cadence.value,
             **({"expected_on": waits_for.isoformat()} if waits_for else {}),
         },
+        **_under_review(indicator, county_code, inputs, evaluation.status),
     }
+
+
+def _under_review(
+    indicator: Indicator, county_code: str | None, inputs: Inputs, status: Status
+) -> dict[str, Any]:
+    """A submitted figure is shown beside the indicator, never counted: an indicator that would
+    lack data is `pending_review` instead (a batch figure not yet due stays `pending`)."""
+    review = _review_of(indicator, county_code, inputs)
+    if not review:
+        return {}
+    if review["review"]["state"] == "submitted" and status is Status.no_data:
+        return {**review, "status": Status.pending_review.value}
+    return review
 
 
 def _not_allocated(indicator: Indicator, observation: Observation) -> dict[str, Any]:
@@ -654,7 +707,11 @@ def _finish(rows: list[dict[str, Any]], rules: scoring.ResolvedRules) -> dict[st
         for r in rows
         if r["weight"] > 0 and r["status"] not in (Status.pending.value, Status.not_allocated.value)
     ]
-    lacking = [r["indicator"] for r in counted if r["status"] == Status.no_data.value]
+    lacking = [
+        r["indicator"]
+        for r in counted
+        if r["status"] in (Status.no_data.value, Status.pending_review.value)
+    ]
     total_weight = sum(r["weight"] for r in counted)
     bonus = round(sum(r["bonus"] or 0.0 for r in rows), 4)
     counted_ids = {id(r) for r in counted}
@@ -870,6 +927,21 @@ def not_assessed(standings: dict[str, Any]) -> list[str]:
     ]
 
 
+def pending_review(standings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The submitted figures of weighted indicators that computed standings could not count."""
+    return [
+        {
+            "county_code": s["county_code"],
+            "indicator": r["indicator"],
+            "reported_value_id": r["review"]["reported_value_id"],
+            "value": r["review"]["value"],
+        }
+        for s in standings["items"]
+        for r in s["indicators"]
+        if r.get("review") and r["review"]["state"] == "submitted" and r["weight"] > 0
+    ]
+
+
 def completeness(inputs: Inputs) -> dict[str, str]:
     """For each data service the target set reads: `ok` or why its figures are missing;
     plus the reference values the target set names."""
@@ -942,7 +1014,7 @@ def explain(standings: dict[str, Any], county_code: str) -> dict[str, Any] | Non
                     else {}
                 ),
             },
-            "status": "worst wins: missed > no_data > at_risk > pending > met "
+            "status": "worst wins: missed > no_data > pending_review > at_risk > pending > met "
             "(not_allocated judges nothing)",
             "year_elapsed": meta["year_elapsed"],
         },

@@ -1,6 +1,11 @@
 """Small target sets and `/stats` bodies for the assessment tests."""
 
+from collections.abc import Iterable
 from typing import Any
+
+import httpx
+
+from kit.testing import Harness
 
 TONGSHAN, PIZHOU, GULOU = "320323", "320382", "320302"
 
@@ -145,3 +150,37 @@ def reported(
 
 def reference(value: float) -> dict[str, Any]:
     return {"value": value, "source": "江蘇省質量技術監督局通報", "published_on": "2008-01-20"}
+
+
+async def accepted(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    """Submit a value and accept it (the client holds assessments:review): it counts."""
+    submitted = await client.post("/api/v1/reported-values", json=body)
+    assert submitted.status_code == 201, submitted.text
+    decision = await client.post(
+        f"/api/v1/reported-values/{submitted.json()['id']}/status",
+        json={"state": "accepted"},
+        headers={"If-Match": submitted.headers["ETag"]},
+    )
+    assert decision.status_code == 200, decision.text
+    value: dict[str, Any] = decision.json()
+    return value
+
+
+def bound_client(
+    service: Harness,
+    counties: Iterable[str],
+    scopes: Iterable[str] = ("assessments:read", "assessments:write"),
+    *,
+    client_id: str = "county-client",
+) -> httpx.AsyncClient:
+    """A client bound to `counties`, as the gateway mints its token."""
+    token = service.tokens.minter.mint(
+        audience=service.spec.name,
+        client_id=client_id,
+        client_name=client_id,
+        scopes=set(scopes),
+        county_codes=frozenset(counties),
+    )
+    client = service.client(authenticated=False)
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client

@@ -39,7 +39,12 @@ assessment_service, service = service_fixtures(
     metadata=metadata,
     build_app=_build,
     settings_factory=_settings,
-    default_scopes=("assessments:read", "assessments:write", "assessments:publish"),
+    default_scopes=(
+        "assessments:read",
+        "assessments:write",
+        "assessments:publish",
+        "assessments:review",
+    ),
     brand_registry_url="http://brand-registry.test",
     certification_url="http://certification.test",
     inspection_url="http://inspection.test",

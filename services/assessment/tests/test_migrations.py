@@ -101,3 +101,47 @@ async def test_history_and_reference_values_survive_the_upgrade_and_the_downgrad
             assert "superseded_by" not in tables["assessment_run"].c
         finally:
             await engine.dispose()
+
+
+REPORTED = {
+    "id": "r1",
+    "county_code": "320323",
+    "year": 2007,
+    "indicator": "industrial_standard_coverage",
+    "value": 0.96,
+    "numerator": None,
+    "denominator": None,
+    "evidence_document": "銅山縣2007年標準化工作報告.pdf",
+    "evidence_text": "縣質監局年度報告",
+    "reported_by": "銅山縣質監局",
+    "measured_on": date(2007, 12, 31),
+    "reported_at": AT,
+    "recorded_by": "bureau-ui",
+    "superseded_by": None,
+}
+
+
+async def test_values_reported_before_review_existed_are_accepted(tmp_path: Path) -> None:
+    """0005: the values stored before counted, so they are `accepted` (version 1); the
+    downgrade drops the review columns and the evidence table."""
+    async with provision_database("assessment_migrations", tmp_path) as url:
+        await _migrate(url, "0004")
+        engine = create_engine(url)
+        try:
+            tables = await _tables(engine)
+            async with engine.begin() as connection:
+                await connection.execute(tables["reported_value"].insert(), [REPORTED])
+            await _migrate(url, "head")
+            tables = await _tables(engine)
+            (row,) = await _rows(engine, tables["reported_value"])
+            assert (row["state"], row["version"], row["review_comment"]) == ("accepted", 1, None)
+            assert row["value"] == 0.96
+            assert "evidence_file" in tables
+            await _migrate(url, "0004", down=True)
+            tables = await _tables(engine)
+            assert "evidence_file" not in tables
+            (row,) = await _rows(engine, tables["reported_value"])
+            assert "state" not in row
+            assert row["value"] == 0.96
+        finally:
+            await engine.dispose()

@@ -6,7 +6,7 @@ import httpx
 
 from kit.testing import Harness
 
-from .builders import TONGSHAN, reported, small_target_set
+from .builders import TONGSHAN, accepted, reported, small_target_set
 from .fakes import FakeDataServices
 from .test_standings import _load
 
@@ -53,9 +53,7 @@ async def test_a_published_run_never_changes(
     )
     assert again.status_code == 409
 
-    await client.post(
-        "/api/v1/reported-values", json=reported(TONGSHAN, "industrial_standard_coverage", 0.5)
-    )
+    await accepted(client, reported(TONGSHAN, "industrial_standard_coverage", 0.5))
     data_services.bodies["brands"]["groups"].clear()
     frozen = (await client.get(f"{RUNS}/{run['id']}")).json()
     assert frozen["standings"] == published.json()["standings"]

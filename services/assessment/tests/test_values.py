@@ -2,7 +2,7 @@
 
 from kit.testing import Harness
 
-from .builders import GULOU, TONGSHAN, reference, reported, small_target_set
+from .builders import GULOU, TONGSHAN, accepted, reference, reported, small_target_set
 
 
 async def _target_set(service: Harness) -> None:
@@ -86,10 +86,7 @@ async def test_a_county_without_an_allocation_reports_and_is_shown(service: Harn
     await service.client().put("/api/v1/target-sets/2007", json=body)
     client = service.client()
     for county in (TONGSHAN, GULOU):
-        response = await client.post(
-            "/api/v1/reported-values", json=reported(county, "quality_county_acceptance", 1)
-        )
-        assert response.status_code == 201, response.text
+        await accepted(client, reported(county, "quality_county_acceptance", 1))
     standings = (await client.get("/api/v1/assessments/2007/standings")).json()
     rows = {
         s["county_code"]: next(
