@@ -10,6 +10,7 @@ from pathlib import Path
 
 from brand_registry.schemas import Tier
 from brand_registry.settings import Settings
+from kit.dates import add_years
 from kit.identifiers import county_code_error
 
 
@@ -29,20 +30,19 @@ class TierPolicy:
         return self.awards_closed_after is not None and awarded_on > self.awards_closed_after
 
     def default_valid_until(self, awarded_on: date) -> date:
-        """`awarded_on` plus the tier's validity (29 February falls back to the 28th)."""
-        year = awarded_on.year + self.validity_years
-        try:
-            return awarded_on.replace(year=year)
-        except ValueError:
-            return awarded_on.replace(year=year, day=28)
+        """`awarded_on` plus the tier's validity (29 February falls back to the 28th; the
+        calendar's end at most, never an overflow)."""
+        return add_years(awarded_on, self.validity_years)
 
 
 @dataclass(frozen=True)
 class Catalogue:
-    """The tier policies by code and the county codes this deployment serves."""
+    """The tier policies by code, the county codes this deployment serves, and how far
+    ahead of today a validity may end."""
 
     policies: dict[str, TierPolicy]
     regions: frozenset[str]
+    validity_horizon_years: int = 10
 
     def county_code_error(self, code: str) -> str | None:
         """Why `code` is not one of the configured counties, or None: the one county check
@@ -77,4 +77,5 @@ def load_catalogue(settings: Settings) -> Catalogue:
             settings.tier_policy_file(), required={tier.value for tier in Tier}
         ),
         regions=settings.region_codes(),
+        validity_horizon_years=settings.validity_horizon_years,
     )

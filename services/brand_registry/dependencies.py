@@ -17,7 +17,7 @@ from brand_registry.models import Brand
 from brand_registry.schemas import ListingFilters
 from brand_registry.settings import Settings
 from kit.app import app_catalogue
-from kit.auth import Principal, require_scope
+from kit.auth import CurrentPrincipal, Principal, require_scope
 from kit.db import SessionDep
 
 Reader = Annotated[Principal, Depends(require_scope("brands:read"))]
@@ -60,9 +60,14 @@ async def stream_session(request: Request) -> AsyncIterator[AsyncSession]:
 StreamSession = Annotated[AsyncSession, Depends(stream_session, scope="request")]
 
 
-async def valid_brand(session: SessionDep, brand_id: Annotated[str, Path(max_length=36)]) -> Brand:
-    """The listing named in the path; 404 otherwise."""
-    return await service.get_listing(session=session, brand_id=brand_id)
+async def valid_brand(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    brand_id: Annotated[str, Path(max_length=36)],
+) -> Brand:
+    """The listing named in the path; 404 otherwise, and for a listing of a county the
+    caller may not read."""
+    return await service.get_listing(session=session, brand_id=brand_id, principal=principal)
 
 
 BrandDep = Annotated[Brand, Depends(valid_brand)]

@@ -10,7 +10,7 @@ otherwise active.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -155,6 +155,8 @@ def _listing_query(present: frozenset[str], status: str | None) -> Select[Any]:
     conditions: list[ColumnElement[bool]] = [
         b[name] == bindparam(name) for name in _EQUALITY_FILTERS if name in present
     ]
+    if "county_codes" in present:
+        conditions.append(b.county_code.in_(bindparam("county_codes", expanding=True)))
     if "awarded_from" in present:
         conditions.append(b.awarded_on >= bindparam("awarded_from", type_=Date))
     if "awarded_to" in present:
@@ -167,7 +169,11 @@ def _listing_query(present: frozenset[str], status: str | None) -> Select[Any]:
 
 
 def listing_query(
-    *, filters: ListingFilters, today: date, limit: int | None = None
+    *,
+    filters: ListingFilters,
+    today: date,
+    limit: int | None = None,
+    county_codes: Collection[str] | None = None,
 ) -> tuple[Select[Any], dict[str, Any]]:
     """The statement and parameters listing `filters`, newest first; with `limit`, the
     statement of a first page (which the benchmark's bare endpoint runs)."""
@@ -176,6 +182,8 @@ def listing_query(
         for name, value in filters.model_dump().items()
         if value is not None and name not in {"status", "as_of", "q"}
     }
+    if county_codes is not None:
+        values["county_codes"] = sorted(county_codes)
     if filters.q:
         values["pattern"] = f"%{escape_like(filters.q.lower())}%"
     if filters.status is not None:
@@ -186,10 +194,15 @@ def listing_query(
 
 
 async def list_listings(
-    *, session: AsyncSession, filters: ListingFilters, today: date, page: PageParams
+    *,
+    session: AsyncSession,
+    filters: ListingFilters,
+    today: date,
+    page: PageParams,
+    county_codes: Collection[str] | None = None,
 ) -> Page[RowMapping]:
     """One page of the listings matching `filters`, newest first, as rows of `LISTING_COLUMNS`."""
-    statement, values = listing_query(filters=filters, today=today)
+    statement, values = listing_query(filters=filters, today=today, county_codes=county_codes)
     listings: Page[RowMapping] = await paginate(
         session,
         statement.params(values),
@@ -202,10 +215,15 @@ async def list_listings(
 
 
 async def stream_listings(
-    *, session: AsyncSession, filters: ListingFilters, today: date, batch_size: int = 1000
+    *,
+    session: AsyncSession,
+    filters: ListingFilters,
+    today: date,
+    batch_size: int = 1000,
+    county_codes: Collection[str] | None = None,
 ) -> AsyncIterator[RowMapping]:
     """Every listing matching `filters`, read in batches from a server-side cursor."""
-    statement, values = listing_query(filters=filters, today=today)
+    statement, values = listing_query(filters=filters, today=today, county_codes=county_codes)
     result = await session.stream(statement.execution_options(yield_per=batch_size), values)
     async for partition in result.mappings().partitions():
         for row in partition:

@@ -59,14 +59,19 @@ CSV_BODY: dict[str, Any] = {
 )
 async def list_brands(
     session: ReadSession,
-    _: Reader,
+    principal: Reader,
     catalogue: CatalogueDep,
     today: TodayDep,
     filters: FiltersDep,
     page: PageParamsDep,
 ) -> Response:
     listings = await service.list_listings(
-        session=session, filters=filters, catalogue=catalogue, today=today, page=page
+        session=session,
+        filters=filters,
+        catalogue=catalogue,
+        today=today,
+        page=page,
+        counties=principal.readable_counties(),
     )
     # The items are validated once when built; serialising directly skips a second pass.
     return Response(listings.model_dump_json(), media_type="application/json")
@@ -82,7 +87,7 @@ async def create_brand(
     response: Response,
 ) -> BrandRead:
     brand = await service.create_listing(
-        session=session, data=body, catalogue=catalogue, principal=principal
+        session=session, data=body, catalogue=catalogue, principal=principal, today=today
     )
     response.headers["Location"] = f"/api/v1/brands/{brand.id}"
     response.headers["ETag"] = service.etag(brand)
@@ -100,14 +105,19 @@ async def list_tiers(_: Reader, catalogue: CatalogueDep) -> list[TierRead]:
 @router.get("/brands/stats", summary="New awards and listings in force by county and tier")
 async def brand_stats(
     session: ReadSession,
-    _: Reader,
+    principal: Reader,
     catalogue: CatalogueDep,
     year: Annotated[int, Query(ge=1980, le=2100)],
     county_code: CountyCode | None = None,
     as_of: Annotated[date | None, Query(description="Default: 31 December of `year`.")] = None,
 ) -> BrandStatsRead:
     return await service.stats(
-        session=session, year=year, county_code=county_code, as_of=as_of, catalogue=catalogue
+        session=session,
+        year=year,
+        county_code=county_code,
+        as_of=as_of,
+        catalogue=catalogue,
+        counties=principal.readable_counties(),
     )
 
 
@@ -122,6 +132,7 @@ async def import_brands(
     session: SessionDep,
     principal: Writer,
     catalogue: CatalogueDep,
+    today: TodayDep,
     response: Response,
     dry_run: bool = False,
 ) -> ImportReportRead:
@@ -135,6 +146,7 @@ async def import_brands(
             catalogue=catalogue,
             principal=principal,
             batch_size=settings.import_batch_size,
+            today=today,
         )
     response.status_code = 200 if dry_run else 201
     return ImportReportRead(**report)
@@ -149,13 +161,18 @@ async def import_brands(
 )
 async def export_brands(
     session: StreamSession,
-    _: Reader,
+    principal: Reader,
     catalogue: CatalogueDep,
     today: TodayDep,
     filters: FiltersDep,
 ) -> Any:
     rows = service.export_rows(
-        session=session, filters=filters, catalogue=catalogue, today=today, fields=EXPORT_FIELDS
+        session=session,
+        filters=filters,
+        catalogue=catalogue,
+        today=today,
+        fields=EXPORT_FIELDS,
+        counties=principal.readable_counties(),
     )
     return csv_response("brands.csv", EXPORT_FIELDS, rows)
 
@@ -223,6 +240,7 @@ async def update_brand(
         catalogue=catalogue,
         principal=principal,
         if_match=if_match,
+        today=today,
     )
     response.headers["ETag"] = service.etag(brand)
     return service.to_read(brand, catalogue=catalogue, today=today)

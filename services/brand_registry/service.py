@@ -46,6 +46,7 @@ from brand_registry.schemas import (
 from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
 from kit.csvio import RowError, batched, check_utf8, import_report, read_rows
+from kit.dates import business_date_errors
 from kit.db import as_utc
 from kit.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed, field_name
 from kit.identifiers import new_id
@@ -124,10 +125,14 @@ def etag(brand: Brand) -> str:
     return make_etag(brand.id, brand.version)
 
 
-async def get_listing(*, session: AsyncSession, brand_id: str) -> Brand:
-    """The listing with this id; 404 otherwise."""
+async def get_listing(
+    *, session: AsyncSession, brand_id: str, principal: Principal | None = None
+) -> Brand:
+    """The listing with this id; 404 otherwise, and for a listing of a county the
+    `principal` may not read."""
     brand = await repository.get_brand(session=session, brand_id=brand_id)
-    if brand is None:
+    readable = principal.readable_counties() if principal is not None else None
+    if brand is None or (readable is not None and brand.county_code not in readable):
         raise NotFound(f"No brand listing with id {brand_id!r}.", field="id")
     return brand
 
@@ -194,6 +199,20 @@ async def history(
 
 
 # Award rules ---------------------------------------------------------------------------
+
+
+def _date_violations(
+    *, catalogue: Catalogue, today: date, awarded_on: date | None, valid_until: date | None
+) -> list[Violation]:
+    """The suite's date policy (kit.dates): an award happened by today, its validity ends at
+    most the catalogue's horizon ahead."""
+    errors = business_date_errors({"awarded_on": awarded_on}, today=today)
+    errors += business_date_errors(
+        {"valid_until": valid_until},
+        today=today,
+        horizon_years=catalogue.validity_horizon_years,
+    )
+    return [Violation(error.field, error.message) for error in errors]
 
 
 def _field_violations(
@@ -282,10 +301,18 @@ def _days_lapsed(listing: KeyListing, awarded_on: date) -> int:
 
 
 def _award_violations(
-    data: BrandCreate, valid_until: date, *, catalogue: Catalogue, same_key: list[KeyListing]
+    data: BrandCreate,
+    valid_until: date,
+    *,
+    catalogue: Catalogue,
+    same_key: list[KeyListing],
+    today: date,
 ) -> tuple[list[Violation], KeyListing | None]:
     """The rules a new award breaks, and the listing it renews (for a valid renewal)."""
-    found = _field_violations(
+    found = _date_violations(
+        catalogue=catalogue, today=today, awarded_on=data.awarded_on, valid_until=valid_until
+    )
+    found += _field_violations(
         catalogue=catalogue,
         tier=data.tier,
         county_code=data.county_code,
@@ -361,12 +388,12 @@ def _new_row(
 
 
 def _check_award(
-    data: BrandCreate, *, catalogue: Catalogue, same_key: list[KeyListing]
+    data: BrandCreate, *, catalogue: Catalogue, same_key: list[KeyListing], today: date
 ) -> tuple[list[Violation], Accepted | None]:
     policy = catalogue.policies[data.tier]
     valid_until = data.valid_until or policy.default_valid_until(data.awarded_on)
     found, predecessor = _award_violations(
-        data, valid_until, catalogue=catalogue, same_key=same_key
+        data, valid_until, catalogue=catalogue, same_key=same_key, today=today
     )
     if found:
         return found, None
@@ -390,11 +417,12 @@ class AwardBatch:
     """Applies the award rules to candidates in order and stores the accepted ones."""
 
     def __init__(
-        self, *, session: AsyncSession, catalogue: Catalogue, principal: Principal
+        self, *, session: AsyncSession, catalogue: Catalogue, principal: Principal, today: date
     ) -> None:
         self.session = session
         self.catalogue = catalogue
         self.principal = principal
+        self.today = today
         self.stored = 0
         # Only the last batch's ids, so a long import keeps bounded memory.
         self.created_ids: list[str] = []
@@ -411,7 +439,9 @@ class AwardBatch:
             same_key = by_key[
                 _key(candidate.enterprise_credit_code, candidate.product_name, candidate.tier)
             ]
-            found, accepted = _check_award(candidate, catalogue=self.catalogue, same_key=same_key)
+            found, accepted = _check_award(
+                candidate, catalogue=self.catalogue, same_key=same_key, today=self.today
+            )
             if accepted is None:
                 violations.extend((line, violation) for violation in found)
             else:
@@ -480,10 +510,17 @@ class AwardBatch:
 
 
 async def create_listing(
-    *, session: AsyncSession, data: BrandCreate, catalogue: Catalogue, principal: Principal
+    *,
+    session: AsyncSession,
+    data: BrandCreate,
+    catalogue: Catalogue,
+    principal: Principal,
+    today: date,
 ) -> Brand:
-    """Register one listing; 422 for a broken rule, 409 for an overlapping listing."""
-    batch = AwardBatch(session=session, catalogue=catalogue, principal=principal)
+    """Register one listing; 403 outside the principal's counties, 422 for a broken rule,
+    409 for an overlapping listing."""
+    principal.require_county(data.county_code)
+    batch = AwardBatch(session=session, catalogue=catalogue, principal=principal, today=today)
     violations = await batch.apply([(0, data)], reason=None)
     _raise_for(v for _, v in violations)
     return await get_listing(session=session, brand_id=batch.created_ids[0])
@@ -599,10 +636,15 @@ async def update_listing(
     catalogue: Catalogue,
     principal: Principal,
     if_match: str | None,
+    today: date,
 ) -> Brand:
-    """Apply field edits, checked like a new award; every change goes to the history."""
-    check_if_match(if_match, etag(brand))
+    """Apply field edits, checked like a new award; every change goes to the history. The
+    listing's county, and the county it moves to, must be the principal's."""
+    principal.require_county(brand.county_code)
     requested = _requested_edits(data)
+    if requested.get("county_code") is not None:
+        principal.require_county(requested["county_code"])
+    check_if_match(if_match, etag(brand))
     before, after = _edited_values(brand, requested)
     if not after:
         return brand
@@ -613,15 +655,24 @@ async def update_listing(
         else None
     )
     successor = await repository.successor_of(session=session, brand_id=brand.id)
-    found = _field_violations(
-        catalogue=catalogue,
-        tier=brand.tier,
-        county_code=merged["county_code"],
-        awarded_on=merged["awarded_on"],
-        valid_until=merged["valid_until"],
-        international_standard=merged["international_standard"],
-        standard_code=merged["standard_code"],
-    ) + _renewal_order_violations(merged["awarded_on"], predecessor, successor)
+    found = (
+        _date_violations(
+            catalogue=catalogue,
+            today=today,
+            awarded_on=requested.get("awarded_on"),
+            valid_until=requested.get("valid_until"),
+        )
+        + _field_violations(
+            catalogue=catalogue,
+            tier=brand.tier,
+            county_code=merged["county_code"],
+            awarded_on=merged["awarded_on"],
+            valid_until=merged["valid_until"],
+            international_standard=merged["international_standard"],
+            standard_code=merged["standard_code"],
+        )
+        + _renewal_order_violations(merged["awarded_on"], predecessor, successor)
+    )
     if not found and KEY_FIELDS & set(after):
         skip = {brand.id} | {other.id for other in (predecessor, successor) if other}
         found = await _edit_duplicates(session=session, brand=brand, merged=merged, skip=skip)
@@ -708,6 +759,7 @@ async def change_status(
     if_match: str | None,
 ) -> Brand:
     """A status action with its reason; legal transitions only, revoked and expired final."""
+    principal.require_county(brand.county_code)
     check_if_match(if_match, etag(brand))
     effective_on = change.effective_on or today
     _check_effective_on(brand, effective_on, today)
@@ -950,10 +1002,13 @@ async def list_listings(
     catalogue: Catalogue,
     today: date,
     page: PageParams,
+    counties: frozenset[str] | None = None,
 ) -> Page[BrandRead]:
-    """One page of listings matching `filters`, newest first."""
+    """One page of listings matching `filters`, newest first, of `counties` only (None: all)."""
     check_filters(filters, catalogue)
-    rows = await repository.list_listings(session=session, filters=filters, today=today, page=page)
+    rows = await repository.list_listings(
+        session=session, filters=filters, today=today, page=page, county_codes=counties
+    )
     return rows.map(partial(to_read, catalogue=catalogue, today=today))
 
 
@@ -964,12 +1019,16 @@ def export_rows(
     catalogue: Catalogue,
     today: date,
     fields: Sequence[str],
+    counties: frozenset[str] | None = None,
 ) -> AsyncIterator[list[Any]]:
-    """The CSV rows of an export; the filters are checked now, before the response starts."""
+    """The CSV rows of an export, of `counties` only (None: all); the filters are checked
+    now, before the response starts."""
     check_filters(filters, catalogue)
 
     async def rows() -> AsyncIterator[list[Any]]:
-        async for row in repository.stream_listings(session=session, filters=filters, today=today):
+        async for row in repository.stream_listings(
+            session=session, filters=filters, today=today, county_codes=counties
+        ):
             item = to_read(row, catalogue=catalogue, today=today).model_dump(mode="json")
             yield [item[name] for name in fields]
 
@@ -1003,8 +1062,10 @@ async def stats(
     county_code: str | None,
     as_of: date | None,
     catalogue: Catalogue,
+    counties: frozenset[str] | None = None,
 ) -> BrandStatsRead:
-    """New awards and listings in force by county and tier, every group and the totals."""
+    """New awards and listings in force by county and tier, every group and the totals; of
+    `counties` only (None: all) for a county-bound reader."""
     if county_code is not None:
         error = catalogue.county_code_error(county_code)
         if error:
@@ -1017,16 +1078,22 @@ async def stats(
         as_of=day,
         county_code=county_code,
     )
-    counted = {(row.county_code, row.tier): row for row in rows}
-    counties = sorted({county_code} if county_code else catalogue.regions | {c for c, _ in counted})
-    groups = _stats_groups(counted, counties)
+    counted = {
+        (row.county_code, row.tier): row
+        for row in rows
+        if counties is None or row.county_code in counties
+    }
+    shown = {county_code} if county_code else catalogue.regions | {c for c, _ in counted}
+    if counties is not None:
+        shown &= counties
+    groups = _stats_groups(counted, sorted(shown))
     return BrandStatsRead(
         year=year,
         as_of=day,
         groups=groups,
         by_county=[
             CountyCounts(county_code=county, **_sum(g for g in groups if g.county_code == county))
-            for county in counties
+            for county in sorted(shown)
         ],
         by_tier=[
             TierCounts(tier=tier, **_sum(g for g in groups if g.tier == tier)) for tier in Tier
@@ -1063,6 +1130,29 @@ def _parse_rows(
             )
 
 
+LISTED_LINES = 1000
+
+
+def refuse_rows_outside_binding(principal: Principal, lines: Sequence[int]) -> None:
+    """403 naming `county_code` and the lines (the first `LISTED_LINES`) of an import whose
+    county lies outside the principal's binding: the whole file is refused."""
+    if not lines:
+        return
+    allowed = ", ".join(sorted(principal.county_codes))
+    shown = ", ".join(str(line) for line in lines[:20]) + (", …" if len(lines) > 20 else "")
+    raise Forbidden(
+        f"This client is bound to {allowed}; {len(lines)} row(s) name another county"
+        f" (lines {shown}). Nothing was stored.",
+        field="county_code",
+        errors=[
+            FieldError("county_code", f"must be one of the client's counties: {allowed}").as_dict()
+        ],
+        lines=list(lines[:LISTED_LINES]),
+        line_count=len(lines),
+        allowed_county_codes=sorted(principal.county_codes),
+    )
+
+
 def _import_failure(errors: list[RowError], rows: int, report: dict[str, Any]) -> ValidationFailed:
     """The 422 of an import with bad rows, carrying the whole report."""
     failure = ValidationFailed(
@@ -1081,8 +1171,10 @@ async def import_listings(
     catalogue: Catalogue,
     principal: Principal,
     batch_size: int,
+    today: date,
 ) -> dict[str, Any]:
-    """Check every row in file order and store all of them, or none when one is bad.
+    """Check every row in file order and store all of them, or none when one is bad; a row of
+    a county outside the principal's binding refuses the whole file (403).
 
     Rows are stored batch by batch inside the request's transaction, so later rows are
     checked against earlier ones through the database; a dry run or a bad row rolls the
@@ -1091,12 +1183,15 @@ async def import_listings(
     check_utf8(upload)
     errors: list[RowError] = []
     seen = 0
-    batch = AwardBatch(session=session, catalogue=catalogue, principal=principal)
+    outside: list[int] = []
+    batch = AwardBatch(session=session, catalogue=catalogue, principal=principal, today=today)
 
     def counted() -> Iterator[tuple[int, dict[str, str]]]:
         nonlocal seen
         for item in read_rows(upload, required=IMPORT_REQUIRED, allowed=IMPORT_FIELDS):
             seen += 1
+            if not principal.covers((item[1].get("county_code") or "").strip()):
+                outside.append(item[0])
             yield item
 
     for candidates in batched(_parse_rows(counted(), errors), batch_size):
@@ -1104,6 +1199,7 @@ async def import_listings(
         errors.extend(RowError(line, v.field, v.message) for line, v in violations)
     if seen == 0:
         raise ValidationFailed.single("file", "The file has a header but no rows.")
+    refuse_rows_outside_binding(principal, outside)
     errors.sort(key=lambda error: error.line)
     stored = 0 if errors or dry_run else batch.stored
     report = import_report(rows=seen, errors=errors, dry_run=dry_run, stored=stored)

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from kit.dates import DEFAULT_VALIDITY_HORIZON_YEARS
 from kit.settings import ServiceSettings
 
 
@@ -23,6 +24,8 @@ class Settings(ServiceSettings):
     import_batch_size: int = Field(default=1000, ge=1, le=10_000)
     tiers_file: Path | None = None
     timezone: str = "Asia/Shanghai"
+    # How far ahead of today a listing's valid_until may lie (kit.dates).
+    validity_horizon_years: int = Field(default=DEFAULT_VALIDITY_HORIZON_YEARS, ge=1, le=100)
 
     def tier_policy_file(self) -> Path:
         """The tier policy table: configured explicitly, or `brand_tiers.json` in the config dir."""
