@@ -71,6 +71,7 @@ async def proxy_lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics=app.state.proxy_metrics,
         revocations=revocations,
         deferred=app.state.deferred,
+        region_codes=settings.region_codes(),
     )
     if settings.bootstrap_admin_key is not None:
         await bootstrap_admin(

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import service
+from gateway.routing import BROAD_SCOPES
 from gateway.service import Identity, OAuthRefusal
 from kit.auth import ALGORITHM, TokenMinter, parse_bearer, write_keypair
 from kit.db import outage_log
@@ -190,6 +191,7 @@ class Authenticator:
             name=identity.name,
             scopes=granted & identity.scopes,
             rate_limit=identity.rate_limit,
+            county_codes=identity.county_codes,
         )
         self._bearers[token] = (float(claims["exp"]), caller)
         return caller
@@ -227,20 +229,27 @@ def _challenge() -> dict[str, str]:
 
 
 class ServiceTokens:
-    """Service tokens for the backends, reused for half their lifetime per client and backend.
+    """Service tokens for the backends, reused for half their lifetime per client, binding
+    and backend.
 
     A token carries only the client's scopes on the backend's own resources (`brands:…` for the
-    brand registry, and so on): a backend learns nothing of the rest, and a token taken from
-    one backend is worth nothing at another (the audience already sees to that).
+    brand registry, and so on), plus `city:read`, which every backend applies to its own lists:
+    a backend learns nothing of the rest, and a token taken from one backend is worth nothing
+    at another (the audience already sees to that). A client bound to counties has them in the
+    token's `counties` claim. The cache is keyed on the scopes and the counties as the client's
+    record gives them, so a change to either (which drops the cached credentials) reaches the
+    next token.
     """
 
     def __init__(self, minter: TokenMinter, resources: dict[str, frozenset[str]]) -> None:
         self._minter = minter
         self._resources = resources
-        self._tokens: Cached[tuple[str, str, frozenset[str]], str] = _cache(minter.ttl_seconds / 2)
+        self._tokens: Cached[tuple[str, str, frozenset[str], frozenset[str]], str] = _cache(
+            minter.ttl_seconds / 2
+        )
 
     def for_backend(self, backend: str, identity: Identity) -> str:
-        key = (backend, identity.client_id, identity.scopes)
+        key = (backend, identity.client_id, identity.scopes, identity.county_codes)
         cached = _fresh(self._tokens, key)
         if cached is not None:
             return cached
@@ -249,7 +258,12 @@ class ServiceTokens:
             audience=backend,
             client_id=identity.client_id,
             client_name=identity.name,
-            scopes={scope for scope in identity.scopes if scope.split(":")[0] in resources},
+            scopes={
+                scope
+                for scope in identity.scopes
+                if scope in BROAD_SCOPES or scope.split(":")[0] in resources
+            },
+            county_codes=identity.county_codes,
         )
         self._tokens[key] = token
         return token

@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--scopes", nargs="*", default=[], help="e.g. brands:read certificates:read")
     add.add_argument("--rate-limit", default=None, help="e.g. 600/minute")
+    add.add_argument(
+        "--counties", nargs="*", default=[], help="bind to these county codes, e.g. 320323"
+    )
     commands.add_parser("list", help="list clients and their keys (never the keys themselves)")
     revoke = commands.add_parser("revoke", help="revoke a client and every key it holds")
     revoke.add_argument("client_id")
@@ -58,9 +61,17 @@ def _action(
     args: argparse.Namespace, settings: Settings
 ) -> Callable[[AsyncSession], Awaitable[Any]]:
     if args.command == "add":
-        data = ClientCreate(name=args.name, scopes=args.scopes, rate_limit=args.rate_limit)
+        data = ClientCreate(
+            name=args.name,
+            scopes=args.scopes,
+            rate_limit=args.rate_limit,
+            county_codes=args.counties,
+        )
         return lambda s: service.create_client(
-            session=s, data=data, default_rate_limit=settings.default_rate_limit
+            session=s,
+            data=data,
+            default_rate_limit=settings.default_rate_limit,
+            region_codes=settings.region_codes(),
         )
     if args.command == "list":
         return _every_client

@@ -23,6 +23,8 @@ class ApiClient(Base, table=True):
     id: str = Field(primary_key=True, max_length=64)
     name: str = Field(max_length=200, index=True)
     scopes: str = Field(default="", max_length=2000)
+    county_codes: str = Field(default="", max_length=2000)
+    """The GB/T 2260 codes the client is bound to, space-separated; empty for city-wide."""
     rate_limit: str = Field(max_length=100)
     status: str = Field(default="active", max_length=16, index=True)
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

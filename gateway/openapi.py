@@ -35,6 +35,8 @@ SCOPE_DESCRIPTIONS = {
     "assessments:read": "Read regions, targets, reported values and standings",
     "assessments:write": "Change targets, reported values and runs",
     "assessments:publish": "Publish an assessment run",
+    "assessments:review": "Accept or return reported values (never held by a county-bound client)",
+    "city:read": "Read every county's records, for a client bound to counties",
     "admin": "Manage API clients and keys",
 }
 SECURITY_SCHEMES = {

@@ -172,6 +172,8 @@ class ProxyContext:
     revocations: RevocationBus
     deferred: Deferred
     """Metrics and access lines of answered requests, run while a backend works."""
+    region_codes: frozenset[str] = frozenset()
+    """The counties and districts of `config/regions.json`, which clients may be bound to."""
 
 
 @dataclass(slots=True)

@@ -25,6 +25,10 @@ async def add_key(*, session: AsyncSession, key: ApiKey) -> ApiKey:
     return key
 
 
+async def flush(*, session: AsyncSession) -> None:
+    await session.flush()
+
+
 async def get_client(*, session: AsyncSession, client_id: str) -> ApiClient | None:
     return await session.get(ApiClient, client_id)
 

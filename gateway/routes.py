@@ -15,7 +15,14 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway import service
 from gateway.dependencies import AdminClient, ContextDep, RevokingSessionDep
-from gateway.schemas import ClientCreate, ClientRead, KeyRotationRead, NewClientRead, TokenRead
+from gateway.schemas import (
+    ClientCreate,
+    ClientRead,
+    ClientUpdate,
+    KeyRotationRead,
+    NewClientRead,
+    TokenRead,
+)
 from gateway.service import OAuthRefusal
 from kit.db import SessionDep
 from kit.errors import problem_response
@@ -34,7 +41,10 @@ async def create_client(
     response: Response,
 ) -> NewClientRead:
     created = await service.create_client(
-        session=session, data=body, default_rate_limit=context.settings.default_rate_limit
+        session=session,
+        data=body,
+        default_rate_limit=context.settings.default_rate_limit,
+        region_codes=context.region_codes,
     )
     response.headers["Location"] = f"/api/v1/admin/clients/{created.id}"
     return created
@@ -50,6 +60,22 @@ async def list_clients(
 @router.get("/clients/{client_id}", summary="One API client with its keys (never the keys)")
 async def get_client(client_id: str, session: SessionDep, _: AdminClient) -> ClientRead:
     return await service.get_client(session=session, client_id=client_id)
+
+
+@router.patch(
+    "/clients/{client_id}",
+    summary="Change a client's name, scopes, rate limit or counties (its next request sees it)",
+)
+async def update_client(
+    client_id: str,
+    body: ClientUpdate,
+    session: RevokingSessionDep,
+    context: ContextDep,
+    _: AdminClient,
+) -> ClientRead:
+    return await service.update_client(
+        session=session, client_id=client_id, data=body, region_codes=context.region_codes
+    )
 
 
 @router.post("/clients/{client_id}/revoke", summary="Revoke a client and all its keys at once")

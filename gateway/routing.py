@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from kit.auth import CITY_WIDE_READ_SCOPE
+
 API_PREFIX = "/api/v1"
 ADMIN_SCOPE = "admin"
 RESOURCE_SCOPES = (
@@ -18,8 +20,13 @@ RESOURCE_SCOPES = (
     "assessments:read",
     "assessments:write",
     "assessments:publish",
+    "assessments:review",
 )
-ALL_SCOPES = (*RESOURCE_SCOPES, ADMIN_SCOPE)
+ALL_SCOPES = (*RESOURCE_SCOPES, CITY_WIDE_READ_SCOPE, ADMIN_SCOPE)
+BROAD_SCOPES = frozenset({CITY_WIDE_READ_SCOPE})
+"""Scopes every backend is told of, whatever its resources."""
+UNBOUND_SCOPES = frozenset({ADMIN_SCOPE, "assessments:review"})
+"""Scopes a client bound to counties can never hold."""
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -50,6 +57,7 @@ BACKEND_RESOURCES = {
 """The resources whose scopes each backend checks."""
 PUBLIC_PATHS = frozenset({"/api/v1/certificates/verify"})
 _PUBLISH = re.compile(r"^/api/v1/assessments/[^/]+/runs/[^/]+/publish/?$")
+_REVIEW = re.compile(r"^/api/v1/reported-values/[^/]+/status/?$")
 _ID_SEGMENT = re.compile(r"\d")
 
 
@@ -72,6 +80,8 @@ def required_scope(method: str, path: str, prefix: Prefix) -> str:
     """The scope a call needs, per API.md: read for safe methods, write otherwise."""
     if method == "POST" and _PUBLISH.match(path):
         return "assessments:publish"
+    if method == "POST" and _REVIEW.match(path):
+        return "assessments:review"
     if prefix.resource == "brands" and (
         path == "/api/v1/brands/review-flags" or path.startswith("/api/v1/brands/review-flags/")
     ):

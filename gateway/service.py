@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -16,11 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import repository
 from gateway.models import ApiClient, ApiKey
-from gateway.routing import ALL_SCOPES
-from gateway.schemas import ClientCreate, ClientRead, KeyRead, KeyRotationRead, NewClientRead
-from kit.errors import Conflict, NotFound, ProblemError
+from gateway.routing import ALL_SCOPES, UNBOUND_SCOPES
+from gateway.schemas import (
+    ClientCreate,
+    ClientRead,
+    ClientUpdate,
+    KeyRead,
+    KeyRotationRead,
+    NewClientRead,
+)
+from kit.errors import Conflict, FieldError, NotFound, ProblemError, ValidationFailed
 from kit.health import ReadyCheck
-from kit.identifiers import new_id
+from kit.identifiers import county_code_error, new_id
 from kit.pagination import Page, PageParams
 
 if TYPE_CHECKING:
@@ -38,6 +45,8 @@ class Identity:
     name: str
     scopes: frozenset[str]
     rate_limit: str
+    county_codes: frozenset[str] = frozenset()
+    """The counties the client is bound to; empty for a city-wide client."""
 
 
 class OAuthRefusal(ProblemError):
@@ -96,6 +105,7 @@ def _read(client: ApiClient, keys: Sequence[ApiKey]) -> ClientRead:
         id=client.id,
         name=client.name,
         scopes=client.scopes.split(),
+        county_codes=client.county_codes.split(),
         rate_limit=client.rate_limit,
         status=client.status,
         created_at=client.created_at,
@@ -104,14 +114,42 @@ def _read(client: ApiClient, keys: Sequence[ApiKey]) -> ClientRead:
     )
 
 
+def check_binding(
+    *, scopes: Collection[str], county_codes: Collection[str], region_codes: Collection[str]
+) -> None:
+    """A binding names configured counties only (422 naming `county_codes`), and a bound
+    client holds no scope reserved to city-wide clients (422 naming `scopes`)."""
+    errors = [
+        FieldError(f"county_codes[{index}]", error)
+        for index, code in enumerate(county_codes)
+        if (error := county_code_error(code, region_codes))
+    ]
+    reserved = sorted(UNBOUND_SCOPES & set(scopes))
+    if county_codes and reserved:
+        errors.append(
+            FieldError(
+                "scopes",
+                f"a client bound to counties may not hold {', '.join(reserved)}",
+            )
+        )
+    if errors:
+        raise ValidationFailed(errors)
+
+
 async def create_client(
-    *, session: AsyncSession, data: ClientCreate, default_rate_limit: str
+    *,
+    session: AsyncSession,
+    data: ClientCreate,
+    default_rate_limit: str,
+    region_codes: Collection[str],
 ) -> NewClientRead:
     """A new active client with one key, returned in plain text this once."""
+    check_binding(scopes=data.scopes, county_codes=data.county_codes, region_codes=region_codes)
     client = ApiClient(
         id=new_id(),
         name=data.name,
         scopes=" ".join(data.scopes),
+        county_codes=" ".join(data.county_codes),
         rate_limit=data.rate_limit or default_rate_limit,
         created_at=_now(),
     )
@@ -136,6 +174,29 @@ async def list_clients(*, session: AsyncSession, page: PageParams) -> Page[Clien
     for key in keys:
         by_client.setdefault(key.client_id, []).append(key)
     return clients.map(lambda client: _read(client, by_client.get(client.id, [])))
+
+
+async def update_client(
+    *,
+    session: AsyncSession,
+    client_id: str,
+    data: ClientUpdate,
+    region_codes: Collection[str],
+) -> ClientRead:
+    """Change a client's name, scopes, rate limit or counties; the fields left out stay."""
+    client = await _client_or_404(session=session, client_id=client_id)
+    scopes = client.scopes.split() if data.scopes is None else data.scopes
+    counties = client.county_codes.split() if data.county_codes is None else data.county_codes
+    check_binding(scopes=scopes, county_codes=counties, region_codes=region_codes)
+    if data.name is not None:
+        client.name = data.name
+    if data.rate_limit is not None:
+        client.rate_limit = data.rate_limit
+    client.scopes = " ".join(scopes)
+    client.county_codes = " ".join(counties)
+    await repository.flush(session=session)
+    keys = await repository.keys_of(session=session, client_ids=[client.id])
+    return _read(client, keys)
 
 
 async def revoke_client(*, session: AsyncSession, client_id: str) -> ClientRead:
@@ -197,6 +258,7 @@ def identity_of(client: ApiClient) -> Identity:
         name=client.name,
         scopes=frozenset(client.scopes.split()),
         rate_limit=client.rate_limit,
+        county_codes=frozenset(client.county_codes.split()),
     )
 
 
@@ -217,6 +279,7 @@ async def ensure_bootstrap_admin(*, session: AsyncSession, api_key: str, rate_li
         await repository.add_client(session=session, client=client)
     else:
         client.scopes = " ".join(ALL_SCOPES)
+        client.county_codes = ""
         client.status = "active"
         client.revoked_at = None
     await repository.add_key(session=session, key=_new_key(client.id, api_key))

@@ -52,6 +52,7 @@ async def echo(request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
         "body": body.decode(errors="replace"),
         "client_id": principal.client_id,
         "scopes": sorted(principal.scopes),
+        "counties": sorted(principal.county_codes),
     }
 
 
