@@ -25,6 +25,7 @@ from inspection.service import (
     history_row,
     outbox_row,
     pydantic_errors,
+    refuse_rows_outside_binding,
     rule_errors,
     snapshot,
     stored_values,
@@ -121,16 +122,25 @@ async def _stored_sample_errors(
 
 
 async def validate_upload(
-    *, session: AsyncSession, spool: IO[bytes], catalogue: Catalogue, today: date
+    *,
+    session: AsyncSession,
+    spool: IO[bytes],
+    catalogue: Catalogue,
+    today: date,
+    principal: Principal,
 ) -> tuple[int, list[RowError]]:
-    """Check every row (nothing stored): the row count and every error found."""
+    """Check every row (nothing stored): the row count and every error found. A row of a
+    county outside the principal's binding refuses the whole file (403)."""
     errors: list[RowError] = []
     seen: dict[tuple[str, str], int] = {}
+    outside: list[int] = []
     rows = 0
     for batch in batched(_rows(spool), CHECK_BATCH):
         keyed: dict[tuple[str, str], int] = {}
         for line, values in batch:
             rows += 1
+            if not principal.covers((values.get("county_code") or "").strip()):
+                outside.append(line)
             record, problems = _parse_row(values, catalogue=catalogue, today=today)
             errors.extend(RowError(line, field, message) for field, message in problems)
             if record is None:
@@ -141,6 +151,7 @@ async def validate_upload(
                 continue
             seen[key] = keyed[key] = line
         errors.extend(await _stored_sample_errors(session=session, keyed=keyed))
+    refuse_rows_outside_binding(principal, outside)
     errors.sort(key=lambda error: error.line)
     return rows, errors
 
@@ -238,7 +249,7 @@ async def import_spot_checks(
 ) -> dict[str, Any]:
     """Validate an upload, then store all of it or none: the per-row report."""
     rows, errors = await validate_upload(
-        session=session, spool=spool, catalogue=catalogue, today=today
+        session=session, spool=spool, catalogue=catalogue, today=today, principal=principal
     )
     if errors:
         report = import_report(rows=rows, errors=errors, dry_run=dry_run, stored=0)

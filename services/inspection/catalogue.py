@@ -11,10 +11,12 @@ from kit.settings import load_json
 
 @dataclass(frozen=True)
 class Catalogue:
-    """The configured counties and product categories a record may name."""
+    """The configured counties and product categories a record may name, and how far ahead
+    of today a bulletin may be scheduled."""
 
     regions: frozenset[str]
     categories: Mapping[str, str]
+    bulletin_horizon_years: int = 1
 
     def category_label(self, code: str) -> str:
         """The Chinese name of a category (the code itself when it is not in the catalogue)."""
@@ -38,4 +40,8 @@ def load_catalogue(settings: Settings) -> Catalogue:
     categories = {
         entry["code"]: entry["name"] for entry in load_json(settings.product_categories_file)
     }
-    return Catalogue(regions=settings.region_codes(), categories=categories)
+    return Catalogue(
+        regions=settings.region_codes(),
+        categories=categories,
+        bulletin_horizon_years=settings.bulletin_horizon_years,
+    )

@@ -14,7 +14,7 @@ from kit.app import app_catalogue, app_settings
 from kit.auth import CurrentPrincipal, Principal, require_scope
 from kit.db import SessionDep
 from kit.errors import FieldError, Forbidden, ValidationFailed, request_id_of
-from kit.identifiers import validate_credit_code
+from kit.identifiers import CountyCode, CreditCode
 
 READ_SCOPE = "spot-checks:read"
 WRITE_SCOPE = "spot-checks:write"
@@ -70,11 +70,12 @@ EmbargoDep = Annotated[service.Embargo, Depends(caller_embargo)]
 
 
 async def valid_spot_check(
-    spot_check_id: str, session: SessionDep, embargo: EmbargoDep
+    spot_check_id: str, session: SessionDep, embargo: EmbargoDep, principal: Reader
 ) -> SpotCheck:
-    """The spot-check named in the path; embargoed results exist only for writers."""
+    """The spot-check named in the path; embargoed results exist only for writers, those of
+    a county outside the caller's readable counties for no one."""
     return await service.visible_spot_check(
-        session=session, spot_check_id=spot_check_id, embargo=embargo
+        session=session, spot_check_id=spot_check_id, embargo=embargo, principal=principal
     )
 
 
@@ -86,12 +87,12 @@ async def spot_check_filters(
     catalogue: CatalogueDep,
     plan_code: Annotated[str | None, Query(max_length=64)] = None,
     level: Level | None = None,
-    county_code: Annotated[str | None, Query(max_length=6)] = None,
+    county_code: CountyCode | None = None,
     product_category: Annotated[str | None, Query(max_length=32)] = None,
     result: Result | None = None,
     sampled_from: date | None = None,
     sampled_to: date | None = None,
-    enterprise_credit_code: Annotated[str | None, Query(max_length=18)] = None,
+    enterprise_credit_code: CreditCode | None = None,
     q: Annotated[str | None, Query(max_length=100, description="Text search")] = None,
     include_unpublished: bool = False,
 ) -> SpotCheckFilters:
@@ -101,11 +102,6 @@ async def spot_check_filters(
         errors.append(FieldError("county_code", error))
     if product_category is not None and (error := catalogue.category_error(product_category)):
         errors.append(FieldError("product_category", error))
-    if enterprise_credit_code is not None:
-        try:
-            enterprise_credit_code = validate_credit_code(enterprise_credit_code)
-        except ValueError as exc:
-            errors.append(FieldError("enterprise_credit_code", str(exc)))
     if sampled_from and sampled_to and sampled_from > sampled_to:
         errors.append(FieldError("sampled_to", "must not be before sampled_from"))
     if errors:
@@ -121,6 +117,7 @@ async def spot_check_filters(
         enterprise_credit_code=enterprise_credit_code,
         q=q.strip() if q and q.strip() else None,
         include_unpublished=unpublished_allowed(principal, include_unpublished),
+        county_codes=principal.readable_counties(),
     )
 
 

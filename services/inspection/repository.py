@@ -118,6 +118,8 @@ def _filtered(query: Select[Any], filters: SpotCheckFilters, today: date) -> Sel
         conditions.append(col(SpotCheck.level) == filters.level.value)
     if filters.county_code is not None:
         conditions.append(col(SpotCheck.county_code) == filters.county_code)
+    if filters.county_codes is not None:
+        conditions.append(col(SpotCheck.county_code).in_(sorted(filters.county_codes)))
     if filters.product_category is not None:
         conditions.append(col(SpotCheck.product_category) == filters.product_category)
     if filters.result is not None:

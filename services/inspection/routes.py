@@ -29,6 +29,7 @@ from inspection.schemas import (
 from kit.concurrency import IfMatch
 from kit.csvio import CSV_EXPORT_RESPONSES, check_utf8, csv_response, spool_upload
 from kit.db import SessionDep
+from kit.identifiers import CountyCode
 from kit.pagination import Page, PageParamsDep
 
 router = APIRouter(prefix="/api/v1", tags=["spot-checks"])
@@ -87,7 +88,7 @@ async def spot_check_stats(
     catalogue: CatalogueDep,
     today: TodayDep,
     year: Annotated[int, Query(ge=1990, le=2100)],
-    county_code: Annotated[str | None, Query(max_length=6)] = None,
+    county_code: CountyCode | None = None,
     levels: Annotated[
         str | None, Query(max_length=100, description="Comma-separated, e.g. national,provincial")
     ] = None,
@@ -103,6 +104,7 @@ async def spot_check_stats(
         include_unpublished=unpublished_allowed(principal, include_unpublished),
         catalogue=catalogue,
         today=today,
+        counties=principal.readable_counties(),
     )
 
 

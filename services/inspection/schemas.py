@@ -179,6 +179,8 @@ class SpotCheckFilters:
     enterprise_credit_code: str | None = None
     q: str | None = None
     include_unpublished: bool = False
+    county_codes: frozenset[str] | None = None
+    """The caller's readable counties (None: all), from its binding."""
 
 
 class PassRate(BaseModel):

@@ -37,8 +37,9 @@ from inspection.schemas import (
 )
 from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
+from kit.dates import business_date_errors
 from kit.db import as_utc
-from kit.errors import Conflict, FieldError, NotFound, ValidationFailed, field_name
+from kit.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed, field_name
 from kit.identifiers import new_id
 from kit.pagination import Page, PageParams
 
@@ -127,11 +128,21 @@ def to_read(spot_check: SpotCheck, *, catalogue: Catalogue, embargo: Embargo) ->
 
 
 async def visible_spot_check(
-    *, session: AsyncSession, spot_check_id: str, embargo: Embargo
+    *,
+    session: AsyncSession,
+    spot_check_id: str,
+    embargo: Embargo,
+    principal: Principal | None = None,
 ) -> SpotCheck:
-    """The spot-check with this id; an embargoed one exists only for those who may see it."""
+    """The spot-check with this id; an embargoed one exists only for those who may see it,
+    one of a county outside the principal's readable counties for no one."""
     spot_check = await repository.get_spot_check(session=session, spot_check_id=spot_check_id)
-    if spot_check is None or not embargo.shows(spot_check):
+    readable = principal.readable_counties() if principal is not None else None
+    if (
+        spot_check is None
+        or not embargo.shows(spot_check)
+        or (readable is not None and spot_check.county_code not in readable)
+    ):
         raise NotFound(f"No spot-check with id {spot_check_id!r}.")
     return spot_check
 
@@ -152,6 +163,29 @@ async def list_spot_checks(
     return rows.map(lambda row: to_read(row, catalogue=catalogue, embargo=embargo))
 
 
+LISTED_LINES = 1000
+
+
+def refuse_rows_outside_binding(principal: Principal, lines: list[int]) -> None:
+    """403 naming `county_code` and the lines (the first `LISTED_LINES`) of an import whose
+    county lies outside the principal's binding: the whole file is refused."""
+    if not lines:
+        return
+    allowed = ", ".join(sorted(principal.county_codes))
+    shown = ", ".join(str(line) for line in lines[:20]) + (", …" if len(lines) > 20 else "")
+    raise Forbidden(
+        f"This client is bound to {allowed}; {len(lines)} row(s) name another county"
+        f" (lines {shown}). Nothing was stored.",
+        field="county_code",
+        errors=[
+            FieldError("county_code", f"must be one of the client's counties: {allowed}").as_dict()
+        ],
+        lines=lines[:LISTED_LINES],
+        line_count=len(lines),
+        allowed_county_codes=sorted(principal.county_codes),
+    )
+
+
 def pydantic_errors(exc: ValidationError) -> list[FieldError]:
     """Field-named errors from a pydantic validation failure."""
     return [
@@ -170,11 +204,16 @@ def _reference_errors(record: SpotCheckFields, catalogue: Catalogue) -> list[Fie
     return errors
 
 
-def _date_errors(record: SpotCheckFields, today: date) -> list[FieldError]:
-    """A sample is not taken in the future, nor its result published before it was taken."""
-    errors = []
-    if record.sampled_on > today:
-        errors.append(FieldError("sampled_on", f"{record.sampled_on} is in the future"))
+def _date_errors(record: SpotCheckFields, catalogue: Catalogue, today: date) -> list[FieldError]:
+    """The suite's date policy (kit.dates): a sample is taken between 1949-10-01 and today,
+    its bulletin scheduled at most the catalogue's horizon ahead; and a result is not
+    published before it was sampled."""
+    errors = business_date_errors({"sampled_on": record.sampled_on}, today=today)
+    errors += business_date_errors(
+        {"published_on": record.published_on},
+        today=today,
+        horizon_years=catalogue.bulletin_horizon_years,
+    )
     if record.published_on is not None and record.published_on < record.sampled_on:
         errors.append(FieldError("published_on", "a result is published after it was sampled"))
     return errors
@@ -210,7 +249,7 @@ def rule_errors(record: SpotCheckFields, *, catalogue: Catalogue, today: date) -
     """What makes a record invalid beyond its fields' own shapes."""
     return [
         *_reference_errors(record, catalogue),
-        *_date_errors(record, today),
+        *_date_errors(record, catalogue, today),
         *_result_errors(record),
     ]
 
@@ -352,12 +391,15 @@ async def _refresh_chain(*, session: AsyncSession, root_id: str) -> None:
 
 
 async def _check_reinspection(
-    *, session: AsyncSession, record: SpotCheckFields, original_id: str
+    *, session: AsyncSession, record: SpotCheckFields, original_id: str, principal: Principal
 ) -> SpotCheck:
-    """A re-inspection names a failed, sampled, not yet re-inspected check of its plan and sample."""
+    """A re-inspection names a failed, sampled, not yet re-inspected check of its plan and
+    sample, of a county the principal may write (it changes that check's final result)."""
     original = await repository.get_spot_check(session=session, spot_check_id=original_id)
-    if original is None:
+    readable = principal.readable_counties()
+    if original is None or (readable is not None and original.county_code not in readable):
         raise ValidationFailed.single("reinspection_of", f"no spot-check with id {original_id!r}")
+    principal.require_county(original.county_code)
     if original.result != Result.failed:
         raise Conflict(
             "Only a failed check can be re-inspected; this one passed.",
@@ -407,12 +449,16 @@ async def _check_unique_sample(
 
 
 async def _original_of(
-    *, session: AsyncSession, record: SpotCheckFields, reinspection_of: str | None
+    *,
+    session: AsyncSession,
+    record: SpotCheckFields,
+    reinspection_of: str | None,
+    principal: Principal,
 ) -> SpotCheck | None:
     """The check a new record re-inspects; None for an original, whose sample must be new."""
     if reinspection_of:
         return await _check_reinspection(
-            session=session, record=record, original_id=reinspection_of
+            session=session, record=record, original_id=reinspection_of, principal=principal
         )
     await _check_unique_sample(
         session=session, plan_code=record.plan_code, sample_code=record.sample_code
@@ -495,10 +541,14 @@ async def create_spot_check(
     request_id: str | None,
 ) -> SpotCheck:
     """Record a spot-check (or a re-inspection), its history, and the notices it owes."""
+    principal.require_county(body.county_code)
     record = SpotCheckFields.model_validate(body.model_dump(include=set(RECORDED_FIELDS)))
     _check_record(record, catalogue=catalogue, today=today)
     original = await _original_of(
-        session=session, record=record, reinspection_of=body.reinspection_of
+        session=session,
+        record=record,
+        reinspection_of=body.reinspection_of,
+        principal=principal,
     )
     now = utcnow()
     spot_check = _new_spot_check(record, original=original, principal=principal, now=now)
@@ -601,9 +651,13 @@ async def correct_spot_check(
 ) -> SpotCheck:
     """Apply a correction with its reason; the history keeps what changed, and the notices
     to the brand registry follow it."""
+    principal.require_county(spot_check.county_code)
+    requested = body.changes()
+    if requested.get("county_code") is not None:
+        principal.require_county(requested["county_code"])
     check_if_match(if_match, etag_of(spot_check))
     current = recorded(spot_check)
-    new_values = _corrected_values(current, body.changes(), catalogue=catalogue, today=today)
+    new_values = _corrected_values(current, requested, catalogue=catalogue, today=today)
     changed = {name for name in RECORDED_FIELDS if current[name] != new_values[name]}
     if not changed:
         return spot_check
@@ -1010,9 +1064,10 @@ async def spot_check_stats(
     include_unpublished: bool,
     catalogue: Catalogue,
     today: date,
+    counties: frozenset[str] | None = None,
 ) -> SpotCheckStats:
     """Samples of `year` sampled by `as_of`, each counted once with its final result; and
-    the findings of their chains."""
+    the findings of their chains; of `counties` only (None: all) for a county-bound reader."""
     start, as_of = _stats_period(year, as_of)
     _check_stats_county(county_code, catalogue)
     rows = await repository.stats_rows(
@@ -1024,6 +1079,8 @@ async def spot_check_stats(
         include_unpublished=include_unpublished,
         today=today,
     )
+    if counties is not None:
+        rows = [row for row in rows if row.county_code in counties]
     findings = _finding_records(
         await repository.finding_rows(
             session=session,
@@ -1035,19 +1092,22 @@ async def spot_check_stats(
             today=today,
         )
     )
-    counties = sorted(
-        ({county_code} if county_code else set(catalogue.regions)) | {r.county_code for r in rows}
-    )
+    if counties is not None:
+        findings = [record for record in findings if record.county_code in counties]
+    shown = {county_code} if county_code else set(catalogue.regions)
+    if counties is not None:
+        shown &= counties
+    counties_shown = sorted(shown | {r.county_code for r in rows})
     return SpotCheckStats(
         year=year,
         as_of=as_of,
         levels=levels,
         include_unpublished=include_unpublished,
-        groups=_group_stats(rows, counties=counties, levels=levels),
-        by_county=_county_stats(rows, counties=counties),
+        groups=_group_stats(rows, counties=counties_shown, levels=levels),
+        by_county=_county_stats(rows, counties=counties_shown),
         by_category=_category_stats(rows, catalogue=catalogue),
         totals=_total_stats(rows),
-        findings_by_county=_findings_by_county(findings, counties=counties),
+        findings_by_county=_findings_by_county(findings, counties=counties_shown),
         findings_totals=_count_findings(findings),
         finding_records=findings,
     )

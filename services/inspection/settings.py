@@ -31,6 +31,9 @@ class Settings(ServiceSettings):
     import_batch_size: int = Field(default=1000, ge=1, le=10_000)
     product_categories_path: Path | None = None
     timezone: str = "Asia/Shanghai"
+    # How far ahead of today a bulletin (published_on) may be scheduled (kit.dates); a
+    # sampling date is an event and is never later than today.
+    bulletin_horizon_years: int = Field(default=1, ge=0, le=10)
 
     @model_validator(mode="after")
     def _fill_inspection_defaults(self) -> "Settings":
