@@ -2,7 +2,9 @@
 
 moto's S3 server answers over HTTP on a free local port, in a thread of the test process:
 nothing in boto3 is patched, the requests go through the network stack as they would to S3.
-Import the fixtures in a conftest (`from kit.storage_testing import s3_server, s3_store_url`).
+Import the fixtures in a conftest (`from kit.storage_testing import s3_server, s3_store_url`)
+or name the module in a test module's `pytest_plugins`; either order works, since pytest is
+told not to rewrite this module's assertions (it has none): PYTEST_DONT_REWRITE.
 """
 
 from __future__ import annotations
