@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from assessment.catalogue import load_catalogue
 from assessment.demo import demo_lifespan
+from assessment.evidence import evidence_lifespan
 from assessment.models import idempotency_record
 from assessment.routes import router
 from assessment.settings import Settings
@@ -24,7 +25,7 @@ SPEC = ServiceSpec(
     migrations=MIGRATIONS,
     version_table=VERSION_TABLE,
     idempotency_table=idempotency_record,
-    lifespan_hooks=[stats_lifespan, demo_lifespan],
+    lifespan_hooks=[stats_lifespan, evidence_lifespan, demo_lifespan],
     load_catalogue=load_catalogue,
 )
 

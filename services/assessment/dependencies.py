@@ -9,11 +9,13 @@ from assessment import service
 from assessment.catalogue import Catalogue
 from assessment.models import AssessmentRun, ReportedValue
 from assessment.service import Actor
+from assessment.settings import Settings
 from assessment.sources import StatsFetcher
-from kit.app import app_catalogue
+from kit.app import app_catalogue, app_settings
 from kit.auth import CurrentPrincipal, Principal, require_scope
 from kit.db import SessionDep
 from kit.errors import Forbidden, request_id_of
+from kit.storage import BlobStore
 
 Reader = Annotated[Principal, Depends(require_scope("assessments:read"))]
 Writer = Annotated[Principal, Depends(require_scope("assessments:write"))]
@@ -37,6 +39,7 @@ async def require_reviewer(
 Reviewer = Annotated[Principal, Depends(require_reviewer)]
 Year = Annotated[int, Path(ge=1990, le=2100, description="The assessed year.")]
 CatalogueDep = Annotated[Catalogue, Depends(app_catalogue)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
 def get_fetcher(request: Request) -> StatsFetcher:
@@ -67,8 +70,15 @@ async def reported_value_of(
     return await service.get_reported_value(session=session, value_id=value_id, principal=principal)
 
 
+def get_evidence_store(request: Request) -> BlobStore:
+    """The app's store of evidence files."""
+    store: BlobStore = request.app.state.evidence_store
+    return store
+
+
 FetcherDep = Annotated[StatsFetcher, Depends(get_fetcher)]
 TodayDep = Annotated[date, Depends(get_today)]
 ActorDep = Annotated[Actor, Depends(get_actor)]
 RunDep = Annotated[AssessmentRun, Depends(run_of_year)]
 ReportedValueDep = Annotated[ReportedValue, Depends(reported_value_of)]
+EvidenceStoreDep = Annotated[BlobStore, Depends(get_evidence_store)]

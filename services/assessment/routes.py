@@ -3,27 +3,32 @@
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from assessment import service
 from assessment.dependencies import (
     ActorDep,
     CatalogueDep,
+    EvidenceStoreDep,
     FetcherDep,
     Publisher,
     Reader,
     ReportedValueDep,
     Reviewer,
     RunDep,
+    SettingsDep,
     TodayDep,
     Writer,
     Year,
 )
+from assessment.evidence import content_disposition
 from assessment.schemas import (
     KEY_PATTERN,
     AssessmentHistoryRead,
     County,
     CountyStandingRead,
+    EvidenceRead,
     ReferenceValueCreate,
     ReferenceValueRead,
     Region,
@@ -46,6 +51,7 @@ from assessment.standings import strip_explanations
 from kit.concurrency import IfMatch
 from kit.db import SessionDep
 from kit.pagination import Page, PageParamsDep
+from kit.storage import receive_upload
 
 router = APIRouter(prefix="/api/v1")
 IfNoneMatch = Annotated[
@@ -209,6 +215,101 @@ async def reported_value_history(
     session: SessionDep, _: Reader, row: ReportedValueDep
 ) -> ReportedValueHistory:
     return await service.reported_value_history(session=session, row=row)
+
+
+EVIDENCE_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "PDF, JPEG, PNG, XLSX, DOCX or OFD (typed from "
+                            "its content); at most ASSESSMENT_EVIDENCE_MAX_BYTES",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/reported-values/{value_id}/evidence",
+    status_code=201,
+    tags=["reported values"],
+    summary="Attach an evidence file (multipart field `file`; 415 for another type, 413 over "
+    "the limit)",
+    openapi_extra=EVIDENCE_FORM,
+)
+async def attach_evidence(
+    request: Request,
+    session: SessionDep,
+    writer: Writer,
+    row: ReportedValueDep,
+    actor: ActorDep,
+    store: EvidenceStoreDep,
+    settings: SettingsDep,
+    response: Response,
+) -> EvidenceRead:
+    service.check_may_attach(row, writer)
+    received = await receive_upload(
+        request, limit=settings.evidence_max_bytes, directory=settings.evidence_upload_dir
+    )
+    try:
+        evidence = await service.attach_evidence(
+            session=session, row=row, received=received, store=store, actor=actor
+        )
+    finally:
+        received.discard()
+    response.headers["Location"] = service.evidence_url(evidence)
+    return service.evidence_read(evidence)
+
+
+@router.get(
+    "/reported-values/{value_id}/evidence",
+    tags=["reported values"],
+    summary="The evidence files of a reported value",
+)
+async def list_evidence(
+    session: SessionDep, _: Reader, row: ReportedValueDep
+) -> Page[EvidenceRead]:
+    return Page[EvidenceRead](items=await service.list_evidence(session=session, row=row))
+
+
+@router.get(
+    "/reported-values/{value_id}/evidence/{evidence_id}",
+    tags=["reported values"],
+    summary="Download one evidence file",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def download_evidence(
+    evidence_id: Annotated[str, Path(max_length=36)],
+    session: SessionDep,
+    _: Reader,
+    row: ReportedValueDep,
+    store: EvidenceStoreDep,
+) -> StreamingResponse:
+    evidence, size = await service.get_evidence(
+        session=session, row=row, evidence_id=evidence_id, store=store
+    )
+    return StreamingResponse(
+        store.open(evidence.sha256),
+        media_type=evidence.content_type,
+        headers={
+            "Content-Length": str(size),
+            "Content-Disposition": content_disposition(evidence.name),
+            "ETag": f'"{evidence.sha256}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @router.get(

@@ -37,6 +37,7 @@ from assessment.catalogue import (
 from assessment.models import (
     AssessmentHistory,
     AssessmentRun,
+    EvidenceFile,
     ReferenceValue,
     ReportedValue,
     TargetSet,
@@ -44,6 +45,7 @@ from assessment.models import (
 from assessment.repository import Session
 from assessment.schemas import (
     AssessmentHistoryRead,
+    EvidenceRead,
     Indicator,
     ReferenceValueCreate,
     ReferenceValueRead,
@@ -79,9 +81,16 @@ from assessment.standings import (
 )
 from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
-from kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from kit.errors import (
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from kit.identifiers import new_id
 from kit.pagination import Page, PageParams
+from kit.storage import BlobStore, Received, sniff
 
 DRAFT, PUBLISHED = "draft", "published"
 
@@ -735,6 +744,125 @@ async def list_reported_values(
         state=None if state is None else state.value,
     )
     return rows.map(reported_value_read)
+
+
+# Evidence files
+
+EVIDENCE_TYPES = "PDF, JPEG, PNG, XLSX, DOCX or OFD"
+
+
+def _aware(moment: datetime) -> datetime:
+    """A stored instant in UTC (SQLite gives it back without its zone)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def evidence_url(row: EvidenceFile) -> str:
+    return f"/api/v1/reported-values/{row.reported_value_id}/evidence/{row.id}"
+
+
+def evidence_dict(row: EvidenceFile) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "reported_value_id": row.reported_value_id,
+        "name": row.name,
+        "size": row.size,
+        "content_type": row.content_type,
+        "sha256": row.sha256,
+        "uploaded_by": row.uploaded_by,
+        "uploaded_at": _aware(row.uploaded_at).isoformat(),
+        "download_url": evidence_url(row),
+    }
+
+
+def evidence_read(row: EvidenceFile) -> EvidenceRead:
+    return EvidenceRead.model_validate(evidence_dict(row))
+
+
+def check_may_attach(row: ReportedValue, principal: Principal) -> None:
+    """Evidence is added by the value's county (or a city-wide writer) to a current value;
+    checked before the upload is read."""
+    principal.require_county(row.county_code)
+    if row.superseded_by is not None:
+        raise Conflict(
+            f"Reported value {row.id} was superseded by {row.superseded_by}: attach the "
+            "evidence to that one.",
+            superseded_by=row.superseded_by,
+        )
+
+
+def _evidence_name(received: Received, content_type: str) -> str:
+    name = (received.filename or "").strip()
+    if not name:
+        extension = {
+            "application/pdf": "pdf",
+            "image/jpeg": "jpg",
+            "image/png": "png",
+            "application/ofd": "ofd",
+        }.get(content_type, "bin")
+        name = f"evidence.{extension}"
+    return name[-255:]
+
+
+async def attach_evidence(
+    *,
+    session: Session,
+    row: ReportedValue,
+    received: Received,
+    store: BlobStore,
+    actor: Actor,
+) -> EvidenceFile:
+    """Type the received file from its content (415 unless one of EVIDENCE_TYPES), store it by
+    SHA-256, then record it and its history in the request's transaction."""
+    content_type = await sniff(received.head, received.path)
+    if content_type is None:
+        message = f"must be a {EVIDENCE_TYPES} file (judged from its content, not its name)"
+        raise UnsupportedMediaType(
+            f"The file is not a {EVIDENCE_TYPES} file.",
+            errors=[{"field": "file", "message": message}],
+        )
+    await store.put_file(received.path, sha256=received.sha256, content_type=content_type)
+    evidence = EvidenceFile(
+        id=new_id(),
+        reported_value_id=row.id,
+        name=_evidence_name(received, content_type),
+        size=received.size,
+        content_type=content_type,
+        sha256=received.sha256,
+        uploaded_by=actor.name,
+        uploaded_at=now(),
+    )
+    await repository.add(session=session, row=evidence)
+    await record_history(
+        session=session,
+        entity="reported_value",
+        entity_id=chain_key(row),
+        action="attach_evidence",
+        year=row.year,
+        actor=actor,
+        before=None,
+        after={"reported_value_id": row.id, **evidence_dict(evidence)},
+    )
+    return evidence
+
+
+async def list_evidence(*, session: Session, row: ReportedValue) -> list[EvidenceRead]:
+    rows = await repository.list_evidence(session=session, reported_value_id=row.id)
+    return [evidence_read(r) for r in rows]
+
+
+async def get_evidence(
+    *, session: Session, row: ReportedValue, evidence_id: str, store: BlobStore
+) -> tuple[EvidenceFile, int]:
+    """The evidence record and its stored size; 404 when either is missing."""
+    evidence = await repository.get_evidence(
+        session=session, reported_value_id=row.id, evidence_id=evidence_id
+    )
+    if evidence is None:
+        raise NotFound(f"Reported value {row.id} has no evidence {evidence_id!r}.")
+    size = await store.size(evidence.sha256)
+    if size is None:
+        raise NotFound(f"The content of evidence {evidence_id} is not in the store.")
+    return evidence, size
 
 
 # Reference values

@@ -30,6 +30,21 @@ class Settings(ServiceSettings):
     service_private_key_file: Path = DEFAULT_VAR_DIR / "keys" / "assessment.pem"
     service_token_ttl_seconds: int = Field(default=60, ge=10, le=3600)
     load_demo: bool = Field(default_factory=_demo_default)
+    evidence_store: str | None = Field(
+        default=None,
+        description="where evidence files are kept: file://<dir>, a path, or "
+        "s3://bucket/prefix?endpoint_url=...; default <var_dir>/evidence",
+    )
+    evidence_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1, le=2**40)
+
+    @property
+    def evidence_store_url(self) -> str:
+        return self.evidence_store or str(self.var_dir / "evidence")
+
+    @property
+    def evidence_upload_dir(self) -> Path:
+        """Where uploads are received before they are stored (beside a local store)."""
+        return self.var_dir / "evidence-uploads"
 
     @property
     def assessment_file(self) -> Path:

@@ -12,6 +12,7 @@ from assessment.app import SPEC, build_app
 from assessment.models import metadata
 from assessment.settings import Settings
 from kit.auth import write_keypair
+from kit.storage_testing import s3_server, s3_store_url  # noqa: F401
 from kit.testing import service_fixtures
 
 from .fakes import FakeDataServices
@@ -34,23 +35,22 @@ def _build(settings: Settings) -> FastAPI:
     return app
 
 
+SCOPES = ("assessments:read", "assessments:write", "assessments:publish", "assessments:review")
+OVERRIDES: dict[str, Any] = {
+    "brand_registry_url": "http://brand-registry.test",
+    "certification_url": "http://certification.test",
+    "inspection_url": "http://inspection.test",
+    "stats_deadline_seconds": DEADLINE_SECONDS,
+    "stats_retry_backoff_seconds": 0.01,
+    "load_demo": False,
+}
 assessment_service, service = service_fixtures(
     spec=SPEC,
     metadata=metadata,
     build_app=_build,
     settings_factory=_settings,
-    default_scopes=(
-        "assessments:read",
-        "assessments:write",
-        "assessments:publish",
-        "assessments:review",
-    ),
-    brand_registry_url="http://brand-registry.test",
-    certification_url="http://certification.test",
-    inspection_url="http://inspection.test",
-    stats_deadline_seconds=DEADLINE_SECONDS,
-    stats_retry_backoff_seconds=0.01,
-    load_demo=False,
+    default_scopes=SCOPES,
+    **OVERRIDES,
 )
 
 
