@@ -87,7 +87,8 @@ class BlobNotFound(LookupError):
 
 
 class StoreUnavailable(ServiceUnavailable):
-    """The store did not answer (S3 unreachable or refusing, a local disk failing)."""
+    """The store did not answer (S3 unreachable or refusing, a local disk full or failing):
+    a 503 problem, the cause logged (and chained) but not shown to the client."""
 
     def __init__(self, store: str) -> None:
         super().__init__("The file store is unavailable; try again later.", store=store)
@@ -154,7 +155,11 @@ class LocalStore:
         """Copy `path` in (checking its SHA-256 on the way), atomically; the type is not kept
         here (the record naming the blob keeps it)."""
         final = self.path_of(sha256)
-        await anyio.to_thread.run_sync(self._put, Path(path), final, sha256)
+        try:
+            await anyio.to_thread.run_sync(self._put, Path(path), final, sha256)
+        except OSError as error:  # a full or failing disk: nothing is left under the name
+            logger.warning("store_unavailable", store=self.describe(), error=str(error))
+            raise StoreUnavailable(self.describe()) from error
 
     @staticmethod
     def _put(source: Path, final: Path, sha256: str) -> None:
@@ -559,21 +564,37 @@ def _too_large(field: str, limit: int) -> PayloadTooLarge:
 
 
 class _Spool:
-    """The temporary file an upload is written to, hashed on the way."""
+    """The temporary file an upload is written to, hashed on the way.
+
+    A disk that refuses it (full, read-only) is a StoreUnavailable problem, not an error."""
 
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        descriptor, name = tempfile.mkstemp(dir=directory, prefix=".upload-", suffix=".part")
+        self.where = f"file://{directory.absolute()}"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            descriptor, name = tempfile.mkstemp(dir=directory, prefix=".upload-", suffix=".part")
+        except OSError as error:
+            raise self._unavailable(error) from error
         self.path = Path(name)
         self.file = os.fdopen(descriptor, "wb")
         self.digest = hashlib.sha256()
 
+    def _unavailable(self, error: OSError) -> StoreUnavailable:
+        logger.warning("store_unavailable", store=self.where, error=str(error))
+        return StoreUnavailable(self.where)
+
     def write(self, data: bytes) -> None:
         self.digest.update(data)
-        self.file.write(data)
+        try:
+            self.file.write(data)
+        except OSError as error:
+            raise self._unavailable(error) from error
 
     def finish(self) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError as error:
+            raise self._unavailable(error) from error
 
     def discard(self) -> None:
         with suppress(OSError):

@@ -246,14 +246,14 @@ async def test_local_put_refuses_a_file_whose_hash_differs(tmp_path: Path) -> No
 _FAILING_COPY = """
 import asyncio, resource, signal, sys
 from pathlib import Path
-from kit.storage import LocalStore
+from kit.storage import LocalStore, StoreUnavailable
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 root, source, digest = sys.argv[1:4]
 resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, 1024 * 1024))
 try:
     asyncio.run(LocalStore(Path(root)).put_file(Path(source), sha256=digest, content_type="x"))
-except OSError as error:
-    print("copy failed:", error.errno)
+except StoreUnavailable as error:
+    print("copy failed:", error.status, error.__cause__.errno)
     sys.exit(3)
 """
 
@@ -272,10 +272,42 @@ def test_local_put_is_atomic_when_the_copy_fails_midway(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 3, done.stderr
-    assert "copy failed: 27" in done.stdout  # EFBIG
+    assert "copy failed: 503 27" in done.stdout  # a 503 problem, caused by EFBIG
     store = LocalStore(root)
     assert not store.path_of(sha(pdf)).exists()
     assert leftovers(root) == []  # the partial temporary file is gone too
+
+
+_FAILING_RECEIVE = """
+import asyncio, resource, signal, sys
+from pathlib import Path
+from kit.storage import StoreUnavailable, receive
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, 1024 * 1024))
+
+async def chunks():
+    for _ in range(48):
+        yield bytes(64 * 1024)
+
+try:
+    asyncio.run(receive(chunks(), limit=10 * 1024 * 1024, directory=Path(sys.argv[1])))
+except StoreUnavailable as error:
+    print("receive failed:", error.status, error.__cause__.errno)
+    sys.exit(3)
+"""
+
+
+def test_receive_onto_a_full_disk_is_503_and_keeps_nothing(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _FAILING_RECEIVE, str(tmp_path / "incoming")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "receive failed: 503 27" in done.stdout
+    assert leftovers(tmp_path) == []
 
 
 # -- choosing a store ------------------------------------------------------------------------
