@@ -15,7 +15,8 @@ entries or `MAX_ZIP_DIRECTORY_BYTES`) is refused before it costs anything.
 
 A `BlobStore` keeps each file under its SHA-256: `LocalStore` in a directory tree (written to
 a temporary file beside its final name, fsynced, then renamed, so a crash never leaves part of
-a file under its name), `S3Store` in an S3 bucket. `open_store` picks one from a URL. Blocking
+a file under its name; `remove_stale` and `remove_stale_uploads` sweep what a crash left in
+temporary files), `S3Store` in an S3 bucket. `open_store` picks one from a URL. Blocking
 calls run in worker threads (anyio.to_thread), never on the event loop.
 
 S3 goes through boto3 in worker threads: it is AWS's own client, and its managed transfer
@@ -31,6 +32,7 @@ import os
 import re
 import struct
 import tempfile
+import time
 import zipfile
 from collections.abc import AsyncIterator
 from contextlib import suppress
@@ -67,6 +69,8 @@ MAX_FORM_PARTS = 16
 MAX_ZIP_ENTRIES = 10_000
 MAX_ZIP_DIRECTORY_BYTES = 4 * 1024 * 1024
 MAX_CONTENT_TYPES_BYTES = 256 * 1024
+# A temporary file this old belongs to no copy or upload still going: a crash left it.
+STALE_SECONDS = 3600.0
 
 PDF = "application/pdf"
 JPEG = "image/jpeg"
@@ -217,6 +221,34 @@ class LocalStore:
     async def delete(self, sha256: str) -> None:
         path = self.path_of(sha256)
         await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+
+    async def remove_stale(self, *, older_than: float = STALE_SECONDS) -> int:
+        """Delete the temporary files of copies a crash interrupted (older than
+        `older_than` seconds); how many. Blobs themselves are never touched."""
+        return await anyio.to_thread.run_sync(
+            _remove_stale, self.root, ".incoming-*.tmp", older_than, True
+        )
+
+
+def _remove_stale(directory: Path, pattern: str, older_than: float, recursive: bool) -> int:
+    if not directory.is_dir():
+        return 0
+    cutoff = time.time() - older_than
+    removed = 0
+    for path in directory.rglob(pattern) if recursive else directory.glob(pattern):
+        with suppress(FileNotFoundError):
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
+
+
+async def remove_stale_uploads(directory: Path, *, older_than: float = STALE_SECONDS) -> int:
+    """Delete what uploads a crash interrupted left in `directory` (`receive`'s temporary
+    files older than `older_than` seconds: none is that slow); how many."""
+    return await anyio.to_thread.run_sync(
+        _remove_stale, Path(directory), ".upload-*.part", older_than, False
+    )
 
 
 # -- S3 --------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from kit.storage import (
     open_store,
     receive,
     receive_upload,
+    remove_stale_uploads,
     sniff,
 )
 
@@ -308,6 +309,31 @@ def test_receive_onto_a_full_disk_is_503_and_keeps_nothing(tmp_path: Path) -> No
     assert done.returncode == 3, done.stderr
     assert "receive failed: 503 27" in done.stdout
     assert leftovers(tmp_path) == []
+
+
+async def test_leftovers_of_a_crash_are_swept(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "blobs")
+    pdf = make_pdf()
+    source = tmp_path / "a.pdf"
+    source.write_bytes(pdf)
+    await store.put_file(source, sha256=sha(pdf), content_type=PDF)
+    blob = store.path_of(sha(pdf))
+    stale_copy = blob.parent / ".incoming-abc.tmp"
+    fresh_copy = blob.parent / ".incoming-def.tmp"
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    stale_upload = incoming / ".upload-abc.part"
+    fresh_upload = incoming / ".upload-def.part"
+    for path in (stale_copy, fresh_copy, stale_upload, fresh_upload):
+        path.write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    for path in (stale_copy, stale_upload, blob):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+
+    assert await store.remove_stale() == 1
+    assert await remove_stale_uploads(incoming) == 1
+    assert sorted(leftovers(tmp_path)) == sorted([source, blob, fresh_copy, fresh_upload])
+    assert await remove_stale_uploads(tmp_path / "missing") == 0
 
 
 # -- choosing a store ------------------------------------------------------------------------
