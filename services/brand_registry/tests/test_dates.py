@@ -146,3 +146,19 @@ def test_the_horizon_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().validity_horizon_years == 10
     monkeypatch.setenv("BRAND_REGISTRY_VALIDITY_HORIZON_YEARS", "5")
     assert Settings().validity_horizon_years == 5
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/brands?as_of=9999-12-31&status=active",
+        "/api/v1/brands?as_of=0001-01-01&status=expired",
+        "/api/v1/brands?awarded_from=0001-01-01&awarded_to=9999-12-31",
+        "/api/v1/brands/stats?year=2024&as_of=9999-12-31",
+        "/api/v1/brands/export?as_of=9999-12-31&status=suspended",
+    ],
+)
+async def test_the_calendars_ends_in_queries_are_answered(service: Harness, path: str) -> None:
+    await service.client().post("/api/v1/brands", json=listing(1))
+    response = await service.client().get(path)
+    assert response.status_code == 200, response.text

@@ -143,3 +143,21 @@ def test_the_horizon_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().validity_horizon_years == 10
     monkeypatch.setenv("CERTIFICATION_VALIDITY_HORIZON_YEARS", "5")
     assert Settings().validity_horizon_years == 5
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/certificates?as_of=9999-12-31&status=valid&overdue_suspension=true",
+        "/api/v1/certificates?as_of=0001-01-01&status=valid",
+        "/api/v1/certificates?issued_from=0001-01-01&issued_to=9999-12-31",
+        "/api/v1/certificates/stats?year=2024&as_of=9999-12-31",
+        "/api/v1/certificates/export?as_of=9999-12-31&status=valid",
+    ],
+)
+async def test_the_calendars_ends_in_queries_are_answered(
+    service: Harness, credit_code: Callable[[int], str], path: str
+) -> None:
+    await service.client().post("/api/v1/certificates", json=payload(1, credit_code))
+    response = await service.client().get(path)
+    assert response.status_code == 200, response.text

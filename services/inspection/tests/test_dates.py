@@ -142,3 +142,18 @@ def test_the_bulletin_horizon_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> N
     assert Settings().bulletin_horizon_years == 1
     monkeypatch.setenv("INSPECTION_BULLETIN_HORIZON_YEARS", "2")
     assert Settings().bulletin_horizon_years == 2
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{URL}?sampled_from=0001-01-01&sampled_to=9999-12-31",
+        f"{URL}/stats?year=2024&as_of=9999-12-31",
+        f"{URL}/stats?year=2100&as_of=9999-12-31&include_unpublished=true",
+        f"{URL}/export?sampled_from=0001-01-01",
+    ],
+)
+async def test_the_calendars_ends_in_queries_are_answered(service: Harness, path: str) -> None:
+    await service.client().post(URL, json=check(1))
+    response = await service.client().get(path)
+    assert response.status_code == 200, response.text
