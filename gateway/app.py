@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import service
-from gateway.auth import Authenticator, ServiceTokens, load_signing_key
+from gateway.auth import Authenticator, FailureThrottle, ServiceTokens, load_signing_key
 from gateway.openapi import MergedSpec
 from gateway.proxy import Backend, Forwarder, ProxyContext, ProxyMetrics
 from gateway.ratelimit import RateLimiter
@@ -35,14 +35,6 @@ async def proxy_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the backends' pooled sessions and the gateway's stores for the app's lifetime."""
     settings: Settings = app.state.settings
     backends = {name: Backend(name, url, settings) for name, url in settings.backend_urls().items()}
-    authenticator = Authenticator(
-        sessionmaker=app.state.sessionmaker,
-        cache_seconds=settings.auth_cache_seconds,
-        oauth_private_pem=load_signing_key(settings.oauth_private_key_file),
-        oauth_issuer=settings.oauth_issuer,
-        oauth_audience=settings.oauth_audience,
-        oauth_ttl_seconds=settings.oauth_token_ttl_seconds,
-    )
     minter = TokenMinter(
         load_signing_key(settings.token_private_key_file),
         issuer=settings.token_issuer,
@@ -54,6 +46,20 @@ async def proxy_lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout=settings.redis_timeout_seconds,
         retry_seconds=settings.redis_retry_seconds,
         metrics=app.state.proxy_metrics.rate_limit,
+    )
+    authenticator = Authenticator(
+        throttle=FailureThrottle(
+            limiter,
+            per_address=settings.auth_failures_per_address,
+            per_client=settings.auth_failures_per_client,
+            metrics=app.state.proxy_metrics.auth,
+        ),
+        sessionmaker=app.state.sessionmaker,
+        cache_seconds=settings.auth_cache_seconds,
+        oauth_private_pem=load_signing_key(settings.oauth_private_key_file),
+        oauth_issuer=settings.oauth_issuer,
+        oauth_audience=settings.oauth_audience,
+        oauth_ttl_seconds=settings.oauth_token_ttl_seconds,
     )
     app.state.ready_checks["rate_limits"] = limiter.status
     revocations = RevocationBus(

@@ -3,6 +3,7 @@ service tokens the gateway mints for the backends in their place."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -12,14 +13,16 @@ from typing import Any, TypeVar
 import jwt
 from cachetools import TTLCache
 from cryptography.hazmat.primitives import serialization
+from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import service
+from gateway.ratelimit import Decision, RateLimiter
 from gateway.routing import BROAD_SCOPES
 from gateway.service import Identity, OAuthRefusal
 from kit.auth import ALGORITHM, TokenMinter, parse_bearer, write_keypair
 from kit.db import outage_log
-from kit.errors import Unauthorized
+from kit.errors import ProblemError, Unauthorized
 
 ANONYMOUS = Identity(client_id="anonymous", name="Anonymous", scopes=frozenset(), rate_limit="")
 _MAX_CACHED = 10_000
@@ -62,12 +65,99 @@ def load_signing_key(path: Path) -> bytes:
     return path.read_bytes()
 
 
+class AuthMetrics:
+    """Failed authentications by kind, and the attempts refused for too many of them."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.failures = Counter(
+            "gateway_auth_failures",
+            "Failed authentications: an unknown or revoked API key (api_key), an invalid or "
+            "expired access token (bearer), wrong client credentials at /oauth/token "
+            "(client_secret)",
+            ["kind"],
+            registry=registry,
+        )
+        self.throttled = Counter(
+            "gateway_auth_throttled",
+            "Authentications refused with 429, before any lookup, after too many failures from "
+            "the address (address) or for the client id (client_id)",
+            ["by"],
+            registry=registry,
+        )
+
+
+class AuthThrottled(ProblemError):
+    status, slug = 429, "authentication-throttled"
+
+    def __init__(self, decision: Decision, by: str) -> None:
+        retry = max(decision.reset_seconds, 1)
+        whose = "from this address" if by == "address" else "for this client id"
+        super().__init__(
+            f"Too many failed authentications {whose} ({decision.limit} per window); "
+            f"retry in {retry} s.",
+            title="Too Many Requests",
+            headers={"Retry-After": str(retry)},
+            throttled_by=by,
+        )
+
+
+class FailureThrottle:
+    """Failed authentications counted per client address (the peer as the trusted proxies
+    give it) and, for token requests, per client id, in the rate limiter's windows (shared
+    through Redis when configured, per replica while it does not answer). Past a budget,
+    an attempt is refused with 429 before its credentials are looked up. A success resets
+    nothing: an address or a client id is free again only when its window ends."""
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        *,
+        per_address: str,
+        per_client: str,
+        metrics: AuthMetrics | None = None,
+    ) -> None:
+        self._limiter = limiter
+        self._per_address = per_address
+        self._per_client = per_client
+        self._metrics = metrics
+
+    @staticmethod
+    def _keys(address: str, client_id: str | None) -> list[tuple[str, str]]:
+        keys = [("address", f"auth-failures:ip:{address}")]
+        if client_id is not None:
+            # Whatever its length, a client id sent by a caller names one short key.
+            digest = hashlib.sha256(client_id.encode()).hexdigest()[:32]
+            keys.append(("client_id", f"auth-failures:client:{digest}"))
+        return keys
+
+    def _limit(self, by: str) -> str:
+        return self._per_address if by == "address" else self._per_client
+
+    async def check(self, address: str, client_id: str | None = None) -> None:
+        """429 when the address (or the client id) has used up its failures."""
+        for by, key in self._keys(address, client_id):
+            decision = await self._limiter.peek(key, self._limit(by))
+            if decision is not None and not decision.allowed:
+                if self._metrics is not None:
+                    self._metrics.throttled.labels(by).inc()
+                raise AuthThrottled(decision, by)
+
+    async def failed(self, kind: str, address: str, client_id: str | None = None) -> None:
+        """Count one failed authentication of `kind`."""
+        if self._metrics is not None:
+            self._metrics.failures.labels(kind).inc()
+        for by, key in self._keys(address, client_id):
+            await self._limiter.hit(key, self._limit(by))
+
+
 class Authenticator:
-    """Resolves credentials to an active client, with a short cache in front of the database."""
+    """Resolves credentials to an active client, with a short cache in front of the database,
+    and a throttle of failures in front of both."""
 
     def __init__(
         self,
         *,
+        throttle: FailureThrottle | None = None,
         sessionmaker: async_sessionmaker[AsyncSession],
         cache_seconds: float,
         oauth_private_pem: bytes,
@@ -76,6 +166,7 @@ class Authenticator:
         oauth_ttl_seconds: int,
     ) -> None:
         self._sessionmaker = sessionmaker
+        self.throttle = throttle
         # A key's or a client's answer, None for one refused, so a retry is refused without I/O.
         self._keys: Cached[str, Identity | None] = _cache(cache_seconds)
         self._clients: Cached[str, Identity | None] = _cache(cache_seconds)
@@ -130,21 +221,26 @@ class Authenticator:
         return identity
 
     async def by_client_credentials(
-        self, client_id: str | None, client_secret: str | None
+        self, client_id: str | None, client_secret: str | None, *, address: str
     ) -> Identity:
         """The client of a token request: its id and one of its API keys must both be sent
-        and belong together (`invalid_client` otherwise)."""
+        and belong together (`invalid_client` otherwise); 429 after too many failures from
+        `address` or for the client id."""
         if not client_id or not client_secret:
             raise OAuthRefusal(
                 401,
                 "invalid_client",
                 "Send client_id and client_secret (an API key of the client).",
             )
+        if self.throttle is not None:
+            await self.throttle.check(address, client_id)
         try:
             identity = await self.by_api_key(client_secret)
         except Unauthorized:
             identity = None
         if identity is None or identity.client_id != client_id:
+            if self.throttle is not None:
+                await self.throttle.failed("client_secret", address, client_id)
             raise OAuthRefusal(401, "invalid_client", "The client credentials are not valid.")
         return identity
 
@@ -196,13 +292,24 @@ class Authenticator:
         self._bearers[token] = (float(claims["exp"]), caller)
         return caller
 
-    async def from_headers(self, api_key: str | None, authorization: str | None) -> Identity:
-        """The caller named by `X-API-Key` or `Authorization: Bearer`; 401 otherwise."""
-        if api_key:
-            return await self.by_api_key(api_key)
-        token = parse_bearer(authorization)
-        if token:
-            return await self.by_bearer(token)
+    async def from_headers(
+        self, api_key: str | None, authorization: str | None, *, address: str
+    ) -> Identity:
+        """The caller named by `X-API-Key` or `Authorization: Bearer`; 401 otherwise, and 429
+        after too many failures from `address`."""
+        token = None if api_key else parse_bearer(authorization)
+        if api_key or token:
+            if self.throttle is not None:
+                await self.throttle.check(address)
+            try:
+                if api_key:
+                    return await self.by_api_key(api_key)
+                assert token is not None
+                return await self.by_bearer(token)
+            except Unauthorized:
+                if self.throttle is not None:
+                    await self.throttle.failed("api_key" if api_key else "bearer", address)
+                raise
         raise Unauthorized(
             "Send an API key in X-API-Key or an access token in Authorization: Bearer.",
             headers=_challenge(),

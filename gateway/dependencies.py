@@ -13,6 +13,11 @@ from kit.db import get_session
 from kit.errors import Forbidden
 
 
+def client_address(request: Request) -> str:
+    """The caller's address as the server gives it (a trusted proxy's forwarded one)."""
+    return request.client.host if request.client else "unknown"
+
+
 def proxy_context(request: Request) -> ProxyContext:
     context: ProxyContext = request.app.state.proxy
     return context
@@ -38,7 +43,9 @@ RevokingSessionDep = Annotated[AsyncSession, Depends(revoking_session, scope="fu
 async def current_client(request: Request, context: ContextDep) -> Identity:
     """The calling client, by API key or access token; 401 otherwise."""
     identity = await context.authenticator.from_headers(
-        request.headers.get("x-api-key"), request.headers.get("authorization")
+        request.headers.get("x-api-key"),
+        request.headers.get("authorization"),
+        address=client_address(request),
     )
     request.state.principal = identity
     return identity

@@ -20,7 +20,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.auth import ANONYMOUS, Authenticator, ServiceTokens
+from gateway.auth import ANONYMOUS, Authenticator, AuthMetrics, ServiceTokens
 from gateway.breaker import BreakerCall, CircuitBreaker
 from gateway.ratelimit import Decision, RateLimiter, StoreMetrics
 from gateway.revocations import RevocationBus
@@ -119,6 +119,7 @@ class ProxyMetrics:
         )
         self._forwarded = CountedDurations(self.calls, self.latency)
         self.rate_limit = StoreMetrics(registry)
+        self.auth = AuthMetrics(registry)
 
     def observe(self, backend: str, method: str, route: str, status: int, seconds: float) -> None:
         label = method_label(method)
@@ -324,7 +325,9 @@ async def _forward(
     head = _RequestHead(scope["headers"])
     public = is_public(method, scope["path"])
     identity = _known_caller(context, head, public) or (
-        await context.authenticator.from_headers(head.api_key, head.authorization)
+        await context.authenticator.from_headers(
+            head.api_key, head.authorization, address=_client_ip(scope)
+        )
     )
     limit_key, limit = _admit(context, prefix, scope, identity, public)
     decision = _within_limit(await context.limiter.hit(limit_key, limit))

@@ -93,6 +93,11 @@ class LocalWindows:
             self._next_sweep = now + 1
         return hits, end
 
+    def peek(self, key: str) -> tuple[int, float]:
+        """The hits on `key` in its current window and when it ends, without counting one."""
+        hits, end = self._windows.get(key, (0, 0.0))
+        return (hits, end) if end > time.time() else (0, 0.0)
+
     async def reset(self) -> None:
         self._windows.clear()
 
@@ -141,6 +146,16 @@ class RedisWindows:
         if last is None and len(self.seen) >= _MAX_WINDOWS:
             self.seen.clear()
         self.seen[key] = (hits, end)
+        return hits, end
+
+    async def peek(self, key: str) -> tuple[int, float]:
+        """The hits on `key` in its current window and when it ends, without counting one."""
+        hits = await self.storage.get(key)
+        if not hits:
+            return 0, 0.0
+        now = time.time()
+        last = self.seen.get(key)
+        end = last[1] if last is not None and last[1] > now else await self.storage.get_expiry(key)
         return hits, end
 
     async def answers(self) -> bool:
@@ -251,6 +266,39 @@ class RateLimiter:
         ]
         if len(decisions) == 1:
             return decisions[0]
+        refused = [d for d in decisions if not d.allowed]
+        if refused:
+            return max(refused, key=lambda d: d.reset_seconds)
+        return min(decisions, key=lambda d: d.remaining)
+
+    async def peek(self, identity: str, limit: str) -> Decision | None:
+        """Whether `identity` may be counted once more under `limit`, without counting it:
+        `allowed` is False once a window is used up (where `hit` would refuse the next);
+        None when no limit applies."""
+        plan = self._plans.get((identity, limit))
+        if plan is None:
+            plan = self._plan(identity, limit)
+        if not plan:
+            return None
+        shared = self.shared
+        if shared is None or self._recovery is not None:
+            counts = [self.local.peek(window.key) for window in plan]
+        else:
+            try:
+                counts = [await shared.peek(window.key) for window in plan]
+            except Exception as error:
+                self._count_locally(shared, error)
+                counts = [self.local.peek(window.key) for window in plan]
+        now = time.time()
+        decisions = [
+            Decision(
+                allowed=hits < window.amount,
+                limit=window.amount,
+                remaining=max(window.amount - hits, 0),
+                reset_seconds=max(math.ceil(end - now), 0),
+            )
+            for window, (hits, end) in zip(plan, counts, strict=True)
+        ]
         refused = [d for d in decisions if not d.allowed]
         if refused:
             return max(refused, key=lambda d: d.reset_seconds)

@@ -14,7 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway import service
-from gateway.dependencies import AdminClient, ContextDep, RevokingSessionDep
+from gateway.dependencies import AdminClient, ContextDep, RevokingSessionDep, client_address
 from gateway.schemas import (
     ClientCreate,
     ClientRead,
@@ -139,7 +139,9 @@ async def issue_token(
         client_id, client_secret = basic
     try:
         service.check_grant_type(grant_type)
-        identity = await context.authenticator.by_client_credentials(client_id, client_secret)
+        identity = await context.authenticator.by_client_credentials(
+            client_id, client_secret, address=client_address(request)
+        )
         request.state.principal = identity
         scopes = service.granted_scopes(identity, scope)
     except OAuthRefusal as refusal:

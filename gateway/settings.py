@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 from typing import Annotated, ClassVar
 
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
@@ -38,6 +39,11 @@ class Settings(ServiceSettings):
     oauth_audience: str = "qrp-api"
     oauth_token_ttl_seconds: int = Field(default=600, ge=30, le=86400)
     auth_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+    auth_failures_per_address: str = "20/minute"
+    """Failed authentications an address may make (`limits` notation) before its attempts
+    are refused with 429, credentials unchecked, until the window ends; empty: unlimited."""
+    auth_failures_per_client: str = "10/minute"
+    """The same for the wrong secrets sent for one client id at /oauth/token."""
 
     connect_timeout_seconds: float = Field(default=2.0, gt=0)
     read_timeout_seconds: float = Field(default=30.0, gt=0)
@@ -50,6 +56,16 @@ class Settings(ServiceSettings):
     breaker_reset_seconds: float = Field(default=10.0, gt=0)
     health_timeout_seconds: float = Field(default=2.0, gt=0)
     openapi_cache_seconds: float = Field(default=30.0, ge=0)
+
+    @field_validator("auth_failures_per_address", "auth_failures_per_client")
+    @classmethod
+    def _limit(cls, value: str) -> str:
+        if value.strip():
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError("must look like '20/minute', or be empty") from None
+        return value.strip()
 
     @field_validator("cors_origins", mode="before")
     @classmethod
