@@ -46,6 +46,7 @@ import structlog
 from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from kit.errors import (
     PayloadTooLarge,
@@ -683,8 +684,8 @@ async def receive_upload(
     The body is parsed as it streams (python-multipart), so memory stays bounded and an
     oversized file is refused once `limit` bytes of it arrived (at once when Content-Length
     already says it is too large). 415 when the request is not multipart/form-data; 422
-    naming `field` when the form is malformed or cut short, has no such part or two, or the
-    file name has control characters. Other parts are skipped (at most MAX_FORM_PARTS, and
+    naming `field` when the form is malformed or cut short (the client's disconnect too), has
+    no such part or two, or the file name has control characters. Other parts are skipped (at most MAX_FORM_PARTS, and
     FORM_OVERHEAD_BYTES of the body beside the file).
     """
     media_type, options = parse_options_header(request.headers.get("content-type"))
@@ -742,7 +743,16 @@ class _FormFile:
             },
         )
         total = 0
-        async for chunk in stream:
+        chunks = aiter(stream)
+        while True:
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except ClientDisconnect:
+                # A problem, not an error: nobody is there to read it, but the request ends
+                # as a 4xx in the logs rather than as a traceback.
+                raise self._invalid("The client disconnected before the form ended.") from None
             total += len(chunk)
             if total > self.body_limit:
                 raise _too_large(self.field, self.limit)

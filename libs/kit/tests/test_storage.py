@@ -12,7 +12,7 @@ import sys
 import time
 import zipfile
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -801,6 +801,42 @@ async def test_malformed_uploads_are_problems(
     assert answer.headers["content-type"] == "application/problem+json"
     assert message in answer.json()["detail"]
     assert answer.json()["errors"][0]["field"] == "file"
+    assert leftovers(tmp_path) == []
+
+
+async def test_a_disconnect_midway_is_a_problem_and_keeps_nothing(tmp_path: Path) -> None:
+    app = upload_app(tmp_path / "incoming", 20 * MiB)
+    head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n\r\n'
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": head + b"%PDF-1.4\n", "more_body": True},
+        {"type": "http.request", "body": bytes(2 * MiB), "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive_message() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/upload",
+        "raw_path": b"/upload",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"multipart/form-data; boundary=b"), (b"host", b"t")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    await app(scope, receive_message, send)
+    assert sent[0]["status"] == 422
+    assert b"disconnected before the form ended" in sent[1]["body"]
     assert leftovers(tmp_path) == []
 
 
