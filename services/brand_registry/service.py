@@ -1178,7 +1178,7 @@ async def import_listings(
 
     Rows are stored batch by batch inside the request's transaction, so later rows are
     checked against earlier ones through the database; a dry run or a bad row rolls the
-    whole transaction back.
+    whole transaction back. A bad row is a 422 with the report, dry run or not.
     """
     check_utf8(upload)
     errors: list[RowError] = []
@@ -1203,7 +1203,8 @@ async def import_listings(
     errors.sort(key=lambda error: error.line)
     stored = 0 if errors or dry_run else batch.stored
     report = import_report(rows=seen, errors=errors, dry_run=dry_run, stored=stored)
-    if errors and not dry_run:
+    if errors:
+        # A dry run too: the same 422 and report, the transaction rolled back.
         raise _import_failure(errors, seen, report)
     if dry_run:
         await repository.discard(session=session)
