@@ -29,6 +29,7 @@ from typing import Any
 from assessment import repository
 from assessment.catalogue import (
     Catalogue,
+    applies_to,
     group_rules,
     reported_key,
     unit_of,
@@ -683,8 +684,8 @@ async def worklist(
     principal: Principal,
     catalogue: Catalogue,
 ) -> Worklist:
-    """Every reported indicator of the year's target set the county is asked for, with where
-    its report stands and when it is due."""
+    """Every reported indicator of the year's target set the county is asked for (or has
+    reported anyway), with where its report stands and when it is due."""
     code, name = _worklist_county(county_code, principal, catalogue)
     target_set = await repository.current_target_set(session=session, year=year)
     if target_set is None:
@@ -701,6 +702,8 @@ async def worklist(
             continue
         key = reported_key(indicator)
         row = current.get(key)
+        if row is None and not applies_to(indicator, code):
+            continue
         items.append(
             WorklistItem(
                 indicator=key,
@@ -710,8 +713,10 @@ async def worklist(
                 value=None if row is None else row.value,
                 reported_value_id=None if row is None else row.id,
                 comment=None if row is None else row.review_comment,
-                submitted_at=None if row is None else row.reported_at,
-                reviewed_at=None if row is None else row.reviewed_at,
+                submitted_at=None if row is None else _aware(row.reported_at),
+                reviewed_at=None
+                if row is None or row.reviewed_at is None
+                else _aware(row.reviewed_at),
             )
         )
     return Worklist(year=year, county_code=code, county_name=name, items=items)

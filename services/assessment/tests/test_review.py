@@ -253,6 +253,18 @@ async def test_a_returned_value_counts_as_missing(
 async def test_the_worklist_of_a_county(service: Harness) -> None:
     body = small_target_set()
     body["indicators"][3]["due_on"] = "2008-01-15"
+    body["indicators"].append(
+        {
+            "key": "provincial_agri_demo_zones",
+            "name": "新建3個省級農業示範區",
+            "source": "reported",
+            "measure": {"kind": "reported_value", "unit": "count"},
+            "comparator": "at_least",
+            "target": 3,
+            "weight": 5,
+            "allocations": {PIZHOU: {"target": 3}},
+        }
+    )
     await service.client().put("/api/v1/target-sets/2007", json=body)
     tongshan = bound_client(service, [TONGSHAN])
     reviewer = service.client()
@@ -307,7 +319,11 @@ async def test_the_worklist_of_a_county(service: Harness) -> None:
     assert other.status_code == 403
     assert other.json()["errors"][0]["field"] == "county_code"
     city = await reviewer.get("/api/v1/assessments/2007/worklist", params={"county_code": PIZHOU})
-    assert [i["state"] for i in city.json()["items"]] == ["missing", "missing"]
+    assert [(i["indicator"], i["state"]) for i in city.json()["items"]] == [
+        (COVERAGE, "missing"),
+        (INCIDENTS, "missing"),
+        ("provincial_agri_demo_zones", "missing"),
+    ]
     unnamed = await reviewer.get("/api/v1/assessments/2007/worklist")
     assert unnamed.status_code == 422
     assert unnamed.json()["errors"][0]["field"] == "county_code"
