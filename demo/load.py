@@ -21,11 +21,15 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
+from demo.evidence import CORRECTIONS, Correction, evidence_file
 from demo.generate import DemoCity
 
 API = "/api/v1"
 READER_NAME = "demo-reader"
 READER_SCOPES = ["assessments:read", "brands:read", "certificates:read", "spot-checks:read"]
+REVIEWER_NAME = "demo-reviewer"
+REVIEWER_SCOPES = ["assessments:read", "assessments:review"]
+COUNTY_SCOPES = ["assessments:read", "assessments:write"]
 PAGE = 500
 IMPORT_CHUNK = 2000
 WORKERS = 8
@@ -143,6 +147,8 @@ class Loader:
         self.key_file = key_file
         self.progress = progress
         self.report = Report()
+        self.keys: dict[str, str] = {}
+        """API keys by client name (the county clients and the reviewer), once made."""
 
     # HTTP helpers ----------------------------------------------------------------------
 
@@ -283,8 +289,62 @@ class Loader:
         )
         return added
 
+    def _as(self, key: str) -> dict[str, str]:
+        return {"X-API-Key": key}
+
+    def county_key(self, county_code: str) -> str:
+        """The key of the county's own client, bound to it (written to var/keys/<code>.key)."""
+        name = f"county-{county_code}"
+        if name not in self.keys:
+            self.keys[name] = self._client_key(
+                name,
+                COUNTY_SCOPES,
+                self.key_file.parent / f"{county_code}.key",
+                county_codes=[county_code],
+            )
+        return self.keys[name]
+
+    def reviewer_key(self) -> str:
+        """The key of the city's assessment office, which reviews the counties' figures."""
+        if REVIEWER_NAME not in self.keys:
+            self.keys[REVIEWER_NAME] = self._client_key(
+                REVIEWER_NAME, REVIEWER_SCOPES, self.key_file.parent / "demo-reviewer.key"
+            )
+        return self.keys[REVIEWER_NAME]
+
+    def _submit(self, body: dict[str, Any]) -> httpx.Response:
+        """A county's submission through its own client, with its evidence PDF."""
+        key = self.county_key(body["county_code"])
+        submitted = self.client.post(f"{API}/reported-values", json=body, headers=self._as(key))
+        if submitted.status_code >= 400:
+            return submitted
+        name, content = evidence_file(body, self._county_name(body["county_code"]))
+        path = f"{API}/reported-values/{submitted.json()['id']}/evidence"
+        files = {"file": (name, content, "application/pdf")}
+        uploaded = self.client.post(path, files=files, headers=self._as(key))
+        return uploaded if uploaded.status_code >= 400 else submitted
+
+    def _county_name(self, code: str) -> str:
+        return next(r["name"] for r in self.city.regions if r["code"] == code)
+
+    def _review(self, value: dict[str, Any], etag: str, comment: str | None) -> httpx.Response:
+        """The office accepts a submitted value, or returns it with `comment`."""
+        decision = {"state": "accepted"} if comment is None else {"state": "returned"}
+        if comment is not None:
+            decision["comment"] = comment
+        return self.client.post(
+            f"{API}/reported-values/{value['id']}/status",
+            json=decision,
+            headers={**self._as(self.reviewer_key()), "If-Match": etag},
+        )
+
     def reported_values(self) -> int:
+        """Each county submits its figures (with evidence) through its own client; the
+        office accepts every one, so the year can be published."""
         year = self.city.year
+        for region in self.city.regions:
+            self.county_key(region["code"])
+        self.reviewer_key()
         existing = {
             (v["county_code"], v["indicator"])
             for v in self._all(f"{API}/reported-values", year=year, current=True)
@@ -294,9 +354,69 @@ class Loader:
             for v in self.city.reported_values
             if (v["county_code"], v["indicator"]) not in existing
         ]
-        return self._post_each(
-            "reported values", bodies, lambda b: self.client.post(f"{API}/reported-values", json=b)
-        )
+        added = self._post_each("reported values", bodies, self._submit)
+        every = self._all(f"{API}/reported-values", year=year)
+        corrections = {v["superseded_by"] for v in every if v["superseded_by"]}
+        # A first submission still waiting is accepted; a correction keeps its own review.
+        to_accept = [
+            v
+            for v in every
+            if v["state"] == "submitted" and v["current"] and v["id"] not in corrections
+        ]
+        self._post_each("reviews", to_accept, self._accept)
+        return added
+
+    def _accept(self, value: dict[str, Any]) -> httpx.Response:
+        current = self.client.get(f"{API}/reported-values/{value['id']}")
+        if current.status_code >= 400:
+            return current
+        return self._review(value, current.headers["ETag"], None)
+
+    def corrections(self) -> int:
+        """After publication three counties correct a figure: the office returns two with
+        its comment; the third waits for review. The published run is not changed."""
+        year = self.city.year
+        current = {
+            (v["county_code"], v["indicator"]): v
+            for v in self._all(f"{API}/reported-values", year=year, current=True)
+        }
+        added = 0
+        for correction in CORRECTIONS:
+            earlier = current.get((correction.county_code, correction.indicator))
+            if earlier is None or earlier["state"] != "accepted":
+                continue  # already corrected (or never reported)
+            body = self._correction(correction, earlier)
+            submitted = self._check(self._submit(body), "POST /reported-values (correction)")
+            if correction.comment is not None:
+                self._check(
+                    self._review(submitted.json(), submitted.headers["ETag"], correction.comment),
+                    "POST /reported-values/{id}/status",
+                )
+            added += 1
+        return added
+
+    def _correction(self, correction: Correction, earlier: dict[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "county_code": correction.county_code,
+            "year": earlier["year"],
+            "indicator": correction.indicator,
+            "value": correction.value,
+            "evidence": {
+                "document": earlier["evidence"]["document"] + "（更正）",
+                "text": f"更正：{correction.value:g}（原報 {earlier['value']:g}）",
+            },
+            "reported_by": earlier["reported_by"],
+            "measured_on": str(earlier["measured_on"]),
+        }
+        if earlier.get("denominator"):
+            denominator = float(earlier["denominator"])
+            numerator = float(round(correction.value * denominator))
+            body.update(
+                numerator=numerator,
+                denominator=denominator,
+                value=round(numerator / denominator, 4),
+            )
+        return body
 
     def published_run(self) -> int:
         """Publish the year's results as of 31 December, unless a publication exists: the
@@ -314,25 +434,39 @@ class Loader:
 
     def reader_client(self) -> str:
         """The read-only `demo-reader` client's key: created, or rotated when the file is gone."""
-        if self.key_file.exists() and self.key_file.read_text().strip():
-            key = self.key_file.read_text().strip()
+        return self._client_key(READER_NAME, READER_SCOPES, self.key_file)
+
+    def _client_key(
+        self,
+        name: str,
+        scopes: list[str],
+        key_file: Path,
+        *,
+        county_codes: list[str] | None = None,
+    ) -> str:
+        """The API key of the client `name`: the one in `key_file` while it works, else the
+        client's key rotated, else a new client's; written to `key_file`."""
+        if key_file.exists() and key_file.read_text().strip():
+            key = key_file.read_text().strip()
             probe = self.client.get(f"{API}/regions", headers={"X-API-Key": key})
             if probe.status_code == 200:
                 return key
         clients = [
             c
             for c in self._all(f"{API}/admin/clients")
-            if c["name"] == READER_NAME and c["status"] == "active"
+            if c["name"] == name and c["status"] == "active"
         ]
         if clients:
             path = f"{API}/admin/clients/{clients[0]['id']}/rotate"
             key = str(self._check(self.client.post(path), f"POST {path}").json()["api_key"])
         else:
-            body = {"name": READER_NAME, "scopes": READER_SCOPES}
+            body: dict[str, Any] = {"name": name, "scopes": scopes}
+            if county_codes:
+                body["county_codes"] = county_codes
             created = self.client.post(f"{API}/admin/clients", json=body)
             key = str(self._check(created, f"POST {API}/admin/clients").json()["api_key"])
-            self.report.added["api clients"] = 1
-        write_key(self.key_file, key)
+            self.report.added["api clients"] = self.report.added.get("api clients", 0) + 1
+        write_key(key_file, key)
         return key
 
     def run(self) -> Report:
@@ -347,6 +481,7 @@ class Loader:
             ("spot-checks", self.spot_checks),
             ("reported values", self.reported_values),
             ("published runs", self.published_run),
+            ("corrections", self.corrections),
         ]
         for name, step in tqdm(steps, desc="demo city", unit="step", disable=not self.progress):
             self.report.added[name] = step()
