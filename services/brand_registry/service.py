@@ -1190,7 +1190,9 @@ async def import_listings(
         nonlocal seen
         for item in read_rows(upload, required=IMPORT_REQUIRED, allowed=IMPORT_FIELDS):
             seen += 1
-            if not principal.covers((item[1].get("county_code") or "").strip()):
+            # A row without a county is refused for its missing field instead.
+            county = (item[1].get("county_code") or "").strip()
+            if county and not principal.covers(county):
                 outside.append(item[0])
             yield item
 

@@ -977,7 +977,9 @@ async def _check_file(
         rows += len(batch)
         keys: dict[tuple[str, str], int] = {}
         for line, raw in batch:
-            if not actor.covers((raw.get("county_code") or "").strip()):
+            # A row without a county is refused for its missing field instead.
+            county = (raw.get("county_code") or "").strip()
+            if county and not actor.covers(county):
                 outside.append(line)
             values, row_errors = _parse_row(line, raw, catalogue, today)
             errors.extend(row_errors)

@@ -139,7 +139,9 @@ async def validate_upload(
         keyed: dict[tuple[str, str], int] = {}
         for line, values in batch:
             rows += 1
-            if not principal.covers((values.get("county_code") or "").strip()):
+            # A row without a county is refused for its missing field instead.
+            county = (values.get("county_code") or "").strip()
+            if county and not principal.covers(county):
                 outside.append(line)
             record, problems = _parse_row(values, catalogue=catalogue, today=today)
             errors.extend(RowError(line, field, message) for field, message in problems)
