@@ -3,7 +3,7 @@
 from datetime import date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, Text, text
 from sqlmodel import Field, SQLModel
 
 from kit.db import new_registry, version_column
@@ -21,6 +21,12 @@ idempotency_record = idempotency_table(metadata)
 
 _brand_version = version_column()
 
+UNREVOKED = text("revoked_on IS NULL")
+LISTING_AWARD_INDEX = "uq_brand_listing_award"
+"""Two unrevoked listings of one product, enterprise and tier awarded the same day always
+overlap (a listing counts from its award day, and a renewal is awarded after the listing it
+replaces), so the database refuses the second: concurrent identical awards store one."""
+
 
 class Brand(Base, table=True):
     """A famous-brand listing (名牌產品) of one product of one enterprise in one tier.
@@ -34,6 +40,16 @@ class Brand(Base, table=True):
     __tablename__ = "brand"
     __table_args__ = (
         Index("ix_brand_listing_key", "enterprise_credit_code", "product_name", "tier"),
+        Index(
+            LISTING_AWARD_INDEX,
+            "enterprise_credit_code",
+            "product_name",
+            "tier",
+            "awarded_on",
+            unique=True,
+            sqlite_where=UNREVOKED,
+            postgresql_where=UNREVOKED,
+        ),
         Index("ix_brand_county_tier_valid", "county_code", "tier", "valid_until"),
         Index(
             "ix_brand_search_text",

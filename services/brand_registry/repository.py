@@ -32,13 +32,23 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    tuple_,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from brand_registry.models import Brand, BrandHistory, BrandSuspension, ReviewFlag, metadata
+from brand_registry.models import (
+    LISTING_AWARD_INDEX,
+    Brand,
+    BrandHistory,
+    BrandSuspension,
+    ReviewFlag,
+    metadata,
+)
 from brand_registry.schemas import ListingFilters
+from kit.errors import Conflict, FieldError
 from kit.pagination import Page, PageParams, paginate
 
 brand_table = metadata.tables[Brand.__tablename__]
@@ -275,9 +285,57 @@ async def successor_of(*, session: AsyncSession, brand_id: str) -> KeyListing | 
     return rows[0] if rows else None
 
 
+def _violates(error: IntegrityError, index_name: str, columns: Sequence[str]) -> bool:
+    """Whether `error` is the unique index `index_name` refusing a row: PostgreSQL names the
+    index, SQLite the table's columns it covers."""
+    cause = getattr(error.orig, "__cause__", None)
+    if getattr(cause, "constraint_name", None) == index_name:
+        return True
+    return f"UNIQUE constraint failed: {', '.join(columns)}" in str(error.orig)
+
+
+_AWARD_KEY = (b.enterprise_credit_code, b.product_name, b.tier, b.awarded_on)
+_AWARD_KEY_COLUMNS = [f"brand.{column.name}" for column in _AWARD_KEY]
+
+
 async def insert_listings(*, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    if rows:
+    """Store accepted awards; 409 when a concurrent request stored the same award first.
+
+    The award rules read the listings before these rows are written, so two requests may
+    both find no overlap; the unique index on the award (`LISTING_AWARD_INDEX`) stores one,
+    and the other gets the 409 its rules would have raised had it come second. The refused
+    request's work is rolled back (the database has aborted it) before the stored listing
+    is read for the answer.
+    """
+    if not rows:
+        return
+    try:
         await session.execute(insert(brand_table), rows)
+    except IntegrityError as error:
+        if not _violates(error, LISTING_AWARD_INDEX, _AWARD_KEY_COLUMNS):
+            raise
+        await session.rollback()
+        raise await _award_conflict(session, rows) from None
+
+
+async def _award_conflict(session: AsyncSession, rows: list[dict[str, Any]]) -> Conflict:
+    """The 409 of an overlapping listing, naming the stored listing the first of `rows`
+    collided with, worded as the award rules word it."""
+    keys = [tuple(row[column.name] for column in _AWARD_KEY) for row in rows]
+    stored = await _key_listings(session, tuple_(*_AWARD_KEY).in_(keys), b.revoked_on.is_(None))
+    by_key = {(o.enterprise_credit_code, o.product_name, o.tier, o.awarded_on): o for o in stored}
+    other = next((by_key[key] for key in keys if key in by_key), None)
+    if other is None:  # revoked since: the index no longer holds it
+        return Conflict("The listing conflicts with one stored meanwhile; send it again.")
+    message = (
+        f"the enterprise already has a listing of this product in tier {other.tier} "
+        f"({other.id}, {other.awarded_on} to {other.valid_until}) overlapping this one"
+    )
+    return Conflict(
+        f"product_name: {message}",
+        existing_id=other.id,
+        errors=[FieldError("product_name", message).as_dict()],
+    )
 
 
 async def insert_history(*, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
