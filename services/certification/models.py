@@ -22,13 +22,17 @@ idempotency_record = idempotency_table(metadata)
 _version = version_column()
 
 
+NUMBER_CONSTRAINT = "uq_certificate_certificate_number_certification_body"
+"""A certification body issues each certificate number once."""
+
+
 class Certificate(Base, table=True):
     """A management-system certificate. `status` is the recorded status; `expired` is never
     stored but follows from `expires_on`."""
 
     __tablename__ = "certificate"
     __table_args__ = (
-        UniqueConstraint("certificate_number", "certification_body"),
+        UniqueConstraint("certificate_number", "certification_body", name=NUMBER_CONSTRAINT),
         Index(
             "ix_certificate_enterprise_first_issue", "enterprise_credit_code", "original_issued_on"
         ),

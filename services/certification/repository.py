@@ -21,10 +21,12 @@ from sqlalchemy import (
     text,
     tuple_,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from certification.models import Certificate, CertificateHistory
+from certification.models import NUMBER_CONSTRAINT, Certificate, CertificateHistory
+from kit.errors import Conflict
 from kit.pagination import Page, PageParams, paginate
 
 _certificate_table: Table = Certificate.__table__  # type: ignore[attr-defined]
@@ -199,18 +201,64 @@ async def taken_numbers(
     return {(row[0], row[1]) for row in (await session.execute(statement)).all()}
 
 
+def _violates(error: IntegrityError, index_name: str, columns: Sequence[str]) -> bool:
+    """Whether `error` is the unique index `index_name` refusing a row: PostgreSQL names the
+    index, SQLite the table's columns it covers."""
+    cause = getattr(error.orig, "__cause__", None)
+    if getattr(cause, "constraint_name", None) == index_name:
+        return True
+    return f"UNIQUE constraint failed: {', '.join(columns)}" in str(error.orig)
+
+
+_NUMBER_COLUMNS = ["certificate.certificate_number", "certificate.certification_body"]
+
+
+def number_conflict(number: str, body: str) -> Conflict:
+    """The 409 of a certificate number its body already issued."""
+    return Conflict(
+        f"{body} already issued a certificate numbered {number}.", field="certificate_number"
+    )
+
+
+async def _writing_numbers(
+    session: AsyncSession, write: Callable[[], Any], numbers: Sequence[tuple[str, str]]
+) -> None:
+    """Run `write`; when the number constraint refuses it (a concurrent request stored one
+    of `numbers` first), roll the request back and answer the 409 a sequential duplicate
+    gets, naming the first number now taken."""
+    try:
+        await write()
+    except IntegrityError as error:
+        if not _violates(error, NUMBER_CONSTRAINT, _NUMBER_COLUMNS):
+            raise
+        await session.rollback()
+        taken = await taken_numbers(session=session, keys=numbers)
+        number, body = next((key for key in numbers if key in taken), numbers[0])
+        raise number_conflict(number, body) from None
+
+
 async def add_certificate(
     *, session: AsyncSession, certificate: Certificate, entry: CertificateHistory
 ) -> None:
+    """Store a new certificate and its first history entry; 409 when a concurrent request
+    stored the same number of the same body first."""
     session.add(certificate)
-    await session.flush()
+    numbers = [(certificate.certificate_number, certificate.certification_body)]
+    await _writing_numbers(session, session.flush, numbers)
     session.add(entry)
     await session.flush()
 
 
 async def add_history_entry(*, session: AsyncSession, entry: CertificateHistory) -> None:
+    """Store a history entry with the change it records (an edit may renumber the
+    certificate: 409 when a concurrent request took the number first)."""
     session.add(entry)
-    await session.flush()
+    numbers = [
+        (o.certificate_number, o.certification_body)
+        for o in session.dirty
+        if isinstance(o, Certificate)
+    ]
+    await _writing_numbers(session, session.flush, numbers)
 
 
 async def insert_many(
@@ -219,10 +267,17 @@ async def insert_many(
     certificates: list[dict[str, Any]],
     entries: list[dict[str, Any]],
 ) -> None:
-    """Bulk-insert rows already validated, with their entries in the history."""
-    if certificates:
+    """Bulk-insert rows already validated, with their entries in the history; 409 when a
+    concurrent request stored one of their numbers first."""
+    if not certificates:
+        return
+
+    async def write() -> None:
         await session.execute(insert(_certificate_table), certificates)
-        await session.execute(insert(_history_table), entries)
+
+    numbers = [(c["certificate_number"], c["certification_body"]) for c in certificates]
+    await _writing_numbers(session, write, numbers)
+    await session.execute(insert(_history_table), entries)
 
 
 async def refresh_statistics(*, session: AsyncSession) -> None:
