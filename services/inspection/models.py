@@ -26,6 +26,10 @@ class Base(SQLModel, registry=registry):
 idempotency_record = idempotency_table(metadata)
 
 ORIGINALS_ONLY = text("reinspection_of IS NULL")
+SAMPLE_INDEX = "uq_spot_check_plan_code_sample_code"
+"""A sample code is unique within its plan; its re-inspections reuse it."""
+REINSPECTION_CONSTRAINT = "uq_spot_check_reinspection_of"
+"""A check is re-inspected once; the chain goes on from the re-inspection."""
 _version = version_column()
 
 
@@ -34,9 +38,8 @@ class SpotCheck(Base, table=True):
 
     __tablename__ = "spot_check"
     __table_args__ = (
-        # A sample code is unique within its plan; its re-inspections reuse it.
         Index(
-            "uq_spot_check_plan_code_sample_code",
+            SAMPLE_INDEX,
             "plan_code",
             "sample_code",
             unique=True,

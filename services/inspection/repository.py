@@ -1,16 +1,25 @@
 """Every query of the inspection service; functions flush, the request commits."""
 
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, case, func, insert, or_, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from inspection.models import OutboxMessage, SpotCheck, SpotCheckHistory, metadata
+from inspection.models import (
+    REINSPECTION_CONSTRAINT,
+    SAMPLE_INDEX,
+    OutboxMessage,
+    SpotCheck,
+    SpotCheckHistory,
+    metadata,
+)
 from inspection.schemas import FindingRow, SpotCheckFilters, StatsRow
+from kit.errors import Conflict
 from kit.pagination import Page, PageParams, paginate
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -52,14 +61,99 @@ async def chain_of(*, session: AsyncSession, root_id: str) -> list[SpotCheck]:
     return ordered
 
 
+def _violates(error: IntegrityError, index_name: str, columns: Sequence[str]) -> bool:
+    """Whether `error` is the unique index `index_name` refusing a row: PostgreSQL names the
+    index, SQLite the table's columns it covers."""
+    cause = getattr(error.orig, "__cause__", None)
+    if getattr(cause, "constraint_name", None) == index_name:
+        return True
+    return f"UNIQUE constraint failed: {', '.join(columns)}" in str(error.orig)
+
+
+Written = tuple[str, str, str | None]
+"""What the unique rules look at in a written check: plan, sample and the check it re-inspects."""
+
+
+def sample_conflict(plan_code: str, sample_code: str, existing_id: str) -> Conflict:
+    """The 409 of a sample code already recorded in its plan."""
+    return Conflict(
+        f"Sample {sample_code!r} is already recorded in plan {plan_code!r}.",
+        field="sample_code",
+        existing_id=existing_id,
+    )
+
+
+def reinspected_conflict(reinspected_by: str) -> Conflict:
+    """The 409 of a re-inspection of a check already re-inspected."""
+    return Conflict(
+        "This check was already re-inspected; re-inspect the latest check of the chain.",
+        field="reinspection_of",
+        reinspected_by=reinspected_by,
+    )
+
+
+async def _refusing_duplicates(
+    session: AsyncSession, write: Callable[[], Awaitable[Any]], written: Sequence[Written]
+) -> None:
+    """Run `write`; when a unique rule refuses it (a concurrent request recorded the same
+    sample of the plan, or re-inspected the same check, first), roll the request back and
+    answer the 409 a sequential duplicate gets, naming the check stored first."""
+    try:
+        await write()
+    except IntegrityError as error:
+        conflict = None
+        if _violates(error, SAMPLE_INDEX, ["spot_check.plan_code", "spot_check.sample_code"]):
+            await session.rollback()
+            conflict = await _sample_conflict(session, written)
+        elif _violates(error, REINSPECTION_CONSTRAINT, ["spot_check.reinspection_of"]):
+            await session.rollback()
+            conflict = await _reinspected_conflict(session, written)
+        if conflict is None:
+            raise
+        raise conflict from None
+
+
+async def _sample_conflict(session: AsyncSession, written: Sequence[Written]) -> Conflict | None:
+    for plan_code, sample_code, reinspection_of in written:
+        if reinspection_of is None:
+            found = await find_original(
+                session=session, plan_code=plan_code, sample_code=sample_code
+            )
+            if found is not None:
+                return sample_conflict(plan_code, sample_code, found.id)
+    return None
+
+
+async def _reinspected_conflict(
+    session: AsyncSession, written: Sequence[Written]
+) -> Conflict | None:
+    for _, _, reinspection_of in written:
+        if reinspection_of is not None:
+            found = await find_reinspection(session=session, spot_check_id=reinspection_of)
+            if found is not None:
+                return reinspected_conflict(found.id)
+    return None
+
+
+def _pending_checks(session: AsyncSession) -> list[Written]:
+    return [
+        (o.plan_code, o.sample_code, o.reinspection_of)
+        for o in [*session.new, *session.dirty]
+        if isinstance(o, SpotCheck)
+    ]
+
+
 async def add(*, session: AsyncSession, rows: Iterable[Any]) -> None:
-    """Stage new rows and flush them."""
+    """Stage new rows and flush them; 409 when a concurrent request took the sample or the
+    re-inspection first."""
     session.add_all(list(rows))
-    await session.flush()
+    await flush(session=session)
 
 
 async def flush(*, session: AsyncSession) -> None:
-    await session.flush()
+    """Write the staged changes; 409 when a concurrent request took the sample or the
+    re-inspection first."""
+    await _refusing_duplicates(session, session.flush, _pending_checks(session))
 
 
 async def set_chain_outcome(
@@ -305,10 +399,19 @@ async def insert_many(
     history: list[dict[str, Any]],
     outbox: list[dict[str, Any]],
 ) -> None:
-    """Bulk-insert imported rows with their history and outbox entries."""
+    """Bulk-insert imported rows with their history and outbox entries; 409 when a
+    concurrent request recorded one of their samples first."""
+    if spot_checks:
+
+        async def write() -> None:
+            await session.execute(insert(metadata.tables["spot_check"]), spot_checks)
+
+        written = [
+            (r["plan_code"], r["sample_code"], r.get("reinspection_of")) for r in spot_checks
+        ]
+        await _refusing_duplicates(session, write, written)
     # Core inserts on the tables: the ORM's bulk path costs more than the rows' validation.
     for table, rows in (
-        ("spot_check", spot_checks),
         ("spot_check_history", history),
         ("outbox_message", outbox),
     ):
