@@ -3,10 +3,15 @@
 FastAPI documents 422 with its own `HTTPValidationError` shape; the platform answers
 `application/problem+json` instead, so the document is rewritten to say so, and every
 operation gains a `default` problem response for its other error statuses.
+
+Each create (`POST` on a collection, answered 201 with the new item's `id`) gains OpenAPI links
+to every operation on that item and below it, so a client or a stateful test can follow from
+a new record to what may be done with it.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -79,6 +84,7 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
             if "422" in responses:
                 responses["422"] = _problem_response("Validation failed", "ValidationProblem")
             responses.setdefault("default", _problem_response("Error", "Problem"))
+    add_create_links(document)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
@@ -86,6 +92,53 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
     schemas["ValidationProblem"] = VALIDATION_PROBLEM_SCHEMA
     app.openapi_schema = document
     return document
+
+
+_PARAMETER = re.compile(r"\{([^}]+)\}")
+_METHODS = ("get", "put", "post", "delete", "patch")
+
+
+def _pointer(path: str, method: str) -> str:
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
+def add_create_links(document: dict[str, Any]) -> None:
+    """Link each create's 201 to the operations of the item it made.
+
+    For `POST /things` (or `POST /a/{a}/things`) and an item path `/things/{id}`, every
+    operation on `/things/{id}` and on the paths below it that need no other parameter gets a
+    link from the 201: `id` from the answer's `id`, the collection's own parameters from the
+    create's request, and `If-Match` from its `ETag` where the operation takes one. Links name
+    their operation by `operationRef`, which survives a merge that renames operation ids.
+    """
+    paths: dict[str, Any] = document.get("paths", {})
+    for collection, item in paths.items():
+        create = item.get("post") if isinstance(item, dict) else None
+        if not isinstance(create, dict) or "201" not in create.get("responses", {}):
+            continue
+        known = set(_PARAMETER.findall(collection))
+        links: dict[str, Any] = {}
+        for target, operations in paths.items():
+            if not target.startswith(collection + "/{"):
+                continue
+            new = target[len(collection) + 2 :].split("}", 1)[0]
+            if set(_PARAMETER.findall(target)) != known | {new}:
+                continue
+            for method in _METHODS:
+                operation = operations.get(method)
+                if not isinstance(operation, dict):
+                    continue
+                parameters = {name: f"$request.path.{name}" for name in sorted(known)}
+                parameters[new] = "$response.body#/id"
+                if any(
+                    p.get("in") == "header" and p.get("name", "").lower() == "if-match"
+                    for p in operation.get("parameters", [])
+                ):
+                    parameters["header.If-Match"] = "$response.header.ETag"
+                name = operation.get("operationId") or f"{method}_{target}"
+                links[name] = {"operationRef": _pointer(target, method), "parameters": parameters}
+        if links:
+            create["responses"]["201"].setdefault("links", {}).update(links)
 
 
 def install_problem_openapi(app: FastAPI) -> None:
