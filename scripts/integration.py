@@ -8,9 +8,11 @@ PostgreSQL (`INTEGRATION_DATABASE_URL`, databases created and dropped by the run
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from scripts.local_suite import local_suite
@@ -18,28 +20,48 @@ from scripts.local_suite import local_suite
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "20")
+ALL_SCOPES = [
+    "admin",
+    "brands:read",
+    "brands:write",
+    "brands:flag",
+    "certificates:read",
+    "certificates:write",
+    "spot-checks:read",
+    "spot-checks:write",
+    "assessments:read",
+    "assessments:write",
+    "assessments:publish",
+]
 
 
-def run_checks(gateway_url: str, admin_key: str) -> int:
-    env = {**os.environ, "GATEWAY_URL": gateway_url, "QRP_ADMIN_KEY": admin_key}
-    print(f"== black-box suite against {gateway_url}", flush=True)
+def run_checks(gateway_url: str, admin_key: str, watched: dict[str, str] | None = None) -> int:
+    """The black-box story, the hostile-input suite, then schemathesis, against one gateway.
+
+    `watched` may add what the hostile suite watches while it attacks (QRP_SERVICE_URLS with
+    each service's own URL, QRP_GATEWAY_PID)."""
+    env = {**os.environ, "GATEWAY_URL": gateway_url, "QRP_ADMIN_KEY": admin_key, **(watched or {})}
+    print(f"== black-box suite and hostile input against {gateway_url}", flush=True)
     tests = subprocess.run(
         [str(BIN / "pytest"), "tests/integration", "-p", "no:randomly"], env=env, cwd=ROOT
     ).returncode
-    print("== schemathesis on the merged OpenAPI document", flush=True)
+    print("== schemathesis on the merged OpenAPI document, every phase", flush=True)
+    fuzz_key = fuzzing_client(gateway_url, admin_key)
+    report = Path(tempfile.mkdtemp(prefix="qrp-schemathesis-"))
     fuzz = subprocess.run(
         [
             str(BIN / "schemathesis"),
             "run",
             f"{gateway_url}/openapi.json",
             "--header",
-            f"X-API-Key: {admin_key}",
+            f"X-API-Key: {fuzz_key}",
             "--max-examples",
             EXAMPLES,
             "--phases",
-            "examples,fuzzing,stateful",
+            "examples,coverage,fuzzing,stateful",
             "--checks",
-            "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+            "not_a_server_error,response_schema_conformance,status_code_conformance,"
+            "content_type_conformance,unsupported_method",
             "--workers",
             "2",
             "--request-timeout",
@@ -48,11 +70,61 @@ def run_checks(gateway_url: str, admin_key: str) -> int:
             "all",
             "--exclude-path-regex",
             "^/oauth/token$",
+            "--report",
+            "ndjson",
+            "--report-ndjson-path",
+            str(report / "events.ndjson"),
         ],
         env=env,
         cwd=ROOT,
     ).returncode
+    print(stateful_reach(gateway_url, report / "events.ndjson"), flush=True)
     return tests or fuzz
+
+
+def fuzzing_client(gateway_url: str, admin_key: str) -> str:
+    """A client for schemathesis with every scope and a limit its thousands of calls fit in."""
+    import httpx
+
+    answer = httpx.post(
+        f"{gateway_url}/api/v1/admin/clients",
+        headers={"X-API-Key": admin_key},
+        json={"name": "schemathesis", "scopes": ALL_SCOPES, "rate_limit": "100000/minute"},
+        timeout=30,
+    )
+    if answer.status_code != 201:
+        print(f"no fuzzing client ({answer.status_code}); the admin key fuzzes", flush=True)
+        return admin_key
+    key: str = answer.json()["api_key"]
+    return key
+
+
+def stateful_reach(gateway_url: str, events: Path) -> str:
+    """How many of the document's operations the stateful phase called, from its events."""
+    import httpx
+
+    document = httpx.get(f"{gateway_url}/openapi.json", timeout=30).json()
+    operations = {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in {"get", "put", "post", "patch", "delete"} and path != "/oauth/token"
+    }
+    reached: set[tuple[str, str]] = set()
+    if events.exists():
+        for line in events.read_text().splitlines():
+            event = json.loads(line).get("ScenarioFinished")
+            if not event or event.get("phase") != "stateful":
+                continue
+            for case in event.get("recorder", {}).get("cases", {}).values():
+                value = case.get("value", {})
+                reached.add((value.get("method", ""), value.get("path", "")))
+    reached &= operations
+    share = len(reached) / len(operations) if operations else 0.0
+    return (
+        f"== stateful phase reached {len(reached)} of {len(operations)} operations"
+        f" ({share:.0%}) through the document's links"
+    )
 
 
 def main() -> int:
@@ -69,7 +141,14 @@ def main() -> int:
     redis_url = os.environ.get("INTEGRATION_REDIS_URL", "redis://127.0.0.1:6379/15")
     with local_suite(postgres_url=postgres_url, redis_url=redis_url) as suite:
         print(f"== suite started (logs in {suite.workdir})", flush=True)
-        return run_checks(suite.gateway_url, suite.admin_key)
+        gateway = suite.processes["gateway"].process
+        watched = {
+            "QRP_SERVICE_URLS": json.dumps(
+                {name: suite.url(name) for name in suite.ports if name != "gateway"}
+            ),
+            "QRP_GATEWAY_PID": str(gateway.pid) if gateway is not None else "",
+        }
+        return run_checks(suite.gateway_url, suite.admin_key, watched)
 
 
 if __name__ == "__main__":
