@@ -425,7 +425,7 @@ async def get_standings(
 )
 async def get_county_standing(
     year: Year,
-    county_code: str,
+    county_code: Annotated[County, Path()],
     session: SessionDep,
     _: Reader,
     fetcher: FetcherDep,
