@@ -31,7 +31,7 @@ def listing(**overrides: Any) -> dict[str, Any]:
         "award_kind": "new",
         "awarded_on": "2024-09-01",
         # Far enough ahead that "active today" holds whenever the suite runs.
-        "valid_until": "2099-12-31",
+        "valid_until": "2035-12-31",
         "international_standard": False,
     }
     payload.update(overrides)

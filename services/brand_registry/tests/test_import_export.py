@@ -41,7 +41,7 @@ def row(number: int, **overrides: Any) -> dict[str, Any]:
         "sector": "industry",
         "award_kind": "new",
         "awarded_on": "2024-12-01",
-        "valid_until": "2099-12-31",
+        "valid_until": "2035-12-31",
         "international_standard": "false",
         "standard_code": "",
         "batch_code": "蘇名牌〔2024〕1號",
@@ -96,7 +96,7 @@ async def test_a_dry_run_reports_and_stores_nothing(service: Harness) -> None:
     assert response.json()["valid"] == 2
     assert await count(service.client()) == 0
     bad = await post_csv(service, csv_bytes([row(1), row(2, tier="x")]), dry_run="true")
-    assert bad.status_code == 200
+    assert bad.status_code == 422
     assert bad.json()["errors"] == [
         {"line": 3, "field": "tier", "message": bad.json()["errors"][0]["message"]}
     ]

@@ -55,9 +55,9 @@ async def test_create_fills_defaults_and_answers_location_and_etag(
 async def test_explicit_expiry_and_original_issue_are_kept(
     service: Harness, payload: dict[str, Any]
 ) -> None:
-    payload |= {"expires_on": "2099-01-31", "original_issued_on": "2011-05-01"}
+    payload |= {"expires_on": "2035-01-31", "original_issued_on": "2011-05-01"}
     body = (await service.client().post("/api/v1/certificates", json=payload)).json()
-    assert body["expires_on"] == "2099-01-31"
+    assert body["expires_on"] == "2035-01-31"
     assert body["original_issued_on"] == "2011-05-01"
     assert body["status"] == "valid"
 
@@ -152,7 +152,7 @@ async def test_patch_needs_if_match_and_records_the_change(
     created = await client.post("/api/v1/certificates", json=payload)
     url = created.headers["Location"]
     etag = created.headers["ETag"]
-    change = {"scope": "工程機械的設計和生產", "expires_on": "2099-12-31"}
+    change = {"scope": "工程機械的設計和生產", "expires_on": "2035-12-31"}
     missing = await client.patch(url, json=change)
     assert missing.status_code == 428
     stale = await client.patch(url, json=change, headers={"If-Match": '"stale"'})
@@ -168,7 +168,7 @@ async def test_patch_needs_if_match_and_records_the_change(
     history = (await client.get(f"{url}/history")).json()["items"]
     assert [entry["kind"] for entry in history] == ["created", "updated"]
     assert history[1]["actor_id"] == "provincial-platform"
-    assert history[1]["changes"]["expires_on"] == ["2023-02-28", "2099-12-31"]
+    assert history[1]["changes"]["expires_on"] == ["2023-02-28", "2035-12-31"]
 
 
 @pytest.mark.parametrize(

@@ -181,7 +181,7 @@ async def test_export_streams_filtered_csv_with_bom_that_imports_back(
         county_code="320302",
         sites=["鼓樓區甲", "鼓樓區乙"],
         scope='含"引號", 逗號',
-        expires_on="2099-12-31",
+        expires_on="2035-12-31",
     )
     await new_certificate(county_code="320302", confidential=True, issued_on="2010-01-01")
     await new_certificate(county_code="320303")

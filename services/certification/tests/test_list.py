@@ -8,7 +8,7 @@ import pytest
 from kit.testing import Harness
 
 NewCertificate = Callable[..., Awaitable[dict[str, Any]]]
-FUTURE = "2099-12-31"
+FUTURE = "2035-12-31"
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from kit.testing import Harness
 
 NewCertificate = Callable[..., Awaitable[dict[str, Any]]]
-FUTURE = "2099-12-31"
+FUTURE = "2035-12-31"
 
 
 async def _change(service: Harness, item: dict[str, Any], status: str, **extra: Any) -> Any:

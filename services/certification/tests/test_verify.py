@@ -6,7 +6,7 @@ from typing import Any
 from kit.testing import Harness
 
 NewCertificate = Callable[..., Awaitable[dict[str, Any]]]
-FUTURE = "2099-12-31"
+FUTURE = "2035-12-31"
 
 
 async def _suspend(service: Harness, item: dict[str, Any], on: str) -> None:
