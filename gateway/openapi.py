@@ -1,7 +1,7 @@
 """One OpenAPI document for the whole API: the four services' specs merged with the gateway's.
 
-Component schemas that two specs define differently are renamed `<Service>_<Name>` (and every
-reference to them rewritten); identical ones are kept once. Operations carry the gateway's
+Component schemas that two specs define differently are renamed `<Service>_<Name>`, their
+`title` too (and every reference to them rewritten); identical ones are kept once. Operations carry the gateway's
 security schemes and the scope each needs.
 """
 
@@ -119,7 +119,12 @@ def merge_specs(
     schemas: dict[str, Any] = {}
     for source, defined in sources.items():
         for name, schema in defined.items():
-            schemas[renames.get((source, name), name)] = _rewrite_refs(schema, source, renames)
+            merged_name = renames.get((source, name), name)
+            rewritten = _rewrite_refs(schema, source, renames)
+            if merged_name != name and isinstance(rewritten, dict):
+                # Generators name a model after its title: the renamed ones get theirs.
+                rewritten["title"] = merged_name
+            schemas[merged_name] = rewritten
 
     paths: dict[str, Any] = {}
     operation_ids: set[str] = set()

@@ -25,7 +25,7 @@ from gateway.schemas import (
 )
 from gateway.service import OAuthRefusal
 from kit.db import SessionDep
-from kit.errors import problem_response
+from kit.errors import PROBLEM_MEDIA_TYPE, problem_response
 from kit.pagination import Page, PageParamsDep
 
 router = APIRouter(prefix="/api/v1/admin", tags=["gateway"])
@@ -97,6 +97,11 @@ async def rotate_key(
     )
 
 
+def _problem(description: str) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}}}
+
+
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     if not header or not header.lower().startswith("basic "):
         return None
@@ -124,7 +129,11 @@ def _refused(refusal: OAuthRefusal) -> JSONResponse:
     "/oauth/token",
     summary="OAuth2 client credentials: an access token for a client id and one of its API keys",
     response_model=TokenRead,
-    responses={400: {"description": "invalid request"}, 401: {"description": "invalid client"}},
+    responses={
+        400: _problem("invalid request: the grant type or a scope (`error` names which)"),
+        401: _problem("invalid client: unknown id, or a secret that is not one of its keys"),
+        429: _problem("too many failed attempts from the address or for the client id"),
+    },
 )
 async def issue_token(
     request: Request,

@@ -134,6 +134,9 @@ def test_clashing_schemas_are_renamed_and_identical_ones_kept_once() -> None:
     # The page schemas were identical text but point at different items, so they split too.
     assert {"BrandRegistry_Page_Item_", "Certification_Page_Item_"} <= set(schemas)
     assert "Item" not in schemas
+    # Generators name models after titles, so the renamed schemas carry their new names.
+    assert schemas["BrandRegistry_Item"]["title"] == "BrandRegistry_Item"
+    assert schemas["Certification_Page_Item_"]["title"] == "Certification_Page_Item_"
     ref = merged["paths"]["/api/v1/brands"]["get"]["responses"]["200"]["content"][
         "application/json"
     ]["schema"]["$ref"]
