@@ -73,6 +73,17 @@ async def valid_brand(
 BrandDep = Annotated[Brand, Depends(valid_brand)]
 
 
+async def writable_brand(
+    session: SessionDep, brand_id: Annotated[str, Path(max_length=36)]
+) -> Brand:
+    """The listing named in the path for a change; 404 otherwise. A listing of a county the
+    caller is not bound to is the service's 403 naming `county_code`, as any write there."""
+    return await service.get_listing(session=session, brand_id=brand_id)
+
+
+WritableBrandDep = Annotated[Brand, Depends(writable_brand)]
+
+
 async def listing_filters(request: Request) -> ListingFilters:
     """The filters shared by the list and the export, read from the query string.
 

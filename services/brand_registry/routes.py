@@ -19,6 +19,7 @@ from brand_registry.dependencies import (
     ReadSession,
     StreamSession,
     TodayDep,
+    WritableBrandDep,
     Writer,
 )
 from brand_registry.schemas import (
@@ -224,7 +225,7 @@ async def get_brand(
 
 @router.patch("/brands/{brand_id}", summary="Edit a brand listing (If-Match)")
 async def update_brand(
-    brand: BrandDep,
+    brand: WritableBrandDep,
     body: BrandUpdate,
     session: SessionDep,
     principal: Writer,
@@ -248,7 +249,7 @@ async def update_brand(
 
 @router.post("/brands/{brand_id}/status", summary="Change a listing's status (If-Match)")
 async def change_status(
-    brand: BrandDep,
+    brand: WritableBrandDep,
     body: BrandStatusUpdate,
     session: SessionDep,
     principal: Writer,

@@ -51,3 +51,17 @@ async def visible_certificate(
 
 
 CertificateDep = Annotated[Certificate, Depends(visible_certificate)]
+
+
+async def writable_certificate(
+    certificate_id: str, session: SessionDep, principal: CurrentPrincipal
+) -> Certificate:
+    """The certificate named in the path for a change; 404 when absent or hidden from the
+    caller. One of a county the caller is not bound to is the service's 403 naming
+    `county_code`, as any write there."""
+    return await service.get_visible(
+        session=session, certificate_id=certificate_id, principal=principal, for_write=True
+    )
+
+
+WritableCertificateDep = Annotated[Certificate, Depends(writable_certificate)]

@@ -15,6 +15,7 @@ from certification.dependencies import (
     SessionmakerDep,
     SettingsDep,
     TodayDep,
+    WritableCertificateDep,
     Writer,
 )
 from certification.schemas import (
@@ -261,7 +262,7 @@ async def get_certificate(
 @router.patch("/certificates/{certificate_id}")
 async def update_certificate(
     principal: Writer,
-    certificate: CertificateDep,
+    certificate: WritableCertificateDep,
     body: CertificateUpdate,
     session: SessionDep,
     catalogue: CatalogueDep,
@@ -285,7 +286,7 @@ async def update_certificate(
 @router.post("/certificates/{certificate_id}/status")
 async def change_status(
     principal: Writer,
-    certificate: CertificateDep,
+    certificate: WritableCertificateDep,
     body: StatusChange,
     session: SessionDep,
     catalogue: CatalogueDep,

@@ -393,12 +393,13 @@ async def create_certificate(
 
 
 async def get_visible(
-    *, session: AsyncSession, certificate_id: str, principal: Principal
+    *, session: AsyncSession, certificate_id: str, principal: Principal, for_write: bool = False
 ) -> Certificate:
     """The certificate, or 404 when absent, confidential and the caller may not see it, or
-    of a county outside the caller's readable counties."""
+    (unless it is to be changed, where the county is the write's 403) of a county outside
+    the caller's readable counties."""
     certificate = await repository.get_certificate(session=session, certificate_id=certificate_id)
-    readable = principal.readable_counties()
+    readable = None if for_write else principal.readable_counties()
     if (
         certificate is None
         or (certificate.confidential and not can_see_confidential(principal))

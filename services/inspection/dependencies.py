@@ -82,6 +82,19 @@ async def valid_spot_check(
 SpotCheckDep = Annotated[SpotCheck, Depends(valid_spot_check)]
 
 
+async def writable_spot_check(
+    spot_check_id: str, session: SessionDep, embargo: EmbargoDep
+) -> SpotCheck:
+    """The spot-check named in the path for a correction. One of a county the caller is not
+    bound to is the service's 403 naming `county_code`, as any write there."""
+    return await service.visible_spot_check(
+        session=session, spot_check_id=spot_check_id, embargo=embargo
+    )
+
+
+WritableSpotCheckDep = Annotated[SpotCheck, Depends(writable_spot_check)]
+
+
 async def spot_check_filters(
     principal: Reader,
     catalogue: CatalogueDep,

@@ -16,6 +16,7 @@ from inspection.dependencies import (
     SettingsDep,
     SpotCheckDep,
     TodayDep,
+    WritableSpotCheckDep,
     Writer,
     unpublished_allowed,
 )
@@ -168,7 +169,7 @@ async def get_spot_check(
 
 @router.patch("/spot-checks/{spot_check_id}", summary="Correct a spot-check, with a reason")
 async def correct_spot_check(
-    spot_check: SpotCheckDep,
+    spot_check: WritableSpotCheckDep,
     body: SpotCheckUpdate,
     request: Request,
     response: Response,

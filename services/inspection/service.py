@@ -396,8 +396,7 @@ async def _check_reinspection(
     """A re-inspection names a failed, sampled, not yet re-inspected check of its plan and
     sample, of a county the principal may write (it changes that check's final result)."""
     original = await repository.get_spot_check(session=session, spot_check_id=original_id)
-    readable = principal.readable_counties()
-    if original is None or (readable is not None and original.county_code not in readable):
+    if original is None:
         raise ValidationFailed.single("reinspection_of", f"no spot-check with id {original_id!r}")
     principal.require_county(original.county_code)
     if original.result != Result.failed:
