@@ -146,6 +146,13 @@ def _record_incident(gateway_url: str, admin_key: str) -> None:
         timeout=60,
     )
     assert response.status_code == 201, response.text
+    accepted = httpx.post(
+        f"{gateway_url}/api/v1/reported-values/{response.json()['id']}/status",
+        headers={"X-API-Key": admin_key, "If-Match": response.headers["ETag"]},
+        json={"state": "accepted"},
+        timeout=60,
+    )
+    assert accepted.status_code == 200, accepted.text
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ ALL_SCOPES = [
     "assessments:read",
     "assessments:write",
     "assessments:publish",
+    "assessments:review",
 ]
 
 

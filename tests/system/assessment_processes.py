@@ -17,7 +17,12 @@ SCOPES = {
     "brand_registry": ("brands:read", "brands:write"),
     "certification": ("certificates:read", "certificates:write"),
     "inspection": ("spot-checks:read", "spot-checks:write"),
-    "assessment": ("assessments:read", "assessments:write", "assessments:publish"),
+    "assessment": (
+        "assessments:read",
+        "assessments:write",
+        "assessments:publish",
+        "assessments:review",
+    ),
 }
 
 

@@ -187,20 +187,26 @@ def load_spot_checks(client: httpx.Client) -> None:
 
 
 def report(client: httpx.Client, county: str, indicator: str, value: float, **extra: Any) -> None:
-    _created(
-        client.post(
-            "/api/v1/reported-values",
-            json={
-                "county_code": county,
-                "year": 2007,
-                "indicator": indicator,
-                "value": value,
-                "evidence": {"document": f"{county}-2007.pdf", "text": "年度報告"},
-                "reported_by": f"{county} 質監局",
-                **extra,
-            },
-        )
+    """A county's figure, submitted and accepted by the city's reviewer."""
+    submitted = client.post(
+        "/api/v1/reported-values",
+        json={
+            "county_code": county,
+            "year": 2007,
+            "indicator": indicator,
+            "value": value,
+            "evidence": {"document": f"{county}-2007.pdf", "text": "年度報告"},
+            "reported_by": f"{county} 質監局",
+            **extra,
+        },
     )
+    value = _created(submitted)
+    accepted = client.post(
+        f"/api/v1/reported-values/{value['id']}/status",
+        json={"state": "accepted"},
+        headers={"If-Match": submitted.headers["ETag"]},
+    )
+    assert accepted.status_code == 200, accepted.text
 
 
 def coverage(client: httpx.Client, county: str, covered: int, products: int) -> None:
