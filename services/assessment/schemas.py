@@ -348,11 +348,7 @@ class Evidence(StrictModel):
     text: str = Field(min_length=1, max_length=4000)
 
 
-COUNTY_PATTERN = r"^[0-9]{6}$"
-County = Annotated[
-    CountyCode,
-    Field(pattern=COUNTY_PATTERN, description="GB/T 2260 county code", examples=["320323"]),
-]
+County = Annotated[CountyCode, Field(description="GB/T 2260 county code", examples=["320323"])]
 
 
 class ReportedValueCreate(StrictModel):
