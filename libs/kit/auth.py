@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -64,6 +64,27 @@ class Principal:
                 ],
                 allowed_county_codes=sorted(self.county_codes),
             )
+
+    def require_rows_in_binding(
+        self, lines: Sequence[int], *, field: str = "county_code", listed: int = 1000
+    ) -> None:
+        """403 naming `field` and the `lines` of an upload whose county lies outside the
+        client's binding (the first `listed` of them): the whole file is refused."""
+        if not lines:
+            return
+        allowed = ", ".join(sorted(self.county_codes))
+        shown = ", ".join(str(line) for line in lines[:20]) + (", …" if len(lines) > 20 else "")
+        raise Forbidden(
+            f"This client is bound to {allowed}; {len(lines)} row(s) name another county"
+            f" (lines {shown}). Nothing was stored.",
+            field=field,
+            errors=[
+                FieldError(field, f"must be one of the client's counties: {allowed}").as_dict()
+            ],
+            lines=list(lines[:listed]),
+            line_count=len(lines),
+            allowed_county_codes=sorted(self.county_codes),
+        )
 
     def readable_counties(self) -> frozenset[str] | None:
         """The counties whose records lists and exports show this client; None for all."""

@@ -264,3 +264,21 @@ async def test_a_token_beyond_its_issuers_grants_is_a_403_problem(
     assert beyond.status_code == 403
     assert beyond.json()["issuer"] == "gateway"
     assert "widgets:write" in beyond.json()["detail"]
+
+
+def test_an_upload_with_rows_of_another_county_is_refused_naming_the_lines() -> None:
+    principal = verifier().verify(
+        TokenMinter(PAIR.private_pem, issuer="gateway").mint(
+            audience="brand_registry",
+            client_id="c",
+            client_name="c",
+            scopes={"brands:write"},
+            county_codes={"320322"},
+        )
+    )
+    principal.require_rows_in_binding([])
+    with pytest.raises(Forbidden) as refused:
+        principal.require_rows_in_binding([3, 7])
+    assert refused.value.extra["field"] == "county_code"
+    assert refused.value.extra["lines"] == [3, 7]
+    assert "lines 3, 7" in refused.value.detail
