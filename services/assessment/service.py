@@ -16,8 +16,9 @@ Preconditions of changes (`If-Match`), checked here and nowhere else:
 
 Review of reported values: a county's report is `submitted`; a reviewer (scope
 `assessments:review`, never a county-bound client) `accepted` or `returned` it (with a
-comment). Only accepted figures count; a submitted one is shown beside its indicator
-(`pending_review`), a returned one waits for the correction that supersedes it.
+comment). Only accepted figures count: the latest accepted report of a county's indicator;
+a later report not accepted (yet) is shown beside it, and while there is no accepted one the
+indicator is `pending_review` (submitted) or lacks data (returned).
 """
 
 from __future__ import annotations
@@ -988,14 +989,14 @@ async def gather_inputs(
         raise NotFound(f"There is no target set for {year}.")
     resolved = resolve_as_of(year=year, as_of=as_of, today=today)
     document = target_set_document(target_set)
+    # The latest accepted report of each county's indicator counts; a later one not (yet)
+    # accepted, a correction under review or returned, is shown beside it.
+    reported: dict[tuple[str, str], dict[str, Any]] = {}
     latest: dict[tuple[str, str], ReportedValue] = {}
     for row in await repository.reported_values_as_of(session=session, year=year, as_of=resolved):
         latest[(row.county_code, row.indicator)] = row
-    reported = {
-        key: reported_value_dict(row)
-        for key, row in latest.items()
-        if row.state == ReviewState.accepted.value
-    }
+        if row.state == ReviewState.accepted.value:
+            reported[(row.county_code, row.indicator)] = reported_value_dict(row)
     under_review = {
         key: reported_value_dict(row)
         for key, row in latest.items()

@@ -74,7 +74,9 @@ class Inputs:
     references: dict[str, dict[str, Any]] = field(default_factory=dict)
     famous_brand_tiers: tuple[BrandTier, ...] = DEFAULT_FAMOUS_TIERS
     under_review: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    """The latest reports that do not count: submitted (pending review) or returned."""
+    """Reports that do not count, by (county, indicator): the latest one when it is not
+    accepted (submitted, pending review, or returned), whether or not an earlier accepted
+    one counts."""
 
 
 @dataclass
@@ -583,8 +585,9 @@ def _evaluate_indicator(
 def _under_review(
     indicator: Indicator, county_code: str | None, inputs: Inputs, status: Status
 ) -> dict[str, Any]:
-    """A submitted figure is shown beside the indicator, never counted: an indicator that would
-    lack data is `pending_review` instead (a batch figure not yet due stays `pending`)."""
+    """A report not accepted is shown beside the indicator, never counted; a submitted one
+    makes an indicator without an accepted figure `pending_review` instead of lacking data (a
+    batch figure not yet due stays `pending`)."""
     review = _review_of(indicator, county_code, inputs)
     if not review:
         return {}

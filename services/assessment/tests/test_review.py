@@ -182,7 +182,50 @@ def _row(standings: dict[str, Any], county: str, indicator: str) -> dict[str, An
     return row
 
 
-async def test_a_submitted_value_is_pending_review_and_holds_back_publication(
+async def test_a_first_submission_is_pending_review_and_the_county_not_assessed(
+    service: Harness, data_services: FakeDataServices
+) -> None:
+    await _load(service, data_services, complete=True)
+    client = service.client()
+    body = small_target_set()
+    body["indicators"].append(
+        {
+            "key": "provincial_agri_demo_zones",
+            "name": "新建3個省級農業示範區",
+            "source": "reported",
+            "measure": {"kind": "reported_value", "unit": "count"},
+            "comparator": "at_least",
+            "target": 1,
+            "weight": 5,
+            "allocations": {GULOU: {"target": 1}},
+        }
+    )
+    current = await client.get("/api/v1/target-sets/2007")
+    changed = await client.put(
+        "/api/v1/target-sets/2007", json=body, headers={"If-Match": current.headers["ETag"]}
+    )
+    assert changed.status_code == 200, changed.text
+    submitted = await _submit(client, reported(GULOU, "provincial_agri_demo_zones", 2))
+    standings = (await client.get("/api/v1/assessments/2007/standings")).json()
+    row = _row(standings, GULOU, "provincial_agri_demo_zones")
+    assert (row["status"], row["actual"], row["credit"]) == ("pending_review", None, None)
+    assert (row["review"]["value"], row["review"]["state"]) == (2, "submitted")
+    assert row["review"]["reported_value_id"] == submitted.json()["id"]
+    assert "pending review" in row["reason"]
+    gulou = next(s for s in standings["items"] if s["county_code"] == GULOU)
+    assert (gulou["outcome"], gulou["score"]) == ("not_assessed", None)
+    assert gulou["not_assessed"] == ["provincial_agri_demo_zones"]
+    run = await client.post(RUNS)
+    refused = await client.post(
+        f"{RUNS}/{run.json()['id']}/publish", headers={"If-Match": run.headers["ETag"]}
+    )
+    assert refused.status_code == 409
+    assert [p["indicator"] for p in refused.json()["pending_review"]] == [
+        "provincial_agri_demo_zones"
+    ]
+
+
+async def test_a_correction_under_review_holds_back_publication(
     service: Harness, data_services: FakeDataServices
 ) -> None:
     await _load(service, data_services, complete=True)
@@ -190,19 +233,22 @@ async def test_a_submitted_value_is_pending_review_and_holds_back_publication(
     correction = await _submit(client, reported(GULOU, COVERAGE, 0.97))
     standings = (await client.get("/api/v1/assessments/2007/standings")).json()
     row = _row(standings, GULOU, COVERAGE)
-    assert (row["status"], row["actual"], row["credit"]) == ("pending_review", None, None)
-    assert row["review"]["value"] == 0.97
-    assert row["review"]["reported_value_id"] == correction.json()["id"]
-    assert "pending review" in row["reason"]
-    gulou = next(s for s in standings["items"] if s["county_code"] == GULOU)
-    assert (gulou["outcome"], gulou["score"]) == ("not_assessed", None)
-    assert gulou["not_assessed"] == [COVERAGE]
+    # The accepted 0.76 still counts; the correction is shown beside it, not counted.
+    assert (row["status"], row["actual"]) == ("missed", 0.76)
+    assert row["review"] == {
+        "state": "submitted",
+        "value": 0.97,
+        "reported_value_id": correction.json()["id"],
+        "submitted_at": row["review"]["submitted_at"],
+        "comment": None,
+    }
     accepted_row = _row(standings, TONGSHAN, COVERAGE)
     assert (accepted_row["status"], accepted_row["actual"]) == ("met", 0.96)
     assert "review" not in accepted_row
 
     run = await client.post(RUNS)
     assert run.status_code == 201
+    assert run.json()["inputs"]["reported_values_under_review"][0]["value"] == 0.97
     refused = await client.post(
         f"{RUNS}/{run.json()['id']}/publish", headers={"If-Match": run.headers["ETag"]}
     )
@@ -215,19 +261,16 @@ async def test_a_submitted_value_is_pending_review_and_holds_back_publication(
             "value": 0.97,
         }
     ]
+    assert GULOU in refused.json()["detail"]
 
     decided = await _decide(
         client, correction.json()["id"], correction.headers["ETag"], state="accepted"
     )
     assert decided.status_code == 200
     standings = (await client.get("/api/v1/assessments/2007/standings")).json()
-    assert (
-        _row(standings, GULOU, COVERAGE)["status"],
-        _row(standings, GULOU, COVERAGE)["actual"],
-    ) == (
-        "met",
-        0.97,
-    )
+    row = _row(standings, GULOU, COVERAGE)
+    assert (row["status"], row["actual"]) == ("met", 0.97)
+    assert "review" not in row
     run = await client.post(RUNS)
     published = await client.post(
         f"{RUNS}/{run.json()['id']}/publish", headers={"If-Match": run.headers["ETag"]}
@@ -235,10 +278,29 @@ async def test_a_submitted_value_is_pending_review_and_holds_back_publication(
     assert published.status_code == 200, published.text
 
 
-async def test_a_returned_value_counts_as_missing(
+async def test_a_returned_correction_leaves_the_accepted_figure_counting(
     service: Harness, data_services: FakeDataServices
 ) -> None:
     await _load(service, data_services, complete=True)
+    client = service.client()
+    value = await _submit(client, reported(TONGSHAN, COVERAGE, 0.99))
+    await _decide(
+        client, value.json()["id"], value.headers["ETag"], state="returned", comment="數據無依據"
+    )
+    standings = (await client.get("/api/v1/assessments/2007/standings")).json()
+    row = _row(standings, TONGSHAN, COVERAGE)
+    assert (row["status"], row["actual"]) == ("met", 0.96)
+    assert (row["review"]["state"], row["review"]["comment"]) == ("returned", "數據無依據")
+    assert "review" not in _row(standings, PIZHOU, COVERAGE)
+    run = await client.post(RUNS)
+    published = await client.post(
+        f"{RUNS}/{run.json()['id']}/publish", headers={"If-Match": run.headers["ETag"]}
+    )
+    assert published.status_code == 200, published.text
+
+
+async def test_a_returned_first_report_leaves_no_data(service: Harness) -> None:
+    await _target_set(service)
     client = service.client()
     value = await _submit(client, reported(TONGSHAN, COVERAGE, 0.99))
     await _decide(
