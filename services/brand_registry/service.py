@@ -1130,29 +1130,6 @@ def _parse_rows(
             )
 
 
-LISTED_LINES = 1000
-
-
-def refuse_rows_outside_binding(principal: Principal, lines: Sequence[int]) -> None:
-    """403 naming `county_code` and the lines (the first `LISTED_LINES`) of an import whose
-    county lies outside the principal's binding: the whole file is refused."""
-    if not lines:
-        return
-    allowed = ", ".join(sorted(principal.county_codes))
-    shown = ", ".join(str(line) for line in lines[:20]) + (", …" if len(lines) > 20 else "")
-    raise Forbidden(
-        f"This client is bound to {allowed}; {len(lines)} row(s) name another county"
-        f" (lines {shown}). Nothing was stored.",
-        field="county_code",
-        errors=[
-            FieldError("county_code", f"must be one of the client's counties: {allowed}").as_dict()
-        ],
-        lines=list(lines[:LISTED_LINES]),
-        line_count=len(lines),
-        allowed_county_codes=sorted(principal.county_codes),
-    )
-
-
 def _import_failure(errors: list[RowError], rows: int, report: dict[str, Any]) -> ValidationFailed:
     """The 422 of an import with bad rows, carrying the whole report."""
     failure = ValidationFailed(
@@ -1201,7 +1178,7 @@ async def import_listings(
         errors.extend(RowError(line, v.field, v.message) for line, v in violations)
     if seen == 0:
         raise ValidationFailed.single("file", "The file has a header but no rows.")
-    refuse_rows_outside_binding(principal, outside)
+    principal.require_rows_in_binding(outside)
     errors.sort(key=lambda error: error.line)
     stored = 0 if errors or dry_run else batch.stored
     report = import_report(rows=seen, errors=errors, dry_run=dry_run, stored=stored)

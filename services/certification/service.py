@@ -39,7 +39,6 @@ from kit.dates import add_years, business_date_errors
 from kit.errors import (
     Conflict,
     FieldError,
-    Forbidden,
     NotFound,
     ProblemError,
     ValidationFailed,
@@ -991,31 +990,8 @@ async def _check_file(
                 continue
             keys[(values["certificate_number"], values["certification_body"])] = line
         errors += await _taken_in_database(session=session, keys=keys)
-    refuse_rows_outside_binding(actor, outside)
+    actor.require_rows_in_binding(outside)
     return rows, errors
-
-
-LISTED_LINES = 1000
-
-
-def refuse_rows_outside_binding(actor: Principal, lines: Sequence[int]) -> None:
-    """403 naming `county_code` and the lines (the first `LISTED_LINES`) of an import whose
-    county lies outside the actor's binding: the whole file is refused."""
-    if not lines:
-        return
-    allowed = ", ".join(sorted(actor.county_codes))
-    shown = ", ".join(str(line) for line in lines[:20]) + (", …" if len(lines) > 20 else "")
-    raise Forbidden(
-        f"This client is bound to {allowed}; {len(lines)} row(s) name another county"
-        f" (lines {shown}). Nothing was stored.",
-        field="county_code",
-        errors=[
-            FieldError("county_code", f"must be one of the client's counties: {allowed}").as_dict()
-        ],
-        lines=list(lines[:LISTED_LINES]),
-        line_count=len(lines),
-        allowed_county_codes=sorted(actor.county_codes),
-    )
 
 
 def _rejection(*, rows: int, errors: list[RowError], dry_run: bool) -> ImportRejected:

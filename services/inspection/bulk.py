@@ -25,7 +25,6 @@ from inspection.service import (
     history_row,
     outbox_row,
     pydantic_errors,
-    refuse_rows_outside_binding,
     rule_errors,
     snapshot,
     stored_values,
@@ -153,7 +152,7 @@ async def validate_upload(
                 continue
             seen[key] = keyed[key] = line
         errors.extend(await _stored_sample_errors(session=session, keyed=keyed))
-    refuse_rows_outside_binding(principal, outside)
+    principal.require_rows_in_binding(outside)
     errors.sort(key=lambda error: error.line)
     return rows, errors
 

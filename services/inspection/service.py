@@ -39,7 +39,7 @@ from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
 from kit.dates import business_date_errors
 from kit.db import as_utc
-from kit.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed, field_name
+from kit.errors import Conflict, FieldError, NotFound, ValidationFailed, field_name
 from kit.identifiers import new_id
 from kit.pagination import Page, PageParams
 
@@ -161,29 +161,6 @@ async def list_spot_checks(
     )
     embargo = Embargo(today=today, lifted=filters.include_unpublished)
     return rows.map(lambda row: to_read(row, catalogue=catalogue, embargo=embargo))
-
-
-LISTED_LINES = 1000
-
-
-def refuse_rows_outside_binding(principal: Principal, lines: list[int]) -> None:
-    """403 naming `county_code` and the lines (the first `LISTED_LINES`) of an import whose
-    county lies outside the principal's binding: the whole file is refused."""
-    if not lines:
-        return
-    allowed = ", ".join(sorted(principal.county_codes))
-    shown = ", ".join(str(line) for line in lines[:20]) + (", …" if len(lines) > 20 else "")
-    raise Forbidden(
-        f"This client is bound to {allowed}; {len(lines)} row(s) name another county"
-        f" (lines {shown}). Nothing was stored.",
-        field="county_code",
-        errors=[
-            FieldError("county_code", f"must be one of the client's counties: {allowed}").as_dict()
-        ],
-        lines=lines[:LISTED_LINES],
-        line_count=len(lines),
-        allowed_county_codes=sorted(principal.county_codes),
-    )
 
 
 def pydantic_errors(exc: ValidationError) -> list[FieldError]:
