@@ -83,9 +83,14 @@ class ServiceTokens:
         *,
         client_id: str = "test-client",
         client_name: str = "Test client",
+        county_codes: Iterable[str] = (),
     ) -> str:
         return self.minter.mint(
-            audience=audience, client_id=client_id, client_name=client_name, scopes=set(scopes)
+            audience=audience,
+            client_id=client_id,
+            client_name=client_name,
+            scopes=set(scopes),
+            county_codes=set(county_codes),
         )
 
     def headers(self, audience: str, scopes: Iterable[str] = (), **kwargs: Any) -> dict[str, str]:
@@ -122,13 +127,17 @@ class Harness:
         scopes: Iterable[str] | None = None,
         *,
         client_id: str = "test-client",
+        county_codes: Iterable[str] = (),
         authenticated: bool = True,
     ) -> httpx.AsyncClient:
-        """An HTTP client speaking to the app in-process, carrying a token with `scopes`."""
+        """An HTTP client speaking to the app in-process, carrying a token with `scopes` (and
+        bound to `county_codes`, when given)."""
         headers = {}
         if authenticated:
             chosen = self.default_scopes if scopes is None else tuple(scopes)
-            headers = self.tokens.headers(self.spec.name, chosen, client_id=client_id)
+            headers = self.tokens.headers(
+                self.spec.name, chosen, client_id=client_id, county_codes=county_codes
+            )
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app),
             base_url="http://testserver",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -21,29 +21,13 @@ BoundClient = Callable[..., httpx.AsyncClient]
 
 
 @pytest.fixture
-async def bound(service: Harness) -> AsyncIterator[BoundClient]:
+def bound(service: Harness) -> BoundClient:
     """Clients carrying a gateway token bound to the given counties."""
-    clients: list[httpx.AsyncClient] = []
 
     def make(counties: Iterable[str], scopes: Iterable[str] = WRITE) -> httpx.AsyncClient:
-        token = service.tokens.minter.mint(
-            audience=service.spec.name,
-            client_id="county-office",
-            client_name="County office",
-            scopes=set(scopes),
-            county_codes=set(counties),
-        )
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=service.app),
-            base_url="http://testserver",
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        clients.append(client)
-        return client
+        return service.client(scopes, client_id="county-office", county_codes=counties)
 
-    yield make
-    for client in clients:
-        await client.aclose()
+    return make
 
 
 def listing(number: int, **overrides: Any) -> dict[str, Any]:
