@@ -5,6 +5,10 @@ proxy mechanics, the other prefixes to the real services); `make_gateway` builds
 instances with other settings on the same database; `backends` are the processes.
 """
 
+import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -17,9 +21,10 @@ from fastapi import FastAPI
 from gateway.app import SPEC, bootstrap_admin, build_app
 from gateway.models import metadata
 from gateway.settings import Settings
-from gateway.tests.support import Backends, start_backends
+from gateway.tests.support import ROOT, Backends, start_backends
 from kit.auth import write_keypair
 from kit.testing import Harness, ServiceTokens, running_service
+from scripts.processes import free_port
 
 ADMIN_KEY = "qrp_admin_test_" + "k" * 32
 GatewayFactory = Callable[..., AbstractAsyncContextManager[FastAPI]]
@@ -110,6 +115,55 @@ def make_gateway(
             yield app
 
     return factory
+
+
+Served = Callable[..., AbstractAsyncContextManager[str]]
+
+
+@pytest.fixture
+def served(gateway_service: Harness, keys: Path, backends: Backends, tmp_path: Path) -> Served:
+    """A gateway process on the test database, served by kit.serve with the given
+    --trusted-proxies and `overrides` to its settings; yields its URL."""
+
+    @asynccontextmanager
+    async def serve(trusted_proxies: str = "", **overrides: Any) -> AsyncIterator[str]:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        for name, value in {**gateway_settings(keys, backends), **overrides}.items():
+            env["GATEWAY_" + name.upper()] = str(value)
+        env.update(
+            GATEWAY_DATABASE_URL=gateway_service.database_url,
+            GATEWAY_VAR_DIR=str(tmp_path),
+            GATEWAY_SECRET_KEY="test-secret-" + "x" * 32,
+            GATEWAY_LOG_LEVEL="WARNING",
+        )
+        command = [sys.executable, "-m", "kit.serve", "gateway.app:build_app", "--port", str(port)]
+        command += ["--trusted-proxies", trusted_proxies, "--no-access-log"]
+        log = tmp_path / f"gateway-{port}.log"
+        with log.open("wb") as output:
+            process = await asyncio.create_subprocess_exec(
+                *command, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
+            )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            async with httpx.AsyncClient(timeout=2) as probe:
+                for _ in range(300):
+                    try:
+                        if (await probe.get(url + "/health/live")).status_code < 500:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if process.returncode is not None:
+                        raise RuntimeError(log.read_text())
+                    await asyncio.sleep(0.1)
+                else:
+                    raise RuntimeError("the gateway did not start:\n" + log.read_text())
+            yield url
+        finally:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), timeout=10)
+
+    return serve
 
 
 def client_of(app: FastAPI, api_key: str | None = ADMIN_KEY, **headers: str) -> httpx.AsyncClient:

@@ -1,5 +1,5 @@
 """`python gateway/tests/serve.py NAME FACTORY PORT`: migrate a service's database to head
-(unless NAME is `stub`), then serve it with uvicorn, all in one interpreter."""
+(unless NAME starts with `stub`), then serve it with uvicorn, all in one interpreter."""
 
 import sys
 from pathlib import Path
@@ -10,7 +10,7 @@ from kit.migrate import main as migrate
 
 
 def main(name: str, factory: str, port: int) -> None:
-    if name == "stub":
+    if name.startswith("stub"):
         sys.path.insert(0, str(Path(__file__).parent))
     elif migrate([name]) != 0:
         raise SystemExit(f"migrating {name} failed")

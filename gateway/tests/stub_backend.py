@@ -4,6 +4,11 @@ It verifies gateway tokens like every service, and adds endpoints a real service
 reason to have: echoes, slow and failing answers, a large streamed export. Its counters and
 failure switches live under `/stub-control`, reachable only directly.
 Served with `uvicorn --app-dir gateway/tests --factory stub_backend:build_app`.
+
+`build_assessment_app` is a stub in the assessment service's place (tokens for the audience
+`assessment`): every GET under `/api/v1` answers the JSON document last put for its path with
+`PUT /stub-control/canned`, or a 404 problem; each call is counted with its query and the
+counties of its token.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic_settings import SettingsConfigDict
 
 from kit.app import ServiceSpec, create_app
@@ -29,7 +34,13 @@ class StubSettings(ServiceSettings):
     service_name: ClassVar[str] = "brand_registry"
 
 
+class StubAssessmentSettings(StubSettings):
+    service_name: ClassVar[str] = "assessment"
+
+
 router = APIRouter(prefix="/api/v1/brands/stub")
+canned_router = APIRouter(prefix="/api/v1")
+canned: dict[str, Any] = {}
 control = APIRouter(prefix="/stub-control")
 calls: Counter[str] = Counter()
 switches: dict[str, Any] = {"failing": False}
@@ -109,6 +120,24 @@ async def switchable(_: CurrentPrincipal) -> Response:
     return Response('{"ok":true}', media_type="application/json")
 
 
+@canned_router.get("/{rest:path}")
+async def canned_answer(rest: str, request: Request, principal: CurrentPrincipal) -> Response:
+    path = f"/api/v1/{rest}"
+    calls[f"GET {path}?{request.url.query}"] += 1
+    calls[f"counties {','.join(sorted(principal.county_codes))}"] += 1
+    if path not in canned:
+        body = {"type": "about:blank", "title": "Not Found", "status": 404, "detail": path}
+        return JSONResponse(body, status_code=404, media_type="application/problem+json")
+    return JSONResponse(canned[path])
+
+
+@control.put("/canned")
+async def put_canned(request: Request) -> dict[str, int]:
+    canned.clear()
+    canned.update(await request.json())
+    return {"paths": len(canned)}
+
+
 @control.get("/calls")
 async def read_calls() -> dict[str, int]:
     return dict(calls)
@@ -139,6 +168,23 @@ SPEC = ServiceSpec(
 )
 
 
+ASSESSMENT_SPEC = ServiceSpec(
+    name="assessment",
+    title="Stub assessment service",
+    description="Canned assessment answers for the gateway's tests.",
+    version="1.0.0",
+    routers=[control, canned_router],
+    migrations=Path(__file__).parent,
+    version_table="stub_alembic_version",
+    lifespan_hooks=[_no_database_check],
+)
+
+
 def build_app() -> FastAPI:
     """The ASGI app, configured from `STUB_*` variables."""
     return create_app(SPEC, StubSettings())
+
+
+def build_assessment_app() -> FastAPI:
+    """The assessment stand-in, configured from `STUB_*` variables."""
+    return create_app(ASSESSMENT_SPEC, StubAssessmentSettings())

@@ -3,26 +3,17 @@ past the budget a 429 with Retry-After, before the credentials are looked up. Th
 the real peer: X-Forwarded-For counts only from a trusted proxy (kit.serve
 --trusted-proxies), for the anonymous limit as for failures."""
 
-import asyncio
-import os
 import re
 import secrets
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from gateway.tests.conftest import ADMIN_KEY, GatewayFactory, gateway_settings
-from gateway.tests.support import ROOT, Backends
+from gateway.tests.conftest import ADMIN_KEY, GatewayFactory, Served
 from gateway.tests.test_ratelimit import REDIS_URL, redis_prefix  # noqa: F401
 from kit.testing import Harness
-from scripts.processes import free_port
 
 ECHO = "/api/v1/brands/stub/echo"
 VERIFY = "/api/v1/certificates/verify?number=X-1&body=CQC"
@@ -127,55 +118,6 @@ async def test_two_gateways_on_one_redis_share_the_failures(
         assert statuses == [401] * 20
         _throttled(await a.get(ECHO, headers={"X-API-Key": "qrp_wrong_a"}), "address")
         _throttled(await b.get(ECHO, headers={"X-API-Key": "qrp_wrong_b"}), "address")
-
-
-Served = Callable[[str], AbstractAsyncContextManager[str]]
-
-
-@pytest.fixture
-def served(gateway_service: Harness, keys: Path, backends: Backends, tmp_path: Path) -> Served:
-    """A gateway process on the test database, served by kit.serve with the given
-    --trusted-proxies; yields its URL."""
-
-    @asynccontextmanager
-    async def serve(trusted_proxies: str) -> AsyncIterator[str]:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-        for name, value in gateway_settings(keys, backends).items():
-            env["GATEWAY_" + name.upper()] = str(value)
-        env.update(
-            GATEWAY_DATABASE_URL=gateway_service.database_url,
-            GATEWAY_VAR_DIR=str(tmp_path),
-            GATEWAY_SECRET_KEY="test-secret-" + "x" * 32,
-            GATEWAY_LOG_LEVEL="WARNING",
-        )
-        command = [sys.executable, "-m", "kit.serve", "gateway.app:build_app", "--port", str(port)]
-        command += ["--trusted-proxies", trusted_proxies, "--no-access-log"]
-        log = tmp_path / f"gateway-{port}.log"
-        with log.open("wb") as output:
-            process = await asyncio.create_subprocess_exec(
-                *command, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
-            )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            async with httpx.AsyncClient(timeout=2) as probe:
-                for _ in range(300):
-                    try:
-                        if (await probe.get(url + "/health/live")).status_code < 500:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if process.returncode is not None:
-                        raise RuntimeError(log.read_text())
-                    await asyncio.sleep(0.1)
-                else:
-                    raise RuntimeError("the gateway did not start:\n" + log.read_text())
-            yield url
-        finally:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), timeout=10)
-
-    return serve
 
 
 async def _rotating(client: httpx.AsyncClient, count: int, send: Any) -> list[httpx.Response]:

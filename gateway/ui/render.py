@@ -7,6 +7,7 @@ with the API. Each page says which it shows: a publication (with its date) or li
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from html import escape
 from typing import Any
@@ -25,6 +26,12 @@ OUTCOME_LABELS = {
     "criticized": "通報批評",
     "none": "—",
     "not_assessed": "未評定",
+}
+WORKLIST_STATES = {
+    "missing": "待填報 missing",
+    "submitted": "待審核 submitted",
+    "returned": "已退回 returned",
+    "accepted": "已採納 accepted",
 }
 KIND_LABELS = {"district": "區", "county": "縣", "county_city": "縣級市", "city": "市"}
 COMPARATOR_LABELS = {
@@ -120,10 +127,62 @@ def message_page(
     year: int | None = None,
     signed_in: bool = False,
     notice: str | None = None,
+    beside: str = "",
 ) -> str:
-    """A page that only says why there is nothing to show."""
-    body = f'<h1>{e(title)}</h1>\n<p class="notice" id="notice">{e(message)}</p>'
+    """A page that only says why there is nothing to show (and `beside`, a county's worklist)."""
+    body = f'<h1>{e(title)}</h1>\n<p class="notice" id="notice">{e(message)}</p>{beside}'
     return layout(title, body, year=year, signed_in=signed_in, notice=notice)
+
+
+def _when(value: Any) -> str:
+    """A timestamp as the page shows it: its date and minute, or a dash."""
+    text = "" if value is None else str(value)
+    return e(text[:16].replace("T", " ")) if text else "—"
+
+
+def worklist_section(worklist: dict[str, Any]) -> str:
+    """A county's reported indicators of the year: each one's state, figure, comment and due
+    date, for the county's own reporting client."""
+    code = worklist.get("county_code")
+    rows = []
+    for item in worklist.get("items") or []:
+        state = str(item.get("state") or "missing")
+        value = item.get("value")
+        rows.append(
+            f'<tr class="state-{e(state)}" data-indicator="{e(item.get("indicator"))}" '
+            f'data-state="{e(state)}" data-value="{e(value)}" '
+            f'data-reported-value-id="{e(item.get("reported_value_id"))}">'
+            f'<td class="name">{e(item.get("label"))} <code>{e(item.get("indicator"))}</code></td>'
+            f'<td class="due">{e(item.get("due_on") or "—")}</td>'
+            f'<td class="state">{e(WORKLIST_STATES.get(state, state))}</td>'
+            f'<td class="value">{e("—" if value is None else value)}</td>'
+            f'<td class="comment">{e(item.get("comment") or "")}</td>'
+            f'<td class="when">{_when(item.get("submitted_at"))}</td>'
+            f'<td class="when">{_when(item.get("reviewed_at"))}</td></tr>'
+        )
+    counts = Counter(str(item.get("state")) for item in worklist.get("items") or [])
+    summary = " · ".join(
+        f"{label} {counts.get(state, 0)}" for state, label in WORKLIST_STATES.items()
+    )
+    empty = "" if rows else '<p class="notice">本年度無上報指標 — nothing to report this year</p>'
+    source = f"/api/v1/assessments/{e(worklist.get('year'))}/worklist?county_code={e(code)}"
+    return f"""<section class="worklist" id="worklist-{e(code)}" data-county="{e(code)}" \
+data-year="{e(worklist.get("year"))}">
+<h2>{e(worklist.get("county_name"))} <code>{e(code)}</code> 上報任務 Worklist</h2>
+<p class="meta">{summary} · <a href="{source}">JSON</a></p>{empty}
+<table class="worklist"><thead><tr><th>指標 indicator</th><th>截止 due</th><th>狀態 state</th>
+<th>數值 value</th><th>意見 comment</th><th>提交 submitted</th><th>審核 reviewed</th></tr></thead>
+<tbody>{"".join(rows)}</tbody></table>
+</section>"""
+
+
+def worklist_unavailable(county_code: str, why: str) -> str:
+    """Where a county's worklist would be, when it could not be read."""
+    return (
+        f'<section class="worklist" id="worklist-{e(county_code)}" data-county="{e(county_code)}">'
+        f"<h2><code>{e(county_code)}</code> 上報任務 Worklist</h2>"
+        f'<p class="notice">數據暫不可用 — {e(why)}</p></section>'
+    )
 
 
 def _view(data: dict[str, Any], view: str, run: dict[str, Any] | None) -> str:
@@ -237,8 +296,10 @@ def standings_page(
     run: dict[str, Any] | None = None,
     signed_in: bool = False,
     notice: str | None = None,
+    beside: str = "",
 ) -> str:
-    """The year's ranking of every county and district, with the city-wide summary."""
+    """The year's ranking of every county and district, with the city-wide summary (and
+    `beside` it, the worklist of a signed-in county's client)."""
     year = data["year"]
     items = data.get("items", [])
     provisional = bool(data.get("provisional"))
@@ -288,6 +349,7 @@ def standings_page(
 目標版本 target set v{e(meta.get("target_set_version"))} ·
 <a href="{source}">JSON</a></p>
 {_completeness(meta)}
+{beside}
 <section id="ranking">
 <h2>縣區排名 Ranking</h2>
 {_legend()}

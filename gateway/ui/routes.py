@@ -3,6 +3,9 @@
 Without a key the page shows the latest publication of a year (read with the page's own key);
 a visitor who signs in with a key holding `assessments:read` sees the live standings, drafts and
 criticisms not yet published included. The key travels in an HttpOnly cookie, never in a URL.
+A visitor's key is checked here first, as any credentials are (failures throttled per the
+visitor's address), so the page's own calls to the API carry only keys that work. A client
+bound to counties sees each county's worklist of the year beside the standings.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
+from gateway.auth import AuthThrottled
+from gateway.dependencies import client_address
+from gateway.service import Identity
 from gateway.ui import render
 from gateway.ui.client import NO_DATA, Answer, get_json, latest_year, published_run
 from gateway.ui.settings import UiSettings
-from kit.errors import NotFound
+from kit.errors import NotFound, Unauthorized
 
 STATIC = Path(__file__).parent / "static"
 STATIC_FILES = {"style.css": "text/css", "app.js": "text/javascript"}
@@ -46,13 +52,53 @@ def visitor_key(request: Request) -> str | None:
     return (request.cookies.get(KEY_COOKIE) or "").strip() or None
 
 
-async def _year(settings: UiSettings, request: Request, year: int | None) -> int | None:
+async def _visitor(request: Request, key: str) -> Identity:
+    """The client of a visitor's key, checked as the API checks credentials: 401 for a key
+    unknown or revoked, 429 after too many failures from the visitor's address."""
+    authenticator = request.app.state.proxy.authenticator
+    identity: Identity = await authenticator.from_headers(
+        key, None, address=client_address(request)
+    )
+    return identity
+
+
+async def _signed_in(request: Request) -> tuple[str | None, Identity | None, str | None]:
+    """The visitor's key and client if the key works, else the notice saying it did not."""
+    key = visitor_key(request)
+    if key is None:
+        return None, None, None
+    try:
+        return key, await _visitor(request, key), None
+    except (Unauthorized, AuthThrottled):
+        return None, None, KEY_REJECTED
+
+
+async def _year(
+    settings: UiSettings, request: Request, year: int | None, key: str | None
+) -> int | None:
     """The year asked for, the configured one, or the latest year with a target set."""
     if year is not None:
         return year
     if settings.default_year is not None:
         return settings.default_year
-    return await latest_year(settings, request, key=visitor_key(request))
+    return await latest_year(settings, request, key=key)
+
+
+async def _worklists(
+    settings: UiSettings, request: Request, year: int, key: str, client: Identity | None
+) -> str:
+    """The worklist of each county a signed-in client is bound to; nothing for others."""
+    if client is None:
+        return ""
+    sections = []
+    for code in sorted(client.county_codes):
+        path = f"/api/v1/assessments/{year}/worklist"
+        answer = await get_json(settings, request, path, key=key, county_code=code)
+        if answer.data is not None and not answer.failed and not answer.empty:
+            sections.append(render.worklist_section(answer.data))
+        else:
+            sections.append(render.worklist_unavailable(code, _unavailable(answer)))
+    return "".join(sections)
 
 
 def _unavailable(answer: Answer) -> str:
@@ -63,15 +109,24 @@ KEY_REJECTED = "your key was not accepted (it needs assessments:read): the publi
 
 
 def _failure(
-    title: str, answer: Answer, year: int, *, signed_in: bool, missing: int = 200
+    title: str,
+    answer: Answer,
+    year: int,
+    *,
+    signed_in: bool,
+    missing: int = 200,
+    beside: str = "",
 ) -> HTMLResponse:
     """The page of a read that did not give the standings: 503 when the API failed, else
     `missing` with what it said."""
     if answer.failed:
         message = f"數據暫不可用: {answer.failed}"
-        return _html(render.message_page(title, message, year=year, signed_in=signed_in), 503)
+        page = render.message_page(title, message, year=year, signed_in=signed_in, beside=beside)
+        return _html(page, 503)
     detail = (answer.data or {}).get("detail") or _unavailable(answer)
-    page = render.message_page(title, f"尚無數據 — {detail}", year=year, signed_in=signed_in)
+    page = render.message_page(
+        title, f"尚無數據 — {detail}", year=year, signed_in=signed_in, beside=beside
+    )
     return _html(page, missing)
 
 
@@ -87,20 +142,22 @@ def _unpublished(
 
 @router.get("/", response_class=HTMLResponse)
 async def standings_page(request: Request, year: Year = None) -> HTMLResponse:
-    """The year's county ranking and the city-wide summary: published, or live when signed in."""
+    """The year's county ranking and the city-wide summary: published, or live when signed in
+    (with the worklists of a client bound to counties)."""
     settings = ui_settings()
-    key = visitor_key(request)
-    shown = await _year(settings, request, year)
+    key, client, notice = await _signed_in(request)
+    shown = await _year(settings, request, year, key)
     if shown is None:
         return _html(render.message_page("質量振興考核排名", f"尚無數據 — {NO_DATA}"))
     title = f"{shown}年度質量振興考核排名"
-    notice = None
     if key is not None:
+        beside = await _worklists(settings, request, shown, key, client)
         live = await get_json(settings, request, f"/api/v1/assessments/{shown}/standings", key=key)
         if not live.rejected:
             if live.data is None or not live.data.get("items"):
-                return _failure(title, live, shown, signed_in=True)
-            return _html(render.standings_page(live.data, view=render.LIVE, signed_in=True))
+                return _failure(title, live, shown, signed_in=True, beside=beside)
+            page = render.standings_page(live.data, view=render.LIVE, signed_in=True, beside=beside)
+            return _html(page)
         notice = KEY_REJECTED
     run, why = await published_run(settings, request, shown)
     if run is None:
@@ -117,12 +174,11 @@ async def county_page(
 ) -> HTMLResponse:
     """One county's standing with the explanation of every figure."""
     settings = ui_settings()
-    key = visitor_key(request)
-    shown = await _year(settings, request, year)
+    key, _, notice = await _signed_in(request)
+    shown = await _year(settings, request, year, key)
     if shown is None:
         return _html(render.message_page(f"{county_code}年度考核", f"尚無數據 — {NO_DATA}"), 404)
     title = f"{county_code} {shown}年度考核"
-    notice = None
     if key is not None:
         path = f"/api/v1/assessments/{shown}/standings/{county_code}"
         live = await get_json(settings, request, path, key=key)
@@ -181,6 +237,14 @@ async def sign_in(request: Request) -> Response:
     settings = ui_settings()
     form = await _form(request)
     key = (form.get("api_key") or "").strip()
+    if key:
+        try:
+            await _visitor(request, key)
+        except AuthThrottled as throttled:
+            page = render.message_page("登錄 Sign in", f"登錄失敗 — {throttled.detail}")
+            return HTMLResponse(page, status_code=429, headers=throttled.headers)
+        except Unauthorized:
+            key = ""
     probe = await get_json(settings, request, "/api/v1/regions", key=key) if key else None
     if probe is None or probe.rejected or probe.data is None:
         why = (
