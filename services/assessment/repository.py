@@ -173,13 +173,16 @@ async def history_of(
     return (await session.execute(query)).scalars().all()
 
 
-async def list_evidence(*, session: AsyncSession, reported_value_id: str) -> Sequence[EvidenceFile]:
-    query = (
-        select(EvidenceFile)
-        .where(col(EvidenceFile.reported_value_id) == reported_value_id)
-        .order_by(col(EvidenceFile.id))
-    )
-    return (await session.execute(query)).scalars().all()
+async def list_evidence(
+    *, session: AsyncSession, reported_value_id: str, page: PageParams
+) -> Page[EvidenceFile]:
+    query = select(EvidenceFile).where(col(EvidenceFile.reported_value_id) == reported_value_id)
+    return await paginate(session, query, params=page, keys=[col(EvidenceFile.id)])
+
+
+async def count_evidence(*, session: AsyncSession, reported_value_id: str) -> int:
+    query = select(func.count()).where(col(EvidenceFile.reported_value_id) == reported_value_id)
+    return int((await session.execute(query)).scalar_one())
 
 
 async def get_evidence(

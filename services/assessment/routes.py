@@ -258,7 +258,7 @@ async def attach_evidence(
     settings: SettingsDep,
     response: Response,
 ) -> EvidenceRead:
-    service.check_may_attach(row, writer)
+    await service.check_may_attach(session=session, row=row, principal=writer)
     received = await receive_upload(
         request, limit=settings.evidence_max_bytes, directory=settings.evidence_upload_dir
     )
@@ -278,9 +278,9 @@ async def attach_evidence(
     summary="The evidence files of a reported value",
 )
 async def list_evidence(
-    session: SessionDep, _: Reader, row: ReportedValueDep
+    session: SessionDep, _: Reader, row: ReportedValueDep, page: PageParamsDep
 ) -> Page[EvidenceRead]:
-    return Page[EvidenceRead](items=await service.list_evidence(session=session, row=row))
+    return await service.list_evidence(session=session, row=row, page=page)
 
 
 @router.get(

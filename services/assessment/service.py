@@ -784,15 +784,25 @@ def evidence_read(row: EvidenceFile) -> EvidenceRead:
     return EvidenceRead.model_validate(evidence_dict(row))
 
 
-def check_may_attach(row: ReportedValue, principal: Principal) -> None:
-    """Evidence is added by the value's county (or a city-wide writer) to a current value;
-    checked before the upload is read."""
+MAX_EVIDENCE_FILES = 50
+"""Evidence files one reported value may carry."""
+
+
+async def check_may_attach(*, session: Session, row: ReportedValue, principal: Principal) -> None:
+    """Evidence is added by the value's county (or a city-wide writer) to a current value,
+    at most MAX_EVIDENCE_FILES of them; checked before the upload is read."""
     principal.require_county(row.county_code)
     if row.superseded_by is not None:
         raise Conflict(
             f"Reported value {row.id} was superseded by {row.superseded_by}: attach the "
             "evidence to that one.",
             superseded_by=row.superseded_by,
+        )
+    count = await repository.count_evidence(session=session, reported_value_id=row.id)
+    if count >= MAX_EVIDENCE_FILES:
+        raise Conflict(
+            f"Reported value {row.id} has {count} evidence files, the most one value takes.",
+            limit=MAX_EVIDENCE_FILES,
         )
 
 
@@ -851,9 +861,11 @@ async def attach_evidence(
     return evidence
 
 
-async def list_evidence(*, session: Session, row: ReportedValue) -> list[EvidenceRead]:
-    rows = await repository.list_evidence(session=session, reported_value_id=row.id)
-    return [evidence_read(r) for r in rows]
+async def list_evidence(
+    *, session: Session, row: ReportedValue, page: PageParams
+) -> Page[EvidenceRead]:
+    rows = await repository.list_evidence(session=session, reported_value_id=row.id, page=page)
+    return rows.map(evidence_read)
 
 
 async def get_evidence(

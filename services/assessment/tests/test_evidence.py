@@ -283,6 +283,25 @@ async def test_an_empty_file_is_refused(service: Harness) -> None:
     assert response.json()["errors"][0]["field"] == "file"
 
 
+async def test_a_value_takes_a_bounded_number_of_files(
+    service: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("assessment.service.MAX_EVIDENCE_FILES", 2)
+    value = await _value(service)
+    url = f"{VALUES}/{value['id']}/evidence"
+    client = service.client()
+    for text in ("one", "two"):
+        form = {"file": (f"{text}.pdf", pdf_bytes(text), "application/pdf")}
+        assert (await client.post(url, files=form)).status_code == 201
+    refused = await client.post(url, files={"file": ("3.pdf", pdf_bytes("3"), "application/pdf")})
+    assert refused.status_code == 409
+    assert refused.json()["limit"] == 2
+    first = await client.get(url, params={"limit": 1})
+    assert [e["name"] for e in first.json()["items"]] == ["one.pdf"]
+    rest = await client.get(url, params={"limit": 1, "cursor": first.json()["next_cursor"]})
+    assert [e["name"] for e in rest.json()["items"]] == ["two.pdf"]
+
+
 async def test_a_superseded_value_takes_no_evidence(service: Harness) -> None:
     value = await _value(service)
     client = service.client()
