@@ -54,3 +54,9 @@ async def test_bad_input_names_the_field(service: Harness) -> None:
     assert result.returncode == 2
     assert "scopes" in result.stderr
     assert _cli(service, "rotate", "no-such-client").returncode == 1
+    unknown = _cli(service, "add", "x", "--counties", "320399")
+    assert unknown.returncode == 1
+    assert "county_codes[0]" in unknown.stderr
+    bound = _cli(service, "add", "x", "--scopes", "assessments:read", "--counties", "320323")
+    assert bound.returncode == 0, bound.stderr
+    assert json.loads(bound.stdout)["county_codes"] == ["320323"]
