@@ -76,6 +76,10 @@ async def test_random_keys_are_refused_with_429_past_the_address_budget(
 
     async with peer(service.app, "198.51.100.20", **{"X-API-Key": created["api_key"]}) as fresh:
         assert (await fresh.get(ECHO)).status_code == 200
+    # That success reset nothing: the attacking address stays throttled, its key unchecked.
+    service.app.state.proxy.authenticator.forget()
+    async with peer(service.app, "203.0.113.7", **{"X-API-Key": created["api_key"]}) as again:
+        _throttled(await again.get(ECHO), "address")
     async with peer(service.app, "198.51.100.21") as other:
         bad_bearer = await other.get(ECHO, headers={"Authorization": "Bearer not-a-token"})
         assert bad_bearer.status_code == 401
