@@ -156,10 +156,7 @@ def merge_specs(
     info: dict[str, Any] = {
         "title": "Quality Revitalization Platform API",
         "version": gateway.get("info", {}).get("version", "1.0.0"),
-        "description": (
-            "The public API of the Quality Revitalization Platform, served by the gateway. "
-            "Authenticate with `X-API-Key` or an OAuth2 client-credentials token."
-        ),
+        "description": DESCRIPTION,
     }
     if missing:
         info["x-unavailable-services"] = missing
@@ -170,6 +167,41 @@ def merge_specs(
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
     }
+
+
+DESCRIPTION = """The public API of the Quality Revitalization Platform, served by the gateway.
+Authenticate with `X-API-Key` or an OAuth2 client-credentials token.
+
+## County reporting
+
+A county's office calls with a client bound to its county (`county_codes` on the client,
+`POST /api/v1/admin/clients`): it writes only its county's records (any other is a 403 problem
+naming `county_code`) and lists only them unless it also holds `city:read`. A figure it reports
+is `submitted`; the city's assessment office (`assessments:review`, never a bound client) reads
+its evidence files and `accepted` or `returned` it with a comment. Only accepted figures count
+in the standings; a submitted one shows as `pending_review` and blocks publication.
+
+```sh
+# the county submits a figure; the answer's ETag is its version
+curl -si -X POST $URL/api/v1/reported-values -H "X-API-Key: $COUNTY_KEY" \\
+  -H "Content-Type: application/json" -d '{"county_code": "320323", "year": 2007,
+  "indicator": "industrial_standard_coverage", "value": 0.96, "reported_by": "銅山縣質監局",
+  "evidence": {"document": "銅質監〔2008〕3號", "text": "全縣工業產品標準覆蓋率統計"}}'
+# and attaches its evidence (PDF, JPEG, PNG, XLSX, DOCX or OFD, 20 MB at most)
+curl -X POST $URL/api/v1/reported-values/$ID/evidence -H "X-API-Key: $COUNTY_KEY" \\
+  -F "file=@report.pdf"
+# the city's reviewer reads the files and decides, naming the version it read
+curl $URL/api/v1/reported-values/$ID/evidence -H "X-API-Key: $REVIEWER_KEY"
+curl -X POST $URL/api/v1/reported-values/$ID/status -H "X-API-Key: $REVIEWER_KEY" \\
+  -H "If-Match: $ETAG" -H "Content-Type: application/json" \\
+  -d '{"state": "returned", "comment": "請附企業產品標準備案清單"}'
+# the county's worklist: each figure asked of it, its state, comment and due date
+curl $URL/api/v1/assessments/2007/worklist -H "X-API-Key: $COUNTY_KEY"
+```
+
+A returned figure is corrected by a new submission, which supersedes it;
+`GET /api/v1/reported-values/{id}/history` gives the whole chain.
+"""
 
 
 class MergedSpec:

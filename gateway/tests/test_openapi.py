@@ -82,6 +82,20 @@ async def test_operations_carry_the_gateway_security_and_scopes(merged: dict[str
     assert len(operation_ids) == len(set(operation_ids))
 
 
+async def test_the_document_describes_the_county_reporting_workflow(
+    merged: dict[str, Any],
+) -> None:
+    description = merged["info"]["description"]
+    assert "## County reporting" in description
+    for step in ("/reported-values", "/evidence", "/status", "/worklist", "If-Match"):
+        assert step in description
+    for path in (
+        "/api/v1/reported-values/{value_id}/status",
+        "/api/v1/assessments/{year}/worklist",
+    ):
+        assert path in merged["paths"]
+
+
 def test_clashing_schemas_are_renamed_and_identical_ones_kept_once() -> None:
     def spec(title: str, item_props: dict[str, Any]) -> dict[str, Any]:
         return {
