@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -9,3 +11,30 @@ class StrictModel(BaseModel):
     """Unknown fields are refused (422 naming them) and text is stripped of outer whitespace."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ImportReportRead(BaseModel):
+    """The answer to a CSV import: its counts and the first errors, each with line and field."""
+
+    rows: int
+    valid: int
+    stored: int
+    dry_run: bool
+    error_count: int
+    errors: list[dict[str, Any]]
+    errors_truncated: bool
+
+
+IMPORT_ROUTE_DOCS: dict[str, Any] = {
+    "openapi_extra": {
+        "requestBody": {
+            "required": True,
+            "content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+    "responses": {
+        200: {"description": "Dry run: every row valid, nothing stored", "model": ImportReportRead},
+        201: {"description": "Every row stored", "model": ImportReportRead},
+    },
+}
+"""How every import route documents its CSV body and its two answers."""

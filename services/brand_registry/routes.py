@@ -30,7 +30,6 @@ from brand_registry.schemas import (
     BrandStatsRead,
     BrandStatusUpdate,
     BrandUpdate,
-    ImportReportRead,
     ReviewFlagClear,
     ReviewFlagClearRead,
     ReviewFlagCreate,
@@ -42,14 +41,9 @@ from kit.csvio import CSV_EXPORT_RESPONSES, csv_response, spool_upload
 from kit.db import SessionDep
 from kit.identifiers import CountyCode
 from kit.pagination import Page, PageParamsDep
+from kit.schemas import IMPORT_ROUTE_DOCS, ImportReportRead
 
 router = APIRouter(prefix="/api/v1", tags=["brands"])
-CSV_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}},
-    }
-}
 
 
 @router.get(
@@ -125,8 +119,7 @@ async def brand_stats(
 @router.post(
     "/brands/import",
     summary="Import listings from CSV, all rows or none",
-    openapi_extra=CSV_BODY,
-    responses={200: {"description": "Dry run report"}, 201: {"description": "Stored"}},
+    **IMPORT_ROUTE_DOCS,
 )
 async def import_brands(
     request: Request,
@@ -182,7 +175,12 @@ async def export_brands(
     "/brands/review-flags",
     status_code=201,
     summary="Flag an enterprise's listings for review (idempotent on source and reference)",
-    responses={200: {"description": "A repeat: the first result, nothing flagged again"}},
+    responses={
+        200: {
+            "description": "A repeat: the first result, nothing flagged again",
+            "model": ReviewFlagRead,
+        }
+    },
 )
 async def raise_review_flag(
     body: ReviewFlagCreate,

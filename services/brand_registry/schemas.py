@@ -230,16 +230,6 @@ class BrandStatsRead(BaseModel):
     totals: Counts
 
 
-class ImportReportRead(BaseModel):
-    rows: int
-    valid: int
-    stored: int
-    dry_run: bool
-    error_count: int
-    errors: list[dict[str, Any]]
-    errors_truncated: bool
-
-
 IMPORT_FIELDS = tuple(BrandCreate.model_fields)
 IMPORT_REQUIRED = tuple(
     name for name, field in BrandCreate.model_fields.items() if field.is_required()

@@ -35,6 +35,7 @@ from kit.csvio import CSV_EXPORT_RESPONSES, check_utf8, csv_response, spool_uplo
 from kit.db import SessionDep
 from kit.identifiers import CountyCode, CreditCode
 from kit.pagination import Page, PageParamsDep
+from kit.schemas import IMPORT_ROUTE_DOCS
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"])
 
@@ -156,10 +157,8 @@ async def certificate_stats(
 
 @router.post(
     "/certificates/import",
-    status_code=201,
-    openapi_extra={
-        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
-    },
+    summary="Import certificates from CSV (all rows or none)",
+    **IMPORT_ROUTE_DOCS,
 )
 async def import_certificates(
     request: Request,

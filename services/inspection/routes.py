@@ -32,6 +32,7 @@ from kit.csvio import CSV_EXPORT_RESPONSES, check_utf8, csv_response, spool_uplo
 from kit.db import SessionDep
 from kit.identifiers import CountyCode
 from kit.pagination import Page, PageParamsDep
+from kit.schemas import IMPORT_ROUTE_DOCS
 
 router = APIRouter(prefix="/api/v1", tags=["spot-checks"])
 
@@ -112,7 +113,7 @@ async def spot_check_stats(
 @router.post(
     "/spot-checks/import",
     summary="Import spot-checks from CSV (all rows or none)",
-    responses={201: {"description": "Stored"}, 200: {"description": "Dry run passed"}},
+    **IMPORT_ROUTE_DOCS,
 )
 async def import_spot_checks(
     request: Request,
