@@ -11,14 +11,27 @@ malformed file is a 422 naming the line, never a server error. Exported text tha
 spreadsheet would run as a formula (a leading `=`, `+`, `-`, `@`, tab or carriage return) is
 prefixed with `'` (OWASP's advice on CSV injection), and imports take that prefix off again,
 so an export imports back to the same data.
+
+Nothing that grows with the file runs on the event loop: the encoding is checked in a worker
+thread once the upload is spooled, and `batched_in_thread` draws the rows of an import a
+batch at a time in a worker thread. `bench/import_liveness_bench.py` polls `/health/live`
+every 10 ms during each upload (brand registry, SQLite, 2026-12-02): during a 50 MB file of
+one line its p99 fell from 37.8 ms to 10-12 ms with the check in a thread; the hostile
+headers and rows (20,000 columns in 129 KB, a row of 200,000 columns, a cell of 131,073
+characters) are refused in under 10 ms with a p99 under 16 ms either way. During a
+100,000-row import the p99 is set by the caller's work per batch (its rules and its inserts,
+on the loop): 79-83 ms with batches of 1,000 rows, 13.5 ms with batches of 250 drawn by
+`batched_in_thread` (idle: 2 ms).
 """
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import csv
 import io
 import tempfile
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,6 +52,12 @@ MAX_ROW_BYTES = 1024 * 1024
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 T = TypeVar("T")
 
+# What the worker thread of `spool_upload` found of each spool's encoding: None when it is
+# UTF-8, else the error `check_utf8` raises for it.
+_utf8_verdicts: weakref.WeakKeyDictionary[Any, ValidationFailed | None] = (
+    weakref.WeakKeyDictionary()
+)
+
 # The csv module's cell limit is a process-wide setting; a row may be at most MAX_ROW_BYTES,
 # so no cell needs more (and a longer one is reported for its line, not raised as an error).
 csv.field_size_limit(MAX_ROW_BYTES)
@@ -57,7 +76,10 @@ class RowError:
 
 
 async def spool_upload(request: Request, *, max_bytes: int) -> IO[bytes]:
-    """The request body in a temporary file; 413 past `max_bytes`, 422 when empty."""
+    """The request body in a temporary file; 413 past `max_bytes`, 422 when empty.
+
+    The file's encoding is checked in a worker thread once it is received (a 50 MB file
+    takes tens of milliseconds), and `check_utf8` answers from that verdict."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"The upload is larger than the limit of {max_bytes} bytes.")
@@ -72,12 +94,33 @@ async def spool_upload(request: Request, *, max_bytes: int) -> IO[bytes]:
     if size == 0:
         spool.close()
         raise ValidationFailed.single("file", "The upload is empty.")
+    _utf8_verdicts[spool] = await asyncio.to_thread(_utf8_verdict, spool)
     spool.seek(0)
     return spool
 
 
+def _utf8_verdict(spool: IO[bytes]) -> ValidationFailed | None:
+    try:
+        _check_utf8(spool)
+    except ValidationFailed as error:
+        return error
+    return None
+
+
 def check_utf8(spool: IO[bytes]) -> None:
-    """422 naming the line when the file is not UTF-8 (a BOM is allowed)."""
+    """422 naming the line when the file is not UTF-8 (a BOM is allowed); for a file from
+    `spool_upload`, the verdict its worker thread reached."""
+    try:
+        verdict = _utf8_verdicts[spool]
+    except (KeyError, TypeError):
+        _check_utf8(spool)
+        return
+    spool.seek(0)
+    if verdict is not None:
+        raise verdict
+
+
+def _check_utf8(spool: IO[bytes]) -> None:
     decoder = codecs.getincrementaldecoder("utf-8")()
     line = 1
     spool.seek(0)
@@ -190,8 +233,30 @@ def _check_header(columns: list[str], required: set[str], allowed: set[str]) -> 
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """`items` in lists of `size` (the last one shorter), drawn where they are iterated."""
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
+        yield batch
+
+
+async def batched_in_thread(items: Iterable[T], size: int) -> AsyncIterator[list[T]]:
+    """`batched`, each batch drawn in a worker thread while the coroutine awaits it.
+
+    An upload's rows read by `read_rows` and parsed by the caller's generator cost tens of
+    milliseconds per thousand; drawn on the event loop they hold every other request of the
+    process for that long, drawn here the loop serves them meanwhile. Only one batch is
+    drawn at a time, when the consumer asks for it, so the thread never competes with the
+    consumer's own work for the interpreter. An error raised while drawing is raised to the
+    consumer after the batches before it. `items` must be safe to advance from another
+    thread (files and pure functions, not a session or anything of the event loop's); the
+    thread runs in a copy of the caller's context.
+    """
+    iterator = iter(items)
+
+    def draw() -> list[T]:
+        return list(islice(iterator, size))
+
+    while batch := await asyncio.to_thread(draw):
         yield batch
 
 

@@ -1,8 +1,12 @@
+import asyncio
 import io
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
+from starlette.requests import Request
 
 from kit.csvio import (
     MAX_HEADER_BYTES,
@@ -10,10 +14,12 @@ from kit.csvio import (
     RowError,
     _csv_chunks,
     batched,
+    batched_in_thread,
     check_utf8,
     import_report,
     neutralise_formula,
     read_rows,
+    spool_upload,
     unquote_formula,
 )
 from kit.errors import ValidationFailed
@@ -133,3 +139,70 @@ async def test_an_export_with_formulas_imports_back_to_the_same_rows() -> None:
     assert "\r\n'=1+2,徐州" in text
     assert "\r\n'@z,徐州" in text
     assert [row["name"] for _, row in _rows(exported)] == ["=1+2", "+x", "-y", "@z", "plain"]
+
+
+async def test_batched_in_thread_draws_the_items_in_a_worker_thread() -> None:
+    drawn_in: set[int] = set()
+
+    def items() -> Iterator[int]:
+        for number in range(5):
+            drawn_in.add(threading.get_ident())
+            yield number
+
+    assert [batch async for batch in batched_in_thread(items(), 2)] == [[0, 1], [2, 3], [4]]
+    assert drawn_in
+    assert threading.get_ident() not in drawn_in
+
+
+async def test_an_error_while_drawing_comes_after_the_batches_before_it() -> None:
+    def items() -> Iterator[int]:
+        yield from range(3)
+        raise ValidationFailed.single("file", "broken at the fourth row")
+
+    batches = batched_in_thread(items(), 2)
+    assert await anext(batches) == [0, 1]
+    with pytest.raises(ValidationFailed, match="broken at the fourth row"):
+        await anext(batches)
+
+
+async def test_the_loop_serves_others_while_a_batch_is_drawn() -> None:
+    """A batch taking 300 ms to draw leaves the loop free: a task ticking every 10 ms goes
+    on ticking meanwhile (drawn on the loop, it would tick once)."""
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    def slow() -> Iterator[int]:
+        for number in range(3):
+            time.sleep(0.1)
+            yield number
+
+    task = asyncio.create_task(ticker())
+    try:
+        assert [batch async for batch in batched_in_thread(slow(), 3)] == [[0, 1, 2]]
+    finally:
+        task.cancel()
+    assert ticks >= 10
+
+
+async def test_check_utf8_answers_from_the_verdict_reached_while_spooling() -> None:
+    async def spooled(body: bytes) -> Any:
+        chunks = [body[:3], body[3:]]
+
+        async def receive() -> dict[str, Any]:
+            chunk = chunks.pop(0) if chunks else b""
+            return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+        request = Request({"type": "http", "method": "POST", "headers": []}, receive)
+        return await spool_upload(request, max_bytes=1024)
+
+    good = await spooled("name\n甲\n".encode())
+    check_utf8(good)
+    assert good.tell() == 0
+    bad = await spooled("name\n甲\n".encode("gbk"))
+    with pytest.raises(ValidationFailed, match="not UTF-8 text"):
+        check_utf8(bad)
