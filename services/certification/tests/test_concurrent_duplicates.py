@@ -41,11 +41,12 @@ def _csv(rows: list[dict[str, Any]]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def _problem(response: httpx.Response) -> dict[str, Any]:
+def _problem(response: httpx.Response, *, but: str = "") -> dict[str, Any]:
+    """The 409 problem without its request ID (and the member `but`)."""
     assert response.status_code == 409, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     body: dict[str, Any] = response.json()
-    return {k: v for k, v in body.items() if k != "request_id"}
+    return {k: v for k, v in body.items() if k not in {"request_id", but}}
 
 
 async def _total(service: Harness) -> int:
@@ -96,3 +97,28 @@ async def test_an_import_racing_a_post_of_the_same_number_stores_it_once(
         assert posted.status_code == 201, posted.text
         assert imported.status_code in {409, 422}, imported.text
         assert await _total(service) == 1
+
+
+async def test_certificates_renumbered_together_onto_one_number_keep_it_unique(
+    service: Harness,
+) -> None:
+    client = service.client()
+    created = [await client.post(URL, json=certificate(n)) for n in range(2, 2 + COPIES)]
+    assert all(r.status_code == 201 for r in created)
+    edit = {"certificate_number": "CN-99999"}
+
+    responses = await asyncio.gather(
+        *(
+            service.client().patch(
+                r.headers["Location"], json=edit, headers={"If-Match": r.headers["ETag"]}
+            )
+            for r in created
+        )
+    )
+
+    assert [r.status_code for r in responses].count(200) == 1, [r.status_code for r in responses]
+    listed = (await client.get(URL, params={"limit": 500})).json()["items"]
+    assert [c["certificate_number"] for c in listed].count("CN-99999") == 1
+    sequential = _problem(await client.post(URL, json=certificate(1, **edit)), but="instance")
+    refused = [r for r in responses if r.status_code != 200]
+    assert [_problem(r, but="instance") for r in refused] == [sequential] * (COPIES - 1)

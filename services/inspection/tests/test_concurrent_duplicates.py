@@ -39,11 +39,12 @@ def _csv(rows: list[dict[str, Any]]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def _problem(response: httpx.Response) -> dict[str, Any]:
+def _problem(response: httpx.Response, *, but: str = "") -> dict[str, Any]:
+    """The 409 problem without its request ID (and the member `but`)."""
     assert response.status_code == 409, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     body: dict[str, Any] = response.json()
-    return {k: v for k, v in body.items() if k != "request_id"}
+    return {k: v for k, v in body.items() if k not in {"request_id", but}}
 
 
 async def _count(service: Harness) -> int:
@@ -108,3 +109,32 @@ async def test_an_import_racing_a_post_of_the_same_sample_records_it_once(
         assert posted.status_code == 201, posted.text
         assert imported.status_code in {409, 422}, imported.text
         assert await _count(service) == 1
+
+
+async def test_checks_corrected_together_onto_one_sample_keep_it_unique(service: Harness) -> None:
+    client = service.client()
+    created = [
+        await client.post(URL, json=spot_check(sample_code=f"S-{n:04d}", result="pass"))
+        for n in range(2, 2 + COPIES)
+    ]
+    assert all(r.status_code == 201 for r in created)
+    change = {"sample_code": "S-9999", "reason": "sample code misread"}
+
+    responses = await asyncio.gather(
+        *(
+            service.client().patch(
+                f"{URL}/{r.json()['id']}", json=change, headers={"If-Match": r.headers["ETag"]}
+            )
+            for r in created
+        )
+    )
+
+    assert [r.status_code for r in responses].count(200) == 1, [r.status_code for r in responses]
+    winner = next(r for r in responses if r.status_code == 200).json()
+    sequential = _problem(
+        await client.post(URL, json=spot_check(sample_code="S-9999", result="pass")),
+        but="instance",
+    )
+    assert sequential["existing_id"] == winner["id"]
+    refused = [r for r in responses if r.status_code != 200]
+    assert [_problem(r, but="instance") for r in refused] == [sequential] * (COPIES - 1)
