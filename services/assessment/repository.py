@@ -30,6 +30,12 @@ async def add(*, session: AsyncSession, row: object) -> None:
     await session.flush()
 
 
+async def end_reads(*, session: AsyncSession) -> None:
+    """End the session's transaction, which has only read, so that it holds no connection
+    while the request waits on its client; rows read before are read again after."""
+    await session.rollback()
+
+
 async def flush(*, session: AsyncSession) -> None:
     """Write the changes made to loaded rows (their version columns are checked here)."""
     await session.flush()

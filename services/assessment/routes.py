@@ -258,13 +258,18 @@ async def attach_evidence(
     settings: SettingsDep,
     response: Response,
 ) -> EvidenceRead:
-    await service.check_may_attach(session=session, row=row, principal=writer)
+    value_id = await service.before_upload(session=session, row=row, principal=writer)
     received = await receive_upload(
         request, limit=settings.evidence_max_bytes, directory=settings.evidence_upload_dir
     )
     try:
         evidence = await service.attach_evidence(
-            session=session, row=row, received=received, store=store, actor=actor
+            session=session,
+            value_id=value_id,
+            principal=writer,
+            received=received,
+            store=store,
+            actor=actor,
         )
     finally:
         received.discard()

@@ -819,16 +819,29 @@ def _evidence_name(received: Received, content_type: str) -> str:
     return name[-255:]
 
 
+async def before_upload(*, session: Session, row: ReportedValue, principal: Principal) -> str:
+    """Check that the client may attach evidence to the value, then let go of the database
+    while the file arrives (a slow upload holds no connection); the value's id."""
+    await check_may_attach(session=session, row=row, principal=principal)
+    value_id = row.id
+    await repository.end_reads(session=session)
+    return value_id
+
+
 async def attach_evidence(
     *,
     session: Session,
-    row: ReportedValue,
+    value_id: str,
+    principal: Principal,
     received: Received,
     store: BlobStore,
     actor: Actor,
 ) -> EvidenceFile:
     """Type the received file from its content (415 unless one of EVIDENCE_TYPES), store it by
-    SHA-256, then record it and its history in the request's transaction."""
+    SHA-256, then record it and its history in the request's transaction. The value is read
+    again and checked again: it may have been superseded while the file arrived."""
+    row = await get_reported_value(session=session, value_id=value_id, principal=principal)
+    await check_may_attach(session=session, row=row, principal=principal)
     content_type = await sniff(received.head, received.path)
     if content_type is None:
         message = f"must be a {EVIDENCE_TYPES} file (judged from its content, not its name)"

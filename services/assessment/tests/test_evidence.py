@@ -220,6 +220,7 @@ async def test_an_upload_cut_off_halfway_leaves_no_file_and_no_record(service: H
         uvicorn.Config(service.app, host="127.0.0.1", port=port, lifespan="off", log_level="error")
     )
     serving = asyncio.create_task(server.serve())
+    writer: asyncio.StreamWriter | None = None
     try:
         for _ in range(500):
             if server.started:
@@ -256,15 +257,21 @@ async def test_an_upload_cut_off_halfway_leaves_no_file_and_no_record(service: H
             if _files(uploads):
                 break
             await asyncio.sleep(0.01)
-        assert _files(uploads), "the server never started receiving the file"
+        receiving = bool(_files(uploads))
+        held = service.engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
         writer.transport.abort()
+        assert receiving, "the server never started receiving the file"
+        # While the file arrives the request holds no database connection.
+        assert held == 0
         for _ in range(300):
             if not _files(uploads):
                 break
             await asyncio.sleep(0.01)
         assert _files(uploads) == []
     finally:
-        server.should_exit = True
+        if writer is not None:
+            writer.transport.abort()
+        server.should_exit = server.force_exit = True
         await serving
     client = service.client()
     assert (await client.get(f"{VALUES}/{value['id']}/evidence")).json()["items"] == []
