@@ -315,21 +315,28 @@ async def insert_listings(*, session: AsyncSession, rows: list[dict[str, Any]]) 
         if not _violates(error, LISTING_AWARD_INDEX, _AWARD_KEY_COLUMNS):
             raise
         await session.rollback()
-        raise await _award_conflict(session, rows) from None
+        awards = [(tuple(row[c.name] for c in _AWARD_KEY), row["id"]) for row in rows]
+        raise await _award_conflict(session, awards, dated=True) from None
 
 
-async def _award_conflict(session: AsyncSession, rows: list[dict[str, Any]]) -> Conflict:
-    """The 409 of an overlapping listing, naming the stored listing the first of `rows`
-    collided with, worded as the award rules word it."""
-    keys = [tuple(row[column.name] for column in _AWARD_KEY) for row in rows]
+async def _award_conflict(
+    session: AsyncSession, awards: list[tuple[tuple[Any, ...], str]], *, dated: bool
+) -> Conflict:
+    """The 409 of an overlapping listing, naming the stored listing the first of `awards`
+    (award key, id of the refused listing) collided with, worded as the award rules word it
+    (a new award also names the other's dates)."""
+    keys = [key for key, _ in awards]
     stored = await _key_listings(session, tuple_(*_AWARD_KEY).in_(keys), b.revoked_on.is_(None))
     by_key = {(o.enterprise_credit_code, o.product_name, o.tier, o.awarded_on): o for o in stored}
-    other = next((by_key[key] for key in keys if key in by_key), None)
+    other = next(
+        (by_key[key] for key, own in awards if key in by_key and by_key[key].id != own), None
+    )
     if other is None:  # revoked since: the index no longer holds it
         return Conflict("The listing conflicts with one stored meanwhile; send it again.")
+    which = f"{other.id}, {other.awarded_on} to {other.valid_until}" if dated else other.id
     message = (
         f"the enterprise already has a listing of this product in tier {other.tier} "
-        f"({other.id}, {other.awarded_on} to {other.valid_until}) overlapping this one"
+        f"({which}) overlapping this one"
     )
     return Conflict(
         f"product_name: {message}",
@@ -373,8 +380,21 @@ async def close_suspension(*, session: AsyncSession, brand_id: str, ended_on: da
 
 
 async def add(*, session: AsyncSession, items: Iterable[Any]) -> None:
+    """Stage `items` and flush them with the listings' edits; 409 when an edit moved a
+    listing onto an award a concurrent request stored first (see `insert_listings`)."""
     session.add_all(list(items))
-    await session.flush()
+    edited = [
+        ((o.enterprise_credit_code, o.product_name, o.tier, o.awarded_on), o.id)
+        for o in session.dirty
+        if isinstance(o, Brand)
+    ]
+    try:
+        await session.flush()
+    except IntegrityError as error:
+        if not edited or not _violates(error, LISTING_AWARD_INDEX, _AWARD_KEY_COLUMNS):
+            raise
+        await session.rollback()
+        raise await _award_conflict(session, edited, dated=False) from None
 
 
 async def history_page(

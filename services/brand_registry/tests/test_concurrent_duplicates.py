@@ -35,7 +35,7 @@ def _problem(response: httpx.Response) -> dict[str, Any]:
     assert response.status_code == 409, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     body: dict[str, Any] = response.json()
-    return {key: body[key] for key in ("type", "title", "status", "detail", "errors")}
+    return {k: body[k] for k in ("type", "title", "status", "detail", "errors", "existing_id")}
 
 
 def _csv(payloads: list[dict[str, Any]]) -> bytes:
@@ -160,3 +160,34 @@ async def test_the_upgrade_stops_at_listings_already_duplicated(tmp_path: Path) 
                 await connection.execute(metadata.tables["brand"].insert(), [_stored("b3")])
         finally:
             await engine.dispose()
+
+
+async def test_listings_edited_together_onto_one_award_keep_it_unique(service: Harness) -> None:
+    client = service.client()
+    created = [
+        await client.post(
+            BRANDS, json=listing(awarded_on=f"{year}-01-01", valid_until=f"{year}-06-30")
+        )
+        for year in range(1980, 1980 + 2 * (COPIES + 1), 2)
+    ]
+    assert all(r.status_code == 201 for r in created), [r.text for r in created]
+    *edited, last = created
+    dates = {"awarded_on": "2024-01-01", "valid_until": "2024-06-30"}
+
+    responses = await asyncio.gather(
+        *(
+            service.client().patch(
+                f"{BRANDS}/{r.json()['id']}", json=dates, headers={"If-Match": r.headers["ETag"]}
+            )
+            for r in edited
+        )
+    )
+
+    assert [r.status_code for r in responses].count(200) == 1, [r.status_code for r in responses]
+    sequential = await client.patch(
+        f"{BRANDS}/{last.json()['id']}", json=dates, headers={"If-Match": last.headers["ETag"]}
+    )
+    winner = next(r for r in responses if r.status_code == 200).json()
+    assert _problem(sequential)["existing_id"] == winner["id"]
+    refused = [r for r in responses if r.status_code != 200]
+    assert [_problem(r) for r in refused] == [_problem(sequential)] * (COPIES - 1)
