@@ -12,16 +12,15 @@ spreadsheet would run as a formula (a leading `=`, `+`, `-`, `@`, tab or carriag
 prefixed with `'` (OWASP's advice on CSV injection), and imports take that prefix off again,
 so an export imports back to the same data.
 
-Nothing that grows with the file runs on the event loop: the encoding is checked in a worker
-thread once the upload is spooled, and `batched_in_thread` draws the rows of an import a
-batch at a time in a worker thread. `bench/import_liveness_bench.py` polls `/health/live`
-every 10 ms during each upload (brand registry, SQLite, 2026-12-02): during a 50 MB file of
-one line its p99 fell from 37.8 ms to 10-12 ms with the check in a thread; the hostile
-headers and rows (20,000 columns in 129 KB, a row of 200,000 columns, a cell of 131,073
-characters) are refused in under 10 ms with a p99 under 16 ms either way. During a
-100,000-row import the p99 is set by the caller's work per batch (its rules and its inserts,
-on the loop): 79-83 ms with batches of 1,000 rows, 13.5 ms with batches of 250 drawn by
-`batched_in_thread` (idle: 2 ms).
+Work that grows with the file need not hold the event loop: the encoding is checked in a
+worker thread once the upload is spooled, and an import iterating `batched_in_thread` has
+its rows read and parsed in one, a batch at a time. `bench/import_liveness_bench.py` polls `/health/live`
+every 10 ms during each upload (brand registry, SQLite, 2026-12-02, idle p99 2-6 ms): during
+a 50 MB file of one line the p99 fell from 36-41 ms to 9-11 ms with the check in a thread;
+the hostile headers and rows (20,000 columns in 129 KB, a row of 200,000 columns, a cell of
+131,073 characters) are refused in under 10 ms with a p99 under 17 ms. During a 100,000-row
+import the p99 is set by the caller's own work per batch on the loop (its rules and its
+inserts): 72-92 ms with batches of 1,000 rows, 8-14 ms with batches of 250.
 """
 
 from __future__ import annotations
