@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -11,7 +11,7 @@ import structlog
 from fastapi import Depends, Request
 from sqlalchemy import Column, Integer, MetaData, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
@@ -257,3 +257,12 @@ def version_column() -> Column[int]:
     """A row version for optimistic locking: pass it as `sa_column` and as the mapper's
     `version_id_col`, so a concurrent stale update raises `StaleDataError` (a 412)."""
     return Column("version", Integer, nullable=False, default=1)
+
+
+def violates_unique(error: IntegrityError, name: str, columns: Sequence[str]) -> bool:
+    """Whether `error` is the unique index or constraint `name` refusing a row: PostgreSQL
+    names it, SQLite lists the `table.column`s it covers."""
+    cause = getattr(error.orig, "__cause__", None)
+    if getattr(cause, "constraint_name", None) == name:
+        return True
+    return f"UNIQUE constraint failed: {', '.join(columns)}" in str(error.orig)

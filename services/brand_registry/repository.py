@@ -48,6 +48,7 @@ from brand_registry.models import (
     metadata,
 )
 from brand_registry.schemas import ListingFilters
+from kit.db import violates_unique
 from kit.errors import Conflict, FieldError
 from kit.pagination import Page, PageParams, paginate
 
@@ -285,15 +286,6 @@ async def successor_of(*, session: AsyncSession, brand_id: str) -> KeyListing | 
     return rows[0] if rows else None
 
 
-def _violates(error: IntegrityError, index_name: str, columns: Sequence[str]) -> bool:
-    """Whether `error` is the unique index `index_name` refusing a row: PostgreSQL names the
-    index, SQLite the table's columns it covers."""
-    cause = getattr(error.orig, "__cause__", None)
-    if getattr(cause, "constraint_name", None) == index_name:
-        return True
-    return f"UNIQUE constraint failed: {', '.join(columns)}" in str(error.orig)
-
-
 _AWARD_KEY = (b.enterprise_credit_code, b.product_name, b.tier, b.awarded_on)
 _AWARD_KEY_COLUMNS = [f"brand.{column.name}" for column in _AWARD_KEY]
 
@@ -312,7 +304,7 @@ async def insert_listings(*, session: AsyncSession, rows: list[dict[str, Any]]) 
     try:
         await session.execute(insert(brand_table), rows)
     except IntegrityError as error:
-        if not _violates(error, LISTING_AWARD_INDEX, _AWARD_KEY_COLUMNS):
+        if not violates_unique(error, LISTING_AWARD_INDEX, _AWARD_KEY_COLUMNS):
             raise
         await session.rollback()
         awards = [(tuple(row[c.name] for c in _AWARD_KEY), row["id"]) for row in rows]
@@ -391,7 +383,7 @@ async def add(*, session: AsyncSession, items: Iterable[Any]) -> None:
     try:
         await session.flush()
     except IntegrityError as error:
-        if not edited or not _violates(error, LISTING_AWARD_INDEX, _AWARD_KEY_COLUMNS):
+        if not edited or not violates_unique(error, LISTING_AWARD_INDEX, _AWARD_KEY_COLUMNS):
             raise
         await session.rollback()
         raise await _award_conflict(session, edited, dated=False) from None

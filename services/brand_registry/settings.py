@@ -21,7 +21,7 @@ class Settings(ServiceSettings):
 
     # 100,000 rows of long Chinese names stay well under this.
     max_upload_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
-    import_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    import_batch_size: int = Field(default=250, ge=1, le=10_000)
     tiers_file: Path | None = None
     timezone: str = "Asia/Shanghai"
     # How far ahead of today a listing's valid_until may lie (kit.dates).

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from certification.models import NUMBER_CONSTRAINT, Certificate, CertificateHistory
+from kit.db import violates_unique
 from kit.errors import Conflict
 from kit.pagination import Page, PageParams, paginate
 
@@ -201,15 +202,6 @@ async def taken_numbers(
     return {(row[0], row[1]) for row in (await session.execute(statement)).all()}
 
 
-def _violates(error: IntegrityError, index_name: str, columns: Sequence[str]) -> bool:
-    """Whether `error` is the unique index `index_name` refusing a row: PostgreSQL names the
-    index, SQLite the table's columns it covers."""
-    cause = getattr(error.orig, "__cause__", None)
-    if getattr(cause, "constraint_name", None) == index_name:
-        return True
-    return f"UNIQUE constraint failed: {', '.join(columns)}" in str(error.orig)
-
-
 _NUMBER_COLUMNS = ["certificate.certificate_number", "certificate.certification_body"]
 
 
@@ -229,7 +221,7 @@ async def _writing_numbers(
     try:
         await write()
     except IntegrityError as error:
-        if not _violates(error, NUMBER_CONSTRAINT, _NUMBER_COLUMNS):
+        if not violates_unique(error, NUMBER_CONSTRAINT, _NUMBER_COLUMNS):
             raise
         await session.rollback()
         taken = await taken_numbers(session=session, keys=numbers)

@@ -19,6 +19,7 @@ from inspection.models import (
     metadata,
 )
 from inspection.schemas import FindingRow, SpotCheckFilters, StatsRow
+from kit.db import violates_unique
 from kit.errors import Conflict
 from kit.pagination import Page, PageParams, paginate
 
@@ -61,15 +62,6 @@ async def chain_of(*, session: AsyncSession, root_id: str) -> list[SpotCheck]:
     return ordered
 
 
-def _violates(error: IntegrityError, index_name: str, columns: Sequence[str]) -> bool:
-    """Whether `error` is the unique index `index_name` refusing a row: PostgreSQL names the
-    index, SQLite the table's columns it covers."""
-    cause = getattr(error.orig, "__cause__", None)
-    if getattr(cause, "constraint_name", None) == index_name:
-        return True
-    return f"UNIQUE constraint failed: {', '.join(columns)}" in str(error.orig)
-
-
 Written = tuple[str, str, str | None]
 """What the unique rules look at in a written check: plan, sample and the check it re-inspects."""
 
@@ -102,10 +94,10 @@ async def _refusing_duplicates(
         await write()
     except IntegrityError as error:
         conflict = None
-        if _violates(error, SAMPLE_INDEX, ["spot_check.plan_code", "spot_check.sample_code"]):
+        if violates_unique(error, SAMPLE_INDEX, ["spot_check.plan_code", "spot_check.sample_code"]):
             await session.rollback()
             conflict = await _sample_conflict(session, written)
-        elif _violates(error, REINSPECTION_CONSTRAINT, ["spot_check.reinspection_of"]):
+        elif violates_unique(error, REINSPECTION_CONSTRAINT, ["spot_check.reinspection_of"]):
             await session.rollback()
             conflict = await _reinspected_conflict(session, written)
         if conflict is None:
