@@ -931,7 +931,8 @@ def not_assessed(standings: dict[str, Any]) -> list[str]:
 
 
 def pending_review(standings: dict[str, Any]) -> list[dict[str, Any]]:
-    """The submitted figures of weighted indicators that computed standings could not count."""
+    """The submitted figures that computed standings could not count, of weighted indicators
+    and of vetoes (the seed's major-incident veto weighs nothing yet decides the outcome)."""
     return [
         {
             "county_code": s["county_code"],
@@ -941,7 +942,9 @@ def pending_review(standings: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for s in standings["items"]
         for r in s["indicators"]
-        if r.get("review") and r["review"]["state"] == "submitted" and r["weight"] > 0
+        if r.get("review")
+        and r["review"]["state"] == "submitted"
+        and (r["weight"] > 0 or r["veto"])
     ]
 
 

@@ -402,3 +402,34 @@ async def test_the_worklist_of_a_county(service: Harness) -> None:
     assert (
         await reviewer.get("/api/v1/assessments/2006/worklist", params={"county_code": TONGSHAN})
     ).status_code == 404
+
+
+async def test_a_veto_figure_under_review_holds_back_publication_whatever_its_weight(
+    service: Harness, data_services: FakeDataServices
+) -> None:
+    """The seed's veto on a major incident carries no weight of its own, yet a report of one
+    under review could overturn the county's verdict: it holds the year back like any other."""
+    await _load(service, data_services, complete=True)
+    client = service.client()
+    current = await client.get("/api/v1/target-sets/2007")
+    body = small_target_set()
+    body["indicators"][-1]["weight"] = 0
+    body["indicators"][-2]["weight"] = 30
+    changed = await client.put(
+        "/api/v1/target-sets/2007", json=body, headers={"If-Match": current.headers["ETag"]}
+    )
+    assert changed.status_code == 200, changed.text
+    incident = await _submit(client, reported(TONGSHAN, INCIDENTS, 1))
+    run = await client.post(RUNS)
+    refused = await client.post(
+        f"{RUNS}/{run.json()['id']}/publish", headers={"If-Match": run.headers["ETag"]}
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["pending_review"] == [
+        {
+            "county_code": TONGSHAN,
+            "indicator": INCIDENTS,
+            "reported_value_id": incident.json()["id"],
+            "value": 1,
+        }
+    ]
