@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,10 @@ from scripts.local_suite import local_suite
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "20")
+UNFUZZED = r"^/oauth/token$|^/api/v1/admin/clients/\{client_id\}/(revoke|rotate)$"
+"""Left to the gateway's own tests: the token endpoint, and revoking or rotating a client,
+since schemathesis finds every client in the list, its own too, and once its key is revoked
+every call is a 401 and soon a 429 (failed authentication is throttled per address)."""
 ALL_SCOPES = [
     "admin",
     "brands:read",
@@ -32,6 +37,8 @@ ALL_SCOPES = [
     "assessments:read",
     "assessments:write",
     "assessments:publish",
+    "assessments:review",
+    "city:read",
 ]
 
 
@@ -69,7 +76,7 @@ def run_checks(gateway_url: str, admin_key: str, watched: dict[str, str] | None 
             "--suppress-health-check",
             "all",
             "--exclude-path-regex",
-            "^/oauth/token$",
+            UNFUZZED,
             "--report",
             "ndjson",
             "--report-ndjson-path",
@@ -108,7 +115,7 @@ def stateful_reach(gateway_url: str, events: Path) -> str:
         (method.upper(), path)
         for path, item in document["paths"].items()
         for method in item
-        if method in {"get", "put", "post", "patch", "delete"} and path != "/oauth/token"
+        if method in {"get", "put", "post", "patch", "delete"} and not re.match(UNFUZZED, path)
     }
     reached: set[tuple[str, str]] = set()
     if events.exists():

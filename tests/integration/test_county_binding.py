@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 import secrets
 from collections.abc import Iterator
 from datetime import date
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.conftest import FIRST_YEAR, records_in
 from tests.integration.records import brand, certificate, spot_check
 from tests.integration.test_story import credit_code
 
@@ -106,7 +108,13 @@ def test_every_write_of_another_county_is_refused_naming_the_field(
         item, json=_change(kind, enterprise_name="改名"), headers={"If-Match": etag}
     )
     assert edited.status_code in (403, 404), edited.text
-    if kind != "spot-checks":
+    if kind == "spot-checks":
+        reinspection = county.post(
+            "/api/v1/spot-checks",
+            json=make(credit_code(OWN), county_code=OWN, reinspection_of=stored.json()["id"]),
+        )
+        assert reinspection.status_code in (403, 404), reinspection.text
+    else:
         status = county.post(
             f"{item}/status",
             json={"status": "suspended", "reason": "試圖暫停"},
@@ -132,10 +140,39 @@ def test_every_write_of_another_county_is_refused_naming_the_field(
     assert {row["county_code"] for row in rows} == {OWN}
 
 
+@pytest.fixture(scope="module")
+def reporting_year(writer: httpx.Client, year: int) -> int:
+    """Another year free of records, given a target set asking every county for its incidents."""
+    candidates = [y for y in range(FIRST_YEAR, date.today().year - 1) if y != year]
+    random.shuffle(candidates)
+    chosen = next(y for y in candidates if not any(records_in(writer, y).values()))
+    target_set = {
+        "reason": "county binding",
+        "indicators": [
+            {
+                "key": "major_quality_incidents",
+                "name": "不發生重大質量事件",
+                "source": "reported",
+                "measure": {
+                    "kind": "reported_value",
+                    "key": "major_quality_incidents",
+                    "unit": "count",
+                },
+                "comparator": "zero",
+                "weight": 100,
+                "veto": True,
+            }
+        ],
+    }
+    put = writer.put(f"/api/v1/target-sets/{chosen}", json=target_set)
+    assert put.status_code == 201, put.text
+    return chosen
+
+
 def test_a_bound_county_reports_only_its_own_figures(
-    county: httpx.Client, writer: httpx.Client
+    county: httpx.Client, writer: httpx.Client, reporting_year: int
 ) -> None:
-    year = date.today().year - 1
+    year = reporting_year
     value = {
         "year": year,
         "indicator": "major_quality_incidents",
@@ -143,15 +180,26 @@ def test_a_bound_county_reports_only_its_own_figures(
         "reported_by": "質量技術監督局",
         "evidence": {"document": "質監〔1〕號", "text": "無重大質量事件"},
     }
-    if writer.get(f"/api/v1/target-sets/{year}").status_code != 200:
-        pytest.skip(f"no target set for {year} in this deployment")
     _refused(county.post("/api/v1/reported-values", json={**value, "county_code": OTHER}))
     others = writer.post("/api/v1/reported-values", json={**value, "county_code": OTHER})
-    if others.status_code == 201:
-        evidence = county.post(
-            f"/api/v1/reported-values/{others.json()['id']}/evidence",
-            files={"file": ("a.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")},
-        )
-        assert evidence.status_code in (403, 404), evidence.text
+    assert others.status_code == 201, others.text
+    evidence = county.post(
+        f"/api/v1/reported-values/{others.json()['id']}/evidence",
+        files={"file": ("a.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")},
+    )
+    assert evidence.status_code in (403, 404), evidence.text
+    own = county.post("/api/v1/reported-values", json={**value, "county_code": OWN})
+    assert own.status_code == 201, own.text
+    assert own.json()["state"] == "submitted"
+    review = county.post(
+        f"/api/v1/reported-values/{own.json()['id']}/status",
+        json={"state": "accepted"},
+        headers={"If-Match": own.headers["ETag"]},
+    )
+    assert review.status_code == 403, review.text
     listed = county.get("/api/v1/reported-values", params={"year": year}).json()["items"]
-    assert {row["county_code"] for row in listed} <= {OWN}
+    assert {row["county_code"] for row in listed} == {OWN}
+    worklist = county.get(f"/api/v1/assessments/{year}/worklist")
+    assert worklist.status_code == 200, worklist.text
+    assert worklist.json()["county_code"] == OWN
+    assert [item["state"] for item in worklist.json()["items"]] == ["submitted"]
