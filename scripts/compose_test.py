@@ -634,12 +634,21 @@ def _ranking(standings: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 def black_box(deployment: Deployment, *, schemathesis: bool) -> None:
     if schemathesis:
-        failed = run_checks(deployment.url, deployment.admin_key)
+        failed = run_checks(deployment.url, deployment.admin_key, hostile=False)
     else:
         env = {**os.environ, "GATEWAY_URL": deployment.url, "QRP_ADMIN_KEY": deployment.admin_key}
         print(f"== black-box suite against {deployment.url}", flush=True)
         failed = subprocess.run(
-            [str(BIN / "pytest"), "tests/integration", "-p", "no:randomly"],
+            [
+                str(BIN / "pytest"),
+                "tests/integration",
+                "-p",
+                "no:randomly",
+                # The port mapping shows the gateway every caller from this host as one
+                # address, so the hostile suite's throttled guesses would throttle the rest;
+                # make integration runs it against the same code.
+                "--ignore=tests/integration/hostile",
+            ],
             env=env,
             cwd=ROOT,
             timeout=600,

@@ -42,15 +42,32 @@ ALL_SCOPES = [
 ]
 
 
-def run_checks(gateway_url: str, admin_key: str, watched: dict[str, str] | None = None) -> int:
-    """The black-box story, the hostile-input suite, then schemathesis, against one gateway.
+def run_checks(
+    gateway_url: str,
+    admin_key: str,
+    watched: dict[str, str] | None = None,
+    *,
+    hostile: bool = True,
+) -> int:
+    """The black-box story, the hostile-input suite (unless `hostile` is false), then
+    schemathesis, against one gateway.
 
     `watched` may add what the hostile suite watches while it attacks (QRP_SERVICE_URLS with
-    each service's own URL, QRP_GATEWAY_PID)."""
+    each service's own URL, QRP_GATEWAY_PID). The hostile suite needs to reach the gateway
+    from loopback addresses of its own, each seen as itself: behind a port mapping that
+    rewrites the caller's address, its guessed keys would throttle every later caller."""
     env = {**os.environ, "GATEWAY_URL": gateway_url, "QRP_ADMIN_KEY": admin_key, **(watched or {})}
     print(f"== black-box suite and hostile input against {gateway_url}", flush=True)
     tests = subprocess.run(
-        [str(BIN / "pytest"), "tests/integration", "-p", "no:randomly"], env=env, cwd=ROOT
+        [
+            str(BIN / "pytest"),
+            "tests/integration",
+            "-p",
+            "no:randomly",
+            *([] if hostile else ["--ignore=tests/integration/hostile"]),
+        ],
+        env=env,
+        cwd=ROOT,
     ).returncode
     print("== schemathesis on the merged OpenAPI document, every phase", flush=True)
     fuzz_key = fuzzing_client(gateway_url, admin_key)
