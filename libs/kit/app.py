@@ -16,6 +16,7 @@ from sqlalchemy import Table
 from kit import health
 from kit.auth import TokenVerifier
 from kit.db import create_engine, create_sessionmaker
+from kit.docs import install_docs
 from kit.errors import install_problem_handlers
 from kit.idempotency import IdempotencyMiddleware
 from kit.migrations import upgrade_to_head
@@ -88,7 +89,11 @@ def create_app(
         version=spec.version,
         lifespan=lifespan,
         openapi_tags=spec.openapi_tags,
+        # FastAPI's pages load their assets from public sites; `kit.docs` serves them itself.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.settings = settings
     app.state.service_name = spec.name
     app.state.catalogue = spec.load_catalogue(settings) if spec.load_catalogue else None
