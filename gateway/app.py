@@ -198,7 +198,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app (`uvicorn --factory gateway.app:build_app`)."""
     settings = settings or Settings()
     app = create_app(SPEC, settings)
-    # The merged document replaces FastAPI's own at /openapi.json and /docs.
+    # The merged document replaces FastAPI's own at /openapi.json and /docs; the kit's
+    # Swagger UI assets at /docs/static stay, for the gateway's page.
     app.router.routes[:] = [
         route
         for route in app.router.routes

@@ -10,7 +10,6 @@ import binascii
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, Response
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway import service
@@ -25,6 +24,7 @@ from gateway.schemas import (
 )
 from gateway.service import OAuthRefusal
 from kit.db import SessionDep
+from kit.docs import swagger_ui_page
 from kit.errors import PROBLEM_MEDIA_TYPE, problem_response
 from kit.pagination import Page, PageParamsDep
 
@@ -179,6 +179,6 @@ async def merged_openapi(request: Request) -> JSONResponse:
 
 @public.get("/docs", include_in_schema=False)
 async def docs() -> HTMLResponse:
-    return get_swagger_ui_html(
-        openapi_url="/openapi.json", title="Quality Revitalization Platform API"
-    )
+    # Swagger UI's assets come from the gateway itself (`/docs/static`, kept from the kit's
+    # docs routes), so the page works on a network without internet access.
+    return swagger_ui_page(openapi_url="/openapi.json", title="Quality Revitalization Platform API")
