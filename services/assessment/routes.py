@@ -497,6 +497,30 @@ async def get_run(_: Reader, run: RunDep, response: Response) -> RunRead:
     return service.run_read(run)
 
 
+@router.get(
+    "/assessments/{year}/runs/{run_id}/report.pdf",
+    tags=["runs"],
+    summary="The year-end report of a run (考核結果通報) as an A4 PDF; a draft is watermarked",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The report",
+            "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def run_report(_: Reader, run: RunDep, settings: SettingsDep) -> Response:
+    pdf = await service.run_report_pdf(run, font=settings.report_font)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": content_disposition(f"{run.year}年度考核結果通報-{run.id}.pdf"),
+            "ETag": service.run_etag(run),
+        },
+    )
+
+
 @router.post(
     "/assessments/{year}/runs/{run_id}/publish",
     tags=["runs"],

@@ -25,7 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
+
+import anyio
 
 from assessment import repository
 from assessment.catalogue import (
@@ -44,6 +47,7 @@ from assessment.models import (
     ReportedValue,
     TargetSet,
 )
+from assessment.report import find_font, render_run_report
 from assessment.repository import Session
 from assessment.schemas import (
     AssessmentHistoryRead,
@@ -1137,6 +1141,26 @@ def run_summary(run: AssessmentRun) -> dict[str, Any]:
 
 def run_read(run: AssessmentRun) -> RunRead:
     return RunRead(**run_summary(run), standings=run.standings, inputs=run.inputs)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def run_report_pdf(run: AssessmentRun, *, font: Path | None) -> bytes:
+    """The year-end report of a run as PDF, drawn in a worker thread (about half a second for
+    eleven counties). It is dated by the run's publication (or creation), so the same run
+    gives the same bytes."""
+    chosen = find_font(font)
+    summary = _history_summary(run)
+    return await anyio.to_thread.run_sync(
+        lambda: render_run_report(
+            run=summary,
+            standings=run.standings,
+            font=chosen,
+            created_at=_as_utc(run.published_at or run.created_at),
+        )
+    )
 
 
 def run_etag(run: AssessmentRun) -> str:

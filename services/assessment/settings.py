@@ -36,6 +36,11 @@ class Settings(ServiceSettings):
         "s3://bucket/prefix?endpoint_url=...; default <var_dir>/evidence",
     )
     evidence_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1, le=2**40)
+    report_font: Path | None = Field(
+        default=None,
+        description="the CJK font the year-end report is set in (an OpenType or TrueType file);"
+        " default Noto Sans CJK from the system's fonts-noto-cjk",
+    )
 
     @property
     def evidence_store_url(self) -> str:

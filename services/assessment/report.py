@@ -1,0 +1,265 @@
+"""The year-end assessment report of a run (考核結果通報) as an A4 PDF.
+
+The report is drawn from the run's stored standings alone, so it says what the run says: the
+ranking with scores, grades and outcomes; the commended and the criticized counties with the
+reasons their standings give (a veto first); one chart per indicator of every county's actual
+against its target; and the city's roll-up. Chinese is set in an OpenType CJK font embedded in
+the file (Noto Sans CJK from the system's fonts-noto-cjk package unless another is configured).
+Its creation date is the caller's (the service passes the run's publication), so the same
+run gives the same bytes; a draft carries a watermark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fpdf import FPDF
+
+from kit.errors import ServiceUnavailable
+
+FONT_CANDIDATES = (
+    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+    Path("/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"),
+    Path("/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc"),
+    Path("/System/Library/Fonts/PingFang.ttc"),
+)
+TRADITIONAL_CHINESE_FACE = 3
+"""The face of a Noto CJK collection drawn for traditional Chinese (JP, KR, SC, TC, HK)."""
+
+OUTCOME_LABELS = {
+    "commended": "通報表揚",
+    "criticized": "通報批評",
+    "none": "—",
+    "not_assessed": "未能考核",
+}
+STATUS_LABELS = {
+    "met": "完成",
+    "missed": "未完成",
+    "at_risk": "有風險",
+    "pending": "待定",
+    "pending_review": "待審核",
+    "no_data": "無數據",
+    "not_allocated": "未分配",
+}
+BAR = (46, 110, 180)
+TARGET = (200, 60, 40)
+
+
+class ReportFontMissing(ServiceUnavailable):
+    """No CJK font to set the report in."""
+
+
+def find_font(configured: Path | None) -> Path:
+    """The font file to embed: the configured one, else the first installed candidate."""
+    for candidate in (configured,) if configured else FONT_CANDIDATES:
+        if candidate and candidate.is_file():
+            return candidate
+    raise ReportFontMissing(
+        "No CJK font is installed to set the report in: install Debian's fonts-noto-cjk or"
+        " name an OpenType or TrueType font in ASSESSMENT_REPORT_FONT.",
+        headers={"Retry-After": "3600"},
+    )
+
+
+def _number(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    return str(int(value)) if isinstance(value, int | float) else str(value)
+
+
+class _Report(FPDF):
+    def __init__(self, font: Path, *, draft: bool, footer_text: str) -> None:
+        super().__init__(orientation="portrait", unit="mm", format="A4")
+        face = TRADITIONAL_CHINESE_FACE if font.suffix.lower() == ".ttc" else 0
+        self.add_font("cjk", fname=str(font), collection_font_number=face)
+        self.set_font("cjk", size=10)
+        self.set_auto_page_break(auto=True, margin=18)
+        self.draft = draft
+        self.footer_text = footer_text
+        self.set_margins(18, 18, 18)
+
+    def header(self) -> None:
+        if not self.draft:
+            return
+        with self.local_context(text_color=(225, 225, 225)):
+            self.set_font("cjk", size=60)
+            with self.rotation(angle=35, x=self.w / 2, y=self.h / 2):
+                self.text(x=self.w / 2 - 65, y=self.h / 2, text="草稿 DRAFT")
+        self.set_font("cjk", size=10)
+
+    def footer(self) -> None:
+        self.set_y(-12)
+        with self.local_context(text_color=(110, 110, 110)):
+            self.set_font("cjk", size=8)
+            self.cell(0, 5, f"{self.footer_text}    第 {self.page_no()} 頁", align="C")
+        self.set_font("cjk", size=10)
+
+    def heading(self, text: str, size: float = 13) -> None:
+        self.ln(3)
+        self.set_font("cjk", size=size)
+        self.multi_cell(0, size * 0.55, text)
+        self.set_font("cjk", size=10)
+        self.ln(1)
+
+    def paragraph(self, text: str) -> None:
+        self.multi_cell(0, 5.5, text)
+        self.ln(1)
+
+    def grid(
+        self, widths: Sequence[float], header: Sequence[str], rows: Iterable[Sequence[str]]
+    ) -> None:
+        with self.local_context(fill_color=(232, 238, 246)):
+            for width, text in zip(widths, header, strict=True):
+                self.cell(width, 7, text, border=1, align="C", fill=True)
+            self.ln()
+        for row in rows:
+            if self.will_page_break(6.5):
+                self.add_page()
+            for width, text in zip(widths, row, strict=True):
+                self.cell(width, 6.5, text, border=1, align="C")
+            self.ln()
+
+    def bar_chart(self, title: str, bars: Sequence[tuple[str, float | None, float | None]]) -> None:
+        """One horizontal bar per county: its actual, with its target as a red tick."""
+        height = 5.0 + 5.5 * len(bars) + 8
+        if self.will_page_break(height):
+            self.add_page()
+        self.set_font("cjk", size=10)
+        self.cell(0, 6, title)
+        self.ln()
+        left, width = self.l_margin + 28, self.epw - 28 - 22
+        scale = max([abs(v) for _, a, t in bars for v in (a, t) if v is not None] or [1.0])
+        top = self.get_y()
+        self.set_font("cjk", size=8)
+        for index, (label, actual, target) in enumerate(bars):
+            y = top + index * 5.5
+            self.set_xy(self.l_margin, y)
+            self.cell(27, 4.5, label, align="R")
+            if actual is not None:
+                with self.local_context(fill_color=BAR):
+                    self.rect(left, y + 0.5, max(width * abs(actual) / scale, 0.3), 3.5, style="F")
+            if target is not None:
+                x = left + width * abs(target) / scale
+                with self.local_context(draw_color=TARGET, line_width=0.6):
+                    self.line(x, y, x, y + 4.5)
+            self.set_xy(left + width + 1, y)
+            self.cell(21, 4.5, f"{_number(actual)} / {_number(target)}")
+        self.set_xy(self.l_margin, top + 5.5 * len(bars) + 1)
+        with self.local_context(text_color=(110, 110, 110)):
+            self.cell(0, 4, "藍條：實際值　紅線：目標值　右側：實際 / 目標")
+        self.set_font("cjk", size=10)
+        self.ln(7)
+
+
+def _reasons(standing: dict[str, Any]) -> list[str]:
+    """Why a county got its outcome, in the report's words: each veto it missed first, then
+    its grade (the standing's own `outcome_reason` says the same for machines)."""
+    vetoes = [
+        f"未達成「{row.get('name') or row['indicator']}」（一票否決）"
+        for row in standing.get("indicators", [])
+        if row.get("veto") and row.get("status") == "missed"
+    ]
+    grade = standing.get("grade_label") or "—"
+    listed = OUTCOME_LABELS.get(str(standing.get("outcome")), "")
+    if vetoes:
+        return [*vetoes, f"列入{listed}"]
+    return [f"考核等次為{grade}，列入{listed}"]
+
+
+def render_run_report(
+    *,
+    run: dict[str, Any],
+    standings: dict[str, Any],
+    font: Path,
+    created_at: datetime | None = None,
+) -> bytes:
+    """The PDF of one run: `run` as the API's run summary gives it, `standings` as stored."""
+    year = run["year"]
+    published = run.get("status") == "published"
+    pdf = _Report(
+        font,
+        draft=not published,
+        footer_text=f"{year}年度質量振興工作考核　運行 {run['id']}",
+    )
+    pdf.set_creation_date(created_at or datetime.now(UTC))
+    pdf.set_title(f"{year}年度質量振興工作考核結果通報")
+    pdf.set_author("質量振興平台")
+    pdf.add_page()
+    pdf.heading(f"{year}年度質量振興工作考核結果通報", size=17)
+    state = f"已發佈（{str(run.get('published_at', ''))[:10]}）" if published else "草稿，未發佈"
+    pdf.paragraph(
+        f"考核截止日：{standings.get('as_of', run.get('as_of'))}　目標集版本：第"
+        f" {run.get('target_set_version')} 版　狀態：{state}"
+    )
+    items = sorted(
+        standings.get("items", []),
+        key=lambda s: (s.get("rank") is None, s.get("rank") or 0, s.get("county_code") or ""),
+    )
+    pdf.heading("一、考核排名")
+    pdf.grid(
+        (16, 42, 24, 26, 66),
+        ("名次", "縣（市、區）", "得分", "等次", "考核結果"),
+        (
+            (
+                _number(s.get("rank")),
+                str(s.get("county_name") or s.get("county_code")),
+                _number(s.get("score")),
+                str(s.get("grade_label") or "—"),
+                OUTCOME_LABELS.get(str(s.get("outcome")), str(s.get("outcome") or "—")),
+            )
+            for s in items
+        ),
+    )
+    for outcome, title in (("commended", "二、通報表揚"), ("criticized", "三、通報批評")):
+        pdf.heading(title)
+        chosen = [s for s in items if s.get("outcome") == outcome]
+        if not chosen:
+            pdf.paragraph("無。")
+        for standing in chosen:
+            reasons = "；".join(_reasons(standing)) or "—"
+            pdf.paragraph(
+                f"{standing.get('county_name')}（得分 {_number(standing.get('score'))}）：{reasons}"
+            )
+    not_assessed = [s for s in items if s.get("outcome") == "not_assessed"]
+    if not_assessed:
+        pdf.heading("未能考核")
+        for standing in not_assessed:
+            missing = "、".join(standing.get("not_assessed") or []) or "—"
+            pdf.paragraph(f"{standing.get('county_name')}：缺少 {missing}")
+    if pdf.will_page_break(60):
+        pdf.add_page()
+    pdf.heading("四、各項指標完成情況")
+    indicators: dict[str, str] = {}
+    for standing in items:
+        for row in standing.get("indicators", []):
+            indicators.setdefault(row["indicator"], row.get("name") or row["indicator"])
+    for key, name in indicators.items():
+        bars = []
+        for standing in items:
+            row = next((r for r in standing.get("indicators", []) if r["indicator"] == key), None)
+            if row is not None:
+                bars.append(
+                    (str(standing.get("county_name")), row.get("actual"), row.get("target"))
+                )
+        pdf.bar_chart(name, bars)
+    city = standings.get("city") or {}
+    pdf.heading("五、全市情況")
+    pdf.grid(
+        (70, 30, 30, 44),
+        ("指標", "實際", "目標", "情況"),
+        (
+            (
+                str(row.get("name") or row["indicator"]),
+                _number(row.get("actual")),
+                _number(row.get("target")),
+                STATUS_LABELS.get(str(row.get("status")), str(row.get("status") or "—")),
+            )
+            for row in city.get("indicators", [])
+        ),
+    )
+    return bytes(pdf.output())

@@ -1,0 +1,90 @@
+"""The year-end report of a run as a PDF: every county's name, score and outcome in its text,
+the same bytes for the same run, and a draft watermarked."""
+
+import re
+from typing import Any
+
+import httpx
+import pypdfium2
+import pytest
+
+from assessment.report import FONT_CANDIDATES, OUTCOME_LABELS
+from kit.testing import Harness
+
+from .fakes import FakeDataServices
+from .test_runs import RUNS, _publish
+from .test_standings import _load
+
+pytestmark = pytest.mark.skipif(
+    not any(font.is_file() for font in FONT_CANDIDATES),
+    reason="no CJK font installed (Debian: fonts-noto-cjk)",
+)
+
+
+def _text(pdf: bytes) -> str:
+    document = pypdfium2.PdfDocument(pdf)
+    return "\n".join(page.get_textpage().get_text_range() for page in document)
+
+
+def _score(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+async def _report(client: httpx.AsyncClient, run: dict[str, Any]) -> httpx.Response:
+    response = await client.get(f"{RUNS}/{run['id']}/report.pdf")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/pdf"
+    assert "filename*=UTF-8''" in response.headers["content-disposition"]
+    return response
+
+
+async def test_the_report_of_a_published_run_names_every_county_with_its_score_and_outcome(
+    service: Harness, data_services: FakeDataServices
+) -> None:
+    await _load(service, data_services, complete=True)
+    client = service.client()
+    run = await _publish(client)
+    report = await _report(client, run)
+    text = _text(report.content)
+    assert "2007年度質量振興工作考核結果通報" in text
+    assert "草稿" not in text
+    for standing in run["standings"]["items"]:
+        line = next(
+            (
+                row
+                for row in text.splitlines()
+                if standing["county_name"] in row and "名次" not in row
+            ),
+            None,
+        )
+        assert line is not None, standing["county_name"]
+        ranking = re.search(
+            rf"{standing['county_name']}\s*{re.escape(_score(standing['score']))}", text
+        )
+        assert ranking, (standing["county_name"], standing["score"])
+        assert OUTCOME_LABELS[standing["outcome"]] in text
+    criticized = [s for s in run["standings"]["items"] if s["outcome"] == "criticized"]
+    for standing in criticized:
+        assert f"{standing['county_name']}（得分" in text
+    again = await _report(client, run)
+    assert again.content == report.content
+
+
+async def test_a_draft_report_is_watermarked(
+    service: Harness, data_services: FakeDataServices
+) -> None:
+    await _load(service, data_services, complete=True)
+    client = service.client()
+    created = await client.post(RUNS)
+    assert created.status_code == 201
+    report = await _report(client, created.json())
+    assert "草稿 DRAFT" in _text(report.content)
+
+
+async def test_the_report_needs_the_read_scope(
+    service: Harness, data_services: FakeDataServices
+) -> None:
+    await _load(service, data_services, complete=True)
+    created = await service.client().post(RUNS)
+    refused = await service.client(scopes=[]).get(f"{RUNS}/{created.json()['id']}/report.pdf")
+    assert refused.status_code == 403
