@@ -4,6 +4,7 @@ to a county sees beside the standings."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -258,3 +259,126 @@ async def test_a_worklist_that_cannot_be_read_is_said_so_and_the_standings_still
     assert 'id="worklist-320321"' in page.text
     assert "數據暫不可用" in page.text or "no data" in page.text
     assert 'id="standings"' in page.text
+
+
+def _row(indicator: str, **fields: Any) -> dict[str, Any]:
+    names = {"spot_check_pass_rate": "合格率", "famous_brands": "名牌數"}
+    units = {"spot_check_pass_rate": "rate", "famous_brands": "count"}
+    row = {
+        "indicator": indicator,
+        "name": names[indicator],
+        "source": "spot_checks",
+        "unit": units[indicator],
+        "comparator": "at_least",
+        "status": "met",
+        "veto": False,
+    }
+    return {**row, **fields}
+
+
+def _charted() -> dict[str, Any]:
+    """Three counties, two indicators; the third county has no spot-check figure."""
+    counties = [
+        ("320323", "銅山縣", 0.9, 0.925, "missed", 6, 5),
+        ("320381", "新沂市", 0.45, 0.9, "missed", 2, 4),
+        ("320382", "邳州<市>", None, 0.9, "no_data", 10, 5),
+    ]
+    items = []
+    for code, name, rate, rate_target, status, brands, brand_target in counties:
+        indicators = [
+            _row(
+                "spot_check_pass_rate",
+                actual=rate,
+                target=rate_target,
+                status=status,
+                attainment=None if rate is None else rate / rate_target,
+            ),
+            _row("famous_brands", actual=brands, target=brand_target, attainment=brands / 5),
+        ]
+        items.append(_standing(code, county_name=name, indicators=indicators))
+    city = [_row("spot_check_pass_rate"), _row("famous_brands")]
+    return _standings(items=items, city={"score": 80.0, "grade": "pass", "indicators": city})
+
+
+def _svg(page: str, svg_id: str) -> ET.Element:
+    start = page.index('<svg class="chart')
+    start = page.index(f'id="{svg_id}"', start)
+    start = page.rindex("<svg", 0, start)
+    markup = page[start : page.index("</svg>", start) + len("</svg>")]
+    return ET.fromstring(markup)  # noqa: S314 - the page these tests rendered themselves
+
+
+def _bars(svg: ET.Element) -> list[ET.Element]:
+    return [r for r in svg.iter("rect") if "bar" in (r.get("class") or "").split()]
+
+
+def test_each_indicator_chart_has_one_bar_per_county_with_its_figures_in_the_title() -> None:
+    page = render.standings_page(_charted(), view=render.LIVE)
+    assert 'id="charts"' in page
+    for indicator in ("spot_check_pass_rate", "famous_brands"):
+        bars = _bars(_svg(page, f"chart-{indicator}"))
+        assert [b.get("data-county") for b in bars] == ["320323", "320381", "320382"]
+        for bar in bars:
+            title = bar.find("title")
+            assert title is not None
+            assert title.text == bar.get("aria-label")
+    rate = _bars(_svg(page, "chart-spot_check_pass_rate"))
+    titles = [b.findtext("title") or "" for b in rate]
+    assert "銅山縣 320323" in titles[0]
+    assert "90.0%" in titles[0]
+    assert "92.5%" in titles[0]
+    assert "新沂市 320381" in titles[1]
+    assert "45.0%" in titles[1]
+    assert "90.0%" in titles[1]
+    assert "邳州<市> 320382" in titles[2], "the name is escaped in the markup, whole in the title"
+    assert "actual —" in titles[2]
+    assert "no_data" in titles[2]
+    assert [b.get("class") for b in rate] == [
+        "bar county status-missed",
+        "bar county status-missed",
+        "bar county status-no_data",
+    ]
+    brands = _bars(_svg(page, "chart-famous_brands"))
+    assert "actual 6, 目標 target 5" in (brands[0].findtext("title") or "")
+
+
+def test_a_bar_is_as_long_as_its_actual_and_its_target_is_a_tick() -> None:
+    page = render.standings_page(_charted(), view=render.LIVE)
+    svg = _svg(page, "chart-spot_check_pass_rate")
+    widths = [float(b.get("width") or 0) for b in _bars(svg)]
+    assert widths[0] == pytest.approx(2 * widths[1], abs=0.2)
+    assert widths[2] == 0
+    ticks = [float(line.get("x1") or 0) for line in svg.iter("line")]
+    assert len(ticks) == 3
+    assert ticks[0] > ticks[1] == ticks[2], "a tick at each county's own target"
+    brands = _bars(_svg(page, "chart-famous_brands"))
+    assert float(brands[2].get("width") or 0) > float(brands[0].get("width") or 0)
+
+
+def test_a_county_without_an_indicator_has_no_bar_in_its_chart() -> None:
+    data = _charted()
+    data["items"][2]["indicators"] = data["items"][2]["indicators"][1:]
+    page = render.standings_page(data, view=render.LIVE)
+    assert len(_bars(_svg(page, "chart-spot_check_pass_rate"))) == 2
+    assert len(_bars(_svg(page, "chart-famous_brands"))) == 3
+
+
+def test_a_county_page_charts_each_indicators_attainment() -> None:
+    standing = _charted()["items"][1]
+    page = render.county_page({**standing, "year": 2007}, 2007)
+    svg = _svg(page, "attainment-320381")
+    bars = _bars(svg)
+    assert [b.get("data-indicator") for b in bars] == ["spot_check_pass_rate", "famous_brands"]
+    assert "attainment 50%" in (bars[0].findtext("title") or "")
+    assert "45.0%" in (bars[0].findtext("title") or "")
+    assert "attainment 40%" in (bars[1].findtext("title") or "")
+    assert svg.findtext("title", "").startswith("新沂市 320381")
+
+
+def test_the_page_links_the_data_exports_as_xlsx_and_names_no_outside_host() -> None:
+    page = render.standings_page(_charted(), view=render.LIVE)
+    for path in ("brands", "certificates", "spot-checks"):
+        assert f'href="/api/v1/{path}/export?format=xlsx"' in page
+    assert "http://" not in page
+    assert "https://" not in page
+    assert "<script src=" not in page.replace('<script src="/ui/static/app.js"', "")

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from html import escape
 from typing import Any
 
+from gateway.ui.charts import attainment_chart, indicator_chart
+
 PUBLISHED, LIVE = "published", "live"
 STATUS_LABELS = {
     "met": "達標",
@@ -241,6 +243,51 @@ def bar(row: dict[str, Any], *, compact: bool = False) -> str:
     )
 
 
+def status_label(status: str) -> str:
+    """A status as the page names it."""
+    return STATUS_LABELS.get(status, status)
+
+
+EXPORTS = (
+    ("brands", "名牌產品 brands", "brands:read"),
+    ("certificates", "體系認證 certificates", "certificates:read"),
+    ("spot-checks", "監督抽查 spot-checks", "spot-checks:read"),
+)
+"""The data services' exports the page links, as XLSX workbooks."""
+
+
+def downloads() -> str:
+    """Links to the data behind the standings, as XLSX workbooks (the API asks for a key)."""
+    links = "".join(
+        f'<li><a class="download" href="/api/v1/{path}/export?format=xlsx" '
+        f'data-export="{path}" download>{e(label)} (XLSX)</a> <code>{e(scope)}</code></li>'
+        for path, label, scope in EXPORTS
+    )
+    return f"""<section id="downloads">
+<h2>下載 Downloads</h2>
+<p class="meta">數據匯出需 API key (X-API-Key) — the exports need a key with the scope named.</p>
+<ul>{links}</ul>
+</section>"""
+
+
+def charts_section(indicators: Iterable[dict[str, Any]], items: list[dict[str, Any]]) -> str:
+    """Per indicator, a bar chart of every county's actual against its target."""
+    figures = "".join(
+        f'<figure class="chart" id="figure-{e(i["indicator"])}" '
+        f'data-indicator="{e(i["indicator"])}"><figcaption>{n}. {e(i.get("name"))} '
+        f"<code>{e(i['indicator'])}</code></figcaption>"
+        f"{indicator_chart(i, items, figure=figure, status_label=status_label)}</figure>"
+        for n, i in enumerate(indicators, start=1)
+    )
+    if not figures:
+        return ""
+    return f"""<section id="charts">
+<h2>指標圖表 Charts <small>actual (bar) against target (tick), per county</small></h2>
+{_legend()}
+<div class="charts">{figures}</div>
+</section>"""
+
+
 def _completeness(meta: dict[str, Any]) -> str:
     completeness = meta.get("completeness") or {}
     missing = {k: v for k, v in completeness.items() if v != "ok"}
@@ -360,7 +407,9 @@ def standings_page(
 </table>
 <details class="key"><summary>指標 Indicators</summary><ol>{key}</ol></details>
 </section>
-{_city_summary(data.get("city") or {})}"""
+{charts_section(indicator_order, items)}
+{_city_summary(data.get("city") or {})}
+{downloads()}"""
     return layout(
         f"{year}年度質量振興考核排名", body, year=year, signed_in=signed_in, notice=notice
     )
@@ -463,5 +512,9 @@ def county_page(
 <thead><tr><th>指標 indicator</th><th>實際 actual</th><th>目標 target</th><th></th>
 <th>狀態 status</th></tr></thead>
 <tbody>{rows}</tbody>
-</table>"""
+</table>
+<section id="attainment">
+<h2>達成度 Attainment <small>actual against target; the tick is the target (100%)</small></h2>
+<figure class="chart">{attainment_chart(standing, figure=figure, status_label=status_label)}</figure>
+</section>"""
     return layout(f"{name} {year}年度考核", body, year=year, signed_in=signed_in, notice=notice)
