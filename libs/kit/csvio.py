@@ -32,7 +32,7 @@ import io
 import tempfile
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import IO, Any, TypeVar
@@ -51,11 +51,13 @@ MAX_ROW_BYTES = 1024 * 1024
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 T = TypeVar("T")
 
-# What the worker thread of `spool_upload` found of each spool's encoding: None when it is
-# UTF-8, else the error `check_utf8` raises for it.
-_utf8_verdicts: weakref.WeakKeyDictionary[Any, ValidationFailed | None] = (
-    weakref.WeakKeyDictionary()
-)
+UTF8 = "utf-8"
+GB18030 = "gb18030"
+
+# What the worker thread of `spool_upload` found of each spool's encoding: "utf-8" or
+# "gb18030" (a superset of GBK, what spreadsheet programs on Chinese Windows save), else the
+# error `csv_encoding` raises for it.
+_verdicts: weakref.WeakKeyDictionary[Any, str | ValidationFailed] = weakref.WeakKeyDictionary()
 
 # The csv module's cell limit is a process-wide setting; a row may be at most MAX_ROW_BYTES,
 # so no cell needs more (and a longer one is reported for its line, not raised as an error).
@@ -74,11 +76,14 @@ class RowError:
         return {"line": self.line, "field": self.field, "message": self.message}
 
 
-async def spool_upload(request: Request, *, max_bytes: int) -> IO[bytes]:
+async def spool_upload(
+    request: Request, *, max_bytes: int, check_encoding: bool = True
+) -> IO[bytes]:
     """The request body in a temporary file; 413 past `max_bytes`, 422 when empty.
 
     The file's encoding is checked in a worker thread once it is received (a 50 MB file
-    takes tens of milliseconds), and `check_utf8` answers from that verdict."""
+    takes tens of milliseconds), and `csv_encoding` answers from that verdict
+    (`check_encoding=False` skips it, for a body that is not text)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"The upload is larger than the limit of {max_bytes} bytes.")
@@ -93,30 +98,70 @@ async def spool_upload(request: Request, *, max_bytes: int) -> IO[bytes]:
     if size == 0:
         spool.close()
         raise ValidationFailed.single("file", "The upload is empty.")
-    _utf8_verdicts[spool] = await asyncio.to_thread(_utf8_verdict, spool)
+    if check_encoding:
+        await remember_encoding(spool)
     spool.seek(0)
     return spool
 
 
-def _utf8_verdict(spool: IO[bytes]) -> ValidationFailed | None:
+async def remember_encoding(spool: IO[bytes]) -> None:
+    """Find `spool`'s encoding in a worker thread, for `csv_encoding` to answer from."""
+    _verdicts[spool] = await asyncio.to_thread(_encoding_verdict, spool)
+    spool.seek(0)
+
+
+def _encoding_verdict(spool: IO[bytes]) -> str | ValidationFailed:
     try:
         _check_utf8(spool)
     except ValidationFailed as error:
-        return error
-    return None
+        try:
+            _check_decodes(spool, GB18030)
+        except ValidationFailed:
+            return error
+        return GB18030
+    return UTF8
+
+
+def csv_encoding(spool: IO[bytes]) -> str:
+    """ "utf-8" (a BOM is allowed) or, for a file that is not, "gb18030" when it decodes as
+    that; a 422 naming the line when it is neither. For a file from `spool_upload`, the
+    verdict its worker thread reached."""
+    try:
+        verdict = _verdicts[spool]
+    except (KeyError, TypeError):
+        verdict = _encoding_verdict(spool)
+    spool.seek(0)
+    if isinstance(verdict, ValidationFailed):
+        raise verdict
+    return verdict
 
 
 def check_utf8(spool: IO[bytes]) -> None:
     """422 naming the line when the file is not UTF-8 (a BOM is allowed); for a file from
     `spool_upload`, the verdict its worker thread reached."""
     try:
-        verdict = _utf8_verdicts[spool]
+        verdict = _verdicts[spool]
     except (KeyError, TypeError):
         _check_utf8(spool)
         return
     spool.seek(0)
-    if verdict is not None:
+    if isinstance(verdict, ValidationFailed):
         raise verdict
+    if verdict != UTF8:
+        _check_utf8(spool)
+
+
+def _check_decodes(spool: IO[bytes], encoding: str) -> None:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    spool.seek(0)
+    try:
+        while chunk := spool.read(64 * 1024):
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise ValidationFailed.single("file", f"The file is not {encoding} text.") from None
+    finally:
+        spool.seek(0)
 
 
 def _check_utf8(spool: IO[bytes]) -> None:
@@ -128,7 +173,9 @@ def _check_utf8(spool: IO[bytes]) -> None:
             decoder.decode(chunk)
         except UnicodeDecodeError:
             raise ValidationFailed.single(
-                "file", f"The file is not UTF-8 text (near line {line}); save it as UTF-8 CSV."
+                "file",
+                f"The file is not UTF-8 text (near line {line}), nor GB18030 (GBK); "
+                "save it as UTF-8 CSV.",
             ) from None
         line += chunk.count(b"\n")
     try:
@@ -159,15 +206,23 @@ def unquote_formula(value: str) -> str:
 
 
 def read_rows(
-    spool: IO[bytes], *, required: Iterable[str], allowed: Iterable[str]
+    spool: IO[bytes],
+    *,
+    required: Iterable[str],
+    allowed: Iterable[str],
+    encoding: str = UTF8,
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """Each data row as (line number, {column: text}); the header is checked first.
+
+    `encoding` is the one `csv_encoding` found (a UTF-8 BOM is skipped).
 
     A row over `MAX_ROW_BYTES` or one the csv module cannot read is reported for its line
     (`__error__`); a file whose remainder cannot be read after such a row stops there.
     """
     _header_line(spool)
-    text = io.TextIOWrapper(spool, encoding="utf-8-sig", newline="")
+    text = io.TextIOWrapper(
+        spool, encoding="utf-8-sig" if encoding == UTF8 else encoding, newline=""
+    )
     try:
         reader = csv.reader(text)
         try:
@@ -260,17 +315,33 @@ async def batched_in_thread(items: Iterable[T], size: int) -> AsyncIterator[list
 
 
 def import_report(
-    *, rows: int, errors: Sequence[RowError], dry_run: bool, stored: int
+    *,
+    rows: int,
+    errors: Sequence[RowError],
+    dry_run: bool,
+    stored: int,
+    encoding: str | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The answer to an import: counts and the first errors, each with line and field."""
+    """The answer to an import: counts and the first errors, each with line and field.
+
+    `encoding` is the CSV file's (None for a workbook); `columns` maps each field to the
+    column letter of a workbook, which each error on that field then names too."""
+    reported = []
+    for error in errors[:MAX_REPORTED_ERRORS]:
+        entry = error.as_dict()
+        if columns and error.field in columns:
+            entry = {"line": error.line, "column": columns[error.field], **entry}
+        reported.append(entry)
     return {
         "rows": rows,
         "valid": rows - len({e.line for e in errors}),
         "stored": stored,
         "dry_run": dry_run,
         "error_count": len(errors),
-        "errors": [e.as_dict() for e in errors[:MAX_REPORTED_ERRORS]],
+        "errors": reported,
         "errors_truncated": len(errors) > MAX_REPORTED_ERRORS,
+        "encoding": encoding,
     }
 
 

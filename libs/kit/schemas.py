@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class StrictModel(BaseModel):
@@ -23,13 +23,30 @@ class ImportReportRead(BaseModel):
     error_count: int
     errors: list[dict[str, Any]]
     errors_truncated: bool
+    encoding: str | None = Field(
+        default=None,
+        description='A CSV file\'s encoding: "utf-8", or "gb18030" (GBK) for a file that is not '
+        "UTF-8; null for a workbook.",
+    )
 
 
 IMPORT_ROUTE_DOCS: dict[str, Any] = {
     "openapi_extra": {
         "requestBody": {
             "required": True,
-            "content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                "text/csv": {"schema": {"type": "string", "format": "binary"}},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
+                    }
+                },
+            },
         }
     },
     "responses": {

@@ -16,6 +16,7 @@ from kit.csvio import (
     batched,
     batched_in_thread,
     check_utf8,
+    csv_encoding,
     import_report,
     neutralise_formula,
     read_rows,
@@ -200,9 +201,41 @@ async def test_check_utf8_answers_from_the_verdict_reached_while_spooling() -> N
         request = Request({"type": "http", "method": "POST", "headers": []}, receive)
         return await spool_upload(request, max_bytes=1024)
 
-    good = await spooled("name\n甲\n".encode())
-    check_utf8(good)
-    assert good.tell() == 0
-    bad = await spooled("name\n甲\n".encode("gbk"))
-    with pytest.raises(ValidationFailed, match="not UTF-8 text"):
-        check_utf8(bad)
+    with await spooled("name\n甲\n".encode()) as good:
+        check_utf8(good)
+        assert good.tell() == 0
+        assert csv_encoding(good) == "utf-8"
+    with await spooled("name\n甲\n".encode("gbk")) as bad:
+        with pytest.raises(ValidationFailed, match="not UTF-8 text"):
+            check_utf8(bad)
+        assert csv_encoding(bad) == "gb18030"
+        assert list(read_rows(bad, required=["name"], allowed=["name"], encoding="gb18030")) == [
+            (2, {"name": "甲"})
+        ]
+    with (
+        await spooled(b"name\n\xff\xff\n") as neither,
+        pytest.raises(ValidationFailed, match=r"not UTF-8 text .*nor GB18030"),
+    ):
+        csv_encoding(neither)
+
+
+def test_a_gbk_file_is_read_as_gb18030_and_reported() -> None:
+    data = "name,place\n徐州,铜山区\n".encode("gbk")
+    spool = io.BytesIO(data)
+    encoding = csv_encoding(spool)
+    assert encoding == "gb18030"
+    rows = list(read_rows(spool, required=["name"], allowed=["name", "place"], encoding=encoding))
+    assert rows == [(2, {"name": "徐州", "place": "铜山区"})]
+    report = import_report(rows=1, errors=[], dry_run=True, stored=0, encoding=encoding)
+    assert report["encoding"] == "gb18030"
+
+
+def test_report_names_the_column_of_a_workbook_error() -> None:
+    errors = [RowError(3, "awarded_on", "bad date"), RowError(4, "row", "too wide")]
+    report = import_report(
+        rows=3, errors=errors, dry_run=False, stored=0, columns={"awarded_on": "E"}
+    )
+    assert report["errors"] == [
+        {"line": 3, "column": "E", "field": "awarded_on", "message": "bad date"},
+        {"line": 4, "field": "row", "message": "too wide"},
+    ]

@@ -1,0 +1,578 @@
+"""XLSX in and out, beside CSV: an uploaded workbook yields the rows a CSV file would.
+
+An import route receives its body with `receive_upload`: a CSV file (UTF-8 or GB18030),
+an .xlsx workbook (`Content-Type` `XLSX_MEDIA_TYPE`), or either as the file of a
+`multipart/form-data` upload (a workbook when the part's type or name says so). The
+service reads `Upload.rows`, which are (line, {field: text}) like `kit.csvio.read_rows`, so
+its own row validation and report run unchanged; `Upload.report` adds what the kind of
+file adds: a CSV file's encoding, and the column letter of each error of a workbook.
+
+A workbook's header row holds the API field names or their labels (one mapping per
+resource, field -> label, e.g. "awarded_on" -> "授予日期"); columns an export has but an
+import does not take (`ignored`, e.g. the id) are skipped, so an export imports back. Cells
+become the text a CSV file would hold: a date cell its ISO date, a whole number without
+".0", a boolean "true" / "false"; text is taken as it is (a workbook needs no formula
+prefix, see below).
+
+Memory stays bounded: the workbook is read by python-calamine a row at a time after the zip
+is checked (its expanded size at most `MAX_EXPANDED_BYTES`, each sheet's extent at most
+`MAX_COLUMNS` columns and not vastly larger than the cells it holds, so a small file
+cannot claim a grid of billions of cells). Exports are written by XlsxWriter in
+`constant_memory` mode to a temporary file, then streamed; every text cell is written with
+`write_string`, so a value such as `=cmd|...` stays text and is never a formula.
+`bench/xlsx_bench.py` measures both on 100,000 brand listings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import tempfile
+import zipfile
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+from typing import IO, Any
+
+import python_calamine
+import xlsxwriter
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+from starlette.datastructures import Headers, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from kit.csvio import (
+    MAX_COLUMNS,
+    MAX_ROW_BYTES,
+    RowError,
+    _check_header,
+    csv_encoding,
+    import_report,
+    read_rows,
+    remember_encoding,
+    spool_upload,
+)
+from kit.errors import ValidationFailed
+
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MAX_EXPANDED_BYTES = 1024 * 1024 * 1024
+MAX_SPARE_CELLS = 1_000_000
+"""A sheet's extent (rows x columns) may exceed the cells it holds by at most this."""
+CHUNK = 64 * 1024
+_CELL_REF = re.compile(rb'<(?:\w+:)?c\b[^>]*?\br="([A-Z]{1,3})([0-9]{1,7})"')
+
+
+def column_letter(index: int) -> str:
+    """The spreadsheet letter of the 0-based column `index` (0 -> A, 26 -> AA)."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def _column_index(letters: bytes) -> int:
+    number = 0
+    for char in letters:
+        number = number * 26 + char - 64
+    return number - 1
+
+
+@dataclass
+class Upload:
+    """A received import body: the spooled file, what kind it is and how to read it."""
+
+    file: IO[bytes]
+    kind: str
+    sheet: str | None = None
+    encoding: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    _others: list[IO[bytes]] = field(default_factory=list)
+
+    def __enter__(self) -> Upload:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.file.close()
+        for other in self._others:
+            other.close()
+
+    def rows(
+        self,
+        *,
+        required: Iterable[str],
+        allowed: Iterable[str],
+        labels: Mapping[str, str] | None = None,
+        ignored: Iterable[str] = (),
+    ) -> Iterator[tuple[int, dict[str, str]]]:
+        """Each data row as (line, {field: text}), the header checked first: a CSV file's
+        (header of field names, as `read_rows`), or a workbook sheet's (`read_xlsx_rows`)."""
+        if self.kind == "xlsx":
+            return read_xlsx_rows(
+                self.file,
+                required=required,
+                allowed=allowed,
+                labels=labels or {},
+                ignored=ignored,
+                sheet=self.sheet,
+                columns=self.columns,
+            )
+        self.encoding = csv_encoding(self.file)
+        return read_rows(self.file, required=required, allowed=allowed, encoding=self.encoding)
+
+    def report(
+        self, *, rows: int, errors: Sequence[RowError], dry_run: bool, stored: int
+    ) -> dict[str, Any]:
+        """`kit.csvio.import_report`, with the encoding or the errors' column letters."""
+        return import_report(
+            rows=rows,
+            errors=errors,
+            dry_run=dry_run,
+            stored=stored,
+            encoding=self.encoding,
+            columns=self.columns,
+        )
+
+
+def _is_xlsx(content_type: str | None, filename: str | None = None) -> bool:
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media == XLSX_MEDIA_TYPE or (filename or "").lower().endswith(".xlsx")
+
+
+async def receive_upload(request: Request, *, max_bytes: int, sheet: str | None = None) -> Upload:
+    """The import body spooled (413 past `max_bytes`): a CSV file, a workbook, or either as
+    the file of a multipart upload; a workbook's zip is checked before it is read."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";")[0].strip().lower()
+    if media == "multipart/form-data":
+        raw = await spool_upload(request, max_bytes=max_bytes, check_encoding=False)
+        try:
+            part, part_type, filename = await _file_part(raw, request.headers)
+        finally:
+            raw.close()
+        if _is_xlsx(part_type, filename):
+            upload = Upload(part, "xlsx", sheet=sheet)
+        else:
+            await remember_encoding(part)
+            return Upload(part, "csv")
+    elif _is_xlsx(media):
+        upload = Upload(
+            await spool_upload(request, max_bytes=max_bytes, check_encoding=False),
+            "xlsx",
+            sheet=sheet,
+        )
+    else:
+        return Upload(await spool_upload(request, max_bytes=max_bytes), "csv")
+    try:
+        await asyncio.to_thread(check_workbook, upload.file)
+    except BaseException:
+        upload.close()
+        raise
+    return upload
+
+
+async def _file_part(raw: IO[bytes], headers: Headers) -> tuple[IO[bytes], str | None, str]:
+    async def stream() -> AsyncGenerator[bytes, None]:
+        while chunk := await asyncio.to_thread(raw.read, CHUNK):
+            yield chunk
+
+    parser = MultiPartParser(headers, stream(), max_files=1, max_fields=20)
+    try:
+        form = await parser.parse()
+    except MultiPartException as error:
+        raise ValidationFailed.single(
+            "file", f"The multipart upload cannot be read: {error}"
+        ) from None
+    files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+    if not files:
+        raise ValidationFailed.single("file", "The multipart upload has no file part.")
+    upload = files[0]
+    upload.file.seek(0, 2)
+    if upload.file.tell() == 0:
+        upload.file.close()
+        raise ValidationFailed.single("file", "The uploaded file is empty.")
+    upload.file.seek(0)
+    return upload.file, upload.content_type, upload.filename or ""
+
+
+def check_workbook(spool: IO[bytes]) -> None:
+    """422 unless `spool` is an .xlsx zip whose expansion and sheets' extents are bounded.
+
+    Every sheet's XML is read once here (in a worker thread) for its cell references, so a
+    sheet with a cell at XFD1048576 is refused before python-calamine would allocate it."""
+    spool.seek(0)
+    try:
+        archive = zipfile.ZipFile(spool)
+    except zipfile.BadZipFile:
+        raise ValidationFailed.single(
+            "file", "The upload is not an .xlsx workbook (not a zip file)."
+        ) from None
+    try:
+        members = archive.infolist()
+        if sum(member.file_size for member in members) > MAX_EXPANDED_BYTES:
+            raise ValidationFailed.single(
+                "file", f"The workbook expands past the limit of {MAX_EXPANDED_BYTES} bytes."
+            )
+        sheets = [m for m in members if m.filename.startswith("xl/worksheets/sheet")]
+        if not sheets:
+            raise ValidationFailed.single("file", "The workbook has no worksheet.")
+        for member in sheets:
+            _check_extent(archive, member)
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise ValidationFailed.single("file", f"The workbook cannot be read: {error}.") from None
+    finally:
+        archive.close()
+        spool.seek(0)
+
+
+def _check_extent(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
+    max_row = max_column = cells = 0
+    tail = b""
+    with archive.open(member) as xml:
+        while chunk := xml.read(CHUNK):
+            data = tail + chunk
+            cut = data.rfind(b"<")
+            body, tail = (data[:cut], data[cut:]) if cut > 0 else (data, b"")
+            for match in _CELL_REF.finditer(body):
+                cells += 1
+                column = _column_index(match.group(1))
+                row = int(match.group(2))
+                if column >= MAX_COLUMNS:
+                    raise ValidationFailed.single(
+                        "header",
+                        f"The sheet has a cell in column {column_letter(column)}; "
+                        f"the limit is {MAX_COLUMNS} columns.",
+                    )
+                max_column = max(max_column, column + 1)
+                max_row = max(max_row, row)
+    if max_row * max_column > cells + MAX_SPARE_CELLS:
+        raise ValidationFailed.single(
+            "file",
+            f"The sheet spans {max_row} rows by {max_column} columns but holds only {cells} cells.",
+        )
+
+
+def cell_text(value: Any) -> str:
+    """A workbook cell as the text a CSV file would hold."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, dt.datetime):
+        if value.time() == dt.time(0):
+            return value.date().isoformat()
+        return value.isoformat()
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def read_xlsx_rows(
+    spool: IO[bytes],
+    *,
+    required: Iterable[str],
+    allowed: Iterable[str],
+    labels: Mapping[str, str],
+    ignored: Iterable[str] = (),
+    sheet: str | None = None,
+    columns: dict[str, str] | None = None,
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Each data row of the first sheet (or `sheet`) as (row number, {field: text}).
+
+    The header row (the sheet's first) names fields or their `labels`; `columns`, when
+    given, is filled with each field's column letter once the header is read. A row over
+    `MAX_ROW_BYTES` or wider than the header is reported for its line (`__error__`).
+    """
+    spool.seek(0)
+    try:
+        workbook = python_calamine.CalamineWorkbook.from_filelike(spool)
+    except Exception as error:  # calamine's errors share no base class
+        raise ValidationFailed.single("file", f"The workbook cannot be read: {error}.") from None
+    try:
+        yield from _sheet_rows(
+            workbook, sheet, set(required), set(allowed), labels, set(ignored), columns
+        )
+    finally:
+        workbook.close()
+
+
+def _open_sheet(workbook: Any, sheet: str | None) -> Any:
+    try:
+        if sheet is None:
+            return workbook.get_sheet_by_index(0)
+        return workbook.get_sheet_by_name(sheet)
+    except python_calamine.WorksheetNotFound:
+        names = ", ".join(workbook.sheet_names)
+        raise ValidationFailed.single(
+            "sheet", f"The workbook has no sheet {sheet!r}; its sheets: {names}."
+        ) from None
+    except Exception as error:
+        raise ValidationFailed.single("file", f"The sheet cannot be read: {error}.") from None
+
+
+def _sheet_rows(
+    workbook: Any,
+    sheet: str | None,
+    required: set[str],
+    allowed: set[str],
+    labels: Mapping[str, str],
+    ignored: set[str],
+    columns: dict[str, str] | None,
+) -> Iterator[tuple[int, dict[str, str]]]:
+    opened = _open_sheet(workbook, sheet)
+    start = opened.start or (0, 0)
+    first_row, first_column = start
+    by_label = {label: name for name, label in labels.items()}
+    rows = opened.iter_rows()
+    header_cells = next(rows, None)
+    if header_cells is None or not any(cell_text(cell) for cell in header_cells):
+        raise ValidationFailed.single("file", "The sheet has no header row.")
+    header = [cell_text(cell) for cell in header_cells]
+    while header and not header[-1]:
+        header.pop()
+    if len(header) > MAX_COLUMNS:
+        raise ValidationFailed.single(
+            "header", f"The header has {len(header)} columns; the limit is {MAX_COLUMNS}."
+        )
+    known = allowed | ignored
+    names = [
+        name if name in allowed or by_label.get(name) not in known else by_label[name]
+        for name in header
+    ]
+    kept = [(i, name) for i, name in enumerate(names) if name not in ignored or name in allowed]
+    _check_header([name for _, name in kept], required, allowed)
+    letters = {name: column_letter(first_column + i) for i, name in kept}
+    if columns is not None:
+        columns.update(letters)
+    width = len(header)
+    for offset, cells in enumerate(rows, start=1):
+        line = first_row + offset + 1
+        texts = [cell_text(cell) for cell in cells]
+        if not any(texts):
+            continue
+        if any(texts[width:]):
+            yield line, {"__error__": f"expected {width} columns, found a value past them"}
+            continue
+        if sum(len(text) for text in texts) > MAX_ROW_BYTES:
+            yield line, {"__error__": f"the row is longer than the limit of {MAX_ROW_BYTES} bytes"}
+            continue
+        yield line, {name: texts[i] if i < len(texts) else "" for i, name in kept}
+
+
+# Export --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an export: the field, its header label and its width in characters."""
+
+    name: str
+    label: str
+    width: float = 16
+
+
+def write_workbook(
+    target: IO[bytes] | str,
+    columns: Sequence[Column],
+    rows: Iterable[Sequence[Any]],
+    *,
+    sheet: str = "Sheet1",
+    enums: Mapping[str, Sequence[str]] | None = None,
+    validation_rows: int = 0,
+) -> None:
+    """A workbook of `rows` under a header of labels (synchronous; see `xlsx_response`)."""
+    workbook, worksheet, formats = _open_workbook(target, columns, sheet)
+    count = 0
+    for count, values in enumerate(rows, start=1):
+        write_row(worksheet, count, values, formats)
+    _finish(worksheet, columns, count, enums, validation_rows)
+    workbook.close()
+
+
+def _open_workbook(
+    target: IO[bytes] | str, columns: Sequence[Column], sheet: str
+) -> tuple[Any, Any, dict[str, Any]]:
+    workbook = xlsxwriter.Workbook(
+        target,
+        {
+            "constant_memory": True,
+            "remove_timezone": True,
+            "strings_to_formulas": False,
+            "strings_to_numbers": False,
+            "strings_to_urls": False,
+            "tmpdir": tempfile.gettempdir(),
+        },
+    )
+    worksheet = workbook.add_worksheet(sheet)
+    formats = {
+        "date": workbook.add_format({"num_format": "yyyy-mm-dd"}),
+        "datetime": workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"}),
+        "header": workbook.add_format({"bold": True}),
+    }
+    for index, column in enumerate(columns):
+        worksheet.set_column(index, index, column.width)
+    for index, column in enumerate(columns):
+        worksheet.write_string(0, index, column.label, formats["header"])
+    worksheet.freeze_panes(1, 0)
+    return workbook, worksheet, formats
+
+
+def _finish(
+    worksheet: Any,
+    columns: Sequence[Column],
+    count: int,
+    enums: Mapping[str, Sequence[str]] | None,
+    validation_rows: int,
+) -> None:
+    worksheet.autofilter(0, 0, max(count, 1), len(columns) - 1)
+    last = max(count, validation_rows)
+    for index, column in enumerate(columns):
+        choices = (enums or {}).get(column.name)
+        if choices and last:
+            worksheet.data_validation(
+                1,
+                index,
+                last,
+                index,
+                {
+                    "validate": "list",
+                    "source": list(choices),
+                    "error_title": column.label,
+                    "error_message": "One of: " + ", ".join(choices),
+                },
+            )
+
+
+def write_row(worksheet: Any, row: int, values: Sequence[Any], formats: Mapping[str, Any]) -> None:
+    """One row of typed cells; text always through `write_string` (never a formula)."""
+    for column, value in enumerate(values):
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            worksheet.write_boolean(row, column, value)
+        elif isinstance(value, Enum):
+            worksheet.write_string(row, column, str(value.value))
+        elif isinstance(value, (int, float, Decimal)):
+            worksheet.write_number(row, column, float(value))
+        elif isinstance(value, dt.datetime):
+            worksheet.write_datetime(row, column, value, formats["datetime"])
+        elif isinstance(value, dt.date):
+            worksheet.write_datetime(
+                row, column, dt.datetime.combine(value, dt.time(0)), formats["date"]
+            )
+        else:
+            worksheet.write_string(row, column, str(value))
+
+
+async def _written(
+    columns: Sequence[Column], rows: AsyncIterator[Sequence[Any]], sheet: str
+) -> IO[bytes]:
+    target = tempfile.TemporaryFile()  # noqa: SIM115
+    try:
+        workbook, worksheet, formats = _open_workbook(target, columns, sheet)
+        count = 0
+        async for values in rows:
+            count += 1
+            write_row(worksheet, count, values, formats)
+        _finish(worksheet, columns, count, None, 0)
+        await asyncio.to_thread(workbook.close)
+    except BaseException:
+        target.close()
+        raise
+    target.seek(0)
+    return target
+
+
+async def _file_chunks(
+    columns: Sequence[Column], rows: AsyncIterator[Sequence[Any]], sheet: str
+) -> AsyncIterator[bytes]:
+    written = await _written(columns, rows, sheet)
+    with written:
+        while chunk := await asyncio.to_thread(written.read, CHUNK):
+            yield chunk
+
+
+def xlsx_response(
+    filename: str,
+    columns: Sequence[Column],
+    rows: AsyncIterator[Sequence[Any]],
+    *,
+    sheet: str = "Sheet1",
+) -> StreamingResponse:
+    """A workbook download: `rows` (typed values, in `columns` order) written in constant
+    memory to a temporary file, then streamed. `rows` must open its own session."""
+    return StreamingResponse(
+        _file_chunks(columns, rows, sheet),
+        media_type=XLSX_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def template_response(
+    filename: str,
+    columns: Sequence[Column],
+    example: Sequence[Any],
+    *,
+    enums: Mapping[str, Sequence[str]],
+    sheet: str = "Sheet1",
+    validation_rows: int = 10_000,
+) -> StreamingResponse:
+    """An import template: the header of labels, one example row and, for each enum field,
+    a list validation over the first `validation_rows` rows."""
+    target = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115
+    write_workbook(
+        target,
+        columns,
+        [example],
+        sheet=sheet,
+        enums=enums,
+        validation_rows=validation_rows,
+    )
+    target.seek(0)
+
+    def chunks() -> Iterator[bytes]:
+        with target:
+            while chunk := target.read(CHUNK):
+                yield chunk
+
+    return StreamingResponse(
+        chunks(),
+        media_type=XLSX_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def wants_xlsx(request: Request, format: str | None) -> bool:
+    """An export asked for as a workbook: `?format=xlsx`, or `Accept` naming the type."""
+    if format is not None:
+        return format.lower() == "xlsx"
+    return XLSX_MEDIA_TYPE in request.headers.get("accept", "")
+
+
+XLSX_EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "CSV (UTF-8 with BOM, header of API field names) or, with "
+        "`?format=xlsx` or `Accept` the xlsx type, a workbook (typed cells, header of labels)",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+"""OpenAPI `responses` for an export route serving CSV or a workbook."""
+
+TEMPLATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "An .xlsx import template: header of labels, an example row, "
+        "list validations for the enum columns",
+        "content": {XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
