@@ -1,4 +1,4 @@
-"""The year-end assessment report of a run (考核結果通報) as an A4 PDF.
+"""The year-end assessment report of a run (考核結果通報) as an A4 PDF, and standings as a workbook.
 
 The report is drawn from the run's stored standings alone, so it says what the run says: the
 ranking with scores, grades and outcomes; the commended and the criticized counties with the
@@ -11,11 +11,15 @@ run gives the same bytes; a draft carries a watermark.
 
 from __future__ import annotations
 
+import io
+import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import xlsxwriter
 from fpdf import FPDF
 
 from kit.errors import ServiceUnavailable
@@ -44,6 +48,8 @@ STATUS_LABELS = {
     "no_data": "無數據",
     "not_allocated": "未分配",
 }
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+"""The creation date written into a workbook, so the same standings give the same bytes."""
 BAR = (46, 110, 180)
 TARGET = (200, 60, 40)
 
@@ -263,3 +269,132 @@ def render_run_report(
         ),
     )
     return bytes(pdf.output())
+
+
+RANKING_HEADER = (
+    "名次",
+    "代碼",
+    "縣（市、區）",
+    "得分",
+    "等次",
+    "考核結果",
+    "原因",
+    "缺少數據的指標",
+)
+INDICATOR_HEADER = (
+    "代碼",
+    "縣（市、區）",
+    "實際",
+    "目標",
+    "比較",
+    "情況",
+    "權重",
+    "得分貢獻",
+    "說明",
+)
+EXPLANATION_HEADER = ("代碼", "縣（市、區）", "指標", "計算", "計分", "貢獻", "輸入")
+_SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+
+
+def _sheet_name(text: str, taken: set[str]) -> str:
+    """An Excel sheet name (at most 31 characters, none of []:*?/\\), unique in the book."""
+    base = _SHEET_FORBIDDEN.sub("_", text)[:28] or "sheet"
+    name, number = base, 2
+    while name in taken:
+        name, number = f"{base}_{number}", number + 1
+    taken.add(name)
+    return name
+
+
+def _cell(sheet: Any, row: int, column: int, value: Any, number_format: Any = None) -> None:
+    """Numbers as numbers, everything else as text (never a formula, whatever it starts with)."""
+    if isinstance(value, bool) or value is None:
+        sheet.write_string(row, column, "" if value is None else ("是" if value else "否"))
+    elif isinstance(value, int | float):
+        sheet.write_number(row, column, value, number_format)
+    else:
+        sheet.write_string(row, column, str(value))
+
+
+def render_standings_xlsx(standings: dict[str, Any]) -> bytes:
+    """Standings as a workbook: the ranking, one sheet per indicator, and the explanations."""
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    book.set_properties({"title": f"{standings.get('year')}年度考核", "created": _EPOCH})
+    bold = book.add_format({"bold": True, "bg_color": "#E8EEF6", "border": 1})
+    decimal = book.add_format({"num_format": "0.00"})
+    taken: set[str] = set()
+    items = sorted(
+        standings.get("items", []),
+        key=lambda s: (s.get("rank") is None, s.get("rank") or 0, s.get("county_code") or ""),
+    )
+
+    def table(title: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        sheet = book.add_worksheet(_sheet_name(title, taken))
+        for column, text in enumerate(header):
+            sheet.write_string(0, column, text, bold)
+        count = 0
+        for count, values in enumerate(rows, start=1):
+            for column, value in enumerate(values):
+                _cell(sheet, count, column, value, decimal if isinstance(value, float) else None)
+        sheet.freeze_panes(1, 0)
+        sheet.autofilter(0, 0, max(count, 1), len(header) - 1)
+        sheet.set_column(0, len(header) - 1, 14)
+
+    table(
+        "排名",
+        RANKING_HEADER,
+        (
+            (
+                s.get("rank"),
+                s.get("county_code"),
+                s.get("county_name"),
+                s.get("score"),
+                s.get("grade_label"),
+                OUTCOME_LABELS.get(str(s.get("outcome")), s.get("outcome")),
+                "；".join(_reasons(s)) if s.get("outcome") in ("commended", "criticized") else "",
+                "、".join(s.get("not_assessed") or []),
+            )
+            for s in items
+        ),
+    )
+    indicators: dict[str, str] = {}
+    for standing in items:
+        for row in standing.get("indicators", []):
+            indicators.setdefault(row["indicator"], row.get("name") or row["indicator"])
+    explanations: list[Sequence[Any]] = []
+    for key, name in indicators.items():
+        rows: list[Sequence[Any]] = []
+        for standing in items:
+            row = next((r for r in standing.get("indicators", []) if r["indicator"] == key), None)
+            if row is None:
+                continue
+            explanation = row.get("explanation") or {}
+            rows.append(
+                (
+                    standing.get("county_code"),
+                    standing.get("county_name"),
+                    row.get("actual"),
+                    row.get("target"),
+                    row.get("comparator"),
+                    STATUS_LABELS.get(str(row.get("status")), row.get("status")),
+                    row.get("weight"),
+                    row.get("contribution"),
+                    row.get("reason") or explanation.get("formula") or "",
+                )
+            )
+            explanations.append(
+                (
+                    standing.get("county_code"),
+                    standing.get("county_name"),
+                    name,
+                    explanation.get("formula", ""),
+                    explanation.get("scoring", ""),
+                    explanation.get("contribution", ""),
+                    json.dumps(explanation.get("inputs", {}), ensure_ascii=False, sort_keys=True),
+                )
+            )
+        table(name, INDICATOR_HEADER, rows)
+    table("說明", EXPLANATION_HEADER, explanations)
+    book.close()
+    return buffer.getvalue()

@@ -1,7 +1,7 @@
 """HTTP routes of the assessment service."""
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -396,11 +396,30 @@ async def put_reference_value(
     return service.reference_value_read(row)
 
 
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}
+}
+ExportFormat = Annotated[
+    Literal["json", "xlsx"], Query(description="`xlsx`: the same as a workbook to download")
+]
+
+
+def _workbook(content: bytes, name: str) -> Response:
+    return Response(
+        content,
+        media_type=XLSX_MEDIA_TYPE,
+        headers={"Content-Disposition": content_disposition(f"{name}.xlsx")},
+    )
+
+
 @router.get(
     "/assessments/{year}/standings",
     response_model=StandingsRead,
     tags=["standings"],
-    summary="Every county's standing and the city roll-up, computed now",
+    summary="Every county's standing and the city roll-up, computed now (`?format=xlsx`: as a"
+    " workbook with the explanations)",
+    responses=XLSX_RESPONSE,
 )
 async def get_standings(
     year: Year,
@@ -410,7 +429,8 @@ async def get_standings(
     catalogue: CatalogueDep,
     today: TodayDep,
     as_of: Annotated[date | None, Query(description="default: today, or 31 December")] = None,
-) -> dict[str, Any]:
+    format: ExportFormat = "json",
+) -> Any:
     result = await service.standings(
         session=session,
         fetcher=fetcher,
@@ -419,6 +439,8 @@ async def get_standings(
         today=today,
         catalogue=catalogue,
     )
+    if format == "xlsx":
+        return _workbook(service.standings_xlsx(result), f"{year}年度考核排名")
     return strip_explanations(result)
 
 
@@ -491,8 +513,18 @@ async def list_runs(
     return await service.list_runs(session=session, year=year, status=status, page=page)
 
 
-@router.get("/assessments/{year}/runs/{run_id}", tags=["runs"], summary="One run")
-async def get_run(_: Reader, run: RunDep, response: Response) -> RunRead:
+@router.get(
+    "/assessments/{year}/runs/{run_id}",
+    tags=["runs"],
+    summary="One run (`?format=xlsx`: its ranking, one sheet per indicator, the explanations)",
+    response_model=RunRead,
+    responses=XLSX_RESPONSE,
+)
+async def get_run(_: Reader, run: RunDep, response: Response, format: ExportFormat = "json") -> Any:
+    if format == "xlsx":
+        workbook = _workbook(service.standings_xlsx(run.standings), f"{run.year}年度考核-{run.id}")
+        workbook.headers["ETag"] = service.run_etag(run)
+        return workbook
     response.headers["ETag"] = service.run_etag(run)
     return service.run_read(run)
 

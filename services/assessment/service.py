@@ -47,7 +47,7 @@ from assessment.models import (
     ReportedValue,
     TargetSet,
 )
-from assessment.report import find_font, render_run_report
+from assessment.report import find_font, render_run_report, render_standings_xlsx
 from assessment.repository import Session
 from assessment.schemas import (
     AssessmentHistoryRead,
@@ -1141,6 +1141,11 @@ def run_summary(run: AssessmentRun) -> dict[str, Any]:
 
 def run_read(run: AssessmentRun) -> RunRead:
     return RunRead(**run_summary(run), standings=run.standings, inputs=run.inputs)
+
+
+def standings_xlsx(standings: dict[str, Any]) -> bytes:
+    """Standings (computed now, or a run's) as a workbook with every figure explained."""
+    return render_standings_xlsx(standings)
 
 
 def _as_utc(moment: datetime) -> datetime:

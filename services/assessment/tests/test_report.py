@@ -1,12 +1,14 @@
 """The year-end report of a run as a PDF: every county's name, score and outcome in its text,
 the same bytes for the same run, and a draft watermarked."""
 
+import io
 import re
 from typing import Any
 
 import httpx
 import pypdfium2
 import pytest
+import python_calamine
 
 from assessment.report import FONT_CANDIDATES, OUTCOME_LABELS
 from kit.testing import Harness
@@ -15,7 +17,7 @@ from .fakes import FakeDataServices
 from .test_runs import RUNS, _publish
 from .test_standings import _load
 
-pytestmark = pytest.mark.skipif(
+needs_font = pytest.mark.skipif(
     not any(font.is_file() for font in FONT_CANDIDATES),
     reason="no CJK font installed (Debian: fonts-noto-cjk)",
 )
@@ -38,6 +40,7 @@ async def _report(client: httpx.AsyncClient, run: dict[str, Any]) -> httpx.Respo
     return response
 
 
+@needs_font
 async def test_the_report_of_a_published_run_names_every_county_with_its_score_and_outcome(
     service: Harness, data_services: FakeDataServices
 ) -> None:
@@ -70,6 +73,7 @@ async def test_the_report_of_a_published_run_names_every_county_with_its_score_a
     assert again.content == report.content
 
 
+@needs_font
 async def test_a_draft_report_is_watermarked(
     service: Harness, data_services: FakeDataServices
 ) -> None:
@@ -81,6 +85,7 @@ async def test_a_draft_report_is_watermarked(
     assert "草稿 DRAFT" in _text(report.content)
 
 
+@needs_font
 async def test_the_report_needs_the_read_scope(
     service: Harness, data_services: FakeDataServices
 ) -> None:
@@ -88,3 +93,29 @@ async def test_the_report_needs_the_read_scope(
     created = await service.client().post(RUNS)
     refused = await service.client(scopes=[]).get(f"{RUNS}/{created.json()['id']}/report.pdf")
     assert refused.status_code == 403
+
+
+async def test_standings_and_a_run_download_as_workbooks_with_every_figure(
+    service: Harness, data_services: FakeDataServices
+) -> None:
+    await _load(service, data_services, complete=True)
+    client = service.client()
+    run = await _publish(client)
+    for path in (f"{RUNS}/{run['id']}", "/api/v1/assessments/2007/standings"):
+        answer = await client.get(path, params={"format": "xlsx"})
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"].startswith("application/vnd.openxmlformats")
+        assert ".xlsx" in answer.headers["content-disposition"]
+        book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(answer.content))
+        names = book.sheet_names
+        assert names[0] == "排名"
+        assert names[-1] == "說明"
+        indicators = {row["name"] for row in run["standings"]["items"][0]["indicators"]}
+        assert set(names[1:-1]) == indicators
+        ranking = book.get_sheet_by_name("排名").to_python()
+        assert ranking[0][:6] == ["名次", "代碼", "縣（市、區）", "得分", "等次", "考核結果"]
+        scores = {row[1]: row[3] for row in ranking[1:]}
+        expected = {s["county_code"]: s["score"] for s in run["standings"]["items"]}
+        assert scores == pytest.approx(expected)
+        explained = book.get_sheet_by_name("說明").to_python()
+        assert len(explained) - 1 == sum(len(s["indicators"]) for s in run["standings"]["items"])
