@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -24,6 +24,10 @@ from brand_registry.dependencies import (
 )
 from brand_registry.schemas import (
     EXPORT_FIELDS,
+    IMPORT_ENUMS,
+    IMPORT_EXAMPLE,
+    IMPORT_FIELDS,
+    LABELS,
     BrandCreate,
     BrandHistoryRead,
     BrandRead,
@@ -37,11 +41,31 @@ from brand_registry.schemas import (
     TierRead,
 )
 from kit.concurrency import IfMatch
-from kit.csvio import CSV_EXPORT_RESPONSES, csv_response, spool_upload
+from kit.csvio import csv_response
 from kit.db import SessionDep
 from kit.identifiers import CountyCode
 from kit.pagination import Page, PageParamsDep
 from kit.schemas import IMPORT_ROUTE_DOCS, ImportReportRead
+from kit.xlsxio import (
+    TEMPLATE_RESPONSES,
+    XLSX_EXPORT_RESPONSES,
+    Column,
+    receive_upload,
+    template_response,
+    wants_xlsx,
+    xlsx_response,
+)
+
+SheetQuery = Annotated[
+    str | None,
+    Query(max_length=100, description="A workbook's sheet to read (default: the first)."),
+]
+FormatQuery = Annotated[
+    Literal["csv", "xlsx"] | None,
+    Query(description="`xlsx` for a workbook (or `Accept` the xlsx type); default CSV."),
+]
+EXPORT_COLUMNS = [Column(name, LABELS[name]) for name in EXPORT_FIELDS]
+IMPORT_COLUMNS = [Column(name, LABELS[name]) for name in IMPORT_FIELDS]
 
 router = APIRouter(prefix="/api/v1", tags=["brands"])
 
@@ -118,7 +142,7 @@ async def brand_stats(
 
 @router.post(
     "/brands/import",
-    summary="Import listings from CSV, all rows or none",
+    summary="Import listings from CSV or XLSX, all rows or none",
     **IMPORT_ROUTE_DOCS,
 )
 async def import_brands(
@@ -128,10 +152,11 @@ async def import_brands(
     catalogue: CatalogueDep,
     today: TodayDep,
     response: Response,
+    sheet: SheetQuery = None,
     dry_run: bool = False,
 ) -> ImportReportRead:
     settings = request.app.state.settings
-    upload = await spool_upload(request, max_bytes=settings.max_upload_bytes)
+    upload = await receive_upload(request, max_bytes=settings.max_upload_bytes, sheet=sheet)
     with upload:
         report = await service.import_listings(
             session=session,
@@ -147,19 +172,37 @@ async def import_brands(
 
 
 @router.get(
+    "/brands/import/template.xlsx",
+    summary="The XLSX import template: labelled header, an example row, enum lists",
+    response_class=StreamingResponse,
+    responses=TEMPLATE_RESPONSES,
+)
+async def import_template(principal: Reader) -> Any:
+    return template_response(
+        "brands-import-template.xlsx",
+        IMPORT_COLUMNS,
+        [IMPORT_EXAMPLE[name] for name in IMPORT_FIELDS],
+        enums=IMPORT_ENUMS,
+    )
+
+
+@router.get(
     "/brands/export",
-    summary="Export the filtered listings as CSV",
+    summary="Export the filtered listings as CSV or XLSX",
     openapi_extra=LISTING_QUERY_DOCS,
     response_class=StreamingResponse,
-    responses=CSV_EXPORT_RESPONSES,
+    responses=XLSX_EXPORT_RESPONSES,
 )
 async def export_brands(
+    request: Request,
     session: StreamSession,
     principal: Reader,
     catalogue: CatalogueDep,
     today: TodayDep,
     filters: FiltersDep,
+    format: FormatQuery = None,
 ) -> Any:
+    xlsx = wants_xlsx(request, format)
     rows = service.export_rows(
         session=session,
         filters=filters,
@@ -167,7 +210,10 @@ async def export_brands(
         today=today,
         fields=EXPORT_FIELDS,
         counties=principal.readable_counties(),
+        typed=xlsx,
     )
+    if xlsx:
+        return xlsx_response("brands.xlsx", EXPORT_COLUMNS, rows)
     return csv_response("brands.csv", EXPORT_FIELDS, rows)
 
 

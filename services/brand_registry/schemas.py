@@ -235,3 +235,55 @@ IMPORT_REQUIRED = tuple(
     name for name, field in BrandCreate.model_fields.items() if field.is_required()
 )
 EXPORT_FIELDS = tuple(BrandRead.model_fields)
+
+LABELS: dict[str, str] = {
+    "id": "编号",
+    "product_name": "产品名称",
+    "brand_name": "品牌",
+    "enterprise_credit_code": "统一社会信用代码",
+    "enterprise_name": "企业名称",
+    "county_code": "县区代码",
+    "tier": "名牌类别",
+    "tier_label": "名牌类别名称",
+    "sector": "产业",
+    "award_kind": "认定类型",
+    "awarded_on": "认定日期",
+    "valid_until": "有效期至",
+    "international_standard": "采用国际标准",
+    "standard_code": "标准编号",
+    "batch_code": "认定批次",
+    "status": "状态",
+    "renewal_of": "续认定的名牌编号",
+    "superseded_on": "被续认定日期",
+    "review_required": "需复核",
+    "review_reason": "复核原因",
+    "created_at": "创建时间",
+    "updated_at": "更新时间",
+}
+"""The Chinese column label of each field: an export's workbook header, and what an import
+workbook's header may say instead of the field name."""
+
+IMPORT_ENUMS: dict[str, list[str]] = {
+    "tier": [str(tier) for tier in Tier],
+    "sector": [str(sector) for sector in Sector],
+    "award_kind": [str(kind) for kind in AwardKind],
+    "international_standard": ["true", "false"],
+}
+"""The choices of the import template's list validations."""
+
+IMPORT_EXAMPLE: dict[str, Any] = {
+    "product_name": "维维豆奶粉",
+    "brand_name": "维维",
+    "enterprise_credit_code": "91320300134789719F",
+    "enterprise_name": "维维集团股份有限公司",
+    "county_code": "320323",
+    "tier": "provincial_famous",
+    "sector": "industry",
+    "award_kind": "new",
+    "awarded_on": date(2024, 12, 1),
+    "valid_until": None,
+    "international_standard": "false",
+    "standard_code": "GB/T 18738-2006",
+    "batch_code": "苏名牌〔2024〕1号",
+}
+"""The example row of the import template."""

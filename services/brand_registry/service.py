@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import partial
-from typing import IO, Any
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +25,7 @@ from brand_registry.repository import KeyListing
 from brand_registry.schemas import (
     IMPORT_FIELDS,
     IMPORT_REQUIRED,
+    LABELS,
     BrandCreate,
     BrandHistoryRead,
     BrandRead,
@@ -45,12 +46,13 @@ from brand_registry.schemas import (
 )
 from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
-from kit.csvio import RowError, batched, check_utf8, import_report, read_rows
+from kit.csvio import RowError, batched
 from kit.dates import business_date_errors
 from kit.db import as_utc
 from kit.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed, field_name
 from kit.identifiers import new_id
 from kit.pagination import Page, PageParams
+from kit.xlsxio import Upload
 
 LEGAL_TRANSITIONS = {
     BrandStatus.active: {BrandStatus.suspended, BrandStatus.revoked},
@@ -1020,16 +1022,19 @@ def export_rows(
     today: date,
     fields: Sequence[str],
     counties: frozenset[str] | None = None,
+    typed: bool = False,
 ) -> AsyncIterator[list[Any]]:
-    """The CSV rows of an export, of `counties` only (None: all); the filters are checked
+    """The rows of an export, of `counties` only (None: all): JSON values for CSV, Python
+    values (dates, numbers, booleans) for a workbook when `typed`; the filters are checked
     now, before the response starts."""
+    mode = "python" if typed else "json"
     check_filters(filters, catalogue)
 
     async def rows() -> AsyncIterator[list[Any]]:
         async for row in repository.stream_listings(
             session=session, filters=filters, today=today, county_codes=counties
         ):
-            item = to_read(row, catalogue=catalogue, today=today).model_dump(mode="json")
+            item = to_read(row, catalogue=catalogue, today=today).model_dump(mode=mode)
             yield [item[name] for name in fields]
 
     return rows()
@@ -1143,7 +1148,7 @@ def _import_failure(errors: list[RowError], rows: int, report: dict[str, Any]) -
 async def import_listings(
     *,
     session: AsyncSession,
-    upload: IO[bytes],
+    upload: Upload,
     dry_run: bool,
     catalogue: Catalogue,
     principal: Principal,
@@ -1151,13 +1156,13 @@ async def import_listings(
     today: date,
 ) -> dict[str, Any]:
     """Check every row in file order and store all of them, or none when one is bad; a row of
-    a county outside the principal's binding refuses the whole file (403).
+    a county outside the principal's binding refuses the whole file (403). The file is CSV
+    (UTF-8 or GB18030) or a workbook, whose header may use the fields' `LABELS`.
 
     Rows are stored batch by batch inside the request's transaction, so later rows are
     checked against earlier ones through the database; a dry run or a bad row rolls the
     whole transaction back. A bad row is a 422 with the report, dry run or not.
     """
-    check_utf8(upload)
     errors: list[RowError] = []
     seen = 0
     outside: list[int] = []
@@ -1165,7 +1170,10 @@ async def import_listings(
 
     def counted() -> Iterator[tuple[int, dict[str, str]]]:
         nonlocal seen
-        for item in read_rows(upload, required=IMPORT_REQUIRED, allowed=IMPORT_FIELDS):
+        rows = upload.rows(
+            required=IMPORT_REQUIRED, allowed=IMPORT_FIELDS, labels=LABELS, ignored=LABELS
+        )
+        for item in rows:
             seen += 1
             # A row without a county is refused for its missing field instead.
             county = (item[1].get("county_code") or "").strip()
@@ -1174,14 +1182,14 @@ async def import_listings(
             yield item
 
     for candidates in batched(_parse_rows(counted(), errors), batch_size):
-        violations = await batch.apply(candidates, reason="CSV import")
+        violations = await batch.apply(candidates, reason=f"{upload.kind.upper()} import")
         errors.extend(RowError(line, v.field, v.message) for line, v in violations)
     if seen == 0:
         raise ValidationFailed.single("file", "The file has a header but no rows.")
     principal.require_rows_in_binding(outside)
     errors.sort(key=lambda error: error.line)
     stored = 0 if errors or dry_run else batch.stored
-    report = import_report(rows=seen, errors=errors, dry_run=dry_run, stored=stored)
+    report = upload.report(rows=seen, errors=errors, dry_run=dry_run, stored=stored)
     if errors:
         # A dry run too: the same 422 and report, the transaction rolled back.
         raise _import_failure(errors, seen, report)
