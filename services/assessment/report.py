@@ -20,18 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import xlsxwriter
-from fpdf import FPDF
 
-from kit.errors import ServiceUnavailable
-
-FONT_CANDIDATES = (
-    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
-    Path("/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"),
-    Path("/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc"),
-    Path("/System/Library/Fonts/PingFang.ttc"),
-)
-TRADITIONAL_CHINESE_FACE = 3
-"""The face of a Noto CJK collection drawn for traditional Chinese (JP, KR, SC, TC, HK)."""
+from kit.pdf import Document, number
 
 OUTCOME_LABELS = {
     "commended": "通報表揚",
@@ -50,116 +40,6 @@ STATUS_LABELS = {
 }
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 """The creation date written into a workbook, so the same standings give the same bytes."""
-BAR = (46, 110, 180)
-TARGET = (200, 60, 40)
-
-
-class ReportFontMissing(ServiceUnavailable):
-    """No CJK font to set the report in."""
-
-
-def find_font(configured: Path | None) -> Path:
-    """The font file to embed: the configured one, else the first installed candidate."""
-    for candidate in (configured,) if configured else FONT_CANDIDATES:
-        if candidate and candidate.is_file():
-            return candidate
-    raise ReportFontMissing(
-        "No CJK font is installed to set the report in: install Debian's fonts-noto-cjk or"
-        " name an OpenType or TrueType font in ASSESSMENT_REPORT_FONT.",
-        headers={"Retry-After": "3600"},
-    )
-
-
-def _number(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:.{digits}f}".rstrip("0").rstrip(".")
-    return str(int(value)) if isinstance(value, int | float) else str(value)
-
-
-class _Report(FPDF):
-    def __init__(self, font: Path, *, draft: bool, footer_text: str) -> None:
-        super().__init__(orientation="portrait", unit="mm", format="A4")
-        face = TRADITIONAL_CHINESE_FACE if font.suffix.lower() == ".ttc" else 0
-        self.add_font("cjk", fname=str(font), collection_font_number=face)
-        self.set_font("cjk", size=10)
-        self.set_auto_page_break(auto=True, margin=18)
-        self.draft = draft
-        self.footer_text = footer_text
-        self.set_margins(18, 18, 18)
-
-    def header(self) -> None:
-        if not self.draft:
-            return
-        with self.local_context(text_color=(225, 225, 225)):
-            self.set_font("cjk", size=60)
-            with self.rotation(angle=35, x=self.w / 2, y=self.h / 2):
-                self.text(x=self.w / 2 - 65, y=self.h / 2, text="草稿 DRAFT")
-        self.set_font("cjk", size=10)
-
-    def footer(self) -> None:
-        self.set_y(-12)
-        with self.local_context(text_color=(110, 110, 110)):
-            self.set_font("cjk", size=8)
-            self.cell(0, 5, f"{self.footer_text}    第 {self.page_no()} 頁", align="C")
-        self.set_font("cjk", size=10)
-
-    def heading(self, text: str, size: float = 13) -> None:
-        self.ln(3)
-        self.set_font("cjk", size=size)
-        self.multi_cell(0, size * 0.55, text)
-        self.set_font("cjk", size=10)
-        self.ln(1)
-
-    def paragraph(self, text: str) -> None:
-        self.multi_cell(0, 5.5, text)
-        self.ln(1)
-
-    def grid(
-        self, widths: Sequence[float], header: Sequence[str], rows: Iterable[Sequence[str]]
-    ) -> None:
-        with self.local_context(fill_color=(232, 238, 246)):
-            for width, text in zip(widths, header, strict=True):
-                self.cell(width, 7, text, border=1, align="C", fill=True)
-            self.ln()
-        for row in rows:
-            if self.will_page_break(6.5):
-                self.add_page()
-            for width, text in zip(widths, row, strict=True):
-                self.cell(width, 6.5, text, border=1, align="C")
-            self.ln()
-
-    def bar_chart(self, title: str, bars: Sequence[tuple[str, float | None, float | None]]) -> None:
-        """One horizontal bar per county: its actual, with its target as a red tick."""
-        height = 5.0 + 5.5 * len(bars) + 8
-        if self.will_page_break(height):
-            self.add_page()
-        self.set_font("cjk", size=10)
-        self.cell(0, 6, title)
-        self.ln()
-        left, width = self.l_margin + 28, self.epw - 28 - 22
-        scale = max([abs(v) for _, a, t in bars for v in (a, t) if v is not None] or [1.0])
-        top = self.get_y()
-        self.set_font("cjk", size=8)
-        for index, (label, actual, target) in enumerate(bars):
-            y = top + index * 5.5
-            self.set_xy(self.l_margin, y)
-            self.cell(27, 4.5, label, align="R")
-            if actual is not None:
-                with self.local_context(fill_color=BAR):
-                    self.rect(left, y + 0.5, max(width * abs(actual) / scale, 0.3), 3.5, style="F")
-            if target is not None:
-                x = left + width * abs(target) / scale
-                with self.local_context(draw_color=TARGET, line_width=0.6):
-                    self.line(x, y, x, y + 4.5)
-            self.set_xy(left + width + 1, y)
-            self.cell(21, 4.5, f"{_number(actual)} / {_number(target)}")
-        self.set_xy(self.l_margin, top + 5.5 * len(bars) + 1)
-        with self.local_context(text_color=(110, 110, 110)):
-            self.cell(0, 4, "藍條：實際值　紅線：目標值　右側：實際 / 目標")
-        self.set_font("cjk", size=10)
-        self.ln(7)
 
 
 def _reasons(standing: dict[str, Any]) -> list[str]:
@@ -187,12 +67,13 @@ def render_run_report(
     """The PDF of one run: `run` as the API's run summary gives it, `standings` as stored."""
     year = run["year"]
     published = run.get("status") == "published"
-    pdf = _Report(
+    pdf = Document(
         font,
-        draft=not published,
         footer_text=f"{year}年度質量振興工作考核　運行 {run['id']}",
+        created_at=created_at or datetime.now(UTC),
+        watermark=None if published else "草稿 DRAFT",
+        legend="藍條：實際值　紅線：目標值　右側：實際 / 目標",
     )
-    pdf.set_creation_date(created_at or datetime.now(UTC))
     pdf.set_title(f"{year}年度質量振興工作考核結果通報")
     pdf.set_author("質量振興平台")
     pdf.add_page()
@@ -212,9 +93,9 @@ def render_run_report(
         ("名次", "縣（市、區）", "得分", "等次", "考核結果"),
         (
             (
-                _number(s.get("rank")),
+                number(s.get("rank")),
                 str(s.get("county_name") or s.get("county_code")),
-                _number(s.get("score")),
+                number(s.get("score")),
                 str(s.get("grade_label") or "—"),
                 OUTCOME_LABELS.get(str(s.get("outcome")), str(s.get("outcome") or "—")),
             )
@@ -229,7 +110,7 @@ def render_run_report(
         for standing in chosen:
             reasons = "；".join(_reasons(standing)) or "—"
             pdf.paragraph(
-                f"{standing.get('county_name')}（得分 {_number(standing.get('score'))}）：{reasons}"
+                f"{standing.get('county_name')}（得分 {number(standing.get('score'))}）：{reasons}"
             )
     not_assessed = [s for s in items if s.get("outcome") == "not_assessed"]
     if not_assessed:
@@ -261,8 +142,8 @@ def render_run_report(
         (
             (
                 str(row.get("name") or row["indicator"]),
-                _number(row.get("actual")),
-                _number(row.get("target")),
+                number(row.get("actual")),
+                number(row.get("target")),
                 STATUS_LABELS.get(str(row.get("status")), str(row.get("status") or "—")),
             )
             for row in city.get("indicators", [])

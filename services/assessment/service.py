@@ -47,7 +47,7 @@ from assessment.models import (
     ReportedValue,
     TargetSet,
 )
-from assessment.report import find_font, render_run_report, render_standings_xlsx
+from assessment.report import render_run_report, render_standings_xlsx
 from assessment.repository import Session
 from assessment.schemas import (
     AssessmentHistoryRead,
@@ -96,6 +96,7 @@ from kit.errors import (
 )
 from kit.identifiers import new_id
 from kit.pagination import Page, PageParams
+from kit.pdf import find_font
 from kit.storage import BlobStore, Received, sniff
 
 DRAFT, PUBLISHED = "draft", "published"
@@ -1156,7 +1157,7 @@ async def run_report_pdf(run: AssessmentRun, *, font: Path | None) -> bytes:
     """The year-end report of a run as PDF, drawn in a worker thread (about half a second for
     eleven counties). It is dated by the run's publication (or creation), so the same run
     gives the same bytes."""
-    chosen = find_font(font)
+    chosen = find_font(font, setting="ASSESSMENT_REPORT_FONT")
     summary = _history_summary(run)
     return await anyio.to_thread.run_sync(
         lambda: render_run_report(

@@ -10,7 +10,8 @@ import pypdfium2
 import pytest
 import python_calamine
 
-from assessment.report import FONT_CANDIDATES, OUTCOME_LABELS
+from assessment.report import OUTCOME_LABELS
+from kit.pdf import FONT_CANDIDATES
 from kit.testing import Harness
 
 from .fakes import FakeDataServices
