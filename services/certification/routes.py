@@ -1,7 +1,7 @@
 """HTTP routes of the certification service."""
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -19,6 +19,9 @@ from certification.dependencies import (
     Writer,
 )
 from certification.schemas import (
+    IMPORT_ENUMS,
+    IMPORT_EXAMPLE,
+    LABELS,
     CertificateCreate,
     CertificateHistoryRead,
     CertificateRead,
@@ -31,13 +34,34 @@ from certification.schemas import (
     VerifyResponse,
 )
 from kit.concurrency import IfMatch
-from kit.csvio import CSV_EXPORT_RESPONSES, check_utf8, csv_response, spool_upload
+from kit.csvio import csv_response
 from kit.db import SessionDep
 from kit.identifiers import CountyCode, CreditCode
 from kit.pagination import Page, PageParamsDep
 from kit.schemas import IMPORT_ROUTE_DOCS
+from kit.xlsxio import (
+    TEMPLATE_RESPONSES,
+    XLSX_EXPORT_RESPONSES,
+    Column,
+    receive_upload,
+    template_response,
+    wants_xlsx,
+    xlsx_response,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"])
+
+SheetQuery = Annotated[
+    str | None,
+    Query(max_length=100, description="A workbook's sheet to read (default: the first)."),
+]
+FormatQuery = Annotated[
+    Literal["csv", "xlsx"] | None,
+    Query(description="`xlsx` for a workbook (or `Accept` the xlsx type); default CSV."),
+]
+EXPORT_COLUMNS = [Column(name, LABELS[name]) for name in service.CSV_COLUMNS]
+IMPORT_FIELDS = [name for name in service.CSV_COLUMNS if name not in service.CSV_IGNORED]
+IMPORT_COLUMNS = [Column(name, LABELS[name]) for name in IMPORT_FIELDS]
 
 AsOf = Annotated[date | None, Query(description="The date the status refers to (default today).")]
 
@@ -157,7 +181,7 @@ async def certificate_stats(
 
 @router.post(
     "/certificates/import",
-    summary="Import certificates from CSV (all rows or none)",
+    summary="Import certificates from CSV or XLSX (all rows or none)",
     **IMPORT_ROUTE_DOCS,
 )
 async def import_certificates(
@@ -167,43 +191,65 @@ async def import_certificates(
     settings: SettingsDep,
     today: TodayDep,
     principal: Writer,
+    sheet: SheetQuery = None,
     dry_run: bool = False,
 ) -> JSONResponse:
-    """Import a CSV (UTF-8, header row of field names): every row stored, or none."""
-    spool = await spool_upload(request, max_bytes=settings.max_upload_bytes)
-    try:
-        check_utf8(spool)
+    """Import a CSV file (UTF-8 or GB18030, header row of field names) or an .xlsx workbook
+    (header of field names or their Chinese labels): every row stored, or none."""
+    upload = await receive_upload(request, max_bytes=settings.max_upload_bytes, sheet=sheet)
+    with upload:
         report = await service.import_csv(
             session=session,
             catalogue=catalogue,
             today=today,
-            spool=spool,
+            upload=upload,
             batch_size=settings.import_batch_size,
             dry_run=dry_run,
             actor=principal,
         )
-    finally:
-        spool.close()
     return JSONResponse(report, status_code=200 if dry_run else 201)
+
+
+@router.get(
+    "/certificates/import/template.xlsx",
+    summary="The XLSX import template: labelled header, an example row, enum lists",
+    response_class=StreamingResponse,
+    responses=TEMPLATE_RESPONSES,
+)
+async def import_template(principal: Reader) -> StreamingResponse:
+    return template_response(
+        "certificates-import-template.xlsx",
+        IMPORT_COLUMNS,
+        [IMPORT_EXAMPLE[name] for name in IMPORT_FIELDS],
+        enums=IMPORT_ENUMS,
+    )
 
 
 @router.get(
     "/certificates/export",
     response_class=StreamingResponse,
-    responses=CSV_EXPORT_RESPONSES,
+    responses=XLSX_EXPORT_RESPONSES,
 )
 async def export_certificates(
+    request: Request,
     sessionmaker: SessionmakerDep,
     catalogue: CatalogueDep,
     today: TodayDep,
     principal: Reader,
     filters: Filters,
+    format: FormatQuery = None,
 ) -> StreamingResponse:
-    """Stream the filtered certificates as CSV (UTF-8 with BOM)."""
+    """Stream the filtered certificates as CSV (UTF-8 with BOM) or, with `?format=xlsx` or
+    `Accept` the xlsx type, as a workbook (typed cells under Chinese labels)."""
     query = service.resolve_query(
         catalogue=catalogue, today=today, principal=principal, **filters.values
     )
-    rows = service.export_rows(sessionmaker=sessionmaker, catalogue=catalogue, query=query)
+    xlsx = wants_xlsx(request, format)
+    rows = service.export_rows(
+        sessionmaker=sessionmaker, catalogue=catalogue, query=query, typed=xlsx
+    )
+    if xlsx:
+        return xlsx_response("certificates.xlsx", EXPORT_COLUMNS, rows)
     return csv_response("certificates.csv", service.CSV_COLUMNS, rows)
 
 

@@ -195,3 +195,51 @@ class CertificateStats(BaseModel):
     families: list[str]
     by_county: list[CountyStats]
     totals: StatsTotals
+
+
+LABELS: dict[str, str] = {
+    "id": "编号",
+    "certificate_number": "证书编号",
+    "standard": "认证标准",
+    "family": "标准类别",
+    "certification_body": "认证机构",
+    "accreditation_body": "认可机构",
+    "enterprise_credit_code": "统一社会信用代码",
+    "enterprise_name": "企业名称",
+    "county_code": "县区代码",
+    "scope": "认证范围",
+    "sites": "认证场所",
+    "issued_on": "发证日期",
+    "expires_on": "有效期至",
+    "original_issued_on": "初次发证日期",
+    "confidential": "保密",
+    "status": "状态",
+    "status_since": "状态起始日期",
+}
+"""The Chinese column label of each export column: a workbook export's header, and what an
+import workbook's header may say instead of the field name."""
+
+IMPORT_ENUMS: dict[str, list[str]] = {
+    "status": [str(status) for status in CertificateStatus],
+    "confidential": ["true", "false"],
+}
+"""The choices of the import template's list validations."""
+
+IMPORT_EXAMPLE: dict[str, Any] = {
+    "certificate_number": "00124Q31234R0M",
+    "standard": "ISO 9001:2015",
+    "certification_body": "中国质量认证中心",
+    "accreditation_body": "CNAS",
+    "enterprise_credit_code": "91320300134789719F",
+    "enterprise_name": "徐州工程机械集团有限公司",
+    "county_code": "320323",
+    "scope": "工程机械的设计、生产和服务",
+    "sites": "徐州市铜山区; 徐州市经济技术开发区",
+    "issued_on": date(2024, 12, 1),
+    "expires_on": None,
+    "original_issued_on": None,
+    "confidential": "false",
+    "status": "valid",
+    "status_since": None,
+}
+"""The example row of the import template."""

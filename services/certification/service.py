@@ -7,7 +7,7 @@ import calendar
 import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
-from typing import IO, Any
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +17,7 @@ from certification.catalogue import Catalogue
 from certification.models import Certificate, CertificateHistory
 from certification.repository import CertificateQuery
 from certification.schemas import (
+    LABELS,
     STATUS_LABELS,
     CertificateCreate,
     CertificateHistoryRead,
@@ -34,7 +35,7 @@ from certification.schemas import (
 )
 from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
-from kit.csvio import RowError, batched, import_report, read_rows
+from kit.csvio import RowError, batched
 from kit.dates import add_years, business_date_errors
 from kit.errors import (
     Conflict,
@@ -46,6 +47,7 @@ from kit.errors import (
 )
 from kit.identifiers import county_code_error, new_id
 from kit.pagination import Page, PageParams
+from kit.xlsxio import Upload
 
 WRITE_SCOPE = "certificates:write"
 
@@ -668,11 +670,34 @@ async def export_rows(
     sessionmaker: Callable[[], AsyncSession],
     catalogue: Catalogue,
     query: CertificateQuery,
+    typed: bool = False,
 ) -> AsyncIterator[list[Any]]:
-    """CSV rows of every matching certificate, read in batches on a session of their own."""
+    """The rows of every matching certificate, read in batches on a session of their own:
+    text for CSV, or dates and booleans for a workbook when `typed`."""
     async for certificate, status in repository.stream_certificates(
         sessionmaker=sessionmaker, query=query
     ):
+        if typed:
+            yield [
+                certificate.id,
+                certificate.certificate_number,
+                certificate.standard,
+                catalogue.family_of(certificate.standard),
+                certificate.certification_body,
+                certificate.accreditation_body,
+                certificate.enterprise_credit_code,
+                certificate.enterprise_name,
+                certificate.county_code,
+                certificate.scope,
+                f"{SITE_SEPARATOR} ".join(certificate.sites or []),
+                certificate.issued_on,
+                certificate.expires_on,
+                certificate.original_issued_on,
+                bool(certificate.confidential),
+                status,
+                certificate.status_since,
+            ]
+            continue
         yield [
             certificate.id,
             certificate.certificate_number,
@@ -925,8 +950,8 @@ def _key_digest(number: str, body: str) -> bytes:
     return hashlib.blake2b(f"{body}\x00{number}".encode(), digest_size=12).digest()
 
 
-def _file_rows(spool: IO[bytes]) -> Iterator[tuple[int, dict[str, str]]]:
-    return read_rows(spool, required=CSV_REQUIRED, allowed=set(CSV_COLUMNS))
+def _file_rows(upload: Upload) -> Iterator[tuple[int, dict[str, str]]]:
+    return upload.rows(required=CSV_REQUIRED, allowed=set(CSV_COLUMNS), labels=LABELS)
 
 
 def _repeat_in_file(line: int, values: dict[str, Any], seen: dict[bytes, int]) -> RowError | None:
@@ -962,7 +987,7 @@ async def _check_file(
     session: AsyncSession,
     catalogue: Catalogue,
     today: date,
-    spool: IO[bytes],
+    upload: Upload,
     batch_size: int,
     actor: Principal,
 ) -> tuple[int, list[RowError]]:
@@ -973,7 +998,7 @@ async def _check_file(
     seen: dict[bytes, int] = {}
     rows = 0
     outside: list[int] = []
-    for batch in batched(_file_rows(spool), batch_size):
+    for batch in batched(_file_rows(upload), batch_size):
         rows += len(batch)
         keys: dict[tuple[str, str], int] = {}
         for line, raw in batch:
@@ -994,10 +1019,13 @@ async def _check_file(
     return rows, errors
 
 
-def _rejection(*, rows: int, errors: list[RowError], dry_run: bool) -> ImportRejected:
-    """The 422 of a file with bad rows, its report naming each by line and field."""
+def _rejection(
+    *, upload: Upload, rows: int, errors: list[RowError], dry_run: bool
+) -> ImportRejected:
+    """The 422 of a file with bad rows, its report naming each by line and field (and a
+    workbook's by column letter)."""
     errors = sorted(errors, key=lambda e: e.line)
-    report = import_report(rows=rows, errors=errors, dry_run=dry_run, stored=0)
+    report = upload.report(rows=rows, errors=errors, dry_run=dry_run, stored=0)
     return ImportRejected(
         f"{len({e.line for e in errors})} of {rows} rows have errors; nothing was stored.",
         title="Import rejected",
@@ -1006,7 +1034,7 @@ def _rejection(*, rows: int, errors: list[RowError], dry_run: bool) -> ImportRej
 
 
 def _imported(
-    values: dict[str, Any], *, line: int, actor: Principal, at: datetime
+    values: dict[str, Any], *, line: int, actor: Principal, at: datetime, kind: str = "csv"
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The certificate row of one checked CSV row, and its `imported` entry in the history."""
     certificate_id = new_id()
@@ -1017,7 +1045,7 @@ def _imported(
         "actor": actor.client_id,
         "actor_name": actor.client_name,
         "at": at,
-        "reason": f"CSV import, line {line}",
+        "reason": f"{kind.upper()} import, line {line}",
         "before": None,
         "after": None,
         "from_status": None,
@@ -1032,7 +1060,7 @@ async def _store_file(
     session: AsyncSession,
     catalogue: Catalogue,
     today: date,
-    spool: IO[bytes],
+    upload: Upload,
     batch_size: int,
     actor: Principal,
 ) -> int:
@@ -1040,12 +1068,12 @@ async def _store_file(
     inserted, a batch at a time. Returns the number stored."""
     at = now()
     stored = 0
-    for batch in batched(_file_rows(spool), batch_size):
+    for batch in batched(_file_rows(upload), batch_size):
         certificates, entries = [], []
         for line, raw in batch:
             values, _ = _parse_row(line, raw, catalogue, today)
             assert values is not None
-            certificate, entry = _imported(values, line=line, actor=actor, at=at)
+            certificate, entry = _imported(values, line=line, actor=actor, at=at, kind=upload.kind)
             certificates.append(certificate)
             entries.append(entry)
         await repository.insert_many(session=session, certificates=certificates, entries=entries)
@@ -1058,7 +1086,7 @@ async def import_csv(
     session: AsyncSession,
     catalogue: Catalogue,
     today: date,
-    spool: IO[bytes],
+    upload: Upload,
     batch_size: int,
     dry_run: bool,
     actor: Principal,
@@ -1069,24 +1097,24 @@ async def import_csv(
         session=session,
         catalogue=catalogue,
         today=today,
-        spool=spool,
+        upload=upload,
         batch_size=batch_size,
         actor=actor,
     )
     if rows == 0:
         raise ValidationFailed.single("file", "The file has a header but no data rows.")
     if errors:
-        raise _rejection(rows=rows, errors=errors, dry_run=dry_run)
+        raise _rejection(upload=upload, rows=rows, errors=errors, dry_run=dry_run)
     if dry_run:
-        return import_report(rows=rows, errors=[], dry_run=True, stored=0)
+        return upload.report(rows=rows, errors=[], dry_run=True, stored=0)
     stored = await _store_file(
         session=session,
         catalogue=catalogue,
         today=today,
-        spool=spool,
+        upload=upload,
         batch_size=batch_size,
         actor=actor,
     )
     if stored >= ANALYZE_AFTER_ROWS:
         await repository.refresh_statistics(session=session)
-    return import_report(rows=rows, errors=[], dry_run=False, stored=stored)
+    return upload.report(rows=rows, errors=[], dry_run=False, stored=stored)
