@@ -1,16 +1,17 @@
-"""CSV import and export of spot-checks.
+"""CSV and XLSX import and export of spot-checks.
 
 An import is read twice from its spooled file: first every row is validated (shape, rules,
 sample codes unique in the file and against the database) while nothing is stored; then, only
 if no row failed, the rows are inserted in batches with their history and outbox entries, all
-in the request's transaction. Nonconforming items travel as a JSON array in one column.
+in the request's transaction. Nonconforming items travel as a JSON array in one column. A
+workbook (kit.xlsxio) yields the same rows, its header naming fields or their `LABELS`.
 """
 
 import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import aclosing
 from datetime import date, datetime
-from typing import IO, Any
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from inspection import repository
 from inspection.catalogue import Catalogue
 from inspection.models import SpotCheck
-from inspection.schemas import Result, SpotCheckFields, SpotCheckFilters
+from inspection.schemas import LABELS, Result, SpotCheckFields, SpotCheckFilters
 from inspection.service import (
     RECORDED_FIELDS,
     Embargo,
@@ -31,10 +32,11 @@ from inspection.service import (
     utcnow,
 )
 from kit.auth import Principal
-from kit.csvio import RowError, batched, import_report, read_rows
+from kit.csvio import RowError, batched
 from kit.db import as_utc
 from kit.errors import FieldError, ValidationFailed
 from kit.identifiers import new_id
+from kit.xlsxio import Upload
 
 REQUIRED_COLUMNS = (
     "plan_code",
@@ -95,8 +97,8 @@ def _parse_row(
     return record, [(e.field, e.message) for e in errors]
 
 
-def _rows(spool: IO[bytes]) -> Iterator[tuple[int, dict[str, str]]]:
-    return read_rows(spool, required=REQUIRED_COLUMNS, allowed=ALLOWED_COLUMNS)
+def _rows(upload: Upload) -> Iterator[tuple[int, dict[str, str]]]:
+    return upload.rows(required=REQUIRED_COLUMNS, allowed=ALLOWED_COLUMNS, labels=LABELS)
 
 
 def _repeat_error(line: int, record: SpotCheckFields, first_line: int) -> RowError:
@@ -123,7 +125,7 @@ async def _stored_sample_errors(
 async def validate_upload(
     *,
     session: AsyncSession,
-    spool: IO[bytes],
+    upload: Upload,
     catalogue: Catalogue,
     today: date,
     principal: Principal,
@@ -134,7 +136,7 @@ async def validate_upload(
     seen: dict[tuple[str, str], int] = {}
     outside: list[int] = []
     rows = 0
-    for batch in batched(_rows(spool), CHECK_BATCH):
+    for batch in batched(_rows(upload), CHECK_BATCH):
         keyed: dict[tuple[str, str], int] = {}
         for line, values in batch:
             rows += 1
@@ -160,7 +162,10 @@ async def validate_upload(
 class _ImportBatch:
     """The rows of one insert batch: spot-checks with their history and outbox entries."""
 
-    def __init__(self, *, principal: Principal, now: datetime, request_id: str | None) -> None:
+    def __init__(
+        self, *, principal: Principal, now: datetime, request_id: str | None, kind: str = "csv"
+    ) -> None:
+        self.kind = kind
         self.principal = principal
         self.now = now
         self.request_id = request_id
@@ -190,7 +195,7 @@ class _ImportBatch:
                 version=1,
                 action="imported",
                 principal=self.principal,
-                reason="CSV import",
+                reason=f"{self.kind.upper()} import",
                 before=None,
                 after=snapshot(row),
                 now=self.now,
@@ -211,7 +216,7 @@ class _ImportBatch:
 async def store_upload(
     *,
     session: AsyncSession,
-    spool: IO[bytes],
+    upload: Upload,
     catalogue: Catalogue,
     today: date,
     principal: Principal,
@@ -221,8 +226,8 @@ async def store_upload(
     """Insert every row of an upload that `validate_upload` passed."""
     stored = 0
     now = utcnow()
-    for lines in batched(_rows(spool), batch_size):
-        batch = _ImportBatch(principal=principal, now=now, request_id=request_id)
+    for lines in batched(_rows(upload), batch_size):
+        batch = _ImportBatch(principal=principal, now=now, request_id=request_id, kind=upload.kind)
         for _line, values in lines:
             record, _problems = _parse_row(values, catalogue=catalogue, today=today)
             assert record is not None
@@ -240,7 +245,7 @@ async def store_upload(
 async def import_spot_checks(
     *,
     session: AsyncSession,
-    spool: IO[bytes],
+    upload: Upload,
     catalogue: Catalogue,
     today: date,
     principal: Principal,
@@ -250,10 +255,10 @@ async def import_spot_checks(
 ) -> dict[str, Any]:
     """Validate an upload, then store all of it or none: the per-row report."""
     rows, errors = await validate_upload(
-        session=session, spool=spool, catalogue=catalogue, today=today, principal=principal
+        session=session, upload=upload, catalogue=catalogue, today=today, principal=principal
     )
     if errors:
-        report = import_report(rows=rows, errors=errors, dry_run=dry_run, stored=0)
+        report = upload.report(rows=rows, errors=errors, dry_run=dry_run, stored=0)
         problem = ValidationFailed(
             [FieldError(e.field, e.message) for e in errors[:1]],
             detail=f"{report['error_count']} problem(s) in {rows} row(s); nothing was stored.",
@@ -266,14 +271,14 @@ async def import_spot_checks(
     if not dry_run:
         stored = await store_upload(
             session=session,
-            spool=spool,
+            upload=upload,
             catalogue=catalogue,
             today=today,
             principal=principal,
             batch_size=batch_size,
             request_id=request_id,
         )
-    return import_report(rows=rows, errors=[], dry_run=dry_run, stored=stored)
+    return upload.report(rows=rows, errors=[], dry_run=dry_run, stored=stored)
 
 
 def _cell(value: Any) -> Any:
@@ -288,10 +293,20 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _export_row(spot_check: SpotCheck, embargo: Embargo) -> list[Any]:
+def _typed_cell(value: Any) -> Any:
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, datetime):
+        return as_utc(value)
+    return value
+
+
+def _export_row(spot_check: SpotCheck, embargo: Embargo, *, typed: bool = False) -> list[Any]:
     """One spot-check's cells, its final result as the embargo lets it out (empty on a
-    re-inspection, as the API serves it)."""
-    cells = [_cell(getattr(spot_check, name)) for name in EXPORT_COLUMNS]
+    re-inspection, as the API serves it): text for CSV, or dates, booleans and numbers for
+    a workbook when `typed`."""
+    cell = _typed_cell if typed else _cell
+    cells = [cell(getattr(spot_check, name)) for name in EXPORT_COLUMNS]
     final_result = embargo.final_result(spot_check)
     cells[FINAL_RESULT_CELL] = final_result.value if final_result else None
     return cells
@@ -303,6 +318,7 @@ async def export_rows(
     filters: SpotCheckFilters,
     today: date,
     batch_size: int = 1000,
+    typed: bool = False,
 ) -> AsyncIterator[Sequence[Any]]:
     """Rows of an export, read in id order batch by batch on a session of its own."""
     async with (
@@ -316,4 +332,4 @@ async def export_rows(
         embargo = Embargo(today=today, lifted=filters.include_unpublished)
         async for batch in batches:
             for spot_check in batch:
-                yield _export_row(spot_check, embargo)
+                yield _export_row(spot_check, embargo, typed=typed)

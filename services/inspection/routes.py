@@ -1,7 +1,7 @@
 """HTTP routes of the inspection service."""
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -21,6 +21,9 @@ from inspection.dependencies import (
     unpublished_allowed,
 )
 from inspection.schemas import (
+    IMPORT_ENUMS,
+    IMPORT_EXAMPLE,
+    LABELS,
     SpotCheckCreate,
     SpotCheckHistoryList,
     SpotCheckRead,
@@ -28,13 +31,33 @@ from inspection.schemas import (
     SpotCheckUpdate,
 )
 from kit.concurrency import IfMatch
-from kit.csvio import CSV_EXPORT_RESPONSES, check_utf8, csv_response, spool_upload
+from kit.csvio import csv_response
 from kit.db import SessionDep
 from kit.identifiers import CountyCode
 from kit.pagination import Page, PageParamsDep
 from kit.schemas import IMPORT_ROUTE_DOCS
+from kit.xlsxio import (
+    TEMPLATE_RESPONSES,
+    XLSX_EXPORT_RESPONSES,
+    Column,
+    receive_upload,
+    template_response,
+    wants_xlsx,
+    xlsx_response,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["spot-checks"])
+
+SheetQuery = Annotated[
+    str | None,
+    Query(max_length=100, description="A workbook's sheet to read (default: the first)."),
+]
+FormatQuery = Annotated[
+    Literal["csv", "xlsx"] | None,
+    Query(description="`xlsx` for a workbook (or `Accept` the xlsx type); default CSV."),
+]
+EXPORT_COLUMNS = [Column(name, LABELS[name]) for name in bulk.EXPORT_COLUMNS]
+IMPORT_COLUMNS = [Column(name, LABELS[name]) for name in service.RECORDED_FIELDS]
 
 
 async def _nudge_outbox(request: Request) -> None:
@@ -112,7 +135,7 @@ async def spot_check_stats(
 
 @router.post(
     "/spot-checks/import",
-    summary="Import spot-checks from CSV (all rows or none)",
+    summary="Import spot-checks from CSV or XLSX (all rows or none)",
     **IMPORT_ROUTE_DOCS,
 )
 async def import_spot_checks(
@@ -124,14 +147,14 @@ async def import_spot_checks(
     today: TodayDep,
     request_id: RequestIdDep,
     background: BackgroundTasks,
+    sheet: SheetQuery = None,
     dry_run: bool = False,
 ) -> JSONResponse:
-    spool = await spool_upload(request, max_bytes=settings.max_upload_bytes)
-    try:
-        check_utf8(spool)
+    upload = await receive_upload(request, max_bytes=settings.max_upload_bytes, sheet=sheet)
+    with upload:
         report: dict[str, Any] = await bulk.import_spot_checks(
             session=session,
-            spool=spool,
+            upload=upload,
             catalogue=catalogue,
             today=today,
             principal=principal,
@@ -139,24 +162,40 @@ async def import_spot_checks(
             batch_size=settings.import_batch_size,
             request_id=request_id,
         )
-    finally:
-        spool.close()
     background.add_task(_nudge_outbox, request)
     return JSONResponse(report, status_code=200 if dry_run else 201, background=background)
 
 
 @router.get(
-    "/spot-checks/export",
-    summary="Stream spot-checks as CSV",
+    "/spot-checks/import/template.xlsx",
+    summary="The XLSX import template: labelled header, an example row, enum lists",
     response_class=StreamingResponse,
-    responses=CSV_EXPORT_RESPONSES,
+    responses=TEMPLATE_RESPONSES,
+)
+async def import_template(principal: Reader) -> StreamingResponse:
+    return template_response(
+        "spot-checks-import-template.xlsx",
+        IMPORT_COLUMNS,
+        [IMPORT_EXAMPLE[name] for name in service.RECORDED_FIELDS],
+        enums=IMPORT_ENUMS,
+    )
+
+
+@router.get(
+    "/spot-checks/export",
+    summary="Stream spot-checks as CSV or XLSX",
+    response_class=StreamingResponse,
+    responses=XLSX_EXPORT_RESPONSES,
 )
 async def export_spot_checks(
-    request: Request, filters: FiltersDep, today: TodayDep
+    request: Request, filters: FiltersDep, today: TodayDep, format: FormatQuery = None
 ) -> StreamingResponse:
+    xlsx = wants_xlsx(request, format)
     rows = bulk.export_rows(
-        sessionmaker=request.app.state.sessionmaker, filters=filters, today=today
+        sessionmaker=request.app.state.sessionmaker, filters=filters, today=today, typed=xlsx
     )
+    if xlsx:
+        return xlsx_response("spot-checks.xlsx", EXPORT_COLUMNS, rows)
     return csv_response("spot-checks.csv", bulk.EXPORT_COLUMNS, rows)
 
 

@@ -282,3 +282,64 @@ class StatsRow:
     product_category: str
     checked: int
     passed: int
+
+
+LABELS: dict[str, str] = {
+    "id": "编号",
+    "plan_code": "抽查计划编号",
+    "level": "抽查级别",
+    "product_category": "产品类别",
+    "product_name": "产品名称",
+    "enterprise_credit_code": "统一社会信用代码",
+    "enterprise_name": "企业名称",
+    "county_code": "县区代码",
+    "sample_code": "样品编号",
+    "sampled_on": "抽样日期",
+    "result": "检验结论",
+    "nonconforming_items": "不合格项目",
+    "mandatory_standard_violation": "违反强制性标准",
+    "testing_lab": "检验机构",
+    "report_number": "检验报告编号",
+    "refused": "拒检",
+    "unlicensed_referral": "无证移送",
+    "published_on": "公布日期",
+    "reinspection_of": "复检的原抽查编号",
+    "root_id": "首次抽查编号",
+    "final_result": "最终结论",
+    "created_by": "录入者",
+    "created_at": "创建时间",
+    "updated_at": "更新时间",
+}
+"""The Chinese column label of each export column: a workbook export's header, and what an
+import workbook's header may say instead of the field name."""
+
+IMPORT_ENUMS: dict[str, list[str]] = {
+    "level": [str(level) for level in Level],
+    "result": [str(result) for result in Result],
+    "mandatory_standard_violation": ["true", "false"],
+    "refused": ["true", "false"],
+    "unlicensed_referral": ["true", "false"],
+}
+"""The choices of the import template's list validations."""
+
+IMPORT_EXAMPLE: dict[str, Any] = {
+    "plan_code": "2024-GJ-01",
+    "level": "national",
+    "product_category": "food",
+    "product_name": "速冻水饺",
+    "enterprise_credit_code": "91320300134789719F",
+    "enterprise_name": "徐州市某某食品有限公司",
+    "county_code": "320323",
+    "sample_code": "S-0001",
+    "sampled_on": date(2024, 11, 1),
+    "result": "fail",
+    "nonconforming_items": '[{"item": "铅含量", "requirement": "≤0.5 mg/kg", '
+    '"measured": "0.9 mg/kg"}]',
+    "mandatory_standard_violation": "true",
+    "testing_lab": "徐州市产品质量监督检验中心",
+    "report_number": "XZ2024-0001",
+    "refused": "false",
+    "unlicensed_referral": "false",
+    "published_on": date(2024, 11, 8),
+}
+"""The example row of the import template."""
