@@ -27,7 +27,13 @@ from kit.auth import TokenMinter
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "gateway_alembic_version"
-_FASTAPI_DOC_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+_FASTAPI_DOC_ROUTES = {
+    "/openapi.json",
+    "/docs",
+    "/docs/openapi.json",
+    "/docs/oauth2-redirect",
+    "/redoc",
+}
 
 
 @asynccontextmanager

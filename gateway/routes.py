@@ -24,7 +24,7 @@ from gateway.schemas import (
 )
 from gateway.service import OAuthRefusal
 from kit.db import SessionDep
-from kit.docs import swagger_ui_page
+from kit.docs import VIEWER_DOCUMENT_URL, swagger_ui_page, viewer_document
 from kit.errors import PROBLEM_MEDIA_TYPE, problem_response
 from kit.pagination import Page, PageParamsDep
 
@@ -181,4 +181,12 @@ async def merged_openapi(request: Request) -> JSONResponse:
 async def docs() -> HTMLResponse:
     # Swagger UI's assets come from the gateway itself (`/docs/static`, kept from the kit's
     # docs routes), so the page works on a network without internet access.
-    return swagger_ui_page(openapi_url="/openapi.json", title="Quality Revitalization Platform API")
+    return swagger_ui_page(
+        openapi_url=VIEWER_DOCUMENT_URL, title="Quality Revitalization Platform API"
+    )
+
+
+@public.get(VIEWER_DOCUMENT_URL, include_in_schema=False)
+async def docs_document(request: Request) -> JSONResponse:
+    """The merged document in OpenAPI 3.0 terms, for the Swagger UI the gateway serves."""
+    return JSONResponse(viewer_document(await request.app.state.merged_spec.get()))

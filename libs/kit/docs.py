@@ -10,15 +10,17 @@ from swagger.io. That package carries no ReDoc, so apps serve no `/redoc`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from kit.errors import NotFound
 
 DOCS_URL = "/docs"
+VIEWER_DOCUMENT_URL = "/docs/openapi.json"
 OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"
 ASSETS_PREFIX = "/docs/static"
 ASSETS_ROUTE = f"{ASSETS_PREFIX}/{{name}}"
@@ -67,15 +69,70 @@ async def swagger_ui_asset(name: str) -> FileResponse:
     )
 
 
-def install_docs(app: FastAPI, *, openapi_url: str = "/openapi.json") -> None:
-    """`/docs`, its OAuth2 redirect page and its assets, on an app built with `docs_url=None`
-    and `redoc_url=None`. The routes sit at the top of the app's routes, where FastAPI puts its
+VIEWER_OPENAPI_VERSION = "3.0.3"
+_NULL = {"type": "null"}
+
+
+def viewer_document(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` (OpenAPI 3.1, as FastAPI writes it) restated in OpenAPI 3.0 for Swagger UI 4:
+    an `anyOf`/`oneOf` with `null` becomes `nullable`, a schema's `examples` list its
+    `example`, a numeric `exclusiveMinimum`/`exclusiveMaximum` a bound with the flag, `const`
+    a one-value `enum`; 3.1-only members are left out. The input is not changed."""
+    converted: dict[str, Any] = _restated(document)
+    converted["openapi"] = VIEWER_OPENAPI_VERSION
+    for member in ("webhooks", "jsonSchemaDialect"):
+        converted.pop(member, None)
+    return converted
+
+
+def _restated(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_restated(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    node = {key: _restated(item) for key, item in value.items()}
+    for union in ("anyOf", "oneOf"):
+        options = node.get(union)
+        if isinstance(options, list) and _NULL in options:
+            rest = [option for option in options if option != _NULL]
+            del node[union]
+            if len(rest) == 1 and "$ref" not in rest[0]:
+                node = {**rest[0], **node}
+            elif rest:
+                node["allOf" if len(rest) == 1 else union] = rest
+            node["nullable"] = True
+    kind = node.get("type")
+    if isinstance(kind, list):
+        kinds = [k for k in kind if k != "null"]
+        node["type"] = kinds[0] if len(kinds) == 1 else kinds
+        if len(kinds) < len(kind):
+            node["nullable"] = True
+        if len(kinds) != 1:
+            node.pop("type")
+    examples = node.get("examples")
+    if isinstance(examples, list):
+        del node["examples"]
+        if examples:
+            node.setdefault("example", examples[0])
+    for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        limit = node.get(exclusive)
+        if isinstance(limit, int | float) and not isinstance(limit, bool):
+            node[bound] = limit
+            node[exclusive] = True
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    return node
+
+
+def install_docs(app: FastAPI) -> None:
+    """`/docs`, the document it shows, its OAuth2 redirect page and its assets, on an app
+    built with `docs_url=None` and `redoc_url=None`. The routes sit at the top of the app's routes, where FastAPI puts its
     own, so an app serving a page of its own at `/docs` can drop them by path."""
 
     async def docs(request: Request) -> HTMLResponse:
         root_path = request.scope.get("root_path", "").rstrip("/")
         return swagger_ui_page(
-            openapi_url=root_path + openapi_url,
+            openapi_url=root_path + VIEWER_DOCUMENT_URL,
             title=f"{app.title} - Swagger UI",
             oauth2_redirect_url=root_path + OAUTH2_REDIRECT_URL,
             root_path=root_path,
@@ -84,6 +141,10 @@ def install_docs(app: FastAPI, *, openapi_url: str = "/openapi.json") -> None:
     async def oauth2_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
 
+    async def document() -> JSONResponse:
+        return JSONResponse(viewer_document(app.openapi()))
+
     app.add_api_route(DOCS_URL, docs, include_in_schema=False)
+    app.add_api_route(VIEWER_DOCUMENT_URL, document, include_in_schema=False)
     app.add_api_route(OAUTH2_REDIRECT_URL, oauth2_redirect, include_in_schema=False)
     app.add_api_route(ASSETS_ROUTE, swagger_ui_asset, include_in_schema=False)
