@@ -1,5 +1,7 @@
 """Every app's /docs works offline: the page and every asset it names come from the app."""
 
+from typing import Any
+
 from openapi_spec_validator import validate
 
 from kit.docs import viewer_document
@@ -63,7 +65,7 @@ async def test_the_page_reads_the_document_restated_in_openapi_3_0(sample: Harne
 
 def test_a_3_1_schema_is_restated_in_3_0_terms() -> None:
     ref = {"$ref": "#/components/schemas/Widget"}
-    document = {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "t", "version": "1"},
         "paths": {},
