@@ -309,7 +309,7 @@ def _svg(page: str, svg_id: str) -> ET.Element:
 
 
 def _bars(svg: ET.Element) -> list[ET.Element]:
-    return [r for r in svg.iter("rect") if "bar" in (r.get("class") or "").split()]
+    return [r for r in svg.iter("rect") if "chart-bar" in (r.get("class") or "").split()]
 
 
 def test_each_indicator_chart_has_one_bar_per_county_with_its_figures_in_the_title() -> None:
@@ -334,9 +334,9 @@ def test_each_indicator_chart_has_one_bar_per_county_with_its_figures_in_the_tit
     assert "actual —" in titles[2]
     assert "no_data" in titles[2]
     assert [b.get("class") for b in rate] == [
-        "bar county status-missed",
-        "bar county status-missed",
-        "bar county status-no_data",
+        "chart-bar county status-missed",
+        "chart-bar county status-missed",
+        "chart-bar county status-no_data",
     ]
     brands = _bars(_svg(page, "chart-famous_brands"))
     assert "actual 6, 目標 target 5" in (brands[0].findtext("title") or "")

@@ -2,9 +2,10 @@
 
 Two charts: per indicator, every county's actual against its target (a bar for the actual, a
 tick for the target); and for one county, each indicator's attainment (100 % is the target).
-Each bar is a `<rect class="bar …">` carrying an `aria-label` and a `<title>` that name the
-county or indicator, the actual and the target, so a screen reader or a tooltip tells the
-figures the bar draws. `data-*` attributes carry the raw values, as on the rest of the page.
+Each bar is a `<rect class="chart-bar …">` (not `bar`: the page's HTML bars are styled with a
+CSS `width`, which would size an SVG rect too) carrying an `aria-label` and a `<title>` that
+name the county or indicator, the actual and the target, so a screen reader or a tooltip tells
+the figures the bar draws. `data-*` attributes carry the raw values, as on the rest of the page.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 
 ROW_HEIGHT = 20
 BAR_HEIGHT = 12
-LABEL_WIDTH = 150
-PLOT_WIDTH = 360
-VALUE_WIDTH = 150
+LABEL_WIDTH = 130
+PLOT_WIDTH = 340
+VALUE_WIDTH = 140
 WIDTH = LABEL_WIDTH + PLOT_WIDTH + VALUE_WIDTH
 TOP = 6
 MAX_ATTAINMENT = 2.0
@@ -128,7 +129,7 @@ def indicator_chart(
                     f"{county}: 實際 actual {figure(actual, unit)}, "
                     f"目標 target {figure(target, unit)} · {status_label(status)} {status}"
                 ),
-                css=f"bar county status-{status}",
+                css=f"chart-bar county status-{status}",
                 data={
                     "county": standing["county_code"],
                     "actual": row.get("actual"),
@@ -175,7 +176,7 @@ def attainment_chart(
                     f"實際 actual {figure(actual, unit)}, 目標 target {figure(target, unit)} · "
                     f"{status_label(status)} {status}"
                 ),
-                css=f"bar indicator status-{status}",
+                css=f"chart-bar indicator status-{status}",
                 data={
                     "indicator": row["indicator"],
                     "attainment": row.get("attainment"),

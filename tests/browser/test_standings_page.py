@@ -7,6 +7,8 @@ the page before any data, loads the demo city with `scripts/load_demo.py` (twice
 publishes the year's run), then records a major quality incident in 鼓樓區 that no
 publication contains yet. Without a key the page must show the published run only (鼓樓區
 still commended); signed in with the read key, the live standings (鼓樓區 criticized).
+The page's charts draw one bar per county and indicator. `/docs` is opened with every
+address outside the gateway blocked, and still lists the standings operation.
 Screenshots go to `test-output/`.
 """
 
@@ -20,10 +22,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Route, sync_playwright
 
 from scripts.local_suite import local_suite
 
@@ -300,5 +303,91 @@ def test_the_ranking_on_the_page_equals_the_api_standings(target: Target, standi
             page.click('form.account button[type="submit"]')
             page.wait_for_selector("#sign-in")
             assert page.locator("#view").get_attribute("data-view") == "published"
+        finally:
+            browser.close()
+
+
+CHART_SCRIPT = """svgs => svgs.map(svg => ({
+    id: svg.id,
+    bars: [...svg.querySelectorAll('rect.chart-bar')].map(bar => ({
+        county: bar.dataset.county,
+        actual: bar.dataset.actual,
+        title: bar.querySelector('title').textContent,
+        width: bar.getBoundingClientRect().width,
+    })),
+}))"""
+
+
+def test_the_charts_draw_a_bar_per_county_and_indicator(target: Target, published: dict) -> None:
+    OUTPUT.mkdir(exist_ok=True)
+    standings = published["standings"]
+    expected: dict[str, list[str]] = {}
+    for standing in standings["items"]:
+        for row in standing["indicators"]:
+            expected.setdefault(f"chart-{row['indicator']}", []).append(standing["county_code"])
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{target.page_url}/?year={YEAR}", timeout=60_000)
+            page.wait_for_selector("#charts svg.indicator-chart rect.chart-bar", state="attached")
+            charts = page.eval_on_selector_all("#charts svg.indicator-chart", CHART_SCRIPT)
+            page.locator("#charts").screenshot(path=str(OUTPUT / "standings-charts.png"))
+            assert {c["id"]: [b["county"] for b in c["bars"]] for c in charts} == expected
+            drawn = [b for c in charts for b in c["bars"] if b["width"] > 0]
+            assert len(drawn) > len(charts), "bars with an actual are drawn, not only listed"
+            for chart in charts:
+                # Drawn to scale: a larger actual is a longer bar, a zero or none no bar.
+                measured = sorted(
+                    (float(b["actual"]), b["width"]) for b in chart["bars"] if b["actual"]
+                )
+                widths = [width for _, width in measured]
+                assert widths == sorted(widths), chart["id"]
+                assert all(w == 0 for a, w in measured if a == 0), chart["id"]
+                assert all(w > 0 for a, w in measured if a > 0), chart["id"]
+            names = {s["county_code"]: s["county_name"] for s in standings["items"]}
+            for chart in charts:
+                for bar in chart["bars"]:
+                    assert bar["title"].startswith(f"{names[bar['county']]} {bar['county']}:")
+                    assert "target" in bar["title"]
+
+            county = standings["items"][0]
+            page.goto(f"{target.page_url}/counties/{county['county_code']}?year={YEAR}")
+            chart = page.locator(f"#attainment-{county['county_code']}")
+            chart.wait_for(state="attached")
+            assert chart.locator("rect.chart-bar").count() == len(county["indicators"])
+            chart.screenshot(path=str(OUTPUT / f"attainment-{county['county_code']}.png"))
+        finally:
+            browser.close()
+
+
+def test_the_docs_list_the_standings_with_every_outside_address_blocked(target: Target) -> None:
+    OUTPUT.mkdir(exist_ok=True)
+    own = urlsplit(target.page_url).netloc
+    blocked: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+
+            def only_the_gateway(route: Route) -> None:
+                if urlsplit(route.request.url).netloc == own:
+                    route.continue_()
+                else:
+                    blocked.append(route.request.url)
+                    route.abort()
+
+            context.route("**/*", only_the_gateway)
+            page = context.new_page()
+            page.goto(f"{target.page_url}/docs", timeout=60_000)
+            operation = page.locator(
+                ".opblock-get .opblock-summary-path"
+                '[data-path="/api/v1/assessments/{year}/standings"]'
+            )
+            operation.wait_for(timeout=60_000)
+            operation.scroll_into_view_if_needed()
+            page.screenshot(path=str(OUTPUT / "docs-offline.png"))
+            assert page.locator(".swagger-ui .info .title").count() == 1
+            assert blocked == []
         finally:
             browser.close()
