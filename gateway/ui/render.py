@@ -394,7 +394,8 @@ def standings_page(
 {_view(data, view, run)}
 <p class="meta">截至 as of <span id="as-of">{e(data.get("as_of"))}</span> ·
 目標版本 target set v{e(meta.get("target_set_version"))} ·
-<a href="{source}">JSON</a></p>
+<a href="{source}">JSON</a> ·
+<a class="download" id="standings-xlsx" href="{source}?format=xlsx" download>XLSX</a></p>
 {_completeness(meta)}
 {beside}
 <section id="ranking">
