@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import pypdfium2
 import pytest
 from playwright.sync_api import Route, sync_playwright
 
@@ -391,3 +392,31 @@ def test_the_docs_list_the_standings_with_every_outside_address_blocked(target: 
             assert blocked == []
         finally:
             browser.close()
+
+
+REPORT_OUTCOMES = {"commended": "通報表揚", "criticized": "通報批評", "none": "—"}
+"""How the year-end report words each outcome."""
+
+
+def test_the_published_report_and_workbook_download_through_the_gateway(
+    target: Target, published: dict
+) -> None:
+    """The year-end report of the published run, through the gateway: every county's name,
+    score and outcome in its text, and its pages as PNG beside the screenshots."""
+    headers = {"X-API-Key": target.read_key}
+    run_url = f"{target.api_url}/api/v1/assessments/{YEAR}/runs/{published['id']}"
+    report = httpx.get(f"{run_url}/report.pdf", headers=headers, timeout=60)
+    assert report.status_code == 200, report.text
+    assert report.headers["content-type"] == "application/pdf"
+    document = pypdfium2.PdfDocument(report.content)
+    text = "\n".join(page.get_textpage().get_text_range() for page in document)
+    for standing in published["standings"]["items"]:
+        assert standing["county_name"] in text
+        assert REPORT_OUTCOMES[standing["outcome"]] in text
+    OUTPUT.mkdir(exist_ok=True)
+    (OUTPUT / "report.pdf").write_bytes(report.content)
+    for number, page in enumerate(document, start=1):
+        page.render(scale=1.5).to_pil().save(OUTPUT / f"report-page-{number}.png")
+    workbook = httpx.get(run_url, params={"format": "xlsx"}, headers=headers, timeout=60)
+    assert workbook.status_code == 200, workbook.text
+    assert workbook.content[:2] == b"PK"
