@@ -110,7 +110,7 @@ def render_run_report(
         for standing in chosen:
             reasons = "；".join(_reasons(standing)) or "—"
             pdf.paragraph(
-                f"{standing.get('county_name')}（得分 {number(standing.get('score'))}）：{reasons}"
+                f"{standing.get('county_name')}（得分{number(standing.get('score'))}）：{reasons}"
             )
     not_assessed = [s for s in items if s.get("outcome") == "not_assessed"]
     if not_assessed:
@@ -118,7 +118,7 @@ def render_run_report(
         for standing in not_assessed:
             missing = "、".join(standing.get("not_assessed") or []) or "—"
             pdf.paragraph(f"{standing.get('county_name')}：缺少 {missing}")
-    if pdf.will_page_break(60):
+    if pdf.will_page_break(95):
         pdf.add_page()
     pdf.heading("四、各項指標完成情況")
     indicators: dict[str, str] = {}
