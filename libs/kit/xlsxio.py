@@ -14,17 +14,19 @@ become the text a CSV file would hold: a date cell its ISO date, a whole number 
 ".0", a boolean "true" / "false"; text is taken as it is (a workbook needs no formula
 prefix, see below).
 
-Memory stays bounded: python-calamine holds the sheet's cells while the service iterates
-its rows, so the zip is checked first, in a worker thread: its expanded size at most
+Memory stays bounded: python-calamine holds the sheet's cells while the service iterates its
+rows, so the zip is checked first, in a worker thread: its expanded size at most
 `MAX_EXPANDED_BYTES`, each sheet at most `MAX_COLUMNS` columns and `MAX_SHEET_CELLS` cells
-of extent (read from the sheet's cell references, so a small file cannot claim a grid of
-billions of cells). Exports are written by XlsxWriter in `constant_memory` mode (one row
-in memory) to a temporary file, then streamed; every text cell is written with
-`write_string`, so a value such as `=cmd|...` stays text and is never a formula.
-`bench/xlsx_bench.py` (brand registry, SQLite, 2026-12-02): a 100,000-row workbook
-(13 columns, 5.2 MiB) imports in 12.6-13.4 s with the service's RSS peaking at 229 MiB
-(107-111 MiB before); exporting the 100,000 listings as a workbook (10.1 MiB) takes
-13.4-14.1 s and peaks at 156-157 MiB, 3 MiB above its RSS when it started.
+of extent (read from its row and cell tags, so a small file cannot claim a grid of billions
+of cells), no cell or shared string over `MAX_CELL_XML_BYTES`; then the sheet is read, in
+the same worker thread, so the event loop keeps serving other requests meanwhile. Exports
+are written by XlsxWriter in `constant_memory` mode (one row in memory) to a temporary file,
+then streamed; every text cell is written with `write_string`, so a value such as `=cmd|...`
+stays text and is never a formula. `bench/xlsx_bench.py` (brand registry, SQLite,
+2026-12-02): a 100,000-row workbook (13 columns, 5.2 MiB) imports in 12.3-13.4 s with the
+service's RSS peaking at 229-233 MiB (107-111 MiB before); exporting the 100,000 listings as
+a workbook (10.1 MiB) takes 12.7-14.1 s and peaks at 156-159 MiB, 3 MiB above its RSS when
+it started.
 """
 
 from __future__ import annotations
@@ -61,13 +63,16 @@ from kit.csvio import (
 from kit.errors import ValidationFailed
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-MAX_EXPANDED_BYTES = 1024 * 1024 * 1024
+MAX_EXPANDED_BYTES = 256 * 1024 * 1024
 MAX_SHEET_CELLS = 2_000_000
 """A sheet's extent (rows x columns, empty cells included) may be at most this: python-calamine
 holds a sheet's cells while its rows are iterated (about 90 bytes a cell), so this bounds the
 memory of an import whatever the upload's size; 100,000 rows of 20 columns fit."""
 CHUNK = 64 * 1024
-_CELL_REF = re.compile(rb'<(?:\w+:)?c\b[^>]*?\br="([A-Z]{1,3})([0-9]{1,7})"')
+MAX_CELL_XML_BYTES = 4 * 1024 * 1024
+"""The most XML one cell (or one shared string) may take: a CSV row may hold 1 MiB."""
+_TAG = re.compile(rb"<(?:\w+:)?(row|c|si)\b([^>]*)>")
+_REF = re.compile(rb'\br="([A-Z]{0,3})([0-9]{0,7})"')
 
 
 def column_letter(index: int) -> str:
@@ -96,7 +101,12 @@ class Upload:
     sheet: str | None = None
     encoding: str | None = None
     columns: dict[str, str] = field(default_factory=dict)
-    _others: list[IO[bytes]] = field(default_factory=list)
+    _loaded: Any = None
+
+    def load(self) -> None:
+        """Check a workbook's zip and read its sheet (synchronous: run it in a thread)."""
+        check_workbook(self.file)
+        self._loaded = load_sheet(self.file, self.sheet)
 
     def __enter__(self) -> Upload:
         return self
@@ -106,8 +116,7 @@ class Upload:
 
     def close(self) -> None:
         self.file.close()
-        for other in self._others:
-            other.close()
+        self._loaded = None
 
     def rows(
         self,
@@ -128,6 +137,7 @@ class Upload:
                 ignored=ignored,
                 sheet=self.sheet,
                 columns=self.columns,
+                loaded=self._loaded,
             )
         self.encoding = csv_encoding(self.file)
         return read_rows(self.file, required=required, allowed=allowed, encoding=self.encoding)
@@ -153,7 +163,8 @@ def _is_xlsx(content_type: str | None, filename: str | None = None) -> bool:
 
 async def receive_upload(request: Request, *, max_bytes: int, sheet: str | None = None) -> Upload:
     """The import body spooled (413 past `max_bytes`): a CSV file, a workbook, or either as
-    the file of a multipart upload; a workbook's zip is checked before it is read."""
+    the file of a multipart upload. A CSV file's encoding is found, a workbook's zip checked
+    and its sheet read, in a worker thread, so the event loop serves other requests."""
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";")[0].strip().lower()
     if media == "multipart/form-data":
@@ -176,7 +187,7 @@ async def receive_upload(request: Request, *, max_bytes: int, sheet: str | None 
     else:
         return Upload(await spool_upload(request, max_bytes=max_bytes), "csv")
     try:
-        await asyncio.to_thread(check_workbook, upload.file)
+        await asyncio.to_thread(upload.load)
     except BaseException:
         upload.close()
         raise
@@ -225,8 +236,12 @@ def check_workbook(spool: IO[bytes]) -> None:
             raise ValidationFailed.single(
                 "file", f"The workbook expands past the limit of {MAX_EXPANDED_BYTES} bytes."
             )
-        sheets = [m for m in members if m.filename.startswith("xl/worksheets/sheet")]
-        if not sheets:
+        sheets = [
+            m
+            for m in members
+            if m.filename.startswith("xl/worksheets/sheet") or m.filename == "xl/sharedStrings.xml"
+        ]
+        if not any(m.filename.startswith("xl/worksheets/sheet") for m in sheets):
             raise ValidationFailed.single("file", "The workbook has no worksheet.")
         for member in sheets:
             _check_extent(archive, member)
@@ -238,17 +253,42 @@ def check_workbook(spool: IO[bytes]) -> None:
 
 
 def _check_extent(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
+    """The sheet's rows, columns and longest cell, from its `<row>` and `<c>` tags (whose
+    `r` attribute is optional: without it a row or cell follows the one before)."""
     max_row = max_column = cells = 0
+    row = 0
+    column = -1
+    last = 0
+    offset = 0
     tail = b""
     with archive.open(member) as xml:
         while chunk := xml.read(CHUNK):
             data = tail + chunk
             cut = data.rfind(b"<")
             body, tail = (data[:cut], data[cut:]) if cut > 0 else (data, b"")
-            for match in _CELL_REF.finditer(body):
+            for match in _TAG.finditer(body):
+                at = offset + match.start()
+                if at - last > MAX_CELL_XML_BYTES:
+                    raise ValidationFailed.single(
+                        "file",
+                        f"The sheet has a cell longer than the limit of {MAX_CELL_XML_BYTES} "
+                        "bytes.",
+                    )
+                last = at
+                if match.group(1) == b"si":
+                    continue
+                ref = _REF.search(match.group(2))
+                if match.group(1) == b"row":
+                    row = int(ref.group(2)) if ref and ref.group(2) else row + 1
+                    column = -1
+                    max_row = max(max_row, row)
+                    continue
                 cells += 1
-                column = _column_index(match.group(1))
-                row = int(match.group(2))
+                if ref and ref.group(1):
+                    column = _column_index(ref.group(1))
+                    row = int(ref.group(2)) if ref.group(2) else row
+                else:
+                    column += 1
                 if column >= MAX_COLUMNS:
                     raise ValidationFailed.single(
                         "header",
@@ -257,6 +297,11 @@ def _check_extent(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
                     )
                 max_column = max(max_column, column + 1)
                 max_row = max(max_row, row)
+            offset += len(body)
+    if offset + len(tail) - last > MAX_CELL_XML_BYTES:
+        raise ValidationFailed.single(
+            "file", f"The sheet has a cell longer than the limit of {MAX_CELL_XML_BYTES} bytes."
+        )
     if max_row * max_column > MAX_SHEET_CELLS:
         raise ValidationFailed.single(
             "file",
@@ -291,24 +336,32 @@ def read_xlsx_rows(
     ignored: Iterable[str] = (),
     sheet: str | None = None,
     columns: dict[str, str] | None = None,
+    loaded: Any = None,
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """Each data row of the first sheet (or `sheet`) as (row number, {field: text}).
 
     The header row (the sheet's first) names fields or their `labels`; `columns`, when
     given, is filled with each field's column letter once the header is read. A row over
     `MAX_ROW_BYTES` or wider than the header is reported for its line (`__error__`).
+    `loaded` is the sheet `load_sheet` read already (then `spool` is not read again).
     """
+    opened = loaded if loaded is not None else load_sheet(spool, sheet)
+    yield from _sheet_rows(opened, set(required), set(allowed), labels, set(ignored), columns)
+
+
+def load_sheet(spool: IO[bytes], sheet: str | None = None) -> Any:
+    """The first sheet (or `sheet`) read by python-calamine, which reads it whole: seconds
+    for 100,000 rows, so an upload's is read in a worker thread by `receive_upload`."""
     spool.seek(0)
     try:
         workbook = python_calamine.CalamineWorkbook.from_filelike(spool)
     except Exception as error:  # calamine's errors share no base class
         raise ValidationFailed.single("file", f"The workbook cannot be read: {error}.") from None
     try:
-        yield from _sheet_rows(
-            workbook, sheet, set(required), set(allowed), labels, set(ignored), columns
-        )
+        return _open_sheet(workbook, sheet)
     finally:
         workbook.close()
+        spool.seek(0)
 
 
 def _open_sheet(workbook: Any, sheet: str | None) -> Any:
@@ -326,15 +379,13 @@ def _open_sheet(workbook: Any, sheet: str | None) -> Any:
 
 
 def _sheet_rows(
-    workbook: Any,
-    sheet: str | None,
+    opened: Any,
     required: set[str],
     allowed: set[str],
     labels: Mapping[str, str],
     ignored: set[str],
     columns: dict[str, str] | None,
 ) -> Iterator[tuple[int, dict[str, str]]]:
-    opened = _open_sheet(workbook, sheet)
     start = opened.start or (0, 0)
     first_row, first_column = start
     by_label = {label: name for name, label in labels.items()}

@@ -192,3 +192,55 @@ def test_the_writer_types_cells_and_keeps_formula_text_as_text() -> None:
     assert values[2][0] == "+SUM(A1)"
     assert values[2][1] == dt.datetime(2024, 12, 1, 8, 0)
     assert values[2][2] is True
+
+
+def _raw_workbook(sheet_xml: str, strings: str | None = None) -> io.BytesIO:
+    """A workbook zip around the given sheet XML (what a hand-made file may hold)."""
+    buffer = io.BytesIO()
+    base = workbook([["name"], ["甲"]])
+    with zipfile.ZipFile(base) as source, zipfile.ZipFile(buffer, "w") as target:
+        for item in source.infolist():
+            if strings is not None and item.filename == "xl/sharedStrings.xml":
+                continue
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = sheet_xml.encode()
+            target.writestr(item, data)
+        if strings is not None:
+            target.writestr("xl/sharedStrings.xml", strings)
+    buffer.seek(0)
+    return buffer
+
+
+SHEET = (
+    '<?xml version="1.0" encoding="UTF-8"?><worksheet '
+    'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>{}'
+    "</sheetData></worksheet>"
+)
+
+
+def test_cells_without_references_are_counted_by_position() -> None:
+    wide = '<row r="1">' + "<c><v>1</v></c>" * 250 + "</row>"
+    with pytest.raises(ValidationFailed) as caught:
+        check_workbook(_raw_workbook(SHEET.format(wide)))
+    assert "column GS" in caught.value.errors[0].message
+    tall = '<row r="1"><c t="inlineStr"><is><t>name</t></is></c></row>' + (
+        '<row r="1048576">' + "<c><v>1</v></c>" * 3 + "</row>"
+    )
+    with pytest.raises(ValidationFailed) as caught:
+        check_workbook(_raw_workbook(SHEET.format(tall)))
+    assert "spans 1048576 rows by 3 columns" in caught.value.errors[0].message
+    plain = '<row><c t="inlineStr"><is><t>name</t></is></c></row><row><c><v>7</v></c></row>'
+    data = _raw_workbook(SHEET.format(plain))
+    assert read(data) == [(2, {"name": "7"})]
+
+
+def test_a_giant_cell_or_shared_string_is_refused_before_it_is_read() -> None:
+    huge = '<row r="1"><c t="inlineStr"><is><t>' + "x" * (5 * 1024 * 1024) + "</t></is></c></row>"
+    with pytest.raises(ValidationFailed) as caught:
+        check_workbook(_raw_workbook(SHEET.format(huge)))
+    assert "a cell longer than the limit" in caught.value.errors[0].message
+    strings = "<sst><si><t>" + "x" * (5 * 1024 * 1024) + "</t></si><si><t>y</t></si></sst>"
+    with pytest.raises(ValidationFailed) as caught:
+        check_workbook(_raw_workbook(SHEET.format('<row r="1"><c><v>1</v></c></row>'), strings))
+    assert "a cell longer than the limit" in caught.value.errors[0].message

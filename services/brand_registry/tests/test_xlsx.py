@@ -228,3 +228,30 @@ async def test_an_xlsx_date_past_today_is_refused_like_a_csv_one(service: Harnes
     assert response.status_code == 422, response.text
     error = response.json()["errors"][0]
     assert (error["line"], error["column"], error["field"]) == (3, "I", "awarded_on")
+
+
+async def test_a_multipart_csv_file_and_bad_multipart_bodies(service: Harness) -> None:
+    text = csv_bytes([row(1)], bom=False).decode()
+    csv_part = await service.client().post(
+        IMPORT, files={"file": ("名牌.csv", text.encode("gbk"), "text/csv")}
+    )
+    assert csv_part.status_code == 201, csv_part.text
+    assert csv_part.json()["encoding"] == "gb18030"
+    no_file = await service.client().post(
+        IMPORT,
+        content=b'--x\r\nContent-Disposition: form-data; name="note"\r\n\r\nabc\r\n--x--\r\n',
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert no_file.status_code == 422, no_file.text
+    assert "no file part" in no_file.json()["errors"][0]["message"]
+    broken = await service.client().post(
+        IMPORT,
+        content=b'--x\r\nContent-Disposition: form-data; name="file"\r\n\r\nabc',
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert broken.status_code == 422, broken.text
+    assert broken.headers["content-type"] == "application/problem+json"
+    no_boundary = await service.client().post(
+        IMPORT, content=b"abc", headers={"Content-Type": "multipart/form-data"}
+    )
+    assert no_boundary.status_code == 422, no_boundary.text
