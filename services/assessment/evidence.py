@@ -2,7 +2,6 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import quote
 
 import structlog
 from fastapi import FastAPI
@@ -26,11 +25,3 @@ async def evidence_lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.evidence_store = store
     logger.info("evidence_store", store=store.describe(), max_bytes=settings.evidence_max_bytes)
     yield
-
-
-def content_disposition(name: str) -> str:
-    """`attachment` with an ASCII fallback name and the UTF-8 one (RFC 6266, RFC 8187)."""
-    fallback = "".join(
-        c if c.isascii() and c.isprintable() and c not in {'"', "\\"} else "_" for c in name
-    )
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"

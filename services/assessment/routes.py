@@ -22,7 +22,6 @@ from assessment.dependencies import (
     Writer,
     Year,
 )
-from assessment.evidence import content_disposition
 from assessment.schemas import (
     KEY_PATTERN,
     AssessmentHistoryRead,
@@ -50,6 +49,7 @@ from assessment.schemas import (
 from assessment.standings import strip_explanations
 from kit.concurrency import IfMatch
 from kit.db import SessionDep
+from kit.downloads import content_disposition
 from kit.pagination import Page, PageParamsDep
 from kit.storage import receive_upload
 
