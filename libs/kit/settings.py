@@ -75,6 +75,10 @@ class ServiceSettings(BaseSettings):
         """The county and district codes this deployment serves."""
         return frozenset(region["code"] for region in load_json(self.regions_file))
 
+    def region_names(self) -> dict[str, str]:
+        """Each county's and district's name by its code."""
+        return {region["code"]: region["name"] for region in load_json(self.regions_file)}
+
     def resolved_secret(self) -> bytes:
         """The signing secret for cursors: configured, or kept in a file under `var/`."""
         if self.secret_key is not None:

@@ -2,7 +2,7 @@
 product category catalogue, read once when the app is built."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from inspection.settings import Settings
 from kit.identifiers import county_code_error
@@ -17,6 +17,7 @@ class Catalogue:
     regions: frozenset[str]
     categories: Mapping[str, str]
     bulletin_horizon_years: int = 1
+    county_names: Mapping[str, str] = field(default_factory=dict)
 
     def category_label(self, code: str) -> str:
         """The Chinese name of a category (the code itself when it is not in the catalogue)."""
@@ -44,4 +45,5 @@ def load_catalogue(settings: Settings) -> Catalogue:
         regions=settings.region_codes(),
         categories=categories,
         bulletin_horizon_years=settings.bulletin_horizon_years,
+        county_names=settings.region_names(),
     )

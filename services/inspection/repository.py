@@ -1,6 +1,6 @@
 """Every query of the inspection service; functions flush, the request commits."""
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -233,6 +233,27 @@ def _filtered(query: Select[Any], filters: SpotCheckFilters, today: date) -> Sel
     if not filters.include_unpublished:
         conditions.append(_visible(today))
     return query.where(*conditions) if conditions else query
+
+
+async def bulletin_checks(
+    *,
+    session: AsyncSession,
+    plan_code: str,
+    level: str,
+    today: date,
+    county_codes: Collection[str] | None,
+) -> list[SpotCheck]:
+    """The checks of one plan and level whose bulletin day has come, as a bulletin lists them:
+    by county, then enterprise, then sample."""
+    query = select(SpotCheck).where(
+        col(SpotCheck.plan_code) == plan_code, col(SpotCheck.level) == level, _visible(today)
+    )
+    if county_codes is not None:
+        query = query.where(col(SpotCheck.county_code).in_(sorted(county_codes)))
+    query = query.order_by(
+        col(SpotCheck.county_code), col(SpotCheck.enterprise_name), col(SpotCheck.sample_code)
+    )
+    return list((await session.execute(query)).scalars())
 
 
 async def list_spot_checks(

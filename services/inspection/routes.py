@@ -3,7 +3,7 @@
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from inspection import bulk, service
@@ -24,6 +24,7 @@ from inspection.schemas import (
     IMPORT_ENUMS,
     IMPORT_EXAMPLE,
     LABELS,
+    Level,
     SpotCheckCreate,
     SpotCheckHistoryList,
     SpotCheckRead,
@@ -33,12 +34,14 @@ from inspection.schemas import (
 from kit.concurrency import IfMatch
 from kit.csvio import csv_response
 from kit.db import SessionDep
+from kit.downloads import content_disposition
 from kit.identifiers import CountyCode
 from kit.pagination import Page, PageParamsDep
 from kit.schemas import IMPORT_ROUTE_DOCS
 from kit.xlsxio import (
     TEMPLATE_RESPONSES,
     XLSX_EXPORT_RESPONSES,
+    XLSX_MEDIA_TYPE,
     Column,
     receive_upload,
     template_response,
@@ -197,6 +200,73 @@ async def export_spot_checks(
     if xlsx:
         return xlsx_response("spot-checks.xlsx", EXPORT_COLUMNS, rows)
     return csv_response("spot-checks.csv", bulk.EXPORT_COLUMNS, rows)
+
+
+def _bulletin_query(
+    plan_code: Annotated[str, Query(min_length=1, max_length=64, description="the plan's code")],
+    level: Annotated[Level, Query(description="the level of the checks")],
+) -> tuple[str, Level]:
+    return plan_code, level
+
+
+BulletinQuery = Annotated[tuple[str, Level], Depends(_bulletin_query)]
+
+
+@router.get(
+    "/spot-checks/bulletin.pdf",
+    summary="The bulletin (抽查結果公告) of a plan and level as an A4 PDF: the checks published"
+    " by today, each enterprise, product, result and nonconforming item",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}
+    },
+)
+async def bulletin_pdf(
+    session: SessionDep,
+    principal: Reader,
+    today: TodayDep,
+    catalogue: CatalogueDep,
+    settings: SettingsDep,
+    query: BulletinQuery,
+) -> Response:
+    plan_code, level = query
+    checks = await service.bulletin_checks(
+        session=session, plan_code=plan_code, level=level, today=today, principal=principal
+    )
+    pdf = await service.bulletin_pdf(
+        checks, plan_code=plan_code, level=level, catalogue=catalogue, font=settings.report_font
+    )
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": content_disposition(f"抽查結果公告-{plan_code}.pdf")},
+    )
+
+
+@router.get(
+    "/spot-checks/bulletin.xlsx",
+    summary="The bulletin of a plan and level as a workbook",
+    response_class=Response,
+    responses={
+        200: {"content": {XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}
+    },
+)
+async def bulletin_xlsx(
+    session: SessionDep,
+    principal: Reader,
+    today: TodayDep,
+    catalogue: CatalogueDep,
+    query: BulletinQuery,
+) -> Response:
+    plan_code, level = query
+    checks = await service.bulletin_checks(
+        session=session, plan_code=plan_code, level=level, today=today, principal=principal
+    )
+    return Response(
+        service.bulletin_xlsx(checks, plan_code=plan_code, level=level, catalogue=catalogue),
+        media_type=XLSX_MEDIA_TYPE,
+        headers={"Content-Disposition": content_disposition(f"抽查結果公告-{plan_code}.xlsx")},
+    )
 
 
 @router.get("/spot-checks/{spot_check_id}", summary="One spot-check")

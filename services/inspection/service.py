@@ -4,12 +4,15 @@ corrections with history, the embargo, the stats, and the notices to the brand r
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import anyio
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inspection import repository
+from inspection.bulletin import render_bulletin_pdf, render_bulletin_xlsx
 from inspection.catalogue import Catalogue
 from inspection.models import OutboxMessage, SpotCheck, SpotCheckHistory
 from inspection.schemas import (
@@ -42,6 +45,7 @@ from kit.db import as_utc
 from kit.errors import Conflict, FieldError, NotFound, ValidationFailed, field_name
 from kit.identifiers import new_id
 from kit.pagination import Page, PageParams
+from kit.pdf import find_font
 
 REVIEW_FLAG = "brand_review_flag"
 RECORDED_FIELDS = tuple(SpotCheckFields.model_fields)
@@ -1086,4 +1090,59 @@ async def spot_check_stats(
         findings_by_county=_findings_by_county(findings, counties=counties_shown),
         findings_totals=_count_findings(findings),
         finding_records=findings,
+    )
+
+
+# Bulletins
+
+
+async def bulletin_checks(
+    *, session: AsyncSession, plan_code: str, level: Level, today: date, principal: Principal
+) -> list[SpotCheck]:
+    """The checks of a plan and level the public may know by `today` (a bound reader's
+    counties only); 404 when there are none."""
+    checks = await repository.bulletin_checks(
+        session=session,
+        plan_code=plan_code,
+        level=level.value,
+        today=today,
+        county_codes=principal.readable_counties(),
+    )
+    if not checks:
+        raise NotFound(
+            f"No {LEVEL_LABELS[level]} of plan {plan_code!r} has been published by {today}.",
+            field="plan_code",
+        )
+    return checks
+
+
+async def bulletin_pdf(
+    checks: list[SpotCheck],
+    *,
+    plan_code: str,
+    level: Level,
+    catalogue: Catalogue,
+    font: Path | None,
+) -> bytes:
+    """The bulletin as PDF, drawn in a worker thread."""
+    chosen = find_font(font, setting="INSPECTION_REPORT_FONT")
+    return await anyio.to_thread.run_sync(
+        lambda: render_bulletin_pdf(
+            checks=checks,
+            plan_code=plan_code,
+            level_label=LEVEL_LABELS[level],
+            counties=dict(catalogue.county_names),
+            font=chosen,
+        )
+    )
+
+
+def bulletin_xlsx(
+    checks: list[SpotCheck], *, plan_code: str, level: Level, catalogue: Catalogue
+) -> bytes:
+    return render_bulletin_xlsx(
+        checks=checks,
+        plan_code=plan_code,
+        level_label=LEVEL_LABELS[level],
+        counties=dict(catalogue.county_names),
     )

@@ -34,6 +34,11 @@ class Settings(ServiceSettings):
     # How far ahead of today a bulletin (published_on) may be scheduled (kit.dates); a
     # sampling date is an event and is never later than today.
     bulletin_horizon_years: int = Field(default=1, ge=0, le=10)
+    report_font: Path | None = Field(
+        default=None,
+        description="the CJK font bulletins are set in (an OpenType or TrueType file);"
+        " default Noto Sans CJK from the system's fonts-noto-cjk",
+    )
 
     @model_validator(mode="after")
     def _fill_inspection_defaults(self) -> "Settings":
