@@ -381,7 +381,8 @@ def test_the_page_links_the_data_exports_as_xlsx_and_names_no_outside_host() -> 
         assert f'href="/api/v1/{path}/export?format=xlsx"' in page
     assert 'href="/api/v1/assessments/2007/standings?format=xlsx"' in page
     published = render.standings_page(_charted(), view=render.PUBLISHED, run=RUN)
-    assert 'href="/api/v1/assessments/2007/runs/run-1?format=xlsx"' in published
+    assert 'href="/ui/downloads/2007/standings.xlsx"' in published
+    assert 'href="/ui/downloads/2007/report.pdf"' in published
     assert "http://" not in page
     assert "https://" not in page
     assert "<script src=" not in page.replace('<script src="/ui/static/app.js"', "")

@@ -74,6 +74,40 @@ async def get_json(
     return Answer(data=_json(response))
 
 
+@dataclass(frozen=True)
+class File:
+    """A file the API answered: its bytes, type and download name."""
+
+    content: bytes
+    media_type: str
+    disposition: str
+
+
+async def get_file(
+    settings: UiSettings, request: Request, path: str, **params: Any
+) -> File | Answer:
+    """GET a file (a report, a workbook) on the gateway with the page's read-only key."""
+    key = read_key(settings)
+    if key is None:
+        return Answer(empty=NO_DATA)
+    timeout = httpx.Timeout(max(settings.timeout_seconds, 30.0), connect=3.0)
+    try:
+        async with httpx.AsyncClient(
+            base_url=api_base(settings, request), timeout=timeout
+        ) as client:
+            response = await client.get(path, params=params, headers={"X-API-Key": key})
+    except httpx.HTTPError as exc:
+        return Answer(failed=f"the API did not answer ({type(exc).__name__})")
+    if response.status_code != 200:
+        detail = (_json(response) or {}).get("detail") or response.reason_phrase
+        return Answer(failed=f"{response.status_code}: {detail}")
+    return File(
+        content=response.content,
+        media_type=response.headers.get("content-type", "application/octet-stream"),
+        disposition=response.headers.get("content-disposition", "attachment"),
+    )
+
+
 async def get_all(
     settings: UiSettings, request: Request, path: str, *, key: str | None = None, **params: Any
 ) -> tuple[list[dict[str, Any]], Answer | None]:

@@ -390,12 +390,22 @@ def standings_page(
         if view == PUBLISHED and run is not None
         else f"/api/v1/assessments/{e(year)}/standings"
     )
+    if view == PUBLISHED and run is not None:
+        files = (
+            f'<a class="download" id="standings-xlsx" href="/ui/downloads/{e(year)}/standings.xlsx"'
+            f' download>XLSX</a> · <a class="download" id="report-pdf"'
+            f' href="/ui/downloads/{e(year)}/report.pdf" download>考核結果通報 PDF</a>'
+        )
+    else:
+        files = (
+            f'<a class="download" id="standings-xlsx" href="{source}?format=xlsx" download>XLSX</a>'
+        )
     body = f"""<h1>{e(year)}年度質量振興考核排名 <small>County standings {e(year)}</small></h1>
 {_view(data, view, run)}
 <p class="meta">截至 as of <span id="as-of">{e(data.get("as_of"))}</span> ·
 目標版本 target set v{e(meta.get("target_set_version"))} ·
 <a href="{source}">JSON</a> ·
-<a class="download" id="standings-xlsx" href="{source}?format=xlsx" download>XLSX</a></p>
+{files}</p>
 {_completeness(meta)}
 {beside}
 <section id="ranking">

@@ -23,9 +23,9 @@ from gateway.auth import AuthThrottled
 from gateway.dependencies import client_address
 from gateway.service import Identity
 from gateway.ui import render
-from gateway.ui.client import NO_DATA, Answer, get_json, latest_year, published_run
+from gateway.ui.client import NO_DATA, Answer, get_file, get_json, latest_year, published_run
 from gateway.ui.settings import UiSettings
-from kit.errors import NotFound, Unauthorized
+from kit.errors import NotFound, ServiceUnavailable, Unauthorized
 
 STATIC = Path(__file__).parent / "static"
 STATIC_FILES = {"style.css": "text/css", "app.js": "text/javascript"}
@@ -276,6 +276,38 @@ async def sign_out(request: Request) -> Response:
     response = RedirectResponse(_back_to(form.get("next")), status_code=303)
     response.delete_cookie(KEY_COOKIE, path="/", httponly=True, samesite="strict")
     return response
+
+
+DOWNLOADS = {"report.pdf": ("/report.pdf", {}), "standings.xlsx": ("", {"format": "xlsx"})}
+
+
+@router.get("/ui/downloads/{year}/{name}")
+async def download(request: Request, year: int, name: str) -> Response:
+    """The year's published report (PDF) or standings (XLSX): public, like the published page,
+    so they are fetched with the page's own read-only key."""
+    if name not in DOWNLOADS:
+        raise NotFound(f"There is no download {name!r}; there are {', '.join(DOWNLOADS)}.")
+    settings = ui_settings()
+    run, why = await published_run(settings, request, year)
+    if run is None and why is not None and why.failed:
+        raise ServiceUnavailable(
+            f"The publication of {year} cannot be read: {why.failed}.",
+            headers={"Retry-After": "30"},
+        )
+    if run is None:
+        raise NotFound(f"No results of {year} are published yet.")
+    suffix, params = DOWNLOADS[name]
+    file = await get_file(
+        settings, request, f"/api/v1/assessments/{year}/runs/{run['id']}{suffix}", **params
+    )
+    if isinstance(file, Answer):
+        raise ServiceUnavailable(
+            f"The {name} of {year} cannot be fetched: {file.failed or file.empty}.",
+            headers={"Retry-After": "30"},
+        )
+    return Response(
+        file.content, media_type=file.media_type, headers={"Content-Disposition": file.disposition}
+    )
 
 
 @router.get("/ui/static/{name}")

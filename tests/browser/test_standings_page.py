@@ -14,6 +14,7 @@ Screenshots go to `test-output/`.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -22,11 +23,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pypdfium2
 import pytest
+import python_calamine
 from playwright.sync_api import Route, sync_playwright
 
 from scripts.local_suite import local_suite
@@ -398,25 +401,43 @@ REPORT_OUTCOMES = {"commended": "通報表揚", "criticized": "通報批評", "n
 """How the year-end report words each outcome."""
 
 
-def test_the_published_report_and_workbook_download_through_the_gateway(
+def _download(page: Any, selector: str) -> bytes:
+    """Click a download link of the page; the file the browser saved."""
+    with page.expect_download(timeout=60_000) as started:
+        page.click(selector)
+    path = started.value.path()
+    assert path is not None
+    return Path(path).read_bytes()
+
+
+def test_the_published_report_and_workbook_download_from_the_page(
     target: Target, published: dict
 ) -> None:
-    """The year-end report of the published run, through the gateway: every county's name,
-    score and outcome in its text, and its pages as PNG beside the screenshots."""
-    headers = {"X-API-Key": target.read_key}
-    run_url = f"{target.api_url}/api/v1/assessments/{YEAR}/runs/{published['id']}"
-    report = httpx.get(f"{run_url}/report.pdf", headers=headers, timeout=60)
-    assert report.status_code == 200, report.text
-    assert report.headers["content-type"] == "application/pdf"
-    document = pypdfium2.PdfDocument(report.content)
+    """The page without a key links the published run's year-end report and workbook; both
+    download in the browser, the report naming every county with its outcome (its pages
+    rendered to PNG beside the screenshots) and the workbook ranking every county."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(accept_downloads=True)
+            page.goto(f"{target.page_url}/?year={YEAR}", timeout=60_000)
+            page.wait_for_selector("#report-pdf")
+            pdf = _download(page, "#report-pdf")
+            workbook = _download(page, "#standings-xlsx")
+        finally:
+            browser.close()
+    assert pdf.startswith(b"%PDF-")
+    document = pypdfium2.PdfDocument(pdf)
     text = "\n".join(page.get_textpage().get_text_range() for page in document)
     for standing in published["standings"]["items"]:
         assert standing["county_name"] in text
         assert REPORT_OUTCOMES[standing["outcome"]] in text
     OUTPUT.mkdir(exist_ok=True)
-    (OUTPUT / "report.pdf").write_bytes(report.content)
-    for number, page in enumerate(document, start=1):
-        page.render(scale=1.5).to_pil().save(OUTPUT / f"report-page-{number}.png")
-    workbook = httpx.get(run_url, params={"format": "xlsx"}, headers=headers, timeout=60)
-    assert workbook.status_code == 200, workbook.text
-    assert workbook.content[:2] == b"PK"
+    (OUTPUT / "report.pdf").write_bytes(pdf)
+    for number, pdf_page in enumerate(document, start=1):
+        pdf_page.render(scale=1.5).to_pil().save(OUTPUT / f"report-page-{number}.png")
+    ranking = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(workbook))
+    rows = ranking.get_sheet_by_name("排名").to_python()
+    assert sorted(row[1] for row in rows[1:]) == sorted(
+        s["county_code"] for s in published["standings"]["items"]
+    )
