@@ -7,7 +7,8 @@ Runs the service under `python -m kit.serve` on a SQLite database in a temporary
 (as bench/import_liveness_bench.py does), builds the workbook here (Chinese column labels,
 awards as date cells), and samples the resident set size of the service's processes every
 20 ms from /proc during each step: it prints the RSS before, the highest sampled during the
-step, and the kernel's high-water mark (VmHWM) after it, with the step's time.
+step, and the kernel's high-water mark (VmHWM) after it, with the step's time and the p99 and
+slowest answer of `/health/live`, polled every 10 ms meanwhile from a process of its own.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import xlsxwriter
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "libs"), str(ROOT / "services"), str(ROOT), str(ROOT / "bench")]
 
-from import_liveness_bench import FIELDS, start_service, valid_row  # noqa: E402
+from import_liveness_bench import FIELDS, Poller, pct, start_service, valid_row  # noqa: E402
 
 from brand_registry.schemas import LABELS  # noqa: E402
 from kit.auth import TokenMinter, generate_keypair  # noqa: E402
@@ -137,7 +138,8 @@ def main(rows: int) -> None:
             auth = {"Authorization": f"Bearer {token}"}
             base = f"http://127.0.0.1:{port}"
             print(f"{'step':28s} {'status':>6s} {'time':>8s} {'RSS before':>12s} "
-                  f"{'peak RSS':>12s} {'VmHWM after':>12s}")  # fmt: skip
+                  f"{'peak RSS':>12s} {'VmHWM after':>12s} {'live p99':>9s} "
+                  f"{'live max':>9s}")  # fmt: skip
             with httpx.Client(base_url=base, timeout=1800) as client:
                 for label, call in (
                     (
@@ -158,13 +160,16 @@ def main(rows: int) -> None:
                     sampler = RssSampler(process.pid)
                     before = sampler.rss()
                     began = time.perf_counter()
-                    with sampler:
+                    poller = Poller(base)
+                    with poller, sampler:
                         response = call()
                     elapsed = time.perf_counter() - began
+                    polls = poller.latencies()
                     print(
                         f"{label:28s} {response.status_code:6d} {elapsed:7.1f}s "
                         f"{mib(before):>12s} {mib(sampler.peak):>12s} "
-                        f"{mib(sampler.hwm()):>12s}",
+                        f"{mib(sampler.hwm()):>12s} {pct(polls, 0.99) * 1000:7.1f}ms "
+                        f"{max(polls) * 1000:7.1f}ms",
                         flush=True,
                     )
                     if response.status_code >= 300:
