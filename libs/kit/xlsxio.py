@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import posixpath
 import re
 import tempfile
 import zipfile
@@ -240,20 +241,36 @@ def check_workbook(spool: IO[bytes]) -> None:
             raise ValidationFailed.single(
                 "file", f"The workbook expands past the limit of {MAX_EXPANDED_BYTES} bytes."
             )
-        sheets = [
-            m
-            for m in members
-            if m.filename.startswith("xl/worksheets/sheet") or m.filename == "xl/sharedStrings.xml"
-        ]
-        if not any(m.filename.startswith("xl/worksheets/sheet") for m in sheets):
+        sheets, strings = _sheet_parts(archive)
+        if not sheets:
             raise ValidationFailed.single("file", "The workbook has no worksheet.")
-        for member in sheets:
-            _check_extent(archive, member)
+        by_name = {member.filename: member for member in members}
+        for name in sorted(sheets | strings):
+            if name in by_name:
+                _check_extent(archive, by_name[name])
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise ValidationFailed.single("file", f"The workbook cannot be read: {error}.") from None
     finally:
         archive.close()
         spool.seek(0)
+
+
+def _sheet_parts(archive: zipfile.ZipFile) -> tuple[set[str], set[str]]:
+    """The zip's worksheet parts and shared-string parts: those the workbook's relationships
+    name (wherever they are) and every part under xl/worksheets/."""
+    names = set(archive.namelist())
+    sheets = {n for n in names if n.startswith("xl/worksheets/") and n.endswith(".xml")}
+    strings = {n for n in names if n == "xl/sharedStrings.xml"}
+    if "xl/_rels/workbook.xml.rels" in names:
+        rels = archive.read("xl/_rels/workbook.xml.rels")
+        for tag in re.finditer(rb"<(?:\w+:)?Relationship\b[^>]*>", rels):
+            kind = re.search(rb'\bType="[^"]*/(worksheet|sharedStrings)"', tag.group(0))
+            target = re.search(rb'\bTarget="([^"]+)"', tag.group(0))
+            if kind and target:
+                path = target.group(1).decode(errors="replace")
+                path = path[1:] if path.startswith("/") else posixpath.normpath("xl/" + path)
+                (sheets if kind.group(1) == b"worksheet" else strings).add(path)
+    return sheets, strings
 
 
 def _check_extent(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:

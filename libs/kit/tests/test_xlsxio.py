@@ -244,3 +244,22 @@ def test_a_giant_cell_or_shared_string_is_refused_before_it_is_read() -> None:
     with pytest.raises(ValidationFailed) as caught:
         check_workbook(_raw_workbook(SHEET.format('<row r="1"><c><v>1</v></c></row>'), strings))
     assert "a cell longer than the limit" in caught.value.errors[0].message
+
+
+def test_a_sheet_stored_outside_the_usual_folder_is_checked_too() -> None:
+    buffer = io.BytesIO()
+    base = workbook([["name"], ["甲"]])
+    wide = '<row r="1">' + "<c><v>1</v></c>" * 250 + "</row>"
+    with zipfile.ZipFile(base) as source, zipfile.ZipFile(buffer, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/_rels/workbook.xml.rels":
+                data = data.replace(b"worksheets/sheet1.xml", b"elsewhere/data.xml")
+            if item.filename == "xl/worksheets/sheet1.xml":
+                target.writestr("xl/elsewhere/data.xml", SHEET.format(wide))
+                continue
+            target.writestr(item, data)
+    buffer.seek(0)
+    with pytest.raises(ValidationFailed) as caught:
+        check_workbook(buffer)
+    assert "column GS" in caught.value.errors[0].message
