@@ -30,14 +30,14 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 NPM_PREFIX = ROOT / ".tools" / "npm" / "openapi-typescript"
 OPENAPI_TYPESCRIPT = "openapi-typescript@7"
 Operation = tuple[str, str, dict[str, Any]]
-FILE_TYPES = {
-    media: "application/octet-stream"
-    for media in (
+FILE_TYPES = dict.fromkeys(
+    (
         "text/csv",
         "application/pdf",
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    )
-}
+    ),
+    "application/octet-stream",
+)
 """The files the API takes and gives (CSV, PDF, XLSX), which the Python generator knows only
 as binary: its configuration maps them to `application/octet-stream`, so their operations
 are generated with a file body or answer like any other."""
