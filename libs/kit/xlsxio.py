@@ -43,11 +43,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, M
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from typing import IO, Any
+from typing import IO, Annotated, Any, Literal
 
 import python_calamine
 import xlsxwriter
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -66,6 +66,16 @@ from kit.csvio import (
 from kit.errors import ValidationFailed
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+SheetQuery = Annotated[
+    str | None,
+    Query(max_length=100, description="A workbook's sheet to read (default: the first)."),
+]
+"""The `?sheet=` of an import."""
+FormatQuery = Annotated[
+    Literal["csv", "xlsx"] | None,
+    Query(description="`xlsx` for a workbook (or `Accept` the xlsx type); default CSV."),
+]
+"""The `?format=` of an export."""
 MAX_EXPANDED_BYTES = 256 * 1024 * 1024
 MAX_SHEET_CELLS = 2_000_000
 """A sheet's extent (rows x columns, empty cells included) may be at most this: python-calamine

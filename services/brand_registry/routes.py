@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -50,20 +50,14 @@ from kit.xlsxio import (
     TEMPLATE_RESPONSES,
     XLSX_EXPORT_RESPONSES,
     Column,
+    FormatQuery,
+    SheetQuery,
     receive_upload,
     template_response,
     wants_xlsx,
     xlsx_response,
 )
 
-SheetQuery = Annotated[
-    str | None,
-    Query(max_length=100, description="A workbook's sheet to read (default: the first)."),
-]
-FormatQuery = Annotated[
-    Literal["csv", "xlsx"] | None,
-    Query(description="`xlsx` for a workbook (or `Accept` the xlsx type); default CSV."),
-]
 EXPORT_COLUMNS = [Column(name, LABELS[name]) for name in EXPORT_FIELDS]
 IMPORT_COLUMNS = [Column(name, LABELS[name]) for name in IMPORT_FIELDS]
 

@@ -1,7 +1,7 @@
 """HTTP routes of the certification service."""
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -43,6 +43,8 @@ from kit.xlsxio import (
     TEMPLATE_RESPONSES,
     XLSX_EXPORT_RESPONSES,
     Column,
+    FormatQuery,
+    SheetQuery,
     receive_upload,
     template_response,
     wants_xlsx,
@@ -51,14 +53,6 @@ from kit.xlsxio import (
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"])
 
-SheetQuery = Annotated[
-    str | None,
-    Query(max_length=100, description="A workbook's sheet to read (default: the first)."),
-]
-FormatQuery = Annotated[
-    Literal["csv", "xlsx"] | None,
-    Query(description="`xlsx` for a workbook (or `Accept` the xlsx type); default CSV."),
-]
 EXPORT_COLUMNS = [Column(name, LABELS[name]) for name in service.CSV_COLUMNS]
 IMPORT_FIELDS = [name for name in service.CSV_COLUMNS if name not in service.CSV_IGNORED]
 IMPORT_COLUMNS = [Column(name, LABELS[name]) for name in IMPORT_FIELDS]

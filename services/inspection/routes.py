@@ -1,7 +1,7 @@
 """HTTP routes of the inspection service."""
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -43,6 +43,8 @@ from kit.xlsxio import (
     XLSX_EXPORT_RESPONSES,
     XLSX_MEDIA_TYPE,
     Column,
+    FormatQuery,
+    SheetQuery,
     receive_upload,
     template_response,
     wants_xlsx,
@@ -51,14 +53,6 @@ from kit.xlsxio import (
 
 router = APIRouter(prefix="/api/v1", tags=["spot-checks"])
 
-SheetQuery = Annotated[
-    str | None,
-    Query(max_length=100, description="A workbook's sheet to read (default: the first)."),
-]
-FormatQuery = Annotated[
-    Literal["csv", "xlsx"] | None,
-    Query(description="`xlsx` for a workbook (or `Accept` the xlsx type); default CSV."),
-]
 EXPORT_COLUMNS = [Column(name, LABELS[name]) for name in bulk.EXPORT_COLUMNS]
 IMPORT_COLUMNS = [Column(name, LABELS[name]) for name in service.RECORDED_FIELDS]
 
