@@ -1,7 +1,7 @@
 """The demo counties' evidence files and the review the city's assessment office gives them.
 
-Each reported value arrives with one small PDF, written here by hand (one page, Helvetica,
-a correct cross-reference table: a few hundred bytes, no dependency). After the year is
+Each reported value arrives with one small PDF (`kit.pdf.plain_pdf`: one page, Helvetica, a
+few hundred bytes). After the year is
 published, three counties send a corrected figure: the office returns two with its comment
 and has not yet looked at the third, so the worklists show every state.
 """
@@ -10,43 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-def minimal_pdf(lines: list[str]) -> bytes:
-    """A valid one-page PDF showing `lines` (ASCII) in 11-point Helvetica."""
-    text = " ".join(f"({_escape(line)}) Tj 0 -16 Td" for line in lines)
-    stream = f"BT /F1 11 Tf 56 780 Td {text} ET".encode("ascii")
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
-
-
-def _escape(line: str) -> str:
-    ascii_only = line.encode("ascii", "replace").decode("ascii")
-    return ascii_only.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+from kit.pdf import plain_pdf
 
 
 def evidence_file(value: dict[str, object], county_name: str) -> tuple[str, bytes]:
     """The file name (Chinese, as a county office names it) and PDF of a reported value."""
     year, indicator = value["year"], value["indicator"]
-    content = minimal_pdf(
+    content = plain_pdf(
         [
             f"Evidence for reported value {indicator}",
             f"County {value['county_code']}, year {year}",

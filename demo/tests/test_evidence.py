@@ -6,14 +6,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from demo.evidence import CORRECTIONS, evidence_file, minimal_pdf
+from demo.evidence import CORRECTIONS, evidence_file
 from demo.targets import load_target_set
+from kit.pdf import plain_pdf
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 
 def test_the_pdf_cross_reference_table_points_at_each_object() -> None:
-    content = minimal_pdf(["Evidence (draft)", "back\\slash"])
+    content = plain_pdf(["Evidence (draft)", "back\\slash"])
     assert content.startswith(b"%PDF-1.4\n")
     assert content.endswith(b"%%EOF\n")
     assert len(content) < 1024
