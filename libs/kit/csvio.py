@@ -40,6 +40,7 @@ from typing import IO, Any, TypeVar
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
+from kit.downloads import content_disposition
 from kit.errors import FieldError, PayloadTooLarge, ValidationFailed
 
 BOM = "\ufeff"
@@ -385,7 +386,7 @@ def csv_response(
     return StreamingResponse(
         _csv_chunks(header, rows, rows_per_chunk),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": content_disposition(filename)},
     )
 
 

@@ -63,6 +63,7 @@ from kit.csvio import (
     remember_encoding,
     spool_upload,
 )
+from kit.downloads import content_disposition
 from kit.errors import ValidationFailed
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -613,7 +614,7 @@ def xlsx_response(
     return StreamingResponse(
         _file_chunks(columns, rows, sheet),
         media_type=XLSX_MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": content_disposition(filename)},
     )
 
 
@@ -647,7 +648,7 @@ def template_response(
     return StreamingResponse(
         chunks(),
         media_type=XLSX_MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": content_disposition(filename)},
     )
 
 
