@@ -7,7 +7,9 @@ it at the end; without it, suites run on SQLite files in a temporary folder.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import inspect
+import io
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -18,6 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
+import python_calamine
+import xlsxwriter
 from fastapi import FastAPI
 from sqlalchemy import MetaData, delete
 from sqlalchemy.engine import make_url
@@ -264,3 +268,31 @@ class HealthChecks:
         assert (
             await schema_drift(service.engine, service.metadata, service.spec.version_table) == []
         )
+
+
+def xlsx_workbook(header: list[str], rows: list[list[Any]], *, sheet: str = "Sheet1") -> bytes:
+    """A workbook of `rows` under `header`, as a spreadsheet program saves one: dates as real
+    date cells, booleans as booleans, everything else as text, empty cells left out."""
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    worksheet = book.add_worksheet(sheet)
+    dates = book.add_format({"num_format": "yyyy-mm-dd"})
+    for c, name in enumerate(header):
+        worksheet.write_string(0, c, name)
+    for r, values in enumerate(rows, start=1):
+        for c, value in enumerate(values):
+            if isinstance(value, dt.date):
+                worksheet.write_datetime(r, c, dt.datetime.combine(value, dt.time(0)), dates)
+            elif isinstance(value, bool):
+                worksheet.write_boolean(r, c, value)
+            elif value not in (None, ""):
+                worksheet.write_string(r, c, str(value))
+    book.close()
+    return buffer.getvalue()
+
+
+def xlsx_values(body: bytes) -> list[list[Any]]:
+    """The cells of a workbook's first sheet, row by row."""
+    book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(body))
+    values: list[list[Any]] = book.get_sheet_by_index(0).to_python()
+    return values

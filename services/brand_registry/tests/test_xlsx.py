@@ -10,13 +10,11 @@ import zipfile
 from typing import Any
 
 import httpx
-import python_calamine
-import xlsxwriter
 
 from brand_registry.schemas import IMPORT_FIELDS, LABELS
 from brand_registry.tests.support import PIZHOU, TONGSHAN
 from brand_registry.tests.test_import_export import csv_bytes, post_csv, row
-from kit.testing import Harness
+from kit.testing import Harness, xlsx_values, xlsx_workbook
 from kit.xlsxio import XLSX_MEDIA_TYPE
 
 IMPORT = "/api/v1/brands/import"
@@ -24,23 +22,7 @@ EXPORT = "/api/v1/brands/export"
 
 
 def workbook(header: list[str], rows: list[list[Any]]) -> bytes:
-    """A workbook of `rows` under `header`; dates as real date cells, text as text."""
-    buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
-    sheet = book.add_worksheet("名牌")
-    dates = book.add_format({"num_format": "yyyy-mm-dd"})
-    for c, name in enumerate(header):
-        sheet.write_string(0, c, name)
-    for r, values in enumerate(rows, start=1):
-        for c, value in enumerate(values):
-            if isinstance(value, dt.date):
-                sheet.write_datetime(r, c, dt.datetime.combine(value, dt.time(0)), dates)
-            elif isinstance(value, bool):
-                sheet.write_boolean(r, c, value)
-            elif value not in (None, ""):
-                sheet.write_string(r, c, str(value))
-    book.close()
-    return buffer.getvalue()
+    return xlsx_workbook(header, rows, sheet="名牌")
 
 
 def labelled(rows: list[dict[str, Any]], fields: tuple[str, ...] = IMPORT_FIELDS) -> bytes:
@@ -61,12 +43,6 @@ async def post_xlsx(client: httpx.AsyncClient, body: bytes, **params: Any) -> ht
     )
 
 
-def sheet_values(body: bytes) -> list[list[Any]]:
-    book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(body))
-    values: list[list[Any]] = book.get_sheet_by_index(0).to_python()
-    return values
-
-
 def csv_export(body: bytes) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
 
@@ -83,7 +59,7 @@ async def test_an_xlsx_export_imports_back_to_the_same_rows(service: Harness) ->
     assert exported.status_code == 200, exported.text
     assert exported.headers["content-type"] == XLSX_MEDIA_TYPE
     assert 'filename="brands.xlsx"' in exported.headers["content-disposition"]
-    values = sheet_values(exported.content)
+    values = xlsx_values(exported.content)
     header = values[0]
     assert header[:3] == ["编号", "产品名称", "品牌"]
     first = dict(zip(header, values[1], strict=True))
@@ -187,7 +163,7 @@ async def test_the_template_has_the_labelled_header_an_example_and_enum_lists(
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == XLSX_MEDIA_TYPE
     assert "attachment" in response.headers["content-disposition"]
-    values = sheet_values(response.content)
+    values = xlsx_values(response.content)
     assert values[0] == [LABELS[name] for name in IMPORT_FIELDS]
     assert len(values) == 2
     with zipfile.ZipFile(io.BytesIO(response.content)) as zipped:
@@ -206,7 +182,7 @@ async def test_a_formula_like_name_is_exported_as_text(service: Harness) -> None
     with zipfile.ZipFile(io.BytesIO(exported.content)) as zipped:
         xml = zipped.read("xl/worksheets/sheet1.xml").decode()
     assert "<f>" not in xml
-    assert sheet_values(exported.content)[1][1] == name
+    assert xlsx_values(exported.content)[1][1] == name
 
 
 async def test_an_xlsx_row_outside_the_binding_refuses_the_file(service: Harness) -> None:

@@ -9,12 +9,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-import python_calamine
-import xlsxwriter
 
 from certification.schemas import LABELS
 from certification.tests.test_import_export import HEADER, _csv, _post, _row
-from kit.testing import Harness
+from kit.testing import Harness, xlsx_values, xlsx_workbook
 from kit.xlsxio import XLSX_MEDIA_TYPE
 
 NewCertificate = Callable[..., Awaitable[dict[str, Any]]]
@@ -39,23 +37,7 @@ KEPT = [
 
 
 def workbook(header: list[str], rows: list[list[Any]]) -> bytes:
-    """A workbook of `rows` under `header`; dates as real date cells, text as text."""
-    buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
-    sheet = book.add_worksheet("证书")
-    dates = book.add_format({"num_format": "yyyy-mm-dd"})
-    for c, name in enumerate(header):
-        sheet.write_string(0, c, name)
-    for r, values in enumerate(rows, start=1):
-        for c, value in enumerate(values):
-            if isinstance(value, dt.date):
-                sheet.write_datetime(r, c, dt.datetime.combine(value, dt.time(0)), dates)
-            elif isinstance(value, bool):
-                sheet.write_boolean(r, c, value)
-            elif value not in (None, ""):
-                sheet.write_string(r, c, str(value))
-    book.close()
-    return buffer.getvalue()
+    return xlsx_workbook(header, rows, sheet="证书")
 
 
 def labelled(rows: list[list[str]]) -> bytes:
@@ -75,12 +57,6 @@ async def post_xlsx(client: httpx.AsyncClient, body: bytes, **params: Any) -> ht
     )
 
 
-def sheet_values(body: bytes) -> list[list[Any]]:
-    book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(body))
-    values: list[list[Any]] = book.get_sheet_by_index(0).to_python()
-    return values
-
-
 def csv_rows(body: bytes) -> list[dict[str, str]]:
     rows = csv.DictReader(io.StringIO(body.decode("utf-8-sig")))
     return sorted(({k: r[k] for k in KEPT} for r in rows), key=str)
@@ -98,7 +74,7 @@ async def test_an_xlsx_export_imports_back_to_the_same_rows(
     assert exported.status_code == 200, exported.text
     assert exported.headers["content-type"] == XLSX_MEDIA_TYPE
     assert 'filename="certificates.xlsx"' in exported.headers["content-disposition"]
-    values = sheet_values(exported.content)
+    values = xlsx_values(exported.content)
     assert values[0][:3] == ["编号", "证书编号", "认证标准"]
     first = dict(zip(values[0], values[1], strict=True))
     assert isinstance(first[LABELS["issued_on"]], dt.date)
@@ -166,7 +142,7 @@ async def test_the_template_has_the_labelled_header_an_example_and_enum_lists(
     response = await service.client().get("/api/v1/certificates/import/template.xlsx")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == XLSX_MEDIA_TYPE
-    values = sheet_values(response.content)
+    values = xlsx_values(response.content)
     assert LABELS["certificate_number"] in values[0]
     assert LABELS["id"] not in values[0]
     assert len(values) == 2
@@ -186,7 +162,7 @@ async def test_a_formula_like_scope_is_exported_as_text(
     assert exported.headers["content-type"] == XLSX_MEDIA_TYPE
     with zipfile.ZipFile(io.BytesIO(exported.content)) as zipped:
         assert "<f>" not in zipped.read("xl/worksheets/sheet1.xml").decode()
-    values = sheet_values(exported.content)
+    values = xlsx_values(exported.content)
     assert values[1][values[0].index(LABELS["scope"])] == "=cmd|' /C calc'!A0"
 
 

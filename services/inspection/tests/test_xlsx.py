@@ -4,19 +4,16 @@ export (typed cells, labelled header), the import template, and GBK CSV files.""
 import csv
 import datetime as dt
 import io
-import json
 import zipfile
 from typing import Any
 
 import httpx
-import python_calamine
-import xlsxwriter
 
 from inspection.schemas import LABELS
 from inspection.service import RECORDED_FIELDS
 from inspection.tests.support import TODAY, spot_check
 from inspection.tests.test_bulk import CSV_HEADERS, IMPORT, URL, _csv, _rows
-from kit.testing import Harness
+from kit.testing import Harness, xlsx_values, xlsx_workbook
 from kit.xlsxio import XLSX_MEDIA_TYPE
 
 EXPORT = f"{URL}/export"
@@ -24,25 +21,7 @@ DATES = ("sampled_on", "published_on")
 
 
 def workbook(header: list[str], rows: list[list[Any]]) -> bytes:
-    """A workbook of `rows` under `header`; dates as real date cells, text as text."""
-    buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
-    sheet = book.add_worksheet("抽查")
-    dates = book.add_format({"num_format": "yyyy-mm-dd"})
-    for c, name in enumerate(header):
-        sheet.write_string(0, c, name)
-    for r, values in enumerate(rows, start=1):
-        for c, value in enumerate(values):
-            if isinstance(value, dt.date):
-                sheet.write_datetime(r, c, dt.datetime.combine(value, dt.time(0)), dates)
-            elif isinstance(value, bool):
-                sheet.write_boolean(r, c, value)
-            elif isinstance(value, list):
-                sheet.write_string(r, c, json.dumps(value, ensure_ascii=False))
-            elif value not in (None, ""):
-                sheet.write_string(r, c, str(value))
-    book.close()
-    return buffer.getvalue()
+    return xlsx_workbook(header, rows, sheet="抽查")
 
 
 def labelled(rows: list[dict[str, Any]]) -> bytes:
@@ -65,12 +44,6 @@ async def post_xlsx(client: httpx.AsyncClient, body: bytes, **params: Any) -> ht
     )
 
 
-def sheet_values(body: bytes) -> list[list[Any]]:
-    book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(body))
-    values: list[list[Any]] = book.get_sheet_by_index(0).to_python()
-    return values
-
-
 def recorded(body: bytes) -> list[dict[str, str]]:
     rows = csv.DictReader(io.StringIO(body.decode("utf-8-sig")))
     return sorted(({k: r[k] for k in (*RECORDED_FIELDS, "final_result")} for r in rows), key=str)
@@ -87,7 +60,7 @@ async def test_an_xlsx_export_imports_back_to_the_same_rows(service: Harness) ->
     assert exported.status_code == 200, exported.text
     assert exported.headers["content-type"] == XLSX_MEDIA_TYPE
     assert 'filename="spot-checks.xlsx"' in exported.headers["content-disposition"]
-    values = sheet_values(exported.content)
+    values = xlsx_values(exported.content)
     assert values[0][:3] == ["编号", "抽查计划编号", "抽查级别"]
     first = dict(zip(values[0], values[1], strict=True))
     assert isinstance(first[LABELS["sampled_on"]], dt.date)
@@ -155,7 +128,7 @@ async def test_the_template_has_the_labelled_header_an_example_and_enum_lists(
     response = await service.client().get(f"{URL}/import/template.xlsx")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == XLSX_MEDIA_TYPE
-    values = sheet_values(response.content)
+    values = xlsx_values(response.content)
     assert values[0] == [LABELS[name] for name in RECORDED_FIELDS]
     assert len(values) == 2
     with zipfile.ZipFile(io.BytesIO(response.content)) as zipped:
@@ -175,7 +148,7 @@ async def test_a_formula_like_name_is_exported_as_text(service: Harness) -> None
     )
     with zipfile.ZipFile(io.BytesIO(exported.content)) as zipped:
         assert "<f>" not in zipped.read("xl/worksheets/sheet1.xml").decode()
-    values = sheet_values(exported.content)
+    values = xlsx_values(exported.content)
     assert values[1][values[0].index(LABELS["product_name"])] == name
 
 
