@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import inspect
 import io
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -272,7 +273,8 @@ class HealthChecks:
 
 def xlsx_workbook(header: list[str], rows: list[list[Any]], *, sheet: str = "Sheet1") -> bytes:
     """A workbook of `rows` under `header`, as a spreadsheet program saves one: dates as real
-    date cells, booleans as booleans, everything else as text, empty cells left out."""
+    date cells, booleans as booleans, lists as their JSON text, everything else as text, empty
+    cells left out."""
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, {"in_memory": True})
     worksheet = book.add_worksheet(sheet)
@@ -285,6 +287,8 @@ def xlsx_workbook(header: list[str], rows: list[list[Any]], *, sheet: str = "She
                 worksheet.write_datetime(r, c, dt.datetime.combine(value, dt.time(0)), dates)
             elif isinstance(value, bool):
                 worksheet.write_boolean(r, c, value)
+            elif isinstance(value, list):
+                worksheet.write_string(r, c, json.dumps(value, ensure_ascii=False))
             elif value not in (None, ""):
                 worksheet.write_string(r, c, str(value))
     book.close()
