@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import posixpath
 import re
 import tempfile
@@ -490,6 +491,13 @@ def write_workbook(
 def _open_workbook(
     target: IO[bytes] | str, columns: Sequence[Column], sheet: str
 ) -> tuple[Any, Any, dict[str, Any]]:
+    workbook, formats = _new_workbook(target)
+    return workbook, _add_sheet(workbook, formats, columns, sheet), formats
+
+
+def _new_workbook(
+    target: IO[bytes] | str, *, created: dt.datetime | None = None
+) -> tuple[Any, dict[str, Any]]:
     workbook = xlsxwriter.Workbook(
         target,
         {
@@ -501,18 +509,65 @@ def _open_workbook(
             "tmpdir": tempfile.gettempdir(),
         },
     )
-    worksheet = workbook.add_worksheet(sheet)
+    if created is not None:
+        workbook.set_properties({"created": created})
     formats = {
         "date": workbook.add_format({"num_format": "yyyy-mm-dd"}),
         "datetime": workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"}),
         "header": workbook.add_format({"bold": True}),
     }
+    return workbook, formats
+
+
+def _add_sheet(
+    workbook: Any, formats: Mapping[str, Any], columns: Sequence[Column], sheet: str
+) -> Any:
+    worksheet = workbook.add_worksheet(sheet)
     for index, column in enumerate(columns):
         worksheet.set_column(index, index, column.width)
     for index, column in enumerate(columns):
         worksheet.write_string(0, index, column.label, formats["header"])
     worksheet.freeze_panes(1, 0)
-    return workbook, worksheet, formats
+    return worksheet
+
+
+_SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+
+
+def sheet_name(text: str, taken: set[str]) -> str:
+    """An Excel sheet name for `text` (at most 31 characters, none of []:*?/\\), unique among
+    `taken`, which it joins."""
+    base = _SHEET_FORBIDDEN.sub("_", text)[:28] or "sheet"
+    name, number = base, 2
+    while name in taken:
+        name, number = f"{base}_{number}", number + 1
+    taken.add(name)
+    return name
+
+
+@dataclass(frozen=True)
+class Table:
+    """One sheet of a workbook: its name, its columns and its rows of values."""
+
+    sheet: str
+    columns: Sequence[Column]
+    rows: Iterable[Sequence[Any]]
+
+
+def write_tables(tables: Iterable[Table], *, created: dt.datetime | None = None) -> bytes:
+    """A workbook of several sheets, each a header of labels over typed cells (text never a
+    formula), frozen, with a filter; `created` dates it, so the same tables give the same bytes."""
+    buffer = io.BytesIO()
+    workbook, formats = _new_workbook(buffer, created=created)
+    taken: set[str] = set()
+    for table in tables:
+        worksheet = _add_sheet(workbook, formats, table.columns, sheet_name(table.sheet, taken))
+        count = 0
+        for count, values in enumerate(table.rows, start=1):
+            write_row(worksheet, count, values, formats)
+        _finish(worksheet, table.columns, count, None, 0)
+    workbook.close()
+    return buffer.getvalue()
 
 
 def _finish(

@@ -11,17 +11,14 @@ run gives the same bytes; a draft carries a watermark.
 
 from __future__ import annotations
 
-import io
 import json
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import xlsxwriter
-
 from kit.pdf import Document, number
+from kit.xlsxio import Column, Table, write_tables
 
 OUTCOME_LABELS = {
     "commended": "通報表揚",
@@ -174,71 +171,39 @@ INDICATOR_HEADER = (
     "說明",
 )
 EXPLANATION_HEADER = ("代碼", "縣（市、區）", "指標", "計算", "計分", "貢獻", "輸入")
-_SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 
 
-def _sheet_name(text: str, taken: set[str]) -> str:
-    """An Excel sheet name (at most 31 characters, none of []:*?/\\), unique in the book."""
-    base = _SHEET_FORBIDDEN.sub("_", text)[:28] or "sheet"
-    name, number = base, 2
-    while name in taken:
-        name, number = f"{base}_{number}", number + 1
-    taken.add(name)
-    return name
-
-
-def _cell(sheet: Any, row: int, column: int, value: Any, number_format: Any = None) -> None:
-    """Numbers as numbers, everything else as text (never a formula, whatever it starts with)."""
-    if isinstance(value, bool) or value is None:
-        sheet.write_string(row, column, "" if value is None else ("是" if value else "否"))
-    elif isinstance(value, int | float):
-        sheet.write_number(row, column, value, number_format)
-    else:
-        sheet.write_string(row, column, str(value))
+def _columns(labels: Sequence[str]) -> list[Column]:
+    return [Column(label, label) for label in labels]
 
 
 def render_standings_xlsx(standings: dict[str, Any]) -> bytes:
     """Standings as a workbook: the ranking, one sheet per indicator, and the explanations."""
-    buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
-    book.set_properties({"title": f"{standings.get('year')}年度考核", "created": _EPOCH})
-    bold = book.add_format({"bold": True, "bg_color": "#E8EEF6", "border": 1})
-    decimal = book.add_format({"num_format": "0.00"})
-    taken: set[str] = set()
     items = sorted(
         standings.get("items", []),
         key=lambda s: (s.get("rank") is None, s.get("rank") or 0, s.get("county_code") or ""),
     )
-
-    def table(title: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        sheet = book.add_worksheet(_sheet_name(title, taken))
-        for column, text in enumerate(header):
-            sheet.write_string(0, column, text, bold)
-        count = 0
-        for count, values in enumerate(rows, start=1):
-            for column, value in enumerate(values):
-                _cell(sheet, count, column, value, decimal if isinstance(value, float) else None)
-        sheet.freeze_panes(1, 0)
-        sheet.autofilter(0, 0, max(count, 1), len(header) - 1)
-        sheet.set_column(0, len(header) - 1, 14)
-
-    table(
-        "排名",
-        RANKING_HEADER,
-        (
-            (
-                s.get("rank"),
-                s.get("county_code"),
-                s.get("county_name"),
-                s.get("score"),
-                s.get("grade_label"),
-                OUTCOME_LABELS.get(str(s.get("outcome")), s.get("outcome")),
-                "；".join(_reasons(s)) if s.get("outcome") in ("commended", "criticized") else "",
-                "、".join(s.get("not_assessed") or []),
-            )
-            for s in items
-        ),
-    )
+    tables = [
+        Table(
+            "排名",
+            _columns(RANKING_HEADER),
+            [
+                (
+                    s.get("rank"),
+                    s.get("county_code"),
+                    s.get("county_name"),
+                    s.get("score"),
+                    s.get("grade_label"),
+                    OUTCOME_LABELS.get(str(s.get("outcome")), s.get("outcome")),
+                    "；".join(_reasons(s))
+                    if s.get("outcome") in ("commended", "criticized")
+                    else "",
+                    "、".join(s.get("not_assessed") or []),
+                )
+                for s in items
+            ],
+        )
+    ]
     indicators: dict[str, str] = {}
     for standing in items:
         for row in standing.get("indicators", []):
@@ -275,7 +240,6 @@ def render_standings_xlsx(standings: dict[str, Any]) -> bytes:
                     json.dumps(explanation.get("inputs", {}), ensure_ascii=False, sort_keys=True),
                 )
             )
-        table(name, INDICATOR_HEADER, rows)
-    table("說明", EXPLANATION_HEADER, explanations)
-    book.close()
-    return buffer.getvalue()
+        tables.append(Table(name, _columns(INDICATOR_HEADER), rows))
+    tables.append(Table("說明", _columns(EXPLANATION_HEADER), explanations))
+    return write_tables(tables, created=_EPOCH)

@@ -8,16 +8,16 @@ repository gives them (county, enterprise, sample).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-import xlsxwriter
-
 from kit.pdf import Document, number
+from kit.xlsxio import Column, Table, write_tables
 
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+"""The creation date written into a workbook, so the same checks give the same bytes."""
 RESULT_LABELS = {"pass": "合格", "fail": "不合格"}
 COLUMNS = (
     "序號",
@@ -126,31 +126,10 @@ def render_bulletin_xlsx(
     *, checks: Sequence[Any], plan_code: str, level_label: str, counties: dict[str, str]
 ) -> bytes:
     """The bulletin as a workbook: one typed row per check, headers frozen with filters."""
-    buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
-    book.set_properties(
-        {"title": _title(plan_code, level_label), "created": datetime(2000, 1, 1, tzinfo=UTC)}
-    )
-    bold = book.add_format({"bold": True, "bg_color": "#E8EEF6", "border": 1})
-    dated = book.add_format({"num_format": "yyyy-mm-dd"})
-    sheet = book.add_worksheet("抽查結果")
     header = (*COLUMNS, "抽樣日期", "公告日期", "報告編號")
-    for column, text in enumerate(header):
-        sheet.write_string(0, column, text, bold)
-    for index, (check, row) in enumerate(zip(checks, _rows(checks, counties), strict=True), 1):
-        sheet.write_number(index, 0, index)
-        for column, text in enumerate(row[1:], start=1):
-            sheet.write_string(index, column, text)
-        sheet.write_datetime(index, len(COLUMNS), _midnight(check.sampled_on), dated)
-        if check.published_on is not None:
-            sheet.write_datetime(index, len(COLUMNS) + 1, _midnight(check.published_on), dated)
-        sheet.write_string(index, len(COLUMNS) + 2, check.report_number or "")
-    sheet.freeze_panes(1, 0)
-    sheet.autofilter(0, 0, max(len(checks), 1), len(header) - 1)
-    sheet.set_column(0, len(header) - 1, 16)
-    book.close()
-    return buffer.getvalue()
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time())
+    rows = [
+        (index, *row[1:], check.sampled_on, check.published_on, check.report_number or "")
+        for index, (check, row) in enumerate(zip(checks, _rows(checks, counties), strict=True), 1)
+    ]
+    columns = [Column(label, label) for label in header]
+    return write_tables([Table("抽查結果", columns, rows)], created=_EPOCH)

@@ -10,10 +10,12 @@ import xlsxwriter
 from kit.errors import ValidationFailed
 from kit.xlsxio import (
     Column,
+    Table,
     cell_text,
     check_workbook,
     column_letter,
     read_xlsx_rows,
+    write_tables,
     write_workbook,
 )
 
@@ -263,3 +265,24 @@ def test_a_sheet_stored_outside_the_usual_folder_is_checked_too() -> None:
     with pytest.raises(ValidationFailed) as caught:
         check_workbook(buffer)
     assert "column GS" in caught.value.errors[0].message
+
+
+def test_tables_become_sheets_named_as_excel_allows_with_typed_cells() -> None:
+    columns = [Column("a", "甲"), Column("b", "乙")]
+    day = dt.datetime(2008, 1, 20, tzinfo=dt.UTC)
+    tables = [
+        Table("排名", columns, [(1, "=cmd|' /C calc'!A0"), (2.5, None)]),
+        Table("a/b:c[d]", columns, [("x", dt.date(2007, 12, 31))]),
+        Table("排名", columns, []),
+    ]
+    body = write_tables(tables, created=day)
+    assert write_tables(tables, created=day) == body
+    book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(body))
+    assert book.sheet_names == ["排名", "a_b_c_d_", "排名_2"]
+    ranking = book.get_sheet_by_name("排名").to_python()
+    assert ranking[0] == ["甲", "乙"]
+    assert ranking[1] == [1.0, "=cmd|' /C calc'!A0"]
+    assert ranking[2][0] == 2.5
+    assert book.get_sheet_by_name("a_b_c_d_").to_python()[1][1] == dt.date(2007, 12, 31)
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        assert b"<f>" not in archive.read("xl/worksheets/sheet1.xml")
