@@ -52,6 +52,7 @@ from kit.db import SessionDep
 from kit.downloads import content_disposition
 from kit.pagination import Page, PageParamsDep
 from kit.storage import receive_upload
+from kit.xlsxio import XLSX_MEDIA_TYPE
 
 router = APIRouter(prefix="/api/v1")
 IfNoneMatch = Annotated[
@@ -396,7 +397,6 @@ async def put_reference_value(
     return service.reference_value_read(row)
 
 
-XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 XLSX_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}
 }
