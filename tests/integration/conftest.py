@@ -66,6 +66,24 @@ def writer(gateway_url: str, admin: httpx.Client) -> Iterator[httpx.Client]:
 FIRST_YEAR = 1990
 """The earliest year every filter of the API accepts."""
 
+DEMO_YEARS = range(1999, 2009)
+"""The years the demo city (`make demo`, compose-test's demo phase) fills, 2007 and its history.
+
+The suite may run on an empty deployment that gets the demo afterwards; a year it writes into
+must leave the demo's own target set and counts to the demo."""
+
+
+def free_year_candidates(*, excluding: int | None = None) -> list[int]:
+    """Past years the suite may claim, in random order, never one of the demo's."""
+    # The story publishes its reference value in January of the next year, so that must be past.
+    years = [
+        y
+        for y in range(FIRST_YEAR, date.today().year - 1)
+        if y not in DEMO_YEARS and y != excluding
+    ]
+    random.shuffle(years)
+    return years
+
 
 def _items(response: httpx.Response) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
@@ -109,13 +127,10 @@ def year(writer: httpx.Client) -> int:
     counts as empty only when it has no target set and the data services' stats and the
     assessment's lists show nothing for it.
     """
-    # The story publishes its reference value in January of the next year, so that must be past.
-    candidates = list(range(FIRST_YEAR, date.today().year - 1))
-    random.shuffle(candidates)
-    for candidate in candidates:
+    for candidate in free_year_candidates():
         if not any(records_in(writer, candidate).values()):
             return candidate
     pytest.fail(
-        f"no year from {FIRST_YEAR} to {date.today().year - 2} is free of records in this "
-        "deployment; the story needs one it can count alone"
+        f"no year from {FIRST_YEAR} to {date.today().year - 2} outside the demo's is free of "
+        "records in this deployment; the story needs one it can count alone"
     )

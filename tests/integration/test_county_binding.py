@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
-import random
 import secrets
 from collections.abc import Iterator
-from datetime import date
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.conftest import FIRST_YEAR, records_in
+from tests.integration.conftest import free_year_candidates, records_in
 from tests.integration.records import brand, certificate, spot_check
 from tests.integration.test_story import credit_code
 
@@ -143,9 +141,9 @@ def test_every_write_of_another_county_is_refused_naming_the_field(
 @pytest.fixture(scope="module")
 def reporting_year(writer: httpx.Client, year: int) -> int:
     """Another year free of records, given a target set asking every county for its incidents."""
-    candidates = [y for y in range(FIRST_YEAR, date.today().year - 1) if y != year]
-    random.shuffle(candidates)
-    chosen = next(y for y in candidates if not any(records_in(writer, y).values()))
+    chosen = next(
+        y for y in free_year_candidates(excluding=year) if not any(records_in(writer, y).values())
+    )
     target_set = {
         "reason": "county binding",
         "indicators": [
