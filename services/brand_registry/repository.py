@@ -176,6 +176,8 @@ def _listing_query(present: frozenset[str], status: str | None) -> Select[Any]:
         conditions.append(status_on(status, bindparam("day", type_=Date)))
     if "q" in present:
         conditions.append(b.search_text.like(bindparam("pattern"), escape="\\"))
+    if "credit_code_start" in present:
+        conditions.append(b.enterprise_credit_code.like(bindparam("credit_code_start")))
     return select(*LISTING_COLUMNS).where(*conditions).order_by(b.id.desc())
 
 
@@ -191,8 +193,11 @@ def listing_query(
     values = {
         name: value
         for name, value in filters.model_dump().items()
-        if value is not None and name not in {"status", "as_of", "q"}
+        if value is not None
+        and name not in {"status", "as_of", "q", "enterprise_credit_code_prefix"}
     }
+    if filters.enterprise_credit_code_prefix:
+        values["credit_code_start"] = filters.enterprise_credit_code_prefix.upper() + "%"
     if county_codes is not None:
         values["county_codes"] = sorted(county_codes)
     if filters.q:

@@ -82,6 +82,13 @@ class ListingFilters(BaseModel):
     international_standard: bool | None = None
     review_required: bool | None = None
     batch_code: str | None = Field(default=None, max_length=100)
+    enterprise_credit_code_prefix: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=18,
+        pattern=r"^[0-9A-Za-z]+$",
+        description="The start of the enterprise's credit code (either case).",
+    )
     q: str | None = Field(
         default=None,
         min_length=1,

@@ -77,6 +77,7 @@ class CertificateQuery:
     issued_from: date | None = None
     issued_to: date | None = None
     enterprise_credit_code: str | None = None
+    credit_code_prefix: str | None = None
     text: str | None = None
     suspended_before: date | None = None
 
@@ -103,6 +104,8 @@ def _conditions(query: CertificateQuery) -> list[ColumnElement[bool]]:
         where.append(c.issued_on <= query.issued_to)
     if query.enterprise_credit_code:
         where.append(c.enterprise_credit_code == query.enterprise_credit_code)
+    if query.credit_code_prefix:
+        where.append(c.enterprise_credit_code.startswith(query.credit_code_prefix, autoescape=True))
     if query.text:
         where.append(
             or_(

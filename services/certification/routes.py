@@ -74,6 +74,15 @@ class ListFilters:
         issued_from: date | None = None,
         issued_to: date | None = None,
         enterprise_credit_code: CreditCode | None = None,
+        enterprise_credit_code_prefix: Annotated[
+            str | None,
+            Query(
+                min_length=2,
+                max_length=18,
+                pattern=r"^[0-9A-Za-z]+$",
+                description="The start of the enterprise's credit code (either case).",
+            ),
+        ] = None,
         q: Annotated[
             str | None, Query(max_length=200, description="Text in number, enterprise, scope.")
         ] = None,
@@ -91,6 +100,7 @@ class ListFilters:
             "issued_from": issued_from,
             "issued_to": issued_to,
             "enterprise_credit_code": enterprise_credit_code,
+            "enterprise_credit_code_prefix": enterprise_credit_code_prefix,
             "q": q,
             "overdue_suspension": overdue_suspension,
         }

@@ -636,6 +636,7 @@ def resolve_query(
     issued_from: date | None = None,
     issued_to: date | None = None,
     enterprise_credit_code: str | None = None,
+    enterprise_credit_code_prefix: str | None = None,
     q: str | None = None,
     overdue_suspension: bool | None = None,
 ) -> CertificateQuery:
@@ -658,6 +659,9 @@ def resolve_query(
         issued_from=issued_from,
         issued_to=issued_to,
         enterprise_credit_code=enterprise_credit_code,
+        credit_code_prefix=(
+            enterprise_credit_code_prefix.upper() if enterprise_credit_code_prefix else None
+        ),
         text=q or None,
         suspended_before=(
             months_before(today, catalogue.suspension_limit_months) if overdue_suspension else None

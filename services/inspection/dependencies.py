@@ -18,6 +18,9 @@ from kit.identifiers import CountyCode, CreditCode
 
 READ_SCOPE = "spot-checks:read"
 WRITE_SCOPE = "spot-checks:write"
+UNPUBLISHED_SCOPE = "spot-checks:read-unpublished"
+"""Lets a reader that writes nothing (the assessment service, for a caller holding the write
+scope) ask for results before their bulletin."""
 
 
 SettingsDep = Annotated[Settings, Depends(app_settings)]
@@ -50,8 +53,9 @@ Writer = Annotated[Principal, Depends(require_scope(WRITE_SCOPE))]
 
 
 def unpublished_allowed(principal: Principal, include_unpublished: bool) -> bool:
-    """Writers may ask for embargoed results; anyone else asking is refused."""
-    if include_unpublished and not principal.has(WRITE_SCOPE):
+    """Writers (and holders of the unpublished-read scope) may ask for embargoed results;
+    anyone else asking is refused."""
+    if include_unpublished and not (principal.has(WRITE_SCOPE) or principal.has(UNPUBLISHED_SCOPE)):
         raise Forbidden(
             "Only clients with 'spot-checks:write' see results before their bulletin.",
             field="include_unpublished",
@@ -106,6 +110,15 @@ async def spot_check_filters(
     sampled_from: date | None = None,
     sampled_to: date | None = None,
     enterprise_credit_code: CreditCode | None = None,
+    enterprise_credit_code_prefix: Annotated[
+        str | None,
+        Query(
+            min_length=2,
+            max_length=18,
+            pattern=r"^[0-9A-Za-z]+$",
+            description="The start of the enterprise's credit code (either case).",
+        ),
+    ] = None,
     q: Annotated[str | None, Query(max_length=100, description="Text search")] = None,
     include_unpublished: bool = False,
 ) -> SpotCheckFilters:
@@ -128,6 +141,9 @@ async def spot_check_filters(
         sampled_from=sampled_from,
         sampled_to=sampled_to,
         enterprise_credit_code=enterprise_credit_code,
+        enterprise_credit_code_prefix=(
+            enterprise_credit_code_prefix.upper() if enterprise_credit_code_prefix else None
+        ),
         q=q.strip() if q and q.strip() else None,
         include_unpublished=unpublished_allowed(principal, include_unpublished),
         county_codes=principal.readable_counties(),

@@ -216,6 +216,12 @@ def _filtered(query: Select[Any], filters: SpotCheckFilters, today: date) -> Sel
         conditions.append(col(SpotCheck.sampled_on) <= filters.sampled_to)
     if filters.enterprise_credit_code is not None:
         conditions.append(col(SpotCheck.enterprise_credit_code) == filters.enterprise_credit_code)
+    if filters.enterprise_credit_code_prefix is not None:
+        conditions.append(
+            col(SpotCheck.enterprise_credit_code).startswith(
+                filters.enterprise_credit_code_prefix, autoescape=True
+            )
+        )
     if filters.q:
         escaped = filters.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         pattern = f"%{escaped}%"

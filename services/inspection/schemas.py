@@ -177,6 +177,7 @@ class SpotCheckFilters:
     sampled_from: date | None = None
     sampled_to: date | None = None
     enterprise_credit_code: str | None = None
+    enterprise_credit_code_prefix: str | None = None
     q: str | None = None
     include_unpublished: bool = False
     county_codes: frozenset[str] | None = None
