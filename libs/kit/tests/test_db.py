@@ -12,7 +12,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util.queue import AsyncAdaptedQueue
 
 from kit.db import FirstComePool, _FirstComeQueue, create_engine, is_sqlite, outage_log
-from kit.testing import Harness, ServiceTokens
+from kit.testing import TEST_DATABASE_URL, Harness, ServiceTokens, provision_database
 from kit.tests.sample_app import SampleSettings, build_app
 
 
@@ -167,3 +167,16 @@ async def test_an_unreachable_database_is_a_503_with_retry_after_logged_once(
     assert log.count('"database_unavailable"') == 1
     assert "Traceback" not in log
     assert "unhandled_error" not in log
+
+
+async def test_postgresql_connections_run_without_jit(tmp_path: Path) -> None:
+    if not TEST_DATABASE_URL:
+        pytest.skip("PostgreSQL only: SQLite has no JIT")
+    async with provision_database("kit_jit", tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as connection:
+                jit = (await connection.execute(text("SHOW jit"))).scalar_one()
+        finally:
+            await engine.dispose()
+    assert jit == "off"
