@@ -4,11 +4,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from certification.alerts import alerts_lifespan
 from certification.catalogue import load_catalogue
 from certification.models import idempotency_record
 from certification.routes import router
 from certification.settings import Settings
 from kit.app import ServiceSpec, create_app
+from kit.events import events_lifespan, events_router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "certification_alembic_version"
@@ -18,10 +20,11 @@ SPEC = ServiceSpec(
     title="Certification",
     description="Management-system certificates (ISO 9001, ISO 14001 …) of enterprises, with public verification.",
     version="1.0.0",
-    routers=[router],
+    routers=[router, events_router("certification")],
     migrations=MIGRATIONS,
     version_table=VERSION_TABLE,
     idempotency_table=idempotency_record,
+    lifespan_hooks=[events_lifespan(), alerts_lifespan()],
     load_catalogue=load_catalogue,
 )
 

@@ -81,6 +81,7 @@ class CertificateQuery:
     credit_code_prefix: str | None = None
     text: str | None = None
     suspended_before: date | None = None
+    expires_by: date | None = None
 
 
 def _conditions(query: CertificateQuery) -> list[ColumnElement[bool]]:
@@ -125,6 +126,10 @@ def _conditions(query: CertificateQuery) -> list[ColumnElement[bool]]:
         where.append(c.status == "suspended")
         where.append(c.status_since < query.suspended_before)
         where.append(c.expires_on >= query.on)
+    if query.expires_by:
+        where.append(c.issued_on <= query.on)
+        where.append(c.expires_on.between(query.on, query.expires_by))
+        where.append(status_on(query.on) == "valid")
     return where
 
 
@@ -399,3 +404,12 @@ async def in_force_by_county_family(
     if county_codes is not None:
         statement = statement.where(c.county_code.in_(sorted(county_codes)))
     return [(row[0], row[1], int(row[2])) for row in (await session.execute(statement)).all()]
+
+
+async def certificates_matching(
+    *, session: AsyncSession, query: CertificateQuery
+) -> list[tuple[Certificate, str]]:
+    """Every certificate matching `query` with its status on `query.on`, by id (the alert
+    sweep's few due certificates)."""
+    statement = _listing(query).order_by(col(Certificate.id))
+    return [(row[0], row[1]) for row in (await session.execute(statement)).all()]

@@ -89,6 +89,15 @@ class ListFilters:
         overdue_suspension: Annotated[
             bool | None, Query(description="Only suspensions longer than the configured limit.")
         ] = None,
+        expiring_within_days: Annotated[
+            int | None,
+            Query(
+                ge=1,
+                le=3650,
+                description="Only certificates in force on `as_of` (default today) that"
+                " expire within this many days of it.",
+            ),
+        ] = None,
     ) -> None:
         self.values: dict[str, Any] = {
             "county_code": county_code,
@@ -103,6 +112,7 @@ class ListFilters:
             "enterprise_credit_code_prefix": enterprise_credit_code_prefix,
             "q": q,
             "overdue_suspension": overdue_suspension,
+            "expiring_within_days": expiring_within_days,
         }
 
 

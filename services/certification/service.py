@@ -639,6 +639,7 @@ def resolve_query(
     enterprise_credit_code_prefix: str | None = None,
     q: str | None = None,
     overdue_suspension: bool | None = None,
+    expiring_within_days: int | None = None,
 ) -> CertificateQuery:
     """Turn list filters into a repository query, rejecting unknown values by name."""
     errors = _reference_errors(catalogue, standard=None, county_code=county_code)
@@ -666,7 +667,15 @@ def resolve_query(
         suspended_before=(
             months_before(today, catalogue.suspension_limit_months) if overdue_suspension else None
         ),
+        expires_by=days_after(as_of or today, expiring_within_days),
     )
+
+
+def days_after(day: date, days: int | None) -> date | None:
+    """The last day of a window of `days` days from `day` (the calendar's end at most)."""
+    if days is None:
+        return None
+    return date.fromordinal(min(date.max.toordinal(), day.toordinal() + days))
 
 
 async def export_rows(

@@ -18,6 +18,7 @@ certification_service, service = service_fixtures(
     build_app=build_app,
     settings_factory=Settings,
     default_scopes=("certificates:read", "certificates:write"),
+    alert_sweep_enabled=False,
 )
 
 
