@@ -3,6 +3,7 @@ policy table (`config/brand_tiers.json`) and the counties and districts served."
 
 from __future__ import annotations
 
+import calendar
 import json
 from dataclasses import dataclass
 from datetime import date
@@ -43,11 +44,20 @@ class Catalogue:
     policies: dict[str, TierPolicy]
     regions: frozenset[str]
     validity_horizon_years: int = 10
+    suspension_limit_months: int = 6
 
     def county_code_error(self, code: str) -> str | None:
         """Why `code` is not one of the configured counties, or None: the one county check
         of creates, edits, imports, list filters and stats."""
         return county_code_error(code, self.regions)
+
+    def suspension_cutoff(self, today: date) -> date:
+        """A suspension begun before this day is overdue on `today`: `today` moved back by the
+        suspension limit in calendar months, clamped to the month's last day."""
+        index = today.year * 12 + today.month - 1 - self.suspension_limit_months
+        year, month = divmod(index, 12)
+        last = calendar.monthrange(year, month + 1)[1]
+        return date(year, month + 1, min(today.day, last))
 
 
 def load_tier_policies(path: Path, *, required: set[str]) -> dict[str, TierPolicy]:
@@ -78,4 +88,5 @@ def load_catalogue(settings: Settings) -> Catalogue:
         ),
         regions=settings.region_codes(),
         validity_horizon_years=settings.validity_horizon_years,
+        suspension_limit_months=settings.suspension_limit_months,
     )

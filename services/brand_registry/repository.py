@@ -81,6 +81,7 @@ LISTING_COLUMNS = (
     b.superseded_on,
     b.review_required,
     b.review_reason,
+    b.status_changed_on,
     b.created_at,
     b.updated_at,
 )
@@ -176,6 +177,13 @@ def _listing_query(present: frozenset[str], status: str | None) -> Select[Any]:
         conditions.append(status_on(status, bindparam("day", type_=Date)))
     if "q" in present:
         conditions.append(b.search_text.like(bindparam("pattern"), escape="\\"))
+    if "expiry_to" in present:
+        conditions.append(status_on("active", bindparam("day", type_=Date)))
+        conditions.append(b.valid_until <= bindparam("expiry_to", type_=Date))
+    if "suspended_before" in present:
+        conditions.append(b.status == "suspended")
+        conditions.append(b.status_changed_on < bindparam("suspended_before", type_=Date))
+        conditions.append(not_(_expired_on(bindparam("today", type_=Date))))
     if "credit_code_start" in present:
         conditions.append(b.enterprise_credit_code.like(bindparam("credit_code_start")))
     return select(*LISTING_COLUMNS).where(*conditions).order_by(b.id.desc())
@@ -187,14 +195,24 @@ def listing_query(
     today: date,
     limit: int | None = None,
     county_codes: Collection[str] | None = None,
+    suspended_before: date | None = None,
 ) -> tuple[Select[Any], dict[str, Any]]:
     """The statement and parameters listing `filters`, newest first; with `limit`, the
-    statement of a first page (which the benchmark's bare endpoint runs)."""
+    statement of a first page (which the benchmark's bare endpoint runs). An overdue
+    suspension is one begun before `suspended_before`."""
     values = {
         name: value
         for name, value in filters.model_dump().items()
         if value is not None
-        and name not in {"status", "as_of", "q", "enterprise_credit_code_prefix"}
+        and name
+        not in {
+            "status",
+            "as_of",
+            "q",
+            "enterprise_credit_code_prefix",
+            "expiring_within_days",
+            "overdue_suspension",
+        }
     }
     if filters.enterprise_credit_code_prefix:
         values["credit_code_start"] = filters.enterprise_credit_code_prefix.upper() + "%"
@@ -204,7 +222,12 @@ def listing_query(
         values["pattern"] = f"%{escape_like(filters.q.lower())}%"
     if filters.status is not None:
         values["day"] = filters.as_of or today
-    present = frozenset(values) - {"pattern", "day"} | ({"q"} if filters.q else set())
+    if filters.expiring_within_days is not None:
+        values["day"] = filters.as_of or today
+        values["expiry_to"] = days_after(values["day"], filters.expiring_within_days)
+    if filters.overdue_suspension and suspended_before is not None:
+        values["suspended_before"], values["today"] = suspended_before, today
+    present = frozenset(values) - {"pattern", "day", "today"} | ({"q"} if filters.q else set())
     statement = _listing_query(present, filters.status)
     return (statement if limit is None else statement.limit(limit)), values
 
@@ -216,9 +239,15 @@ async def list_listings(
     today: date,
     page: PageParams,
     county_codes: Collection[str] | None = None,
+    suspended_before: date | None = None,
 ) -> Page[RowMapping]:
     """One page of the listings matching `filters`, newest first, as rows of `LISTING_COLUMNS`."""
-    statement, values = listing_query(filters=filters, today=today, county_codes=county_codes)
+    statement, values = listing_query(
+        filters=filters,
+        today=today,
+        county_codes=county_codes,
+        suspended_before=suspended_before,
+    )
     listings: Page[RowMapping] = await paginate(
         session,
         statement.params(values),
@@ -237,9 +266,15 @@ async def stream_listings(
     today: date,
     batch_size: int = 1000,
     county_codes: Collection[str] | None = None,
+    suspended_before: date | None = None,
 ) -> AsyncIterator[RowMapping]:
     """Every listing matching `filters`, read in batches from a server-side cursor."""
-    statement, values = listing_query(filters=filters, today=today, county_codes=county_codes)
+    statement, values = listing_query(
+        filters=filters,
+        today=today,
+        county_codes=county_codes,
+        suspended_before=suspended_before,
+    )
     result = await session.stream(statement.execution_options(yield_per=batch_size), values)
     async for partition in result.mappings().partitions():
         for row in partition:
@@ -572,3 +607,23 @@ async def stats_groups(
 async def discard(*, session: AsyncSession) -> None:
     """Undo everything this request wrote (a dry run, or an import with bad rows)."""
     await session.rollback()
+
+
+def days_after(day: date, days: int) -> date:
+    """The last day of a window of `days` days from `day` (the calendar's end at most)."""
+    return date.fromordinal(min(date.max.toordinal(), day.toordinal() + days))
+
+
+async def listings_matching(
+    *,
+    session: AsyncSession,
+    filters: ListingFilters,
+    today: date,
+    suspended_before: date | None = None,
+) -> list[RowMapping]:
+    """Every listing matching `filters` as rows of `LISTING_COLUMNS`, newest first (the alert
+    sweep's few due listings)."""
+    statement, values = listing_query(
+        filters=filters, today=today, suspended_before=suspended_before
+    )
+    return list((await session.execute(statement, values)).mappings())

@@ -82,6 +82,16 @@ class ListingFilters(BaseModel):
     international_standard: bool | None = None
     review_required: bool | None = None
     batch_code: str | None = Field(default=None, max_length=100)
+    expiring_within_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Only listings in force on `as_of` (default today) whose validity ends"
+        " within this many days of it.",
+    )
+    overdue_suspension: bool | None = Field(
+        default=None, description="Only suspensions longer than the configured limit."
+    )
     enterprise_credit_code_prefix: str | None = Field(
         default=None,
         min_length=2,
@@ -135,6 +145,9 @@ class BrandRead(BaseModel):
     superseded_on: date | None
     review_required: bool
     review_reason: str | None
+    suspension_overdue: bool = Field(
+        description="Suspended today for longer than the configured limit (6 months)."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -264,6 +277,7 @@ LABELS: dict[str, str] = {
     "superseded_on": "被续认定日期",
     "review_required": "需复核",
     "review_reason": "复核原因",
+    "suspension_overdue": "暂停超期",
     "created_at": "创建时间",
     "updated_at": "更新时间",
 }

@@ -104,7 +104,9 @@ def _status_text(recorded: str, valid_until: date, superseded_on: date | None, d
 
 
 READ_COLUMNS = tuple(
-    name for name in BrandRead.model_fields if name not in {"tier_label", "status"}
+    name
+    for name in BrandRead.model_fields
+    if name not in {"tier_label", "status", "suspension_overdue"}
 )
 
 
@@ -113,11 +115,18 @@ def to_read(listing: Brand | Mapping[Any, Any], *, catalogue: Catalogue, today: 
     if isinstance(listing, Brand):
         values = {name: getattr(listing, name) for name in READ_COLUMNS}
         values["status"] = listing.status
+        values["status_changed_on"] = listing.status_changed_on
     else:
         values = dict(listing)
     values["tier_label"] = catalogue.policies[values["tier"]].label
     values["status"] = _status_text(
         values["status"], values["valid_until"], values["superseded_on"], today
+    )
+    since = values["status_changed_on"]
+    values["suspension_overdue"] = (
+        values["status"] == "suspended"
+        and since is not None
+        and since < catalogue.suspension_cutoff(today)
     )
     return BrandRead.model_validate(values)
 
@@ -1009,7 +1018,12 @@ async def list_listings(
     """One page of listings matching `filters`, newest first, of `counties` only (None: all)."""
     check_filters(filters, catalogue)
     rows = await repository.list_listings(
-        session=session, filters=filters, today=today, page=page, county_codes=counties
+        session=session,
+        filters=filters,
+        today=today,
+        page=page,
+        county_codes=counties,
+        suspended_before=catalogue.suspension_cutoff(today),
     )
     return rows.map(partial(to_read, catalogue=catalogue, today=today))
 
@@ -1032,7 +1046,11 @@ def export_rows(
 
     async def rows() -> AsyncIterator[list[Any]]:
         async for row in repository.stream_listings(
-            session=session, filters=filters, today=today, county_codes=counties
+            session=session,
+            filters=filters,
+            today=today,
+            county_codes=counties,
+            suspended_before=catalogue.suspension_cutoff(today),
         ):
             item = to_read(row, catalogue=catalogue, today=today).model_dump(mode=mode)
             yield [item[name] for name in fields]

@@ -11,4 +11,5 @@ brand_registry_service, service = service_fixtures(
     build_app=build_app,
     settings_factory=Settings,
     default_scopes=("brands:read", "brands:write"),
+    alert_sweep_enabled=False,
 )
