@@ -20,6 +20,7 @@ from kit.storage import BlobStore
 Reader = Annotated[Principal, Depends(require_scope("assessments:read"))]
 Writer = Annotated[Principal, Depends(require_scope("assessments:write"))]
 Publisher = Annotated[Principal, Depends(require_scope("assessments:publish"))]
+EnterpriseReader = Annotated[Principal, Depends(require_scope("enterprises:read"))]
 REVIEW_SCOPE = "assessments:review"
 
 

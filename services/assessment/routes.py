@@ -6,10 +6,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from assessment import service
+from assessment import enterprises, service
 from assessment.dependencies import (
     ActorDep,
     CatalogueDep,
+    EnterpriseReader,
     EvidenceStoreDep,
     FetcherDep,
     Publisher,
@@ -27,6 +28,8 @@ from assessment.schemas import (
     AssessmentHistoryRead,
     County,
     CountyStandingRead,
+    EnterpriseRead,
+    EnterpriseSearchRead,
     EvidenceRead,
     ReferenceValueCreate,
     ReferenceValueRead,
@@ -50,6 +53,7 @@ from assessment.standings import strip_explanations
 from kit.concurrency import IfMatch
 from kit.db import SessionDep
 from kit.downloads import content_disposition
+from kit.identifiers import CreditCode
 from kit.pagination import Page, PageParamsDep
 from kit.storage import receive_upload
 from kit.xlsxio import XLSX_MEDIA_TYPE
@@ -594,3 +598,43 @@ async def list_audit_entries(
         page=page,
         principal=reader,
     )
+
+
+@router.get(
+    "/enterprises",
+    tags=["enterprises"],
+    summary="Enterprises by name or credit-code prefix, across the three data services",
+)
+async def search_enterprises(
+    principal: EnterpriseReader,
+    fetcher: FetcherDep,
+    today: TodayDep,
+    q: Annotated[
+        str,
+        Query(max_length=100, description="At least 2 characters: a name's text or a code's start"),
+    ],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> EnterpriseSearchRead:
+    found = await enterprises.search(
+        fetcher=fetcher, principal=principal, q=q, limit=limit, today=today
+    )
+    return EnterpriseSearchRead.model_validate(found)
+
+
+@router.get(
+    "/enterprises/{credit_code}",
+    tags=["enterprises"],
+    summary="Every brand listing, certificate and spot-check of one enterprise, with its alerts",
+    response_model=EnterpriseRead,
+)
+async def get_enterprise(
+    credit_code: Annotated[CreditCode, Path()],
+    principal: EnterpriseReader,
+    fetcher: FetcherDep,
+    today: TodayDep,
+) -> Response:
+    view, omitted = await enterprises.enterprise_view(
+        fetcher=fetcher, principal=principal, credit_code=credit_code, today=today
+    )
+    body = EnterpriseRead.model_validate(view).model_dump_json(exclude=omitted)
+    return Response(body, media_type="application/json")

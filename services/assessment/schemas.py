@@ -617,3 +617,91 @@ class CountyStandingRead(Standing):
 
 
 ReportedValueHistory.model_rebuild()
+
+
+class RecordSection(BaseModel):
+    """One data service's records of an enterprise, as that service serves them."""
+
+    items: list[dict[str, Any]]
+    count: int
+    truncated: bool = Field(
+        description="More records exist than the view reads (the first 1,000 are shown)."
+    )
+
+
+class ListingSection(RecordSection):
+    """Brand listings or certificates, with how many are in each status today."""
+
+    by_status: dict[str, int]
+
+
+class SpotCheckSection(RecordSection):
+    """Spot-checks, with the originals failed after their re-inspections and the latest one."""
+
+    failed: int
+    latest: dict[str, Any] | None
+
+
+class EnterpriseReviewFlag(BaseModel):
+    """A listing under review (a failed spot-check flagged it, for one)."""
+
+    brand_id: str
+    product_name: str
+    tier: str
+    reason: str | None
+
+
+class EnterpriseAlert(BaseModel):
+    """Something that needs attention now, named as the event that announces it."""
+
+    type: str = Field(examples=["certificate.expiring_soon"])
+    subject: str = Field(examples=["certificates/0192…"])
+    county_code: str | None
+    detail: str
+    due_on: date | None = None
+    days_left: int | None = None
+    ids: list[str] = []
+
+
+class EnterpriseMeta(Open):
+    """How each data service answered (`ok`, `not_permitted: …`, `truncated: …` or why it is
+    missing), the sections the caller may not read and those cut short."""
+
+    completeness: dict[str, str]
+    complete: bool
+    not_permitted: list[str]
+    truncated: list[str]
+    as_of: date
+
+
+class EnterpriseRead(BaseModel):
+    """What the data services know of one enterprise; a section whose read scope the caller
+    lacks is omitted (and named in `meta.not_permitted`)."""
+
+    credit_code: str
+    name: str | None
+    county_codes: list[str]
+    brands: ListingSection | None = None
+    certificates: ListingSection | None = None
+    spot_checks: SpotCheckSection | None = None
+    review_flags: list[EnterpriseReviewFlag] | None = None
+    alerts: list[EnterpriseAlert]
+    meta: EnterpriseMeta
+
+
+class EnterpriseMatch(BaseModel):
+    """One enterprise a search found, with the records of each kind found for it."""
+
+    credit_code: str
+    name: str
+    county_code: str
+    brands: int | None = None
+    certificates: int | None = None
+    spot_checks: int | None = None
+
+
+class EnterpriseSearchRead(BaseModel):
+    """Enterprises whose name holds the text or whose credit code starts with it."""
+
+    items: list[EnterpriseMatch]
+    meta: EnterpriseMeta

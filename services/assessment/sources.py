@@ -1,4 +1,5 @@
-"""Reading the data services' `/stats` endpoints in parallel, within a deadline.
+"""Reading the data services' `/stats` endpoints, and their lists of one enterprise's
+records, in parallel, within a deadline.
 
 One long-lived `httpx.AsyncClient` is opened in the app's lifespan and shared by every request.
 Each call carries a token minted by this service (issuer `assessment`, audience the callee)
@@ -107,6 +108,16 @@ class SpotCheckStats(_Loose):
     totals: PassCounts
 
 
+LISTS = {
+    Source.brands: Endpoint("brand_registry", "/api/v1/brands", "brands:read"),
+    Source.certificates: Endpoint("certification", "/api/v1/certificates", "certificates:read"),
+    Source.spot_checks: Endpoint("inspection", "/api/v1/spot-checks", "spot-checks:read"),
+}
+UNPUBLISHED_SCOPE = "spot-checks:read-unpublished"
+"""What the assessment asks of the inspection service for a caller who may see results before
+their bulletin (`include_unpublished=true`)."""
+PAGE_LIMIT = 500
+
 SHAPES: dict[Source, type[BaseModel]] = {
     Source.brands: BrandStats,
     Source.certificates: CertificateStats,
@@ -150,8 +161,40 @@ class Fetched:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class ListQuery:
+    """Every page of one list, up to `max_items` records, read as a token bound to
+    `county_codes` (none: every county) carrying the list's read scope and `extra_scopes`."""
+
+    key: str
+    source: Source
+    params: tuple[tuple[str, str], ...]
+    max_items: int
+    county_codes: frozenset[str] = frozenset()
+    extra_scopes: frozenset[str] = frozenset()
+
+
+@dataclass
+class Listed:
+    """What one list produced: its records (and whether more were left unread), or why
+    there are none."""
+
+    key: str
+    source: str
+    service: str
+    query: str
+    ok: bool
+    items: list[dict[str, Any]]
+    truncated: bool
+    reason: str | None
+    fetched_at: str
+    elapsed_ms: float
+    attempts: int
+    pages: int
+
+
 class StatsFetcher:
-    """Fans `/stats` calls out to the data services in parallel."""
+    """Fans `/stats` calls and list reads out to the data services in parallel."""
 
     def __init__(
         self,
@@ -226,15 +269,34 @@ class StatsFetcher:
         url = self._url(query, year, as_of)
         if self.minter is None:
             return self._failure(query, url, self.minter_problem or "no service key", started, 0)
+        response, reason, attempts = await self._get(
+            url, audience=endpoint.service, scopes={endpoint.scope}, request_id=request_id
+        )
+        if response is None:
+            return self._failure(query, url, reason, started, attempts)
+        return self._parse(query, url, response, started, attempts)
+
+    async def _get(
+        self,
+        url: str,
+        *,
+        audience: str,
+        scopes: set[str],
+        request_id: str | None,
+        county_codes: frozenset[str] = frozenset(),
+    ) -> tuple[httpx.Response | None, str, int]:
+        """GET `url` with a fresh token each attempt, retried on transport errors and
+        502/503/504 while the retries last: the 200 answer (or None and why) and the attempts."""
+        assert self.minter is not None
         attempts = 0
-        reason = "not attempted"
         while True:
             attempts += 1
             token = self.minter.mint(
-                audience=endpoint.service,
+                audience=audience,
                 client_id="assessment",
                 client_name="Assessment service",
-                scopes={endpoint.scope},
+                scopes=scopes,
+                county_codes=county_codes,
             )
             headers = {"Authorization": f"Bearer {token}"}
             if request_id:
@@ -247,13 +309,83 @@ class StatsFetcher:
                 reason = f"unreachable: {type(exc).__name__}"
             else:
                 if response.status_code == 200:
-                    return self._parse(query, url, response, started, attempts)
+                    return response, "", attempts
                 reason = f"HTTP {response.status_code}: {_problem_detail(response)}"
                 if response.status_code not in RETRIED_STATUSES:
-                    return self._failure(query, url, reason, started, attempts)
+                    return None, reason, attempts
             if attempts > self.retries:
-                return self._failure(query, url, reason, started, attempts)
+                return None, reason, attempts
             await asyncio.sleep(self.backoff * 2 ** (attempts - 1))
+
+    async def list_all(self, queries: Iterable[ListQuery]) -> dict[str, Listed]:
+        """Every list's records, all read in parallel within the deadline; a list unread by
+        then (or failing on any page) says why and holds no records."""
+        unique = {q.key: q for q in queries}
+        started = time.monotonic()
+        request_id = current_request_id()
+        tasks = {
+            key: asyncio.create_task(self._list(query, started=started, request_id=request_id))
+            for key, query in unique.items()
+        }
+        if tasks:
+            await asyncio.wait(tasks.values(), timeout=self.deadline)
+        results: dict[str, Listed] = {}
+        for key, task in tasks.items():
+            if task.done():
+                results[key] = task.result()
+                continue
+            task.cancel()
+            results[key] = _listed(
+                unique[key],
+                started,
+                attempts=0,
+                pages=0,
+                reason=f"timeout: no answer within the deadline of {self.deadline:g} s",
+            )
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        return results
+
+    async def _list(self, query: ListQuery, *, started: float, request_id: str | None) -> Listed:
+        if self.minter is None:
+            reason = self.minter_problem or "no service key"
+            return _listed(query, started, attempts=0, pages=0, reason=reason)
+        endpoint = LISTS[query.source]
+        base = f"{self.base_urls[query.source].rstrip('/')}{endpoint.path}"
+        limit = str(min(PAGE_LIMIT, query.max_items + 1))
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        attempts = pages = 0
+        while True:
+            params = (*query.params, ("limit", limit), *((("cursor", cursor),) if cursor else ()))
+            response, reason, tries = await self._get(
+                f"{base}?{httpx.QueryParams(params)}",
+                audience=endpoint.service,
+                scopes={endpoint.scope, *query.extra_scopes},
+                request_id=request_id,
+                county_codes=query.county_codes,
+            )
+            attempts += tries
+            if response is None:
+                return _listed(query, started, attempts=attempts, pages=pages, reason=reason)
+            pages += 1
+            try:
+                page = _ListPage.model_validate(response.json())
+            except (ValueError, ValidationError) as exc:
+                reason = f"unexpected response: {str(exc).splitlines()[0][:200]}"
+                return _listed(query, started, attempts=attempts, pages=pages, reason=reason)
+            items.extend(page.items)
+            cursor = page.next_cursor
+            if len(items) > query.max_items or (cursor and len(items) == query.max_items):
+                return _listed(
+                    query,
+                    started,
+                    attempts=attempts,
+                    pages=pages,
+                    items=items[: query.max_items],
+                    truncated=True,
+                )
+            if not cursor:
+                return _listed(query, started, attempts=attempts, pages=pages, items=items)
 
     def _parse(
         self, query: StatsQuery, url: str, response: httpx.Response, started: float, attempts: int
@@ -294,6 +426,41 @@ def _fetched(
         fetched_at=_now(),
         elapsed_ms=round((time.monotonic() - started) * 1000, 1),
         attempts=attempts,
+    )
+
+
+class _ListPage(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None = None
+
+
+def _listed(
+    query: ListQuery,
+    started: float,
+    *,
+    attempts: int,
+    pages: int,
+    items: list[dict[str, Any]] | None = None,
+    truncated: bool = False,
+    reason: str | None = None,
+) -> Listed:
+    """What one list produced: its `items`, or the `reason` it has none."""
+    if reason is not None:
+        logger.warning("list_unavailable", source=query.source.value, reason=reason)
+    endpoint = LISTS[query.source]
+    return Listed(
+        key=query.key,
+        source=query.source.value,
+        service=endpoint.service,
+        query=f"GET {endpoint.path}?{httpx.QueryParams(query.params)}",
+        ok=reason is None,
+        items=(items or []) if reason is None else [],
+        truncated=truncated,
+        reason=reason,
+        fetched_at=_now(),
+        elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+        attempts=attempts,
+        pages=pages,
     )
 
 

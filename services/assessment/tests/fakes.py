@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,8 +48,11 @@ class FakeDataServices:
     requests: list[httpx.Request] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)
     failures_left: dict[str, int] = field(default_factory=dict)
+    lists: Callable[[str, httpx.Request, dict[str, Any]], Awaitable[httpx.Response]] | None = None
+    """Answers the list endpoints (given the source, request and token claims) when set."""
 
     def reset(self) -> None:
+        self.lists = None
         self.bodies = empty_bodies()
         self.modes.clear()
         self.delays.clear()
@@ -77,6 +81,8 @@ class FakeDataServices:
         mode = self.modes.get(source, "ok")
         if mode == "down":
             raise httpx.ConnectError("connection refused", request=request)
+        if self.lists is not None and not request.url.path.endswith("/stats"):
+            return await self.lists(source, request, claims)
         if mode == "error":
             return httpx.Response(500, json={"detail": "database is on fire"})
         if mode == "garbage":
