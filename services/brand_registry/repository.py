@@ -627,3 +627,16 @@ async def listings_matching(
         filters=filters, today=today, suspended_before=suspended_before
     )
     return list((await session.execute(statement, values)).mappings())
+
+
+async def listings_by_ids(*, session: AsyncSession, brand_ids: Sequence[str]) -> list[Brand]:
+    """The listings with these ids as stored now (after any bulk update), by id."""
+    if not brand_ids:
+        return []
+    query = (
+        select(Brand)
+        .where(col(Brand.id).in_(list(brand_ids)))
+        .order_by(col(Brand.id))
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.execute(query)).scalars().all())

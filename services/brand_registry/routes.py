@@ -228,9 +228,10 @@ async def raise_review_flag(
     principal: Flagger,
     today: TodayDep,
     response: Response,
+    catalogue: CatalogueDep,
 ) -> ReviewFlagRead:
     result = await service.raise_review_flag(
-        session=session, data=body, today=today, principal=principal
+        session=session, data=body, today=today, principal=principal, catalogue=catalogue
     )
     if not result.created:
         response.status_code = 200
@@ -247,9 +248,17 @@ async def clear_review_flag(
     body: ReviewFlagClear,
     session: SessionDep,
     principal: Flagger,
+    catalogue: CatalogueDep,
+    today: TodayDep,
 ) -> ReviewFlagClearRead:
     return await service.clear_review_flag(
-        session=session, source=source, reference=reference, data=body, principal=principal
+        session=session,
+        source=source,
+        reference=reference,
+        data=body,
+        principal=principal,
+        catalogue=catalogue,
+        today=today,
     )
 
 
@@ -303,6 +312,7 @@ async def change_status(
         today=today,
         principal=principal,
         if_match=if_match,
+        catalogue=catalogue,
     )
     response.headers["ETag"] = service.etag(brand)
     return service.to_read(brand, catalogue=catalogue, today=today)

@@ -50,6 +50,7 @@ from kit.csvio import RowError, batched
 from kit.dates import business_date_errors
 from kit.db import as_utc
 from kit.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed, field_name
+from kit.events import NewEvent, emit, emit_many
 from kit.identifiers import new_id
 from kit.pagination import Page, PageParams
 from kit.xlsxio import Upload
@@ -82,6 +83,14 @@ class Accepted:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+EVENT_SOURCE = "brand_registry"
+
+
+def subject_of(brand_id: str) -> str:
+    """The subject of a listing's change events."""
+    return f"brands/{brand_id}"
 
 
 # Reading -------------------------------------------------------------------------------
@@ -460,9 +469,25 @@ class AwardBatch:
         await repository.insert_listings(session=self.session, rows=writes.rows)
         await repository.mark_superseded(session=self.session, updates=writes.superseded, at=now)
         await repository.insert_history(session=self.session, rows=writes.history)
+        await emit_many(
+            self.session,
+            source=EVENT_SOURCE,
+            events=[
+                NewEvent(
+                    type="brand.created",
+                    subject=subject_of(row["id"]),
+                    data={"id": row["id"], "item": self._item(row)},
+                    county_code=row["county_code"],
+                )
+                for row in writes.rows
+            ],
+        )
         self.stored += len(writes.rows)
         self.created_ids = [row["id"] for row in writes.rows]
         return violations
+
+    def _item(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        return to_read(row, catalogue=self.catalogue, today=self.today).model_dump(mode="json")
 
     async def _listings_by_key(
         self, candidates: Sequence[tuple[int, BrandCreate]]
@@ -768,6 +793,7 @@ async def change_status(
     today: date,
     principal: Principal,
     if_match: str | None,
+    catalogue: Catalogue,
 ) -> Brand:
     """A status action with its reason; legal transitions only, revoked and expired final."""
     principal.require_county(brand.county_code)
@@ -791,6 +817,7 @@ async def change_status(
             requested=requested,
             effective_on=effective_on,
         )
+    was_flagged = brand.review_required
     if change.clear_review:
         before["review_required"], after["review_required"] = brand.review_required, False
         brand.review_required = False
@@ -808,14 +835,89 @@ async def change_status(
         reason=change.reason,
     )
     await repository.add(session=session, items=[BrandHistory(**entry)])
+    item = to_read(brand, catalogue=catalogue, today=today).model_dump(mode="json")
+    if moved:
+        await emit(
+            session,
+            source=EVENT_SOURCE,
+            type="brand.status_changed",
+            subject=subject_of(brand.id),
+            data={
+                "id": brand.id,
+                "from": str(current),
+                "to": str(requested),
+                "effective_on": effective_on.isoformat(),
+                "reason": change.reason,
+                "item": item,
+            },
+            county_code=brand.county_code,
+        )
+    if change.clear_review and was_flagged:
+        await emit(
+            session,
+            source=EVENT_SOURCE,
+            type="brand.review_flagged",
+            subject=subject_of(brand.id),
+            data={
+                "id": brand.id,
+                "flagged": False,
+                "source": None,
+                "reference": None,
+                "reason": change.reason,
+                "item": item,
+            },
+            county_code=brand.county_code,
+        )
     return brand
 
 
 # Review flags --------------------------------------------------------------------------
 
 
+async def _emit_review_flags(
+    *,
+    session: AsyncSession,
+    brand_ids: Sequence[str],
+    flagged: bool,
+    source: str,
+    reference: str,
+    reason: str,
+    catalogue: Catalogue,
+    today: date,
+) -> None:
+    """A `brand.review_flagged` event for each listing a flag put under review or released."""
+    listings = await repository.listings_by_ids(session=session, brand_ids=brand_ids)
+    await emit_many(
+        session,
+        source=EVENT_SOURCE,
+        events=[
+            NewEvent(
+                type="brand.review_flagged",
+                subject=subject_of(listing.id),
+                data={
+                    "id": listing.id,
+                    "flagged": flagged,
+                    "source": source,
+                    "reference": reference,
+                    "reason": reason,
+                    "item": to_read(listing, catalogue=catalogue, today=today).model_dump(
+                        mode="json"
+                    ),
+                },
+                county_code=listing.county_code,
+            )
+            for listing in listings
+        ],
+    )
+
+
 async def raise_review_flag(
-    *, session: AsyncSession, data: ReviewFlagCreate, today: date, principal: Principal
+    *,
+    session: AsyncSession,
+    data: ReviewFlagCreate,
+    today: date,
+    principal: Principal,
+    catalogue: Catalogue,
 ) -> ReviewFlagRead:
     """Flag every active or suspended listing of the enterprise, once per (source, reference)."""
     first = await repository.get_review_flag(
@@ -859,6 +961,16 @@ async def raise_review_flag(
         created_at=now,
     )
     await repository.add(session=session, items=[flag])
+    await _emit_review_flags(
+        session=session,
+        brand_ids=ids,
+        flagged=True,
+        source=data.source,
+        reference=data.reference,
+        reason=data.reason,
+        catalogue=catalogue,
+        today=today,
+    )
     return ReviewFlagRead(
         reference=data.reference, source=data.source, flagged_brand_ids=ids, created=True
     )
@@ -901,7 +1013,13 @@ def _holding_flag(
 
 
 async def _withdraw(
-    *, session: AsyncSession, flag: ReviewFlag, reason: str, principal: Principal
+    *,
+    session: AsyncSession,
+    flag: ReviewFlag,
+    reason: str,
+    principal: Principal,
+    catalogue: Catalogue,
+    today: date,
 ) -> None:
     """Take the flag's listings out of review unless another flag holds them, with a history
     entry on each listing it still held under review."""
@@ -953,6 +1071,16 @@ async def _withdraw(
     flag.cleared_brand_ids = cleared
     flag.still_flagged_brand_ids = still_flagged
     await repository.add(session=session, items=[flag])
+    await _emit_review_flags(
+        session=session,
+        brand_ids=cleared,
+        flagged=False,
+        source=flag.source,
+        reference=flag.reference,
+        reason=reason,
+        catalogue=catalogue,
+        today=today,
+    )
 
 
 async def clear_review_flag(
@@ -962,6 +1090,8 @@ async def clear_review_flag(
     reference: str,
     data: ReviewFlagClear,
     principal: Principal,
+    catalogue: Catalogue,
+    today: date,
 ) -> ReviewFlagClearRead:
     """Withdraw a flag at its raiser's request, once: a repeat answers the first result."""
     flag = await repository.get_review_flag(
@@ -977,7 +1107,14 @@ async def clear_review_flag(
         )
     changed = flag.cleared_at is None
     if changed:
-        await _withdraw(session=session, flag=flag, reason=data.reason, principal=principal)
+        await _withdraw(
+            session=session,
+            flag=flag,
+            reason=data.reason,
+            principal=principal,
+            catalogue=catalogue,
+            today=today,
+        )
     assert flag.cleared_at is not None
     return ReviewFlagClearRead(
         source=flag.source,
