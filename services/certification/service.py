@@ -45,6 +45,7 @@ from kit.errors import (
     ValidationFailed,
     field_name,
 )
+from kit.events import NewEvent, emit, emit_many
 from kit.identifiers import county_code_error, new_id
 from kit.pagination import Page, PageParams
 from kit.xlsxio import Upload
@@ -117,6 +118,14 @@ def months_before(day: date, months: int) -> date:
 def etag_of(certificate: Certificate | CertificateRead) -> str:
     """The ETag of a certificate's current version."""
     return make_etag(certificate.id, certificate.version)
+
+
+EVENT_SOURCE = "certification"
+
+
+def subject_of(certificate_id: str) -> str:
+    """The subject of a certificate's change events."""
+    return f"certificates/{certificate_id}"
 
 
 def can_see_confidential(principal: Principal) -> bool:
@@ -388,9 +397,18 @@ async def create_certificate(
         effective_on=certificate.status_since,
     )
     await repository.add_certificate(session=session, certificate=certificate, entry=entry)
-    return await read_certificate(
+    created = await read_certificate(
         session=session, catalogue=catalogue, today=today, certificate_id=certificate.id
     )
+    await emit(
+        session,
+        source=EVENT_SOURCE,
+        type="certificate.created",
+        subject=subject_of(created.id),
+        data={"id": created.id, "item": created.model_dump(mode="json")},
+        county_code=created.county_code,
+    )
+    return created
 
 
 async def get_visible(
@@ -577,9 +595,25 @@ async def change_status(
         reason=change.reason,
     )
     await repository.add_history_entry(session=session, entry=entry)
-    return await read_certificate(
+    changed = await read_certificate(
         session=session, catalogue=catalogue, today=today, certificate_id=certificate.id
     )
+    await emit(
+        session,
+        source=EVENT_SOURCE,
+        type="certificate.status_changed",
+        subject=subject_of(changed.id),
+        data={
+            "id": changed.id,
+            "from": current,
+            "to": str(change.status),
+            "effective_on": effective_on.isoformat(),
+            "reason": change.reason,
+            "item": changed.model_dump(mode="json"),
+        },
+        county_code=changed.county_code,
+    )
+    return changed
 
 
 async def list_certificates(
@@ -1068,6 +1102,17 @@ def _imported(
     return certificate, entry
 
 
+def _imported_item(row: dict[str, Any], catalogue: Catalogue, today: date) -> dict[str, Any]:
+    """An imported certificate as its GET answers (its history holds only the import)."""
+    status = row["status"]
+    if status != CertificateStatus.withdrawn and row["expires_on"] < today:
+        status = CertificateStatus.expired
+    certificate = Certificate(**row)
+    return to_read(certificate, str(status), catalogue=catalogue, today=today).model_dump(
+        mode="json"
+    )
+
+
 async def _store_file(
     *,
     session: AsyncSession,
@@ -1090,6 +1135,19 @@ async def _store_file(
             certificates.append(certificate)
             entries.append(entry)
         await repository.insert_many(session=session, certificates=certificates, entries=entries)
+        await emit_many(
+            session,
+            source=EVENT_SOURCE,
+            events=[
+                NewEvent(
+                    type="certificate.created",
+                    subject=subject_of(row["id"]),
+                    data={"id": row["id"], "item": _imported_item(row, catalogue, today)},
+                    county_code=row["county_code"],
+                )
+                for row in certificates
+            ],
+        )
         stored += len(certificates)
     return stored
 
