@@ -370,6 +370,8 @@ class StatsFetcher:
             pages += 1
             try:
                 page = _ListPage.model_validate(response.json())
+                for item in page.items:
+                    RECORD_SHAPES[query.source].model_validate(item)
             except (ValueError, ValidationError) as exc:
                 reason = f"unexpected response: {str(exc).splitlines()[0][:200]}"
                 return _listed(query, started, attempts=attempts, pages=pages, reason=reason)
@@ -427,6 +429,39 @@ def _fetched(
         elapsed_ms=round((time.monotonic() - started) * 1000, 1),
         attempts=attempts,
     )
+
+
+class _Record(_Loose):
+    id: str
+    enterprise_credit_code: str
+    enterprise_name: str
+    county_code: str
+
+
+class _Listing(_Record):
+    status: str
+    awarded_on: date
+    valid_until: date
+
+
+class _Certificate(_Record):
+    status: str
+    issued_on: date
+    expires_on: date
+
+
+class _SpotCheck(_Record):
+    sampled_on: date
+    reinspection_of: str | None = None
+    final_result: str | None = None
+
+
+RECORD_SHAPES: dict[Source, type[_Record]] = {
+    Source.brands: _Listing,
+    Source.certificates: _Certificate,
+    Source.spot_checks: _SpotCheck,
+}
+"""The fields of each list's records the enterprise view relies on."""
 
 
 class _ListPage(BaseModel):

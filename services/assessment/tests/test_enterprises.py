@@ -412,3 +412,18 @@ async def test_search_names_a_data_service_that_failed(
     assert [(m["credit_code"], m["brands"], m["certificates"]) for m in found["items"]] == [
         (ACME, None, 2)
     ]
+
+
+async def test_a_list_of_an_unexpected_shape_is_named_not_a_500(
+    service: Harness, lists: Lists
+) -> None:
+    acme(lists)
+    broken = certificate("c1")
+    del broken["expires_on"]
+    lists.records["certificates"] = [broken]
+    response = await service.client(READ_ALL).get(f"/api/v1/enterprises/{ACME}")
+    assert response.status_code == 200, response.text
+    view = response.json()
+    assert view["meta"]["completeness"]["certificates"].startswith("unexpected response")
+    assert "certificates" not in view
+    assert view["brands"]["count"] == 3
