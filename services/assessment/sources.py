@@ -439,6 +439,8 @@ class _Record(_Loose):
 
 
 class _Listing(_Record):
+    product_name: str
+    tier: str
     status: str
     awarded_on: date
     valid_until: date
