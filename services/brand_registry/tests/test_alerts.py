@@ -1,12 +1,15 @@
 """Alerts: listings expiring within N days, overdue suspensions, and the daily sweep that
 emits each alert once."""
 
+import asyncio
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
 from brand_registry import alerts
+from brand_registry.app import build_app
 from brand_registry.settings import Settings
 from brand_registry.tests.support import create, credit_code, set_status
 from kit.testing import Harness, xlsx_values
@@ -204,3 +207,96 @@ async def test_due_alerts_follow_the_thresholds_and_the_suspension_limit(
     late = keyed[f"brand.suspension_overdue:{ids['overdue']}:{since.isoformat()}"]
     assert late.data["item"]["suspension_overdue"] is True
     assert late.data["limit_months"] == 6
+
+
+async def _feed(service: Harness) -> list[dict[str, Any]]:
+    client = service.client(["events:read", "brands:read"])
+    response = await client.get("/api/v1/events", params={"type": "brand.*"})
+    assert response.status_code == 200, response.text
+    return [
+        event
+        for event in response.json()["items"]
+        if event["type"] in {alerts.EXPIRING_SOON, alerts.SUSPENSION_OVERDUE}
+    ]
+
+
+async def _until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.02)
+
+
+async def test_the_sweep_emits_each_alert_once_across_runs_and_restarts(
+    service: Harness,
+    listings: dict[str, dict[str, Any]],
+    suspensions: dict[str, dict[str, Any]],
+    today: date,
+) -> None:
+    app = service.app
+    settings: Settings = app.state.settings
+
+    async def run() -> int:
+        return await alerts.sweep(
+            sessionmaker=app.state.sessionmaker,
+            catalogue=app.state.catalogue,
+            today=today,
+            thresholds=settings.alert_thresholds_days,
+        )
+
+    assert await run() == 6
+    assert await run() == 0
+    first = await _feed(service)
+    expected = [
+        (alerts.EXPIRING_SOON, listings[name]["id"], threshold)
+        for name, threshold in [
+            ("today", 7),
+            ("in_7", 7),
+            ("in_30", 30),
+            ("in_31", 90),
+            ("in_90", 90),
+        ]
+    ] + [(alerts.SUSPENSION_OVERDUE, suspensions["overdue"]["id"], None)]
+    assert sorted(
+        (e["type"], e["data"]["id"], e["data"].get("threshold_days")) for e in first
+    ) == sorted(expected, key=lambda entry: (entry[0], entry[1], entry[2] or 0))
+    overdue = next(e for e in first if e["type"] == alerts.SUSPENSION_OVERDUE)
+    assert overdue["subject"] == f"brands/{suspensions['overdue']['id']}"
+    assert overdue["source"] == "/brand_registry"
+    assert overdue["countycode"] == "320323"
+
+    later = await _listing(service, 40, today + timedelta(days=3))
+    restarted = build_app(
+        settings.model_copy(update={"alert_sweep_enabled": True, "alert_sweep_delay_seconds": 0})
+    )
+    async with restarted.router.lifespan_context(restarted):
+        sweeper = restarted.state.alert_sweeper
+        await _until(lambda: sweeper.last_run_at is not None)
+        assert sweeper.last_emitted == 1
+    after = await _feed(service)
+    assert len(after) == 7
+    assert [e["data"]["id"] for e in after[6:]] == [later["id"]]
+
+
+async def test_the_sweep_task_runs_at_each_interval_and_stops_with_the_app(
+    service: Harness, listings: dict[str, dict[str, Any]]
+) -> None:
+    settings: Settings = service.app.state.settings
+    app = build_app(
+        settings.model_copy(
+            update={
+                "alert_sweep_enabled": True,
+                "alert_sweep_delay_seconds": 0,
+                "alert_sweep_interval_seconds": 0.05,
+            }
+        )
+    )
+    async with app.router.lifespan_context(app):
+        sweeper = app.state.alert_sweeper
+        await _until(lambda: sweeper.last_run_at is not None)
+        first_run = sweeper.last_run_at
+        await _until(lambda: sweeper.last_run_at != first_run)
+        assert sweeper.last_emitted == 0
+        started = asyncio.get_running_loop().time()
+    assert asyncio.get_running_loop().time() - started < 2
+    assert len(await _feed(service)) == 5

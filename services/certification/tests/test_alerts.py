@@ -1,6 +1,7 @@
 """Alerts: certificates expiring within N days, overdue suspensions, and the daily sweep
 that emits each alert once."""
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Any
@@ -9,6 +10,8 @@ import pytest
 
 from certification import alerts
 from certification import service as service_rules
+from certification.app import build_app
+from certification.settings import Settings
 from kit.testing import Harness, xlsx_values
 
 NewCertificate = Callable[..., Awaitable[dict[str, Any]]]
@@ -166,3 +169,95 @@ async def test_due_alerts_follow_the_thresholds_and_the_suspension_limit(
     assert late.data["item"]["suspension_overdue"] is True
     assert late.data["limit_months"] == 6
     assert not_yet["id"] not in {alert.data["id"] for alert in due}
+
+
+async def _feed(service: Harness) -> list[dict[str, Any]]:
+    client = service.client(["events:read", "certificates:read"])
+    response = await client.get("/api/v1/events", params={"type": "certificate.*"})
+    assert response.status_code == 200, response.text
+    return [
+        event
+        for event in response.json()["items"]
+        if event["type"] in {alerts.EXPIRING_SOON, alerts.SUSPENSION_OVERDUE}
+    ]
+
+
+async def _until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.02)
+
+
+async def test_the_sweep_emits_each_alert_once_across_runs_and_restarts(
+    service: Harness, new_certificate: NewCertificate, expiring: dict[str, Any], today: date
+) -> None:
+    app = service.app
+    settings: Settings = app.state.settings
+
+    async def run() -> int:
+        return await alerts.sweep(
+            sessionmaker=app.state.sessionmaker,
+            catalogue=app.state.catalogue,
+            today=today,
+            thresholds=settings.alert_thresholds_days,
+        )
+
+    assert await run() == 5
+    assert await run() == 0
+    first = await _feed(service)
+    assert sorted((e["subject"], e["data"]["threshold_days"]) for e in first) == sorted(
+        (f"certificates/{expiring[name]['id']}", threshold)
+        for name, threshold in [
+            ("today", 7),
+            ("in_7", 7),
+            ("in_30", 30),
+            ("in_31", 90),
+            ("in_90", 90),
+        ]
+    )
+    event = next(e for e in first if e["data"]["id"] == expiring["in_7"]["id"])
+    assert event["source"] == "/certification"
+    assert event["countycode"] == "320323"
+    assert event["data"]["item"]["certificate_number"] == "T-7"
+
+    later = await new_certificate(
+        certificate_number="L-3", expires_on=(today + timedelta(days=3)).isoformat()
+    )
+    restarted = build_app(
+        settings.model_copy(update={"alert_sweep_enabled": True, "alert_sweep_delay_seconds": 0})
+    )
+    async with restarted.router.lifespan_context(restarted):
+        sweeper = restarted.state.alert_sweeper
+        await _until(lambda: sweeper.last_run_at is not None)
+        assert sweeper.last_emitted == 1
+    after = await _feed(service)
+    assert len(after) == 6
+    assert [e["data"]["id"] for e in after[5:]] == [later["id"]]
+    assert len({e["id"] for e in after}) == 6
+
+
+async def test_the_sweep_task_runs_at_each_interval_and_stops_with_the_app(
+    service: Harness, expiring: dict[str, Any]
+) -> None:
+    settings: Settings = service.app.state.settings
+    app = build_app(
+        settings.model_copy(
+            update={
+                "alert_sweep_enabled": True,
+                "alert_sweep_delay_seconds": 0,
+                "alert_sweep_interval_seconds": 0.05,
+            }
+        )
+    )
+    async with app.router.lifespan_context(app):
+        sweeper = app.state.alert_sweeper
+        await _until(lambda: sweeper.last_run_at is not None)
+        first_run = sweeper.last_run_at
+        await _until(lambda: sweeper.last_run_at != first_run)
+        assert sweeper.last_emitted == 0
+        ready = await service.client().get("/health/ready")
+        assert ready.status_code == 200
+        started = asyncio.get_running_loop().time()
+    assert asyncio.get_running_loop().time() - started < 2
+    assert len(await _feed(service)) == 5
