@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import service
 from gateway.auth import Authenticator, FailureThrottle, ServiceTokens, load_signing_key
+from gateway.delivery import WebhookMetrics, webhooks_lifespan
 from gateway.openapi import MergedSpec
 from gateway.proxy import Backend, Forwarder, ProxyContext, ProxyMetrics
 from gateway.ratelimit import RateLimiter
@@ -22,6 +23,7 @@ from gateway.routes import public, router
 from gateway.routing import API_PREFIX, BACKEND_RESOURCES, match_prefix
 from gateway.settings import Settings
 from gateway.ui import router as ui_router
+from gateway.webhook_routes import admin_webhooks, own_webhooks
 from kit.app import ServiceSpec, create_app
 from kit.auth import TokenMinter
 
@@ -188,14 +190,15 @@ class GatewayApp(FastAPI):
 SPEC = ServiceSpec(
     name="gateway",
     title="Quality Revitalization Platform gateway",
-    description="The public entry point: API clients, keys and scopes in front of the four services.",
+    description="The public entry point: API clients, keys and scopes in front of the four "
+    "services, the merged change feed and webhooks.",
     version="1.0.0",
-    routers=[router, public, ui_router],
+    routers=[router, admin_webhooks, own_webhooks, public, ui_router],
     migrations=MIGRATIONS,
     version_table=VERSION_TABLE,
     # Idempotency-Key travels on to the services, which keep the records.
     idempotency_table=None,
-    lifespan_hooks=[proxy_lifespan],
+    lifespan_hooks=[proxy_lifespan, webhooks_lifespan],
     app_class=GatewayApp,
 )
 
@@ -212,4 +215,5 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         if getattr(route, "path", None) not in _FASTAPI_DOC_ROUTES
     ]
     app.state.proxy_metrics = ProxyMetrics(app.state.metrics.registry)
+    app.state.webhook_metrics = WebhookMetrics(app.state.metrics.registry)
     return app

@@ -2,12 +2,16 @@
 
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.delivery import WebhookWorker
+from gateway.feed import FeedClient
 from gateway.proxy import ProxyContext
+from gateway.routing import EVENTS_SCOPE, WEBHOOKS_SCOPE
 from gateway.service import Identity
 from kit.db import get_session
 from kit.errors import Forbidden
@@ -65,3 +69,39 @@ def require_client_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Identi
 
 
 AdminClient = Annotated[Identity, Depends(require_client_scope("admin"))]
+
+
+EventsReader = Annotated[Identity, Depends(require_client_scope(EVENTS_SCOPE))]
+WebhookManager = Annotated[Identity, Depends(require_client_scope(WEBHOOKS_SCOPE))]
+
+
+@dataclass(frozen=True)
+class WebhookCaller:
+    """Who manages webhooks, and whose subscriptions it sees (None: every client's)."""
+
+    identity: Identity
+    owner_client_id: str | None
+
+
+async def admin_webhook_caller(identity: AdminClient) -> WebhookCaller:
+    return WebhookCaller(identity, None)
+
+
+async def own_webhook_caller(identity: WebhookManager) -> WebhookCaller:
+    return WebhookCaller(identity, identity.client_id)
+
+
+def webhook_worker(request: Request) -> WebhookWorker:
+    worker: WebhookWorker = request.app.state.webhooks
+    return worker
+
+
+WorkerDep = Annotated[WebhookWorker, Depends(webhook_worker)]
+
+
+def feed_client(request: Request) -> FeedClient:
+    feed: FeedClient = request.app.state.feed
+    return feed
+
+
+FeedDep = Annotated[FeedClient, Depends(feed_client)]

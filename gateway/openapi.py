@@ -18,7 +18,15 @@ from typing import Any
 import httpx
 import structlog
 
-from gateway.routing import ALL_SCOPES, API_PREFIX, is_public, match_prefix, required_scope
+from gateway.routing import (
+    ALL_SCOPES,
+    API_PREFIX,
+    EVENTS_SCOPE,
+    WEBHOOKS_SCOPE,
+    is_public,
+    match_prefix,
+    required_scope,
+)
 
 logger = structlog.get_logger("gateway.openapi")
 
@@ -36,6 +44,10 @@ SCOPE_DESCRIPTIONS = {
     "assessments:write": "Change targets, reported values and runs",
     "assessments:publish": "Publish an assessment run",
     "assessments:review": "Accept or return reported values (never held by a county-bound client)",
+    "enterprises:read": "Read the view of one enterprise across the data services (each "
+    "section shown with its own read scope)",
+    "events:read": "Read the change feed (events of the resources whose read scope is held)",
+    "webhooks:manage": "Manage the client's own webhook subscriptions",
     "city:read": "Read every county's records, for a client bound to counties",
     "admin": "Manage API clients and keys",
 }
@@ -100,6 +112,10 @@ def _schema_renames(sources: Mapping[str, Mapping[str, Any]]) -> dict[tuple[str,
 def _security_for(method: str, path: str) -> list[dict[str, list[str]]]:
     if path.startswith(API_PREFIX + "/admin"):
         return [{"ApiKey": []}, {"OAuth2": ["admin"]}]
+    if path == API_PREFIX + "/events":
+        return [{"ApiKey": []}, {"OAuth2": [EVENTS_SCOPE]}]
+    if path.startswith(API_PREFIX + "/webhooks"):
+        return [{"ApiKey": []}, {"OAuth2": [WEBHOOKS_SCOPE]}]
     prefix = match_prefix(path)
     if prefix is None or is_public(method.upper(), path):
         return []
@@ -133,7 +149,9 @@ def merge_specs(
         if source != "gateway":
             tags.append({"name": source, "description": doc.get("info", {}).get("title", "")})
         for path, item in doc.get("paths", {}).items():
-            if source != "gateway" and not path.startswith(API_PREFIX + "/"):
+            if source != "gateway" and match_prefix(path) is None:
+                # Not forwarded: the gateway answers it itself (each service's part of the
+                # change feed is merged into the gateway's own `/api/v1/events`).
                 continue
             item = _rewrite_refs(copy.deepcopy(item), source, renames)
             for method in METHODS:

@@ -13,11 +13,19 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway import service
-from gateway.dependencies import AdminClient, ContextDep, RevokingSessionDep, client_address
+from gateway.dependencies import (
+    AdminClient,
+    ContextDep,
+    EventsReader,
+    FeedDep,
+    RevokingSessionDep,
+    client_address,
+)
 from gateway.schemas import (
     ClientCreate,
     ClientRead,
     ClientUpdate,
+    EventFeedRead,
     KeyRotationRead,
     NewClientRead,
     TokenRead,
@@ -190,3 +198,67 @@ async def docs() -> HTMLResponse:
 async def docs_document(request: Request) -> JSONResponse:
     """The merged document in OpenAPI 3.0 terms, for the Swagger UI the gateway serves."""
     return JSONResponse(viewer_document(await request.app.state.merged_spec.get()))
+
+
+FEED_DESCRIPTION = """Every change the caller may read, merged from the data services' own feeds.
+
+Each event is a CloudEvent (1.0, JSON format) with the `sequence` extension: its position in
+the feed of the service that emitted it (`source`). Events are filtered by the caller's read
+scopes (`brand.*` needs `brands:read`, `certificate.*` `certificates:read`, `spot_check.*`
+`spot-checks:read`, `reported_value.*` and `assessment_run.*` `assessments:read`) and, for a
+client bound to counties without `city:read`, by its counties (events of no county are shown).
+
+**Cursor.** `next` is an opaque cursor holding one position per service; send it back as
+`after` to get the events that follow. A position moves only past the events this page
+returned, so a reader that stores the last `next` and resumes from it sees every event once,
+never skipping or repeating one, also across restarts of a service. Within one service events
+come in the order of its sequence; the services' events are interleaved by `time`. A page with
+no events gives back the same cursor. A cursor stays valid whatever the `type` filter. Without
+`after` the feed starts at the oldest event kept (events are kept for a configured period).
+
+**Completeness.** `meta.completeness` says `ok` for every service that answered, or why its
+events are missing from this page (a timeout, an unreachable service): its position in `next`
+is then where it was, so its events come in a later page. A cursor whose events a service no
+longer keeps is a 410 problem naming `after`; a cursor this gateway did not issue is a 422."""
+
+
+@public.get(
+    "/api/v1/events",
+    summary="The change feed: CloudEvents of every service, resumable from a cursor",
+    description=FEED_DESCRIPTION,
+    tags=["gateway"],
+    responses={
+        410: _problem("the services no longer keep the events after this cursor"),
+        422: _problem("`after`, `type` or `limit` is invalid"),
+    },
+)
+async def event_feed(
+    request: Request,
+    identity: EventsReader,
+    feed: FeedDep,
+    context: ContextDep,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=2048, description="The `next` of the previous page; none: from the start."
+        ),
+    ] = None,
+    type: Annotated[
+        str | None,
+        Query(
+            max_length=2000,
+            description="Event types, comma-separated; an entry `prefix.*` takes every type "
+            "of that prefix (e.g. `brand.*,certificate.status_changed`).",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many events.")] = 100,
+) -> EventFeedRead:
+    return await service.event_page(
+        feed=feed,
+        identity=identity,
+        codec=request.app.state.cursor_codec,
+        after=after,
+        types=type,
+        limit=limit,
+        token_for=lambda backend: context.service_tokens.for_backend(backend, identity),
+    )

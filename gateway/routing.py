@@ -21,10 +21,14 @@ RESOURCE_SCOPES = (
     "assessments:write",
     "assessments:publish",
     "assessments:review",
+    "enterprises:read",
 )
-ALL_SCOPES = (*RESOURCE_SCOPES, CITY_WIDE_READ_SCOPE, ADMIN_SCOPE)
-BROAD_SCOPES = frozenset({CITY_WIDE_READ_SCOPE})
-"""Scopes every backend is told of, whatever its resources."""
+EVENTS_SCOPE = "events:read"
+WEBHOOKS_SCOPE = "webhooks:manage"
+ALL_SCOPES = (*RESOURCE_SCOPES, EVENTS_SCOPE, WEBHOOKS_SCOPE, CITY_WIDE_READ_SCOPE, ADMIN_SCOPE)
+BROAD_SCOPES = frozenset({CITY_WIDE_READ_SCOPE, EVENTS_SCOPE})
+"""Scopes every backend is told of, whatever its resources: each serves its part of the
+change feed to callers holding `events:read`."""
 UNBOUND_SCOPES = frozenset({ADMIN_SCOPE, "assessments:review"})
 """Scopes a client bound to counties can never hold."""
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -49,12 +53,26 @@ PREFIXES = (
     Prefix("/api/v1/reference-values", "assessment", "assessments"),
     Prefix("/api/v1/assessments", "assessment", "assessments"),
     Prefix("/api/v1/audit-entries", "assessment", "assessments"),
+    Prefix("/api/v1/enterprises", "assessment", "enterprises"),
 )
+# The enterprise view shows each data service's section only to a caller holding its read
+# scope, so the assessment service is told of those scopes too.
+_READ_ALSO = {"assessment": frozenset({"brands", "certificates", "spot-checks"})}
 BACKEND_RESOURCES = {
     backend: frozenset(prefix.resource for prefix in PREFIXES if prefix.backend == backend)
+    | _READ_ALSO.get(backend, frozenset())
     for backend in {prefix.backend for prefix in PREFIXES}
 }
 """The resources whose scopes each backend checks."""
+EVENT_SOURCES = {
+    "brand": ("brand_registry", "brands:read"),
+    "certificate": ("certification", "certificates:read"),
+    "spot_check": ("inspection", "spot-checks:read"),
+    "reported_value": ("assessment", "assessments:read"),
+    "assessment_run": ("assessment", "assessments:read"),
+}
+"""The first segment of an event type (`kit.events.EVENT_TYPES` lists them all): the service
+emitting it and the scope reading it."""
 PUBLIC_PATHS = frozenset({"/api/v1/certificates/verify"})
 _PUBLISH = re.compile(r"^/api/v1/assessments/[^/]+/runs/[^/]+/publish/?$")
 _REVIEW = re.compile(r"^/api/v1/reported-values/[^/]+/status/?$")

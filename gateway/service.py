@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -15,12 +15,16 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import repository
+from gateway.feed import FeedClient, decode_cursor, encode_cursor, merged_page, parse_types
 from gateway.models import ApiClient, ApiKey
 from gateway.routing import ALL_SCOPES, UNBOUND_SCOPES
 from gateway.schemas import (
     ClientCreate,
     ClientRead,
     ClientUpdate,
+    CloudEvent,
+    EventFeedMeta,
+    EventFeedRead,
     KeyRead,
     KeyRotationRead,
     NewClientRead,
@@ -28,7 +32,7 @@ from gateway.schemas import (
 from kit.errors import Conflict, FieldError, NotFound, ProblemError, ValidationFailed
 from kit.health import ReadyCheck
 from kit.identifiers import county_code_error, new_id
-from kit.pagination import Page, PageParams
+from kit.pagination import CursorCodec, Page, PageParams
 
 if TYPE_CHECKING:
     from gateway.proxy import Backend
@@ -335,3 +339,32 @@ async def suite_health(
             gateway[check_name] = {"status": "fail", "reason": type(exc).__name__}
     healthy = gateway["status"] == "ok" and all(b["status"] == "ok" for b in answers.values())
     return {"status": "ok" if healthy else "degraded", "gateway": gateway, "backends": answers}
+
+
+async def event_page(
+    *,
+    feed: FeedClient,
+    identity: Identity,
+    codec: CursorCodec,
+    after: str | None,
+    types: str | None,
+    limit: int,
+    token_for: Callable[[str], str],
+) -> EventFeedRead:
+    """One page of the merged change feed after the cursor `after`, for `identity`."""
+    positions = decode_cursor(codec, after)
+    wanted = parse_types(types)
+    items, moved, complete = await merged_page(
+        feed,
+        positions=positions,
+        types=wanted,
+        scopes=identity.scopes,
+        limit=limit,
+        token_for=token_for,
+        from_start=after is None or not after.strip(),
+    )
+    return EventFeedRead(
+        items=[CloudEvent.model_validate(item) for item in items],
+        next=encode_cursor(codec, moved),
+        meta=EventFeedMeta(completeness=complete),
+    )

@@ -57,6 +57,23 @@ class Settings(ServiceSettings):
     health_timeout_seconds: float = Field(default=2.0, gt=0)
     openapi_cache_seconds: float = Field(default=30.0, ge=0)
 
+    events_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    """How long the merged feed waits for each service's part before naming it missing."""
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Hosts a webhook may name over plain http (besides loopback); comma-separated or JSON."""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_retry_first_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_cap_seconds: float = Field(default=3600.0, gt=0)
+    webhook_retry_period_seconds: float = Field(default=3 * 86400.0, gt=0)
+    """How long a delivery is retried before it is parked as a dead letter."""
+    webhook_secret_overlap_seconds: float = Field(default=86400.0, ge=0)
+    """How long a rotated-out secret keeps signing beside the new one."""
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=300)
+    webhook_batch_size: int = Field(default=100, ge=1, le=1000)
+    webhook_concurrency: int = Field(default=10, ge=1, le=200)
+    webhooks_enabled: bool = True
+    """Run the dispatcher and sender in this process (every replica may: they share the work)."""
+
     @field_validator("auth_failures_per_address", "auth_failures_per_client")
     @classmethod
     def _limit(cls, value: str) -> str:
@@ -67,7 +84,7 @@ class Settings(ServiceSettings):
                 raise ValueError("must look like '20/minute', or be empty") from None
         return value.strip()
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "webhook_allowed_hosts", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         # `GATEWAY_CORS_ORIGINS=https://a,https://b` as well as a JSON list.

@@ -9,8 +9,8 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,8 @@ from fastapi import FastAPI
 from gateway.app import SPEC, bootstrap_admin, build_app
 from gateway.models import metadata
 from gateway.settings import Settings
-from gateway.tests.support import ROOT, Backends, start_backends
+from gateway.tests.event_stubs import FakeClock, FeedStub, Receiver, serving
+from gateway.tests.support import ROOT, SERVICES, Backends, start_backends
 from kit.auth import write_keypair
 from kit.testing import Harness, ServiceTokens, running_service
 from scripts.processes import free_port
@@ -180,3 +181,98 @@ async def admin(service: Harness) -> AsyncIterator[httpx.AsyncClient]:
     """The test gateway as its bootstrap administrator."""
     async with client_of(service.app) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def feed_stubs(keys: Path) -> Iterator[dict[str, FeedStub]]:
+    """The four data services' feeds, served by stubs keeping the services' contract."""
+    stubs = {name: FeedStub(name, keys / "gateway.pub") for name in SERVICES}
+    with ExitStack() as stack:
+        for stub in stubs.values():
+            stub.url = stack.enter_context(serving(stub.app()))
+        yield stubs
+
+
+@pytest.fixture(scope="session")
+def webhook_receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    with serving(receiver.app()) as url:
+        receiver.url = url
+        yield receiver
+
+
+def events_gateway_settings(keys: Path, stubs: dict[str, FeedStub]) -> dict[str, Any]:
+    """A gateway in front of the feed stubs, its webhook worker driven by the tests."""
+    return {
+        **{f"{name}_url": stub.url for name, stub in stubs.items()},
+        "bootstrap_admin_key": ADMIN_KEY,
+        "token_private_key_file": keys / "gateway.pem",
+        "oauth_private_key_file": keys / "gateway-oauth.pem",
+        "events_timeout_seconds": 1.0,
+        "webhooks_enabled": False,
+        "webhook_timeout_seconds": 0.5,
+        "webhook_retry_first_seconds": 10.0,
+        "webhook_retry_cap_seconds": 600.0,
+    }
+
+
+@pytest.fixture(scope="session")
+async def events_gateway_service(
+    service_tokens: ServiceTokens,
+    tmp_path_factory: pytest.TempPathFactory,
+    keys: Path,
+    feed_stubs: dict[str, FeedStub],
+) -> AsyncIterator[Harness]:
+    async with running_service(
+        spec=SPEC,
+        metadata=metadata,
+        build_app=build_app,
+        settings_factory=Settings,
+        tokens=service_tokens,
+        tmp_dir=tmp_path_factory.mktemp("events-gateway"),
+        default_scopes=("admin",),
+        **events_gateway_settings(keys, feed_stubs),
+    ) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def events_gateway(
+    events_gateway_service: Harness,
+    feed_stubs: dict[str, FeedStub],
+    webhook_receiver: Receiver,
+) -> AsyncIterator[Harness]:
+    """The gateway in front of the feed stubs, with a fake clock in its webhook worker;
+    emptied after each test, stubs and receiver too."""
+    harness = events_gateway_service
+    harness.app.state.webhooks.clock = FakeClock()
+    yield harness
+    await harness.reset()
+    await bootstrap_admin(
+        harness.app.state.sessionmaker, api_key=ADMIN_KEY, rate_limit="6000/minute"
+    )
+    harness.app.state.proxy.authenticator.forget()
+    for stub in feed_stubs.values():
+        stub.reset()
+    webhook_receiver.reset()
+
+
+@pytest.fixture
+def make_events_gateway(
+    events_gateway: Harness, keys: Path, feed_stubs: dict[str, FeedStub], tmp_path: Path
+) -> GatewayFactory:
+    """Another gateway in front of the feed stubs, on the same database, with `overrides`."""
+
+    @asynccontextmanager
+    async def factory(**overrides: Any) -> AsyncIterator[FastAPI]:
+        settings = Settings(
+            database_url=events_gateway.database_url,
+            var_dir=tmp_path,
+            secret_key="test-secret-" + "x" * 32,
+            **{**events_gateway_settings(keys, feed_stubs), **overrides},
+        )
+        app = build_app(settings)
+        async with app.router.lifespan_context(app):
+            yield app
+
+    return factory
