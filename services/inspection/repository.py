@@ -18,7 +18,7 @@ from inspection.models import (
     SpotCheckHistory,
     metadata,
 )
-from inspection.schemas import FindingRow, SpotCheckFilters, StatsRow
+from inspection.schemas import FailureWindow, FindingRow, SpotCheckFilters, StatsRow
 from kit.db import violates_unique
 from kit.errors import Conflict
 from kit.pagination import Page, PageParams, paginate
@@ -578,3 +578,78 @@ async def outbox_backlog(*, session: AsyncSession) -> list[tuple[str, date | Non
         (status, release_on, int(count), oldest)
         for status, release_on, count, oldest in await session.execute(query)
     ]
+
+
+def _failure_conditions(window: FailureWindow, today: date) -> list[Any]:
+    """Originals sampled in the window whose failure stands as the reader may know it: the
+    final result after every re-inspection (`include_unpublished`), else the published
+    result until an overturning re-inspection's own bulletin day (`public_pass`)."""
+    conditions: list[Any] = [
+        col(SpotCheck.reinspection_of).is_(None),
+        col(SpotCheck.sampled_on) >= window.start,
+        col(SpotCheck.sampled_on) <= window.end,
+    ]
+    if window.include_unpublished:
+        conditions.append(col(SpotCheck.final_result) == "fail")
+    else:
+        conditions += [
+            _visible(today),
+            col(SpotCheck.result) == "fail",
+            or_(col(SpotCheck.overturned_on).is_(None), col(SpotCheck.overturned_on) > today),
+        ]
+    if window.county_code is not None:
+        conditions.append(col(SpotCheck.county_code) == window.county_code)
+    if window.county_codes is not None:
+        conditions.append(col(SpotCheck.county_code).in_(sorted(window.county_codes)))
+    return conditions
+
+
+def _repeated_failures(window: FailureWindow, today: date) -> Select[str, int]:
+    credit_code = col(SpotCheck.enterprise_credit_code)
+    return (
+        select(credit_code, func.count().label("failures"))
+        .where(*_failure_conditions(window, today))
+        .group_by(credit_code)
+        .having(func.count() >= window.min_failures)
+    )
+
+
+async def repeated_failures(
+    *, session: AsyncSession, window: FailureWindow, today: date, page: PageParams
+) -> Page[Any]:
+    """One page of the enterprises with at least `window.min_failures` failures, by credit
+    code, as mappings of `enterprise_credit_code` and `failures`."""
+    return await paginate(
+        session,
+        _repeated_failures(window, today),
+        params=page,
+        keys=[col(SpotCheck.enterprise_credit_code)],
+        mappings=True,
+    )
+
+
+async def all_repeated_failures(
+    *, session: AsyncSession, window: FailureWindow, today: date
+) -> list[str]:
+    """The credit code of every enterprise with at least `window.min_failures` failures."""
+    query = _repeated_failures(window, today).order_by(col(SpotCheck.enterprise_credit_code))
+    return [row.enterprise_credit_code for row in await session.execute(query)]
+
+
+async def failed_checks(
+    *, session: AsyncSession, window: FailureWindow, today: date, credit_codes: Sequence[str]
+) -> list[SpotCheck]:
+    """The failures `window` counts of these enterprises, by enterprise and sampling day."""
+    if not credit_codes:
+        return []
+    query = (
+        select(SpotCheck)
+        .where(
+            *_failure_conditions(window, today),
+            col(SpotCheck.enterprise_credit_code).in_(list(credit_codes)),
+        )
+        .order_by(
+            col(SpotCheck.enterprise_credit_code), col(SpotCheck.sampled_on), col(SpotCheck.id)
+        )
+    )
+    return list((await session.execute(query)).scalars())

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from inspection import bulk, service
+from inspection import alerts, bulk, service
 from inspection.dependencies import (
     CatalogueDep,
     EmbargoDep,
@@ -25,6 +25,7 @@ from inspection.schemas import (
     IMPORT_EXAMPLE,
     LABELS,
     Level,
+    RepeatedFailures,
     SpotCheckCreate,
     SpotCheckHistoryList,
     SpotCheckRead,
@@ -261,6 +262,40 @@ async def bulletin_xlsx(
         media_type=XLSX_MEDIA_TYPE,
         headers={"Content-Disposition": content_disposition(f"抽查結果公告-{plan_code}.xlsx")},
     )
+
+
+@router.get(
+    "/spot-checks/repeated-failures",
+    summary="Enterprises with repeated failed spot-checks in a window",
+)
+async def repeated_failures(
+    session: SessionDep,
+    principal: Reader,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    page: PageParamsDep,
+    as_of: Annotated[
+        date | None, Query(description="The window's last day (default today).")
+    ] = None,
+    months: Annotated[int, Query(ge=1, le=120, description="The window's length.")] = 12,
+    min_failures: Annotated[int, Query(ge=1, le=100)] = 2,
+    county_code: CountyCode | None = None,
+    include_unpublished: bool = False,
+) -> Page[RepeatedFailures]:
+    """Enterprises with at least `min_failures` failed spot-checks (originals whose failure
+    stands after re-inspections) sampled within the `months` ending on `as_of`, by credit
+    code, each with its failed checks."""
+    window = alerts.failure_window(
+        catalogue=catalogue,
+        today=today,
+        as_of=as_of,
+        months=months,
+        min_failures=min_failures,
+        county_code=county_code,
+        include_unpublished=unpublished_allowed(principal, include_unpublished),
+        counties=principal.readable_counties(),
+    )
+    return await alerts.repeated_failures(session=session, window=window, today=today, page=page)
 
 
 @router.get("/spot-checks/{spot_check_id}", summary="One spot-check")

@@ -344,3 +344,42 @@ IMPORT_EXAMPLE: dict[str, Any] = {
     "published_on": date(2024, 11, 8),
 }
 """The example row of the import template."""
+
+
+@dataclass(frozen=True)
+class FailureWindow:
+    """Which failures `GET /spot-checks/repeated-failures` counts, already validated:
+    originals sampled after `start` and by `end` whose failure stands after re-inspections
+    (as the stats count them), of the caller's readable counties."""
+
+    start: date
+    end: date
+    min_failures: int
+    county_code: str | None = None
+    include_unpublished: bool = False
+    county_codes: frozenset[str] | None = None
+
+
+class FailedCheck(BaseModel):
+    """One failed spot-check of an enterprise."""
+
+    id: str
+    plan_code: str
+    level: Level
+    product_name: str
+    county_code: str
+    sampled_on: date
+    published_on: date | None
+
+
+class RepeatedFailures(BaseModel):
+    """An enterprise with at least `min_failures` failed spot-checks within the window;
+    its name and county are those of its latest failure."""
+
+    enterprise_credit_code: str
+    enterprise_name: str
+    county_code: str
+    failures: int
+    window_from: date = Field(description="The window's first day (sampled on or after).")
+    window_to: date = Field(description="The window's last day (`as_of`).")
+    checks: list[FailedCheck] = Field(description="The failed checks, oldest sampling first.")

@@ -26,6 +26,12 @@ class Settings(ServiceSettings):
     outbox_batch_size: int = Field(default=50, ge=1, le=1000)
     outbox_backoff_base_seconds: float = Field(default=1.0, gt=0, le=3600)
     outbox_backoff_max_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    # The daily sweep emitting spot_check.repeated_failures.
+    alert_repeated_failure_months: int = Field(default=12, ge=1, le=120)
+    alert_repeated_failure_min: int = Field(default=2, ge=1, le=100)
+    alert_sweep_enabled: bool = True
+    alert_sweep_interval_seconds: float = Field(default=86_400, gt=0, le=31 * 86_400)
+    alert_sweep_delay_seconds: float = Field(default=60, ge=0, le=86_400)
     # 100,000 rows with nonconforming items in JSON stay well under this.
     max_upload_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
     import_batch_size: int = Field(default=1000, ge=1, le=10_000)

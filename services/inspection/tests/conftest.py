@@ -38,6 +38,7 @@ inspection_service, service = service_fixtures(
     outbox_backoff_base_seconds=0.05,
     outbox_backoff_max_seconds=0.2,
     import_batch_size=7,
+    alert_sweep_enabled=False,
 )
 
 

@@ -1,0 +1,283 @@
+"""Enterprises failing spot-checks repeatedly: the list, and the daily sweep emitting
+`spot_check.repeated_failures`.
+
+A failure is counted as the stats count it: an original check (not a re-inspection) whose
+failure stands after its re-inspections; for readers without the write scope, only results
+whose bulletin day has come, an overturning re-inspection counting from its own bulletin day.
+The window is the `months` calendar months ending on `as_of` (sampled after the same day
+`months` months earlier, and by `as_of`).
+
+The sweep counts as the public does (the feed shows events to readers) and emits through
+`kit.events.emit_once` under the key
+
+    spot_check.repeated_failures:<credit code>:<id of the latest failure in the window>
+
+so an enterprise is announced once for each failure that brings (or keeps) it at the
+minimum, however often the sweep runs, restarts included; the same failures seen again the
+next day announce nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from itertools import groupby
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from inspection import repository
+from inspection.catalogue import Catalogue
+from inspection.models import SpotCheck
+from inspection.schemas import FailedCheck, FailureWindow, Level, RepeatedFailures
+from inspection.settings import Settings
+from kit import events
+from kit.db import is_database_unavailable, outage_log
+from kit.errors import ValidationFailed
+from kit.pagination import Page, PageParams
+
+SOURCE = "inspection"
+REPEATED_FAILURES = "spot_check.repeated_failures"
+STOP_TIMEOUT_SECONDS = 10.0
+logger = structlog.get_logger("inspection.alerts")
+
+
+def window_start(as_of: date, months: int) -> date:
+    """The first day of the `months` calendar months ending on `as_of`: the day after the
+    same day `months` months earlier (clamped to that month's end; the calendar's start at
+    most)."""
+    index = as_of.year * 12 + as_of.month - 1 - months
+    if index < 12:
+        return date.min
+    year, month = divmod(index, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return date.fromordinal(date(year, month + 1, min(as_of.day, last)).toordinal() + 1)
+
+
+def failure_window(
+    *,
+    catalogue: Catalogue,
+    today: date,
+    as_of: date | None,
+    months: int,
+    min_failures: int,
+    county_code: str | None = None,
+    include_unpublished: bool = False,
+    counties: frozenset[str] | None = None,
+) -> FailureWindow:
+    """The checked window of a repeated-failures question; 422 naming a county not served."""
+    if county_code is not None and (error := catalogue.county_code_error(county_code)):
+        raise ValidationFailed.single("county_code", error)
+    end = as_of or today
+    return FailureWindow(
+        start=window_start(end, months),
+        end=end,
+        min_failures=min_failures,
+        county_code=county_code,
+        include_unpublished=include_unpublished,
+        county_codes=counties,
+    )
+
+
+def _entries(window: FailureWindow, checks: Sequence[SpotCheck]) -> list[RepeatedFailures]:
+    entries = []
+    for credit_code, group in groupby(checks, key=lambda check: check.enterprise_credit_code):
+        failed = list(group)
+        latest = max(failed, key=lambda check: (check.sampled_on, check.id))
+        entries.append(
+            RepeatedFailures(
+                enterprise_credit_code=credit_code,
+                enterprise_name=latest.enterprise_name,
+                county_code=latest.county_code,
+                failures=len(failed),
+                window_from=window.start,
+                window_to=window.end,
+                checks=[
+                    FailedCheck(
+                        id=check.id,
+                        plan_code=check.plan_code,
+                        level=Level(check.level),
+                        product_name=check.product_name,
+                        county_code=check.county_code,
+                        sampled_on=check.sampled_on,
+                        published_on=check.published_on,
+                    )
+                    for check in failed
+                ],
+            )
+        )
+    return entries
+
+
+async def repeated_failures(
+    *, session: AsyncSession, window: FailureWindow, today: date, page: PageParams
+) -> Page[RepeatedFailures]:
+    """One page of the enterprises failing at least `window.min_failures` times, by credit
+    code, each with its failed checks."""
+    found = await repository.repeated_failures(
+        session=session, window=window, today=today, page=page
+    )
+    codes = [row["enterprise_credit_code"] for row in found.items]
+    checks = await repository.failed_checks(
+        session=session, window=window, today=today, credit_codes=codes
+    )
+    return Page[RepeatedFailures](items=_entries(window, checks), next_cursor=found.next_cursor)
+
+
+@dataclass(frozen=True)
+class DueAlert:
+    """One alert due: its once-key and the event it emits."""
+
+    key: str
+    type: str
+    subject: str
+    county_code: str | None
+    data: dict[str, Any]
+
+
+async def due_alerts(
+    *, session: AsyncSession, today: date, months: int, min_failures: int
+) -> list[DueAlert]:
+    """An alert for every enterprise failing at least `min_failures` times in the `months`
+    ending today, as the public knows the results; emitted before or not."""
+    window = FailureWindow(start=window_start(today, months), end=today, min_failures=min_failures)
+    codes = await repository.all_repeated_failures(session=session, window=window, today=today)
+    checks = await repository.failed_checks(
+        session=session, window=window, today=today, credit_codes=codes
+    )
+    alerts = []
+    for entry in _entries(window, checks):
+        latest = entry.checks[-1]
+        alerts.append(
+            DueAlert(
+                key=f"{REPEATED_FAILURES}:{entry.enterprise_credit_code}:{latest.id}",
+                type=REPEATED_FAILURES,
+                subject=f"enterprises/{entry.enterprise_credit_code}",
+                county_code=entry.county_code,
+                data={
+                    "enterprise_credit_code": entry.enterprise_credit_code,
+                    "item": entry.model_dump(mode="json"),
+                    "months": months,
+                    "min_failures": min_failures,
+                    "latest_failure_id": latest.id,
+                },
+            )
+        )
+    return alerts
+
+
+async def sweep(
+    *,
+    sessionmaker: Callable[[], AsyncSession],
+    today: date,
+    months: int,
+    min_failures: int,
+) -> int:
+    """Emit every alert due on `today` that was never emitted; how many were."""
+    async with sessionmaker() as session:
+        emitted = 0
+        for alert in await due_alerts(
+            session=session, today=today, months=months, min_failures=min_failures
+        ):
+            emitted += await events.emit_once(
+                session,
+                key=alert.key,
+                source=SOURCE,
+                type=alert.type,
+                subject=alert.subject,
+                data=alert.data,
+                county_code=alert.county_code,
+            )
+        await session.commit()
+    return emitted
+
+
+class AlertSweeper:
+    """Runs `sweep_once` shortly after start and then at every interval, until stopped."""
+
+    def __init__(
+        self, *, sweep_once: Callable[[], Awaitable[int]], delay: float, interval: float
+    ) -> None:
+        self.sweep_once = sweep_once
+        self.delay = delay
+        self.interval = interval
+        self.last_run_at: datetime | None = None
+        self.last_emitted = 0
+        self._stopping = asyncio.Event()
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait `seconds` or until stopped; whether stopped."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        return self._stopping.is_set()
+
+    async def run(self) -> None:
+        if await self._pause(self.delay):
+            return
+        while True:
+            try:
+                self.last_emitted = await self.sweep_once()
+                self.last_run_at = datetime.now(UTC)
+                logger.info("alert_sweep_done", emitted=self.last_emitted)
+            except Exception as error:
+                if is_database_unavailable(error):
+                    outage_log.report(error, "alert sweep")
+                else:
+                    logger.exception("alert_sweep_failed")
+            if await self._pause(self.interval):
+                return
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def status(self) -> dict[str, Any]:
+        """The sweep's last run, for `/health/ready` details."""
+        return {
+            "last_run_at": self.last_run_at.isoformat() if self.last_run_at else None,
+            "last_emitted": self.last_emitted,
+        }
+
+
+def alerts_lifespan() -> Any:
+    """The lifespan hook running the sweep while the app runs (when enabled)."""
+
+    @asynccontextmanager
+    async def hook(app: FastAPI) -> AsyncIterator[None]:
+        settings: Settings = app.state.settings
+        sessionmaker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
+
+        async def sweep_once() -> int:
+            return await sweep(
+                sessionmaker=sessionmaker,
+                today=settings.today(),
+                months=settings.alert_repeated_failure_months,
+                min_failures=settings.alert_repeated_failure_min,
+            )
+
+        sweeper = AlertSweeper(
+            sweep_once=sweep_once,
+            delay=settings.alert_sweep_delay_seconds,
+            interval=settings.alert_sweep_interval_seconds,
+        )
+        app.state.alert_sweeper = sweeper
+        if not settings.alert_sweep_enabled:
+            yield
+            return
+        app.state.ready_checks["alert_sweep"] = sweeper.status
+        task = asyncio.create_task(sweeper.run())
+        try:
+            yield
+        finally:
+            sweeper.stop()
+            try:
+                await asyncio.wait_for(task, STOP_TIMEOUT_SECONDS)
+            except TimeoutError:
+                logger.warning("alert_sweep_stop_timeout")
+
+    return hook
