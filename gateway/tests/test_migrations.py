@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from alembic import command
-from sqlalchemy import DateTime, String, column, insert, select, table, text
+from sqlalchemy import DateTime, String, column, insert, inspect, select, table, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.app import MIGRATIONS, VERSION_TABLE
@@ -68,3 +68,32 @@ async def test_clients_become_city_wide_and_come_back_unchanged(tmp_path: Path) 
         assert {k: v for k, v in restored.items() if k not in {"created_at"}} == {
             k: v for k, v in CLIENT.items() if k != "created_at"
         }
+
+
+WEBHOOK_TABLES = {"webhook_subscription", "webhook_delivery", "webhook_attempt", "event_cursor"}
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+            return set(names)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_webhook_tables_come_and_go_keeping_the_clients(tmp_path: Path) -> None:
+    async with provision_database("gateway_webhooks_migration", tmp_path) as url:
+        await asyncio.to_thread(_migrate, url, "0004")
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(insert(API_CLIENT), [CLIENT])
+        finally:
+            await engine.dispose()
+        await asyncio.to_thread(_migrate, url, "0005")
+        assert await _tables(url) >= WEBHOOK_TABLES
+        await asyncio.to_thread(_migrate, url, "0004", down=True)
+        assert not WEBHOOK_TABLES & await _tables(url)
+        assert [client["id"] for client in await _clients(url)] == ["c-1"]

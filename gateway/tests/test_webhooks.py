@@ -6,11 +6,13 @@ the background."""
 
 import asyncio
 import json
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from standardwebhooks import Webhook
 
+from gateway import repository
 from gateway.delivery import WebhookWorker
 from gateway.tests.conftest import client_of
 from gateway.tests.event_stubs import FakeClock, FeedStub, Receiver
@@ -327,3 +329,31 @@ async def test_the_worker_delivers_in_the_background(
             assert webhook_receiver.delivered_ids() == [event["id"]]
             ready = (await caller.get("/health/ready")).json()
             assert ready["checks"]["webhooks"]["feeds"]["brand_registry"] == "ok"
+
+
+async def test_a_claim_whose_sender_died_is_taken_over_once_its_lease_ends(
+    events_gateway: Harness, feed_stubs: dict[str, FeedStub], webhook_receiver: Receiver
+) -> None:
+    worker, clock = worker_of(events_gateway), clock_of(events_gateway)
+    key = await manager(events_gateway)
+    async with client_of(events_gateway.app, api_key=key) as caller:
+        await subscribe(caller, webhook_receiver)
+    event = feed_stubs["brand_registry"].add("brand.created")
+    await worker.dispatch_once()
+    # A sender claims the delivery and dies before it sends it.
+    async with events_gateway.app.state.sessionmaker() as session:
+        now = clock()
+        claimed = await repository.claim_due_deliveries(
+            session=session,
+            now=now,
+            lease_until=now + timedelta(seconds=30),
+            limit=10,
+            claim="dead-sender",
+        )
+        await session.commit()
+    assert [d.event_id for d in claimed] == [event["id"]]
+    await worker.send_due()
+    assert webhook_receiver.received == []
+    clock.advance(seconds=31)
+    await worker.send_due()
+    assert webhook_receiver.delivered_ids() == [event["id"]]
