@@ -298,7 +298,8 @@ async def sequence_due(
 ) -> int:
     """Number every committed event that is due, in one short transaction of its own;
     how many it numbered."""
-    moment = now or utcnow()
+    # SQLite keeps the UTC digits only: every moment compared is given in UTC.
+    moment = (now or utcnow()).astimezone(UTC)
     async with sessionmaker() as session:
         waiting = await session.scalar(select(event_table.c.pk).where(_due(moment)).limit(1))
         if waiting is None:
@@ -331,7 +332,7 @@ async def purge(
 ) -> int:
     """Delete the numbered events published longer ago than `older_than`, lowest numbers
     first, keeping the newest event; how many."""
-    cutoff = (now or utcnow()) - older_than
+    cutoff = (now or utcnow()).astimezone(UTC) - older_than
     async with sessionmaker() as session, session.begin():
         await _lock_numbering(session)
         newest = await session.scalar(select(func.max(event_table.c.sequence)))

@@ -12,20 +12,22 @@ from inspection.outbox import OutboxMetrics, outbox_lifespan
 from inspection.routes import router
 from inspection.settings import Settings
 from kit.app import ServiceSpec, create_app
+from kit.events import events_lifespan, events_router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "inspection_alembic_version"
+OUTBOX_HOOK = outbox_lifespan()
 
 SPEC = ServiceSpec(
     name="inspection",
     title="Inspection",
     description="Supervision spot-check results (監督抽查) at national, provincial and city level.",
     version="1.0.0",
-    routers=[router],
+    routers=[router, events_router("inspection")],
     migrations=MIGRATIONS,
     version_table=VERSION_TABLE,
     idempotency_table=idempotency_record,
-    lifespan_hooks=[outbox_lifespan()],
+    lifespan_hooks=[events_lifespan(), OUTBOX_HOOK],
     load_catalogue=load_catalogue,
     openapi_tags=[{"name": "spot-checks", "description": "Supervision spot-checks (監督抽查)"}],
 )
@@ -40,7 +42,8 @@ def build_app(
     settings = settings or Settings()
     spec = SPEC
     if brand_registry_transport is not None:
-        spec = replace(SPEC, lifespan_hooks=[outbox_lifespan(brand_registry_transport)])
+        hooks = [h for h in SPEC.lifespan_hooks if h is not OUTBOX_HOOK]
+        spec = replace(SPEC, lifespan_hooks=[*hooks, outbox_lifespan(brand_registry_transport)])
     app = create_app(spec, settings)
     app.state.outbox_metrics = OutboxMetrics(app.state.metrics.registry)
     return app

@@ -21,10 +21,12 @@ from inspection.catalogue import Catalogue
 from inspection.models import SpotCheck
 from inspection.schemas import LABELS, Result, SpotCheckFields, SpotCheckFilters
 from inspection.service import (
+    EVENT_SOURCE,
     RECORDED_FIELDS,
     Embargo,
     history_row,
     outbox_row,
+    published_event,
     pydantic_errors,
     rule_errors,
     snapshot,
@@ -35,6 +37,7 @@ from kit.auth import Principal
 from kit.csvio import RowError, batched
 from kit.db import as_utc
 from kit.errors import FieldError, ValidationFailed
+from kit.events import emit_many
 from kit.identifiers import new_id
 from kit.xlsxio import Upload
 
@@ -222,8 +225,10 @@ async def store_upload(
     principal: Principal,
     batch_size: int,
     request_id: str | None,
+    timezone: str,
 ) -> int:
-    """Insert every row of an upload that `validate_upload` passed."""
+    """Insert every row of an upload that `validate_upload` passed, with the
+    `spot_check.published` event of each row that has a bulletin day."""
     stored = 0
     now = utcnow()
     for lines in batched(_rows(upload), batch_size):
@@ -237,6 +242,13 @@ async def store_upload(
             spot_checks=batch.spot_checks,
             history=batch.history,
             outbox=batch.outbox,
+        )
+        published = (
+            published_event(SpotCheck(**row), catalogue=catalogue, today=today, timezone=timezone)
+            for row in batch.spot_checks
+        )
+        await emit_many(
+            session, source=EVENT_SOURCE, events=[event for event in published if event]
         )
         stored += len(batch.spot_checks)
     return stored
@@ -252,6 +264,7 @@ async def import_spot_checks(
     dry_run: bool,
     batch_size: int,
     request_id: str | None,
+    timezone: str,
 ) -> dict[str, Any]:
     """Validate an upload, then store all of it or none: the per-row report."""
     rows, errors = await validate_upload(
@@ -277,6 +290,7 @@ async def import_spot_checks(
             principal=principal,
             batch_size=batch_size,
             request_id=request_id,
+            timezone=timezone,
         )
     return upload.report(rows=rows, errors=[], dry_run=dry_run, stored=stored)
 

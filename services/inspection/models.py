@@ -13,6 +13,7 @@ from sqlalchemy import JSON, Column, DateTime, Index, text
 from sqlmodel import Field, SQLModel
 
 from kit.db import new_registry, version_column
+from kit.events import event_tables
 from kit.idempotency import idempotency_table
 
 registry = new_registry()
@@ -24,6 +25,7 @@ class Base(SQLModel, registry=registry):
 
 
 idempotency_record = idempotency_table(metadata)
+event_record, event_once_record = event_tables(metadata)
 
 ORIGINALS_ONLY = text("reinspection_of IS NULL")
 SAMPLE_INDEX = "uq_spot_check_plan_code_sample_code"

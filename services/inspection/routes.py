@@ -76,6 +76,7 @@ async def create_spot_check(
     embargo: EmbargoDep,
     request_id: RequestIdDep,
     background: BackgroundTasks,
+    settings: SettingsDep,
 ) -> SpotCheckRead:
     spot_check = await service.create_spot_check(
         session=session,
@@ -84,6 +85,7 @@ async def create_spot_check(
         catalogue=catalogue,
         today=today,
         request_id=request_id,
+        timezone=settings.timezone,
     )
     response.headers["Location"] = f"/api/v1/spot-checks/{spot_check.id}"
     response.headers["ETag"] = service.etag_of(spot_check)
@@ -159,6 +161,7 @@ async def import_spot_checks(
             dry_run=dry_run,
             batch_size=settings.import_batch_size,
             request_id=request_id,
+            timezone=settings.timezone,
         )
     background.add_task(_nudge_outbox, request)
     return JSONResponse(report, status_code=200 if dry_run else 201, background=background)
@@ -319,6 +322,7 @@ async def correct_spot_check(
     embargo: EmbargoDep,
     request_id: RequestIdDep,
     background: BackgroundTasks,
+    settings: SettingsDep,
     if_match: IfMatch = None,
 ) -> SpotCheckRead:
     corrected = await service.correct_spot_check(
@@ -330,6 +334,7 @@ async def correct_spot_check(
         catalogue=catalogue,
         today=today,
         request_id=request_id,
+        timezone=settings.timezone,
     )
     response.headers["ETag"] = service.etag_of(corrected)
     background.add_task(_nudge_outbox, request)

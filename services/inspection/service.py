@@ -3,9 +3,10 @@ corrections with history, the embargo, the stats, and the notices to the brand r
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import anyio
 from pydantic import ValidationError
@@ -43,6 +44,7 @@ from kit.concurrency import check_if_match, make_etag
 from kit.dates import business_date_errors
 from kit.db import as_utc
 from kit.errors import Conflict, FieldError, NotFound, ValidationFailed, field_name
+from kit.events import NewEvent, emit_many, pending_events, reschedule, withdraw
 from kit.identifiers import new_id
 from kit.pagination import Page, PageParams
 from kit.pdf import find_font
@@ -89,6 +91,95 @@ class Embargo:
         if self.lifted:
             return Result(spot_check.final_result)
         return public_final_result(spot_check, self.today)
+
+
+EVENT_SOURCE = "inspection"
+PUBLISHED, CORRECTED = "spot_check.published", "spot_check.corrected"
+
+
+def subject_of(spot_check_id: str) -> str:
+    """The subject of a spot-check's change events."""
+    return f"spot-checks/{spot_check_id}"
+
+
+def publication_at(published_on: date, timezone: str) -> datetime:
+    """When a bulletin day begins on the bureau's calendar: its check's events are due."""
+    return datetime.combine(published_on, time.min, ZoneInfo(timezone))
+
+
+def public_item(spot_check: SpotCheck, *, catalogue: Catalogue, today: date) -> dict[str, Any]:
+    """The check as a reader without the write scope sees it once it is published."""
+    day = max(today, spot_check.published_on) if spot_check.published_on else today
+    read = to_read(spot_check, catalogue=catalogue, embargo=Embargo(today=day))
+    return read.model_dump(mode="json")
+
+
+def published_event(
+    spot_check: SpotCheck, *, catalogue: Catalogue, today: date, timezone: str
+) -> NewEvent | None:
+    """`spot_check.published`, due at the start of the check's bulletin day; None while it
+    has no bulletin day."""
+    if spot_check.published_on is None:
+        return None
+    return NewEvent(
+        type=PUBLISHED,
+        subject=subject_of(spot_check.id),
+        data={
+            "id": spot_check.id,
+            "published_on": spot_check.published_on.isoformat(),
+            "item": public_item(spot_check, catalogue=catalogue, today=today),
+        },
+        county_code=spot_check.county_code,
+        not_before=publication_at(spot_check.published_on, timezone),
+    )
+
+
+async def _emit_correction(
+    *,
+    session: AsyncSession,
+    spot_check: SpotCheck,
+    changes: dict[str, list[Any]],
+    reason: str,
+    was_published_on: date | None,
+    catalogue: Catalogue,
+    today: date,
+    timezone: str,
+) -> None:
+    """Keep the check's unpublished events at its bulletin day (dropped while it has none)
+    and emit `spot_check.corrected`, not before the check is published."""
+    subject = subject_of(spot_check.id)
+    published_on = spot_check.published_on
+    if published_on != was_published_on:
+        if published_on is None:
+            await withdraw(session, subject=subject)
+        else:
+            await reschedule(
+                session, subject=subject, not_before=publication_at(published_on, timezone)
+            )
+    if published_on is None:
+        return
+    new: list[NewEvent] = []
+    if was_published_on is None or was_published_on > today:
+        pending = await pending_events(session, subject=subject)
+        if not any(event["type"] == PUBLISHED for event in pending):
+            event = published_event(spot_check, catalogue=catalogue, today=today, timezone=timezone)
+            new.extend([event] if event else [])
+    not_before = publication_at(published_on, timezone) if published_on > today else None
+    new.append(
+        NewEvent(
+            type=CORRECTED,
+            subject=subject,
+            data={
+                "id": spot_check.id,
+                "changes": changes,
+                "reason": reason,
+                "item": public_item(spot_check, catalogue=catalogue, today=today),
+            },
+            county_code=spot_check.county_code,
+            not_before=not_before,
+        )
+    )
+    await emit_many(session, source=EVENT_SOURCE, events=new)
 
 
 def etag_of(spot_check: SpotCheck) -> str:
@@ -519,8 +610,10 @@ async def create_spot_check(
     catalogue: Catalogue,
     today: date,
     request_id: str | None,
+    timezone: str,
 ) -> SpotCheck:
-    """Record a spot-check (or a re-inspection), its history, and the notices it owes."""
+    """Record a spot-check (or a re-inspection), its history, the notices it owes and its
+    `spot_check.published` event, due on its bulletin day."""
     principal.require_county(body.county_code)
     record = SpotCheckFields.model_validate(body.model_dump(include=set(RECORDED_FIELDS)))
     _check_record(record, catalogue=catalogue, today=today)
@@ -548,6 +641,8 @@ async def create_spot_check(
             session=session, changed=spot_check, now=now, request_id=request_id
         )
         await repository.flush(session=session)
+    event = published_event(spot_check, catalogue=catalogue, today=today, timezone=timezone)
+    await emit_many(session, source=EVENT_SOURCE, events=[event] if event else [])
     return spot_check
 
 
@@ -628,9 +723,10 @@ async def correct_spot_check(
     catalogue: Catalogue,
     today: date,
     request_id: str | None,
+    timezone: str,
 ) -> SpotCheck:
     """Apply a correction with its reason; the history keeps what changed, and the notices
-    to the brand registry follow it."""
+    to the brand registry and the check's events follow it."""
     principal.require_county(spot_check.county_code)
     requested = body.changes()
     if requested.get("county_code") is not None:
@@ -666,6 +762,18 @@ async def correct_spot_check(
     await repository.add(session=session, rows=rows)
     await _keep_notices_in_step(session=session, changed=spot_check, now=now, request_id=request_id)
     await repository.flush(session=session)
+    await _emit_correction(
+        session=session,
+        spot_check=spot_check,
+        changes={
+            name: [_jsonable(current[name]), _jsonable(new_values[name])] for name in in_order
+        },
+        reason=body.reason,
+        was_published_on=current["published_on"],
+        catalogue=catalogue,
+        today=today,
+        timezone=timezone,
+    )
     return spot_check
 
 

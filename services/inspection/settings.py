@@ -18,6 +18,10 @@ class Settings(ServiceSettings):
 
     service_name: ClassVar[str] = "inspection"
 
+    # How long change events stay in the feed, and how often due ones are numbered.
+    events_retention_days: int = Field(default=400, ge=1, le=36_500)
+    events_sequence_seconds: float = Field(default=1.0, gt=0, le=60)
+
     brand_registry_url: str = "http://127.0.0.1:8001"
     brand_registry_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     service_private_key_file: Path | None = None

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -180,8 +181,10 @@ async def test_a_scheduled_event_stays_hidden_until_it_is_due(outbox: Outbox) ->
     )
     assert await sequence_due(outbox.sessionmaker) == 0
     assert (await _read(outbox))["items"] == []
-    assert await sequence_due(outbox.sessionmaker, now=now + timedelta(minutes=59)) == 0
-    assert await sequence_due(outbox.sessionmaker, now=now + timedelta(hours=1)) == 1
+    # Moments in another zone compare as the same instants (SQLite stores UTC digits).
+    local = now.astimezone(ZoneInfo("Asia/Shanghai"))
+    assert await sequence_due(outbox.sessionmaker, now=local + timedelta(minutes=59)) == 0
+    assert await sequence_due(outbox.sessionmaker, now=local + timedelta(hours=1)) == 1
     (event,) = (await _read(outbox))["items"]
     assert event["type"] == "spot_check.published"
     assert datetime.fromisoformat(event["time"]) == now + timedelta(hours=1)
