@@ -218,7 +218,8 @@ def alerts(
     today: date,
 ) -> list[dict[str, Any]]:
     """What needs attention today: listings and certificates in force expiring within 90 days,
-    suspensions overdue, and two or more failed spot-checks sampled within the last year."""
+    suspensions overdue, and two or more failed spot-checks sampled within the last year (after
+    the same day a year ago, as the inspection service's repeated-failures list counts)."""
     found: list[dict[str, Any]] = []
     horizon = today + timedelta(days=EXPIRY_WINDOW_DAYS)
     expiring = (
@@ -258,7 +259,7 @@ def alerts(
         for check in spot_checks
         if check.get("reinspection_of") is None
         and check.get("final_result") == "fail"
-        and year_ago <= date.fromisoformat(check["sampled_on"]) <= today
+        and year_ago < date.fromisoformat(check["sampled_on"]) <= today
     ]
     if len(failed) >= REPEATED_FAILURES:
         found.append(
@@ -266,7 +267,7 @@ def alerts(
                 "type": "spot_check.repeated_failures",
                 "subject": f"enterprises/{failed[0]['enterprise_credit_code']}",
                 "county_code": failed[0].get("county_code"),
-                "detail": f"{len(failed)} failed spot-checks sampled since {year_ago}",
+                "detail": f"{len(failed)} failed spot-checks sampled after {year_ago}",
                 "ids": [check["id"] for check in failed],
             }
         )

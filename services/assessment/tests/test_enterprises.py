@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kit.dates import add_years
 from kit.identifiers import credit_code_check_char
 from kit.testing import Harness
 
@@ -427,3 +428,30 @@ async def test_a_list_of_an_unexpected_shape_is_named_not_a_500(
     assert view["meta"]["completeness"]["certificates"].startswith("unexpected response")
     assert "certificates" not in view
     assert view["brands"]["count"] == 3
+
+
+async def test_repeated_failures_count_the_year_after_the_same_day_a_year_ago(
+    service: Harness, lists: Lists
+) -> None:
+    year_ago = add_years(TODAY, -1)
+    lists.records["spot_checks"] = [
+        spot_check("on", sampled_on=year_ago.isoformat(), result="fail", final_result="fail"),
+        spot_check(
+            "after",
+            sampled_on=(year_ago + timedelta(days=1)).isoformat(),
+            result="fail",
+            final_result="fail",
+        ),
+        spot_check("today", sampled_on=TODAY.isoformat(), result="fail", final_result="fail"),
+    ]
+    lists.records["brands"] = [brand("b1", status="suspended", suspension_overdue=True)]
+    client = service.client(READ_ALL)
+    view = (await client.get(f"/api/v1/enterprises/{ACME}")).json()
+    alerts = {a["type"]: a for a in view["alerts"]}
+    assert set(alerts) == {"spot_check.repeated_failures", "brand.suspension_overdue"}
+    assert alerts["spot_check.repeated_failures"]["ids"] == ["today", "after"]
+    assert alerts["brand.suspension_overdue"]["subject"] == "brands/b1"
+
+    lists.records["spot_checks"] = lists.records["spot_checks"][:2]
+    view = (await client.get(f"/api/v1/enterprises/{ACME}")).json()
+    assert [a["type"] for a in view["alerts"]] == ["brand.suspension_overdue"]
