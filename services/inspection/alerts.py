@@ -14,7 +14,8 @@ The sweep counts as the public does (the feed shows events to readers) and emits
 
 so an enterprise is announced once for each failure that brings (or keeps) it at the
 minimum, however often the sweep runs, restarts included; the same failures seen again the
-next day announce nothing.
+next day announce nothing. The sweep counts each county's checks apart (an event reaches the
+readers of its county, and shows them that county's checks only).
 """
 
 from __future__ import annotations
@@ -144,15 +145,27 @@ class DueAlert:
 async def due_alerts(
     *, session: AsyncSession, today: date, months: int, min_failures: int
 ) -> list[DueAlert]:
-    """An alert for every enterprise failing at least `min_failures` times in the `months`
-    ending today, as the public knows the results; emitted before or not."""
+    """An alert for every enterprise failing at least `min_failures` times in one county in
+    the `months` ending today, as the public knows the results; emitted before or not.
+
+    Counted per county, as a reader bound to that county counts them: the event goes to the
+    county's readers, and its checks are that county's only."""
     window = FailureWindow(start=window_start(today, months), end=today, min_failures=min_failures)
     codes = await repository.all_repeated_failures(session=session, window=window, today=today)
     checks = await repository.failed_checks(
         session=session, window=window, today=today, credit_codes=codes
     )
+    checks.sort(key=lambda check: (check.enterprise_credit_code, check.county_code))
+    entries = [
+        entry
+        for _, group in groupby(
+            checks, key=lambda check: (check.enterprise_credit_code, check.county_code)
+        )
+        for entry in _entries(window, sorted(group, key=lambda check: (check.sampled_on, check.id)))
+        if entry.failures >= min_failures
+    ]
     alerts = []
-    for entry in _entries(window, checks):
+    for entry in entries:
         latest = entry.checks[-1]
         alerts.append(
             DueAlert(

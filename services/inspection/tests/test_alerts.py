@@ -73,6 +73,7 @@ async def checks(service: Harness) -> dict[str, list[dict[str, Any]]]:
     6: 2 and 3 months ago, the first overturned by a re-inspection whose bulletin is next
        week                                                        -> 2 (1 unpublished)
     7: two passes                                                  -> 0
+    8: 50 days ago in Tongshan, 70 days ago in Pizhou              -> 2 (1 in each county)
     """
     recorder = Recorder(service.client())
     record = recorder.record
@@ -91,6 +92,7 @@ async def checks(service: Harness) -> dict[str, list[dict[str, Any]]]:
         ],
         "6": [await record(6, 60), await record(6, 90)],
         "7": [await record(7, 60, result="pass"), await record(7, 90, result="pass")],
+        "8": [await record(8, 50), await record(8, 70, county_code="320382")],
     }
     await recorder.reinspect(made["3"][0], published_on=_ago(2))
     await recorder.reinspect(made["6"][0], published_on=(TODAY + timedelta(days=7)).isoformat())
@@ -111,13 +113,14 @@ async def test_enterprises_with_two_failures_in_twelve_months_are_listed(
     service: Harness, checks: dict[str, list[dict[str, Any]]]
 ) -> None:
     client = service.client(["spot-checks:read"])
-    assert await _listed(client) == _codes(e1=2, e5=2, e6=2)
-    assert await _listed(client, months=14) == _codes(e1=2, e2=2, e5=2, e6=2)
+    assert await _listed(client) == _codes(e1=2, e5=2, e6=2, e8=2)
+    assert await _listed(client, months=14) == _codes(e1=2, e2=2, e5=2, e6=2, e8=2)
     assert await _listed(client, min_failures=3) == {}
-    assert await _listed(client, min_failures=1) == _codes(e1=2, e2=1, e3=1, e4=1, e5=2, e6=2)
+    assert await _listed(client, min_failures=1) == _codes(e1=2, e2=1, e3=1, e4=1, e5=2, e6=2, e8=2)
     assert await _listed(client, county_code="320382") == _codes(e5=2)
-    # Up to a month ago, 1 had failed once (11 months ago), 5 and 6 twice.
-    assert await _listed(client, as_of=_ago(31)) == _codes(e5=2, e6=2)
+    assert await _listed(client, county_code="320382", min_failures=1) == _codes(e5=2, e8=1)
+    # Up to a month ago, 1 had failed once (11 months ago), 5, 6 and 8 twice.
+    assert await _listed(client, as_of=_ago(31)) == _codes(e5=2, e6=2, e8=2)
 
 
 async def test_each_entry_lists_its_failed_checks(
@@ -143,7 +146,7 @@ async def test_writers_may_count_unpublished_results(
     service: Harness, checks: dict[str, list[dict[str, Any]]]
 ) -> None:
     writer = service.client(["spot-checks:read", "spot-checks:write"])
-    assert await _listed(writer, include_unpublished="true") == _codes(e1=2, e4=2, e5=2)
+    assert await _listed(writer, include_unpublished="true") == _codes(e1=2, e4=2, e5=2, e8=2)
     reader = service.client(["spot-checks:read"])
     refused = await reader.get(FAILURES, params={"include_unpublished": "true"})
     assert refused.status_code == 403
@@ -170,7 +173,7 @@ async def test_pages_follow_the_cursor(
         if body["next_cursor"] is None:
             break
         params["cursor"] = body["next_cursor"]
-    assert seen == sorted(_codes(e1=2, e5=2, e6=2))
+    assert seen == sorted(_codes(e1=2, e5=2, e6=2, e8=2))
 
 
 @pytest.mark.parametrize(
@@ -223,6 +226,7 @@ async def test_the_sweep_emits_once_per_enterprise_and_latest_failure(
             min_failures=settings.alert_repeated_failure_min,
         )
 
+    # 8 failed twice, but once in each county: no county's readers see two failures.
     assert await run() == 3
     assert await run() == 0
     first = await _feed(service)
