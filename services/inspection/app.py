@@ -6,6 +6,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
+from inspection.alerts import alerts_lifespan
 from inspection.catalogue import load_catalogue
 from inspection.models import idempotency_record
 from inspection.outbox import OutboxMetrics, outbox_lifespan
@@ -27,7 +28,7 @@ SPEC = ServiceSpec(
     migrations=MIGRATIONS,
     version_table=VERSION_TABLE,
     idempotency_table=idempotency_record,
-    lifespan_hooks=[events_lifespan(), OUTBOX_HOOK],
+    lifespan_hooks=[events_lifespan(), OUTBOX_HOOK, alerts_lifespan()],
     load_catalogue=load_catalogue,
     openapi_tags=[{"name": "spot-checks", "description": "Supervision spot-checks (監督抽查)"}],
 )
