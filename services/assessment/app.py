@@ -12,6 +12,7 @@ from assessment.routes import router
 from assessment.settings import Settings
 from assessment.sources import stats_lifespan
 from kit.app import ServiceSpec, create_app
+from kit.events import events_lifespan, events_router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "assessment_alembic_version"
@@ -21,11 +22,11 @@ SPEC = ServiceSpec(
     title="Assessment",
     description="County standings against the year's quality revitalization targets (考核).",
     version="1.0.0",
-    routers=[router],
+    routers=[router, events_router("assessment")],
     migrations=MIGRATIONS,
     version_table=VERSION_TABLE,
     idempotency_table=idempotency_record,
-    lifespan_hooks=[stats_lifespan, evidence_lifespan, demo_lifespan],
+    lifespan_hooks=[events_lifespan(), stats_lifespan, evidence_lifespan, demo_lifespan],
     load_catalogue=load_catalogue,
 )
 

@@ -7,6 +7,7 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, Uniqu
 from sqlmodel import Field, SQLModel
 
 from kit.db import new_registry, version_column
+from kit.events import event_tables
 from kit.idempotency import idempotency_table
 
 registry = new_registry()
@@ -18,6 +19,7 @@ class Base(SQLModel, registry=registry):
 
 
 idempotency_record = idempotency_table(metadata)
+event_record, event_once_record = event_tables(metadata)
 
 
 def _json() -> Any:

@@ -94,6 +94,7 @@ from kit.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from kit.events import emit
 from kit.identifiers import new_id
 from kit.pagination import Page, PageParams
 from kit.pdf import find_font
@@ -434,6 +435,23 @@ async def load_seed_target_set(
 # Reported values
 
 
+EVENT_SOURCE = "assessment"
+
+
+async def _emit_reported_value(
+    *, session: Session, row: ReportedValue, type: str, **change: Any
+) -> None:
+    """A reported value's change event, with the value as its GET answers."""
+    await emit(
+        session,
+        source=EVENT_SOURCE,
+        type=type,
+        subject=f"reported-values/{row.id}",
+        data={"id": row.id, **change, "item": reported_value_read(row).model_dump(mode="json")},
+        county_code=row.county_code,
+    )
+
+
 def reported_value_dict(row: ReportedValue) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -583,6 +601,12 @@ async def report_value(
         before=before,
         after=reported_value_dict(row),
     )
+    await _emit_reported_value(
+        session=session,
+        row=row,
+        type="reported_value.submitted",
+        supersedes=previous.id if previous is not None else None,
+    )
     return row
 
 
@@ -642,6 +666,12 @@ async def review_value(
         before=before,
         after=reported_value_dict(row),
         reason=row.review_comment,
+    )
+    await _emit_reported_value(
+        session=session,
+        row=row,
+        type=f"reported_value.{body.state.value}",
+        comment=row.review_comment,
     )
     return row
 
@@ -1355,5 +1385,19 @@ async def publish_run(
         before=before,
         after=_history_summary(run),
         reason=body.reason,
+    )
+    await emit(
+        session,
+        source=EVENT_SOURCE,
+        type="assessment_run.published",
+        subject=f"assessment-runs/{run.id}",
+        data={
+            "id": run.id,
+            "year": run.year,
+            "supersedes": run.supersedes,
+            "reason": body.reason,
+            "item": run_read(run).model_dump(mode="json"),
+        },
+        county_code=None,
     )
     return run

@@ -19,6 +19,10 @@ class Settings(ServiceSettings):
 
     service_name: ClassVar[str] = "assessment"
 
+    # How long change events stay in the feed, and how often due ones are numbered.
+    events_retention_days: int = Field(default=400, ge=1, le=36_500)
+    events_sequence_seconds: float = Field(default=1.0, gt=0, le=60)
+
     brand_registry_url: str = "http://127.0.0.1:8001"
     certification_url: str = "http://127.0.0.1:8002"
     inspection_url: str = "http://127.0.0.1:8003"
