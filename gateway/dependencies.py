@@ -5,12 +5,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.delivery import WebhookWorker
 from gateway.feed import FeedClient
-from gateway.proxy import ProxyContext
+from gateway.proxy import ProxyContext, RateLimited
 from gateway.routing import EVENTS_SCOPE, WEBHOOKS_SCOPE
 from gateway.service import Identity
 from kit.db import get_session
@@ -71,8 +71,31 @@ def require_client_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Identi
 AdminClient = Annotated[Identity, Depends(require_client_scope("admin"))]
 
 
-EventsReader = Annotated[Identity, Depends(require_client_scope(EVENTS_SCOPE))]
-WebhookManager = Annotated[Identity, Depends(require_client_scope(WEBHOOKS_SCOPE))]
+def charged_client_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Identity]]:
+    """Admit callers holding `scope` (403 otherwise) within their rate limit, charged as a
+    forwarded request is (429 past it, `RateLimit-*` headers on the answer)."""
+
+    async def dependency(
+        identity: Annotated[Identity, Depends(require_client_scope(scope))],
+        context: ContextDep,
+        response: Response,
+    ) -> Identity:
+        decision = await context.limiter.hit(f"client:{identity.client_id}", identity.rate_limit)
+        if decision is None:
+            return identity
+        headers = {name.decode(): value.decode() for name, value in decision.headers()}
+        if not decision.allowed:
+            refused = RateLimited(decision)
+            refused.headers.update(headers)
+            raise refused
+        response.headers.update(headers)
+        return identity
+
+    return dependency
+
+
+EventsReader = Annotated[Identity, Depends(charged_client_scope(EVENTS_SCOPE))]
+WebhookManager = Annotated[Identity, Depends(charged_client_scope(WEBHOOKS_SCOPE))]
 
 
 @dataclass(frozen=True)

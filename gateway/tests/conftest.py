@@ -252,6 +252,7 @@ async def events_gateway(
         harness.app.state.sessionmaker, api_key=ADMIN_KEY, rate_limit="6000/minute"
     )
     harness.app.state.proxy.authenticator.forget()
+    await harness.app.state.proxy.limiter.reset()
     for stub in feed_stubs.values():
         stub.reset()
     webhook_receiver.reset()

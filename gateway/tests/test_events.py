@@ -196,3 +196,18 @@ async def test_the_feed_is_documented_with_its_scope_and_cursor(events_gateway: 
     scopes = document["components"]["securitySchemes"]["OAuth2"]["flows"]["clientCredentials"]
     assert {"events:read", "webhooks:manage", "enterprises:read"} <= set(scopes["scopes"])
     assert document["paths"]["/api/v1/webhooks"]["post"]["x-required-scope"] == "webhooks:manage"
+
+
+async def test_the_feed_is_charged_to_the_callers_rate_limit(events_gateway: Harness) -> None:
+    async with client_of(events_gateway.app) as admin:
+        created = await admin.post(
+            "/api/v1/admin/clients",
+            json={"name": "slow", "scopes": ["events:read"], "rate_limit": "2/minute"},
+        )
+    async with client_of(events_gateway.app, api_key=created.json()["api_key"]) as caller:
+        first = await caller.get(EVENTS)
+        assert first.headers["RateLimit-Limit"] == "2"
+        await caller.get(EVENTS)
+        refused = await caller.get(EVENTS)
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
