@@ -114,6 +114,21 @@ async def test_the_calendars_end_bounds_the_window(service: Harness) -> None:
     assert response.status_code == 200, response.text
 
 
+async def test_overdue_suspensions_start_a_day_past_the_limit(
+    service: Harness, new_certificate: NewCertificate, today: date
+) -> None:
+    overdue = await new_certificate(certificate_number="O-1", expires_on=FUTURE)
+    not_yet = await new_certificate(certificate_number="O-2", expires_on=FUTURE)
+    lapsed = await new_certificate(
+        certificate_number="O-3", expires_on=(today - timedelta(days=1)).isoformat()
+    )
+    six_months_ago = service_rules.months_before(today, 6)
+    await _change(service, overdue, "suspended", six_months_ago - timedelta(days=1))
+    await _change(service, not_yet, "suspended", six_months_ago + timedelta(days=1))
+    await _change(service, lapsed, "suspended", six_months_ago - timedelta(days=30))
+    assert await _numbers(service, overdue_suspension="true") == ["O-1"]
+
+
 def test_the_tightest_threshold_reached_is_owed() -> None:
     thresholds = [90, 30, 7]
     assert alerts.threshold_reached(91, thresholds) is None
