@@ -110,11 +110,22 @@ def webhook_router(prefix: str, *, admin: bool) -> APIRouter:
 
     @routes.get("", summary=f"List {whose} webhook subscriptions")
     async def list_webhooks(
-        page: PageParamsDep, session: SessionDep, caller: Caller
+        page: PageParamsDep,
+        session: SessionDep,
+        caller: Caller,
+        owner_client_id: Annotated[
+            str | None,
+            Query(
+                max_length=64,
+                description="Only this client's subscriptions (an administrator's filter; a "
+                "client sees only its own anyway).",
+            ),
+        ] = None,
     ) -> Page[WebhookRead]:
-        return await webhooks.list_subscriptions(
-            session=session, page=page, owner_client_id=caller.owner_client_id
-        )
+        owner = caller.owner_client_id or owner_client_id
+        if caller.owner_client_id is not None and owner_client_id not in {None, owner}:
+            return Page[WebhookRead](items=[])
+        return await webhooks.list_subscriptions(session=session, page=page, owner_client_id=owner)
 
     @routes.get("/{subscription_id}", summary="One webhook subscription (never its secret)")
     async def get_webhook(subscription: Subscription, response: Response) -> WebhookRead:
