@@ -40,7 +40,7 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from pydantic_core import to_jsonable_python
+from pydantic_core import to_json, to_jsonable_python
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -56,6 +56,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
@@ -179,7 +180,7 @@ def _row(source: str, event: NewEvent, now: datetime) -> dict[str, Any]:
         "subject": event.subject,
         "time": due.astimezone(UTC),
         "county_code": event.county_code,
-        "data": to_jsonable_python(event.data),
+        "data": event.data,
         "due_at": due.astimezone(UTC),
         "sequence": None,
     }
@@ -204,12 +205,39 @@ async def emit(
     )
 
 
+COPY_FROM = 50
+"""From how many events `emit_many` writes with COPY on PostgreSQL (one statement either way)."""
+_COPIED = ("id", "type", "source", "subject", "time", "county_code", "data", "due_at")
+
+
 async def emit_many(session: AsyncSession, *, source: str, events: Iterable[NewEvent]) -> None:
-    """Write many events in one statement (an import's batch), in the caller's transaction."""
+    """Write many events at once (an import's batch), in the caller's transaction."""
     now = utcnow()
     rows = [_row(source, event, now) for event in events]
-    if rows:
-        await session.execute(insert(event_table), rows)
+    if not rows:
+        return
+    if len(rows) >= COPY_FROM and session.get_bind().dialect.name == "postgresql":
+        await _copy(session, rows)
+        return
+    for row in rows:
+        row["data"] = to_jsonable_python(row["data"])
+    await session.execute(insert(event_table), rows)
+
+
+async def _copy(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """COPY the rows into the table on the session's own connection (its transaction): a
+    fifth of an INSERT's cost per row, which an import of 50,000 rows feels."""
+    connection = await session.connection()
+    # A statement through SQLAlchemy first, so the driver has begun the transaction that
+    # COPY joins (it would commit on its own otherwise).
+    await connection.execute(select(literal(1)))
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    records = [
+        tuple(to_json(row[name]).decode() if name == "data" else row[name] for name in _COPIED)
+        for row in rows
+    ]
+    await driver.copy_records_to_table("event", records=records, columns=list(_COPIED))
 
 
 def _insert_key(dialect: str, key: str, at: datetime) -> Any:

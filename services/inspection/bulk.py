@@ -11,7 +11,8 @@ import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import aclosing
 from datetime import date, datetime
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -243,8 +244,14 @@ async def store_upload(
             history=batch.history,
             outbox=batch.outbox,
         )
+        # The rows' values read as attributes: ORM objects would cost more than the rest.
         published = (
-            published_event(SpotCheck(**row), catalogue=catalogue, today=today, timezone=timezone)
+            published_event(
+                cast(SpotCheck, SimpleNamespace(**row)),
+                catalogue=catalogue,
+                today=today,
+                timezone=timezone,
+            )
             for row in batch.spot_checks
         )
         await emit_many(

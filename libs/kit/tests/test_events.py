@@ -123,6 +123,31 @@ async def test_the_feed_answers_cloud_events_in_order(outbox: Outbox) -> None:
     assert (await _read(outbox, after=2))["next_after"] == 2
 
 
+async def test_a_batch_of_events_is_written_whole_in_the_transaction(outbox: Outbox) -> None:
+    """A batch large enough for COPY on PostgreSQL reads back exactly as emitted."""
+    batch = [
+        events.NewEvent(
+            type="certificate.created",
+            subject=f"certificates/{n}",
+            data={"id": str(n), "item": {"name": "徐州", "sites": ["a", "b"], "none": None}},
+            county_code="320303" if n % 2 else None,
+        )
+        for n in range(events.COPY_FROM + 10)
+    ]
+    async with outbox.sessionmaker() as session:
+        await events.emit_many(session, source=SOURCE, events=batch)
+        await session.rollback()
+    assert await _count(outbox) == 0
+    async with outbox.sessionmaker() as session, session.begin():
+        await events.emit_many(session, source=SOURCE, events=batch)
+    await sequence_due(outbox.sessionmaker)
+    items = (await _read(outbox))["items"]
+    assert [e["subject"] for e in items] == [e.subject for e in batch]
+    assert [e["data"] for e in items] == [e.data for e in batch]
+    assert [e.get("countycode") for e in items] == [e.county_code for e in batch]
+    assert all(e["source"] == "/sample" and e["time"].endswith("Z") for e in items)
+
+
 async def test_concurrent_writers_are_read_once_each_in_order(outbox: Outbox) -> None:
     """Writers whose transactions commit out of insert order, a sequencer and a polling
     reader: the reader, resuming from its cursor, sees every event once, numbers rising."""
