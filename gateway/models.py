@@ -61,6 +61,7 @@ class WebhookSubscription(Base, table=True):
     """Where a client wants events delivered, which ones, and the secret that signs them."""
 
     __tablename__ = "webhook_subscription"
+    __table_args__ = (UniqueConstraint("owner_client_id", "idempotency_key"),)
 
     id: str = Field(primary_key=True, max_length=36)
     owner_client_id: str = Field(foreign_key="api_client.id", max_length=64, index=True)
@@ -77,6 +78,9 @@ class WebhookSubscription(Base, table=True):
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
     version: int = Field(default=1)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    """The `Idempotency-Key` it was created with: a retry of the create answers it again."""
+    request_digest: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 

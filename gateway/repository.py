@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -20,6 +21,7 @@ from gateway.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from kit.errors import Conflict
 from kit.pagination import Page, PageParams, paginate
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
@@ -103,9 +105,27 @@ def _insert_ignoring_duplicates(session: AsyncSession, table: Any) -> Any:
 async def add_subscription(
     *, session: AsyncSession, subscription: WebhookSubscription
 ) -> WebhookSubscription:
+    """A new subscription; a concurrent create with the same owner and `Idempotency-Key`
+    is a 409."""
     session.add(subscription)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(
+            "A request with this Idempotency-Key is still being processed; retry shortly.",
+            field="Idempotency-Key",
+        ) from None
     return subscription
+
+
+async def subscription_by_idempotency_key(
+    *, session: AsyncSession, owner_client_id: str, key: str
+) -> WebhookSubscription | None:
+    query = select(WebhookSubscription).where(
+        col(WebhookSubscription.owner_client_id) == owner_client_id,
+        col(WebhookSubscription.idempotency_key) == key,
+    )
+    return (await session.execute(query)).scalars().first()
 
 
 async def get_subscription(

@@ -9,7 +9,7 @@ evaluated (no `from __future__ import annotations`): FastAPI reads the local ali
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 
 from gateway import webhooks
 from gateway.dependencies import (
@@ -34,6 +34,17 @@ from gateway.schemas import (
 from kit.concurrency import IfMatch, make_etag
 from kit.db import SessionDep
 from kit.pagination import Page, PageParamsDep
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="A retried create with the same key answers the first subscription (its "
+        "secret too) instead of making another; the same key with another body is a 422.",
+    ),
+]
 
 
 def _subscription_dependency(
@@ -75,6 +86,7 @@ def webhook_router(prefix: str, *, admin: bool) -> APIRouter:
             caller: Caller,
             context: ContextDep,
             response: Response,
+            idempotency_key: IdempotencyKey = None,
         ) -> NewWebhookRead:
             created = await webhooks.create_for_admin(
                 session=session,
@@ -82,6 +94,7 @@ def webhook_router(prefix: str, *, admin: bool) -> APIRouter:
                 caller=caller.identity,
                 allowed_hosts=context.settings.webhook_allowed_hosts,
                 region_codes=context.region_codes,
+                idempotency_key=idempotency_key,
             )
             located(response, created)
             response.headers["ETag"] = make_etag(created.id, 1)
@@ -96,6 +109,7 @@ def webhook_router(prefix: str, *, admin: bool) -> APIRouter:
             caller: Caller,
             context: ContextDep,
             response: Response,
+            idempotency_key: IdempotencyKey = None,
         ) -> NewWebhookRead:
             created = await webhooks.create_subscription(
                 session=session,
@@ -103,6 +117,7 @@ def webhook_router(prefix: str, *, admin: bool) -> APIRouter:
                 owner=caller.identity,
                 allowed_hosts=context.settings.webhook_allowed_hosts,
                 region_codes=context.region_codes,
+                idempotency_key=idempotency_key,
             )
             located(response, created)
             response.headers["ETag"] = make_etag(created.id, 1)

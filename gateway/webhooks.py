@@ -12,7 +12,9 @@ period after a rotation, a second one by the previous secret, space-separated.
 from __future__ import annotations
 
 import base64
+import hashlib
 import ipaddress
+import json
 import random
 import secrets
 from collections.abc import Collection, Mapping
@@ -289,8 +291,24 @@ async def create_subscription(
     owner: Identity,
     allowed_hosts: Collection[str],
     region_codes: Collection[str],
+    idempotency_key: str | None = None,
 ) -> NewWebhookRead:
-    """A new active subscription; its secret is returned this once."""
+    """A new active subscription; its secret is returned this once, and again to a retry of
+    the same create with the same `Idempotency-Key` (the same key with another body is a
+    422 naming it)."""
+    digest = hashlib.sha256(
+        json.dumps(data.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()
+    if idempotency_key is not None:
+        earlier = await repository.subscription_by_idempotency_key(
+            session=session, owner_client_id=owner.client_id, key=idempotency_key
+        )
+        if earlier is not None:
+            if earlier.request_digest != digest:
+                raise ValidationFailed.single(
+                    "Idempotency-Key", "was used before for a request with another body"
+                )
+            return NewWebhookRead(**to_read(earlier).model_dump(), secret=earlier.secret)
     _check(
         url=data.url,
         event_types=data.event_types,
@@ -308,6 +326,8 @@ async def create_subscription(
         county_codes=" ".join(data.county_codes),
         description=data.description,
         secret=generate_secret(),
+        idempotency_key=idempotency_key,
+        request_digest=digest if idempotency_key is not None else None,
         created_at=now,
         updated_at=now,
     )
@@ -322,6 +342,7 @@ async def create_for_admin(
     caller: Identity,
     allowed_hosts: Collection[str],
     region_codes: Collection[str],
+    idempotency_key: str | None = None,
 ) -> NewWebhookRead:
     """A subscription made by an administrator, for itself or for another client."""
     owner = caller
@@ -334,6 +355,7 @@ async def create_for_admin(
         owner=owner,
         allowed_hosts=allowed_hosts,
         region_codes=region_codes,
+        idempotency_key=idempotency_key,
     )
 
 

@@ -360,3 +360,22 @@ async def test_a_claim_whose_sender_died_is_taken_over_once_its_lease_ends(
     clock.advance(seconds=31)
     await worker.send_due()
     assert webhook_receiver.delivered_ids() == [event["id"]]
+
+
+async def test_a_retried_create_with_its_idempotency_key_makes_one_subscription(
+    events_gateway: Harness, webhook_receiver: Receiver
+) -> None:
+    key = await manager(events_gateway)
+    body = {"url": f"{webhook_receiver.url}/hooks/a", "event_types": ["brand.*"]}
+    async with client_of(events_gateway.app, api_key=key) as caller:
+        first = await caller.post(OWN, json=body, headers={"Idempotency-Key": "k-1"})
+        again = await caller.post(OWN, json=body, headers={"Idempotency-Key": "k-1"})
+        assert first.status_code == again.status_code == 201
+        assert again.json() == first.json()
+        other = await caller.post(
+            OWN, json={**body, "event_types": ["brand.created"]}, headers={"Idempotency-Key": "k-1"}
+        )
+        assert _fields(other) == ["Idempotency-Key"]
+        fresh = await caller.post(OWN, json=body, headers={"Idempotency-Key": "k-2"})
+        assert fresh.json()["id"] != first.json()["id"]
+        assert len((await caller.get(OWN)).json()["items"]) == 2

@@ -42,6 +42,8 @@ def upgrade() -> None:
         sa.Column("previous_secret", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("previous_secret_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("idempotency_key", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("request_digest", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -50,6 +52,11 @@ def upgrade() -> None:
             name=op.f("fk_webhook_subscription_owner_client_id_api_client"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_subscription")),
+        sa.UniqueConstraint(
+            "owner_client_id",
+            "idempotency_key",
+            name=op.f("uq_webhook_subscription_owner_client_id_idempotency_key"),
+        ),
     )
     with op.batch_alter_table("webhook_subscription", schema=None) as batch_op:
         batch_op.create_index(
