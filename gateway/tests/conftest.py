@@ -60,6 +60,8 @@ def gateway_settings(keys: Path, backends: Backends) -> dict[str, Any]:
         "oauth_private_key_file": keys / "gateway-oauth.pem",
         "retry_backoff_seconds": 0.01,
         "openapi_cache_seconds": 0,
+        # The webhook tests run their own workers (test_webhooks.py).
+        "webhooks_enabled": False,
     }
 
 
