@@ -40,6 +40,9 @@ SCOPE_DESCRIPTIONS = {
     "certificates:write": "Create and change certificates",
     "spot-checks:read": "Read spot-check results",
     "spot-checks:write": "Record spot-check results",
+    "incidents:read": "Read quality and food-safety incidents, unlicensed production and "
+    "counterfeiting cases",
+    "incidents:write": "Record incidents and change their status",
     "assessments:read": "Read regions, targets, reported values and standings",
     "assessments:write": "Change targets, reported values and runs",
     "assessments:publish": "Publish an assessment run",

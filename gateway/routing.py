@@ -17,6 +17,8 @@ RESOURCE_SCOPES = (
     "certificates:write",
     "spot-checks:read",
     "spot-checks:write",
+    "incidents:read",
+    "incidents:write",
     "assessments:read",
     "assessments:write",
     "assessments:publish",
@@ -45,8 +47,11 @@ class Prefix:
 
 PREFIXES = (
     Prefix("/api/v1/brands", "brand_registry", "brands"),
+    Prefix("/api/v1/awards", "brand_registry", "brands"),
     Prefix("/api/v1/certificates", "certification", "certificates"),
+    Prefix("/api/v1/food-dispositions", "certification", "certificates"),
     Prefix("/api/v1/spot-checks", "inspection", "spot-checks"),
+    Prefix("/api/v1/incidents", "inspection", "incidents"),
     Prefix("/api/v1/regions", "assessment", "assessments"),
     Prefix("/api/v1/target-sets", "assessment", "assessments"),
     Prefix("/api/v1/reported-values", "assessment", "assessments"),
@@ -68,6 +73,9 @@ EVENT_SOURCES = {
     "brand": ("brand_registry", "brands:read"),
     "certificate": ("certification", "certificates:read"),
     "spot_check": ("inspection", "spot-checks:read"),
+    "incident": ("inspection", "incidents:read"),
+    "award": ("brand_registry", "brands:read"),
+    "disposition": ("certification", "certificates:read"),
     "reported_value": ("assessment", "assessments:read"),
     "assessment_run": ("assessment", "assessments:read"),
 }
