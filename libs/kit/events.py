@@ -92,6 +92,8 @@ EVENT_TYPES: Mapping[str, str] = {
     "spot_check.corrected": "spot-checks:read",
     "spot_check.repeated_failures": "spot-checks:read",
     "reported_value.submitted": "assessments:read",
+    "incident.reported": "incidents:read",
+    "incident.status_changed": "incidents:read",
     "reported_value.accepted": "assessments:read",
     "reported_value.returned": "assessments:read",
     "assessment_run.published": "assessments:read",
