@@ -38,6 +38,9 @@ ALL_SCOPES = [
     "assessments:write",
     "assessments:publish",
     "assessments:review",
+    "events:read",
+    "enterprises:read",
+    "webhooks:manage",
     "city:read",
 ]
 

@@ -28,6 +28,8 @@ ALL_SCOPES = [
     "assessments:write",
     "assessments:publish",
     "assessments:review",
+    "events:read",
+    "enterprises:read",
 ]
 
 
