@@ -20,32 +20,28 @@ readers of its county, and shows them that county's checks only).
 
 from __future__ import annotations
 
-import asyncio
 import calendar
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Sequence
+from datetime import date
 from itertools import groupby
-from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from inspection import repository
 from inspection.catalogue import Catalogue
 from inspection.models import SpotCheck
 from inspection.schemas import FailedCheck, FailureWindow, Level, RepeatedFailures
 from inspection.settings import Settings
-from kit import events
-from kit.db import is_database_unavailable, outage_log
+from kit import sweeps
+from kit.app import LifespanHook
 from kit.errors import ValidationFailed
 from kit.pagination import Page, PageParams
+from kit.sweeps import DueAlert
 
 SOURCE = "inspection"
 REPEATED_FAILURES = "spot_check.repeated_failures"
-STOP_TIMEOUT_SECONDS = 10.0
 logger = structlog.get_logger("inspection.alerts")
 
 
@@ -131,17 +127,6 @@ async def repeated_failures(
     return Page[RepeatedFailures](items=_entries(window, checks), next_cursor=found.next_cursor)
 
 
-@dataclass(frozen=True)
-class DueAlert:
-    """One alert due: its once-key and the event it emits."""
-
-    key: str
-    type: str
-    subject: str
-    county_code: str | None
-    data: dict[str, Any]
-
-
 async def due_alerts(
     *, session: AsyncSession, today: date, months: int, min_failures: int
 ) -> list[DueAlert]:
@@ -193,104 +178,25 @@ async def sweep(
     min_failures: int,
 ) -> int:
     """Emit every alert due on `today` that was never emitted; how many were."""
-    async with sessionmaker() as session:
-        emitted = 0
-        for alert in await due_alerts(
+    return await sweeps.emit_due(
+        sessionmaker,
+        source=SOURCE,
+        due=lambda session: due_alerts(
             session=session, today=today, months=months, min_failures=min_failures
-        ):
-            emitted += await events.emit_once(
-                session,
-                key=alert.key,
-                source=SOURCE,
-                type=alert.type,
-                subject=alert.subject,
-                data=alert.data,
-                county_code=alert.county_code,
-            )
-        await session.commit()
-    return emitted
+        ),
+    )
 
 
-class AlertSweeper:
-    """Runs `sweep_once` shortly after start and then at every interval, until stopped."""
-
-    def __init__(
-        self, *, sweep_once: Callable[[], Awaitable[int]], delay: float, interval: float
-    ) -> None:
-        self.sweep_once = sweep_once
-        self.delay = delay
-        self.interval = interval
-        self.last_run_at: datetime | None = None
-        self.last_emitted = 0
-        self._stopping = asyncio.Event()
-
-    async def _pause(self, seconds: float) -> bool:
-        """Wait `seconds` or until stopped; whether stopped."""
-        with suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-        return self._stopping.is_set()
-
-    async def run(self) -> None:
-        if await self._pause(self.delay):
-            return
-        while True:
-            try:
-                self.last_emitted = await self.sweep_once()
-                self.last_run_at = datetime.now(UTC)
-                logger.info("alert_sweep_done", emitted=self.last_emitted)
-            except Exception as error:
-                if is_database_unavailable(error):
-                    outage_log.report(error, "alert sweep")
-                else:
-                    logger.exception("alert_sweep_failed")
-            if await self._pause(self.interval):
-                return
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def status(self) -> dict[str, Any]:
-        """The sweep's last run, for `/health/ready` details."""
-        return {
-            "last_run_at": self.last_run_at.isoformat() if self.last_run_at else None,
-            "last_emitted": self.last_emitted,
-        }
-
-
-def alerts_lifespan() -> Any:
+def alerts_lifespan() -> LifespanHook:
     """The lifespan hook running the sweep while the app runs (when enabled)."""
 
-    @asynccontextmanager
-    async def hook(app: FastAPI) -> AsyncIterator[None]:
+    async def due(app: FastAPI, session: AsyncSession) -> list[DueAlert]:
         settings: Settings = app.state.settings
-        sessionmaker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
-
-        async def sweep_once() -> int:
-            return await sweep(
-                sessionmaker=sessionmaker,
-                today=settings.today(),
-                months=settings.alert_repeated_failure_months,
-                min_failures=settings.alert_repeated_failure_min,
-            )
-
-        sweeper = AlertSweeper(
-            sweep_once=sweep_once,
-            delay=settings.alert_sweep_delay_seconds,
-            interval=settings.alert_sweep_interval_seconds,
+        return await due_alerts(
+            session=session,
+            today=settings.today(),
+            months=settings.alert_repeated_failure_months,
+            min_failures=settings.alert_repeated_failure_min,
         )
-        app.state.alert_sweeper = sweeper
-        if not settings.alert_sweep_enabled:
-            yield
-            return
-        app.state.ready_checks["alert_sweep"] = sweeper.status
-        task = asyncio.create_task(sweeper.run())
-        try:
-            yield
-        finally:
-            sweeper.stop()
-            try:
-                await asyncio.wait_for(task, STOP_TIMEOUT_SECONDS)
-            except TimeoutError:
-                logger.warning("alert_sweep_stop_timeout")
 
-    return hook
+    return sweeps.sweep_lifespan(source=SOURCE, due=due)

@@ -164,15 +164,6 @@ def test_the_suspension_cutoff_is_calendar_months_back(service: Harness) -> None
     assert catalogue.suspension_cutoff(date(2026, 3, 15)) == date(2025, 9, 15)
 
 
-def test_the_tightest_threshold_reached_is_owed() -> None:
-    thresholds = [90, 30, 7]
-    assert alerts.threshold_reached(91, thresholds) is None
-    assert alerts.threshold_reached(90, thresholds) == 90
-    assert alerts.threshold_reached(30, thresholds) == 30
-    assert alerts.threshold_reached(8, thresholds) == 30
-    assert alerts.threshold_reached(0, thresholds) == 7
-
-
 async def test_due_alerts_follow_the_thresholds_and_the_suspension_limit(
     service: Harness,
     listings: dict[str, dict[str, Any]],

@@ -129,16 +129,6 @@ async def test_overdue_suspensions_start_a_day_past_the_limit(
     assert await _numbers(service, overdue_suspension="true") == ["O-1"]
 
 
-def test_the_tightest_threshold_reached_is_owed() -> None:
-    thresholds = [90, 30, 7]
-    assert alerts.threshold_reached(91, thresholds) is None
-    assert alerts.threshold_reached(90, thresholds) == 90
-    assert alerts.threshold_reached(31, thresholds) == 90
-    assert alerts.threshold_reached(30, thresholds) == 30
-    assert alerts.threshold_reached(5, thresholds) == 7
-    assert alerts.threshold_reached(0, thresholds) == 7
-
-
 async def test_due_alerts_follow_the_thresholds_and_the_suspension_limit(
     service: Harness, new_certificate: NewCertificate, expiring: dict[str, Any], today: date
 ) -> None:
