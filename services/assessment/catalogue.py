@@ -62,6 +62,49 @@ MEASURES: Mapping[MeasureKind, MeasureInfo] = MappingProxyType(
         MeasureKind.reported_value: MeasureInfo(
             Source.reported, None, False, "a value reported by the county with evidence"
         ),
+        MeasureKind.metrology_pass_rate: MeasureInfo(
+            Source.spot_checks,
+            Unit.rate,
+            False,
+            "instruments found conforming over instruments checked by the metrology "
+            "programme's special checks in the year",
+        ),
+        MeasureKind.special_equipment_overdue: MeasureInfo(
+            Source.spot_checks,
+            Unit.count,
+            False,
+            "registered special-equipment items whose latest inspection fell due before the "
+            "as-of date",
+        ),
+        MeasureKind.licensed_food_producers: MeasureInfo(
+            Source.certificates,
+            Unit.count,
+            False,
+            "enterprises holding a food production licence in force on the as-of date",
+        ),
+        MeasureKind.food_rectification_open: MeasureInfo(
+            Source.food_dispositions,
+            Unit.count,
+            False,
+            "enterprises whose latest food-processing disposition on the as-of date is rectifying",
+        ),
+        MeasureKind.confirmed_major_incidents: MeasureInfo(
+            Source.incidents,
+            Unit.count,
+            True,
+            "major incidents of the year confirmed (or confirmed and closed) by the inspection "
+            "service; dismissed ones never count",
+        ),
+        MeasureKind.new_gi_products: MeasureInfo(
+            Source.brands,
+            Unit.count,
+            True,
+            "new geographical-indication products (tier geographical_indication, award_kind=new) "
+            "in the year",
+        ),
+        MeasureKind.awards_won: MeasureInfo(
+            Source.awards, Unit.count, True, "quality awards won in the year and not revoked"
+        ),
     }
 )
 
@@ -79,6 +122,19 @@ def unit_of(indicator: Indicator) -> Unit:
 def is_flow(indicator: Indicator) -> bool:
     """Whether the measure accumulates over the year, so it can be projected to 31 December."""
     return MEASURES[indicator.measure.kind].flow
+
+
+def can_fall(indicator: Indicator) -> bool:
+    """A count held on a date (items overdue, enterprises still rectifying) that may come back
+    to zero before the year ends, so a figure above zero during the year is at risk, not yet
+    missed; incidents and reported occurrences, once they happen, stay."""
+    info = MEASURES[indicator.measure.kind]
+    return not info.flow and info.source is not Source.reported
+
+
+def is_informational(indicator: Indicator) -> bool:
+    """Shown for information: no target, no weight, no effect on any outcome."""
+    return indicator.comparator is Comparator.informational
 
 
 def reported_key(indicator: Indicator) -> str:
@@ -225,6 +281,20 @@ def _check_comparator(indicator: Indicator, path: str, unit: Unit) -> list[Field
         errors.append(
             FieldError(f"{path}.reference", f"{comparator.value} needs a named reference value")
         )
+    if comparator is Comparator.informational:
+        if indicator.weight != 0:
+            errors.append(FieldError(f"{path}.weight", "an informational indicator has weight 0"))
+        if indicator.veto:
+            errors.append(FieldError(f"{path}.veto", "an informational indicator cannot veto"))
+        for name in ("target", "low", "high", "reference"):
+            if getattr(indicator, name) is not None:
+                errors.append(
+                    FieldError(f"{path}.{name}", "an informational indicator has no target")
+                )
+        if indicator.allocations:
+            errors.append(
+                FieldError(f"{path}.allocations", "an informational indicator has no allocations")
+            )
     if comparator is Comparator.milestone and unit is not Unit.flag:
         errors.append(FieldError(f"{path}.comparator", "milestone needs a flag measure (0 or 1)"))
     for name in ("target", "low", "high"):
@@ -263,6 +333,21 @@ def _check_options(indicator: Indicator, path: str, unit: Unit) -> list[FieldErr
         errors.append(FieldError(f"{path}.over", "over belongs to the about comparator"))
     if indicator.expected_on is not None and indicator.cadence is not Cadence.batch:
         errors.append(FieldError(f"{path}.expected_on", "expected_on belongs to cadence batch"))
+    if indicator.measure.incidents is not None and not (
+        indicator.measure.kind is MeasureKind.confirmed_major_incidents
+        or (indicator.measure.kind is MeasureKind.reported_value and unit is Unit.count)
+    ):
+        errors.append(
+            FieldError(
+                f"{path}.measure.incidents",
+                "incidents are added to a reported count or choose the kinds of "
+                "confirmed_major_incidents",
+            )
+        )
+    if indicator.measure.award_kinds is not None and (
+        indicator.measure.kind is not MeasureKind.awards_won
+    ):
+        errors.append(FieldError(f"{path}.measure.award_kinds", "award_kinds belong to awards_won"))
     if indicator.measure.findings is not None and (
         indicator.measure.kind is not MeasureKind.reported_value or unit is not Unit.count
     ):

@@ -19,6 +19,9 @@ class Source(StrEnum):
     certificates = "certificates"
     spot_checks = "spot_checks"
     reported = "reported"
+    incidents = "incidents"
+    awards = "awards"
+    food_dispositions = "food_dispositions"
 
 
 class MeasureKind(StrEnum):
@@ -28,6 +31,13 @@ class MeasureKind(StrEnum):
     new_certified_enterprises = "new_certified_enterprises"
     pass_rate = "pass_rate"  # noqa: S105
     reported_value = "reported_value"
+    metrology_pass_rate = "metrology_pass_rate"  # noqa: S105
+    special_equipment_overdue = "special_equipment_overdue"
+    licensed_food_producers = "licensed_food_producers"
+    food_rectification_open = "food_rectification_open"
+    confirmed_major_incidents = "confirmed_major_incidents"
+    new_gi_products = "new_gi_products"
+    awards_won = "awards_won"
 
 
 class Unit(StrEnum):
@@ -47,6 +57,7 @@ class Comparator(StrEnum):
     below_reference = "below_reference"
     milestone = "milestone"
     zero = "zero"
+    informational = "informational"
 
 
 class ToleranceUnit(StrEnum):
@@ -59,6 +70,7 @@ class BrandTier(StrEnum):
     national_inspection_exempt = "national_inspection_exempt"
     provincial_famous = "provincial_famous"
     city_famous = "city_famous"
+    geographical_indication = "geographical_indication"
 
 
 class CheckLevel(StrEnum):
@@ -75,6 +87,7 @@ class Status(StrEnum):
     pending_review = "pending_review"
     no_data = "no_data"
     not_allocated = "not_allocated"
+    informational = "informational"
 
 
 class ReviewState(StrEnum):
@@ -130,6 +143,15 @@ class FindingKind(StrEnum):
     refused = "refused"
 
 
+class IncidentKind(StrEnum):
+    """Incidents the inspection service records."""
+
+    quality_incident = "quality_incident"
+    food_safety_incident = "food_safety_incident"
+    unlicensed_production = "unlicensed_production"
+    counterfeiting_case = "counterfeiting_case"
+
+
 class Rating(StrEnum):
     green = "green"
     amber = "amber"
@@ -168,6 +190,15 @@ class Measure(StrictModel):
     )
     findings_levels: list[CheckLevel] | None = Field(
         default=None, description="the spot-check levels whose findings count (default: all)"
+    )
+    incidents: list[IncidentKind] | None = Field(
+        default=None,
+        description="reported_value (count): add the inspection service's confirmed major "
+        "incidents of these kinds in the county to the reported figure; "
+        "confirmed_major_incidents: count these kinds only (default: every kind)",
+    )
+    award_kinds: list[str] | None = Field(
+        default=None, description="awards_won: count these award kinds only (default: every kind)"
     )
 
 

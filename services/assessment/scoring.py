@@ -10,6 +10,7 @@ Every comparator reduces to a band `[low, high]` (either end open, either end st
     below_reference       (-∞, reference - margin)  strictly below
     milestone             [1, ∞)               1 = reached
     zero                  (-∞, 0]
+    informational         no band: the figure is shown for information, never judged
 
 Attainment is 1 inside the band; below it `actual / low` (higher is better); above it
 `high / actual` (lower is better); never below 0 nor above 1.
@@ -124,6 +125,8 @@ def band_of(spec: TargetSpec) -> Band:
         return Band(None, _required(spec.reference) - spec.margin, strict_high=True)
     if c is Comparator.milestone:
         return Band(1.0, None)
+    if c is Comparator.informational:
+        return Band(None, None)
     return Band(None, 0.0)
 
 
@@ -189,6 +192,7 @@ def credit_of(
         Status.pending_review,
         Status.no_data,
         Status.not_allocated,
+        Status.informational,
     ):
         return None
     if status is Status.met:
@@ -212,6 +216,7 @@ def evaluate(
     scheme: ScoringScheme = ScoringScheme.proportional,
     stepped_credit: float = 0.5,
     pending_until: date | None = None,
+    can_fall: bool = False,
 ) -> Evaluation:
     """Status, attainment, rating and credit of `actual` against `spec`.
 
@@ -221,8 +226,21 @@ def evaluate(
     day it is expected) is `pending` until then unless already met. A count accumulated
     continuously over the year (`flow`) is otherwise judged on its linear projection to
     31 December, `at_risk` when that falls short; a level (stock, rate, reported figure) is
-    `met` when it is already in band, else `at_risk`.
+    `met` when it is already in band, else `at_risk`. Under `zero`, a count held on a date
+    that `can_fall` back to zero (items overdue, enterprises still rectifying) is `at_risk`
+    during the year, not `missed`. An `informational` indicator is shown, never judged.
     """
+    if spec.comparator is Comparator.informational:
+        return Evaluation(
+            Status.informational,
+            None,
+            None,
+            None,
+            None,
+            None,
+            "shown for information: no target, no weight, no effect on the outcome",
+            reason,
+        )
     if actual is None and pending_until is not None and fraction < 1.0:
         return _pending(band_of(spec), "nothing yet", pending_until)
     if actual is None:
@@ -233,7 +251,9 @@ def evaluate(
     judged, basis, projected = actual, "actual", None
     if fraction >= 1.0:
         status = Status.met if satisfied(band, actual) else Status.missed
-    elif _irreversibly_missed(spec, band, actual, flow=flow or pending_until is not None):
+    elif not can_fall and _irreversibly_missed(
+        spec, band, actual, flow=flow or pending_until is not None
+    ):
         status = Status.missed
     elif pending_until is not None:
         if band.high is None and satisfied(band, actual):
@@ -417,8 +437,9 @@ def outcome_of(
 
 
 def worst_status(statuses: Iterable[Status]) -> Status:
-    """The most severe status; a not-allocated indicator judges nothing and is left out."""
-    judged = [s for s in statuses if s is not Status.not_allocated]
+    """The most severe status; a not-allocated or informational indicator judges nothing and
+    is left out."""
+    judged = [s for s in statuses if s not in (Status.not_allocated, Status.informational)]
     return max(judged, key=lambda s: STATUS_SEVERITY[s], default=Status.no_data)
 
 

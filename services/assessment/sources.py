@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import structlog
@@ -46,6 +47,11 @@ ENDPOINTS = {
         "certification", "/api/v1/certificates/stats", "certificates:read"
     ),
     Source.spot_checks: Endpoint("inspection", "/api/v1/spot-checks/stats", "spot-checks:read"),
+    Source.incidents: Endpoint("inspection", "/api/v1/incidents/stats", "incidents:read"),
+    Source.awards: Endpoint("brand_registry", "/api/v1/awards/stats", "brands:read"),
+    Source.food_dispositions: Endpoint(
+        "certification", "/api/v1/food-dispositions/stats", "certificates:read"
+    ),
 }
 
 
@@ -108,10 +114,48 @@ class SpotCheckStats(_Loose):
     totals: PassCounts
 
 
+class _CountyRow(_Loose):
+    county_code: str
+
+
+class CountyStats(_Loose):
+    """A `/stats` answer of the newer endpoints: rows per county and the totals."""
+
+    by_county: list[_CountyRow]
+    totals: dict[str, Any]
+
+
+class IncidentCounty(_CountyRow):
+    confirmed_major: int = 0
+    by_kind: dict[str, int] = {}
+    confirmed_major_ids: list[str] = []
+
+
+class IncidentStats(CountyStats):
+    by_county: list[IncidentCounty]  # type: ignore[assignment]
+
+
+INCIDENT_RECORDS = "incident_records"
+"""Where the body of the incident stats keeps each confirmed major incident as its record
+reads (id, kind, occurred_on, ...), added by the assessment from `GET /incidents/{id}` so a
+veto's explanation names the records and a stored run keeps them."""
+INCIDENT_FIELDS = (
+    "id",
+    "county_code",
+    "kind",
+    "severity",
+    "status",
+    "occurred_on",
+    "source_reference",
+    "title",
+)
+MAX_INCIDENT_RECORDS = 200
+
 LISTS = {
     Source.brands: Endpoint("brand_registry", "/api/v1/brands", "brands:read"),
     Source.certificates: Endpoint("certification", "/api/v1/certificates", "certificates:read"),
     Source.spot_checks: Endpoint("inspection", "/api/v1/spot-checks", "spot-checks:read"),
+    Source.incidents: Endpoint("inspection", "/api/v1/incidents", "incidents:read"),
 }
 UNPUBLISHED_SCOPE = "spot-checks:read-unpublished"
 """What the assessment asks of the inspection service for a caller who may see results before
@@ -122,6 +166,9 @@ SHAPES: dict[Source, type[BaseModel]] = {
     Source.brands: BrandStats,
     Source.certificates: CertificateStats,
     Source.spot_checks: SpotCheckStats,
+    Source.incidents: IncidentStats,
+    Source.awards: CountyStats,
+    Source.food_dispositions: CountyStats,
 }
 
 
@@ -274,7 +321,39 @@ class StatsFetcher:
         )
         if response is None:
             return self._failure(query, url, reason, started, attempts)
-        return self._parse(query, url, response, started, attempts)
+        fetched = self._parse(query, url, response, started, attempts)
+        if query.source is Source.incidents and fetched.body is not None:
+            await self._add_incident_records(fetched.body, request_id)
+        return fetched
+
+    async def _add_incident_records(self, body: dict[str, Any], request_id: str | None) -> None:
+        """Each confirmed major incident the rows name, read from `GET /incidents/{id}` (or
+        its id and why it could not be read), under `incident_records`."""
+        ids = list(
+            dict.fromkeys(
+                i for row in body["by_county"] for i in row.get("confirmed_major_ids", [])
+            )
+        )[:MAX_INCIDENT_RECORDS]
+        endpoint = LISTS[Source.incidents]
+        base = f"{self.base_urls[Source.incidents].rstrip('/')}{endpoint.path}"
+
+        async def one(incident_id: str) -> dict[str, Any]:
+            response, reason, _ = await self._get(
+                f"{base}/{quote(incident_id, safe='')}",
+                audience=endpoint.service,
+                scopes={endpoint.scope},
+                request_id=request_id,
+            )
+            if response is None:
+                return {"id": incident_id, "unavailable": reason}
+            try:
+                record = response.json()
+            except ValueError:
+                return {"id": incident_id, "unavailable": "unexpected response"}
+            kept = {k: record[k] for k in INCIDENT_FIELDS if k in record}
+            return {**kept, "id": incident_id}
+
+        body[INCIDENT_RECORDS] = list(await asyncio.gather(*(one(i) for i in ids)))
 
     async def _get(
         self,
@@ -546,6 +625,9 @@ async def stats_lifespan(app: FastAPI) -> AsyncIterator[None]:
                 Source.brands: settings.brand_registry_url,
                 Source.certificates: settings.certification_url,
                 Source.spot_checks: settings.inspection_url,
+                Source.incidents: settings.inspection_url,
+                Source.awards: settings.brand_registry_url,
+                Source.food_dispositions: settings.certification_url,
             },
             minter=minter,
             minter_problem=problem,

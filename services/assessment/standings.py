@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from assessment import scoring
-from assessment.catalogue import applies_to, is_flow, reported_key, unit_of
+from assessment.catalogue import applies_to, can_fall, is_flow, reported_key, unit_of
 from assessment.schemas import (
     BrandTier,
     Cadence,
@@ -29,7 +29,7 @@ from assessment.schemas import (
     Status,
     Unit,
 )
-from assessment.sources import ENDPOINTS, Fetched, StatsQuery
+from assessment.sources import ENDPOINTS, INCIDENT_RECORDS, Fetched, StatsQuery
 
 DEFAULT_LEVELS = (CheckLevel.national.value, CheckLevel.provincial.value)
 ALL_LEVELS = tuple(level.value for level in CheckLevel)
@@ -89,11 +89,34 @@ class Observation:
     """The figure is missing because a source did not answer (not because it is not due)."""
 
 
+PROGRAMME_QUERIES = {
+    MeasureKind.metrology_pass_rate: StatsQuery(Source.spot_checks, (("programme", "metrology"),)),
+    MeasureKind.special_equipment_overdue: StatsQuery(
+        Source.spot_checks, (("programme", "special_equipment"),)
+    ),
+    MeasureKind.licensed_food_producers: StatsQuery(
+        Source.certificates, (("kind", "food_production_licence"),)
+    ),
+}
+COUNT_FIELDS = {
+    MeasureKind.special_equipment_overdue: (
+        "items_overdue",
+        ("items_registered", "inspected", "failed"),
+    ),
+    MeasureKind.licensed_food_producers: ("licensed_enterprises", ("new_licences",)),
+    MeasureKind.food_rectification_open: ("rectifying", ("supported", "closed", "total")),
+}
+"""The field a count measure reads from its county's row, and the fields shown beside it."""
+INCIDENTS_QUERY = StatsQuery(Source.incidents)
+
+
 def query_for(indicator: Indicator) -> StatsQuery | None:
     """The `/stats` call an indicator's measure needs, or None for a reported value."""
     measure = indicator.measure
     if indicator.source is Source.reported:
         return None
+    if measure.kind in PROGRAMME_QUERIES:
+        return PROGRAMME_QUERIES[measure.kind]
     if indicator.source is Source.certificates and measure.families:
         return StatsQuery(Source.certificates, (("families", ",".join(sorted(measure.families))),))
     if indicator.source is Source.spot_checks:
@@ -113,8 +136,20 @@ def findings_query(indicator: Indicator) -> StatsQuery | None:
     return spot_check_query(indicator.measure.findings_levels, ALL_LEVELS)
 
 
+def incidents_query(indicator: Indicator) -> StatsQuery | None:
+    """The incident stats whose confirmed major incidents a reported count adds, or None."""
+    if indicator.source is not Source.reported or not indicator.measure.incidents:
+        return None
+    return INCIDENTS_QUERY
+
+
 def queries_for(indicators: Sequence[Indicator]) -> list[StatsQuery]:
-    wanted = [q for i in indicators for q in (query_for(i), findings_query(i)) if q is not None]
+    wanted = [
+        q
+        for i in indicators
+        for q in (query_for(i), findings_query(i), incidents_query(i))
+        if q is not None
+    ]
     unique = {q.key: q for q in wanted}
     return list(unique.values())
 
@@ -191,7 +226,29 @@ def observe(indicator: Indicator, county_code: str | None, inputs: Inputs) -> Ob
         return Observation(None, {}, provenance, problem, unavailable=True)
     kind = indicator.measure.kind
     if kind in (MeasureKind.new_awards, MeasureKind.in_force):
-        return _observe_brand_count(indicator, county_code, body, provenance)
+        tier = indicator.measure.tier.value if indicator.measure.tier else ""
+        return _observe_brand_count(kind.value, tier, county_code, body, provenance)
+    if kind is MeasureKind.new_gi_products:
+        tier = BrandTier.geographical_indication.value
+        return _observe_brand_count(
+            MeasureKind.new_awards.value, tier, county_code, body, provenance
+        )
+    if kind is MeasureKind.metrology_pass_rate:
+        return _observe_metrology(county_code, body, provenance)
+    if kind in COUNT_FIELDS:
+        name, beside = COUNT_FIELDS[kind]
+        return _observe_count(name, beside, county_code, body, provenance)
+    if kind is MeasureKind.confirmed_major_incidents:
+        found = _incidents_in(indicator, county_code, body, provenance)
+        figures = {
+            "confirmed_major": found.total,
+            "by_kind": found.counts,
+            "incident_records": found.records,
+            "named": _name_incidents(found.records),
+        }
+        return Observation(float(found.total), figures, provenance)
+    if kind is MeasureKind.awards_won:
+        return _observe_awards(indicator, county_code, body, provenance)
     if kind is MeasureKind.international_share:
         tiers = [t.value for t in indicator.measure.tiers or inputs.famous_brand_tiers]
         return _observe_share(tiers, county_code, body, provenance)
@@ -229,15 +286,120 @@ def _observe_pass_rate(
     return Observation(round(passed / checked, 6), figures, provenance)
 
 
+def _observe_metrology(
+    county_code: str | None, body: dict[str, Any], provenance: dict[str, Any]
+) -> Observation:
+    """Instruments conforming over instruments checked: a rate whose numerator and
+    denominator add up across counties, so the city's is arithmetic."""
+    row, where = _county_row(body, county_code)
+    row = row or {}
+    checked = int(row.get("instruments_checked", 0))
+    nonconforming = int(row.get("instruments_nonconforming", 0))
+    provenance["field"] = (
+        f"({where}.instruments_checked - {where}.instruments_nonconforming) "
+        f"/ {where}.instruments_checked"
+    )
+    figures = {
+        "checks": int(row.get("checked", 0)),
+        "checks_nonconforming": int(row.get("nonconforming", 0)),
+        "instruments_checked": checked,
+        "instruments_nonconforming": nonconforming,
+        "numerator": checked - nonconforming,
+        "denominator": checked,
+    }
+    if checked == 0:
+        return Observation(None, figures, provenance, "no instruments checked")
+    return Observation(round((checked - nonconforming) / checked, 6), figures, provenance)
+
+
+def _observe_count(
+    name: str,
+    beside: tuple[str, ...],
+    county_code: str | None,
+    body: dict[str, Any],
+    provenance: dict[str, Any],
+) -> Observation:
+    """One count of the county's row (the totals for the city), with the fields beside it."""
+    row, where = _county_row(body, county_code)
+    row = row or {}
+    count = int(row.get(name, 0))
+    provenance["field"] = f"{where}.{name}"
+    figures = {name: count, **{b: int(row.get(b, 0)) for b in beside}}
+    return Observation(float(count), figures, provenance)
+
+
+def _observe_awards(
+    indicator: Indicator, county_code: str | None, body: dict[str, Any], provenance: dict[str, Any]
+) -> Observation:
+    """Awards won in the year and not revoked, of the chosen kinds (default every kind)."""
+    row, where = _county_row(body, county_code)
+    row = row or {}
+    by_kind = {str(k): int(v) for k, v in (row.get("by_kind") or {}).items()}
+    kinds = indicator.measure.award_kinds
+    figures: dict[str, Any] = {
+        "awards": int(row.get("awards", 0)),
+        "by_kind": by_kind,
+        "by_level": dict(row.get("by_level") or {}),
+    }
+    if kinds:
+        count = sum(by_kind.get(k, 0) for k in kinds)
+        provenance["field"] = f"Σ {where}.by_kind[{','.join(kinds)}]"
+        figures["kinds"] = list(kinds)
+    else:
+        count = figures["awards"]
+        provenance["field"] = f"{where}.awards"
+    return Observation(float(count), figures, provenance)
+
+
+def _incidents_in(
+    indicator: Indicator, county_code: str | None, body: dict[str, Any], provenance: dict[str, Any]
+) -> Findings:
+    """The confirmed major incidents of the chosen kinds (default every kind) in a county (or
+    the city), counted by kind from the stats, with each record the stats name."""
+    kinds = [k.value for k in indicator.measure.incidents or []]
+    rows = [
+        r for r in body["by_county"] if county_code is None or r.get("county_code") == county_code
+    ]
+    counts: dict[str, int] = {}
+    for row in rows:
+        for kind, number in (row.get("by_kind") or {}).items():
+            if not kinds or kind in kinds:
+                counts[kind] = counts.get(kind, 0) + int(number)
+    if not kinds:
+        unnamed = sum(int(r.get("confirmed_major", 0)) for r in rows) - sum(counts.values())
+        if unnamed > 0:
+            counts["kind_not_given"] = unnamed
+    chosen = f"[{','.join(kinds)}]" if kinds else ""
+    where = f"by_county[county_code={county_code or '*'}]"
+    provenance["field"] = f"Σ {where}.by_kind{chosen}"
+    ids = {i for row in rows for i in row.get("confirmed_major_ids") or []}
+    records = [
+        r
+        for r in body.get(INCIDENT_RECORDS) or [{"id": i} for i in sorted(ids)]
+        if r.get("id") in ids and (not kinds or r.get("kind") in kinds or "kind" not in r)
+    ]
+    records.sort(key=lambda r: (str(r.get("occurred_on") or ""), str(r["id"])))
+    provenance["records"] = [r["id"] for r in records]
+    return Findings(counts, records, provenance, None)
+
+
+def _name_incidents(records: list[dict[str, Any]]) -> list[str]:
+    """Each incident record as the explanation names it: id, kind and day it occurred."""
+    return [
+        f"incident {r['id']} ({r.get('kind', 'kind unknown')}, occurred on "
+        f"{r.get('occurred_on', 'an unknown day')})"
+        + (f"; not read: {r['unavailable']}" if r.get("unavailable") else "")
+        for r in records
+    ]
+
+
 def _row(rows: list[dict[str, Any]], county_code: str) -> dict[str, Any] | None:
     return next((r for r in rows if r.get("county_code") == county_code), None)
 
 
 def _observe_brand_count(
-    indicator: Indicator, county_code: str | None, body: dict[str, Any], provenance: dict[str, Any]
+    name: str, tier: str, county_code: str | None, body: dict[str, Any], provenance: dict[str, Any]
 ) -> Observation:
-    tier = indicator.measure.tier.value if indicator.measure.tier else ""
-    name = indicator.measure.kind.value
     rows = [
         g
         for g in body["groups"]
@@ -316,7 +478,7 @@ def _observe_reported(indicator: Indicator, county_code: str | None, inputs: Inp
         if row.get("denominator") is not None:
             figures.update(numerator=row["numerator"], denominator=row["denominator"])
         observation = Observation(float(row["value"]), figures, _reported_provenance(row))
-    if indicator.measure.findings:
+    if indicator.measure.findings or indicator.measure.incidents:
         return _with_findings(indicator, county_code, observation, inputs)
     return observation
 
@@ -389,26 +551,45 @@ def findings_of(indicator: Indicator, county_code: str | None, inputs: Inputs) -
     return Findings(counts, records, provenance, None)
 
 
+def incidents_of(indicator: Indicator, county_code: str | None, inputs: Inputs) -> Findings:
+    """The inspection service's confirmed major incidents a reported count adds."""
+    provenance: dict[str, Any] = {"service": ENDPOINTS[Source.incidents].service}
+    body, problem = _fetched_body(INCIDENTS_QUERY, inputs, provenance)
+    if body is None:
+        return Findings(None, [], provenance, problem)
+    return _incidents_in(indicator, county_code, body, provenance)
+
+
 def _with_findings(
     indicator: Indicator, county_code: str | None, reported: Observation, inputs: Inputs
 ) -> Observation:
-    """A reported count plus the inspection service's findings: any occurrence is a figure
-    above zero even while a report is missing; zero needs every report and the findings."""
-    findings = findings_of(indicator, county_code, inputs)
-    figures = {
-        **reported.inputs,
-        "findings": findings.counts,
-        "finding_records": findings.records,
-    }
-    provenance = {**reported.provenance, "findings": findings.provenance}
-    known = _known_count(reported) + findings.total
+    """A reported count plus the inspection service's findings and confirmed major
+    incidents: any occurrence is a figure above zero even while a report is missing; zero
+    needs every report, the findings and the incidents."""
+    figures = dict(reported.inputs)
+    provenance = dict(reported.provenance)
+    added: list[Findings] = []
+    if indicator.measure.findings:
+        findings = findings_of(indicator, county_code, inputs)
+        figures.update(findings=findings.counts, finding_records=findings.records)
+        provenance["findings"] = findings.provenance
+        added.append(findings)
+    if indicator.measure.incidents:
+        incidents = incidents_of(indicator, county_code, inputs)
+        figures.update(
+            incidents=incidents.counts,
+            incident_records=incidents.records,
+            incidents_named=_name_incidents(incidents.records),
+        )
+        provenance["incidents"] = incidents.provenance
+        added.append(incidents)
+    known = _known_count(reported) + sum(found.total for found in added)
+    reasons = [r for r in (reported.reason, *(found.problem for found in added)) if r]
     if known > 0:
-        reasons = [r for r in (reported.reason, findings.problem) if r]
         return Observation(float(known), figures, provenance, "; ".join(reasons) or None)
-    if reported.actual is None or findings.counts is None:
-        reasons = [r for r in (reported.reason, findings.problem) if r]
-        unavailable = findings.counts is None
-        return Observation(None, figures, provenance, "; ".join(reasons), unavailable=unavailable)
+    missing = any(found.counts is None for found in added)
+    if reported.actual is None or missing:
+        return Observation(None, figures, provenance, "; ".join(reasons), unavailable=missing)
     return Observation(0.0, figures, provenance)
 
 
@@ -460,7 +641,7 @@ def _observe_reported_city(indicator: Indicator, key: str, inputs: Inputs) -> Ob
         observation = Observation(
             None, figures, provenance, f"not yet reported by {', '.join(missing)}"
         )
-    if indicator.measure.findings:
+    if indicator.measure.findings or indicator.measure.incidents:
         return _with_findings(indicator, None, observation, inputs)
     if indicator.comparator is Comparator.zero and total > 0:
         return Observation(total, figures, provenance)
@@ -494,8 +675,18 @@ def _roll_up_rule(unit: Unit, indicator: Indicator) -> str:
         return "reached when every county it applies to has reached it"
     if unit is Unit.rate:
         return "Σ numerator / Σ denominator of every county's report"
-    if indicator.measure.findings:
-        return "sum of every county's reported count plus the inspection service's findings"
+    if indicator.measure.findings or indicator.measure.incidents:
+        added = [
+            name
+            for name, wanted in (
+                ("findings", indicator.measure.findings),
+                ("confirmed major incidents", indicator.measure.incidents),
+            )
+            if wanted
+        ]
+        return "sum of every county's reported count plus the inspection service's " + " and ".join(
+            added
+        )
     return "sum of every county's reported count, once every county it applies to has reported"
 
 
@@ -547,6 +738,7 @@ def _evaluate_indicator(
         scheme=scheme,
         stepped_credit=stepped,
         pending_until=None if unavailable else waits_for,
+        can_fall=can_fall(indicator),
     )
     return {
         "indicator": indicator.key,

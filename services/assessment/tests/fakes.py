@@ -1,4 +1,8 @@
-"""Stand-ins for the three data services' `/stats` endpoints, behind `httpx.MockTransport`."""
+"""Stand-ins for the three data services' `/stats` endpoints, behind `httpx.MockTransport`.
+
+A source is the host, or for the newer resources its path (`/api/v1/incidents`, `/awards`,
+`/food-dispositions`); a body stored under `<source>?<param>=<value>` answers the stats
+called with that `programme` or `kind`, else the source's body does."""
 
 from __future__ import annotations
 
@@ -16,16 +20,35 @@ HOSTS = {
     "certification.test": "certificates",
     "inspection.test": "spot_checks",
 }
+PATHS = {
+    "/api/v1/incidents": "incidents",
+    "/api/v1/awards": "awards",
+    "/api/v1/food-dispositions": "food_dispositions",
+}
 AUDIENCES = {
     "brands": "brand_registry",
     "certificates": "certification",
     "spot_checks": "inspection",
+    "incidents": "inspection",
+    "awards": "brand_registry",
+    "food_dispositions": "certification",
 }
 SCOPES = {
     "brands": "brands:read",
     "certificates": "certificates:read",
     "spot_checks": "spot-checks:read",
+    "incidents": "incidents:read",
+    "awards": "brands:read",
+    "food_dispositions": "certificates:read",
 }
+VARIANTS = ("programme", "kind")
+
+
+def source_of(url: httpx.URL) -> str:
+    for prefix, source in PATHS.items():
+        if url.path.startswith(prefix):
+            return source
+    return HOSTS[url.host]
 
 
 def empty_bodies() -> dict[str, dict[str, Any]]:
@@ -33,6 +56,9 @@ def empty_bodies() -> dict[str, dict[str, Any]]:
         "brands": {"groups": [], "by_county": [], "by_tier": [], "totals": {}},
         "certificates": {"by_county": [], "totals": {"new_certified_enterprises": 0}},
         "spot_checks": {"by_county": [], "by_category": [], "totals": {"checked": 0, "passed": 0}},
+        "incidents": {"by_county": [], "totals": {"confirmed_major": 0}},
+        "awards": {"by_county": [], "totals": {"awards": 0}},
+        "food_dispositions": {"by_county": [], "totals": {"rectifying": 0}},
     }
 
 
@@ -50,9 +76,12 @@ class FakeDataServices:
     failures_left: dict[str, int] = field(default_factory=dict)
     lists: Callable[[str, httpx.Request, dict[str, Any]], Awaitable[httpx.Response]] | None = None
     """Answers the list endpoints (given the source, request and token claims) when set."""
+    incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The records `GET /api/v1/incidents/{id}` answers."""
 
     def reset(self) -> None:
         self.lists = None
+        self.incidents.clear()
         self.bodies = empty_bodies()
         self.modes.clear()
         self.delays.clear()
@@ -65,7 +94,7 @@ class FakeDataServices:
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        source = HOSTS[request.url.host]
+        source = source_of(request.url)
         token = request.headers["authorization"].removeprefix("Bearer ")
         claims = jwt.decode(
             token, self.public_key, algorithms=["EdDSA"], audience=AUDIENCES[source]
@@ -81,13 +110,27 @@ class FakeDataServices:
         mode = self.modes.get(source, "ok")
         if mode == "down":
             raise httpx.ConnectError("connection refused", request=request)
+        if source == "incidents" and not request.url.path.endswith("/stats"):
+            record = self.incidents.get(request.url.path.rsplit("/", 1)[-1])
+            if record is None:
+                return httpx.Response(404, json={"detail": "no such incident"})
+            return httpx.Response(200, json=record)
         if self.lists is not None and not request.url.path.endswith("/stats"):
             return await self.lists(source, request, claims)
         if mode == "error":
             return httpx.Response(500, json={"detail": "database is on fire"})
         if mode == "garbage":
             return httpx.Response(200, json={"unexpected": True})
-        body = copy.deepcopy(self.bodies[source])
+        variant = next(
+            (
+                f"{source}?{name}={request.url.params[name]}"
+                for name in VARIANTS
+                if name in request.url.params
+            ),
+            source,
+        )
+        chosen = self.bodies.get(variant, self.bodies.get(source))
+        body = copy.deepcopy(chosen if chosen is not None else empty_bodies()[source])
         body.setdefault("year", int(request.url.params["year"]))
         body.setdefault("as_of", request.url.params["as_of"])
         return httpx.Response(200, json=body)
