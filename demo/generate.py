@@ -258,6 +258,8 @@ class _Generator:
         for county in self.codes:
             profile = self.profile(county)
             for tier, policy in self.tiers.items():
+                if policy.get("validity_years") is None:
+                    continue  # geographical indications: `recognitions.gi_products`
                 rows += self._tier_listings(county, tier, int(policy["validity_years"]), profile)
         rows.sort(
             key=lambda r: (

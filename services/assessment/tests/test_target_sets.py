@@ -31,9 +31,24 @@ async def test_the_seed_target_set_loads_and_copies_to_another_year(service: Har
     assert created.headers["Location"] == "/api/v1/target-sets/2007?version=1"
     read = (await client.get("/api/v1/target-sets/2007")).json()
     keys = {i["key"] for i in read["indicators"]}
-    assert len(keys) == 16
+    assert len(keys) == 23
     assert {"spot_check_pass_rate", "major_quality_incidents", "quality_county_acceptance"} <= keys
-    assert sum(i["weight"] for i in read["indicators"]) == 100
+    assert {"quality_county_activity", "food_processing_rectification"} <= keys
+    assert sum(i["weight"] for i in read["indicators"]) == 108
+    shown = {i["key"] for i in read["indicators"] if i["comparator"] == "informational"}
+    assert shown == {
+        "metrology_special_checks",
+        "special_equipment_overdue",
+        "licensed_food_producers",
+        "new_gi_products",
+        "quality_awards_won",
+    }
+    assert all(i["weight"] == 0 for i in read["indicators"] if i["key"] in shown)
+    veto = next(i for i in read["indicators"] if i["key"] == "major_quality_incidents")
+    assert len(veto["measure"]["incidents"]) == 4
+    activity = next(i for i in read["indicators"] if i["key"] == "quality_county_activity")
+    assert len(activity["allocations"]) == 10
+    assert TONGSHAN not in activity["allocations"]
     copy = await client.put("/api/v1/target-sets/2008", json=read)
     assert copy.status_code == 201, copy.text
     assert (await client.get("/api/v1/target-sets/2008")).json()["indicators"] == read["indicators"]
