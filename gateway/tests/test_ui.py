@@ -4,6 +4,7 @@ to a county sees beside the standings."""
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -386,3 +387,52 @@ def test_the_page_links_the_data_exports_as_xlsx_and_names_no_outside_host() -> 
     assert "http://" not in page
     assert "https://" not in page
     assert "<script src=" not in page.replace('<script src="/ui/static/app.js"', "")
+
+
+def test_every_indicator_of_the_shipped_target_set_shows_with_its_seed_wording() -> None:
+    """The 2007 set's rows as the standings give them, the plan's new measures among them
+    (the informational ones with no target, the veto counting incidents): the ranking and a
+    county page show each by key and name, with their source and status labelled."""
+    shipped = Path(__file__).resolve().parents[2] / "config" / "target_sets" / "2007.json"
+    indicators = json.loads(shipped.read_text(encoding="utf-8"))["indicators"]
+    rows = [
+        {
+            "indicator": i["key"],
+            "name": i["name"],
+            "source": i["source"],
+            "unit": "rate" if "rate" in i["measure"]["kind"] else "count",
+            "actual": 0.0 if i["comparator"] == "zero" else 3.0,
+            "target": None if i["comparator"] == "informational" else 1.0,
+            "comparator": i["comparator"],
+            "status": "informational" if i["comparator"] == "informational" else "met",
+            "attainment": None if i["comparator"] == "informational" else 1.0,
+            "veto": i.get("veto", False),
+        }
+        for i in indicators
+    ]
+    data = _standings(
+        items=[_standing("320322", county_name="沛縣", indicators=rows)],
+        city={"score": 80.0, "grade": "pass", "indicators": rows},
+    )
+    ranking = render.standings_page(data, view=render.LIVE)
+    county = render.county_page({**data["items"][0], "year": 2007}, 2007)
+    new = {
+        "food_processing_rectification": "完成食品加工業集中整頓",
+        "quality_county_activity": "其他縣(市)、區啟動和開展質量興縣(市、區)活動",
+        "metrology_special_checks": "車輛檢測線",
+        "special_equipment_overdue": "特種設備動態監管",
+        "licensed_food_producers": "推進食品安全市場準入",
+        "new_gi_products": "做好地理標志產品申報和保護工作",
+        "quality_awards_won": "爭創國家質量獎",
+    }
+    for key, wording in new.items():
+        assert f'data-indicator="{key}"' in ranking, key
+        assert f'data-indicator="{key}"' in county, key
+        assert wording in county, key
+    row = county[county.index('data-indicator="new_gi_products"') :]
+    row = row[: row.index("</tr>")]
+    assert "僅供參考 for information" in row
+    assert "僅供參考 <code>informational</code>" in row
+    rectification = county[county.index('data-indicator="food_processing_rectification"') :]
+    assert "食品加工業整頓 food dispositions" in rectification[: rectification.index("</tr>")]
+    assert "僅供參考 informational" in county, "the legend names the status"

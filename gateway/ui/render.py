@@ -22,6 +22,7 @@ STATUS_LABELS = {
     "pending": "待公布",
     "no_data": "無數據",
     "not_allocated": "未分配",
+    "informational": "僅供參考",
 }
 OUTCOME_LABELS = {
     "commended": "表彰",
@@ -46,12 +47,16 @@ COMPARATOR_LABELS = {
     "below_reference": "<",
     "milestone": "里程碑",
     "zero": "=",
+    "informational": "",
 }
 SOURCE_LABELS = {
     "brands": "名牌產品 brands",
     "certificates": "體系認證 certificates",
     "spot_checks": "監督抽查 spot-checks",
     "reported": "縣區上報 reported",
+    "incidents": "質量事故 incidents",
+    "awards": "質量獎 awards",
+    "food_dispositions": "食品加工業整頓 food dispositions",
 }
 
 
@@ -469,6 +474,8 @@ def _indicator_row(row: dict[str, Any], *, explain: bool) -> str:
     target = (
         "未分配 not allocated"
         if status == "not_allocated"
+        else "僅供參考 for information"
+        if status == "informational"
         else f"{e(COMPARATOR_LABELS.get(comparator, comparator))} {figure(row.get('target'), unit)}"
     )
     veto = ' <span class="veto">一票否決 veto</span>' if row.get("veto") else ""
