@@ -88,6 +88,7 @@ EVENT_TYPES: Mapping[str, str] = {
     "certificate.status_changed": "certificates:read",
     "certificate.expiring_soon": "certificates:read",
     "certificate.suspension_overdue": "certificates:read",
+    "disposition.changed": "certificates:read",
     "spot_check.published": "spot-checks:read",
     "spot_check.corrected": "spot-checks:read",
     "spot_check.repeated_failures": "spot-checks:read",

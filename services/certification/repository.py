@@ -26,7 +26,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from certification.models import NUMBER_CONSTRAINT, Certificate, CertificateHistory
+from certification.models import (
+    LICENCE_NUMBER_INDEX,
+    NUMBER_CONSTRAINT,
+    Certificate,
+    CertificateHistory,
+)
 from kit.db import violates_unique
 from kit.errors import Conflict
 from kit.pagination import Page, PageParams, paginate
@@ -70,6 +75,7 @@ class CertificateQuery:
 
     on: date
     include_confidential: bool
+    kind: str | None = None
     county_code: str | None = None
     county_codes: Collection[str] | None = None
     standards: Sequence[str] | None = None
@@ -89,6 +95,8 @@ def _conditions(query: CertificateQuery) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if not query.include_confidential:
         where.append(c.confidential.is_(False))
+    if query.kind:
+        where.append(c.kind == query.kind)
     if query.county_code:
         where.append(c.county_code == query.county_code)
     if query.county_codes is not None:
@@ -187,15 +195,39 @@ async def get_with_status(
 
 
 async def number_taken(
-    *, session: AsyncSession, number: str, body: str, except_id: str | None = None
+    *,
+    session: AsyncSession,
+    kind: str,
+    number: str,
+    body: str | None,
+    except_id: str | None = None,
 ) -> bool:
-    """Whether `body` already issued a certificate numbered `number` (other than `except_id`)."""
-    statement = select(col(Certificate.id)).where(
-        col(Certificate.certificate_number) == number, col(Certificate.certification_body) == body
+    """Whether `body` already issued a certificate numbered `number`, or (no body: a licence)
+    a licence of `kind` has that number (other than `except_id`)."""
+    c = _certificate
+    issuer = (
+        and_(c.kind == kind, c.certification_body.is_(None))
+        if body is None
+        else c.certification_body == body
     )
+    statement = select(c.id).where(c.certificate_number == number, issuer)
     if except_id is not None:
-        statement = statement.where(col(Certificate.id) != except_id)
+        statement = statement.where(c.id != except_id)
     return (await session.execute(statement.limit(1))).first() is not None
+
+
+async def taken_licence_numbers(
+    *, session: AsyncSession, keys: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which (kind, certificate_number) pairs of licences already exist."""
+    wanted = list(keys)
+    if not wanted:
+        return set()
+    c = _certificate
+    statement = select(c.kind, c.certificate_number).where(
+        c.certification_body.is_(None), tuple_(c.kind, c.certificate_number).in_(wanted)
+    )
+    return {(row[0], row[1]) for row in (await session.execute(statement)).all()}
 
 
 async def taken_numbers(
@@ -212,6 +244,7 @@ async def taken_numbers(
 
 
 _NUMBER_COLUMNS = ["certificate.certificate_number", "certificate.certification_body"]
+_LICENCE_COLUMNS = ["certificate.kind", "certificate.certificate_number"]
 
 
 def number_conflict(number: str, body: str) -> Conflict:
@@ -221,21 +254,44 @@ def number_conflict(number: str, body: str) -> Conflict:
     )
 
 
+def licence_number_conflict(kind: str, number: str) -> Conflict:
+    """The 409 of a licence number its kind already has."""
+    return Conflict(f"A {kind} numbered {number} already exists.", field="certificate_number")
+
+
 async def _writing_numbers(
-    session: AsyncSession, write: Callable[[], Any], numbers: Sequence[tuple[str, str]]
+    session: AsyncSession,
+    write: Callable[[], Any],
+    numbers: Sequence[tuple[str, str]],
+    licences: Sequence[tuple[str, str]] = (),
 ) -> None:
-    """Run `write`; when the number constraint refuses it (a concurrent request stored one
-    of `numbers` first), roll the request back and answer the 409 a sequential duplicate
-    gets, naming the first number now taken."""
+    """Run `write`; when a number constraint refuses it (a concurrent request stored one of
+    `numbers` (number, body), or of the licences' (kind, number), first), roll the request
+    back and answer the 409 a sequential duplicate gets, naming the first number now taken."""
     try:
         await write()
     except IntegrityError as error:
-        if not violates_unique(error, NUMBER_CONSTRAINT, _NUMBER_COLUMNS):
+        if violates_unique(error, LICENCE_NUMBER_INDEX, _LICENCE_COLUMNS) and licences:
+            await session.rollback()
+            taken_licences = await taken_licence_numbers(session=session, keys=licences)
+            kind, number = next((k for k in licences if k in taken_licences), licences[0])
+            raise licence_number_conflict(kind, number) from None
+        if not violates_unique(error, NUMBER_CONSTRAINT, _NUMBER_COLUMNS) or not numbers:
             raise
         await session.rollback()
         taken = await taken_numbers(session=session, keys=numbers)
         number, body = next((key for key in numbers if key in taken), numbers[0])
         raise number_conflict(number, body) from None
+
+
+def _number_keys(
+    rows: Iterable[tuple[str, str, str | None]],
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The (number, body) pairs of certificates and (kind, number) pairs of licences among
+    (kind, number, body) rows."""
+    numbers = [(number, body) for _, number, body in rows if body is not None]
+    licences = [(kind, number) for kind, number, body in rows if body is None]
+    return numbers, licences
 
 
 async def add_certificate(
@@ -244,8 +300,10 @@ async def add_certificate(
     """Store a new certificate and its first history entry; 409 when a concurrent request
     stored the same number of the same body first."""
     session.add(certificate)
-    numbers = [(certificate.certificate_number, certificate.certification_body)]
-    await _writing_numbers(session, session.flush, numbers)
+    numbers, licences = _number_keys(
+        [(certificate.kind, certificate.certificate_number, certificate.certification_body)]
+    )
+    await _writing_numbers(session, session.flush, numbers, licences)
     session.add(entry)
     await session.flush()
 
@@ -254,12 +312,14 @@ async def add_history_entry(*, session: AsyncSession, entry: CertificateHistory)
     """Store a history entry with the change it records (an edit may renumber the
     certificate: 409 when a concurrent request took the number first)."""
     session.add(entry)
-    numbers = [
-        (o.certificate_number, o.certification_body)
-        for o in session.dirty
-        if isinstance(o, Certificate)
-    ]
-    await _writing_numbers(session, session.flush, numbers)
+    numbers, licences = _number_keys(
+        [
+            (o.kind, o.certificate_number, o.certification_body)
+            for o in session.dirty
+            if isinstance(o, Certificate)
+        ]
+    )
+    await _writing_numbers(session, session.flush, numbers, licences)
 
 
 async def insert_many(
@@ -276,8 +336,10 @@ async def insert_many(
     async def write() -> None:
         await session.execute(insert(_certificate_table), certificates)
 
-    numbers = [(c["certificate_number"], c["certification_body"]) for c in certificates]
-    await _writing_numbers(session, write, numbers)
+    numbers, licences = _number_keys(
+        [(c["kind"], c["certificate_number"], c["certification_body"]) for c in certificates]
+    )
+    await _writing_numbers(session, write, numbers, licences)
     await session.execute(insert(_history_table), entries)
 
 
@@ -304,8 +366,10 @@ async def verify_lookup(
     on: date,
     numbers: Sequence[str] = (),
     credit_codes: Sequence[str] = (),
+    kind: str | None = None,
 ) -> list[tuple[Certificate, str]]:
-    """Non-confidential certificates with any of `numbers` or held by any of `credit_codes`."""
+    """Non-confidential certificates (of `kind`, if given) with any of `numbers` or held by
+    any of `credit_codes`."""
     keys = []
     if numbers:
         keys.append(_certificate.certificate_number.in_(list(numbers)))
@@ -318,6 +382,8 @@ async def verify_lookup(
         .where(or_(*keys), _certificate.confidential.is_(False))
         .order_by(col(Certificate.issued_on), col(Certificate.id))
     )
+    if kind is not None:
+        statement = statement.where(_certificate.kind == kind)
     return [(row[0], row[1]) for row in (await session.execute(statement)).all()]
 
 
@@ -413,3 +479,62 @@ async def certificates_matching(
     sweep's few due certificates)."""
     statement = _listing(query).order_by(col(Certificate.id))
     return [(row[0], row[1]) for row in (await session.execute(statement)).all()]
+
+
+def _in_counties(
+    statement: Select[Any], county_code: str | None, county_codes: Collection[str] | None
+) -> Select[Any]:
+    if county_code:
+        statement = statement.where(_certificate.county_code == county_code)
+    if county_codes is not None:
+        statement = statement.where(_certificate.county_code.in_(sorted(county_codes)))
+    return statement
+
+
+async def licensed_enterprises_by_county(
+    *,
+    session: AsyncSession,
+    kind: str,
+    on: date,
+    county_code: str | None,
+    county_codes: Collection[str] | None = None,
+) -> tuple[dict[str, int], int]:
+    """Distinct enterprises holding a licence of `kind` in force on `on` (issued by then,
+    not expired, valid on that day): per county, and distinct across all counties."""
+    c = _certificate
+    pairs = (
+        select(c.county_code, c.enterprise_credit_code)
+        .distinct()
+        .where(
+            c.kind == kind,
+            c.issued_on <= on,
+            c.expires_on >= on,
+            status_on(on) == "valid",
+        )
+    )
+    held = _in_counties(pairs, county_code, county_codes).subquery()
+    per_county = select(held.c.county_code, func.count()).group_by(held.c.county_code)
+    counts = {row[0]: int(row[1]) for row in (await session.execute(per_county)).all()}
+    distinct = select(func.count(func.distinct(held.c.enterprise_credit_code)))
+    total = int((await session.execute(distinct)).scalar_one())
+    return counts, total
+
+
+async def licences_issued_by_county(
+    *,
+    session: AsyncSession,
+    kind: str,
+    start: date,
+    end: date,
+    county_code: str | None,
+    county_codes: Collection[str] | None = None,
+) -> dict[str, int]:
+    """Licences of `kind` issued in [start, end], per county."""
+    c = _certificate
+    statement = (
+        select(c.county_code, func.count())
+        .where(c.kind == kind, c.issued_on.between(start, end))
+        .group_by(c.county_code)
+    )
+    statement = _in_counties(statement, county_code, county_codes)
+    return {row[0]: int(row[1]) for row in (await session.execute(statement)).all()}

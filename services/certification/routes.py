@@ -28,6 +28,7 @@ from certification.schemas import (
     CertificateStats,
     CertificateStatus,
     CertificateUpdate,
+    LicenceStats,
     StatusChange,
     Verification,
     VerifyRequest,
@@ -58,6 +59,13 @@ IMPORT_FIELDS = [name for name in service.CSV_COLUMNS if name not in service.CSV
 IMPORT_COLUMNS = [Column(name, LABELS[name]) for name in IMPORT_FIELDS]
 
 AsOf = Annotated[date | None, Query(description="The date the status refers to (default today).")]
+KindQuery = Annotated[
+    str | None,
+    Query(
+        max_length=50,
+        description="Only this kind: management_system or a licence kind (default: all).",
+    ),
+]
 
 
 class ListFilters:
@@ -65,6 +73,7 @@ class ListFilters:
 
     def __init__(
         self,
+        kind: KindQuery = None,
         county_code: CountyCode | None = None,
         standard: str | None = None,
         family: str | None = None,
@@ -100,6 +109,7 @@ class ListFilters:
         ] = None,
     ) -> None:
         self.values: dict[str, Any] = {
+            "kind": kind,
             "county_code": county_code,
             "standard": standard,
             "family": family,
@@ -130,6 +140,13 @@ async def list_standards(catalogue: CatalogueDep, _: AnyCaller) -> dict[str, Any
     return service.published_standards(catalogue)
 
 
+@router.get("/certificates/kinds")
+async def list_kinds(catalogue: CatalogueDep, _: AnyCaller) -> dict[str, Any]:
+    """The certificate and licence kinds: each licence kind's number format, validity,
+    issuing authorities and product catalogue."""
+    return service.published_kinds(catalogue)
+
+
 @router.get("/certificates/verify")
 async def verify_certificate(
     session: SessionDep,
@@ -139,8 +156,9 @@ async def verify_certificate(
     number: Annotated[str, Query(min_length=1, max_length=100)],
     body: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     as_of: AsOf = None,
+    kind: KindQuery = None,
 ) -> Verification:
-    """The public check of one certificate: its status today (or on `as_of`)."""
+    """The public check of one certificate or licence: its status today (or on `as_of`)."""
     return await service.verify_number(
         session=session,
         catalogue=catalogue,
@@ -148,6 +166,7 @@ async def verify_certificate(
         number=number.strip(),
         body=body.strip() if body else None,
         as_of=as_of,
+        kind=kind,
     )
 
 
@@ -166,6 +185,7 @@ async def verify_certificates(
         today=today,
         queries=request_body.items,
         as_of=request_body.as_of,
+        kind=request_body.kind,
     )
 
 
@@ -180,8 +200,17 @@ async def certificate_stats(
         str | None, Query(description="Comma-separated families (default: the counted ones).")
     ] = None,
     as_of: date | None = None,
-) -> CertificateStats:
-    """Newly certified enterprises in `year` and certificates in force, per county."""
+    kind: Annotated[
+        str,
+        Query(
+            max_length=50,
+            description="management_system (default) or a licence kind, counted as licensed"
+            " enterprises and new licences.",
+        ),
+    ] = "management_system",
+) -> CertificateStats | LicenceStats:
+    """Newly certified enterprises in `year` and certificates in force, per county; for a
+    licence `kind`, enterprises licensed on `as_of` and licences issued in `year`."""
     return await service.stats(
         session=session,
         catalogue=catalogue,
@@ -190,6 +219,7 @@ async def certificate_stats(
         families=families,
         as_of=as_of,
         counties=principal.readable_counties(),
+        kind=kind,
     )
 
 
@@ -230,12 +260,12 @@ async def import_certificates(
     response_class=StreamingResponse,
     responses=TEMPLATE_RESPONSES,
 )
-async def import_template(principal: Reader) -> StreamingResponse:
+async def import_template(principal: Reader, catalogue: CatalogueDep) -> StreamingResponse:
     return template_response(
         "certificates-import-template.xlsx",
         IMPORT_COLUMNS,
         [IMPORT_EXAMPLE[name] for name in IMPORT_FIELDS],
-        enums=IMPORT_ENUMS,
+        enums={**IMPORT_ENUMS, "kind": list(catalogue.kinds)},
     )
 
 

@@ -31,14 +31,28 @@ STATUS_LABELS = {
 }
 
 
-class CertificateCreate(StrictModel):
-    """A new certificate. `expires_on` defaults to the configured validity after `issued_on`,
-    `original_issued_on` to `issued_on`; `status` other than `valid` is for loading records."""
+KIND = (
+    "management_system (a standard and a certification body), or a licence kind of "
+    "GET /api/v1/certificates/kinds (an issuing authority and product categories)."
+)
 
+
+class CertificateCreate(StrictModel):
+    """A new certificate or licence. `expires_on` defaults to the kind's validity after
+    `issued_on`, `original_issued_on` to `issued_on`; `status` other than `valid` is for
+    loading records. A management-system certificate needs `standard` and
+    `certification_body`; a licence needs `issuing_authority` and `product_categories`
+    instead (and has neither of the former)."""
+
+    kind: str = Field(default="management_system", min_length=1, max_length=50, description=KIND)
     certificate_number: str = Field(min_length=1, max_length=100)
-    standard: str = Field(min_length=1, max_length=50, examples=["ISO 9001:2015"])
-    certification_body: str = Field(min_length=1, max_length=200)
+    standard: str | None = Field(
+        default=None, min_length=1, max_length=50, examples=["ISO 9001:2015"]
+    )
+    certification_body: str | None = Field(default=None, min_length=1, max_length=200)
     accreditation_body: str | None = Field(default=None, max_length=200)
+    issuing_authority: str | None = Field(default=None, min_length=1, max_length=200)
+    product_categories: list[str] = Field(default_factory=list, max_length=50)
     enterprise_credit_code: CreditCode
     enterprise_name: str = Field(min_length=1, max_length=200)
     county_code: CountyCode = Field(description=COUNTY_CODE, examples=["320323"])
@@ -68,17 +82,23 @@ class CertificateUpdate(StrictModel):
     expires_on: date | None = None
     original_issued_on: date | None = None
     confidential: bool | None = None
+    issuing_authority: str | None = Field(default=None, min_length=1, max_length=200)
+    product_categories: list[str] | None = Field(default=None, max_length=50)
 
 
 class CertificateRead(BaseModel):
     id: str
+    kind: str
+    kind_label: str | None
     certificate_number: str
-    standard: str
+    standard: str | None
     standard_name: str | None
     family: str | None
     family_label: str | None
-    certification_body: str
+    certification_body: str | None
     accreditation_body: str | None
+    issuing_authority: str | None
+    product_categories: list[str]
     enterprise_credit_code: str
     enterprise_name: str
     county_code: str
@@ -121,12 +141,15 @@ class CertificateHistoryRead(BaseModel):
 
 
 class Verification(BaseModel):
-    """What a purchaser learns about one certificate."""
+    """What a purchaser learns about one certificate or licence."""
 
+    kind: str
     certificate_number: str
-    certification_body: str
+    certification_body: str | None
     accreditation_body: str | None
-    standard: str
+    issuing_authority: str | None
+    product_categories: list[str]
+    standard: str | None
     standard_name: str | None
     family: str | None
     scope: str
@@ -161,6 +184,7 @@ class VerifyQuery(StrictModel):
 class VerifyRequest(StrictModel):
     items: list[VerifyQuery] = Field(min_length=1, max_length=100)
     as_of: date | None = None
+    kind: str | None = Field(default=None, max_length=50, description="Only this kind.")
 
 
 class VerifyResult(BaseModel):
@@ -192,9 +216,123 @@ class StatsTotals(BaseModel):
 class CertificateStats(BaseModel):
     year: int
     as_of: date
+    kind: str = "management_system"
     families: list[str]
     by_county: list[CountyStats]
     totals: StatsTotals
+
+
+class LicenceCounts(BaseModel):
+    licensed_enterprises: int = Field(
+        description="Distinct enterprises holding a licence of the kind in force on `as_of`."
+    )
+    new_licences: int = Field(description="Licences of the kind issued in the year by `as_of`.")
+
+
+class CountyLicenceStats(LicenceCounts):
+    county_code: str
+
+
+class LicenceStats(BaseModel):
+    """Licences of one kind per county (`?kind=` a licence kind)."""
+
+    year: int
+    as_of: date
+    kind: str
+    by_county: list[CountyLicenceStats]
+    totals: LicenceCounts
+
+
+class Disposition(StrEnum):
+    supported = "supported"
+    rectifying = "rectifying"
+    closed = "closed"
+
+
+DISPOSITION_LABELS = {
+    Disposition.supported: "扶持",
+    Disposition.rectifying: "整頓",
+    Disposition.closed: "關閉",
+}
+
+
+class DispositionCreate(StrictModel):
+    """An enterprise's first decision in the food-processing rectification. `deadline` (the
+    end of the rectification) goes with `rectifying` only, and is required there."""
+
+    enterprise_credit_code: CreditCode
+    enterprise_name: str = Field(min_length=1, max_length=200)
+    county_code: CountyCode = Field(description=COUNTY_CODE, examples=["320323"])
+    licence_number: str | None = Field(
+        default=None, min_length=1, max_length=100, examples=["QS320301010001"]
+    )
+    disposition: Disposition
+    decided_on: date
+    deadline: date | None = None
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class DispositionUpdate(StrictModel):
+    """Fields to change. A changed `disposition` is a new decision (dated `decided_on`,
+    default today); `decided_on` or `deadline` alone correct the current decision. `reason`
+    is kept with the change in the history."""
+
+    enterprise_name: str | None = Field(default=None, min_length=1, max_length=200)
+    county_code: CountyCode | None = Field(default=None, description=COUNTY_CODE)
+    licence_number: str | None = Field(default=None, min_length=1, max_length=100)
+    disposition: Disposition | None = None
+    decided_on: date | None = None
+    deadline: date | None = None
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class DispositionRead(BaseModel):
+    id: str
+    enterprise_credit_code: str
+    enterprise_name: str
+    county_code: str
+    licence_number: str | None
+    disposition: Disposition
+    disposition_label: str
+    decided_on: date
+    deadline: date | None
+    reason: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class DispositionHistoryRead(BaseModel):
+    """One entry of a disposition's history: `before` and `after` hold the fields changed."""
+
+    id: int
+    action: str
+    actor: str
+    actor_name: str
+    at: datetime
+    reason: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class DispositionCounts(BaseModel):
+    supported: int
+    rectifying: int
+    closed: int
+    total: int
+
+
+class CountyDispositionStats(DispositionCounts):
+    county_code: str
+
+
+class DispositionStats(BaseModel):
+    """Each enterprise's disposition on `as_of` (its latest decision by then), per county."""
+
+    year: int
+    as_of: date
+    by_county: list[CountyDispositionStats]
+    totals: DispositionCounts
 
 
 LABELS: dict[str, str] = {
@@ -215,6 +353,9 @@ LABELS: dict[str, str] = {
     "confidential": "保密",
     "status": "状态",
     "status_since": "状态起始日期",
+    "kind": "证书类型",
+    "issuing_authority": "发证机关",
+    "product_categories": "产品类别",
 }
 """The Chinese column label of each export column: a workbook export's header, and what an
 import workbook's header may say instead of the field name."""
@@ -241,5 +382,8 @@ IMPORT_EXAMPLE: dict[str, Any] = {
     "confidential": "false",
     "status": "valid",
     "status_since": None,
+    "kind": "management_system",
+    "issuing_authority": None,
+    "product_categories": None,
 }
 """The example row of the import template."""

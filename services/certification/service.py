@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from certification import repository
-from certification.catalogue import Catalogue
+from certification.catalogue import MANAGEMENT_SYSTEM, Catalogue, Kind
 from certification.models import Certificate, CertificateHistory
 from certification.repository import CertificateQuery
 from certification.schemas import (
@@ -26,7 +26,10 @@ from certification.schemas import (
     CertificateStats,
     CertificateStatus,
     CertificateUpdate,
+    CountyLicenceStats,
     CountyStats,
+    LicenceCounts,
+    LicenceStats,
     StatsTotals,
     StatusChange,
     Verification,
@@ -79,11 +82,14 @@ CSV_COLUMNS = [
     "confidential",
     "status",
     "status_since",
+    "kind",
+    "issuing_authority",
+    "product_categories",
 ]
+# `standard` and `certification_body` too for a management-system row (the default kind),
+# `issuing_authority` and `product_categories` for a licence: checked row by row.
 CSV_REQUIRED = {
     "certificate_number",
-    "standard",
-    "certification_body",
     "enterprise_credit_code",
     "enterprise_name",
     "county_code",
@@ -93,8 +99,9 @@ CSV_REQUIRED = {
 # Written by the export for reading convenience; the import ignores them.
 CSV_IGNORED = {"id", "family"}
 SITE_SEPARATOR = ";"
-# The one field a PATCH may clear.
-NULLABLE_ON_EDIT = {"accreditation_body"}
+CATEGORY_SEPARATOR = ";"
+# The fields a PATCH may clear.
+NULLABLE_ON_EDIT = {"accreditation_body", "issuing_authority", "product_categories"}
 ANALYZE_AFTER_ROWS = 1000
 
 
@@ -137,11 +144,14 @@ def to_read(
     certificate: Certificate, status: str, *, catalogue: Catalogue, today: date
 ) -> CertificateRead:
     """The API view of a certificate whose status today is `status`."""
-    standard = catalogue.standards.get(certificate.standard)
+    standard = catalogue.standards.get(certificate.standard or "")
     family = standard.family if standard else None
     cutoff = months_before(today, catalogue.suspension_limit_months)
+    kind = catalogue.kinds.get(certificate.kind)
     return CertificateRead(
         id=certificate.id,
+        kind=certificate.kind,
+        kind_label=kind.label if kind else None,
         certificate_number=certificate.certificate_number,
         standard=certificate.standard,
         standard_name=standard.name if standard else None,
@@ -149,6 +159,8 @@ def to_read(
         family_label=catalogue.family_labels.get(family) if family else None,
         certification_body=certificate.certification_body,
         accreditation_body=certificate.accreditation_body,
+        issuing_authority=certificate.issuing_authority,
+        product_categories=list(certificate.product_categories or []),
         enterprise_credit_code=certificate.enterprise_credit_code,
         enterprise_name=certificate.enterprise_name,
         county_code=certificate.county_code,
@@ -179,6 +191,115 @@ def published_standards(catalogue: Catalogue) -> dict[str, Any]:
             for s in catalogue.standards.values()
         ],
     }
+
+
+def published_kinds(catalogue: Catalogue) -> dict[str, Any]:
+    """The certificate and licence kinds as published: each licence kind's number format,
+    default validity, issuing authorities and product categories."""
+    return {
+        "kinds": [
+            {
+                "code": kind.code,
+                "label": kind.label,
+                "licence": kind.licence,
+                "number_pattern": kind.number_pattern.pattern if kind.number_pattern else None,
+                "number_example": kind.number_example,
+                "number_format": kind.number_format,
+                "validity_years": catalogue.validity_years_of(kind.code),
+                "issuing_authorities": [
+                    {"name": name, "number_prefixes": list(prefixes)}
+                    for name, prefixes in kind.authorities.items()
+                ],
+                "product_categories": list(kind.product_categories),
+            }
+            for kind in catalogue.kinds.values()
+        ]
+    }
+
+
+def kind_error(code: str, catalogue: Catalogue) -> FieldError | None:
+    """A `kind` (of a body, a row or a filter) not configured."""
+    if code in catalogue.kinds:
+        return None
+    known = ", ".join(catalogue.kinds)
+    return FieldError("kind", f"unknown kind {code!r}; known: {known}")
+
+
+def _certificate_fields_errors(values: dict[str, Any]) -> list[FieldError]:
+    """A management-system certificate names its standard and body, and no licence fields."""
+    errors = [
+        FieldError(name, "is required for a management_system certificate")
+        for name in ("standard", "certification_body")
+        if not values.get(name)
+    ]
+    errors += [
+        FieldError(name, "only a licence has it; a management_system certificate does not")
+        for name in ("issuing_authority", "product_categories")
+        if values.get(name)
+    ]
+    return errors
+
+
+def _licence_number_errors(number: str, authority: str | None, kind: Kind) -> list[FieldError]:
+    assert kind.number_pattern is not None
+    if not kind.number_pattern.fullmatch(number):
+        shape = kind.number_format or kind.number_pattern.pattern
+        example = f", e.g. {kind.number_example}" if kind.number_example else ""
+        return [FieldError("certificate_number", f"a {kind.code} number is {shape}{example}")]
+    prefixes = kind.authorities.get(authority or "", ())
+    if prefixes and not number.startswith(prefixes):
+        return [
+            FieldError(
+                "certificate_number",
+                f"a number issued by {authority} starts with {' or '.join(prefixes)}",
+            )
+        ]
+    return []
+
+
+def _licence_fields_errors(values: dict[str, Any], kind: Kind) -> list[FieldError]:
+    """A licence has an issuing authority of its kind, at least one of its kind's product
+    categories and a number of its kind's format; no standard or certification body."""
+    errors = [
+        FieldError(name, f"a {kind.code} has none; it is a management_system field")
+        for name in ("standard", "certification_body", "accreditation_body")
+        if values.get(name)
+    ]
+    authority = values.get("issuing_authority")
+    if not authority:
+        errors.append(FieldError("issuing_authority", f"is required for a {kind.code}"))
+    elif authority not in kind.authorities:
+        known = ", ".join(kind.authorities)
+        errors.append(
+            FieldError("issuing_authority", f"{authority!r} does not issue {kind.code}; {known}")
+        )
+    categories = values.get("product_categories") or []
+    if not categories:
+        errors.append(
+            FieldError("product_categories", f"a {kind.code} covers at least one category")
+        )
+    for index, category in enumerate(categories):
+        if category not in kind.product_categories:
+            errors.append(
+                FieldError(
+                    f"product_categories[{index}]",
+                    f"{category!r} is not in the {kind.code} product catalogue "
+                    "(GET /api/v1/certificates/kinds)",
+                )
+            )
+    errors += _licence_number_errors(values["certificate_number"], authority, kind)
+    return errors
+
+
+def kind_rule_errors(values: dict[str, Any], catalogue: Catalogue) -> list[FieldError]:
+    """What the kind of a certificate or licence (its `values`, every field) rules out."""
+    kind = catalogue.kinds.get(values["kind"])
+    if kind is None:
+        error = kind_error(values["kind"], catalogue)
+        return [error] if error else []
+    if kind.licence:
+        return _licence_fields_errors(values, kind)
+    return _certificate_fields_errors(values)
 
 
 def _standard_error(code: str, catalogue: Catalogue) -> FieldError | None:
@@ -273,14 +394,17 @@ def check_new(
     data: CertificateCreate, *, catalogue: Catalogue, today: date
 ) -> tuple[dict[str, Any], list[FieldError]]:
     """The column values of a new certificate, with defaults filled, or what is wrong."""
-    errors = _reference_errors(catalogue, standard=data.standard, county_code=data.county_code)
+    errors = kind_rule_errors(data.model_dump(), catalogue)
+    errors += _reference_errors(catalogue, standard=data.standard, county_code=data.county_code)
     dated = business_date_problems(data.model_dump(), catalogue=catalogue, today=today)
     if dated:
         return {}, errors + dated
     sites, site_error = _clean_sites(data.sites)
     if site_error:
         errors.append(site_error)
-    expires_on = data.expires_on or add_years(data.issued_on, catalogue.default_validity_years)
+    expires_on = data.expires_on or add_years(
+        data.issued_on, catalogue.validity_years_of(data.kind)
+    )
     original = data.original_issued_on or data.issued_on
     errors += _date_errors(
         issued_on=data.issued_on, expires_on=expires_on, original_issued_on=original
@@ -288,10 +412,13 @@ def check_new(
     status, since, status_errors = _initial_status(data, expires_on=expires_on, today=today)
     errors += status_errors
     values = {
+        "kind": data.kind,
         "certificate_number": data.certificate_number,
         "standard": data.standard,
         "certification_body": data.certification_body,
         "accreditation_body": data.accreditation_body or None,
+        "issuing_authority": data.issuing_authority,
+        "product_categories": [c.strip() for c in data.product_categories],
         "enterprise_credit_code": data.enterprise_credit_code,
         "enterprise_name": data.enterprise_name,
         "county_code": data.county_code,
@@ -308,16 +435,21 @@ def check_new(
 
 
 async def _check_number_free(
-    *, session: AsyncSession, number: str, body: str, except_id: str | None = None
+    *,
+    session: AsyncSession,
+    kind: str,
+    number: str,
+    body: str | None,
+    except_id: str | None = None,
 ) -> None:
-    """409 when `body` already issued a certificate numbered `number` (other than this one)."""
+    """409 when `body` already issued a certificate numbered `number`, or (a licence, with
+    no body) a licence of `kind` has that number (other than this one)."""
     if await repository.number_taken(
-        session=session, number=number, body=body, except_id=except_id
+        session=session, kind=kind, number=number, body=body, except_id=except_id
     ):
-        raise Conflict(
-            f"{body} already issued a certificate numbered {number}.",
-            field="certificate_number",
-        )
+        if body is None:
+            raise repository.licence_number_conflict(kind, number)
+        raise repository.number_conflict(number, body)
 
 
 def _history_entry(
@@ -385,7 +517,10 @@ async def create_certificate(
     if errors:
         raise ValidationFailed(errors)
     await _check_number_free(
-        session=session, number=data.certificate_number, body=data.certification_body
+        session=session,
+        kind=data.kind,
+        number=data.certificate_number,
+        body=data.certification_body,
     )
     at = now()
     certificate = Certificate(id=new_id(), created_at=at, updated_at=at, **values)
@@ -406,7 +541,7 @@ async def create_certificate(
         source=EVENT_SOURCE,
         type="certificate.created",
         subject=subject_of(created.id),
-        data={"id": created.id, "item": created.model_dump(mode="json")},
+        data={"id": created.id, "kind": created.kind, "item": created.model_dump(mode="json")},
         county_code=created.county_code,
     )
     return created
@@ -459,8 +594,13 @@ def _merge_edit(
         raise ValidationFailed(errors)
     merged = {name: getattr(certificate, name) for name in CertificateUpdate.model_fields}
     if "issued_on" in given and "expires_on" not in given:
-        merged["expires_on"] = add_years(given["issued_on"], catalogue.default_validity_years)
+        merged["expires_on"] = add_years(
+            given["issued_on"], catalogue.validity_years_of(certificate.kind)
+        )
     merged.update(given)
+    if "product_categories" in given:
+        merged["product_categories"] = [c.strip() for c in given["product_categories"] or []]
+    errors += kind_rule_errors({**merged, "kind": certificate.kind}, catalogue)
     if "sites" in given:
         merged["sites"], site_error = _clean_sites(given["sites"])
         if site_error:
@@ -507,7 +647,11 @@ async def update_certificate(
     number, body = merged["certificate_number"], merged["certification_body"]
     if (number, body) != (certificate.certificate_number, certificate.certification_body):
         await _check_number_free(
-            session=session, number=number, body=body, except_id=certificate.id
+            session=session,
+            kind=certificate.kind,
+            number=number,
+            body=body,
+            except_id=certificate.id,
         )
     before, after = _edited_values(certificate, merged)
     if after:
@@ -606,6 +750,7 @@ async def change_status(
         subject=subject_of(changed.id),
         data={
             "id": changed.id,
+            "kind": changed.kind,
             "from": current,
             "to": str(change.status),
             "effective_on": effective_on.isoformat(),
@@ -662,6 +807,7 @@ def resolve_query(
     catalogue: Catalogue,
     today: date,
     principal: Principal,
+    kind: str | None = None,
     county_code: str | None = None,
     standard: str | None = None,
     family: str | None = None,
@@ -678,6 +824,8 @@ def resolve_query(
 ) -> CertificateQuery:
     """Turn list filters into a repository query, rejecting unknown values by name."""
     errors = _reference_errors(catalogue, standard=None, county_code=county_code)
+    if kind is not None and (error := kind_error(kind, catalogue)):
+        errors.append(error)
     standards, standard_errors = _standards_filter(standard, family, catalogue)
     errors += standard_errors
     if issued_from and issued_to and issued_from > issued_to:
@@ -687,6 +835,7 @@ def resolve_query(
     return CertificateQuery(
         on=as_of or today,
         include_confidential=can_see_confidential(principal),
+        kind=kind,
         county_code=county_code,
         county_codes=principal.readable_counties(),
         standards=standards,
@@ -744,6 +893,9 @@ async def export_rows(
                 bool(certificate.confidential),
                 status,
                 certificate.status_since,
+                certificate.kind,
+                certificate.issuing_authority,
+                f"{CATEGORY_SEPARATOR} ".join(certificate.product_categories or []),
             ]
             continue
         yield [
@@ -764,19 +916,25 @@ async def export_rows(
             "true" if certificate.confidential else "false",
             status,
             certificate.status_since.isoformat(),
+            certificate.kind,
+            certificate.issuing_authority,
+            f"{CATEGORY_SEPARATOR} ".join(certificate.product_categories or []),
         ]
 
 
 def _verification(
     certificate: Certificate, status: str, on: date, catalogue: Catalogue
 ) -> Verification:
-    standard = catalogue.standards.get(certificate.standard)
+    standard = catalogue.standards.get(certificate.standard or "")
     issued = certificate.issued_on <= on
     shown = CertificateStatus(status) if issued else None
     return Verification(
+        kind=certificate.kind,
         certificate_number=certificate.certificate_number,
         certification_body=certificate.certification_body,
         accreditation_body=certificate.accreditation_body,
+        issuing_authority=certificate.issuing_authority,
+        product_categories=list(certificate.product_categories or []),
         standard=certificate.standard,
         standard_name=standard.name if standard else None,
         family=standard.family if standard else None,
@@ -802,16 +960,20 @@ async def verify_number(
     number: str,
     body: str | None,
     as_of: date | None,
+    kind: str | None = None,
 ) -> Verification:
-    """The public check of one certificate number; confidential certificates stay hidden."""
+    """The public check of one certificate or licence number (of `kind`, if given);
+    confidential certificates stay hidden."""
+    if kind is not None and (error := kind_error(kind, catalogue)):
+        raise ValidationFailed([error])
     on = as_of or today
-    rows = await repository.verify_lookup(session=session, on=on, numbers=[number])
+    rows = await repository.verify_lookup(session=session, on=on, numbers=[number], kind=kind)
     matches = [row for row in rows if body is None or row[0].certification_body == body]
     if not matches:
         issuer = f" by {body}" if body else ""
         raise NotFound(f"No certificate numbered {number!r} was issued{issuer}.", number=number)
     if len(matches) > 1:
-        bodies = ", ".join(sorted(row[0].certification_body for row in matches))
+        bodies = ", ".join(sorted(row[0].certification_body or row[0].kind for row in matches))
         raise ValidationFailed.single(
             "body", f"several certification bodies issued number {number}: {bodies}; name one"
         )
@@ -843,12 +1005,17 @@ async def verify_many(
     today: date,
     queries: Sequence[VerifyQuery],
     as_of: date | None,
+    kind: str | None = None,
 ) -> VerifyResponse:
-    """Answer each of up to 100 numbers or credit codes, in the order asked, in one query."""
+    """Answer each of up to 100 numbers or credit codes, in the order asked, in one query
+    (only certificates or licences of `kind`, if given)."""
+    if kind is not None and (error := kind_error(kind, catalogue)):
+        raise ValidationFailed([error])
     on = as_of or today
     rows = await repository.verify_lookup(
         session=session,
         on=on,
+        kind=kind,
         numbers=sorted({q.number for q in queries if q.number}),
         credit_codes=sorted(
             {q.enterprise_credit_code for q in queries if q.enterprise_credit_code}
@@ -897,16 +1064,33 @@ async def stats(
     families: str | None,
     as_of: date | None,
     counties: frozenset[str] | None = None,
-) -> CertificateStats:
+    kind: str = MANAGEMENT_SYSTEM,
+) -> CertificateStats | LicenceStats:
     """Newly certified enterprises in `year` and certificates in force on `as_of`, per county;
-    only `counties` (None: all) for a county-bound reader."""
-    counted = parse_families(families, catalogue)
-    if county_code is not None and (error := county_error(county_code, catalogue)):
-        raise ValidationFailed([error])
+    only `counties` (None: all) for a county-bound reader. A licence `kind` counts its
+    licensed enterprises and new licences instead (`licence_stats`)."""
+    errors = [kind_error(kind, catalogue)]
+    if county_code is not None:
+        errors.append(county_error(county_code, catalogue))
+    if found := [error for error in errors if error]:
+        raise ValidationFailed(found)
     start, end = date(year, 1, 1), date(year, 12, 31)
     on = as_of or end
     if on < start:
         raise ValidationFailed.single("as_of", f"must not be before the start of {year}")
+    if catalogue.kinds[kind].licence:
+        if families is not None:
+            raise ValidationFailed.single("families", "families count management_system only")
+        return await licence_stats(
+            session=session,
+            catalogue=catalogue,
+            kind=kind,
+            year=year,
+            on=on,
+            county_code=county_code,
+            counties=counties,
+        )
+    counted = parse_families(families, catalogue)
     standards_by_family = {family: catalogue.standards_of([family]) for family in counted}
     standards = [code for codes in standards_by_family.values() for code in codes]
     new_by_county, new_total = await repository.new_certified_by_county(
@@ -946,6 +1130,53 @@ async def stats(
     )
 
 
+async def licence_stats(
+    *,
+    session: AsyncSession,
+    catalogue: Catalogue,
+    kind: str,
+    year: int,
+    on: date,
+    county_code: str | None,
+    counties: frozenset[str] | None,
+) -> LicenceStats:
+    """Per county, the distinct enterprises holding a licence of `kind` in force on `on` and
+    the licences of `kind` issued in `year` up to `on`; the totals count each enterprise once."""
+    end = min(on, date(year, 12, 31))
+    licensed, licensed_total = await repository.licensed_enterprises_by_county(
+        session=session, kind=kind, on=on, county_code=county_code, county_codes=counties
+    )
+    issued = await repository.licences_issued_by_county(
+        session=session,
+        kind=kind,
+        start=date(year, 1, 1),
+        end=end,
+        county_code=county_code,
+        county_codes=counties,
+    )
+    shown = {county_code} if county_code else set(catalogue.region_codes)
+    if counties is not None:
+        shown &= counties
+    shown |= set(licensed) | set(issued)
+    rows = [
+        CountyLicenceStats(
+            county_code=county,
+            licensed_enterprises=licensed.get(county, 0),
+            new_licences=issued.get(county, 0),
+        )
+        for county in sorted(shown)
+    ]
+    return LicenceStats(
+        year=year,
+        as_of=on,
+        kind=kind,
+        by_county=rows,
+        totals=LicenceCounts(
+            licensed_enterprises=licensed_total, new_licences=sum(issued.values())
+        ),
+    )
+
+
 def _county_rows(
     *,
     counties: set[str],
@@ -974,6 +1205,10 @@ def _row_to_create(raw: dict[str, str]) -> dict[str, Any]:
     }
     if "sites" in data:
         data["sites"] = [site for site in data["sites"].split(SITE_SEPARATOR) if site.strip()]
+    if "product_categories" in data:
+        data["product_categories"] = [
+            c.strip() for c in data["product_categories"].split(CATEGORY_SEPARATOR) if c.strip()
+        ]
     return data
 
 
@@ -994,8 +1229,11 @@ def _parse_row(
     return values, []
 
 
-def _key_digest(number: str, body: str) -> bytes:
-    return hashlib.blake2b(f"{body}\x00{number}".encode(), digest_size=12).digest()
+def _key_digest(values: dict[str, Any]) -> bytes:
+    """A short digest of what makes a number unique: its body, or a licence's kind."""
+    issuer = values["certification_body"] or f"\x01{values['kind']}"
+    key = f"{issuer}\x00{values['certificate_number']}"
+    return hashlib.blake2b(key.encode(), digest_size=12).digest()
 
 
 def _file_rows(upload: Upload) -> Iterator[tuple[int, dict[str, str]]]:
@@ -1005,28 +1243,43 @@ def _file_rows(upload: Upload) -> Iterator[tuple[int, dict[str, str]]]:
 def _repeat_in_file(line: int, values: dict[str, Any], seen: dict[bytes, int]) -> RowError | None:
     """A row whose number and body an earlier row of the file already has; `seen` remembers
     each pair's first line (as a short digest, so a large file stays small in memory)."""
-    digest = _key_digest(values["certificate_number"], values["certification_body"])
+    digest = _key_digest(values)
     if digest in seen:
         return RowError(
             line,
             "certificate_number",
-            f"repeats line {seen[digest]}: the same number from the same body",
+            f"repeats line {seen[digest]}: the same number from the same body or of the same "
+            "licence kind",
         )
     seen[digest] = line
     return None
 
 
 async def _taken_in_database(
-    *, session: AsyncSession, keys: dict[tuple[str, str], int]
+    *,
+    session: AsyncSession,
+    keys: dict[tuple[str, str], int],
+    licence_keys: dict[tuple[str, str], int],
 ) -> list[RowError]:
-    """Rows (by the line of each (number, body) in `keys`) whose number is already stored."""
-    return [
+    """Rows (by the line of each (number, body) in `keys`, or (kind, number) of a licence in
+    `licence_keys`) whose number is already stored."""
+    taken = [
         RowError(
             keys[(number, body)],
             "certificate_number",
             f"{body} already issued a certificate numbered {number}",
         )
         for number, body in await repository.taken_numbers(session=session, keys=keys)
+    ]
+    return taken + [
+        RowError(
+            licence_keys[(kind, number)],
+            "certificate_number",
+            f"a {kind} numbered {number} already exists",
+        )
+        for kind, number in await repository.taken_licence_numbers(
+            session=session, keys=licence_keys
+        )
     ]
 
 
@@ -1049,6 +1302,7 @@ async def _check_file(
     for batch in batched(_file_rows(upload), batch_size):
         rows += len(batch)
         keys: dict[tuple[str, str], int] = {}
+        licence_keys: dict[tuple[str, str], int] = {}
         for line, raw in batch:
             # A row without a county is refused for its missing field instead.
             county = (raw.get("county_code") or "").strip()
@@ -1061,8 +1315,11 @@ async def _check_file(
             if repeat := _repeat_in_file(line, values, seen):
                 errors.append(repeat)
                 continue
-            keys[(values["certificate_number"], values["certification_body"])] = line
-        errors += await _taken_in_database(session=session, keys=keys)
+            if values["certification_body"] is None:
+                licence_keys[(values["kind"], values["certificate_number"])] = line
+            else:
+                keys[(values["certificate_number"], values["certification_body"])] = line
+        errors += await _taken_in_database(session=session, keys=keys, licence_keys=licence_keys)
     actor.require_rows_in_binding(outside)
     return rows, errors
 
@@ -1144,7 +1401,11 @@ async def _store_file(
                 NewEvent(
                     type="certificate.created",
                     subject=subject_of(row["id"]),
-                    data={"id": row["id"], "item": _imported_item(row, catalogue, today)},
+                    data={
+                        "id": row["id"],
+                        "kind": row["kind"],
+                        "item": _imported_item(row, catalogue, today),
+                    },
                     county_code=row["county_code"],
                 )
                 for row in certificates

@@ -22,6 +22,7 @@ class Settings(ServiceSettings):
     events_sequence_seconds: float = Field(default=1.0, gt=0, le=60)
 
     standards_file: Path | None = None
+    kinds_file: Path | None = None
     default_validity_years: int = Field(default=3, ge=1, le=10)
     # How far ahead of today a certificate's expiry may lie (kit.dates).
     validity_horizon_years: int = Field(default=DEFAULT_VALIDITY_HORIZON_YEARS, ge=1, le=100)
@@ -40,6 +41,11 @@ class Settings(ServiceSettings):
     def standards_path(self) -> Path:
         """The standards catalogue: configured, or `certification_standards.json` in config."""
         return self.standards_file or self.config_dir / "certification_standards.json"
+
+    @property
+    def kinds_path(self) -> Path:
+        """The certificate and licence kinds: configured, or `certificate_kinds.json` in config."""
+        return self.kinds_file or self.config_dir / "certificate_kinds.json"
 
     def today(self) -> date:
         """Today's date in the bureau's time zone."""

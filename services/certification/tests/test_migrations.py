@@ -1,4 +1,5 @@
-"""The history's renaming migration (0003) keeps every entry, and its downgrade gives them back."""
+"""The history's renaming migration (0003) keeps every entry, and its downgrade gives them back;
+the licences migration (0005) keeps every certificate as a management-system one."""
 
 import asyncio
 from datetime import UTC, date, datetime
@@ -9,13 +10,14 @@ import pytest
 from alembic import command
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
     DateTime,
     Integer,
     String,
-    Table,
     column,
     insert,
+    inspect,
     select,
     table,
 )
@@ -24,12 +26,11 @@ from sqlalchemy.sql import TableClause
 from sqlalchemy.types import TypeEngine
 
 from certification.app import MIGRATIONS, VERSION_TABLE
-from certification.models import Certificate
+from certification.models import Certificate, FoodDisposition
 from kit.db import as_utc
 from kit.migrations import alembic_config
 from kit.testing import provision_database
 
-CERTIFICATE_TABLE: Table = Certificate.__table__  # type: ignore[attr-defined]
 AT = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 CERTIFICATE: dict[str, Any] = {
     "id": "c-1",
@@ -52,6 +53,17 @@ CERTIFICATE: dict[str, Any] = {
     "updated_at": AT,
     "version": 3,
 }
+_TYPES: dict[str, TypeEngine[Any]] = {
+    "sites": JSON(),
+    "confidential": Boolean(),
+    "version": Integer(),
+    **{name: Date() for name in ("issued_on", "expires_on", "original_issued_on", "status_since")},
+    **{name: DateTime(timezone=True) for name in ("created_at", "updated_at")},
+}
+CERTIFICATE_TABLE = table(
+    "certificate", *(column(name, _TYPES.get(name, String())) for name in CERTIFICATE)
+)
+"""The certificate table as it was before licences (0005)."""
 ACTOR: dict[str, Any] = {"certificate_id": "c-1", "actor_name": "Test client"}
 OLD_ENTRIES: list[dict[str, Any]] = [
     {"id": 1, "kind": "created", "from_status": None, "to_status": "valid",
@@ -146,3 +158,93 @@ async def test_history_is_renamed_and_changes_split_both_ways(url_at_0002: str) 
     await asyncio.to_thread(_migrate, url_at_0002, "0002", down=True)
     restored = await _rows(url_at_0002, OLD_HISTORY)
     assert restored == OLD_ENTRIES
+
+
+@pytest.fixture
+async def url_at_0004(tmp_path: Path) -> Any:
+    """A database migrated to 0004 holding one certificate."""
+    async with provision_database("certification_licences", tmp_path) as url:
+        await asyncio.to_thread(_migrate, url, "0004")
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(insert(CERTIFICATE_TABLE), [CERTIFICATE])
+        finally:
+            await engine.dispose()
+        yield url
+
+
+LICENCE: dict[str, Any] = CERTIFICATE | {
+    "id": "l-1",
+    "kind": "food_production_licence",
+    "certificate_number": "QS320301010001",
+    "standard": None,
+    "certification_body": None,
+    "issuing_authority": "徐州市質量技術監督局",
+    "product_categories": ["糧食加工品"],
+    "status": "valid",
+}
+DISPOSITION: dict[str, Any] = {
+    "id": "d-1",
+    "enterprise_credit_code": "91320303000000001X",
+    "enterprise_name": "徐州工程機械集團有限公司",
+    "county_code": "320323",
+    "licence_number": None,
+    "disposition": "supported",
+    "decided_on": date(2008, 5, 1),
+    "deadline": None,
+    "reason": "扶持",
+    "created_at": AT,
+    "updated_at": AT,
+    "version": 1,
+}
+
+
+async def _ids(url: str, clause: TableClause) -> list[Any]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            result = await connection.execute(select(clause).order_by(clause.c.id))
+            return [dict(row) for row in result.mappings()]
+    finally:
+        await engine.dispose()
+
+
+async def test_licences_migration_keeps_certificates_and_drops_licences_down(
+    url_at_0004: str,
+) -> None:
+    await asyncio.to_thread(_migrate, url_at_0004, "head")
+    head: Any = Certificate.__table__  # type: ignore[attr-defined]
+    [row] = await _ids(url_at_0004, head)
+    assert (row["kind"], row["product_categories"], row["issuing_authority"]) == (
+        "management_system",
+        [],
+        None,
+    )
+    assert row["standard"] == "ISO 9001:2015"
+    engine = create_async_engine(url_at_0004)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(insert(head), [LICENCE])
+            await connection.execute(insert(FoodDisposition.__table__), [DISPOSITION])  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+    assert [r["id"] for r in await _ids(url_at_0004, head)] == ["c-1", "l-1"]
+
+    await asyncio.to_thread(_migrate, url_at_0004, "0004", down=True)
+    [kept] = await _ids(url_at_0004, CERTIFICATE_TABLE)
+    assert kept["id"] == "c-1"
+    assert kept["certificate_number"] == CERTIFICATE["certificate_number"]
+    engine = create_async_engine(url_at_0004)
+    try:
+        async with engine.connect() as connection:
+            tables, columns = await connection.run_sync(
+                lambda sync: (
+                    inspect(sync).get_table_names(),
+                    [c["name"] for c in inspect(sync).get_columns("certificate")],
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert "food_disposition" not in tables
+    assert {"kind", "product_categories"}.isdisjoint(columns)
