@@ -136,18 +136,22 @@ class IncidentStats(CountyStats):
 
 
 INCIDENT_RECORDS = "incident_records"
-"""Where the body of the incident stats keeps each confirmed major incident as its record
-reads (id, kind, occurred_on, ...), added by the assessment from `GET /incidents/{id}` so a
-veto's explanation names the records and a stored run keeps them."""
+"""Where the body of the incident stats keeps each confirmed major incident the rows name
+(id, kind, occurred_on, ...): from the stats' own `confirmed_major_records`, else read from
+`GET /incidents/{id}`, so a veto's explanation names the records and a stored run keeps them."""
 INCIDENT_FIELDS = (
     "id",
     "county_code",
     "kind",
+    "kind_label",
     "severity",
+    "severity_criterion",
+    "severity_criterion_label",
     "status",
     "occurred_on",
-    "source_reference",
     "title",
+    "source_system",
+    "source_reference",
 )
 MAX_INCIDENT_RECORDS = 200
 
@@ -327,13 +331,22 @@ class StatsFetcher:
         return fetched
 
     async def _add_incident_records(self, body: dict[str, Any], request_id: str | None) -> None:
-        """Each confirmed major incident the rows name, read from `GET /incidents/{id}` (or
-        its id and why it could not be read), under `incident_records`."""
+        """Each confirmed major incident the rows name, under `incident_records`: as the stats
+        give it in `confirmed_major_records`, else read from `GET /incidents/{id}` (or its id
+        and why it could not be read)."""
         ids = list(
             dict.fromkeys(
                 i for row in body["by_county"] for i in row.get("confirmed_major_ids", [])
             )
         )[:MAX_INCIDENT_RECORDS]
+        given = {
+            str(r["id"]): {k: r[k] for k in INCIDENT_FIELDS if k in r}
+            for r in body.get("confirmed_major_records") or []
+            if isinstance(r, dict) and "id" in r
+        }
+        if all(i in given for i in ids):
+            body[INCIDENT_RECORDS] = [given[i] for i in ids]
+            return
         endpoint = LISTS[Source.incidents]
         base = f"{self.base_urls[Source.incidents].rstrip('/')}{endpoint.path}"
 

@@ -101,12 +101,19 @@ PROGRAMME_QUERIES = {
 COUNT_FIELDS = {
     MeasureKind.special_equipment_overdue: (
         "items_overdue",
-        ("items_registered", "inspected", "failed"),
+        (
+            "items_registered",
+            "inspected",
+            "failed",
+            "items_major_hazard_overdue",
+            "overdue_equipment_codes",
+        ),
     ),
     MeasureKind.licensed_food_producers: ("licensed_enterprises", ("new_licences",)),
     MeasureKind.food_rectification_open: ("rectifying", ("supported", "closed", "total")),
 }
-"""The field a count measure reads from its county's row, and the fields shown beside it."""
+"""The field a count measure reads from its county's row, and the fields shown beside it
+(counts, or the records' identities where the stats list them)."""
 INCIDENTS_QUERY = StatsQuery(Source.incidents)
 
 
@@ -324,7 +331,10 @@ def _observe_count(
     row = row or {}
     count = int(row.get(name, 0))
     provenance["field"] = f"{where}.{name}"
-    figures = {name: count, **{b: int(row.get(b, 0)) for b in beside}}
+    figures: dict[str, Any] = {name: count}
+    for other in beside:
+        value = row.get(other)
+        figures[other] = list(value) if isinstance(value, list) else int(value or 0)
     return Observation(float(count), figures, provenance)
 
 

@@ -158,7 +158,13 @@ def test_items_overdue_are_at_risk_during_the_year_and_missed_at_its_end() -> No
     inspected), missed on 31 December; C1 has none overdue: met either way."""
     body = county_body(
         {
-            D1: {"inspected": 30, "failed": 2, "items_registered": 25, "items_overdue": 3},
+            D1: {
+                "inspected": 30,
+                "failed": 2,
+                "items_registered": 25,
+                "items_overdue": 3,
+                "overdue_equipment_codes": ["T1", "T2", "T3"],
+            },
             C1: {"inspected": 10, "failed": 0, "items_registered": 9, "items_overdue": 0},
         }
     )
@@ -172,6 +178,8 @@ def test_items_overdue_are_at_risk_during_the_year_and_missed_at_its_end() -> No
         "items_registered": 25,
         "inspected": 30,
         "failed": 2,
+        "items_major_hazard_overdue": 0,
+        "overdue_equipment_codes": ["T1", "T2", "T3"],
     }
     assert row(end[D1], "special_equipment_overdue")["status"] == "missed"
     assert row(mid[C1], "special_equipment_overdue")["status"] == "met"
@@ -567,3 +575,25 @@ async def test_the_service_reads_the_incident_records_and_names_them(
     }
     assert "incidents:read" in scopes
     assert standing["meta"]["completeness"]["incidents"] == "ok"
+
+
+async def test_records_the_incident_stats_carry_are_not_read_again(
+    service: Harness, data_services: FakeDataServices
+) -> None:
+    """The stats name their confirmed major incidents in `confirmed_major_records`: those are
+    the records the veto names, and no incident is read one by one."""
+    client = service.client()
+    assert (await client.put("/api/v1/target-sets/2007", json=target_set())).status_code == 201
+    record = INCIDENT | {"county_code": TONGSHAN, "kind_label": "食品安全事故"}
+    stats = incident_body([record])
+    del stats[INCIDENT_RECORDS]
+    stats["confirmed_major_records"] = [record]
+    data_services.bodies["incidents"] = stats
+    response = await client.get(
+        f"/api/v1/assessments/2007/standings/{TONGSHAN}", params={"as_of": "2007-12-31"}
+    )
+    assert response.status_code == 200, response.text
+    figures = row(response.json(), "major_quality_incidents")["explanation"]["inputs"]
+    assert figures["incident_records"] == [record]
+    assert figures["incidents"] == {"food_safety_incident": 1}
+    assert not [r for r in data_services.requests if r.url.path == "/api/v1/incidents/inc_0001"]
