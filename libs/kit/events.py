@@ -84,6 +84,8 @@ EVENT_TYPES: Mapping[str, str] = {
     "brand.review_flagged": "brands:read",
     "brand.expiring_soon": "brands:read",
     "brand.suspension_overdue": "brands:read",
+    "award.created": "brands:read",
+    "award.status_changed": "brands:read",
     "certificate.created": "certificates:read",
     "certificate.status_changed": "certificates:read",
     "certificate.expiring_soon": "certificates:read",
