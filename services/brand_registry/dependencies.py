@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Path, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from brand_registry import service
 from brand_registry.catalogue import Catalogue
-from brand_registry.models import Brand
-from brand_registry.schemas import ListingFilters
+from brand_registry.models import Award, Brand
+from brand_registry.schemas import AwardFilters, ListingFilters
 from brand_registry.settings import Settings
 from kit.app import app_catalogue
 from kit.auth import CurrentPrincipal, Principal, require_scope
@@ -84,6 +84,18 @@ async def writable_brand(
 WritableBrandDep = Annotated[Brand, Depends(writable_brand)]
 
 
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def _validated_query(model: type[Model], request: Request) -> Model:
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
+        ) from None
+
+
 async def listing_filters(request: Request) -> ListingFilters:
     """The filters shared by the list and the export, read from the query string.
 
@@ -91,16 +103,16 @@ async def listing_filters(request: Request) -> ListingFilters:
     filters costs more than the page's database round trip. `LISTING_QUERY_DOCS` puts the
     parameters back into the OpenAPI document.
     """
-    try:
-        return ListingFilters.model_validate(dict(request.query_params))
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
-        ) from None
+    return _validated_query(ListingFilters, request)
 
 
-def _query_docs() -> dict[str, Any]:
-    schema = ListingFilters.model_json_schema(ref_template="#/components/schemas/{model}")
+async def award_filters(request: Request) -> AwardFilters:
+    """The award list's filters, read from the query string like the listings'."""
+    return _validated_query(AwardFilters, request)
+
+
+def _query_docs(model: type[BaseModel] = ListingFilters) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     parameters = []
     for name, field in schema["properties"].items():
         parameter: dict[str, Any] = {"name": name, "in": "query", "required": False}
@@ -113,3 +125,29 @@ def _query_docs() -> dict[str, Any]:
 
 LISTING_QUERY_DOCS = _query_docs()
 FiltersDep = Annotated[ListingFilters, Depends(listing_filters)]
+AWARD_QUERY_DOCS = _query_docs(AwardFilters)
+AwardFiltersDep = Annotated[AwardFilters, Depends(award_filters)]
+
+
+async def valid_award(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    award_id: Annotated[str, Path(max_length=36)],
+) -> Award:
+    """The award named in the path; 404 otherwise, and for an award of a county the caller
+    may not read."""
+    return await service.get_award(session=session, award_id=award_id, principal=principal)
+
+
+AwardDep = Annotated[Award, Depends(valid_award)]
+
+
+async def writable_award(
+    session: SessionDep, award_id: Annotated[str, Path(max_length=36)]
+) -> Award:
+    """The award named in the path for a change; 404 otherwise (a county outside the
+    caller's binding is the service's 403 naming `county_code`)."""
+    return await service.get_award(session=session, award_id=award_id)
+
+
+WritableAwardDep = Annotated[Award, Depends(writable_award)]

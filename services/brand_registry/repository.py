@@ -3,7 +3,8 @@ transaction.
 
 The status of a listing on a date D is computed from dated facts, the same way for lists,
 exports and statistics:
-revoked if `revoked_on <= D`; otherwise expired if `valid_until < D` or a renewal replaced it
+revoked if `revoked_on <= D`; otherwise expired if `valid_until < D` (a listing without
+`valid_until` never expires) or a renewal replaced it
 on or before D (`superseded_on <= D`); otherwise suspended if a suspension period covers D;
 otherwise active.
 """
@@ -40,14 +41,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from brand_registry.models import (
+    AWARD_INDEX,
     LISTING_AWARD_INDEX,
+    Award,
+    AwardHistory,
     Brand,
     BrandHistory,
     BrandSuspension,
+    CounterfeitNotice,
     ReviewFlag,
     metadata,
 )
-from brand_registry.schemas import ListingFilters
+from brand_registry.schemas import AwardFilters, ListingFilters
 from kit.db import violates_unique
 from kit.errors import Conflict, FieldError
 from kit.pagination import Page, PageParams, paginate
@@ -81,6 +86,11 @@ LISTING_COLUMNS = (
     b.superseded_on,
     b.review_required,
     b.review_reason,
+    b.protected_name,
+    b.protected_area,
+    b.approval_authority,
+    b.notice_number,
+    b.counterfeit_cases,
     b.status_changed_on,
     b.created_at,
     b.updated_at,
@@ -97,7 +107,7 @@ class KeyListing:
     tier: str
     award_kind: str
     awarded_on: date
-    valid_until: date
+    valid_until: date | None
     revoked_on: date | None
     superseded_on: date | None
     renewal_of: str | None
@@ -111,7 +121,10 @@ def _revoked_on(day: Day) -> ColumnElement[bool]:
 
 
 def _expired_on(day: Day) -> ColumnElement[bool]:
-    return or_(b.valid_until < day, and_(b.superseded_on.is_not(None), b.superseded_on <= day))
+    return or_(
+        and_(b.valid_until.is_not(None), b.valid_until < day),
+        and_(b.superseded_on.is_not(None), b.superseded_on <= day),
+    )
 
 
 def _suspension_covers(day: Day) -> ColumnElement[bool]:
@@ -134,6 +147,11 @@ def status_on(status: str, day: Day) -> ColumnElement[bool]:
     if status == "suspended":
         return and_(live, _suspended_on(day))
     return and_(live, not_(_suspended_on(day)))
+
+
+def validity_text(valid_until: date | None) -> str:
+    """A validity's end as a message names it."""
+    return "no end" if valid_until is None else str(valid_until)
 
 
 def escape_like(text: str) -> str:
@@ -365,7 +383,11 @@ async def _award_conflict(
     )
     if other is None:  # revoked since: the index no longer holds it
         return Conflict("The listing conflicts with one stored meanwhile; send it again.")
-    which = f"{other.id}, {other.awarded_on} to {other.valid_until}" if dated else other.id
+    which = (
+        f"{other.id}, {other.awarded_on} to {validity_text(other.valid_until)}"
+        if dated
+        else other.id
+    )
     message = (
         f"the enterprise already has a listing of this product in tier {other.tier} "
         f"({which}) overlapping this one"
@@ -640,3 +662,151 @@ async def listings_by_ids(*, session: AsyncSession, brand_ids: Sequence[str]) ->
         .execution_options(populate_existing=True)
     )
     return list((await session.execute(query)).scalars().all())
+
+
+# Counterfeit notices -------------------------------------------------------------------
+
+
+async def get_counterfeit_notice(
+    *, session: AsyncSession, source: str, reference: str
+) -> CounterfeitNotice | None:
+    """The notice as stored now (a concurrent request may have stored it meanwhile)."""
+    return await session.get(CounterfeitNotice, (source, reference), populate_existing=True)
+
+
+async def insert_counterfeit_notice(*, session: AsyncSession, notice: CounterfeitNotice) -> bool:
+    """Store a notice; False, with this request's work rolled back, when a concurrent request
+    stored a notice of the same source and reference first."""
+    session.add(notice)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        stored = await get_counterfeit_notice(
+            session=session, source=notice.source, reference=notice.reference
+        )
+        if stored is None:
+            raise
+        return False
+    return True
+
+
+async def count_counterfeit_case(*, session: AsyncSession, brand_id: str, at: datetime) -> int:
+    """Add one to the listing's counterfeiting cases (a new version); the new count."""
+    statement = (
+        update(brand_table)
+        .where(b.id == brand_id)
+        .values(counterfeit_cases=b.counterfeit_cases + 1, version=b.version + 1, updated_at=at)
+        .returning(b.counterfeit_cases)
+    )
+    cases: int = (await session.execute(statement)).scalar_one()
+    return cases
+
+
+async def counterfeit_notices_page(
+    *, session: AsyncSession, brand_id: str, page: PageParams
+) -> Page[CounterfeitNotice]:
+    """One page of the notices about a listing, by source and reference."""
+    notice = CounterfeitNotice
+    query = select(notice).where(col(notice.brand_id) == brand_id)
+    notices: Page[CounterfeitNotice] = await paginate(
+        session, query, params=page, keys=[col(notice.source), col(notice.reference)]
+    )
+    return notices
+
+
+# Quality awards ------------------------------------------------------------------------
+
+award_table = metadata.tables[Award.__tablename__]
+a = award_table.c
+_AWARD_UNIQUE_COLUMNS = [
+    f"award.{name}" for name in ("enterprise_credit_code", "kind", "level", "year")
+]
+
+
+async def get_award(*, session: AsyncSession, award_id: str) -> Award | None:
+    return await session.get(Award, award_id)
+
+
+async def same_award(
+    *, session: AsyncSession, credit_code: str, kind: str, level: str, year: int
+) -> Award | None:
+    """The enterprise's award of this kind, level and year, if stored."""
+    query = select(Award).where(
+        col(Award.enterprise_credit_code) == credit_code,
+        col(Award.kind) == kind,
+        col(Award.level) == level,
+        col(Award.year) == year,
+    )
+    return (await session.execute(query)).scalars().first()
+
+
+async def insert_award(*, session: AsyncSession, award: Award, items: Iterable[Any]) -> bool:
+    """Store a new award and its history; False, with this request's work rolled back, when
+    a concurrent request stored the same award (enterprise, kind, level, year) first."""
+    session.add(award)
+    session.add_all(list(items))
+    try:
+        await session.flush()
+    except IntegrityError as error:
+        if not violates_unique(error, AWARD_INDEX, _AWARD_UNIQUE_COLUMNS):
+            raise
+        await session.rollback()
+        return False
+    return True
+
+
+async def list_awards(
+    *,
+    session: AsyncSession,
+    filters: AwardFilters,
+    page: PageParams,
+    county_codes: Collection[str] | None = None,
+) -> Page[Award]:
+    """One page of the awards matching `filters`, newest first."""
+    conditions = [
+        col(getattr(Award, name)) == value
+        for name, value in filters.model_dump().items()
+        if value is not None
+    ]
+    if county_codes is not None:
+        conditions.append(col(Award.county_code).in_(sorted(county_codes)))
+    awards: Page[Award] = await paginate(
+        session,
+        select(Award).where(*conditions),
+        params=page,
+        keys=[col(Award.id)],
+        descending=True,
+    )
+    return awards
+
+
+async def award_history_page(
+    *, session: AsyncSession, award_id: str, page: PageParams
+) -> Page[AwardHistory]:
+    """One page of the changes to an award, oldest first."""
+    query = select(AwardHistory).where(col(AwardHistory.award_id) == award_id)
+    entries: Page[AwardHistory] = await paginate(
+        session, query, params=page, keys=[col(AwardHistory.id)]
+    )
+    return entries
+
+
+async def award_stats_groups(
+    *, session: AsyncSession, year: int, as_of: date, county_code: str | None
+) -> Sequence[Row[Any]]:
+    """Per county, kind and level: the awards of `year` conferred by `as_of` and not revoked
+    on it, in one GROUP BY."""
+    query = (
+        select(a.county_code, a.kind, a.level, func.count().label("awards"))
+        .where(
+            a.year == year,
+            a.awarded_on <= as_of,
+            or_(a.revoked_on.is_(None), a.revoked_on > as_of),
+        )
+        .group_by(a.county_code, a.kind, a.level)
+    )
+    if county_code is not None:
+        query = query.where(a.county_code == county_code)
+    rows: Sequence[Row[Any]] = (await session.execute(query)).all()
+    return rows

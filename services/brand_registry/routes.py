@@ -10,7 +10,10 @@ from fastapi.responses import StreamingResponse
 
 from brand_registry import service
 from brand_registry.dependencies import (
+    AWARD_QUERY_DOCS,
     LISTING_QUERY_DOCS,
+    AwardDep,
+    AwardFiltersDep,
     BrandDep,
     CatalogueDep,
     FiltersDep,
@@ -19,6 +22,7 @@ from brand_registry.dependencies import (
     ReadSession,
     StreamSession,
     TodayDep,
+    WritableAwardDep,
     WritableBrandDep,
     Writer,
 )
@@ -28,12 +32,19 @@ from brand_registry.schemas import (
     IMPORT_EXAMPLE,
     IMPORT_FIELDS,
     LABELS,
+    AwardCreate,
+    AwardRead,
+    AwardStatsRead,
+    AwardStatusUpdate,
+    AwardUpdate,
     BrandCreate,
     BrandHistoryRead,
     BrandRead,
     BrandStatsRead,
     BrandStatusUpdate,
     BrandUpdate,
+    CounterfeitNoticeCreate,
+    CounterfeitNoticeRead,
     ReviewFlagClear,
     ReviewFlagClearRead,
     ReviewFlagCreate,
@@ -262,6 +273,34 @@ async def clear_review_flag(
     )
 
 
+@router.post(
+    "/brands/counterfeit-notices",
+    status_code=201,
+    summary="Notify a counterfeiting case against a listed product (idempotent on source and"
+    " reference)",
+    responses={
+        200: {
+            "description": "A repeat: the stored notice, nothing counted again",
+            "model": CounterfeitNoticeRead,
+        }
+    },
+)
+async def notify_counterfeit(
+    body: CounterfeitNoticeCreate,
+    session: SessionDep,
+    principal: Flagger,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    response: Response,
+) -> CounterfeitNoticeRead:
+    notice, created = await service.notify_counterfeit(
+        session=session, data=body, principal=principal, catalogue=catalogue, today=today
+    )
+    if not created:
+        response.status_code = 200
+    return notice
+
+
 @router.get("/brands/{brand_id}", summary="One brand listing")
 async def get_brand(
     brand: BrandDep, _: Reader, catalogue: CatalogueDep, today: TodayDep, response: Response
@@ -323,3 +362,145 @@ async def brand_history(
     brand: BrandDep, session: SessionDep, _: Reader, page: PageParamsDep
 ) -> Page[BrandHistoryRead]:
     return await service.history(session=session, brand_id=brand.id, page=page)
+
+
+@router.get(
+    "/brands/{brand_id}/counterfeit-notices",
+    summary="The counterfeiting cases notified against a listing",
+)
+async def brand_counterfeit_notices(
+    brand: BrandDep, session: SessionDep, _: Reader, page: PageParamsDep
+) -> Page[CounterfeitNoticeRead]:
+    return await service.counterfeit_notices(session=session, brand_id=brand.id, page=page)
+
+
+@router.get(
+    "/awards",
+    summary="List quality awards",
+    tags=["awards"],
+    response_model=Page[AwardRead],
+    openapi_extra=AWARD_QUERY_DOCS,
+)
+async def list_awards(
+    session: ReadSession,
+    principal: Reader,
+    catalogue: CatalogueDep,
+    filters: AwardFiltersDep,
+    page: PageParamsDep,
+) -> Page[AwardRead]:
+    return await service.list_awards(
+        session=session,
+        filters=filters,
+        catalogue=catalogue,
+        page=page,
+        counties=principal.readable_counties(),
+    )
+
+
+@router.post("/awards", status_code=201, summary="Record a quality award", tags=["awards"])
+async def create_award(
+    body: AwardCreate,
+    session: SessionDep,
+    principal: Writer,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    response: Response,
+) -> AwardRead:
+    award = await service.create_award(
+        session=session, data=body, catalogue=catalogue, principal=principal, today=today
+    )
+    response.headers["Location"] = f"/api/v1/awards/{award.id}"
+    response.headers["ETag"] = service.award_etag(award)
+    return service.award_read(award, catalogue=catalogue)
+
+
+@router.get(
+    "/awards/stats",
+    summary="Awards of a year by county, kind and level",
+    tags=["awards"],
+)
+async def award_stats(
+    session: ReadSession,
+    principal: Reader,
+    catalogue: CatalogueDep,
+    year: Annotated[int, Query(ge=1980, le=2100)],
+    county_code: CountyCode | None = None,
+    as_of: Annotated[date | None, Query(description="Default: 31 December of `year`.")] = None,
+) -> AwardStatsRead:
+    return await service.award_stats(
+        session=session,
+        year=year,
+        county_code=county_code,
+        as_of=as_of,
+        catalogue=catalogue,
+        counties=principal.readable_counties(),
+    )
+
+
+@router.get("/awards/{award_id}", summary="One quality award", tags=["awards"])
+async def get_award(
+    award: AwardDep, _: Reader, catalogue: CatalogueDep, response: Response
+) -> AwardRead:
+    response.headers["ETag"] = service.award_etag(award)
+    return service.award_read(award, catalogue=catalogue)
+
+
+@router.patch("/awards/{award_id}", summary="Edit a quality award (If-Match)", tags=["awards"])
+async def update_award(
+    award: WritableAwardDep,
+    body: AwardUpdate,
+    session: SessionDep,
+    principal: Writer,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> AwardRead:
+    award = await service.update_award(
+        session=session,
+        award=award,
+        data=body,
+        catalogue=catalogue,
+        principal=principal,
+        if_match=if_match,
+        today=today,
+    )
+    response.headers["ETag"] = service.award_etag(award)
+    return service.award_read(award, catalogue=catalogue)
+
+
+@router.post(
+    "/awards/{award_id}/status", summary="Revoke a quality award (If-Match)", tags=["awards"]
+)
+async def change_award_status(
+    award: WritableAwardDep,
+    body: AwardStatusUpdate,
+    session: SessionDep,
+    principal: Writer,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> AwardRead:
+    award = await service.change_award_status(
+        session=session,
+        award=award,
+        change=body,
+        catalogue=catalogue,
+        principal=principal,
+        if_match=if_match,
+        today=today,
+    )
+    response.headers["ETag"] = service.award_etag(award)
+    return service.award_read(award, catalogue=catalogue)
+
+
+@router.get(
+    "/awards/{award_id}/history",
+    summary="Every change to an award, oldest first",
+    tags=["awards"],
+)
+async def award_history(
+    award: AwardDep, session: SessionDep, _: Reader, page: PageParamsDep
+) -> Page[BrandHistoryRead]:
+    return await service.award_history(session=session, award_id=award.id, page=page)

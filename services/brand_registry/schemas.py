@@ -19,6 +19,7 @@ class Tier(StrEnum):
     national_inspection_exempt = "national_inspection_exempt"
     provincial_famous = "provincial_famous"
     city_famous = "city_famous"
+    geographical_indication = "geographical_indication"
 
 
 class Sector(StrEnum):
@@ -58,6 +59,33 @@ class BrandCreate(StrictModel):
     standard_code: str | None = Field(default=None, max_length=100)
     batch_code: str | None = Field(
         default=None, max_length=100, description="The award announcement the listing came from."
+    )
+    protected_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The protected product name (geographical_indication only, required there).",
+    )
+    protected_area: list[CountyCode] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="The counties of the protected area (geographical_indication only, required"
+        " there); in CSV, codes separated by `;`.",
+    )
+    approval_authority: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Who approved the protection, e.g. 國家質量監督檢驗檢疫總局"
+        " (geographical_indication only, required there).",
+    )
+    notice_number: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="The approval's announcement, e.g. 2006年第XX號"
+        " (geographical_indication only, required there).",
     )
 
 
@@ -120,6 +148,10 @@ class BrandUpdate(StrictModel):
     international_standard: bool | None = None
     standard_code: str | None = Field(default=None, max_length=100)
     batch_code: str | None = Field(default=None, max_length=100)
+    protected_name: str | None = Field(default=None, min_length=1, max_length=200)
+    protected_area: list[CountyCode] | None = Field(default=None, min_length=1, max_length=50)
+    approval_authority: str | None = Field(default=None, min_length=1, max_length=200)
+    notice_number: str | None = Field(default=None, min_length=1, max_length=100)
 
 
 class BrandRead(BaseModel):
@@ -136,10 +168,17 @@ class BrandRead(BaseModel):
     sector: Sector
     award_kind: AwardKind
     awarded_on: date
-    valid_until: date
+    valid_until: date | None = Field(description="Null: the listing never expires.")
     international_standard: bool
     standard_code: str | None
     batch_code: str | None
+    protected_name: str | None
+    protected_area: list[str] | None
+    approval_authority: str | None
+    notice_number: str | None
+    counterfeit_cases: int = Field(
+        description="Counterfeiting cases against the product that were notified to the registry."
+    )
     status: BrandStatus
     renewal_of: str | None
     superseded_on: date | None
@@ -215,7 +254,7 @@ class ReviewFlagClearRead(BaseModel):
 class TierRead(BaseModel):
     code: Tier
     label: str
-    validity_years: int
+    validity_years: int | None
     awards_closed_after: date | None
     renewal_grace_days: int = 0
 
@@ -278,6 +317,11 @@ LABELS: dict[str, str] = {
     "review_required": "需复核",
     "review_reason": "复核原因",
     "suspension_overdue": "暂停超期",
+    "protected_name": "保护产品名称",
+    "protected_area": "保护范围县区代码",
+    "approval_authority": "批准机关",
+    "notice_number": "批准公告号",
+    "counterfeit_cases": "假冒案件数",
     "created_at": "创建时间",
     "updated_at": "更新时间",
 }
@@ -306,5 +350,142 @@ IMPORT_EXAMPLE: dict[str, Any] = {
     "international_standard": "false",
     "standard_code": "GB/T 18738-2006",
     "batch_code": "苏名牌〔2024〕1号",
+    "protected_name": None,
+    "protected_area": None,
+    "approval_authority": None,
+    "notice_number": None,
 }
 """The example row of the import template."""
+
+
+class CounterfeitNoticeCreate(StrictModel):
+    """A counterfeiting case against a listed product, reported by another service."""
+
+    source: str = Field(min_length=1, max_length=50)
+    reference: str = Field(min_length=1, max_length=200)
+    brand_id: str = Field(min_length=1, max_length=36)
+    case_kind: str = Field(
+        min_length=1,
+        max_length=50,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="The reporter's code for the case, e.g. `counterfeiting_case`.",
+    )
+    occurred_on: date
+    county_code: CountyCode
+    summary: str = Field(min_length=1, max_length=2000)
+
+
+class CounterfeitNoticeRead(BaseModel):
+    source: str
+    reference: str
+    brand_id: str
+    case_kind: str
+    occurred_on: date
+    county_code: str
+    summary: str
+    raised_by: str
+    created_at: datetime
+
+
+# Quality awards ------------------------------------------------------------------------
+
+
+class AwardLevel(StrEnum):
+    national = "national"
+    provincial = "provincial"
+    city = "city"
+
+
+class AwardStatus(StrEnum):
+    awarded = "awarded"
+    revoked = "revoked"
+
+
+AWARD_KIND_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+class AwardCreate(StrictModel):
+    """A quality award or 卓越績效 self-assessment; `kind` and its levels come from
+    `config/award_kinds.json`."""
+
+    kind: str = Field(min_length=1, max_length=60, pattern=AWARD_KIND_PATTERN)
+    level: AwardLevel
+    year: int = Field(ge=1980, le=2100)
+    enterprise_credit_code: CreditCode
+    enterprise_name: str = Field(min_length=1, max_length=200)
+    county_code: CountyCode
+    awarded_on: date
+    excellence_score: float | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="The GB/T 19580 score out of 1000 (required for a self-assessment).",
+    )
+
+
+class AwardUpdate(StrictModel):
+    """Field edits; kind, level, year and enterprise identify the award and are not edited."""
+
+    enterprise_name: str | None = Field(default=None, min_length=1, max_length=200)
+    county_code: CountyCode | None = None
+    awarded_on: date | None = None
+    excellence_score: float | None = Field(default=None, ge=0, le=1000)
+
+
+class AwardRead(BaseModel):
+    id: str
+    kind: str
+    kind_label: str
+    level: AwardLevel
+    year: int
+    enterprise_credit_code: str
+    enterprise_name: str
+    county_code: str
+    awarded_on: date
+    excellence_score: float | None
+    status: AwardStatus
+    revoked_on: date | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AwardStatusUpdate(StrictModel):
+    """The one status action: `awarded` to `revoked`, with its reason."""
+
+    status: AwardStatus
+    reason: str = Field(min_length=1, max_length=2000)
+    effective_on: date | None = Field(
+        default=None, description="The date the revocation takes effect (default today)."
+    )
+
+
+class AwardFilters(BaseModel):
+    """The filters of the award list, read from the query string."""
+
+    model_config = ConfigDict(use_enum_values=True, str_strip_whitespace=True, frozen=True)
+
+    kind: str | None = Field(default=None, max_length=60, pattern=AWARD_KIND_PATTERN)
+    level: AwardLevel | None = None
+    year: int | None = Field(default=None, ge=1980, le=2100)
+    county_code: CountyCode | None = None
+    enterprise_credit_code: CreditCode | None = None
+    status: AwardStatus | None = None
+
+
+class AwardCounts(BaseModel):
+    awards: int
+    by_kind: dict[str, int]
+    by_level: dict[str, int]
+
+
+class CountyAwardCounts(AwardCounts):
+    county_code: str
+
+
+class AwardStatsRead(BaseModel):
+    """Awards of `year` conferred by `as_of` and not revoked on it, by county, kind and level."""
+
+    year: int
+    as_of: date
+    by_county: list[CountyAwardCounts]
+    totals: AwardCounts

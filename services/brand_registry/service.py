@@ -1,4 +1,5 @@
-"""The rules of the brand registry: awards, renewals, status, review flags and statistics.
+"""The rules of the brand registry: awards, renewals, status, review flags, counterfeit
+notices, quality awards and statistics.
 
 Award rules are applied the same way to one listing and to a CSV import: candidates are
 checked in order against the listings already stored (and those accepted before them), so an
@@ -19,13 +20,29 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from brand_registry import repository
-from brand_registry.catalogue import Catalogue
-from brand_registry.models import Brand, BrandHistory, ReviewFlag
-from brand_registry.repository import KeyListing
+from brand_registry.catalogue import GEOGRAPHICAL_INDICATION, GI_FIELDS, Catalogue
+from brand_registry.models import (
+    Award,
+    AwardHistory,
+    Brand,
+    BrandHistory,
+    CounterfeitNotice,
+    ReviewFlag,
+)
+from brand_registry.repository import KeyListing, validity_text
 from brand_registry.schemas import (
     IMPORT_FIELDS,
     IMPORT_REQUIRED,
     LABELS,
+    AwardCounts,
+    AwardCreate,
+    AwardFilters,
+    AwardLevel,
+    AwardRead,
+    AwardStatsRead,
+    AwardStatus,
+    AwardStatusUpdate,
+    AwardUpdate,
     BrandCreate,
     BrandHistoryRead,
     BrandRead,
@@ -33,7 +50,10 @@ from brand_registry.schemas import (
     BrandStatus,
     BrandStatusUpdate,
     BrandUpdate,
+    CounterfeitNoticeCreate,
+    CounterfeitNoticeRead,
     Counts,
+    CountyAwardCounts,
     CountyCounts,
     ListingFilters,
     ReviewFlagClear,
@@ -104,10 +124,14 @@ def status_on(listing: Brand, day: date) -> BrandStatus:
     )
 
 
-def _status_text(recorded: str, valid_until: date, superseded_on: date | None, day: date) -> str:
+def _status_text(
+    recorded: str, valid_until: date | None, superseded_on: date | None, day: date
+) -> str:
     if recorded == "revoked":
         return recorded
-    if valid_until < day or (superseded_on is not None and superseded_on <= day):
+    if (valid_until is not None and valid_until < day) or (
+        superseded_on is not None and superseded_on <= day
+    ):
         return "expired"
     return recorded
 
@@ -187,7 +211,7 @@ def _history(
     }
 
 
-def history_read(entry: BrandHistory) -> BrandHistoryRead:
+def history_read(entry: BrandHistory | AwardHistory) -> BrandHistoryRead:
     """The API view of a history entry: the status pair and `{field: [old, new]}` changes
     read from `before` and `after` (a key only in `after` describes the change itself)."""
     before, after = entry.before or {}, entry.after or {}
@@ -235,17 +259,45 @@ def _date_violations(
     return [Violation(error.field, error.message) for error in errors]
 
 
+def _indication_violations(
+    *, catalogue: Catalogue, tier: str, values: Mapping[str, Any]
+) -> list[Violation]:
+    """A geographical-indication listing names its protected name and area (known counties,
+    each once) and the approval it rests on; a listing of another tier names none of them."""
+    if tier != GEOGRAPHICAL_INDICATION:
+        return [
+            Violation(name, f"only a {GEOGRAPHICAL_INDICATION} listing has {name}")
+            for name in GI_FIELDS
+            if values.get(name) is not None
+        ]
+    found = [
+        Violation(name, f"required for a {GEOGRAPHICAL_INDICATION} listing")
+        for name in GI_FIELDS
+        if values.get(name) is None
+    ]
+    seen: set[str] = set()
+    for code in values.get("protected_area") or []:
+        error = catalogue.county_code_error(code)
+        if error:
+            found.append(Violation("protected_area", error))
+        elif code in seen:
+            found.append(Violation("protected_area", f"names {code} more than once"))
+        seen.add(code)
+    return found
+
+
 def _field_violations(
     *,
     catalogue: Catalogue,
     tier: str,
     county_code: str,
     awarded_on: date,
-    valid_until: date,
+    valid_until: date | None,
     international_standard: bool,
     standard_code: str | None,
+    indication: Mapping[str, Any],
 ) -> list[Violation]:
-    found = []
+    found = _indication_violations(catalogue=catalogue, tier=tier, values=indication)
     policy = catalogue.policies[tier]
     if policy.closed_on(awarded_on):
         found.append(
@@ -258,7 +310,7 @@ def _field_violations(
     error = catalogue.county_code_error(county_code)
     if error:
         found.append(Violation("county_code", error))
-    if valid_until < awarded_on:
+    if valid_until is not None and valid_until < awarded_on:
         found.append(Violation("valid_until", f"{valid_until} is before awarded_on {awarded_on}"))
     if international_standard and not standard_code:
         found.append(
@@ -270,20 +322,27 @@ def _field_violations(
     return found
 
 
+def _end(valid_until: date | None) -> date:
+    """The last day a validity covers; a listing without one never ends."""
+    return date.max if valid_until is None else valid_until
+
+
 def _effective_end(listing: KeyListing) -> date:
     """The last day a listing counts: its validity, or the day before its renewal."""
     if listing.superseded_on is not None:
-        return min(listing.valid_until, date.fromordinal(listing.superseded_on.toordinal() - 1))
-    return listing.valid_until
+        return min(
+            _end(listing.valid_until), date.fromordinal(listing.superseded_on.toordinal() - 1)
+        )
+    return _end(listing.valid_until)
 
 
 def _duplicate(
-    others: Iterable[KeyListing], awarded_on: date, valid_until: date, skip: set[str]
+    others: Iterable[KeyListing], awarded_on: date, valid_until: date | None, skip: set[str]
 ) -> KeyListing | None:
     for other in others:
         if other.id in skip or other.revoked_on is not None:
             continue
-        if other.awarded_on <= valid_until and awarded_on <= _effective_end(other):
+        if other.awarded_on <= _end(valid_until) and awarded_on <= _effective_end(other):
             return other
     return None
 
@@ -291,7 +350,7 @@ def _duplicate(
 def _duplicate_violation(duplicate: KeyListing, tier: str, *, dated: bool) -> Violation:
     """The 409 of an overlapping listing; a new award also names the other's dates."""
     which = (
-        f"{duplicate.id}, {duplicate.awarded_on} to {duplicate.valid_until}"
+        f"{duplicate.id}, {duplicate.awarded_on} to {validity_text(duplicate.valid_until)}"
         if dated
         else duplicate.id
     )
@@ -316,13 +375,16 @@ def _predecessor(others: Iterable[KeyListing], awarded_on: date) -> KeyListing |
 
 
 def _days_lapsed(listing: KeyListing, awarded_on: date) -> int:
-    """Days from a listing's expiry to `awarded_on` (0 or less while it is still valid)."""
+    """Days from a listing's expiry to `awarded_on` (0 or less while it is still valid, and
+    always for a listing that never expires)."""
+    if listing.valid_until is None:
+        return 0
     return (awarded_on - listing.valid_until).days
 
 
 def _award_violations(
     data: BrandCreate,
-    valid_until: date,
+    valid_until: date | None,
     *,
     catalogue: Catalogue,
     same_key: list[KeyListing],
@@ -340,6 +402,7 @@ def _award_violations(
         valid_until=valid_until,
         international_standard=data.international_standard,
         standard_code=data.standard_code,
+        indication={name: getattr(data, name) for name in GI_FIELDS},
     )
     grace = catalogue.policies[data.tier].renewal_grace_days
     earlier = _predecessor(same_key, data.awarded_on)
@@ -380,7 +443,7 @@ def _award_violations(
 
 
 def _new_row(
-    data: BrandCreate, valid_until: date, predecessor: KeyListing | None
+    data: BrandCreate, valid_until: date | None, predecessor: KeyListing | None
 ) -> dict[str, Any]:
     """The stored row of an accepted award."""
     now = _now()
@@ -398,6 +461,7 @@ def _new_row(
         "renewal_of": predecessor.id if predecessor else None,
         "review_required": False,
         "review_reason": None,
+        "counterfeit_cases": 0,
         "search_text": repository.search_text(
             data.product_name, data.brand_name, data.enterprise_name
         ),
@@ -598,10 +662,12 @@ def _json_value(value: Any) -> Any:
     return str(value) if isinstance(value, StrEnum) else value
 
 
-def _requested_edits(data: BrandUpdate) -> dict[str, Any]:
-    """The fields the edit sets; 422 for a required field set to null."""
+def _requested_edits(data: BrandUpdate, *, open_ended: bool) -> dict[str, Any]:
+    """The fields the edit sets; 422 for a required field set to null (a validity may be
+    removed in a tier whose listings need none)."""
     requested = data.model_dump(exclude_unset=True)
-    nulls = sorted(name for name, value in requested.items() if value is None and name in NOT_NULL)
+    required = NOT_NULL - {"valid_until"} if open_ended else NOT_NULL
+    nulls = sorted(name for name, value in requested.items() if value is None and name in required)
     if nulls:
         raise ValidationFailed([FieldError(name, "may not be null") for name in nulls])
     return requested
@@ -677,7 +743,9 @@ async def update_listing(
     """Apply field edits, checked like a new award; every change goes to the history. The
     listing's county, and the county it moves to, must be the principal's."""
     principal.require_county(brand.county_code)
-    requested = _requested_edits(data)
+    requested = _requested_edits(
+        data, open_ended=catalogue.policies[brand.tier].validity_years is None
+    )
     if requested.get("county_code") is not None:
         principal.require_county(requested["county_code"])
     check_if_match(if_match, etag(brand))
@@ -706,6 +774,7 @@ async def update_listing(
             valid_until=merged["valid_until"],
             international_standard=merged["international_standard"],
             standard_code=merged["standard_code"],
+            indication={name: merged[name] for name in GI_FIELDS},
         )
         + _renewal_order_violations(merged["awarded_on"], predecessor, successor)
     )
@@ -1190,9 +1259,18 @@ def export_rows(
             suspended_before=catalogue.suspension_cutoff(today),
         ):
             item = to_read(row, catalogue=catalogue, today=today).model_dump(mode=mode)
-            yield [item[name] for name in fields]
+            yield [_cell(item[name]) for name in fields]
 
     return rows()
+
+
+AREA_SEPARATOR = ";"
+"""Between the county codes of a protected area in a CSV or workbook cell."""
+
+
+def _cell(value: Any) -> Any:
+    """An export cell: a list (a protected area) as its codes joined by `AREA_SEPARATOR`."""
+    return AREA_SEPARATOR.join(value) if isinstance(value, list) else value
 
 
 def _stats_groups(
@@ -1280,7 +1358,13 @@ def _parse_rows(
         if "__error__" in raw:
             errors.append(RowError(line, "row", raw["__error__"]))
             continue
-        values = {name: value for name, value in raw.items() if value != ""}
+        values: dict[str, Any] = {name: value for name, value in raw.items() if value != ""}
+        if "protected_area" in values:
+            values["protected_area"] = [
+                code.strip()
+                for code in values["protected_area"].split(AREA_SEPARATOR)
+                if code.strip()
+            ]
         try:
             yield line, BrandCreate.model_validate(values)
         except ValidationError as exc:
@@ -1351,3 +1435,471 @@ async def import_listings(
     if dry_run:
         await repository.discard(session=session)
     return report
+
+
+# Counterfeit notices -------------------------------------------------------------------
+
+
+NOTICE_FIELDS = ("brand_id", "case_kind", "occurred_on", "county_code", "summary")
+"""What a repeat of a notice (same source and reference) must carry again."""
+
+
+def notice_read(notice: CounterfeitNotice) -> CounterfeitNoticeRead:
+    return CounterfeitNoticeRead.model_validate(
+        {**notice.model_dump(), "created_at": as_utc(notice.created_at)}
+    )
+
+
+def _repeat(stored: CounterfeitNotice, data: CounterfeitNoticeCreate) -> CounterfeitNoticeRead:
+    """The stored notice for a repeat; 409 when the repeat says something else."""
+    differing = [name for name in NOTICE_FIELDS if getattr(stored, name) != getattr(data, name)]
+    if differing:
+        raise Conflict(
+            f"A notice {data.reference!r} from {data.source!r} is already stored with other "
+            f"values ({', '.join(differing)}); a notice is not changed by sending it again.",
+            errors=[
+                FieldError(name, "differs from the stored notice").as_dict() for name in differing
+            ],
+        )
+    return notice_read(stored)
+
+
+async def notify_counterfeit(
+    *,
+    session: AsyncSession,
+    data: CounterfeitNoticeCreate,
+    principal: Principal,
+    catalogue: Catalogue,
+    today: date,
+) -> tuple[CounterfeitNoticeRead, bool]:
+    """Record a counterfeiting case against a listing once per (source, reference): the
+    listing counts it and its history records it, and it stays out of review (the listing
+    is the victim). A repeat answers the stored notice (created False)."""
+    stored = await repository.get_counterfeit_notice(
+        session=session, source=data.source, reference=data.reference
+    )
+    if stored is not None:
+        return _repeat(stored, data), False
+    errors = [
+        FieldError(e.field, e.message)
+        for e in business_date_errors({"occurred_on": data.occurred_on}, today=today)
+    ]
+    county_error = catalogue.county_code_error(data.county_code)
+    if county_error:
+        errors.append(FieldError("county_code", county_error))
+    if errors:
+        raise ValidationFailed(errors)
+    brand = await repository.get_brand(session=session, brand_id=data.brand_id)
+    if brand is None:
+        raise NotFound(f"No brand listing with id {data.brand_id!r}.", field="brand_id")
+    now = _now()
+    notice = CounterfeitNotice(**data.model_dump(), raised_by=principal.client_id, created_at=now)
+    # The notice's key decides between concurrent copies: the one stored first is answered.
+    if not await repository.insert_counterfeit_notice(session=session, notice=notice):
+        stored = await repository.get_counterfeit_notice(
+            session=session, source=data.source, reference=data.reference
+        )
+        assert stored is not None
+        return _repeat(stored, data), False
+    cases = await repository.count_counterfeit_case(session=session, brand_id=brand.id, at=now)
+    entry = _history(
+        brand_id=brand.id,
+        principal=principal,
+        action="counterfeit_noticed",
+        at=now,
+        before={"counterfeit_cases": cases - 1},
+        after={"counterfeit_cases": cases, "source": data.source, "reference": data.reference},
+        effective_on=data.occurred_on,
+        reason=f"{data.source} {data.reference} ({data.case_kind}): {data.summary}",
+    )
+    await repository.insert_history(session=session, rows=[entry])
+    return notice_read(notice), True
+
+
+async def counterfeit_notices(
+    *, session: AsyncSession, brand_id: str, page: PageParams
+) -> Page[CounterfeitNoticeRead]:
+    """One page of the counterfeiting cases notified against a listing."""
+    notices = await repository.counterfeit_notices_page(
+        session=session, brand_id=brand_id, page=page
+    )
+    return notices.map(notice_read)
+
+
+# Quality awards ------------------------------------------------------------------------
+
+
+AWARD_EVENT_PREFIX = "award"
+
+
+def award_subject(award_id: str) -> str:
+    """The subject of an award's change events."""
+    return f"awards/{award_id}"
+
+
+def award_etag(award: Award) -> str:
+    """The award's current ETag; every change bumps its version."""
+    return make_etag(award.id, award.version)
+
+
+def award_read(award: Award, *, catalogue: Catalogue) -> AwardRead:
+    """The API view of a stored award."""
+    policy = catalogue.award_kinds.get(award.kind)
+    return AwardRead.model_validate(
+        {
+            **{
+                name: getattr(award, name)
+                for name in AwardRead.model_fields
+                if name != "kind_label"
+            },
+            "kind_label": policy.label if policy else award.kind,
+            "created_at": as_utc(award.created_at),
+            "updated_at": as_utc(award.updated_at),
+        }
+    )
+
+
+async def get_award(
+    *, session: AsyncSession, award_id: str, principal: Principal | None = None
+) -> Award:
+    """The award with this id; 404 otherwise, and for an award of a county the `principal`
+    may not read."""
+    award = await repository.get_award(session=session, award_id=award_id)
+    readable = principal.readable_counties() if principal is not None else None
+    if award is None or (readable is not None and award.county_code not in readable):
+        raise NotFound(f"No award with id {award_id!r}.", field="id")
+    return award
+
+
+def _award_history(
+    *,
+    award_id: str,
+    principal: Principal,
+    action: str,
+    at: datetime,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    effective_on: date | None = None,
+    reason: str | None = None,
+) -> AwardHistory:
+    return AwardHistory(
+        id=new_id(),
+        award_id=award_id,
+        action=action,
+        actor=principal.client_id,
+        actor_name=principal.client_name,
+        reason=reason,
+        at=at,
+        effective_on=effective_on,
+        before=before or None,
+        after=after or None,
+    )
+
+
+def _quality_award_errors(
+    *,
+    catalogue: Catalogue,
+    today: date,
+    kind: str,
+    level: str,
+    county_code: str,
+    awarded_on: date | None,
+    excellence_score: float | None,
+) -> list[FieldError]:
+    """The award's checks against reference data: a configured kind at one of its levels,
+    a served county, the date policy, and the score a self-assessment reports."""
+    errors = business_date_errors({"awarded_on": awarded_on}, today=today)
+    policy = catalogue.award_kinds.get(kind)
+    if policy is None:
+        errors.append(
+            FieldError("kind", f"unknown award kind; one of {', '.join(catalogue.award_kinds)}")
+        )
+    elif level not in policy.levels:
+        errors.append(
+            FieldError(
+                "level",
+                f"{kind} ({policy.label}) is conferred at {', '.join(policy.levels)}, not {level}",
+            )
+        )
+    elif policy.score_required and excellence_score is None:
+        errors.append(
+            FieldError("excellence_score", f"required for {kind} ({policy.label}): GB/T 19580")
+        )
+    county_error = catalogue.county_code_error(county_code)
+    if county_error:
+        errors.append(FieldError("county_code", county_error))
+    return errors
+
+
+def _award_conflict(existing: Award) -> Conflict:
+    """The 409 of a second award of one kind, level and year to one enterprise."""
+    message = (
+        f"the enterprise already has the {existing.level} {existing.kind} award of "
+        f"{existing.year} ({existing.id})"
+    )
+    return Conflict(
+        f"kind: {message}",
+        existing_id=existing.id,
+        errors=[FieldError("kind", message).as_dict()],
+    )
+
+
+async def create_award(
+    *,
+    session: AsyncSession,
+    data: AwardCreate,
+    catalogue: Catalogue,
+    principal: Principal,
+    today: date,
+) -> Award:
+    """Record an award; 403 outside the principal's counties, 422 for a broken rule, 409 for
+    a second award of its kind, level and year to the enterprise (concurrent ones too)."""
+    principal.require_county(data.county_code)
+    errors = _quality_award_errors(
+        catalogue=catalogue,
+        today=today,
+        kind=data.kind,
+        level=data.level,
+        county_code=data.county_code,
+        awarded_on=data.awarded_on,
+        excellence_score=data.excellence_score,
+    )
+    if errors:
+        raise ValidationFailed(errors)
+    same_award = partial(
+        repository.same_award,
+        session=session,
+        credit_code=data.enterprise_credit_code,
+        kind=data.kind,
+        level=str(data.level),
+        year=data.year,
+    )
+    existing = await same_award()
+    if existing is not None:
+        raise _award_conflict(existing)
+    now = _now()
+    award = Award(
+        **data.model_dump(),
+        id=new_id(),
+        status=str(AwardStatus.awarded),
+        created_at=now,
+        updated_at=now,
+    )
+    award.level = str(data.level)
+    entry = _award_history(
+        award_id=award.id,
+        principal=principal,
+        action="created",
+        at=now,
+        after={"status": str(AwardStatus.awarded)},
+        effective_on=data.awarded_on,
+    )
+    if not await repository.insert_award(session=session, award=award, items=[entry]):
+        existing = await same_award()
+        if existing is None:
+            raise Conflict("The award conflicts with one stored meanwhile; send it again.")
+        raise _award_conflict(existing)
+    await emit(
+        session,
+        source=EVENT_SOURCE,
+        type=f"{AWARD_EVENT_PREFIX}.created",
+        subject=award_subject(award.id),
+        data={
+            "id": award.id,
+            "item": award_read(award, catalogue=catalogue).model_dump(mode="json"),
+        },
+        county_code=award.county_code,
+    )
+    return award
+
+
+async def update_award(
+    *,
+    session: AsyncSession,
+    award: Award,
+    data: AwardUpdate,
+    catalogue: Catalogue,
+    principal: Principal,
+    if_match: str | None,
+    today: date,
+) -> Award:
+    """Apply field edits, checked like a new award; every change goes to the history. The
+    award's county, and the county it moves to, must be the principal's."""
+    principal.require_county(award.county_code)
+    requested = data.model_dump(exclude_unset=True)
+    nulls = sorted(
+        name
+        for name, value in requested.items()
+        if value is None and name in {"enterprise_name", "county_code", "awarded_on"}
+    )
+    if nulls:
+        raise ValidationFailed([FieldError(name, "may not be null") for name in nulls])
+    if requested.get("county_code") is not None:
+        principal.require_county(requested["county_code"])
+    check_if_match(if_match, award_etag(award))
+    changed = [name for name, value in requested.items() if getattr(award, name) != value]
+    if not changed:
+        return award
+    merged = {name: getattr(award, name) for name in AwardUpdate.model_fields} | requested
+    errors = _quality_award_errors(
+        catalogue=catalogue,
+        today=today,
+        kind=award.kind,
+        level=award.level,
+        county_code=merged["county_code"],
+        awarded_on=requested.get("awarded_on"),
+        excellence_score=merged["excellence_score"],
+    )
+    if errors:
+        raise ValidationFailed(errors)
+    before = {name: _json_value(getattr(award, name)) for name in changed}
+    after = {name: _json_value(requested[name]) for name in changed}
+    now = _now()
+    for name in changed:
+        setattr(award, name, requested[name])
+    award.updated_at = now
+    entry = _award_history(
+        award_id=award.id, principal=principal, action="updated", at=now, before=before, after=after
+    )
+    await repository.add(session=session, items=[award, entry])
+    return award
+
+
+async def change_award_status(
+    *,
+    session: AsyncSession,
+    award: Award,
+    change: AwardStatusUpdate,
+    catalogue: Catalogue,
+    principal: Principal,
+    if_match: str | None,
+    today: date,
+) -> Award:
+    """Revoke an award, with its reason; a revocation is final."""
+    principal.require_county(award.county_code)
+    check_if_match(if_match, award_etag(award))
+    current, requested = AwardStatus(award.status), change.status
+    if current != AwardStatus.awarded or requested != AwardStatus.revoked:
+        raise Conflict(
+            f"An award cannot go from {current} to {requested}; an awarded award may be revoked.",
+            current_status=str(current),
+            requested_status=str(requested),
+        )
+    effective_on = change.effective_on or today
+    if effective_on > today:
+        raise ValidationFailed.single("effective_on", f"{effective_on} is in the future")
+    if effective_on < award.awarded_on:
+        raise ValidationFailed.single(
+            "effective_on", f"{effective_on} is before the award ({award.awarded_on})"
+        )
+    now = _now()
+    award.status = str(requested)
+    award.revoked_on = effective_on
+    award.updated_at = now
+    entry = _award_history(
+        award_id=award.id,
+        principal=principal,
+        action="status_changed",
+        at=now,
+        before={"status": str(current)},
+        after={"status": str(requested)},
+        effective_on=effective_on,
+        reason=change.reason,
+    )
+    await repository.add(session=session, items=[award, entry])
+    await emit(
+        session,
+        source=EVENT_SOURCE,
+        type=f"{AWARD_EVENT_PREFIX}.status_changed",
+        subject=award_subject(award.id),
+        data={
+            "id": award.id,
+            "from": str(current),
+            "to": str(requested),
+            "effective_on": effective_on.isoformat(),
+            "reason": change.reason,
+            "item": award_read(award, catalogue=catalogue).model_dump(mode="json"),
+        },
+        county_code=award.county_code,
+    )
+    return award
+
+
+async def list_awards(
+    *,
+    session: AsyncSession,
+    filters: AwardFilters,
+    catalogue: Catalogue,
+    page: PageParams,
+    counties: frozenset[str] | None = None,
+) -> Page[AwardRead]:
+    """One page of awards matching `filters`, newest first, of `counties` only (None: all)."""
+    if filters.county_code is not None:
+        error = catalogue.county_code_error(filters.county_code)
+        if error:
+            raise ValidationFailed.single("county_code", error)
+    awards = await repository.list_awards(
+        session=session, filters=filters, page=page, county_codes=counties
+    )
+    return awards.map(partial(award_read, catalogue=catalogue))
+
+
+async def award_history(
+    *, session: AsyncSession, award_id: str, page: PageParams
+) -> Page[BrandHistoryRead]:
+    """One page of the changes to one award, oldest first."""
+    entries = await repository.award_history_page(session=session, award_id=award_id, page=page)
+    return entries.map(history_read)
+
+
+def _award_counts(rows: Iterable[Any], catalogue: Catalogue) -> dict[str, Any]:
+    """The awards of `rows`, by every configured kind and every level (zeros included)."""
+    by_kind = dict.fromkeys(catalogue.award_kinds, 0)
+    by_level = {str(level): 0 for level in AwardLevel}
+    total = 0
+    for row in rows:
+        by_kind[row.kind] = by_kind.get(row.kind, 0) + int(row.awards)
+        by_level[row.level] = by_level.get(row.level, 0) + int(row.awards)
+        total += int(row.awards)
+    return {"awards": total, "by_kind": by_kind, "by_level": by_level}
+
+
+async def award_stats(
+    *,
+    session: AsyncSession,
+    year: int,
+    county_code: str | None,
+    as_of: date | None,
+    catalogue: Catalogue,
+    counties: frozenset[str] | None = None,
+) -> AwardStatsRead:
+    """Awards of `year` conferred by `as_of` (default 31 December) and not revoked on it, per
+    county with every configured county shown; of `counties` only for a bound reader."""
+    if county_code is not None:
+        error = catalogue.county_code_error(county_code)
+        if error:
+            raise ValidationFailed.single("county_code", error)
+    day = as_of or date(year, 12, 31)
+    rows = [
+        row
+        for row in await repository.award_stats_groups(
+            session=session, year=year, as_of=day, county_code=county_code
+        )
+        if counties is None or row.county_code in counties
+    ]
+    shown = {county_code} if county_code else catalogue.regions | {r.county_code for r in rows}
+    if counties is not None:
+        shown &= counties
+    by_county = [
+        CountyAwardCounts(
+            county_code=county,
+            **_award_counts((r for r in rows if r.county_code == county), catalogue),
+        )
+        for county in sorted(shown)
+    ]
+    return AwardStatsRead(
+        year=year,
+        as_of=day,
+        by_county=by_county,
+        totals=AwardCounts(**_award_counts((r for r in rows if r.county_code in shown), catalogue)),
+    )

@@ -13,7 +13,8 @@ from kit.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
-    """Brand registry configuration; the tier policy table lives in `config/brand_tiers.json`."""
+    """Brand registry configuration; the tier policy table lives in `config/brand_tiers.json`,
+    the quality award kinds in `config/award_kinds.json`."""
 
     model_config = SettingsConfigDict(env_prefix="BRAND_REGISTRY_", extra="ignore")
 
@@ -27,6 +28,7 @@ class Settings(ServiceSettings):
     max_upload_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
     import_batch_size: int = Field(default=250, ge=1, le=10_000)
     tiers_file: Path | None = None
+    award_kinds_path: Path | None = None
     timezone: str = "Asia/Shanghai"
     # How far ahead of today a listing's valid_until may lie (kit.dates).
     validity_horizon_years: int = Field(default=DEFAULT_VALIDITY_HORIZON_YEARS, ge=1, le=100)
@@ -43,6 +45,10 @@ class Settings(ServiceSettings):
     def tier_policy_file(self) -> Path:
         """The tier policy table: configured explicitly, or `brand_tiers.json` in the config dir."""
         return self.tiers_file or self.config_dir / "brand_tiers.json"
+
+    def award_kinds_file(self) -> Path:
+        """The award kinds: configured explicitly, or `award_kinds.json` in the config dir."""
+        return self.award_kinds_path or self.config_dir / "award_kinds.json"
 
     def today(self) -> date:
         """The bureau's current date, which decides expiry."""

@@ -97,7 +97,7 @@ async def test_stats_match_the_hand_count(service: Harness) -> None:
     assert by_tier["china_famous"] == {"tier": "china_famous", **_counts(1, 3, 1)}
     assert by_tier["provincial_famous"] == {"tier": "provincial_famous", **_counts(1, 3, 1)}
     assert by_tier["city_famous"] == {"tier": "city_famous", **_counts(0, 1, 0)}
-    assert len(body["groups"]) == 11 * 4
+    assert len(body["groups"]) == 11 * 5  # every county × every tier
 
 
 async def test_stats_as_of_a_date_and_for_the_next_year(service: Harness) -> None:
