@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -121,5 +122,90 @@ async def test_history_entries_survive_the_upgrade_and_the_downgrade(tmp_path: P
 
             await _migrate(url, "0002", down=True)
             assert await _rows(engine, OLD_HISTORY) == old
+        finally:
+            await engine.dispose()
+
+
+GI_LISTING = {
+    **BRAND,
+    "id": "b2",
+    "product_name": "邳州銀杏",
+    "tier": "geographical_indication",
+    "valid_until": None,
+    "protected_name": "邳州銀杏",
+    "protected_area": ["320382"],
+    "approval_authority": "國家質量監督檢驗檢疫總局",
+    "notice_number": "2006年第185號",
+    "counterfeit_cases": 0,
+}
+AWARD = {
+    "id": "a1",
+    "kind": "city_quality_management_award",
+    "level": "city",
+    "year": 2008,
+    "enterprise_credit_code": "913203030000000010",
+    "enterprise_name": "維維集團股份有限公司",
+    "county_code": "320323",
+    "awarded_on": date(2008, 5, 1),
+    "excellence_score": None,
+    "status": "awarded",
+    "revoked_on": None,
+    "created_at": AT,
+    "updated_at": AT,
+    "version": 1,
+}
+NOTICE = {
+    "source": "inspection",
+    "reference": "incidents/1",
+    "brand_id": "b1",
+    "case_kind": "counterfeiting_case",
+    "occurred_on": date(2024, 10, 8),
+    "county_code": "320382",
+    "summary": "假冒",
+    "raised_by": "inspection",
+    "created_at": AT,
+}
+
+
+async def test_recognitions_upgrade_keeps_listings_and_the_downgrade_guards_open_validity(
+    tmp_path: Path,
+) -> None:
+    async with provision_database("brand_registry_migrations_0007", tmp_path) as url:
+        await _migrate(url, "0006")
+        engine = create_engine(url)
+        try:
+            old = sa.MetaData()
+            async with engine.begin() as connection:
+                await connection.run_sync(old.reflect)
+                await connection.execute(old.tables["brand"].insert(), [BRAND])
+            before = await _rows(engine, sa.table("brand", *(sa.column(k) for k in BRAND)))
+
+            await _migrate(url, "0007")
+            tables = models.metadata.tables
+            (upgraded,) = await _rows(engine, tables["brand"])
+            assert {k: upgraded[k] for k in BRAND if k not in ("created_at", "updated_at")} == {
+                k: v for k, v in BRAND.items() if k not in ("created_at", "updated_at")
+            }
+            assert upgraded["counterfeit_cases"] == 0
+            assert upgraded["protected_area"] is None
+            async with engine.begin() as connection:
+                await connection.execute(tables["brand"].insert(), [GI_LISTING])
+                await connection.execute(tables["award"].insert(), [AWARD])
+                await connection.execute(tables["counterfeit_notice"].insert(), [NOTICE])
+            (award,) = await _rows(engine, tables["award"])
+            assert award["kind"] == AWARD["kind"]
+
+            with pytest.raises(RuntimeError, match="b2"):
+                await _migrate(url, "0006", down=True)
+            async with engine.begin() as connection:
+                await connection.execute(
+                    tables["brand"].delete().where(tables["brand"].c.id == "b2")
+                )
+            await _migrate(url, "0006", down=True)
+            assert await _rows(engine, sa.table("brand", *(sa.column(k) for k in BRAND))) == before
+            async with engine.connect() as connection:
+                names = await connection.run_sync(lambda sync: sa.inspect(sync).get_table_names())
+            assert not {"award", "award_history", "counterfeit_notice"} & set(names)
+            await _migrate(url, "head")
         finally:
             await engine.dispose()
