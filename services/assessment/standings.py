@@ -373,7 +373,7 @@ def _incidents_in(
     counts: dict[str, int] = {}
     for row in rows:
         for kind, number in (row.get("by_kind") or {}).items():
-            if not kinds or kind in kinds:
+            if int(number) and (not kinds or kind in kinds):
                 counts[kind] = counts.get(kind, 0) + int(number)
     if not kinds:
         unnamed = sum(int(r.get("confirmed_major", 0)) for r in rows) - sum(counts.values())
