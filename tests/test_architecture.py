@@ -99,6 +99,21 @@ def test_services_and_routes_hold_no_sql(name: str, filename: str) -> None:
     assert sql_in(path.read_text(encoding="utf-8")) == [], f"{name}/{filename} holds SQL"
 
 
+SPLIT_SQL_FREE_FILES = sorted(
+    path
+    for root in DEPLOYABLES.values()
+    for pattern in ("*_service.py", "*_routes.py")
+    for path in root.glob(pattern)
+)
+"""A resource's rules and routes kept beside the service's main ones (`incident_service.py`
+beside `service.py`) are held to the same rule."""
+
+
+@pytest.mark.parametrize("path", SPLIT_SQL_FREE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_split_services_and_routes_hold_no_sql(path: Path) -> None:
+    assert sql_in(path.read_text(encoding="utf-8")) == [], f"{path.relative_to(ROOT)} holds SQL"
+
+
 def test_a_misplaced_query_is_found() -> None:
     misplaced = (
         "from sqlalchemy import select\n"

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from inspection.alerts import alerts_lifespan
 from inspection.catalogue import load_catalogue
+from inspection.incident_routes import router as incident_router
 from inspection.models import idempotency_record
 from inspection.outbox import OutboxMetrics, outbox_lifespan
 from inspection.routes import router
@@ -24,7 +25,7 @@ SPEC = ServiceSpec(
     title="Inspection",
     description="Supervision spot-check results (監督抽查) at national, provincial and city level.",
     version="1.0.0",
-    routers=[router, events_router("inspection")],
+    routers=[router, incident_router, events_router("inspection")],
     migrations=MIGRATIONS,
     version_table=VERSION_TABLE,
     idempotency_table=idempotency_record,

@@ -146,3 +146,70 @@ class OutboxMessage(Base, table=True):
     response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     release_on: date | None = None
     request_id: str | None = Field(default=None, max_length=128)
+
+
+INCIDENT_SOURCE_INDEX = "uq_incident_source_system_source_reference"
+"""A source system reports each incident under one reference."""
+_incident_version = version_column()
+
+
+class Incident(Base, table=True):
+    """A quality or food-safety incident, a case of unlicensed production or of
+    counterfeiting, in one county. `status` took effect on `status_on`; the history holds
+    every earlier status and the day it took effect, so the status on any day follows."""
+
+    __tablename__ = "incident"
+    __table_args__ = (
+        Index(INCIDENT_SOURCE_INDEX, "source_system", "source_reference", unique=True),
+        Index("ix_incident_occurred_on_county_code", "occurred_on", "county_code"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    kind: str = Field(max_length=32, index=True)
+    county_code: str = Field(max_length=6, index=True)
+    occurred_on: date
+    reported_on: date
+    title: str = Field(max_length=200)
+    description: str = Field(max_length=4000)
+    severity: str = Field(max_length=16)
+    severity_criterion: str | None = Field(default=None, max_length=64)
+    source_system: str = Field(max_length=64)
+    source_reference: str = Field(max_length=128)
+    enterprise_credit_code: str | None = Field(default=None, max_length=18, index=True)
+    enterprise_name: str | None = Field(default=None, max_length=200)
+    counterfeits_brand_id: str | None = Field(default=None, max_length=36)
+    status: str = Field(max_length=16, index=True)
+    status_on: date
+    status_reason: str | None = Field(default=None, max_length=1000)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    version: int = Field(default=1, sa_column=_incident_version)
+
+    __mapper_args__: ClassVar = {"version_id_col": _incident_version}
+
+
+class IncidentHistory(Base, table=True):
+    """One change to an incident: its report, a correction (`before` and `after` hold the
+    changed fields' old and new values) or a status change (`from_status`, `to_status` and
+    the day it took effect, `effective_on`; the report's entry carries its first status)."""
+
+    __tablename__ = "incident_history"
+    __table_args__ = (
+        Index("ix_incident_history_incident_id_effective_on", "incident_id", "effective_on"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    incident_id: str = Field(max_length=36, foreign_key="incident.id")
+    version: int
+    action: str = Field(max_length=16)
+    actor: str = Field(max_length=200)
+    reason: str | None = Field(default=None, max_length=1000)
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    before: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
+    after: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str | None = Field(default=None, max_length=16)
+    effective_on: date | None = None

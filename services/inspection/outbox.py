@@ -6,6 +6,10 @@ day has come and `service.next_step` finds it due, with exponential backoff whil
 registry is unreachable. The registry is idempotent on (source, reference), so a notice sent
 twice (say, after a crash between the send and the bookkeeping) flags or clears nothing twice.
 Each call carries the ID of the request that caused the notice.
+
+A confirmed counterfeiting case against a listed brand is a counterfeit notice, sent at once
+(incidents have no bulletin day) unless the case was dismissed first; the registry answers a
+brand it does not list with 404, and such a notice is parked as rejected, not retried.
 """
 
 import asyncio
@@ -24,7 +28,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from inspection import repository, service
+from inspection import incident_service, repository, service
 from inspection.models import OutboxMessage
 from inspection.service import utcnow
 from inspection.settings import Settings
@@ -32,10 +36,13 @@ from kit.auth import TokenMinter
 from kit.db import as_utc, is_database_unavailable, outage_log
 
 REVIEW_FLAGS_PATH = "/api/v1/brands/review-flags"
+COUNTERFEIT_NOTICES_PATH = "/api/v1/brands/counterfeit-notices"
 AUDIENCE = "brand_registry"
 SCOPE = "brands:flag"
 # Answers meaning the notice itself is wrong: retrying cannot help.
 REJECTED = frozenset({400, 422})
+# A counterfeit notice naming a brand the registry does not list cannot succeed either.
+REJECTED_COUNTERFEIT = REJECTED | {404}
 logger = structlog.get_logger("inspection.outbox")
 
 
@@ -146,9 +153,14 @@ class OutboxWorker:
         """Send the notice if it is due now, else put it off or withdraw it as the embargo
         and its chain say."""
         async with self.sessionmaker() as session:
-            step = await service.next_step(
-                session=session, notice=message, today=self.settings.today(), now=utcnow()
-            )
+            if message.kind == incident_service.COUNTERFEIT_NOTICE:
+                step: service.NoticeStep = await incident_service.notice_step(
+                    session=session, notice=message
+                )
+            else:
+                step = await service.next_step(
+                    session=session, notice=message, today=self.settings.today(), now=utcnow()
+                )
         if isinstance(step, service.Send):
             return await self._deliver(message, step.payload, minter)
         async with self.sessionmaker() as session:
@@ -183,6 +195,8 @@ class OutboxWorker:
             source = quote(payload["source"], safe="")
             reference = quote(payload["reference"], safe="/")
             return f"{REVIEW_FLAGS_PATH}/{source}/{reference}/clear", {"reason": payload["reason"]}
+        if message.kind == incident_service.COUNTERFEIT_NOTICE:
+            return COUNTERFEIT_NOTICES_PATH, payload
         return REVIEW_FLAGS_PATH, payload
 
     async def _deliver(
@@ -207,7 +221,12 @@ class OutboxWorker:
             if response.status_code in (200, 201):
                 answer = response.json()
             else:
-                give_up = response.status_code in REJECTED
+                rejected = (
+                    REJECTED_COUNTERFEIT
+                    if message.kind == incident_service.COUNTERFEIT_NOTICE
+                    else REJECTED
+                )
+                give_up = response.status_code in rejected
                 error = f"HTTP {response.status_code}: {response.text[:300]}"
         except (httpx.HTTPError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
