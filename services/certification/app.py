@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from certification.alerts import alerts_lifespan
 from certification.catalogue import load_catalogue
+from certification.disposition_routes import router as disposition_router
 from certification.models import idempotency_record
 from certification.routes import router
 from certification.settings import Settings
@@ -18,9 +19,9 @@ VERSION_TABLE = "certification_alembic_version"
 SPEC = ServiceSpec(
     name="certification",
     title="Certification",
-    description="Management-system certificates (ISO 9001, ISO 14001 …) of enterprises, with public verification.",
+    description="Management-system certificates (ISO 9001, ISO 14001 …) and market-access licences of enterprises, with public verification, and the food-processing dispositions.",
     version="1.0.0",
-    routers=[router, events_router("certification")],
+    routers=[router, disposition_router, events_router("certification")],
     migrations=MIGRATIONS,
     version_table=VERSION_TABLE,
     idempotency_table=idempotency_record,
