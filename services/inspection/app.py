@@ -31,7 +31,14 @@ SPEC = ServiceSpec(
     idempotency_table=idempotency_record,
     lifespan_hooks=[events_lifespan(), OUTBOX_HOOK, alerts_lifespan()],
     load_catalogue=load_catalogue,
-    openapi_tags=[{"name": "spot-checks", "description": "Supervision spot-checks (監督抽查)"}],
+    openapi_tags=[
+        {"name": "spot-checks", "description": "Supervision spot-checks (監督抽查)"},
+        {
+            "name": "incidents",
+            "description": "Quality and food-safety incidents, unlicensed production and"
+            " counterfeiting cases (質量安全事件、無證生產、制售假冒偽劣案件)",
+        },
+    ],
 )
 
 
