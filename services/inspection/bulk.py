@@ -25,6 +25,7 @@ from inspection.service import (
     EVENT_SOURCE,
     RECORDED_FIELDS,
     Embargo,
+    flags_brand_review,
     history_row,
     outbox_row,
     published_event,
@@ -42,15 +43,13 @@ from kit.events import emit_many
 from kit.identifiers import new_id
 from kit.xlsxio import Upload
 
+# A programme's own fields (config/programmes.json) are required row by row.
 REQUIRED_COLUMNS = (
     "plan_code",
     "level",
-    "product_category",
-    "product_name",
     "enterprise_credit_code",
     "enterprise_name",
     "county_code",
-    "sample_code",
     "sampled_on",
     "result",
 )
@@ -68,7 +67,8 @@ EXPORT_COLUMNS = (
 IGNORED_ON_IMPORT = frozenset(
     {"id", "root_id", "final_result", "created_by", "created_at", "updated_at"}
 )
-ALLOWED_COLUMNS = frozenset(EXPORT_COLUMNS)
+ALLOWED_COLUMNS = frozenset({*EXPORT_COLUMNS, "inspected_on"})
+PARSED_COLUMNS = frozenset({*RECORDED_FIELDS, "inspected_on"})
 FINAL_RESULT_CELL = EXPORT_COLUMNS.index("final_result")
 CHECK_BATCH = 1000
 
@@ -86,7 +86,7 @@ def _parse_row(
             )
         ]
     data: dict[str, Any] = {
-        name: value for name, value in values.items() if value != "" and name in RECORDED_FIELDS
+        name: value for name, value in values.items() if value != "" and name in PARSED_COLUMNS
     }
     if "nonconforming_items" in data:
         try:
@@ -150,7 +150,7 @@ async def validate_upload(
                 outside.append(line)
             record, problems = _parse_row(values, catalogue=catalogue, today=today)
             errors.extend(RowError(line, field, message) for field, message in problems)
-            if record is None:
+            if record is None or record.sample_code is None:
                 continue
             key = (record.plan_code, record.sample_code)
             if key in seen:
@@ -167,9 +167,16 @@ class _ImportBatch:
     """The rows of one insert batch: spot-checks with their history and outbox entries."""
 
     def __init__(
-        self, *, principal: Principal, now: datetime, request_id: str | None, kind: str = "csv"
+        self,
+        *,
+        principal: Principal,
+        now: datetime,
+        request_id: str | None,
+        catalogue: Catalogue,
+        kind: str = "csv",
     ) -> None:
         self.kind = kind
+        self.catalogue = catalogue
         self.principal = principal
         self.now = now
         self.request_id = request_id
@@ -205,7 +212,9 @@ class _ImportBatch:
                 now=self.now,
             )
         )
-        if record.result is Result.failed:
+        if record.result is Result.failed and flags_brand_review(
+            record.programme.value, self.catalogue
+        ):
             self.outbox.append(
                 outbox_row(
                     row,
@@ -233,7 +242,13 @@ async def store_upload(
     stored = 0
     now = utcnow()
     for lines in batched(_rows(upload), batch_size):
-        batch = _ImportBatch(principal=principal, now=now, request_id=request_id, kind=upload.kind)
+        batch = _ImportBatch(
+            principal=principal,
+            now=now,
+            request_id=request_id,
+            catalogue=catalogue,
+            kind=upload.kind,
+        )
         for _line, values in lines:
             record, _problems = _parse_row(values, catalogue=catalogue, today=today)
             assert record is not None

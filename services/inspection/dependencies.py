@@ -121,8 +121,14 @@ async def spot_check_filters(
     ] = None,
     q: Annotated[str | None, Query(max_length=100, description="Text search")] = None,
     include_unpublished: bool = False,
+    programme: Annotated[
+        str | None,
+        Query(max_length=200, description="Comma-separated, e.g. metrology,food_safety"),
+    ] = None,
+    equipment_code: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
 ) -> SpotCheckFilters:
     """The list and export filters, each checked as a record's field is."""
+    programmes = service.parse_programmes(programme)
     errors: list[FieldError] = []
     if county_code is not None and (error := catalogue.county_code_error(county_code)):
         errors.append(FieldError("county_code", error))
@@ -147,6 +153,8 @@ async def spot_check_filters(
         q=q.strip() if q and q.strip() else None,
         include_unpublished=unpublished_allowed(principal, include_unpublished),
         county_codes=principal.readable_counties(),
+        programmes=programmes,
+        equipment_code=equipment_code.strip() if equipment_code else None,
     )
 
 

@@ -28,6 +28,7 @@ idempotency_record = idempotency_table(metadata)
 event_record, event_once_record = event_tables(metadata)
 
 ORIGINALS_ONLY = text("reinspection_of IS NULL")
+EQUIPMENT_ONLY = text("equipment_code IS NOT NULL")
 SAMPLE_INDEX = "uq_spot_check_plan_code_sample_code"
 """A sample code is unique within its plan; its re-inspections reuse it."""
 REINSPECTION_CONSTRAINT = "uq_spot_check_reinspection_of"
@@ -48,9 +49,11 @@ class SpotCheck(Base, table=True):
             sqlite_where=ORIGINALS_ONLY,
             postgresql_where=ORIGINALS_ONLY,
         ),
-        # Covers the stats query: a range on sampled_on, every other column read from the index.
+        # Covers the stats queries: one programme, a range on sampled_on, every other column
+        # read from the index.
         Index(
             "ix_spot_check_stats",
+            "programme",
             "sampled_on",
             "county_code",
             "level",
@@ -59,20 +62,36 @@ class SpotCheck(Base, table=True):
             "final_result",
             "published_on",
             "overturned_on",
+            "metrology_subject",
+            "instruments_checked",
+            "instruments_nonconforming",
             sqlite_where=ORIGINALS_ONLY,
             postgresql_where=ORIGINALS_ONLY,
+        ),
+        # Serves the special-equipment items: each code's inspections in date order.
+        Index(
+            "ix_spot_check_equipment",
+            "equipment_code",
+            "sampled_on",
+            "id",
+            "county_code",
+            "next_due_on",
+            "published_on",
+            "major_hazard_source",
+            sqlite_where=EQUIPMENT_ONLY,
+            postgresql_where=EQUIPMENT_ONLY,
         ),
     )
 
     id: str = Field(primary_key=True, max_length=36)
     plan_code: str = Field(max_length=64, index=True)
     level: str = Field(max_length=16, index=True)
-    product_category: str = Field(max_length=32, index=True)
-    product_name: str = Field(max_length=200)
+    product_category: str | None = Field(default=None, max_length=32, index=True)
+    product_name: str | None = Field(default=None, max_length=200)
     enterprise_credit_code: str = Field(max_length=18, index=True)
     enterprise_name: str = Field(max_length=200)
     county_code: str = Field(max_length=6, index=True)
-    sample_code: str = Field(max_length=64)
+    sample_code: str | None = Field(default=None, max_length=64)
     sampled_on: date = Field(index=True)
     result: str = Field(max_length=8, index=True)
     nonconforming_items: list[dict[str, Any]] = Field(
@@ -90,6 +109,23 @@ class SpotCheck(Base, table=True):
     root_id: str = Field(max_length=36, index=True)
     final_result: str = Field(max_length=8)
     overturned_on: date | None = None
+    programme: str = Field(
+        default="product_quality",
+        max_length=32,
+        sa_column_kwargs={"server_default": "product_quality"},
+    )
+    metrology_subject: str | None = Field(default=None, max_length=32)
+    instruments_checked: int | None = None
+    instruments_nonconforming: int | None = None
+    # Exact decimal text (e.g. "500", "4.5") in `quantity_unit`.
+    nominal_quantity: str | None = Field(default=None, max_length=32)
+    quantity_unit: str | None = Field(default=None, max_length=16)
+    measured_shortfall: str | None = Field(default=None, max_length=32)
+    tolerated_deficiency: str | None = Field(default=None, max_length=32)
+    equipment_code: str | None = Field(default=None, max_length=64)
+    equipment_kind: str | None = Field(default=None, max_length=32)
+    next_due_on: date | None = None
+    major_hazard_source: bool | None = None
     created_by: str = Field(max_length=200)
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

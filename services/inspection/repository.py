@@ -2,7 +2,7 @@
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Select, and_, case, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +18,14 @@ from inspection.models import (
     SpotCheckHistory,
     metadata,
 )
-from inspection.schemas import FailureWindow, FindingRow, SpotCheckFilters, StatsRow
+from inspection.schemas import (
+    CountRow,
+    FailureWindow,
+    FindingRow,
+    ItemRow,
+    SpotCheckFilters,
+    StatsRow,
+)
 from kit.db import violates_unique
 from kit.errors import Conflict
 from kit.pagination import Page, PageParams, paginate
@@ -62,7 +69,7 @@ async def chain_of(*, session: AsyncSession, root_id: str) -> list[SpotCheck]:
     return ordered
 
 
-Written = tuple[str, str, str | None]
+Written = tuple[str, str | None, str | None]
 """What the unique rules look at in a written check: plan, sample and the check it re-inspects."""
 
 
@@ -107,7 +114,7 @@ async def _refusing_duplicates(
 
 async def _sample_conflict(session: AsyncSession, written: Sequence[Written]) -> Conflict | None:
     for plan_code, sample_code, reinspection_of in written:
-        if reinspection_of is None:
+        if reinspection_of is None and sample_code is not None:
             found = await find_original(
                 session=session, plan_code=plan_code, sample_code=sample_code
             )
@@ -167,6 +174,7 @@ def _visible(today: date) -> Any:
 def _counted_originals(
     check: Any,
     *,
+    programme: str,
     start: date,
     end: date,
     levels: Sequence[str],
@@ -178,6 +186,7 @@ def _counted_originals(
     know it, and the conditions that pick the originals the stats count."""
     passed = col(check.final_result) == "pass" if include_unpublished else public_pass(check, today)
     conditions = [
+        col(check.programme) == programme,
         col(check.reinspection_of).is_(None),
         col(check.sampled_on) >= start,
         col(check.sampled_on) <= end,
@@ -198,6 +207,10 @@ def public_pass(check: Any, today: date) -> Any:
 
 def _filtered(query: Select[Any], filters: SpotCheckFilters, today: date) -> Select[Any]:
     conditions: list[Any] = []
+    if filters.programmes is not None:
+        conditions.append(col(SpotCheck.programme).in_(sorted(filters.programmes)))
+    if filters.equipment_code is not None:
+        conditions.append(col(SpotCheck.equipment_code) == filters.equipment_code)
     if filters.plan_code is not None:
         conditions.append(col(SpotCheck.plan_code) == filters.plan_code)
     if filters.level is not None:
@@ -248,12 +261,15 @@ async def bulletin_checks(
     level: str,
     today: date,
     county_codes: Collection[str] | None,
+    programmes: Collection[str] | None = None,
 ) -> list[SpotCheck]:
-    """The checks of one plan and level whose bulletin day has come, as a bulletin lists them:
-    by county, then enterprise, then sample."""
+    """The checks of one plan and level (and programmes) whose bulletin day has come, as a
+    bulletin lists them: by county, then enterprise, then sample."""
     query = select(SpotCheck).where(
         col(SpotCheck.plan_code) == plan_code, col(SpotCheck.level) == level, _visible(today)
     )
+    if programmes is not None:
+        query = query.where(col(SpotCheck.programme).in_(sorted(programmes)))
     if county_codes is not None:
         query = query.where(col(SpotCheck.county_code).in_(sorted(county_codes)))
     query = query.order_by(
@@ -283,6 +299,7 @@ async def history_of(*, session: AsyncSession, spot_check_id: str) -> list[SpotC
 async def stats_rows(
     *,
     session: AsyncSession,
+    programme: str,
     start: date,
     end: date,
     levels: Sequence[str],
@@ -295,6 +312,7 @@ async def stats_rows(
     an overturning re-inspection from its own bulletin day on."""
     passed, conditions = _counted_originals(
         SpotCheck,
+        programme=programme,
         start=start,
         end=end,
         levels=levels,
@@ -318,7 +336,7 @@ async def stats_rows(
         StatsRow(
             county_code=row.county_code,
             level=row.level,
-            product_category=row.product_category,
+            product_category=row.product_category or "",
             checked=int(row.checked),
             passed=int(row.passed or 0),
         )
@@ -329,6 +347,7 @@ async def stats_rows(
 async def finding_rows(
     *,
     session: AsyncSession,
+    programme: str,
     start: date,
     end: date,
     levels: Sequence[str],
@@ -342,6 +361,7 @@ async def finding_rows(
     root = aliased(SpotCheck)
     chain_passed, conditions = _counted_originals(
         root,
+        programme=programme,
         start=start,
         end=end,
         levels=levels,
@@ -390,17 +410,171 @@ async def finding_rows(
     ]
 
 
+async def count_rows(
+    *,
+    session: AsyncSession,
+    programme: str,
+    kind: Literal["metrology_subject", "equipment_kind"],
+    start: date,
+    end: date,
+    levels: Sequence[str],
+    county_code: str | None,
+    include_unpublished: bool,
+    today: date,
+) -> list[CountRow]:
+    """A programme's records sampled in [start, end] per county, level and `kind`: how many,
+    how many failed as the reader may know it, and the instruments they checked and found
+    nonconforming (one GROUP BY on the stats index)."""
+    passed, conditions = _counted_originals(
+        SpotCheck,
+        programme=programme,
+        start=start,
+        end=end,
+        levels=levels,
+        county_code=county_code,
+        include_unpublished=include_unpublished,
+        today=today,
+    )
+    kind_column: Any = col(getattr(SpotCheck, kind))
+    query = (
+        select(
+            col(SpotCheck.county_code),
+            col(SpotCheck.level),
+            kind_column.label("kind"),
+            func.count().label("records"),
+            func.sum(case((passed, 0), else_=1)).label("failed"),
+            func.coalesce(func.sum(col(SpotCheck.instruments_checked)), 0).label("instruments"),
+            func.coalesce(func.sum(col(SpotCheck.instruments_nonconforming)), 0).label("bad"),
+        )
+        .where(*conditions)
+        .group_by(col(SpotCheck.county_code), col(SpotCheck.level), kind_column)
+    )
+    return [
+        CountRow(
+            county_code=row.county_code,
+            level=row.level,
+            kind=row.kind,
+            records=int(row.records),
+            failed=int(row.failed or 0),
+            instruments_checked=int(row.instruments),
+            instruments_nonconforming=int(row.bad),
+        )
+        for row in (await session.execute(query)).all()
+    ]
+
+
+def _latest_inspections(
+    *, programme: str, as_of: date, include_unpublished: bool, today: date
+) -> Any:
+    """Each equipment code's latest inspection sampled by `as_of` (published by `today`
+    unless `include_unpublished`), as a subquery."""
+    conditions: list[Any] = [
+        col(SpotCheck.equipment_code).is_not(None),
+        col(SpotCheck.programme) == programme,
+        col(SpotCheck.reinspection_of).is_(None),
+        col(SpotCheck.sampled_on) <= as_of,
+    ]
+    if not include_unpublished:
+        conditions.append(_visible(today))
+    rank = (
+        func.row_number()
+        .over(
+            partition_by=col(SpotCheck.equipment_code),
+            order_by=(col(SpotCheck.sampled_on).desc(), col(SpotCheck.id).desc()),
+        )
+        .label("rank")
+    )
+    return (
+        select(
+            col(SpotCheck.equipment_code),
+            col(SpotCheck.county_code),
+            col(SpotCheck.equipment_kind),
+            col(SpotCheck.next_due_on),
+            col(SpotCheck.major_hazard_source),
+            rank,
+        )
+        .where(*conditions)
+        .subquery("latest")
+    )
+
+
+async def item_rows(
+    *,
+    session: AsyncSession,
+    programme: str,
+    as_of: date,
+    county_code: str | None,
+    include_unpublished: bool,
+    today: date,
+) -> list[ItemRow]:
+    """Per county, kind, whether overdue on `as_of` and whether a major hazard source: the
+    number of items (distinct equipment codes) as their latest inspection by `as_of` records
+    them (one GROUP BY over a window on the equipment index)."""
+    latest = _latest_inspections(
+        programme=programme, as_of=as_of, include_unpublished=include_unpublished, today=today
+    )
+    overdue = case((latest.c.next_due_on < as_of, True), else_=False)
+    hazard = case((latest.c.major_hazard_source.is_(True), True), else_=False)
+    query = (
+        select(
+            latest.c.county_code,
+            latest.c.equipment_kind,
+            overdue.label("overdue"),
+            hazard.label("hazard"),
+            func.count().label("items"),
+        )
+        .where(latest.c.rank == 1)
+        .group_by(latest.c.county_code, latest.c.equipment_kind, overdue, hazard)
+    )
+    if county_code is not None:
+        query = query.where(latest.c.county_code == county_code)
+    return [
+        ItemRow(
+            county_code=row.county_code,
+            equipment_kind=row.equipment_kind,
+            overdue=bool(row.overdue),
+            major_hazard_source=bool(row.hazard),
+            items=int(row.items),
+        )
+        for row in await session.execute(query)
+    ]
+
+
+async def overdue_codes(
+    *,
+    session: AsyncSession,
+    programme: str,
+    as_of: date,
+    county_code: str | None,
+    include_unpublished: bool,
+    today: date,
+) -> list[tuple[str, str]]:
+    """(county, equipment code) of each item overdue on `as_of`, by county and code."""
+    latest = _latest_inspections(
+        programme=programme, as_of=as_of, include_unpublished=include_unpublished, today=today
+    )
+    query = (
+        select(latest.c.county_code, latest.c.equipment_code)
+        .where(latest.c.rank == 1, latest.c.next_due_on < as_of)
+        .order_by(latest.c.county_code, latest.c.equipment_code)
+    )
+    if county_code is not None:
+        query = query.where(latest.c.county_code == county_code)
+    return [(row.county_code, row.equipment_code) for row in await session.execute(query)]
+
+
 async def existing_originals(
     *, session: AsyncSession, keys: Sequence[tuple[str, str]]
 ) -> set[tuple[str, str]]:
     """Which (plan_code, sample_code) pairs already have an original check."""
+    keys = [key for key in keys if key[1] is not None]
     if not keys:
         return set()
     query = select(col(SpotCheck.plan_code), col(SpotCheck.sample_code)).where(
         tuple_(col(SpotCheck.plan_code), col(SpotCheck.sample_code)).in_(list(keys)),
         col(SpotCheck.reinspection_of).is_(None),
     )
-    return {(row[0], row[1]) for row in await session.execute(query)}
+    return {(str(row[0]), str(row[1])) for row in await session.execute(query)}
 
 
 async def existing_ids(*, session: AsyncSession, ids: Sequence[str]) -> set[str]:

@@ -25,11 +25,11 @@ from inspection.schemas import (
     IMPORT_EXAMPLE,
     LABELS,
     Level,
+    ProgrammeStats,
     RepeatedFailures,
     SpotCheckCreate,
     SpotCheckHistoryList,
     SpotCheckRead,
-    SpotCheckStats,
     SpotCheckUpdate,
 )
 from kit.concurrency import IfMatch
@@ -106,7 +106,11 @@ async def list_spot_checks(
     )
 
 
-@router.get("/spot-checks/stats", summary="Pass rates after re-inspections")
+@router.get(
+    "/spot-checks/stats",
+    summary="A programme's stats: pass rates after re-inspections (product quality, food"
+    " safety), instruments checked (metrology), items overdue (special equipment)",
+)
 async def spot_check_stats(
     session: SessionDep,
     principal: Reader,
@@ -119,17 +123,24 @@ async def spot_check_stats(
     ] = None,
     as_of: date | None = None,
     include_unpublished: bool = False,
-) -> SpotCheckStats:
-    return await service.spot_check_stats(
-        session=session,
+    programme: Annotated[
+        str | None, Query(max_length=32, description="One programme; default product_quality")
+    ] = None,
+) -> ProgrammeStats:
+    query = service.StatsQuery(
         year=year,
         as_of=as_of,
         levels=service.parse_levels(levels),
         county_code=county_code,
         include_unpublished=unpublished_allowed(principal, include_unpublished),
+        counties=principal.readable_counties(),
+    )
+    return await service.programme_stats(
+        session=session,
+        programme=service.parse_programme(programme),
+        query=query,
         catalogue=catalogue,
         today=today,
-        counties=principal.readable_counties(),
     )
 
 
@@ -203,11 +214,15 @@ async def export_spot_checks(
 def _bulletin_query(
     plan_code: Annotated[str, Query(min_length=1, max_length=64, description="the plan's code")],
     level: Annotated[Level, Query(description="the level of the checks")],
-) -> tuple[str, Level]:
-    return plan_code, level
+    programme: Annotated[
+        str | None,
+        Query(max_length=200, description="Comma-separated programmes (default: any)"),
+    ] = None,
+) -> tuple[str, Level, frozenset[str] | None]:
+    return plan_code, level, service.parse_programmes(programme)
 
 
-BulletinQuery = Annotated[tuple[str, Level], Depends(_bulletin_query)]
+BulletinQuery = Annotated[tuple[str, Level, frozenset[str] | None], Depends(_bulletin_query)]
 
 
 @router.get(
@@ -227,9 +242,14 @@ async def bulletin_pdf(
     settings: SettingsDep,
     query: BulletinQuery,
 ) -> Response:
-    plan_code, level = query
+    plan_code, level, programmes = query
     checks = await service.bulletin_checks(
-        session=session, plan_code=plan_code, level=level, today=today, principal=principal
+        session=session,
+        plan_code=plan_code,
+        level=level,
+        today=today,
+        principal=principal,
+        programmes=programmes,
     )
     pdf = await service.bulletin_pdf(
         checks, plan_code=plan_code, level=level, catalogue=catalogue, font=settings.report_font
@@ -256,9 +276,14 @@ async def bulletin_xlsx(
     catalogue: CatalogueDep,
     query: BulletinQuery,
 ) -> Response:
-    plan_code, level = query
+    plan_code, level, programmes = query
     checks = await service.bulletin_checks(
-        session=session, plan_code=plan_code, level=level, today=today, principal=principal
+        session=session,
+        plan_code=plan_code,
+        level=level,
+        today=today,
+        principal=principal,
+        programmes=programmes,
     )
     return Response(
         service.bulletin_xlsx(checks, plan_code=plan_code, level=level, catalogue=catalogue),

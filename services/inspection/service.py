@@ -4,6 +4,7 @@ corrections with history, the embargo, the stats, and the notices to the brand r
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,21 +15,35 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from inspection import repository
 from inspection.bulletin import render_bulletin_pdf, render_bulletin_xlsx
-from inspection.catalogue import Catalogue
+from inspection.catalogue import PROGRAMME_FIELDS, Catalogue
 from inspection.models import OutboxMessage, SpotCheck, SpotCheckHistory
 from inspection.schemas import (
     LEVEL_LABELS,
     RESULT_LABELS,
     CategoryStats,
+    CountRow,
     CountyFindings,
     CountyStats,
+    EquipmentCounts,
+    EquipmentCountyStats,
+    EquipmentGroupStats,
+    EquipmentKindStats,
     FindingCounts,
     FindingRecord,
     FindingRow,
     GroupStats,
+    ItemRow,
     Level,
+    MetrologyCounts,
+    MetrologyCountyStats,
+    MetrologyGroupStats,
+    MetrologyStats,
+    MetrologySubjectStats,
     PassRate,
+    Programme,
+    ProgrammeStats,
     Result,
+    SpecialEquipmentStats,
     SpotCheckCreate,
     SpotCheckFields,
     SpotCheckFilters,
@@ -50,7 +65,9 @@ from kit.pagination import Page, PageParams
 from kit.pdf import find_font
 
 REVIEW_FLAG = "brand_review_flag"
-RECORDED_FIELDS = tuple(SpotCheckFields.model_fields)
+ALIASES = frozenset({"inspected_on"})
+"""Fields a request may send that are another field under a programme's own name."""
+RECORDED_FIELDS = tuple(name for name in SpotCheckFields.model_fields if name not in ALIASES)
 CHAIN_KEYS = ("plan_code", "sample_code")
 
 
@@ -182,6 +199,15 @@ async def _emit_correction(
     await emit_many(session, source=EVENT_SOURCE, events=new)
 
 
+def _decimal(text: str | None) -> Decimal | None:
+    return Decimal(text) if text is not None else None
+
+
+def decimal_text(value: Decimal) -> str:
+    """A decimal as the exact text a record stores: `500`, `4.5`."""
+    return format(value.normalize(), "f")
+
+
 def etag_of(spot_check: SpotCheck) -> str:
     return make_etag(spot_check.id, spot_check.version)
 
@@ -189,8 +215,11 @@ def etag_of(spot_check: SpotCheck) -> str:
 def to_read(spot_check: SpotCheck, *, catalogue: Catalogue, embargo: Embargo) -> SpotCheckRead:
     """The served shape of a spot-check, with labels beside the codes, as `embargo` lets
     its reader see it."""
+    programme = Programme(spot_check.programme)
     return SpotCheckRead(
         id=spot_check.id,
+        programme=programme,
+        programme_label=catalogue.programme_label(programme.value),
         plan_code=spot_check.plan_code,
         level=Level(spot_check.level),
         level_label=LEVEL_LABELS[Level(spot_check.level)],
@@ -215,6 +244,20 @@ def to_read(spot_check: SpotCheck, *, catalogue: Catalogue, embargo: Embargo) ->
         reinspection_of=spot_check.reinspection_of,
         root_id=spot_check.root_id,
         final_result=embargo.final_result(spot_check),
+        metrology_subject=spot_check.metrology_subject,
+        metrology_subject_label=catalogue.subject_label(spot_check.metrology_subject),
+        instruments_checked=spot_check.instruments_checked,
+        instruments_nonconforming=spot_check.instruments_nonconforming,
+        nominal_quantity=_decimal(spot_check.nominal_quantity),
+        quantity_unit=spot_check.quantity_unit,
+        measured_shortfall=_decimal(spot_check.measured_shortfall),
+        tolerated_deficiency=_decimal(spot_check.tolerated_deficiency),
+        equipment_code=spot_check.equipment_code,
+        equipment_kind=spot_check.equipment_kind,
+        equipment_kind_label=catalogue.equipment_kind_label(spot_check.equipment_kind),
+        inspected_on=spot_check.sampled_on if programme is Programme.special_equipment else None,
+        next_due_on=spot_check.next_due_on,
+        major_hazard_source=spot_check.major_hazard_source,
         created_by=spot_check.created_by,
         created_at=as_utc(spot_check.created_at),
         updated_at=as_utc(spot_check.updated_at),
@@ -267,9 +310,13 @@ def pydantic_errors(exc: ValidationError) -> list[FieldError]:
 
 
 def _reference_errors(record: SpotCheckFields, catalogue: Catalogue) -> list[FieldError]:
-    """The category and the county must be configured ones."""
+    """The category (one of its programme's) and the county must be configured ones."""
     errors = []
-    if category_error := catalogue.category_error(record.product_category):
+    if record.product_category is not None and (
+        category_error := catalogue.category_error(
+            record.product_category, programme=record.programme.value
+        )
+    ):
         errors.append(FieldError("product_category", category_error))
     if county_error := catalogue.county_code_error(record.county_code):
         errors.append(FieldError("county_code", county_error))
@@ -317,12 +364,107 @@ def _result_errors(record: SpotCheckFields) -> list[FieldError]:
     return errors
 
 
+def _programme_field_errors(record: SpotCheckFields, catalogue: Catalogue) -> list[FieldError]:
+    """The fields the programme (and metrology subject) requires are filled in, those it
+    does not hold are empty, and its codes are its catalogue's."""
+    rule = catalogue.programmes.get(record.programme.value)
+    if rule is None:
+        return [FieldError("programme", f"programme {record.programme.value!r} is not configured")]
+    errors = []
+    subject = record.metrology_subject
+    if subject is not None and rule.subjects and subject not in rule.subjects:
+        known = ", ".join(rule.subjects)
+        errors.append(
+            FieldError(
+                "metrology_subject", f"unknown metrology subject {subject!r}; known: {known}"
+            )
+        )
+    required, allowed = rule.required_fields(subject), rule.allowed_fields(subject)
+    of = f"a {rule.code} record" + (f" of subject {subject}" if subject in rule.subjects else "")
+    for name in PROGRAMME_FIELDS:
+        value = getattr(record, name)
+        if value is None and name in required:
+            errors.append(FieldError(name, f"{of} requires it"))
+        elif value is not None and name not in allowed:
+            errors.append(FieldError(name, f"{of} does not record it"))
+    kind = record.equipment_kind
+    if kind is not None and rule.equipment_kinds and kind not in rule.equipment_kinds:
+        known = ", ".join(rule.equipment_kinds)
+        errors.append(FieldError("equipment_kind", f"unknown kind {kind!r}; known: {known}"))
+    unit = record.quantity_unit
+    if unit is not None and rule.quantity_units and unit not in rule.quantity_units:
+        known = ", ".join(rule.quantity_units)
+        errors.append(FieldError("quantity_unit", f"unknown unit {unit!r}; known: {known}"))
+    return errors
+
+
+def _metrology_errors(record: SpotCheckFields) -> list[FieldError]:
+    """Nonconforming instruments are among those checked; a check fails exactly when it
+    found one. A prepackaged-quantity batch fails exactly when a package falls short by more
+    than the tolerated deficiency (`measured_shortfall` is the largest shortfall found)."""
+    errors = []
+    checked, nonconforming = record.instruments_checked, record.instruments_nonconforming
+    if checked is not None and nonconforming is not None and nonconforming > checked:
+        errors.append(
+            FieldError("instruments_nonconforming", f"more than the {checked} instruments checked")
+        )
+    failed = record.result is Result.failed
+    if nonconforming is not None and not record.refused and failed != (nonconforming > 0):
+        errors.append(
+            FieldError(
+                "result",
+                "a metrology check fails exactly when it finds a nonconforming instrument",
+            )
+        )
+    shortfall, tolerated = record.measured_shortfall, record.tolerated_deficiency
+    if shortfall is not None and tolerated is not None and failed != (shortfall > tolerated):
+        verdict = "fail" if shortfall > tolerated else "pass"
+        errors.append(
+            FieldError(
+                "result",
+                f"a shortfall of {shortfall} against a tolerated deficiency of {tolerated} "
+                f"is a {verdict!r}",
+            )
+        )
+    return errors
+
+
+def _equipment_errors(record: SpotCheckFields, today: date) -> list[FieldError]:
+    """An inspection's day is its sampling day; the next inspection is due after this one,
+    within the date policy's reach."""
+    errors = []
+    if record.inspected_on is not None:
+        if record.programme is not Programme.special_equipment:
+            errors.append(FieldError("inspected_on", "only special equipment is inspected"))
+        elif record.inspected_on != record.sampled_on:
+            errors.append(
+                FieldError(
+                    "inspected_on", "it is the sampling day: send one of the two, or both equal"
+                )
+            )
+    if record.next_due_on is None:
+        return errors
+    errors += business_date_errors(
+        {"next_due_on": record.next_due_on}, today=today, horizon_years=NEXT_DUE_HORIZON_YEARS
+    )
+    if record.next_due_on <= record.sampled_on:
+        errors.append(FieldError("next_due_on", "the next inspection is due after this one"))
+    return errors
+
+
+NEXT_DUE_HORIZON_YEARS = 10
+"""The longest period between two periodic inspections of special equipment, with margin."""
+
+
 def rule_errors(record: SpotCheckFields, *, catalogue: Catalogue, today: date) -> list[FieldError]:
     """What makes a record invalid beyond its fields' own shapes."""
     return [
+        *_programme_field_errors(record, catalogue),
         *_reference_errors(record, catalogue),
         *_date_errors(record, catalogue, today),
         *_result_errors(record),
+        *_metrology_errors(record),
+        *_equipment_errors(record, today),
     ]
 
 
@@ -333,9 +475,13 @@ def _check_record(record: SpotCheckFields, *, catalogue: Catalogue, today: date)
 
 
 def stored_values(record: SpotCheckFields) -> dict[str, Any]:
-    values = record.model_dump(mode="python")
+    values = record.model_dump(mode="python", exclude=set(ALIASES))
     values["level"] = record.level.value
     values["result"] = record.result.value
+    values["programme"] = record.programme.value
+    for name in ("nominal_quantity", "measured_shortfall", "tolerated_deficiency"):
+        if values[name] is not None:
+            values[name] = decimal_text(values[name])
     values["nonconforming_items"] = [item.model_dump() for item in record.nonconforming_items]
     return values
 
@@ -463,14 +609,32 @@ async def _refresh_chain(*, session: AsyncSession, root_id: str) -> None:
 
 
 async def _check_reinspection(
-    *, session: AsyncSession, record: SpotCheckFields, original_id: str, principal: Principal
+    *,
+    session: AsyncSession,
+    record: SpotCheckFields,
+    original_id: str,
+    principal: Principal,
+    catalogue: Catalogue,
 ) -> SpotCheck:
-    """A re-inspection names a failed, sampled, not yet re-inspected check of its plan and
-    sample, of a county the principal may write (it changes that check's final result)."""
+    """A re-inspection names a failed, sampled, not yet re-inspected check of its plan,
+    sample and programme (one whose failures are re-inspected), of a county the principal
+    may write (it changes that check's final result)."""
+    rule = catalogue.programmes.get(record.programme.value)
+    if rule is not None and not rule.reinspection:
+        raise ValidationFailed.single(
+            "reinspection_of",
+            f"a {record.programme.value} record is not re-inspected: record a new check",
+        )
     original = await repository.get_spot_check(session=session, spot_check_id=original_id)
     if original is None:
         raise ValidationFailed.single("reinspection_of", f"no spot-check with id {original_id!r}")
     principal.require_county(original.county_code)
+    if original.programme != record.programme.value:
+        raise Conflict(
+            f"A re-inspection belongs to the programme of the check it re-inspects "
+            f"({original.programme!r}), not {record.programme.value!r}.",
+            field="programme",
+        )
     if original.result != Result.failed:
         raise Conflict(
             "Only a failed check can be re-inspected; this one passed.",
@@ -505,9 +669,15 @@ async def _check_reinspection(
 
 
 async def _check_unique_sample(
-    *, session: AsyncSession, plan_code: str, sample_code: str, exclude_id: str | None = None
+    *,
+    session: AsyncSession,
+    plan_code: str,
+    sample_code: str | None,
+    exclude_id: str | None = None,
 ) -> None:
     """A sample code is recorded once per plan (its re-inspections aside)."""
+    if sample_code is None:
+        return
     existing = await repository.find_original(
         session=session, plan_code=plan_code, sample_code=sample_code
     )
@@ -525,11 +695,16 @@ async def _original_of(
     record: SpotCheckFields,
     reinspection_of: str | None,
     principal: Principal,
+    catalogue: Catalogue,
 ) -> SpotCheck | None:
     """The check a new record re-inspects; None for an original, whose sample must be new."""
     if reinspection_of:
         return await _check_reinspection(
-            session=session, record=record, original_id=reinspection_of, principal=principal
+            session=session,
+            record=record,
+            original_id=reinspection_of,
+            principal=principal,
+            catalogue=catalogue,
         )
     await _check_unique_sample(
         session=session, plan_code=record.plan_code, sample_code=record.sample_code
@@ -567,6 +742,12 @@ def _review_notice_row(
     )
 
 
+def flags_brand_review(programme: str, catalogue: Catalogue) -> bool:
+    """Whether a failure of this programme flags the enterprise's brands for review."""
+    rule = catalogue.programmes.get(programme)
+    return rule is not None and rule.brand_review
+
+
 def _creation_rows(
     spot_check: SpotCheck,
     *,
@@ -575,8 +756,10 @@ def _creation_rows(
     principal: Principal,
     now: datetime,
     request_id: str | None,
+    catalogue: Catalogue,
 ) -> list[Any]:
-    """The history entry of a new check, and the review notice a failed original owes."""
+    """The history entry of a new check, and the review notice a failed original owes
+    (when its programme's failures flag brands)."""
     after = snapshot(recorded(spot_check))
     if original is not None:
         after["reinspection_of"] = original.id
@@ -595,7 +778,8 @@ def _creation_rows(
             )
         )
     ]
-    if original is None and spot_check.result == Result.failed:
+    reviewed = flags_brand_review(spot_check.programme, catalogue)
+    if original is None and spot_check.result == Result.failed and reviewed:
         rows.append(
             _review_notice_row(spot_check, reference=spot_check.id, now=now, request_id=request_id)
         )
@@ -615,13 +799,16 @@ async def create_spot_check(
     """Record a spot-check (or a re-inspection), its history, the notices it owes and its
     `spot_check.published` event, due on its bulletin day."""
     principal.require_county(body.county_code)
-    record = SpotCheckFields.model_validate(body.model_dump(include=set(RECORDED_FIELDS)))
+    record = SpotCheckFields.model_validate(
+        body.model_dump(include={*RECORDED_FIELDS, *ALIASES}, exclude_none=True)
+    )
     _check_record(record, catalogue=catalogue, today=today)
     original = await _original_of(
         session=session,
         record=record,
         reinspection_of=body.reinspection_of,
         principal=principal,
+        catalogue=catalogue,
     )
     now = utcnow()
     spot_check = _new_spot_check(record, original=original, principal=principal, now=now)
@@ -633,12 +820,17 @@ async def create_spot_check(
         principal=principal,
         now=now,
         request_id=request_id,
+        catalogue=catalogue,
     )
     await repository.add(session=session, rows=rows)
     if original is not None:
         await _refresh_chain(session=session, root_id=spot_check.root_id)
         await _keep_notices_in_step(
-            session=session, changed=spot_check, now=now, request_id=request_id
+            session=session,
+            changed=spot_check,
+            now=now,
+            request_id=request_id,
+            catalogue=catalogue,
         )
         await repository.flush(session=session)
     event = published_event(spot_check, catalogue=catalogue, today=today, timezone=timezone)
@@ -666,10 +858,11 @@ def _check_chain_keeps_its_sample(
 ) -> None:
     """The plan and sample code of a re-inspection chain never change."""
     in_chain = spot_check.reinspection_of is not None or reinspection is not None
-    if in_chain and changed & set(CHAIN_KEYS):
+    if in_chain and changed & {*CHAIN_KEYS, "programme"}:
+        field = next(name for name in ("sample_code", "plan_code", "programme") if name in changed)
         raise Conflict(
-            "The plan and sample code of a re-inspection chain cannot change.",
-            field="sample_code" if "sample_code" in changed else "plan_code",
+            "The programme, plan and sample code of a re-inspection chain cannot change.",
+            field=field,
         )
 
 
@@ -760,7 +953,9 @@ async def correct_spot_check(
         )
     ]
     await repository.add(session=session, rows=rows)
-    await _keep_notices_in_step(session=session, changed=spot_check, now=now, request_id=request_id)
+    await _keep_notices_in_step(
+        session=session, changed=spot_check, now=now, request_id=request_id, catalogue=catalogue
+    )
     await repository.flush(session=session)
     await _emit_correction(
         session=session,
@@ -849,7 +1044,12 @@ def _clear_row(
 
 
 async def _keep_notices_in_step(
-    *, session: AsyncSession, changed: SpotCheck, now: datetime, request_id: str | None
+    *,
+    session: AsyncSession,
+    changed: SpotCheck,
+    now: datetime,
+    request_id: str | None,
+    catalogue: Catalogue,
 ) -> None:
     """After a change in a chain: each unsent flag and clearing due when it should be, a
     clearing for every flag whose failure no longer stands, and a new flag for a failure that
@@ -877,7 +1077,8 @@ async def _keep_notices_in_step(
         elif clear is None:
             release = _clear_release(root, enterprise)
             rows.append(_clear_row(flag, release=release, now=now, request_id=request_id))
-    if not flagged and _failure_stands(root, root.enterprise_credit_code):
+    reviewed = flags_brand_review(root.programme, catalogue)
+    if not flagged and reviewed and _failure_stands(root, root.enterprise_credit_code):
         reference = f"{changed.id}/v{changed.version}"
         rows.append(_review_notice_row(root, reference=reference, now=now, request_id=request_id))
     await repository.add(session=session, rows=rows)
@@ -1060,14 +1261,18 @@ def _county_stats(rows: list[StatsRow], *, counties: list[str]) -> list[CountySt
     ]
 
 
-def _category_stats(rows: list[StatsRow], *, catalogue: Catalogue) -> list[CategoryStats]:
-    """Every catalogue category in catalogue order (then any other found), zeros included."""
+def _category_stats(
+    rows: list[StatsRow], *, catalogue: Catalogue, programme: str
+) -> list[CategoryStats]:
+    """Every category of the programme in catalogue order (then any other found), zeros
+    included."""
     tally = _tally(rows, lambda r: r.product_category)
-    categories = list(catalogue.categories) + sorted(set(tally) - set(catalogue.categories))
+    known = catalogue.categories_of(programme)
+    categories = list(known) + sorted(set(tally) - set(known))
     return [
         CategoryStats(
             product_category=category,
-            product_category_label=catalogue.category_label(category),
+            product_category_label=catalogue.category_label(category) or category,
             **tally.get(category, NOTHING_CHECKED).model_dump(),
         )
         for category in categories
@@ -1153,6 +1358,7 @@ async def spot_check_stats(
     catalogue: Catalogue,
     today: date,
     counties: frozenset[str] | None = None,
+    programme: Programme = Programme.product_quality,
 ) -> SpotCheckStats:
     """Samples of `year` sampled by `as_of`, each counted once with its final result; and
     the findings of their chains; of `counties` only (None: all) for a county-bound reader."""
@@ -1160,6 +1366,7 @@ async def spot_check_stats(
     _check_stats_county(county_code, catalogue)
     rows = await repository.stats_rows(
         session=session,
+        programme=programme.value,
         start=start,
         end=min(as_of, date(year, 12, 31)),
         levels=[level.value for level in levels],
@@ -1172,6 +1379,7 @@ async def spot_check_stats(
     findings = _finding_records(
         await repository.finding_rows(
             session=session,
+            programme=programme.value,
             start=start,
             end=min(as_of, date(year, 12, 31)),
             levels=[level.value for level in levels],
@@ -1187,13 +1395,14 @@ async def spot_check_stats(
         shown &= counties
     counties_shown = sorted(shown | {r.county_code for r in rows})
     return SpotCheckStats(
+        programme=programme.value,
         year=year,
         as_of=as_of,
         levels=levels,
         include_unpublished=include_unpublished,
         groups=_group_stats(rows, counties=counties_shown, levels=levels),
         by_county=_county_stats(rows, counties=counties_shown),
-        by_category=_category_stats(rows, catalogue=catalogue),
+        by_category=_category_stats(rows, catalogue=catalogue, programme=programme.value),
         totals=_total_stats(rows),
         findings_by_county=_findings_by_county(findings, counties=counties_shown),
         findings_totals=_count_findings(findings),
@@ -1201,20 +1410,274 @@ async def spot_check_stats(
     )
 
 
+def parse_programme(programme: str | None) -> Programme:
+    """The programme whose stats are asked for: product quality when none is named."""
+    if programme is None or not programme.strip():
+        return Programme.product_quality
+    try:
+        return Programme(programme.strip())
+    except ValueError:
+        known = ", ".join(p.value for p in Programme)
+        raise ValidationFailed.single(
+            "programme", f"unknown programme {programme.strip()!r}; known: {known}"
+        ) from None
+
+
+def parse_programmes(programmes: str | None) -> frozenset[str] | None:
+    """`metrology,food_safety` → those programmes; None (every programme) when absent."""
+    if programmes is None or not programmes.strip():
+        return None
+    chosen = {parse_programme(part).value for part in programmes.split(",") if part.strip()}
+    return frozenset(chosen) or None
+
+
+@dataclass(frozen=True)
+class StatsQuery:
+    """What a programme's stats count: the year to `as_of`, the levels, one county or all,
+    the embargo, and a county-bound reader's counties."""
+
+    year: int
+    as_of: date | None
+    levels: list[Level]
+    county_code: str | None
+    include_unpublished: bool
+    counties: frozenset[str] | None = None
+
+
+def _shown_counties(query: StatsQuery, catalogue: Catalogue, found: Iterable[str]) -> list[str]:
+    """The counties a stats answer lists: the one asked for or every configured one (with
+    any found), within a bound reader's counties."""
+    shown = {query.county_code} if query.county_code else set(catalogue.regions)
+    shown |= set(found)
+    if query.counties is not None:
+        shown &= query.counties
+    return sorted(shown)
+
+
+def _metrology_counts(rows: Iterable[CountRow]) -> MetrologyCounts:
+    counts = MetrologyCounts()
+    for row in rows:
+        counts.checked += row.records
+        counts.nonconforming += row.failed
+        counts.instruments_checked += row.instruments_checked
+        counts.instruments_nonconforming += row.instruments_nonconforming
+    return counts
+
+
+async def metrology_stats(
+    *, session: AsyncSession, query: StatsQuery, catalogue: Catalogue, today: date
+) -> MetrologyStats:
+    """Metrology checks of the year by `as_of` and their instruments, per county and level,
+    county and subject."""
+    start, as_of = _stats_period(query.year, query.as_of)
+    _check_stats_county(query.county_code, catalogue)
+    rows = await repository.count_rows(
+        session=session,
+        programme=Programme.metrology.value,
+        kind="metrology_subject",
+        start=start,
+        end=min(as_of, date(query.year, 12, 31)),
+        levels=[level.value for level in query.levels],
+        county_code=query.county_code,
+        include_unpublished=query.include_unpublished,
+        today=today,
+    )
+    if query.counties is not None:
+        rows = [row for row in rows if row.county_code in query.counties]
+    counties = _shown_counties(query, catalogue, (row.county_code for row in rows))
+    rule = catalogue.programmes.get(Programme.metrology.value)
+    subjects = list(rule.subjects) if rule else []
+    subjects += sorted({row.kind or "" for row in rows} - set(subjects))
+    return MetrologyStats(
+        year=query.year,
+        as_of=as_of,
+        levels=query.levels,
+        include_unpublished=query.include_unpublished,
+        groups=[
+            MetrologyGroupStats(
+                county_code=county,
+                level=level,
+                **_metrology_counts(
+                    r for r in rows if r.county_code == county and r.level == level.value
+                ).model_dump(),
+            )
+            for county in counties
+            for level in query.levels
+        ],
+        by_county=[
+            MetrologyCountyStats(
+                county_code=county,
+                **_metrology_counts(r for r in rows if r.county_code == county).model_dump(),
+            )
+            for county in counties
+        ],
+        by_subject=[
+            MetrologySubjectStats(
+                metrology_subject=subject,
+                metrology_subject_label=catalogue.subject_label(subject) or subject,
+                **_metrology_counts(r for r in rows if (r.kind or "") == subject).model_dump(),
+            )
+            for subject in subjects
+        ],
+        totals=_metrology_counts(rows),
+    )
+
+
+def _equipment_counts(
+    rows: Iterable[CountRow], items: Iterable[ItemRow], **extra: Any
+) -> dict[str, Any]:
+    counts = EquipmentCounts()
+    for row in rows:
+        counts.inspected += row.records
+        counts.failed += row.failed
+    for item in items:
+        counts.items_registered += item.items
+        counts.items_overdue += item.items if item.overdue else 0
+        counts.items_major_hazard += item.items if item.major_hazard_source else 0
+        if item.overdue and item.major_hazard_source:
+            counts.items_major_hazard_overdue += item.items
+    return {**counts.model_dump(), **extra}
+
+
+async def equipment_stats(
+    *, session: AsyncSession, query: StatsQuery, catalogue: Catalogue, today: date
+) -> SpecialEquipmentStats:
+    """Special-equipment inspections of the year by `as_of` per county and level; and the
+    items registered and overdue on `as_of` per county and kind."""
+    start, as_of = _stats_period(query.year, query.as_of)
+    _check_stats_county(query.county_code, catalogue)
+    programme = Programme.special_equipment.value
+    rows = await repository.count_rows(
+        session=session,
+        programme=programme,
+        kind="equipment_kind",
+        start=start,
+        end=min(as_of, date(query.year, 12, 31)),
+        levels=[level.value for level in query.levels],
+        county_code=query.county_code,
+        include_unpublished=query.include_unpublished,
+        today=today,
+    )
+    items = await repository.item_rows(
+        session=session,
+        programme=programme,
+        as_of=as_of,
+        county_code=query.county_code,
+        include_unpublished=query.include_unpublished,
+        today=today,
+    )
+    overdue = await repository.overdue_codes(
+        session=session,
+        programme=programme,
+        as_of=as_of,
+        county_code=query.county_code,
+        include_unpublished=query.include_unpublished,
+        today=today,
+    )
+    if query.counties is not None:
+        rows = [row for row in rows if row.county_code in query.counties]
+        items = [item for item in items if item.county_code in query.counties]
+        overdue = [pair for pair in overdue if pair[0] in query.counties]
+    counties = _shown_counties(
+        query, catalogue, [*(r.county_code for r in rows), *(i.county_code for i in items)]
+    )
+    rule = catalogue.programmes.get(programme)
+    kinds = list(rule.equipment_kinds) if rule else []
+    found = {r.kind or "" for r in rows} | {i.equipment_kind or "" for i in items}
+    kinds += sorted(found - set(kinds))
+    return SpecialEquipmentStats(
+        year=query.year,
+        as_of=as_of,
+        levels=query.levels,
+        include_unpublished=query.include_unpublished,
+        groups=[
+            EquipmentGroupStats(
+                county_code=county,
+                level=level,
+                inspected=sum(
+                    r.records for r in rows if r.county_code == county and r.level == level.value
+                ),
+                failed=sum(
+                    r.failed for r in rows if r.county_code == county and r.level == level.value
+                ),
+            )
+            for county in counties
+            for level in query.levels
+        ],
+        by_county=[
+            EquipmentCountyStats(
+                **_equipment_counts(
+                    (r for r in rows if r.county_code == county),
+                    (i for i in items if i.county_code == county),
+                    county_code=county,
+                    overdue_equipment_codes=[code for c, code in overdue if c == county],
+                )
+            )
+            for county in counties
+        ],
+        by_kind=[
+            EquipmentKindStats(
+                **_equipment_counts(
+                    (r for r in rows if (r.kind or "") == kind),
+                    (i for i in items if (i.equipment_kind or "") == kind),
+                    equipment_kind=kind,
+                    equipment_kind_label=catalogue.equipment_kind_label(kind) or kind,
+                )
+            )
+            for kind in kinds
+        ],
+        totals=EquipmentCounts(**_equipment_counts(rows, items)),
+    )
+
+
+async def programme_stats(
+    *,
+    session: AsyncSession,
+    programme: Programme,
+    query: StatsQuery,
+    catalogue: Catalogue,
+    today: date,
+) -> ProgrammeStats:
+    """The stats of one programme, in the shape its records call for."""
+    if programme is Programme.metrology:
+        return await metrology_stats(session=session, query=query, catalogue=catalogue, today=today)
+    if programme is Programme.special_equipment:
+        return await equipment_stats(session=session, query=query, catalogue=catalogue, today=today)
+    return await spot_check_stats(
+        session=session,
+        year=query.year,
+        as_of=query.as_of,
+        levels=query.levels,
+        county_code=query.county_code,
+        include_unpublished=query.include_unpublished,
+        catalogue=catalogue,
+        today=today,
+        counties=query.counties,
+        programme=programme,
+    )
+
+
 # Bulletins
 
 
 async def bulletin_checks(
-    *, session: AsyncSession, plan_code: str, level: Level, today: date, principal: Principal
+    *,
+    session: AsyncSession,
+    plan_code: str,
+    level: Level,
+    today: date,
+    principal: Principal,
+    programmes: frozenset[str] | None = None,
 ) -> list[SpotCheck]:
-    """The checks of a plan and level the public may know by `today` (a bound reader's
-    counties only); 404 when there are none."""
+    """The checks of a plan and level (of `programmes`, None: any) the public may know by
+    `today` (a bound reader's counties only); 404 when there are none."""
     checks = await repository.bulletin_checks(
         session=session,
         plan_code=plan_code,
         level=level.value,
         today=today,
         county_codes=principal.readable_counties(),
+        programmes=programmes,
     )
     if not checks:
         raise NotFound(

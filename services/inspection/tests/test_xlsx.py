@@ -133,8 +133,9 @@ async def test_the_template_has_the_labelled_header_an_example_and_enum_lists(
     assert len(values) == 2
     with zipfile.ZipFile(io.BytesIO(response.content)) as zipped:
         xml = zipped.read("xl/worksheets/sheet1.xml").decode()
-    assert xml.count('<dataValidation type="list"') == 5
+    assert xml.count('<dataValidation type="list"') == 7
     assert '"national,provincial,city"' in xml
+    assert '"product_quality,metrology,food_safety,special_equipment"' in xml
     imported = await post_xlsx(service.client(), response.content, dry_run="true")
     assert imported.status_code == 200, imported.text
 
