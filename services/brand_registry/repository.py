@@ -756,6 +756,17 @@ async def insert_award(*, session: AsyncSession, award: Award, items: Iterable[A
     return True
 
 
+def _award_query(filters: AwardFilters, county_codes: Collection[str] | None) -> Select[Any]:
+    conditions = [
+        col(getattr(Award, name)) == value
+        for name, value in filters.model_dump().items()
+        if value is not None
+    ]
+    if county_codes is not None:
+        conditions.append(col(Award.county_code).in_(sorted(county_codes)))
+    return select(Award).where(*conditions)
+
+
 async def list_awards(
     *,
     session: AsyncSession,
@@ -764,21 +775,54 @@ async def list_awards(
     county_codes: Collection[str] | None = None,
 ) -> Page[Award]:
     """One page of the awards matching `filters`, newest first."""
-    conditions = [
-        col(getattr(Award, name)) == value
-        for name, value in filters.model_dump().items()
-        if value is not None
-    ]
-    if county_codes is not None:
-        conditions.append(col(Award.county_code).in_(sorted(county_codes)))
     awards: Page[Award] = await paginate(
         session,
-        select(Award).where(*conditions),
+        _award_query(filters, county_codes),
         params=page,
         keys=[col(Award.id)],
         descending=True,
     )
     return awards
+
+
+async def stream_awards(
+    *,
+    session: AsyncSession,
+    filters: AwardFilters,
+    county_codes: Collection[str] | None = None,
+    batch_size: int = 1000,
+) -> AsyncIterator[Award]:
+    """Every award matching `filters`, newest first, read in batches from a server-side cursor."""
+    statement = _award_query(filters, county_codes).order_by(col(Award.id).desc())
+    result = await session.stream(statement.execution_options(yield_per=batch_size))
+    async for partition in result.scalars().partitions():
+        for award in partition:
+            yield award
+
+
+async def awards_with_keys(*, session: AsyncSession, credit_codes: Iterable[str]) -> list[Award]:
+    """Every award of the given enterprises, for the one-award-per-year rule of an import."""
+    codes = sorted(set(credit_codes))
+    if not codes:
+        return []
+    query = select(Award).where(col(Award.enterprise_credit_code).in_(codes))
+    return list((await session.execute(query)).scalars())
+
+
+async def insert_awards(*, session: AsyncSession, items: Sequence[Any]) -> None:
+    """Store imported awards and their history; 409 when a concurrent request stored one of
+    them first (the unique award index)."""
+    session.add_all(list(items))
+    try:
+        await session.flush()
+    except IntegrityError as error:
+        if not violates_unique(error, AWARD_INDEX, _AWARD_UNIQUE_COLUMNS):
+            raise
+        await session.rollback()
+        raise Conflict(
+            "An award of the file was stored meanwhile by another request; nothing was "
+            "stored, send the file again for its report."
+        ) from None
 
 
 async def award_history_page(

@@ -27,12 +27,17 @@ from brand_registry.dependencies import (
     Writer,
 )
 from brand_registry.schemas import (
+    AWARD_EXPORT_FIELDS,
+    AWARD_IMPORT_EXAMPLE,
+    AWARD_IMPORT_FIELDS,
+    AWARD_LABELS,
     EXPORT_FIELDS,
     IMPORT_ENUMS,
     IMPORT_EXAMPLE,
     IMPORT_FIELDS,
     LABELS,
     AwardCreate,
+    AwardLevel,
     AwardRead,
     AwardStatsRead,
     AwardStatusUpdate,
@@ -71,6 +76,8 @@ from kit.xlsxio import (
 
 EXPORT_COLUMNS = [Column(name, LABELS[name]) for name in EXPORT_FIELDS]
 IMPORT_COLUMNS = [Column(name, LABELS[name]) for name in IMPORT_FIELDS]
+AWARD_EXPORT_COLUMNS = [Column(name, AWARD_LABELS[name]) for name in AWARD_EXPORT_FIELDS]
+AWARD_IMPORT_COLUMNS = [Column(name, AWARD_LABELS[name]) for name in AWARD_IMPORT_FIELDS]
 
 router = APIRouter(prefix="/api/v1", tags=["brands"])
 
@@ -435,6 +442,85 @@ async def award_stats(
         catalogue=catalogue,
         counties=principal.readable_counties(),
     )
+
+
+@router.post(
+    "/awards/import",
+    summary="Import awards from CSV or XLSX, all rows or none",
+    tags=["awards"],
+    **IMPORT_ROUTE_DOCS,
+)
+async def import_awards(
+    request: Request,
+    session: SessionDep,
+    principal: Writer,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    response: Response,
+    sheet: SheetQuery = None,
+    dry_run: bool = False,
+) -> ImportReportRead:
+    settings = request.app.state.settings
+    upload = await receive_upload(request, max_bytes=settings.max_upload_bytes, sheet=sheet)
+    with upload:
+        report = await service.import_awards(
+            session=session,
+            upload=upload,
+            dry_run=dry_run,
+            catalogue=catalogue,
+            principal=principal,
+            today=today,
+        )
+    response.status_code = 200 if dry_run else 201
+    return ImportReportRead(**report)
+
+
+@router.get(
+    "/awards/import/template.xlsx",
+    summary="The XLSX award import template: labelled header, an example row, enum lists",
+    tags=["awards"],
+    response_class=StreamingResponse,
+    responses=TEMPLATE_RESPONSES,
+)
+async def award_import_template(principal: Reader, catalogue: CatalogueDep) -> Any:
+    return template_response(
+        "awards-import-template.xlsx",
+        AWARD_IMPORT_COLUMNS,
+        [AWARD_IMPORT_EXAMPLE[name] for name in AWARD_IMPORT_FIELDS],
+        enums={
+            "kind": list(catalogue.award_kinds),
+            "level": [str(level) for level in AwardLevel],
+        },
+    )
+
+
+@router.get(
+    "/awards/export",
+    summary="Export the filtered awards as CSV or XLSX",
+    tags=["awards"],
+    openapi_extra=AWARD_QUERY_DOCS,
+    response_class=StreamingResponse,
+    responses=XLSX_EXPORT_RESPONSES,
+)
+async def export_awards(
+    request: Request,
+    session: StreamSession,
+    principal: Reader,
+    catalogue: CatalogueDep,
+    filters: AwardFiltersDep,
+    format: FormatQuery = None,
+) -> Any:
+    xlsx = wants_xlsx(request, format)
+    rows = service.award_export_rows(
+        session=session,
+        filters=filters,
+        catalogue=catalogue,
+        counties=principal.readable_counties(),
+        typed=xlsx,
+    )
+    if xlsx:
+        return xlsx_response("awards.xlsx", AWARD_EXPORT_COLUMNS, rows)
+    return csv_response("awards.csv", AWARD_EXPORT_FIELDS, rows)
 
 
 @router.get("/awards/{award_id}", summary="One quality award", tags=["awards"])

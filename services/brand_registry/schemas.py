@@ -489,3 +489,40 @@ class AwardStatsRead(BaseModel):
     as_of: date
     by_county: list[CountyAwardCounts]
     totals: AwardCounts
+
+
+AWARD_IMPORT_FIELDS = tuple(AwardCreate.model_fields)
+AWARD_IMPORT_REQUIRED = tuple(
+    name for name, field in AwardCreate.model_fields.items() if field.is_required()
+)
+AWARD_EXPORT_FIELDS = tuple(AwardRead.model_fields)
+
+AWARD_LABELS: dict[str, str] = {
+    "id": "编号",
+    "kind": "奖项类别",
+    "kind_label": "奖项名称",
+    "level": "级别",
+    "year": "年度",
+    "enterprise_credit_code": "统一社会信用代码",
+    "enterprise_name": "企业名称",
+    "county_code": "县区代码",
+    "awarded_on": "授予日期",
+    "excellence_score": "卓越绩效评分",
+    "status": "状态",
+    "revoked_on": "撤销日期",
+    "created_at": "创建时间",
+    "updated_at": "更新时间",
+}
+"""The Chinese column label of each award field (export header, accepted on import)."""
+
+AWARD_IMPORT_EXAMPLE: dict[str, Any] = {
+    "kind": "city_quality_management_award",
+    "level": "city",
+    "year": 2024,
+    "enterprise_credit_code": "91320300134789719F",
+    "enterprise_name": "维维集团股份有限公司",
+    "county_code": "320323",
+    "awarded_on": date(2024, 12, 1),
+    "excellence_score": None,
+}
+"""The example row of the award import template."""

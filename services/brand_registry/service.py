@@ -31,6 +31,10 @@ from brand_registry.models import (
 )
 from brand_registry.repository import KeyListing, validity_text
 from brand_registry.schemas import (
+    AWARD_EXPORT_FIELDS,
+    AWARD_IMPORT_FIELDS,
+    AWARD_IMPORT_REQUIRED,
+    AWARD_LABELS,
     IMPORT_FIELDS,
     IMPORT_REQUIRED,
     LABELS,
@@ -1903,3 +1907,162 @@ async def award_stats(
         by_county=by_county,
         totals=AwardCounts(**_award_counts((r for r in rows if r.county_code in shown), catalogue)),
     )
+
+
+def award_export_rows(
+    *,
+    session: AsyncSession,
+    filters: AwardFilters,
+    catalogue: Catalogue,
+    counties: frozenset[str] | None = None,
+    typed: bool = False,
+) -> AsyncIterator[list[Any]]:
+    """The rows of an award export, of `counties` only (None: all): JSON values for CSV,
+    Python values for a workbook when `typed`; the filters are checked now."""
+    mode = "python" if typed else "json"
+    if filters.county_code is not None:
+        error = catalogue.county_code_error(filters.county_code)
+        if error:
+            raise ValidationFailed.single("county_code", error)
+
+    async def rows() -> AsyncIterator[list[Any]]:
+        async for award in repository.stream_awards(
+            session=session, filters=filters, county_codes=counties
+        ):
+            item = award_read(award, catalogue=catalogue).model_dump(mode=mode)
+            yield [item[name] for name in AWARD_EXPORT_FIELDS]
+
+    return rows()
+
+
+def _parse_award_rows(
+    rows: Iterator[tuple[int, dict[str, str]]], errors: list[RowError]
+) -> Iterator[tuple[int, AwardCreate]]:
+    for line, raw in rows:
+        if "__error__" in raw:
+            errors.append(RowError(line, "row", raw["__error__"]))
+            continue
+        values = {name: value for name, value in raw.items() if value != ""}
+        try:
+            yield line, AwardCreate.model_validate(values)
+        except ValidationError as exc:
+            errors.extend(
+                RowError(line, field_name(error["loc"]), str(error["msg"]))
+                for error in exc.errors()
+            )
+
+
+def _award_key(credit_code: str, kind: str, level: str, year: int) -> tuple[str, str, str, int]:
+    return (credit_code, kind, str(level), year)
+
+
+async def import_awards(
+    *,
+    session: AsyncSession,
+    upload: Upload,
+    dry_run: bool,
+    catalogue: Catalogue,
+    principal: Principal,
+    today: date,
+) -> dict[str, Any]:
+    """Check every row in file order and store all of them, or none when one is bad (a 422
+    with the per-row report, dry run or not); a row outside the principal's counties refuses
+    the whole file (403). A row repeating a stored award, or an earlier row, is refused."""
+    errors: list[RowError] = []
+    outside: list[int] = []
+    raw_rows = list(
+        upload.rows(
+            required=AWARD_IMPORT_REQUIRED,
+            allowed=AWARD_IMPORT_FIELDS,
+            labels=AWARD_LABELS,
+            ignored=AWARD_LABELS,
+        )
+    )
+    if not raw_rows:
+        raise ValidationFailed.single("file", "The file has a header but no rows.")
+    for line, raw in raw_rows:
+        county = (raw.get("county_code") or "").strip()
+        if county and not principal.covers(county):
+            outside.append(line)
+    principal.require_rows_in_binding(outside)
+    candidates = list(_parse_award_rows(iter(raw_rows), errors))
+    stored = await repository.awards_with_keys(
+        session=session, credit_codes=(data.enterprise_credit_code for _, data in candidates)
+    )
+    taken = {_award_key(a.enterprise_credit_code, a.kind, a.level, a.year): a.id for a in stored}
+    now = _now()
+    items: list[Any] = []
+    awards: list[Award] = []
+    for line, data in candidates:
+        found = _quality_award_errors(
+            catalogue=catalogue,
+            today=today,
+            kind=data.kind,
+            level=data.level,
+            county_code=data.county_code,
+            awarded_on=data.awarded_on,
+            excellence_score=data.excellence_score,
+        )
+        key = _award_key(data.enterprise_credit_code, data.kind, data.level, data.year)
+        if key in taken:
+            found.append(
+                FieldError(
+                    "kind",
+                    f"the enterprise already has the {data.level} {data.kind} award of "
+                    f"{data.year} ({taken[key]})",
+                )
+            )
+        if found:
+            errors.extend(RowError(line, e.field, e.message) for e in found)
+            continue
+        award = Award(
+            **data.model_dump(),
+            id=new_id(),
+            status=str(AwardStatus.awarded),
+            created_at=now,
+            updated_at=now,
+        )
+        award.level = str(data.level)
+        taken[key] = f"line {line}"
+        awards.append(award)
+        items += [
+            award,
+            _award_history(
+                award_id=award.id,
+                principal=principal,
+                action="created",
+                at=now,
+                after={"status": str(AwardStatus.awarded)},
+                effective_on=data.awarded_on,
+                reason=f"{upload.kind.upper()} import",
+            ),
+        ]
+    errors.sort(key=lambda error: error.line)
+    report = upload.report(
+        rows=len(raw_rows),
+        errors=errors,
+        dry_run=dry_run,
+        stored=0 if errors or dry_run else len(awards),
+    )
+    if errors:
+        raise _import_failure(errors, len(raw_rows), report)
+    if dry_run:
+        return report
+    await repository.insert_awards(session=session, items=items)
+    await emit_many(
+        session,
+        source=EVENT_SOURCE,
+        events=[
+            NewEvent(
+                type=f"{AWARD_EVENT_PREFIX}.created",
+                subject=award_subject(award.id),
+                data={
+                    "id": award.id,
+                    "item": award_read(award, catalogue=catalogue).model_dump(mode="json"),
+                },
+                county_code=award.county_code,
+            )
+            for award in awards
+        ],
+    )
+    return report

@@ -6,12 +6,15 @@ reason, history, events, county binding and stats against a hand count."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from typing import Any
 
 import httpx
 
 from brand_registry.tests.support import PIZHOU, TONGSHAN, credit_code
-from kit.testing import Harness
+from kit.testing import Harness, xlsx_values
+from kit.xlsxio import XLSX_MEDIA_TYPE
 
 AWARDS = "/api/v1/awards"
 STATS = "/api/v1/awards/stats"
@@ -354,3 +357,120 @@ async def test_stats_as_of_a_later_date_and_for_one_county(service: Harness) -> 
     ]
     for params, field in bad:
         assert problem(await client.get(STATS, params=params), 422)["errors"][0]["field"] == field
+
+
+IMPORT = "/api/v1/awards/import"
+EXPORT = "/api/v1/awards/export"
+IMPORT_HEADER = [
+    "kind",
+    "level",
+    "year",
+    "enterprise_credit_code",
+    "enterprise_name",
+    "county_code",
+    "awarded_on",
+    "excellence_score",
+]
+
+
+def award_csv(rows: list[dict[str, Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=IMPORT_HEADER, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+async def post_csv(client: httpx.AsyncClient, body: bytes, **params: Any) -> httpx.Response:
+    return await client.post(
+        IMPORT, content=body, params=params, headers={"Content-Type": "text/csv"}
+    )
+
+
+async def test_an_import_stores_every_row_or_none(service: Harness) -> None:
+    client = service.client()
+    await record(client, 9)
+    rows = [
+        award(1),
+        award(2, kind="excellence_performance_self_assessment", excellence_score="480"),
+        award(3, kind="excellence_performance_self_assessment"),
+        award(1),
+        award(9),
+        award(4, kind="national_quality_award"),
+    ]
+    response = await post_csv(client, award_csv(rows))
+    body = problem(response, 422)
+    assert [(e["line"], e["field"]) for e in body["errors"]] == [
+        (4, "excellence_score"),
+        (5, "kind"),
+        (6, "kind"),
+        (7, "level"),
+    ]
+    assert body["stored"] == 0
+    assert len((await client.get(AWARDS)).json()["items"]) == 1
+
+    good = award_csv(rows[:2])
+    dry = await post_csv(client, good, dry_run="true")
+    assert dry.status_code == 200, dry.text
+    assert (dry.json()["valid"], dry.json()["stored"]) == (2, 0)
+    stored = await post_csv(client, good)
+    assert stored.status_code == 201, stored.text
+    assert stored.json()["stored"] == 2
+    listed = (await client.get(AWARDS)).json()["items"]
+    assert len(listed) == 3
+    scores = {item["enterprise_credit_code"]: item["excellence_score"] for item in listed}
+    assert scores[credit_code(2)] == 480
+    history = (await client.get(f"{AWARDS}/{listed[0]['id']}/history")).json()["items"]
+    assert [(h["action"], h["reason"]) for h in history] == [("created", "CSV import")]
+    reader = service.client(scopes=["events:read", "brands:read"])
+    events = (await reader.get("/api/v1/events", params={"limit": 100})).json()["items"]
+    assert sum(e["type"] == "award.created" for e in events) == 3
+
+
+async def test_an_import_row_outside_the_binding_refuses_the_file(service: Harness) -> None:
+    bound = service.client(
+        ["brands:read", "brands:write"], client_id="tongshan", county_codes=[TONGSHAN]
+    )
+    response = await post_csv(bound, award_csv([award(1), award(2, county_code=PIZHOU)]))
+    assert problem(response, 403)["lines"] == [3]
+    assert (await service.client().get(AWARDS)).json()["items"] == []
+
+
+async def test_the_export_imports_back_and_the_template_imports(service: Harness) -> None:
+    client = service.client()
+    await record(client, 1)
+    await record(client, 2, county_code=PIZHOU, kind="service_quality_award")
+    exported = await client.get(EXPORT)
+    assert exported.status_code == 200, exported.text
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert {r["kind_label"] for r in rows} == {"市質量管理獎", "服務質量獎"}
+    only = list(
+        csv.DictReader(
+            io.StringIO(
+                (await client.get(EXPORT, params={"county_code": PIZHOU})).content.decode(
+                    "utf-8-sig"
+                )
+            )
+        )
+    )
+    assert [r["county_code"] for r in only] == [PIZHOU]
+    workbook = await client.get(EXPORT, params={"format": "xlsx"})
+    assert workbook.headers["content-type"] == XLSX_MEDIA_TYPE
+    assert xlsx_values(workbook.content)[0][:3] == ["编号", "奖项类别", "奖项名称"]
+
+    await service.reset()
+    client = service.client()
+    again = await client.post(
+        IMPORT, content=workbook.content, headers={"Content-Type": XLSX_MEDIA_TYPE}
+    )
+    assert again.status_code == 201, again.text
+    assert again.json()["stored"] == 2
+    template = await client.get("/api/v1/awards/import/template.xlsx")
+    assert template.status_code == 200, template.text
+    tried = await client.post(
+        IMPORT,
+        content=template.content,
+        params={"dry_run": "true"},
+        headers={"Content-Type": XLSX_MEDIA_TYPE},
+    )
+    assert tried.status_code == 200, tried.text
