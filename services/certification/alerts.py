@@ -62,6 +62,7 @@ async def due_alerts(
                 county_code=certificate.county_code,
                 data={
                     "id": certificate.id,
+                    "kind": certificate.kind,
                     "item": item.model_dump(mode="json"),
                     "threshold_days": threshold,
                     "days_left": days_left,
@@ -88,6 +89,7 @@ async def due_alerts(
                 county_code=certificate.county_code,
                 data={
                     "id": certificate.id,
+                    "kind": certificate.kind,
                     "item": item.model_dump(mode="json"),
                     "suspended_since": since.isoformat(),
                     "limit_months": limit,

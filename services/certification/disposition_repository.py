@@ -53,6 +53,43 @@ async def disposition_of_enterprise(*, session: AsyncSession, credit_code: str) 
     return (await session.execute(statement)).scalar_one_or_none()
 
 
+async def enterprises_with_dispositions(
+    *, session: AsyncSession, credit_codes: Collection[str]
+) -> set[str]:
+    """Which of `credit_codes` already have a disposition."""
+    if not credit_codes:
+        return set()
+    statement = select(_disposition.enterprise_credit_code).where(
+        _disposition.enterprise_credit_code.in_(sorted(credit_codes))
+    )
+    return set((await session.execute(statement)).scalars().all())
+
+
+async def add_many(
+    *,
+    session: AsyncSession,
+    dispositions: list[FoodDisposition],
+    decisions: list[FoodDispositionDecision],
+    entries: list[FoodDispositionHistory],
+) -> None:
+    """Store imported dispositions with their first decisions and history entries; 409 when
+    a concurrent request stored one for the same enterprise first."""
+    session.add_all(dispositions)
+    try:
+        await session.flush()
+    except IntegrityError as error:
+        columns = ["food_disposition.enterprise_credit_code"]
+        if not violates_unique(error, DISPOSITION_ENTERPRISE_CONSTRAINT, columns):
+            raise
+        await session.rollback()
+        raise Conflict(
+            "An enterprise of the file got a disposition meanwhile; nothing was stored.",
+            field="enterprise_credit_code",
+        ) from None
+    session.add_all([*decisions, *entries])
+    await session.flush()
+
+
 async def add_disposition(
     *,
     session: AsyncSession,

@@ -4,10 +4,17 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from certification import disposition_service as service
-from certification.dependencies import CatalogueDep, Reader, SessionmakerDep, TodayDep, Writer
+from certification.dependencies import (
+    CatalogueDep,
+    Reader,
+    SessionmakerDep,
+    SettingsDep,
+    TodayDep,
+    Writer,
+)
 from certification.disposition_repository import DispositionQuery
 from certification.models import FoodDisposition
 from certification.schemas import (
@@ -24,22 +31,23 @@ from kit.csvio import csv_response
 from kit.db import SessionDep
 from kit.identifiers import CountyCode, CreditCode
 from kit.pagination import Page, PageParamsDep
-from kit.xlsxio import XLSX_EXPORT_RESPONSES, Column, FormatQuery, wants_xlsx, xlsx_response
+from kit.schemas import IMPORT_ROUTE_DOCS
+from kit.xlsxio import (
+    TEMPLATE_RESPONSES,
+    XLSX_EXPORT_RESPONSES,
+    Column,
+    FormatQuery,
+    SheetQuery,
+    receive_upload,
+    template_response,
+    wants_xlsx,
+    xlsx_response,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["food-dispositions"])
 
-LABELS = {
-    "id": "编号",
-    "enterprise_credit_code": "统一社会信用代码",
-    "enterprise_name": "企业名称",
-    "county_code": "县区代码",
-    "licence_number": "食品生产许可证编号",
-    "disposition": "处置",
-    "decided_on": "决定日期",
-    "deadline": "整顿期限",
-    "reason": "理由",
-}
-EXPORT_COLUMNS = [Column(name, LABELS[name]) for name in service.CSV_COLUMNS]
+EXPORT_COLUMNS = [Column(name, service.LABELS[name]) for name in service.CSV_COLUMNS]
+IMPORT_COLUMNS = [Column(name, service.LABELS[name]) for name in service.IMPORT_FIELDS]
 
 
 async def visible_disposition(
@@ -122,6 +130,51 @@ async def disposition_stats(
         as_of=as_of,
         county_code=county_code,
         counties=principal.readable_counties(),
+    )
+
+
+@router.post(
+    "/food-dispositions/import",
+    summary="Import food dispositions from CSV or XLSX (all rows or none)",
+    **IMPORT_ROUTE_DOCS,
+)
+async def import_dispositions(
+    request: Request,
+    session: SessionDep,
+    catalogue: CatalogueDep,
+    settings: SettingsDep,
+    today: TodayDep,
+    principal: Writer,
+    sheet: SheetQuery = None,
+    dry_run: bool = False,
+) -> JSONResponse:
+    """Import each enterprise's first disposition from a CSV file or an .xlsx workbook (header
+    of field names or their Chinese labels): every row stored, or none."""
+    upload = await receive_upload(request, max_bytes=settings.max_upload_bytes, sheet=sheet)
+    with upload:
+        report = await service.import_file(
+            session=session,
+            catalogue=catalogue,
+            today=today,
+            upload=upload,
+            dry_run=dry_run,
+            actor=principal,
+        )
+    return JSONResponse(report, status_code=200 if dry_run else 201)
+
+
+@router.get(
+    "/food-dispositions/import/template.xlsx",
+    summary="The XLSX import template of food dispositions",
+    response_class=StreamingResponse,
+    responses=TEMPLATE_RESPONSES,
+)
+async def import_template(_: Reader) -> StreamingResponse:
+    return template_response(
+        "food-dispositions-import-template.xlsx",
+        IMPORT_COLUMNS,
+        [service.IMPORT_EXAMPLE[name] for name in service.IMPORT_FIELDS],
+        enums=service.IMPORT_ENUMS,
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from certification import disposition_repository as repository
@@ -25,14 +26,16 @@ from certification.schemas import (
     DispositionStats,
     DispositionUpdate,
 )
-from certification.service import county_error
+from certification.service import ImportRejected, county_error
 from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
+from kit.csvio import RowError
 from kit.dates import business_date_errors
-from kit.errors import FieldError, NotFound, ValidationFailed
-from kit.events import emit
+from kit.errors import FieldError, NotFound, ValidationFailed, field_name
+from kit.events import NewEvent, emit, emit_many
 from kit.identifiers import new_id
 from kit.pagination import Page, PageParams
+from kit.xlsxio import Upload
 
 EVENT_SOURCE = "certification"
 EVENT_TYPE = "disposition.changed"
@@ -50,6 +53,39 @@ CSV_COLUMNS = [
     "deadline",
     "reason",
 ]
+IMPORT_FIELDS = [name for name in CSV_COLUMNS if name != "id"]
+IMPORT_REQUIRED = {
+    "enterprise_credit_code",
+    "enterprise_name",
+    "county_code",
+    "disposition",
+    "decided_on",
+    "reason",
+}
+LABELS = {
+    "id": "编号",
+    "enterprise_credit_code": "统一社会信用代码",
+    "enterprise_name": "企业名称",
+    "county_code": "县区代码",
+    "licence_number": "食品生产许可证编号",
+    "disposition": "处置",
+    "decided_on": "决定日期",
+    "deadline": "整顿期限",
+    "reason": "理由",
+}
+"""The Chinese column label of each column: a workbook export's header, and what an import
+workbook's header may say instead of the field name."""
+IMPORT_EXAMPLE: dict[str, Any] = {
+    "enterprise_credit_code": "91320323134789719R",
+    "enterprise_name": "銅山縣某米面加工廠",
+    "county_code": "320323",
+    "licence_number": "QS320301010001",
+    "disposition": "rectifying",
+    "decided_on": date(2008, 3, 1),
+    "deadline": date(2008, 6, 30),
+    "reason": "生產場所衛生條件不達標, 限期整頓",
+}
+IMPORT_ENUMS = {"disposition": [str(d) for d in Disposition]}
 # What a PATCH may set to null.
 NULLABLE_ON_EDIT = {"licence_number", "deadline"}
 
@@ -151,6 +187,18 @@ def _entry(
     )
 
 
+def _event_data(item: DispositionRead, *, previous: str | None, reason: str) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "enterprise_credit_code": item.enterprise_credit_code,
+        "from": previous,
+        "to": str(item.disposition),
+        "decided_on": item.decided_on.isoformat(),
+        "reason": reason,
+        "item": item.model_dump(mode="json"),
+    }
+
+
 async def _emit(
     session: AsyncSession, item: DispositionRead, *, previous: str | None, reason: str
 ) -> None:
@@ -159,29 +207,13 @@ async def _emit(
         source=EVENT_SOURCE,
         type=EVENT_TYPE,
         subject=subject_of(item.id),
-        data={
-            "id": item.id,
-            "enterprise_credit_code": item.enterprise_credit_code,
-            "from": previous,
-            "to": str(item.disposition),
-            "decided_on": item.decided_on.isoformat(),
-            "reason": reason,
-            "item": item.model_dump(mode="json"),
-        },
+        data=_event_data(item, previous=previous, reason=reason),
         county_code=item.county_code,
     )
 
 
-async def create(
-    *,
-    session: AsyncSession,
-    catalogue: Catalogue,
-    today: date,
-    data: DispositionCreate,
-    actor: Principal,
-) -> DispositionRead:
-    """Record an enterprise's first decision; 409 when it already has a disposition."""
-    actor.require_county(data.county_code)
+def _check_new(data: DispositionCreate, *, catalogue: Catalogue, today: date) -> list[FieldError]:
+    """What is wrong with a new disposition, each named by its field."""
     errors = [
         error
         for error in (
@@ -190,20 +222,19 @@ async def create(
         )
         if error
     ]
-    errors += _decision_errors(
+    return errors + _decision_errors(
         disposition=data.disposition,
         decided_on=data.decided_on,
         deadline=data.deadline,
         catalogue=catalogue,
         today=today,
     )
-    if errors:
-        raise ValidationFailed(errors)
-    if await repository.disposition_of_enterprise(
-        session=session, credit_code=data.enterprise_credit_code
-    ):
-        raise repository.enterprise_conflict(data.enterprise_credit_code)
-    at = now()
+
+
+def _new_records(
+    data: DispositionCreate, *, actor: Principal, at: datetime, reason: str | None = None
+) -> tuple[FoodDisposition, FoodDispositionDecision, FoodDispositionHistory]:
+    """A new disposition, its first decision and its creation entry in the history."""
     disposition = FoodDisposition(
         id=new_id(),
         created_at=at,
@@ -216,15 +247,35 @@ async def create(
         decided_on=data.decided_on,
         deadline=data.deadline,
     )
-    after = {name: _jsonable(value) for name, value in data.model_dump(mode="json").items()}
     entry = _entry(
         disposition_id=disposition.id,
-        action="created",
+        action="created" if reason is None else "imported",
         actor=actor,
         at=at,
-        reason=data.reason,
-        after=after,
+        reason=reason or data.reason,
+        after=data.model_dump(mode="json"),
     )
+    return disposition, decision, entry
+
+
+async def create(
+    *,
+    session: AsyncSession,
+    catalogue: Catalogue,
+    today: date,
+    data: DispositionCreate,
+    actor: Principal,
+) -> DispositionRead:
+    """Record an enterprise's first decision; 409 when it already has a disposition."""
+    actor.require_county(data.county_code)
+    errors = _check_new(data, catalogue=catalogue, today=today)
+    if errors:
+        raise ValidationFailed(errors)
+    if await repository.disposition_of_enterprise(
+        session=session, credit_code=data.enterprise_credit_code
+    ):
+        raise repository.enterprise_conflict(data.enterprise_credit_code)
+    disposition, decision, entry = _new_records(data, actor=actor, at=now())
     await repository.add_disposition(
         session=session, disposition=disposition, decision=decision, entry=entry
     )
@@ -468,3 +519,99 @@ async def stats(
         by_county=rows,
         totals=DispositionCounts(total=sum(totals.values()), **totals),
     )
+
+
+def _parse_row(
+    line: int, raw: dict[str, str], catalogue: Catalogue, today: date
+) -> tuple[DispositionCreate | None, list[RowError]]:
+    if "__error__" in raw:
+        return None, [RowError(line, "row", raw["__error__"])]
+    try:
+        data = DispositionCreate.model_validate(
+            {name: value for name, value in raw.items() if value != "" and name != "id"}
+        )
+    except ValidationError as exc:
+        return None, [
+            RowError(line, field_name(error["loc"]), error["msg"]) for error in exc.errors()
+        ]
+    errors = _check_new(data, catalogue=catalogue, today=today)
+    if errors:
+        return None, [RowError(line, e.field, e.message) for e in errors]
+    return data, []
+
+
+async def import_file(
+    *,
+    session: AsyncSession,
+    catalogue: Catalogue,
+    today: date,
+    upload: Upload,
+    dry_run: bool,
+    actor: Principal,
+) -> dict[str, Any]:
+    """Validate every row (one enterprise once in the file, none that has a disposition
+    already), then store all of them or none. A row of a county outside the actor's binding
+    refuses the whole file (403)."""
+    errors: list[RowError] = []
+    parsed: list[tuple[int, DispositionCreate]] = []
+    lines: dict[str, int] = {}
+    outside: list[int] = []
+    rows = 0
+    for line, raw in upload.rows(required=IMPORT_REQUIRED, allowed=set(CSV_COLUMNS), labels=LABELS):
+        rows += 1
+        county = (raw.get("county_code") or "").strip()
+        if county and not actor.covers(county):
+            outside.append(line)
+        data, row_errors = _parse_row(line, raw, catalogue, today)
+        errors += row_errors
+        if data is None:
+            continue
+        code = data.enterprise_credit_code
+        if code in lines:
+            errors.append(RowError(line, "enterprise_credit_code", f"repeats line {lines[code]}"))
+            continue
+        lines[code] = line
+        parsed.append((line, data))
+    actor.require_rows_in_binding(outside)
+    if rows == 0:
+        raise ValidationFailed.single("file", "The file has a header but no data rows.")
+    taken = await repository.enterprises_with_dispositions(session=session, credit_codes=lines)
+    errors += [
+        RowError(lines[code], "enterprise_credit_code", f"{code} already has a disposition")
+        for code in sorted(taken)
+    ]
+    if errors:
+        errors.sort(key=lambda e: e.line)
+        report = upload.report(rows=rows, errors=errors, dry_run=dry_run, stored=0)
+        raise ImportRejected(
+            f"{len({e.line for e in errors})} of {rows} rows have errors; nothing was stored.",
+            title="Import rejected",
+            **report,
+        )
+    if dry_run:
+        return upload.report(rows=rows, errors=[], dry_run=True, stored=0)
+    at = now()
+    records = [
+        _new_records(data, actor=actor, at=at, reason=f"{upload.kind.upper()} import, line {line}")
+        for line, data in parsed
+    ]
+    await repository.add_many(
+        session=session,
+        dispositions=[r[0] for r in records],
+        decisions=[r[1] for r in records],
+        entries=[r[2] for r in records],
+    )
+    await emit_many(
+        session,
+        source=EVENT_SOURCE,
+        events=[
+            NewEvent(
+                type=EVENT_TYPE,
+                subject=subject_of(disposition.id),
+                data=_event_data(to_read(disposition), previous=None, reason=disposition.reason),
+                county_code=disposition.county_code,
+            )
+            for disposition, _, _ in records
+        ],
+    )
+    return upload.report(rows=rows, errors=[], dry_run=False, stored=len(records))

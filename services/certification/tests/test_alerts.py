@@ -167,6 +167,7 @@ async def test_due_alerts_follow_the_thresholds_and_the_suspension_limit(
     assert soon.county_code == "320323"
     assert soon.data["days_left"] == 30
     assert soon.data["threshold_days"] == 30
+    assert soon.data["kind"] == "management_system"
     assert soon.data["item"]["certificate_number"] == "T-30"
     late = keyed[
         f"certificate.suspension_overdue:{overdue['id']}:{six_months_ago - timedelta(days=1)}"

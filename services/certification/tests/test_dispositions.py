@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from certification.tests.conftest import make_credit_code
-from kit.testing import Harness
+from kit.testing import Harness, xlsx_values
+from kit.xlsxio import XLSX_MEDIA_TYPE
 
 URL = "/api/v1/food-dispositions"
 BASE: dict[str, Any] = {
@@ -272,3 +273,78 @@ async def test_stats_take_each_enterprise_s_disposition_on_the_date(service: Har
     early = await client.get(f"{URL}/stats", params={"year": 2008, "as_of": "2007-12-31"})
     assert early.status_code == 422
     assert early.json()["errors"][0]["field"] == "as_of"
+
+
+def _csv(rows: list[dict[str, str]]) -> bytes:
+    header = list(BASE)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=header, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+def _imported(n: int, **changes: str) -> dict[str, str]:
+    return {
+        **{name: str(value) for name, value in BASE.items()},
+        "enterprise_credit_code": make_credit_code(200 + n),
+        "enterprise_name": f"徐州第{n}食品廠",
+        **changes,
+    }
+
+
+async def test_import_stores_all_rows_or_none_with_a_report(service: Harness) -> None:
+    client = service.client()
+    existing = await _create(service, BASE | {"enterprise_credit_code": make_credit_code(299)})
+    headers = {"Content-Type": "text/csv"}
+    good = [_imported(1), _imported(2, disposition="closed", deadline="")]
+    bad = [
+        *good,
+        _imported(1),
+        _imported(3, deadline=""),
+        _imported(99, enterprise_credit_code=existing["enterprise_credit_code"]),
+        _imported(4, disposition="extinct"),
+    ]
+    rejected = await client.post(f"{URL}/import", content=_csv(bad), headers=headers)
+    assert rejected.status_code == 422, rejected.text
+    assert [(e["line"], e["field"]) for e in rejected.json()["errors"]] == [
+        (4, "enterprise_credit_code"),
+        (5, "deadline"),
+        (6, "enterprise_credit_code"),
+        (7, "disposition"),
+    ]
+    assert len((await client.get(URL)).json()["items"]) == 1
+    dry = await client.post(
+        f"{URL}/import", content=_csv(good), headers=headers, params={"dry_run": "true"}
+    )
+    assert dry.status_code == 200, dry.text
+    assert len((await client.get(URL)).json()["items"]) == 1
+    stored = await client.post(f"{URL}/import", content=_csv(good), headers=headers)
+    assert stored.status_code == 201, stored.text
+    assert stored.json()["stored"] == 2
+    closed = (await client.get(URL, params={"disposition": "closed"})).json()["items"]
+    assert [item["enterprise_name"] for item in closed] == ["徐州第2食品廠"]
+    history = (await client.get(f"{URL}/{closed[0]['id']}/history")).json()["items"]
+    assert [(h["action"], h["reason"]) for h in history] == [("imported", "CSV import, line 3")]
+    events = (
+        await service.client(scopes=["events:read", "certificates:read"]).get(
+            "/api/v1/events", params={"limit": 100}
+        )
+    ).json()["items"]
+    assert [e["data"]["to"] for e in events] == ["rectifying", "rectifying", "closed"]
+
+
+async def test_the_template_imports_as_it_is(service: Harness) -> None:
+    client = service.client()
+    template = await client.get(f"{URL}/import/template.xlsx")
+    assert template.status_code == 200, template.text
+    assert template.headers["content-type"] == XLSX_MEDIA_TYPE
+    assert "处置" in xlsx_values(template.content)[0]
+    checked = await client.post(
+        f"{URL}/import",
+        content=template.content,
+        params={"dry_run": "true"},
+        headers={"Content-Type": XLSX_MEDIA_TYPE},
+    )
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["valid"] == 1
