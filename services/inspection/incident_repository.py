@@ -5,7 +5,7 @@ from contextlib import aclosing
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -35,6 +35,18 @@ async def find_by_source(
         col(Incident.source_reference) == source_reference,
     )
     return (await session.execute(query)).scalars().first()
+
+
+async def taken_sources(
+    *, session: AsyncSession, keys: list[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which (source_system, source_reference) pairs are already recorded."""
+    if not keys:
+        return set()
+    query = select(col(Incident.source_system), col(Incident.source_reference)).where(
+        tuple_(col(Incident.source_system), col(Incident.source_reference)).in_(keys)
+    )
+    return {(row[0], row[1]) for row in await session.execute(query)}
 
 
 def source_conflict(source_system: str, source_reference: str, existing_id: str) -> Conflict:

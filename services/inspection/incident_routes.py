@@ -4,11 +4,11 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from inspection import incident_service as service
 from inspection.catalogue import Catalogue
-from inspection.dependencies import CatalogueDep, RequestIdDep, TodayDep
+from inspection.dependencies import CatalogueDep, RequestIdDep, SettingsDep, TodayDep
 from inspection.incident_schemas import (
     LABELS,
     IncidentCreate,
@@ -30,13 +30,25 @@ from kit.db import SessionDep
 from kit.errors import ValidationFailed
 from kit.identifiers import CountyCode
 from kit.pagination import Page, PageParamsDep
-from kit.xlsxio import XLSX_EXPORT_RESPONSES, Column, FormatQuery, wants_xlsx, xlsx_response
+from kit.schemas import IMPORT_ROUTE_DOCS
+from kit.xlsxio import (
+    TEMPLATE_RESPONSES,
+    XLSX_EXPORT_RESPONSES,
+    Column,
+    FormatQuery,
+    SheetQuery,
+    receive_upload,
+    template_response,
+    wants_xlsx,
+    xlsx_response,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 
 Reader = Annotated[Principal, Depends(require_scope("incidents:read"))]
 Writer = Annotated[Principal, Depends(require_scope("incidents:write"))]
 EXPORT_COLUMNS = [Column(name, LABELS[name]) for name in service.EXPORT_COLUMNS]
+IMPORT_COLUMNS = [Column(name, LABELS[name]) for name in service.RECORDED_FIELDS]
 
 
 async def readable_incident(incident_id: str, session: SessionDep, principal: Reader) -> Incident:
@@ -145,6 +157,49 @@ async def incident_stats(
         county_code=county_code,
         catalogue=catalogue,
         counties=principal.readable_counties(),
+    )
+
+
+@router.post(
+    "/incidents/import",
+    summary="Import reported incidents from CSV or XLSX (all rows or none)",
+    **IMPORT_ROUTE_DOCS,
+)
+async def import_incidents(
+    request: Request,
+    session: SessionDep,
+    principal: Writer,
+    settings: SettingsDep,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    sheet: SheetQuery = None,
+    dry_run: bool = False,
+) -> JSONResponse:
+    upload = await receive_upload(request, max_bytes=settings.max_upload_bytes, sheet=sheet)
+    with upload:
+        report = await service.import_incidents(
+            session=session,
+            upload=upload,
+            principal=principal,
+            catalogue=catalogue,
+            today=today,
+            dry_run=dry_run,
+        )
+    return JSONResponse(report, status_code=200 if dry_run else 201)
+
+
+@router.get(
+    "/incidents/import/template.xlsx",
+    summary="The XLSX import template: labelled header, an example row, enum lists",
+    response_class=StreamingResponse,
+    responses=TEMPLATE_RESPONSES,
+)
+async def import_template(principal: Reader) -> StreamingResponse:
+    return template_response(
+        "incidents-import-template.xlsx",
+        IMPORT_COLUMNS,
+        [service.IMPORT_EXAMPLE[name] for name in service.RECORDED_FIELDS],
+        enums=service.IMPORT_ENUMS,
     )
 
 

@@ -16,11 +16,13 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inspection import incident_repository as repository
 from inspection.catalogue import Catalogue
 from inspection.incident_schemas import (
+    LABELS,
     SEVERITY_LABELS,
     STATUS_LABELS,
     ConfirmedMajorIncident,
@@ -44,12 +46,14 @@ from inspection.repository import PENDING, WITHDRAWN
 from inspection.service import Send, Withdraw
 from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
+from kit.csvio import RowError
 from kit.dates import business_date_errors
 from kit.db import as_utc
-from kit.errors import Conflict, FieldError, NotFound, ValidationFailed
-from kit.events import emit
+from kit.errors import Conflict, FieldError, NotFound, ValidationFailed, field_name
+from kit.events import NewEvent, emit, emit_many
 from kit.identifiers import new_id
 from kit.pagination import Page, PageParams
+from kit.xlsxio import Upload
 
 EVENT_SOURCE = "inspection"
 REPORTED, STATUS_CHANGED = "incident.reported", "incident.status_changed"
@@ -285,29 +289,48 @@ async def create_incident(
         source_reference=body.source_reference,
         except_id=None,
     )
-    now = utcnow()
+    incident, entry = _reported(values, principal=principal, at=utcnow(), action="reported")
+    await repository.add(session=session, rows=[incident, entry])
+    await emit_many(
+        session, source=EVENT_SOURCE, events=[_reported_event(incident, catalogue=catalogue)]
+    )
+    return incident
+
+
+def _reported(
+    values: Mapping[str, Any],
+    *,
+    principal: Principal,
+    at: datetime,
+    action: str,
+    reason: str | None = None,
+) -> tuple[Incident, IncidentHistory]:
+    """A new incident of checked `values`, `reported` from its report day, and its first
+    history entry."""
     incident = Incident(
         id=new_id(),
         **_stored(values),
         status=IncidentStatus.reported.value,
         status_on=values["reported_on"],
         created_by=principal.client_id,
-        created_at=now,
-        updated_at=now,
+        created_at=at,
+        updated_at=at,
     )
     entry = _history(
         incident,
-        action="reported",
+        action=action,
         actor=principal,
-        at=now,
+        at=at,
+        reason=reason,
         after={name: _jsonable(getattr(incident, name)) for name in RECORDED_FIELDS},
         to_status=incident.status,
         effective_on=incident.status_on,
     )
-    await repository.add(session=session, rows=[incident, entry])
-    await emit(
-        session,
-        source=EVENT_SOURCE,
+    return incident, entry
+
+
+def _reported_event(incident: Incident, *, catalogue: Catalogue) -> NewEvent:
+    return NewEvent(
         type=REPORTED,
         subject=subject_of(incident.id),
         data={
@@ -316,7 +339,6 @@ async def create_incident(
         },
         county_code=incident.county_code,
     )
-    return incident
 
 
 def _notice_row(incident: Incident, *, catalogue: Catalogue, request_id: str | None) -> Any:
@@ -665,7 +687,132 @@ async def notice_step(*, session: AsyncSession, notice: OutboxMessage) -> Send |
     return Send(dict(notice.payload))
 
 
-# Export
+# Import and export
+
+IMPORT_REQUIRED = frozenset(
+    {
+        "kind",
+        "county_code",
+        "occurred_on",
+        "title",
+        "severity",
+        "source_system",
+        "source_reference",
+    }
+)
+
+
+def _import_row(
+    line: int, raw: Mapping[str, str], *, catalogue: Catalogue, today: date
+) -> tuple[dict[str, Any] | None, list[RowError]]:
+    """A row's checked values, or what is wrong with it (each error named by its field)."""
+    if "__error__" in raw:
+        return None, [RowError(line, "row", raw["__error__"])]
+    try:
+        body = IncidentCreate.model_validate({k: v for k, v in raw.items() if v != ""})
+    except ValidationError as exc:
+        return None, [
+            RowError(line, field_name(error["loc"]), error["msg"])
+            for error in exc.errors(include_url=False)
+        ]
+    values = body.model_dump(mode="python")
+    values["reported_on"] = body.reported_on or today
+    errors = rule_errors(values, catalogue=catalogue, today=today)
+    return (None, [RowError(line, e.field, e.message) for e in errors]) if errors else (values, [])
+
+
+async def import_incidents(
+    *,
+    session: AsyncSession,
+    upload: Upload,
+    principal: Principal,
+    catalogue: Catalogue,
+    today: date,
+    dry_run: bool,
+) -> dict[str, Any]:
+    """Check every row of a CSV or XLSX upload, then store all of them (each `reported`, with
+    its `incident.reported`) or none: the per-row report. A row of a county outside the
+    caller's binding refuses the whole file (403)."""
+    rows, errors, outside = 0, [], []
+    checked: list[tuple[int, dict[str, Any]]] = []
+    first_line: dict[tuple[str, str], int] = {}
+    for line, raw in upload.rows(
+        required=IMPORT_REQUIRED, allowed=set(RECORDED_FIELDS), labels=LABELS
+    ):
+        rows += 1
+        county = (raw.get("county_code") or "").strip()
+        if county and not principal.covers(county):
+            outside.append(line)
+        values, problems = _import_row(line, raw, catalogue=catalogue, today=today)
+        errors += problems
+        if values is None:
+            continue
+        key = (values["source_system"], values["source_reference"])
+        if key in first_line:
+            errors.append(RowError(line, "source_reference", f"repeats line {first_line[key]}"))
+            continue
+        first_line[key] = line
+        checked.append((line, values))
+    principal.require_rows_in_binding(outside)
+    for system, reference in await repository.taken_sources(session=session, keys=list(first_line)):
+        errors.append(
+            RowError(
+                first_line[(system, reference)],
+                "source_reference",
+                f"{system} already reported an incident under {reference!r}",
+            )
+        )
+    if errors:
+        errors.sort(key=lambda e: e.line)
+        report = upload.report(rows=rows, errors=errors, dry_run=dry_run, stored=0)
+        problem = ValidationFailed(
+            [FieldError(e.field, e.message) for e in errors[:1]],
+            detail=f"{report['error_count']} problem(s) in {rows} row(s); nothing was stored.",
+        )
+        problem.extra.update(report)
+        raise problem
+    if rows == 0:
+        raise ValidationFailed.single("file", "The file has a header but no rows.")
+    if not dry_run:
+        at = utcnow()
+        reported = [
+            _reported(
+                values,
+                principal=principal,
+                at=at,
+                action="imported",
+                reason=f"{upload.kind.upper()} import, line {line}",
+            )
+            for line, values in checked
+        ]
+        await repository.add(session=session, rows=[row for pair in reported for row in pair])
+        await emit_many(
+            session,
+            source=EVENT_SOURCE,
+            events=[_reported_event(incident, catalogue=catalogue) for incident, _ in reported],
+        )
+    return upload.report(rows=rows, errors=[], dry_run=dry_run, stored=0 if dry_run else rows)
+
+
+IMPORT_EXAMPLE: dict[str, Any] = {
+    "kind": "counterfeiting_case",
+    "county_code": "320323",
+    "occurred_on": date(2007, 5, 20),
+    "reported_on": date(2007, 5, 22),
+    "title": "假冒「彭城」牌速凍水餃案",
+    "description": "某加工點使用「彭城」註冊商標生產速凍水餃",
+    "severity": "major",
+    "severity_criterion": "famous_brand_counterfeit",
+    "source_system": "12365",
+    "source_reference": "TS-2007-031",
+    "enterprise_credit_code": "91320300134789719F",
+    "enterprise_name": "徐州市某某食品加工點",
+    "counterfeits_brand_id": "",
+}
+IMPORT_ENUMS: dict[str, list[str]] = {
+    "kind": [kind.value for kind in IncidentKind],
+    "severity": [severity.value for severity in Severity],
+}
 
 
 def export_cell(value: Any, *, typed: bool) -> Any:

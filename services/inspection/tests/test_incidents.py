@@ -36,7 +36,9 @@ from kit.testing import (
     provision_database,
     running_service,
     xlsx_values,
+    xlsx_workbook,
 )
+from kit.xlsxio import XLSX_MEDIA_TYPE as XLSX
 
 URL = "/api/v1/incidents"
 SCOPES = ["incidents:read", "incidents:write"]
@@ -402,6 +404,118 @@ async def test_export_streams_csv_and_xlsx_under_the_filters(service: Harness) -
     cells = xlsx_values(workbook.content)
     assert cells[0][:3] == ["编号", "事件类别", "县区代码"]
     assert sorted(row[2] for row in cells[1:]) == [TONGSHAN, PIZHOU]
+
+
+IMPORT_HEADER = [
+    "kind",
+    "county_code",
+    "occurred_on",
+    "reported_on",
+    "title",
+    "severity",
+    "severity_criterion",
+    "source_system",
+    "source_reference",
+]
+CSV = {"Content-Type": "text/csv"}
+
+
+def _import_row(reference: str, **overrides: str) -> list[str]:
+    values = {
+        "kind": "food_safety_incident",
+        "county_code": TONGSHAN,
+        "occurred_on": (PAST - timedelta(days=1)).isoformat(),
+        "reported_on": PAST.isoformat(),
+        "title": "學校食堂集體食物中毒",
+        "severity": "major",
+        "severity_criterion": "casualties",
+        "source_system": "12331",
+        "source_reference": reference,
+        **overrides,
+    }
+    return [values[name] for name in IMPORT_HEADER]
+
+
+def _csv(rows: list[list[str]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(IMPORT_HEADER)
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+async def test_an_import_stores_every_row_or_none_with_a_report_per_row(
+    service: Harness,
+) -> None:
+    http = client(service)
+    await create(service, source_system="12331", source_reference="taken")
+    bad = _csv(
+        [
+            _import_row("r-1"),
+            _import_row("r-2", severity_criterion=""),
+            _import_row("r-1"),
+            _import_row("taken"),
+            _import_row("r-5", county_code="320399"),
+            _import_row("r-6", kind="fire"),
+        ]
+    )
+    refused = await http.post(f"{URL}/import", content=bad, headers=CSV)
+    assert refused.status_code == 422, refused.text
+    assert sorted((e["line"], e["field"]) for e in refused.json()["errors"]) == [
+        (3, "severity_criterion"),
+        (4, "source_reference"),
+        (5, "source_reference"),
+        (6, "county_code"),
+        (7, "kind"),
+    ]
+    assert len((await http.get(URL)).json()["items"]) == 1
+
+    good = _csv([_import_row("r-1"), _import_row("r-2", county_code=PIZHOU)])
+    dry = await http.post(f"{URL}/import", params={"dry_run": True}, content=good, headers=CSV)
+    assert dry.status_code == 200, dry.text
+    assert len((await http.get(URL)).json()["items"]) == 1
+    stored = await http.post(f"{URL}/import", content=good, headers=CSV)
+    assert stored.status_code == 201, stored.text
+    assert stored.json()["rows"] == 2
+    items = (await http.get(URL, params={"severity": "major"})).json()["items"]
+    assert sorted(i["source_reference"] for i in items) == ["r-1", "r-2"]
+    assert {i["status"] for i in items} == {"reported"}
+    history = (await http.get(f"{URL}/{items[0]['id']}/history")).json()["items"]
+    assert [(e["action"], e["to_status"]) for e in history] == [("imported", "reported")]
+
+    bound = client(service, county_codes=[PIZHOU])
+    outside = await bound.post(f"{URL}/import", content=_csv([_import_row("r-9")]), headers=CSV)
+    assert outside.status_code == 403
+    assert outside.json()["lines"] == [2]
+
+
+async def test_a_workbook_with_the_labels_imports_and_the_template_has_them(
+    service: Harness,
+) -> None:
+    http = client(service)
+    template = await http.get(f"{URL}/import/template.xlsx")
+    assert template.status_code == 200
+    header = xlsx_values(template.content)[0]
+    assert header[:3] == ["事件类别", "县区代码", "发生日期"]
+
+    example = dict(zip(header, xlsx_values(template.content)[1], strict=True))
+    assert example["事件类别"] == "counterfeiting_case"
+    book = xlsx_workbook(
+        [
+            "事件类别",
+            "县区代码",
+            "发生日期",
+            "事件名称",
+            "严重程度",
+            "来源系统",
+            "来源编号",
+        ],
+        [["quality_incident", TONGSHAN, PAST, "某鎮質量問題", "ordinary", "12365", "X-1"]],
+    )
+    imported = await http.post(f"{URL}/import", content=book, headers={"Content-Type": XLSX})
+    assert imported.status_code == 201, imported.text
+    (item,) = (await http.get(URL)).json()["items"]
+    assert (item["source_reference"], item["occurred_on"]) == ("X-1", PAST.isoformat())
 
 
 async def test_reports_and_status_changes_are_events(service: Harness) -> None:
