@@ -1533,9 +1533,6 @@ async def counterfeit_notices(
 # Quality awards ------------------------------------------------------------------------
 
 
-AWARD_EVENT_PREFIX = "award"
-
-
 def award_subject(award_id: str) -> str:
     """The subject of an award's change events."""
     return f"awards/{award_id}"
@@ -1706,7 +1703,7 @@ async def create_award(
     await emit(
         session,
         source=EVENT_SOURCE,
-        type=f"{AWARD_EVENT_PREFIX}.created",
+        type="award.created",
         subject=award_subject(award.id),
         data={
             "id": award.id,
@@ -1814,7 +1811,7 @@ async def change_award_status(
     await emit(
         session,
         source=EVENT_SOURCE,
-        type=f"{AWARD_EVENT_PREFIX}.status_changed",
+        type="award.status_changed",
         subject=award_subject(award.id),
         data={
             "id": award.id,
@@ -2054,7 +2051,7 @@ async def import_awards(
         source=EVENT_SOURCE,
         events=[
             NewEvent(
-                type=f"{AWARD_EVENT_PREFIX}.created",
+                type="award.created",
                 subject=award_subject(award.id),
                 data={
                     "id": award.id,
