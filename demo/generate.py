@@ -86,6 +86,15 @@ class DemoCity:
     reinspections: list[dict[str, Any]] = field(default_factory=list)
     reference_values: list[dict[str, Any]] = field(default_factory=list)
     reported_values: list[dict[str, Any]] = field(default_factory=list)
+    metrology_checks: list[dict[str, Any]] = field(default_factory=list)
+    equipment_inspections: list[dict[str, Any]] = field(default_factory=list)
+    food_licences: list[dict[str, Any]] = field(default_factory=list)
+    dispositions: list[dict[str, Any]] = field(default_factory=list)
+    """Each enterprise's first decision, with its later decisions under `changes`."""
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    """Each incident as reported, with its status changes under `changes`."""
+    gi_products: list[dict[str, Any]] = field(default_factory=list)
+    awards: list[dict[str, Any]] = field(default_factory=list)
 
 
 def organization_code_check(body: str) -> str:
@@ -673,4 +682,415 @@ def generate(*, seed: int = 2007, year: int = 2007, config_dir: Path = CONFIG_DI
     city.spot_checks, city.reinspections = generator.spot_checks()
     city.reference_values = generator.reference_values()
     city.reported_values = generator.reported_values()
+    plan = _Plan(seed, year, generator)
+    city.metrology_checks = plan.metrology_checks()
+    city.equipment_inspections = plan.equipment_inspections()
+    city.food_licences = plan.food_licences()
+    city.dispositions = plan.dispositions(city.food_licences)
+    city.incidents = plan.incidents()
+    city.gi_products = plan.gi_products()
+    city.awards = plan.awards()
     return city
+
+
+# The rest of the plan (§三.4–§三.7) ------------------------------------------------------
+
+METROLOGY_SUBJECTS = {
+    # subject: (plan code, instruments per check (low, high), what a nonconformity is)
+    "fuel_dispenser": ("JY", (4, 16), ("加油機示值誤差", "±0.30%", "-0.52%")),
+    "vehicle_test_line": ("JC", (1, 3), ("制動檢驗臺示值誤差", "±3%", "+4.6%")),
+    "trade_instrument": ("LM", (5, 30), ("電子汽車衡示值誤差", "±1e", "-3e")),
+    "prepackaged_quantity": ("DB", (10, 40), ("凈含量短缺量", "≤T", "超出允許短缺量")),
+    "catering": ("CY", (2, 8), ("餐飲用電子秤示值誤差", "±1e", "+2e")),
+    "energy_metering": ("NY", (10, 60), ("能源計量器具配備率", "≥95%", "88%")),
+}
+PREPACKAGED = (
+    # product, nominal quantity, unit, tolerated deficiency (JJF 1070)
+    ("大米", 5000, "g", 75),
+    ("食用植物油", 5, "L", 0.075),
+    ("面粉", 2500, "g", 37.5),
+    ("醬油", 500, "mL", 15),
+)
+EQUIPMENT_KINDS = (
+    # kind, code letter, inspection interval in years, share of the items
+    ("boiler", "GL", 1, 3),
+    ("pressure_vessel", "RQ", 3, 4),
+    ("elevator", "DT", 1, 6),
+    ("lifting_machinery", "QZ", 2, 4),
+    ("pressure_piping", "GD", 3, 1),
+    ("field_vehicle", "CN", 1, 2),
+)
+OVERDUE_ITEMS = {"320324": 4, "320305": 3, "320322": 2, "320381": 1, "320304": 1}
+"""Special-equipment items whose periodic inspection fell due in the year and was not done."""
+STILL_RECTIFYING = {"320324": 2, "320305": 1, "320322": 1}
+"""Enterprises still `rectifying` on 31 December: the counties that did not complete the
+food-processing rectification (完成食品加工業集中整頓)."""
+GI_PRODUCTS = (
+    # county, protected name, product, approved on, notice (illustrative, see demo/README.md)
+    ("320382", "邳州銀杏", "銀杏", date(2005, 9, 28), "2005年第140號"),
+    ("320322", "沛縣黿汁狗肉", "黿汁狗肉", date(2006, 12, 20), "2006年第205號"),
+    ("320321", "豐縣紅富士蘋果", "紅富士蘋果", date(2007, 6, 12), "2007年第88號"),
+    ("320381", "新沂水蜜桃", "水蜜桃", date(2007, 10, 16), "2007年第153號"),
+)
+AWARDS = (
+    # county, kind, level, year, awarded on, GB/T 19580 score (self-assessments)
+    ("320302", "city_quality_management_award", "city", 2006, date(2006, 12, 26), None),
+    ("320382", "city_quality_management_award", "city", 2006, date(2006, 12, 26), None),
+    ("320323", "city_quality_management_award", "city", 2007, date(2007, 12, 25), None),
+    ("320302", "city_quality_management_award", "city", 2007, date(2007, 12, 25), None),
+    ("320382", "provincial_quality_award", "provincial", 2007, date(2007, 11, 20), None),
+    ("320311", "service_quality_award", "city", 2007, date(2007, 12, 25), None),
+    ("320323", "excellence_performance_self_assessment", "city", 2007, date(2007, 9, 30), 512),
+    ("320303", "excellence_performance_self_assessment", "city", 2007, date(2007, 9, 30), 436),
+)
+
+
+class _Plan:
+    """Metrology checks, special-equipment inspections, food production licences and the
+    rectification, incidents, geographical-indication products and quality awards: drawn
+    from a random stream of their own, so the rest of the city is what it was without them."""
+
+    def __init__(self, seed: int, year: int, city: _Generator) -> None:
+        self.rng = random.Random(f"{seed}-plan-{year}")
+        self.year = year
+        self.city = city
+        self.codes = city.codes
+        self.names = {r["code"]: r["name"] for r in city.regions}
+
+    def _enterprise(self, county: str, sector: str | None = None, category: str = "") -> Enterprise:
+        pool = [
+            e
+            for e in self.city.by_county[county]
+            if (sector is None or e.trade.sector == sector)
+            and (not category or e.trade.product_category == category)
+        ]
+        return self.rng.choice(pool or self.city.by_county[county])
+
+    def _day(self, start: tuple[int, int], end: tuple[int, int], year: int | None = None) -> date:
+        return _day(self.rng, year or self.year, start, end)
+
+    def metrology_checks(self) -> list[dict[str, Any]]:
+        """About 25 special checks per county across the subjects (§三.5); a county's
+        instruments fail about as often as its products do."""
+        rows: list[dict[str, Any]] = []
+        subjects = list(METROLOGY_SUBJECTS)
+        for county in self.codes:
+            failure = max(0.01, (1 - self.city.profile(county).pass_rate) * 0.6)
+            for serial in range(22 + self.rng.randrange(7)):
+                subject = subjects[serial % len(subjects)]
+                rows.append(self._metrology(county, subject, serial + 1, failure))
+        rows.sort(key=lambda r: (r["sampled_on"], r["sample_code"]))
+        return rows
+
+    def _metrology(self, county: str, subject: str, serial: int, failure: float) -> dict[str, Any]:
+        plan, (low, high), item = METROLOGY_SUBJECTS[subject]
+        checked = low + self.rng.randrange(high - low + 1)
+        nonconforming = sum(self.rng.random() < failure for _ in range(checked))
+        sampled = self._day((3, 1), (11, 20))
+        sector = {"catering": "service", "energy_metering": "industry"}.get(subject)
+        enterprise = self._enterprise(county, sector)
+        row: dict[str, Any] = {
+            "programme": "metrology",
+            "plan_code": f"{self.year}-JL-{plan}",
+            "level": "provincial" if subject == "fuel_dispenser" and serial % 5 == 0 else "city",
+            "metrology_subject": subject,
+            "instruments_checked": checked,
+            "instruments_nonconforming": nonconforming,
+            "enterprise_credit_code": enterprise.credit_code,
+            "enterprise_name": enterprise.name,
+            "county_code": county,
+            "sample_code": f"JL{self.year}{county}{serial:03d}",
+            "sampled_on": sampled.isoformat(),
+            "published_on": min(sampled + timedelta(days=20), date(self.year, 12, 31)).isoformat(),
+            "result": "fail" if nonconforming else "pass",
+            "nonconforming_items": [],
+            "testing_lab": "徐州市計量測試所",
+        }
+        if subject == "prepackaged_quantity":
+            product, nominal, unit, tolerated = self.rng.choice(PREPACKAGED)
+            shortfall = round(tolerated * (1.6 if nonconforming else self.rng.random() * 0.8), 3)
+            row.update(
+                product_name=product,
+                nominal_quantity=nominal,
+                quantity_unit=unit,
+                measured_shortfall=shortfall,
+                tolerated_deficiency=tolerated,
+            )
+        if nonconforming:
+            name, requirement, measured = item
+            row["nonconforming_items"] = [
+                {"item": name, "requirement": requirement, "measured": measured}
+            ]
+        return row
+
+    def equipment_inspections(self) -> list[dict[str, Any]]:
+        """About 15 registered items per county, each inspected when due since the year
+        before; the items of `OVERDUE_ITEMS` fell due in the year and were not inspected."""
+        rows: list[dict[str, Any]] = []
+        kinds = [k for k, _, _, share in EQUIPMENT_KINDS for _ in range(share)]
+        interval = {k: years for k, _, years, _ in EQUIPMENT_KINDS}
+        letters = {k: letter for k, letter, _, _ in EQUIPMENT_KINDS}
+        for county in self.codes:
+            overdue = OVERDUE_ITEMS.get(county, 0)
+            for serial in range(14 + self.rng.randrange(4)):
+                kind = kinds[self.rng.randrange(len(kinds))]
+                if serial < overdue:
+                    kind = "elevator" if serial % 2 else "boiler"
+                enterprise = self._enterprise(county, "industry" if kind != "elevator" else None)
+                code = f"{letters[kind]}{county}{serial + 1:04d}"
+                first = self._day((1, 15), (11, 30), self.year - 1)
+                due = _add_years(first, interval[kind])
+                visits = [first]
+                if due.year == self.year and serial >= overdue:
+                    early = due - timedelta(days=self.rng.randrange(20))
+                    visits.append(max(early, date(self.year, 1, 2)))
+                elif serial < overdue:
+                    visits = [self._day((1, 15), (6, 30), self.year - 1)]
+                for day in visits:
+                    rows.append(self._inspection(county, enterprise, kind, code, day, interval))
+        rows.sort(key=lambda r: (r["sampled_on"], r["equipment_code"]))
+        return rows
+
+    def _inspection(
+        self,
+        county: str,
+        enterprise: Enterprise,
+        kind: str,
+        code: str,
+        day: date,
+        interval: dict[str, int],
+    ) -> dict[str, Any]:
+        failed = self.rng.random() < 0.06
+        row: dict[str, Any] = {
+            "programme": "special_equipment",
+            "plan_code": f"{day.year}-TS-{kind.upper()[:4]}",
+            "level": "city",
+            "equipment_code": code,
+            "equipment_kind": kind,
+            "major_hazard_source": kind in ("boiler", "pressure_vessel") and code.endswith("1"),
+            "enterprise_credit_code": enterprise.credit_code,
+            "enterprise_name": enterprise.name,
+            "county_code": county,
+            "sampled_on": day.isoformat(),
+            "next_due_on": _add_years(day, interval[kind]).isoformat(),
+            "published_on": (day + timedelta(days=7)).isoformat(),
+            "result": "fail" if failed else "pass",
+            "nonconforming_items": [],
+            "testing_lab": "徐州市特種設備監督檢驗所",
+        }
+        if failed:
+            row["nonconforming_items"] = [
+                {"item": "安全保護裝置", "requirement": "動作可靠", "measured": "限速器動作失效"}
+            ]
+        return row
+
+    def food_licences(self) -> list[dict[str, Any]]:
+        """Food production licences (QS) of the food makers, 6 to 12 per county, issued by
+        the city bureau from 2005 (three years' validity, so every one is in force)."""
+        categories = ("糧食加工品", "食用油", "調味品", "肉制品", "飲料", "糕點", "豆制品", "酒類")
+        rows: list[dict[str, Any]] = []
+        for index, county in enumerate(self.codes):
+            makers = [e for e in self.city.by_county[county] if e.trade.product_category == "food"]
+            count = min(len(makers), 6 + self.rng.randrange(7))
+            for serial, enterprise in enumerate(self.rng.sample(makers, count), start=1):
+                category = self.rng.choice(categories)
+                issued = self._day((1, 10), (12, 20), self.year - self.rng.randrange(3))
+                rows.append(
+                    {
+                        "kind": "food_production_licence",
+                        "certificate_number": f"QS3203{index + 1:02d}{serial:02d}{serial + 100:04d}",
+                        "issuing_authority": "徐州市質量技術監督局",
+                        "product_categories": [category],
+                        "enterprise_credit_code": enterprise.credit_code,
+                        "enterprise_name": enterprise.name,
+                        "county_code": county,
+                        "scope": f"{category}生產",
+                        "issued_on": issued.isoformat(),
+                    }
+                )
+        rows.sort(key=lambda r: (r["issued_on"], r["certificate_number"]))
+        return rows
+
+    def dispositions(self, licences: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The food-processing rectification (扶持一批、整頓一批、關閉一批): three to five
+        enterprises per county decided in spring, most of those put under rectification
+        supported or closed by November; `STILL_RECTIFYING` are not done on 31 December."""
+        rows: list[dict[str, Any]] = []
+        by_county: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for licence in licences:
+            by_county[licence["county_code"]].append(licence)
+        for county in self.codes:
+            held = by_county[county]
+            left = STILL_RECTIFYING.get(county, 0)
+            chosen = self.rng.sample(held, min(len(held), 3 + self.rng.randrange(3)))
+            for position, licence in enumerate(chosen):
+                first = "rectifying" if position < max(2, left) else "supported"
+                decided = self._day((3, 1), (4, 30))
+                row: dict[str, Any] = {
+                    "enterprise_credit_code": licence["enterprise_credit_code"],
+                    "enterprise_name": licence["enterprise_name"],
+                    "county_code": county,
+                    "licence_number": licence["certificate_number"],
+                    "disposition": first,
+                    "decided_on": decided.isoformat(),
+                    "reason": "產品質量穩定，列入扶持名單"
+                    if first == "supported"
+                    else "生產環境和出廠檢驗不符合食品質量安全市場準入要求，限期整改",
+                    "changes": [],
+                }
+                if first == "rectifying":
+                    row["deadline"] = date(self.year, 9, 30).isoformat()
+                    if position >= left:
+                        outcome = "closed" if position % 2 else "supported"
+                        row["changes"].append(
+                            {
+                                "disposition": outcome,
+                                "decided_on": self._day((10, 8), (11, 30)).isoformat(),
+                                "reason": "整改不合格，依法注銷生產許可並關閉"
+                                if outcome == "closed"
+                                else "整改驗收合格，轉入扶持",
+                            }
+                        )
+                rows.append(row)
+        return rows
+
+    def incidents(self) -> list[dict[str, Any]]:
+        """A handful of incidents: one confirmed major food-safety incident in 沛縣, the
+        others ordinary, or major and dismissed on investigation."""
+
+        def enterprise(county: str) -> dict[str, str]:
+            chosen = self._enterprise(county, "industry", "food")
+            return {
+                "enterprise_credit_code": chosen.credit_code,
+                "enterprise_name": chosen.name,
+            }
+
+        y = self.year
+        return [
+            {
+                "kind": "food_safety_incident",
+                "county_code": "320322",
+                "occurred_on": f"{y}-08-14",
+                "reported_on": f"{y}-08-15",
+                "title": "沛縣某食品廠熟肉制品致多人食物中毒",
+                "description": "食用同批次熟肉制品後17人出現中毒症狀，經疾控中心確認為沙門氏菌污染。",
+                "severity": "major",
+                "severity_criterion": "casualties",
+                "source_system": "徐州市食品安全應急指揮平台",
+                "source_reference": f"SPAQ-{y}-031",
+                **enterprise("320322"),
+                "changes": [
+                    {"status": "confirmed", "effective_on": f"{y}-08-20", "reason": "經調查確認"}
+                ],
+            },
+            {
+                "kind": "food_safety_incident",
+                "county_code": "320321",
+                "occurred_on": f"{y}-06-02",
+                "reported_on": f"{y}-06-03",
+                "title": "豐縣學校食堂疑似食物中毒",
+                "description": "12名學生腹瀉，疑與食堂采購的豆制品有關。",
+                "severity": "major",
+                "severity_criterion": "casualties",
+                "source_system": "徐州市食品安全應急指揮平台",
+                "source_reference": f"SPAQ-{y}-019",
+                "changes": [
+                    {
+                        "status": "dismissed",
+                        "effective_on": f"{y}-06-25",
+                        "reason": "經檢驗豆制品合格，確認為諾如病毒感染，不屬食品安全事故",
+                    }
+                ],
+            },
+            {
+                "kind": "unlicensed_production",
+                "county_code": "320324",
+                "occurred_on": f"{y}-04-11",
+                "reported_on": f"{y}-04-12",
+                "title": "睢寧縣無證生產小作坊",
+                "description": "查獲無生產許可證加工糕點的小作坊一處。",
+                "severity": "ordinary",
+                "source_system": "12365質量投訴舉報平台",
+                "source_reference": f"12365-{y}-0412",
+                "changes": [
+                    {"status": "confirmed", "effective_on": f"{y}-04-13", "reason": "現場查實"},
+                    {
+                        "status": "closed",
+                        "effective_on": f"{y}-05-20",
+                        "reason": "已取締並立案處罰",
+                    },
+                ],
+            },
+            {
+                "kind": "counterfeiting_case",
+                "county_code": "320382",
+                "occurred_on": f"{y}-09-05",
+                "reported_on": f"{y}-09-06",
+                "title": "邳州市查處假冒本地名牌板材",
+                "description": "查獲假冒本市名牌產品標識的膠合板一批，貨值約8萬元。",
+                "severity": "ordinary",
+                "source_system": "徐州市打假聯席辦",
+                "source_reference": f"DJ-{y}-077",
+                "changes": [
+                    {"status": "confirmed", "effective_on": f"{y}-09-10", "reason": "經鑒定為假冒"},
+                    {"status": "closed", "effective_on": f"{y}-10-30", "reason": "移送公安機關"},
+                ],
+            },
+            {
+                "kind": "quality_incident",
+                "county_code": "320305",
+                "occurred_on": f"{y}-11-22",
+                "reported_on": f"{y}-11-23",
+                "title": "賈汪區電線電纜產品質量投訴",
+                "description": "用戶投訴某批次電線絕緣層偏薄，正在抽樣檢驗。",
+                "severity": "ordinary",
+                "source_system": "12365質量投訴舉報平台",
+                "source_reference": f"12365-{y}-1123",
+                "changes": [],
+            },
+        ]
+
+    def gi_products(self) -> list[dict[str, Any]]:
+        """Geographical-indication products of Xuzhou's counties, each protected for its
+        county, held by a cooperative of the county (approval details illustrative)."""
+        rows = []
+        for county, protected, product, approved, notice in GI_PRODUCTS:
+            holder = self._enterprise(county, "agriculture")
+            rows.append(
+                {
+                    "product_name": protected,
+                    "brand_name": product,
+                    "enterprise_credit_code": holder.credit_code,
+                    "enterprise_name": holder.name,
+                    "county_code": county,
+                    "tier": "geographical_indication",
+                    "sector": "agriculture",
+                    "award_kind": "new",
+                    "awarded_on": approved.isoformat(),
+                    "protected_name": protected,
+                    "protected_area": [county],
+                    "approval_authority": "國家質量監督檢驗檢疫總局",
+                    "notice_number": notice,
+                    "batch_code": f"{approved.year}-geographical_indication",
+                }
+            )
+        return rows
+
+    def awards(self) -> list[dict[str, Any]]:
+        """A few quality awards and 卓越績效 self-assessments (GB/T 19580 scores)."""
+        rows = []
+        for county, kind, level, year, awarded, score in AWARDS:
+            winner = self._enterprise(county, "service" if kind.startswith("service") else None)
+            row: dict[str, Any] = {
+                "kind": kind,
+                "level": level,
+                "year": year,
+                "enterprise_credit_code": winner.credit_code,
+                "enterprise_name": winner.name,
+                "county_code": county,
+                "awarded_on": awarded.isoformat(),
+            }
+            if score is not None:
+                row["excellence_score"] = score
+            rows.append(row)
+        return rows

@@ -2,8 +2,11 @@
 
 Every resource is matched on its natural key before anything is sent (a brand listing by tier,
 enterprise, product and award date; a certificate by body and number; a spot-check by sample
-code; a reported value by county, year and indicator), so a second run finds everything and
-adds nothing. Rows go in by the bulk CSV imports, which store a whole file or nothing.
+code; a special-equipment inspection by equipment code and day; a licence by number; a
+disposition by enterprise; an incident by its source reference; an award by kind, level, year
+and enterprise; a reported value by county, year and indicator), so a second run finds
+everything and adds nothing. Rows go in by the bulk CSV imports, which store a whole file or
+nothing; the plan's other records (a few hundred) one by one.
 """
 
 from __future__ import annotations
@@ -289,6 +292,94 @@ class Loader:
         )
         return added
 
+    def _post_new(self, path: str, label: str, bodies: list[dict[str, Any]]) -> int:
+        """POST each body, several at a time."""
+
+        def send(body: dict[str, Any]) -> httpx.Response:
+            return self.client.post(path, json=body)
+
+        return self._post_each(label, bodies, send)
+
+    def programme_checks(self) -> int:
+        """Metrology checks (by sample code) and special-equipment inspections (by equipment
+        code and day) not yet stored."""
+        stored = {
+            (c.get("sample_code"), c.get("equipment_code"), c["sampled_on"])
+            for c in self._all(f"{API}/spot-checks", programme="metrology,special_equipment")
+        }
+        rows = [*self.city.metrology_checks, *self.city.equipment_inspections]
+        missing = [
+            r
+            for r in rows
+            if (r.get("sample_code"), r.get("equipment_code"), r["sampled_on"]) not in stored
+        ]
+        return self._post_new(f"{API}/spot-checks", "programme checks", missing)
+
+    def food_licences(self) -> int:
+        path = f"{API}/certificates"
+        stored = {c["certificate_number"] for c in self._all(path, kind="food_production_licence")}
+        missing = [r for r in self.city.food_licences if r["certificate_number"] not in stored]
+        return self._post_new(path, "food licences", missing)
+
+    def geographical_indications(self) -> int:
+        stored = {brand_key(b) for b in self._all(f"{API}/brands", tier="geographical_indication")}
+        missing = [r for r in self.city.gi_products if brand_key(r) not in stored]
+        return self._post_new(f"{API}/brands", "geographical indications", missing)
+
+    def awards(self) -> int:
+        def key(row: dict[str, Any]) -> tuple[Any, ...]:
+            return (row["kind"], row["level"], row["year"], row["enterprise_credit_code"])
+
+        stored = {key(a) for a in self._all(f"{API}/awards")}
+        missing = [r for r in self.city.awards if key(r) not in stored]
+        return self._post_new(f"{API}/awards", "awards", missing)
+
+    def _then(self, path: str, created: httpx.Response, changes: list[dict[str, Any]]) -> None:
+        """Apply `changes` one after the other, each with the ETag the last answer gave."""
+        etag = created.headers["ETag"]
+        for change in changes:
+            changed = self._check(
+                self.client.request(
+                    "PATCH" if "disposition" in change else "POST",
+                    path,
+                    json=change,
+                    headers={"If-Match": etag},
+                ),
+                f"{path} ({change.get('disposition') or change.get('status')})",
+            )
+            etag = changed.headers["ETag"]
+
+    def dispositions(self) -> int:
+        """Each enterprise's first decision of the rectification, then its later ones."""
+        path = f"{API}/food-dispositions"
+        stored = {d["enterprise_credit_code"] for d in self._all(path)}
+        missing = [r for r in self.city.dispositions if r["enterprise_credit_code"] not in stored]
+
+        def send(row: dict[str, Any]) -> httpx.Response:
+            body = {k: v for k, v in row.items() if k != "changes"}
+            created = self.client.post(path, json=body)
+            if created.status_code == 201:
+                self._then(f"{path}/{created.json()['id']}", created, row["changes"])
+            return created
+
+        return self._post_each("food dispositions", missing, send)
+
+    def incidents(self) -> int:
+        """Each incident as reported (by its source reference), then its status changes."""
+        path = f"{API}/incidents"
+        stored = {i["source_reference"] for i in self._all(path)}
+        missing = [r for r in self.city.incidents if r["source_reference"] not in stored]
+
+        def send(row: dict[str, Any]) -> httpx.Response:
+            body = {k: v for k, v in row.items() if k != "changes"}
+            created = self.client.post(path, json=body)
+            if created.status_code == 201:
+                status_path = f"{path}/{created.json()['id']}/status"
+                self._then(status_path, created, row["changes"])
+            return created
+
+        return self._post_each("incidents", missing, send)
+
     def _as(self, key: str) -> dict[str, str]:
         return {"X-API-Key": key}
 
@@ -479,6 +570,12 @@ class Loader:
             ("brands", self.brands),
             ("certificates", self.certificates),
             ("spot-checks", self.spot_checks),
+            ("programme checks", self.programme_checks),
+            ("food licences", self.food_licences),
+            ("food dispositions", self.dispositions),
+            ("incidents", self.incidents),
+            ("geographical indications", self.geographical_indications),
+            ("awards", self.awards),
             ("reported values", self.reported_values),
             ("published runs", self.published_run),
             ("corrections", self.corrections),
