@@ -190,11 +190,23 @@ async def test_county_binding_and_filters(service: Harness) -> None:
     assert [item["id"] for item in listed] == [other["id"]]
     refused = await bound.post(URL, json=BASE | {"enterprise_credit_code": make_credit_code(3)})
     assert refused.status_code == 403
+    mine = await _create(service, BASE | {"enterprise_credit_code": make_credit_code(4)})
+    assert (await bound.get(f"{URL}/{mine['id']}")).status_code == 404
+    etag = (await service.client().get(f"{URL}/{mine['id']}")).headers["ETag"]
+    moved = await bound.patch(
+        f"{URL}/{mine['id']}",
+        json={"disposition": "closed", "deadline": None, "reason": "x"},
+        headers={"If-Match": etag},
+    )
+    assert moved.status_code == 403
+    assert moved.json()["field"] == "county_code"
     closed = (await service.client().get(URL, params={"disposition": "closed"})).json()
     assert [item["id"] for item in closed["items"]] == [other["id"]]
     exported = await service.client().get(f"{URL}/export", params={"county_code": "320323"})
     rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
-    assert [(row["disposition"], row["deadline"]) for row in rows] == [("rectifying", "2008-06-30")]
+    assert [(row["disposition"], row["deadline"]) for row in rows] == [
+        ("rectifying", "2008-06-30")
+    ] * 2
 
 
 # The statistics' fixture, by enterprise:
