@@ -85,6 +85,8 @@ PUBLIC_PATHS = frozenset({"/api/v1/certificates/verify"})
 _PUBLISH = re.compile(r"^/api/v1/assessments/[^/]+/runs/[^/]+/publish/?$")
 _REVIEW = re.compile(r"^/api/v1/reported-values/[^/]+/status/?$")
 _ID_SEGMENT = re.compile(r"\d")
+_COUNTERFEIT_NOTICES = "/api/v1/brands/counterfeit-notices"
+"""Notices of counterfeiting cases, sent by inspection like its review flags."""
 
 
 def match_prefix(path: str) -> Prefix | None:
@@ -109,7 +111,9 @@ def required_scope(method: str, path: str, prefix: Prefix) -> str:
     if method == "POST" and _REVIEW.match(path):
         return "assessments:review"
     if prefix.resource == "brands" and (
-        path == "/api/v1/brands/review-flags" or path.startswith("/api/v1/brands/review-flags/")
+        path == "/api/v1/brands/review-flags"
+        or path.startswith("/api/v1/brands/review-flags/")
+        or path.rstrip("/") == _COUNTERFEIT_NOTICES
     ):
         return "brands:flag"
     return f"{prefix.resource}:{'read' if method in READ_METHODS else 'write'}"

@@ -49,3 +49,11 @@ def test_tokens_carry_events_read_everywhere_and_the_data_scopes_to_assessment(
     assert _scopes(tokens, "certification", caller) == ["certificates:read", "events:read"]
     without = Identity(client_id="d", name="d", scopes=frozenset({"brands:read"}), rate_limit="")
     assert _scopes(tokens, "brand_registry", without) == ["brands:read"]
+
+
+def test_counterfeit_notices_take_the_flag_scope_and_a_listings_notices_the_read_scope() -> None:
+    prefix = match_prefix("/api/v1/brands/counterfeit-notices")
+    assert prefix is not None
+    assert required_scope("POST", "/api/v1/brands/counterfeit-notices", prefix) == "brands:flag"
+    listed = "/api/v1/brands/01a2357a-012a-7000-9b9b-fe231726031c/counterfeit-notices"
+    assert required_scope("GET", listed, prefix) == "brands:read"
