@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -82,6 +83,21 @@ SPOT_CHECK_COLUMNS = (
     "testing_lab",
     "report_number",
     "published_on",
+)
+PROGRAMME_COLUMNS = (
+    *SPOT_CHECK_COLUMNS,
+    "programme",
+    "metrology_subject",
+    "instruments_checked",
+    "instruments_nonconforming",
+    "nominal_quantity",
+    "quantity_unit",
+    "measured_shortfall",
+    "tolerated_deficiency",
+    "equipment_code",
+    "equipment_kind",
+    "next_due_on",
+    "major_hazard_source",
 )
 
 
@@ -309,11 +325,11 @@ class Loader:
         }
         rows = [*self.city.metrology_checks, *self.city.equipment_inspections]
         missing = [
-            r
+            {**r, "nonconforming_items": json.dumps(r["nonconforming_items"], ensure_ascii=False)}
             for r in rows
             if (r.get("sample_code"), r.get("equipment_code"), r["sampled_on"]) not in stored
         ]
-        return self._post_new(f"{API}/spot-checks", "programme checks", missing)
+        return self._import(f"{API}/spot-checks", missing, PROGRAMME_COLUMNS)
 
     def food_licences(self) -> int:
         path = f"{API}/certificates"
