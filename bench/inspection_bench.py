@@ -66,7 +66,8 @@ BARE_SQL = """
 SELECT county_code, level, product_category, count(*) AS checked,
        sum(CASE WHEN result = 'pass' OR overturned_on <= $3 THEN 1 ELSE 0 END) AS passed
 FROM spot_check
-WHERE reinspection_of IS NULL AND sampled_on >= $1 AND sampled_on <= $2
+WHERE programme = 'product_quality' AND reinspection_of IS NULL
+  AND sampled_on >= $1 AND sampled_on <= $2
   AND level = ANY($4::varchar[]) AND published_on <= $3
 GROUP BY county_code, level, product_category
 """

@@ -28,7 +28,7 @@ idempotency_record = idempotency_table(metadata)
 event_record, event_once_record = event_tables(metadata)
 
 ORIGINALS_ONLY = text("reinspection_of IS NULL")
-EQUIPMENT_ONLY = text("equipment_code IS NOT NULL")
+EQUIPMENT_ONLY = text("equipment_code IS NOT NULL AND reinspection_of IS NULL")
 SAMPLE_INDEX = "uq_spot_check_plan_code_sample_code"
 """A sample code is unique within its plan; its re-inspections reuse it."""
 REINSPECTION_CONSTRAINT = "uq_spot_check_reinspection_of"
@@ -68,13 +68,16 @@ class SpotCheck(Base, table=True):
             sqlite_where=ORIGINALS_ONLY,
             postgresql_where=ORIGINALS_ONLY,
         ),
-        # Serves the special-equipment items: each code's inspections in date order.
+        # Serves the special-equipment items: each code's inspections in date order, every
+        # column the latest-inspection window reads.
         Index(
             "ix_spot_check_equipment",
             "equipment_code",
             "sampled_on",
             "id",
+            "programme",
             "county_code",
+            "equipment_kind",
             "next_due_on",
             "published_on",
             "major_hazard_source",

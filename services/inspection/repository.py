@@ -476,13 +476,15 @@ def _latest_inspections(
     ]
     if not include_unpublished:
         conditions.append(_visible(today))
-    rank = (
-        func.row_number()
+    # The latest inspection is the one no later inspection follows; ordered as the
+    # equipment index is, so the window reads the index without a sort.
+    following = (
+        func.lead(col(SpotCheck.id))
         .over(
             partition_by=col(SpotCheck.equipment_code),
-            order_by=(col(SpotCheck.sampled_on).desc(), col(SpotCheck.id).desc()),
+            order_by=(col(SpotCheck.sampled_on), col(SpotCheck.id)),
         )
-        .label("rank")
+        .label("following")
     )
     return (
         select(
@@ -491,7 +493,7 @@ def _latest_inspections(
             col(SpotCheck.equipment_kind),
             col(SpotCheck.next_due_on),
             col(SpotCheck.major_hazard_source),
-            rank,
+            following,
         )
         .where(*conditions)
         .subquery("latest")
@@ -523,7 +525,7 @@ async def item_rows(
             hazard.label("hazard"),
             func.count().label("items"),
         )
-        .where(latest.c.rank == 1)
+        .where(latest.c.following.is_(None))
         .group_by(latest.c.county_code, latest.c.equipment_kind, overdue, hazard)
     )
     if county_code is not None:
@@ -555,7 +557,7 @@ async def overdue_codes(
     )
     query = (
         select(latest.c.county_code, latest.c.equipment_code)
-        .where(latest.c.rank == 1, latest.c.next_due_on < as_of)
+        .where(latest.c.following.is_(None), latest.c.next_due_on < as_of)
         .order_by(latest.c.county_code, latest.c.equipment_code)
     )
     if county_code is not None:

@@ -34,7 +34,7 @@ from inspection.app import MIGRATIONS, VERSION_TABLE
 from inspection.tests.support import TODAY, credit_code, spot_check
 from kit.db import create_engine
 from kit.migrations import alembic_config
-from kit.testing import Harness, provision_database
+from kit.testing import Harness, provision_database, xlsx_values
 
 URL = "/api/v1/spot-checks"
 STATS = f"{URL}/stats"
@@ -679,3 +679,22 @@ async def test_migration_0006_keeps_records_as_product_quality_both_ways(tmp_pat
         rows = await _execute(url, sa.text("SELECT id, sample_code FROM spot_check"))
         assert [tuple(row) for row in rows] == [("sc-1", "S-1")]
         await asyncio.to_thread(_migrate, url, "0006")
+
+
+async def test_the_bulletin_lists_the_programmes_asked_for(service: Harness) -> None:
+    client = service.client()
+    shared = {"plan_code": "2023-XZ-09", "published_on": "2023-04-01", "sampled_on": "2023-03-01"}
+    await _post(client, spot_check(**shared, level="city", product_name="速凍湯圓"))
+    await _post(client, metrology(**shared, product_name="加油站", sample_code="JL-1"))
+    params = {"plan_code": "2023-XZ-09", "level": "city"}
+    both = await client.get(f"{URL}/bulletin.xlsx", params=params)
+    assert both.status_code == 200, both.text
+    only = await client.get(f"{URL}/bulletin.xlsx", params={**params, "programme": "metrology"})
+    assert only.status_code == 200, only.text
+    assert len(xlsx_values(both.content)) == 3
+    rows = xlsx_values(only.content)
+    assert [row[3] for row in rows[1:]] == ["加油站"]
+    none = await client.get(
+        f"{URL}/bulletin.xlsx", params={**params, "programme": "special_equipment"}
+    )
+    assert none.status_code == 404, none.text

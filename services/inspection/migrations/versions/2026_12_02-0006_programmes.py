@@ -24,7 +24,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 ORIGINALS_ONLY = sa.text("reinspection_of IS NULL")
-EQUIPMENT_ONLY = sa.text("equipment_code IS NOT NULL")
+EQUIPMENT_ONLY = sa.text("equipment_code IS NOT NULL AND reinspection_of IS NULL")
 SAMPLE_INDEX = "uq_spot_check_plan_code_sample_code"
 STATS_INDEX = "ix_spot_check_stats"
 EQUIPMENT_INDEX = "ix_spot_check_equipment"
@@ -49,7 +49,9 @@ EQUIPMENT_COLUMNS = [
     "equipment_code",
     "sampled_on",
     "id",
+    "programme",
     "county_code",
+    "equipment_kind",
     "next_due_on",
     "published_on",
     "major_hazard_source",
