@@ -34,6 +34,7 @@ STATUS_LABELS = {
     "pending_review": "待審核",
     "no_data": "無數據",
     "not_allocated": "未分配",
+    "informational": "僅供參考",
 }
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 """The creation date written into a workbook, so the same standings give the same bytes."""
