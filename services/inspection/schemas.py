@@ -167,10 +167,17 @@ class SpotCheckUpdate(StrictModel):
     equipment_kind: ShortCode | None = None
     next_due_on: date | None = None
     major_hazard_source: bool | None = None
+    inspected_on: date | None = Field(
+        default=None, description="A special-equipment inspection's day: its `sampled_on`."
+    )
 
     def changes(self) -> dict[str, Any]:
-        """The fields the client sent, other than the reason."""
-        return self.model_dump(exclude_unset=True, exclude={"reason"})
+        """The fields the client sent, other than the reason; `inspected_on` alone corrects
+        `sampled_on` too."""
+        changes = self.model_dump(exclude_unset=True, exclude={"reason"})
+        if changes.get("inspected_on") is not None:
+            changes.setdefault("sampled_on", changes["inspected_on"])
+        return changes
 
 
 class SpotCheckRead(BaseModel):

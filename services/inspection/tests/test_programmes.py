@@ -213,6 +213,27 @@ async def test_a_special_equipment_inspection_names_its_item(service: Harness) -
     assert await _refused(client, clash) == ["inspected_on"]
 
 
+async def test_an_inspection_day_is_corrected_under_either_name(service: Harness) -> None:
+    client = service.client()
+    created = await _post(client, equipment("C-1"))
+    url = f"{URL}/{created['id']}"
+    etag = (await client.get(url)).headers["ETag"]
+    corrected = await client.patch(
+        url, json={"reason": "更正", "inspected_on": "2023-04-21"}, headers={"If-Match": etag}
+    )
+    assert corrected.status_code == 200, corrected.text
+    assert corrected.json()["sampled_on"] == corrected.json()["inspected_on"] == "2023-04-21"
+    history = (await client.get(f"{url}/history")).json()["items"]
+    assert history[-1]["changes"] == {"sampled_on": ["2023-04-20", "2023-04-21"]}
+    clash = await client.patch(
+        url,
+        json={"reason": "更正", "inspected_on": "2023-04-22", "sampled_on": "2023-04-23"},
+        headers={"If-Match": corrected.headers["ETag"]},
+    )
+    assert clash.status_code == 422, clash.text
+    assert clash.json()["errors"][0]["field"] == "inspected_on"
+
+
 async def test_programmes_without_samples_are_not_reinspected(service: Harness) -> None:
     client = service.client()
     failed = await _post(client, equipment("R-1", result="fail"))
