@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import aclosing
 from datetime import date, datetime
+from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -70,6 +71,10 @@ IGNORED_ON_IMPORT = frozenset(
 ALLOWED_COLUMNS = frozenset({*EXPORT_COLUMNS, "inspected_on"})
 PARSED_COLUMNS = frozenset({*RECORDED_FIELDS, "inspected_on"})
 FINAL_RESULT_CELL = EXPORT_COLUMNS.index("final_result")
+DECIMAL_CELLS = tuple(
+    EXPORT_COLUMNS.index(name)
+    for name in ("nominal_quantity", "measured_shortfall", "tolerated_deficiency")
+)
 CHECK_BATCH = 1000
 
 
@@ -345,6 +350,9 @@ def _export_row(spot_check: SpotCheck, embargo: Embargo, *, typed: bool = False)
     cells = [cell(getattr(spot_check, name)) for name in EXPORT_COLUMNS]
     final_result = embargo.final_result(spot_check)
     cells[FINAL_RESULT_CELL] = final_result.value if final_result else None
+    if typed:
+        for index in DECIMAL_CELLS:
+            cells[index] = Decimal(cells[index]) if cells[index] is not None else None
     return cells
 
 

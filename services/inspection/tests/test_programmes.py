@@ -347,6 +347,18 @@ async def test_lists_and_exports_filter_by_programme(service: Harness) -> None:
     assert rows[0]["sample_code"] == ""
 
 
+async def test_a_workbook_export_writes_quantities_as_numbers(service: Harness) -> None:
+    client = service.client()
+    await _post(client, prepackaged(measured_shortfall="16.25"))
+    exported = await client.get(f"{URL}/export", params={"format": "xlsx"})
+    assert exported.status_code == 200, exported.text
+    header, row = xlsx_values(exported.content)
+    values = dict(zip(header, row, strict=True))
+    assert values["实际短缺量"] == 16.25
+    assert values["标注净含量"] == 500
+    assert values["监管项目"] == "metrology"
+
+
 def _csv(rows: list[dict[str, Any]]) -> bytes:
     names = list(dict.fromkeys(name for row in rows for name in row))
     buffer = io.StringIO()
