@@ -19,6 +19,13 @@ is commended. Then, in 沛縣 320322:
   commended.
 A metrology check in 沛縣 found 1 of 12 fuel dispensers nonconforming: the informational row
 shows 11/12 = 0.916667 and judges nothing.
+
+The other measures of the rest of the plan, each shown for information and read from the
+real services' stats, after recording in 沛縣: an elevator last inspected 2006-06-30 (due
+2007-06-30: overdue on 31 December) and one inspected 2007-03-01 (due 2008-03-01); a food
+production licence; that enterprise's disposition `rectifying`; a geographical-indication
+listing approved 2007-06-12; a 市質量管理獎 of 2007. Each counts 1 for 沛縣 and for the city,
+0 elsewhere.
 """
 
 from __future__ import annotations
@@ -50,6 +57,16 @@ COUNTIES = (
 STANDINGS = "/api/v1/assessments/2007/standings"
 INCIDENT_SCOPES = ("incidents:read", "incidents:write")
 AS_OF = {"as_of": "2007-12-31"}
+
+
+INFORMATIONAL = (
+    ("metrology_special_checks", "spot_checks", "metrology_pass_rate"),
+    ("special_equipment_overdue", "spot_checks", "special_equipment_overdue"),
+    ("licensed_food_producers", "certificates", "licensed_food_producers"),
+    ("food_processing_rectification", "food_dispositions", "food_rectification_open"),
+    ("new_gi_products", "brands", "new_gi_products"),
+    ("quality_awards_won", "awards", "awards_won"),
+)
 
 
 def credit_code(county: str, number: int) -> str:
@@ -88,14 +105,17 @@ def target_set() -> dict[str, Any]:
                 "weight": 0,
                 "veto": True,
             },
-            {
-                "key": "metrology_special_checks",
-                "name": "計量專項監督檢查",
-                "source": "spot_checks",
-                "measure": {"kind": "metrology_pass_rate"},
-                "comparator": "informational",
-                "weight": 0,
-            },
+            *(
+                {
+                    "key": key,
+                    "name": key,
+                    "source": source,
+                    "measure": {"kind": kind},
+                    "comparator": "informational",
+                    "weight": 0,
+                }
+                for key, source, kind in INFORMATIONAL
+            ),
         ],
     }
 
@@ -278,3 +298,119 @@ def test_a_confirmed_major_incident_vetoes_and_its_dismissal_restores(stack: Sta
     assert (veto["actual"], veto["status"]) == (0.0, "met")
     assert veto["explanation"]["inputs"]["incident_records"] == []
     assert set(_outcomes(stack).values()) == {"commended"}
+
+
+def _record_the_rest_of_the_plan(stack: Stack) -> None:
+    maker = {"enterprise_credit_code": credit_code(PEI, 2), "enterprise_name": "沛縣食品廠"}
+    with stack.client("inspection") as client:
+        for code, inspected, due in (
+            ("DT3203220001", "2006-06-30", "2007-06-30"),
+            ("DT3203220002", "2007-03-01", "2008-03-01"),
+        ):
+            _ok(
+                client.post(
+                    "/api/v1/spot-checks",
+                    json={
+                        "programme": "special_equipment",
+                        "plan_code": "2007-TS-DT",
+                        "level": "city",
+                        "equipment_code": code,
+                        "equipment_kind": "elevator",
+                        "next_due_on": due,
+                        "major_hazard_source": False,
+                        "county_code": PEI,
+                        "sampled_on": inspected,
+                        "published_on": inspected,
+                        "result": "pass",
+                        **maker,
+                    },
+                ),
+                201,
+            )
+    with stack.client("certification") as client:
+        _ok(
+            client.post(
+                "/api/v1/certificates",
+                json={
+                    "kind": "food_production_licence",
+                    "certificate_number": "QS320322010001",
+                    "issuing_authority": "徐州市質量技術監督局",
+                    "product_categories": ["糕點"],
+                    "county_code": PEI,
+                    "scope": "糕點生產",
+                    "issued_on": "2006-05-01",
+                    **maker,
+                },
+            ),
+            201,
+        )
+        _ok(
+            client.post(
+                "/api/v1/food-dispositions",
+                json={
+                    "county_code": PEI,
+                    "licence_number": "QS320322010001",
+                    "disposition": "rectifying",
+                    "decided_on": "2007-03-15",
+                    "deadline": "2007-09-30",
+                    "reason": "出廠檢驗不符合要求，限期整改",
+                    **maker,
+                },
+            ),
+            201,
+        )
+    with stack.client("brand_registry") as client:
+        _ok(
+            client.post(
+                "/api/v1/brands",
+                json={
+                    "product_name": "沛縣黿汁狗肉",
+                    "brand_name": "黿汁狗肉",
+                    "county_code": PEI,
+                    "tier": "geographical_indication",
+                    "sector": "agriculture",
+                    "awarded_on": "2007-06-12",
+                    "protected_name": "沛縣黿汁狗肉",
+                    "protected_area": [PEI],
+                    "approval_authority": "國家質量監督檢驗檢疫總局",
+                    "notice_number": "2007年第88號",
+                    **maker,
+                },
+            ),
+            201,
+        )
+        _ok(
+            client.post(
+                "/api/v1/awards",
+                json={
+                    "kind": "city_quality_management_award",
+                    "level": "city",
+                    "year": 2007,
+                    "county_code": PEI,
+                    "awarded_on": "2007-12-25",
+                    **maker,
+                },
+            ),
+            201,
+        )
+
+
+def test_the_rest_of_the_plan_is_read_from_the_real_stats(stack: Stack) -> None:
+    _record_the_rest_of_the_plan(stack)
+    with stack.client("assessment") as client:
+        body = _ok(client.get(STANDINGS, params=AS_OF))
+    assert all(v == "ok" for v in body["meta"]["completeness"].values()), body["meta"]
+    wanted = [key for key, _, _ in INFORMATIONAL if key != "metrology_special_checks"]
+    for standing in body["items"]:
+        figures = {key: _row(standing, key) for key in wanted}
+        expected = 1.0 if standing["county_code"] == PEI else 0.0
+        assert {k: r["actual"] for k, r in figures.items()} == dict.fromkeys(wanted, expected)
+        assert {r["status"] for r in figures.values()} == {"informational"}
+    city = {key: _row(body["city"], key)["actual"] for key in wanted}
+    assert city == dict.fromkeys(wanted, 1.0)
+    pei = _standing(stack, PEI)
+    overdue = _row(pei, "special_equipment_overdue")["explanation"]["inputs"]
+    assert overdue["overdue_equipment_codes"] == ["DT3203220001"]
+    assert overdue["items_registered"] == 2
+    rectifying = _row(pei, "food_processing_rectification")["explanation"]["inputs"]
+    assert (rectifying["rectifying"], rectifying["total"]) == (1, 1)
