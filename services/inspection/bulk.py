@@ -131,6 +131,61 @@ async def _stored_sample_errors(
     ]
 
 
+async def _stored_inspection_errors(
+    *, session: AsyncSession, keyed: dict[tuple[str, date], int]
+) -> list[RowError]:
+    """Rows inspecting an item on a day it already has an inspection."""
+    stored = await repository.existing_inspections(session=session, keys=list(keyed))
+    return [
+        RowError(
+            keyed[key], "equipment_code", f"equipment {key[0]!r} has an inspection on {key[1]}"
+        )
+        for key in stored
+    ]
+
+
+class _Keys:
+    """The unique keys of an upload's rows seen so far (samples of a plan, items' days),
+    and those of the batch being checked, each with its first line."""
+
+    def __init__(self) -> None:
+        self.samples: dict[tuple[str, str], int] = {}
+        self.items: dict[tuple[str, date], int] = {}
+        self.batch_samples: dict[tuple[str, str], int] = {}
+        self.batch_items: dict[tuple[str, date], int] = {}
+
+    def repeats(self, line: int, record: SpotCheckFields) -> list[RowError]:
+        """The row's keys an earlier row of the file holds; the others are kept."""
+        errors = []
+        if record.sample_code is not None:
+            sample = (record.plan_code, record.sample_code)
+            if sample in self.samples:
+                errors.append(_repeat_error(line, record, self.samples[sample]))
+            else:
+                self.samples[sample] = self.batch_samples[sample] = line
+        if record.equipment_code is not None:
+            item = (record.equipment_code, record.sampled_on)
+            if item in self.items:
+                errors.append(
+                    RowError(
+                        line,
+                        "equipment_code",
+                        f"equipment {item[0]!r} inspected on {item[1]} repeats line "
+                        f"{self.items[item]}",
+                    )
+                )
+            else:
+                self.items[item] = self.batch_items[item] = line
+        return errors
+
+    async def stored(self, session: AsyncSession) -> list[RowError]:
+        """The batch's keys the database already holds; then the next batch begins."""
+        errors = await _stored_sample_errors(session=session, keyed=self.batch_samples)
+        errors += await _stored_inspection_errors(session=session, keyed=self.batch_items)
+        self.batch_samples, self.batch_items = {}, {}
+        return errors
+
+
 async def validate_upload(
     *,
     session: AsyncSession,
@@ -142,11 +197,10 @@ async def validate_upload(
     """Check every row (nothing stored): the row count and every error found. A row of a
     county outside the principal's binding refuses the whole file (403)."""
     errors: list[RowError] = []
-    seen: dict[tuple[str, str], int] = {}
+    keys = _Keys()
     outside: list[int] = []
     rows = 0
     for batch in batched(_rows(upload), CHECK_BATCH):
-        keyed: dict[tuple[str, str], int] = {}
         for line, values in batch:
             rows += 1
             # A row without a county is refused for its missing field instead.
@@ -155,14 +209,9 @@ async def validate_upload(
                 outside.append(line)
             record, problems = _parse_row(values, catalogue=catalogue, today=today)
             errors.extend(RowError(line, field, message) for field, message in problems)
-            if record is None or record.sample_code is None:
-                continue
-            key = (record.plan_code, record.sample_code)
-            if key in seen:
-                errors.append(_repeat_error(line, record, seen[key]))
-                continue
-            seen[key] = keyed[key] = line
-        errors.extend(await _stored_sample_errors(session=session, keyed=keyed))
+            if record is not None:
+                errors.extend(keys.repeats(line, record))
+        errors.extend(await keys.stored(session))
     principal.require_rows_in_binding(outside)
     errors.sort(key=lambda error: error.line)
     return rows, errors

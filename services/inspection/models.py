@@ -32,6 +32,8 @@ EQUIPMENT_ONLY = text("equipment_code IS NOT NULL AND reinspection_of IS NULL")
 SAMPLE_INDEX = "uq_spot_check_plan_code_sample_code"
 """A sample code is unique within its plan; its re-inspections reuse it."""
 REINSPECTION_CONSTRAINT = "uq_spot_check_reinspection_of"
+EQUIPMENT_DAY_INDEX = "uq_spot_check_equipment_code_sampled_on"
+"""An item of special equipment is inspected once a day."""
 """A check is re-inspected once; the chain goes on from the re-inspection."""
 _version = version_column()
 
@@ -67,6 +69,14 @@ class SpotCheck(Base, table=True):
             "instruments_nonconforming",
             sqlite_where=ORIGINALS_ONLY,
             postgresql_where=ORIGINALS_ONLY,
+        ),
+        Index(
+            EQUIPMENT_DAY_INDEX,
+            "equipment_code",
+            "sampled_on",
+            unique=True,
+            sqlite_where=EQUIPMENT_ONLY,
+            postgresql_where=EQUIPMENT_ONLY,
         ),
         # Serves the special-equipment items: each code's inspections in date order, every
         # column the latest-inspection window reads.

@@ -11,6 +11,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from inspection.models import (
+    EQUIPMENT_DAY_INDEX,
     REINSPECTION_CONSTRAINT,
     SAMPLE_INDEX,
     OutboxMessage,
@@ -52,6 +53,27 @@ async def find_original(
     return (await session.execute(query)).scalars().first()
 
 
+async def find_inspection(
+    *, session: AsyncSession, equipment_code: str, sampled_on: date
+) -> SpotCheck | None:
+    """The inspection of an item of special equipment on a day."""
+    query = select(SpotCheck).where(
+        col(SpotCheck.equipment_code) == equipment_code,
+        col(SpotCheck.sampled_on) == sampled_on,
+        col(SpotCheck.reinspection_of).is_(None),
+    )
+    return (await session.execute(query)).scalars().first()
+
+
+def inspection_conflict(equipment_code: str, sampled_on: date, existing_id: str) -> Conflict:
+    """The 409 of a second inspection of an item on one day."""
+    return Conflict(
+        f"Equipment {equipment_code!r} already has an inspection on {sampled_on}.",
+        field="equipment_code",
+        existing_id=existing_id,
+    )
+
+
 async def find_reinspection(*, session: AsyncSession, spot_check_id: str) -> SpotCheck | None:
     """The re-inspection of a check, if one was recorded."""
     query = select(SpotCheck).where(col(SpotCheck.reinspection_of) == spot_check_id)
@@ -69,8 +91,9 @@ async def chain_of(*, session: AsyncSession, root_id: str) -> list[SpotCheck]:
     return ordered
 
 
-Written = tuple[str, str | None, str | None]
-"""What the unique rules look at in a written check: plan, sample and the check it re-inspects."""
+Written = tuple[str, str | None, str | None, str | None, date]
+"""What the unique rules look at in a written check: plan, sample, the check it re-inspects,
+equipment code and day."""
 
 
 def sample_conflict(plan_code: str, sample_code: str, existing_id: str) -> Conflict:
@@ -95,8 +118,9 @@ async def _refusing_duplicates(
     session: AsyncSession, write: Callable[[], Awaitable[Any]], written: Sequence[Written]
 ) -> None:
     """Run `write`; when a unique rule refuses it (a concurrent request recorded the same
-    sample of the plan, or re-inspected the same check, first), roll the request back and
-    answer the 409 a sequential duplicate gets, naming the check stored first."""
+    sample of the plan, re-inspected the same check, or inspected the same item that day,
+    first), roll the request back and answer the 409 a sequential duplicate gets, naming the
+    check stored first."""
     try:
         await write()
     except IntegrityError as error:
@@ -107,13 +131,18 @@ async def _refusing_duplicates(
         elif violates_unique(error, REINSPECTION_CONSTRAINT, ["spot_check.reinspection_of"]):
             await session.rollback()
             conflict = await _reinspected_conflict(session, written)
+        elif violates_unique(
+            error, EQUIPMENT_DAY_INDEX, ["spot_check.equipment_code", "spot_check.sampled_on"]
+        ):
+            await session.rollback()
+            conflict = await _inspection_conflict(session, written)
         if conflict is None:
             raise
         raise conflict from None
 
 
 async def _sample_conflict(session: AsyncSession, written: Sequence[Written]) -> Conflict | None:
-    for plan_code, sample_code, reinspection_of in written:
+    for plan_code, sample_code, reinspection_of, _, _ in written:
         if reinspection_of is None and sample_code is not None:
             found = await find_original(
                 session=session, plan_code=plan_code, sample_code=sample_code
@@ -126,7 +155,7 @@ async def _sample_conflict(session: AsyncSession, written: Sequence[Written]) ->
 async def _reinspected_conflict(
     session: AsyncSession, written: Sequence[Written]
 ) -> Conflict | None:
-    for _, _, reinspection_of in written:
+    for _, _, reinspection_of, _, _ in written:
         if reinspection_of is not None:
             found = await find_reinspection(session=session, spot_check_id=reinspection_of)
             if found is not None:
@@ -134,9 +163,22 @@ async def _reinspected_conflict(
     return None
 
 
+async def _inspection_conflict(
+    session: AsyncSession, written: Sequence[Written]
+) -> Conflict | None:
+    for _, _, _, equipment_code, sampled_on in written:
+        if equipment_code is not None:
+            found = await find_inspection(
+                session=session, equipment_code=equipment_code, sampled_on=sampled_on
+            )
+            if found is not None:
+                return inspection_conflict(equipment_code, sampled_on, found.id)
+    return None
+
+
 def _pending_checks(session: AsyncSession) -> list[Written]:
     return [
-        (o.plan_code, o.sample_code, o.reinspection_of)
+        (o.plan_code, o.sample_code, o.reinspection_of, o.equipment_code, o.sampled_on)
         for o in [*session.new, *session.dirty]
         if isinstance(o, SpotCheck)
     ]
@@ -579,6 +621,19 @@ async def existing_originals(
     return {(str(row[0]), str(row[1])) for row in await session.execute(query)}
 
 
+async def existing_inspections(
+    *, session: AsyncSession, keys: Sequence[tuple[str, date]]
+) -> set[tuple[str, date]]:
+    """Which (equipment_code, sampled_on) pairs already have an inspection."""
+    if not keys:
+        return set()
+    query = select(col(SpotCheck.equipment_code), col(SpotCheck.sampled_on)).where(
+        tuple_(col(SpotCheck.equipment_code), col(SpotCheck.sampled_on)).in_(list(keys)),
+        col(SpotCheck.reinspection_of).is_(None),
+    )
+    return {(str(row[0]), row[1]) for row in await session.execute(query)}
+
+
 async def existing_ids(*, session: AsyncSession, ids: Sequence[str]) -> set[str]:
     """Which of these spot-check ids are taken."""
     if not ids:
@@ -602,7 +657,14 @@ async def insert_many(
             await session.execute(insert(metadata.tables["spot_check"]), spot_checks)
 
         written = [
-            (r["plan_code"], r["sample_code"], r.get("reinspection_of")) for r in spot_checks
+            (
+                r["plan_code"],
+                r["sample_code"],
+                r.get("reinspection_of"),
+                r["equipment_code"],
+                r["sampled_on"],
+            )
+            for r in spot_checks
         ]
         await _refusing_duplicates(session, write, written)
     # Core inserts on the tables: the ORM's bulk path costs more than the rows' validation.

@@ -689,6 +689,23 @@ async def _check_unique_sample(
         )
 
 
+async def _check_one_inspection_a_day(
+    *,
+    session: AsyncSession,
+    equipment_code: str | None,
+    sampled_on: date,
+    exclude_id: str | None = None,
+) -> None:
+    """An item of special equipment is inspected once a day."""
+    if equipment_code is None:
+        return
+    existing = await repository.find_inspection(
+        session=session, equipment_code=equipment_code, sampled_on=sampled_on
+    )
+    if existing is not None and existing.id != exclude_id:
+        raise repository.inspection_conflict(equipment_code, sampled_on, existing.id)
+
+
 async def _original_of(
     *,
     session: AsyncSession,
@@ -708,6 +725,9 @@ async def _original_of(
         )
     await _check_unique_sample(
         session=session, plan_code=record.plan_code, sample_code=record.sample_code
+    )
+    await _check_one_inspection_a_day(
+        session=session, equipment_code=record.equipment_code, sampled_on=record.sampled_on
     )
     return None
 
@@ -894,6 +914,13 @@ async def _check_correction_in_chain(
             session=session,
             plan_code=new_values["plan_code"],
             sample_code=new_values["sample_code"],
+            exclude_id=spot_check.id,
+        )
+    if spot_check.reinspection_of is None and changed & {"equipment_code", "sampled_on"}:
+        await _check_one_inspection_a_day(
+            session=session,
+            equipment_code=new_values["equipment_code"],
+            sampled_on=new_values["sampled_on"],
             exclude_id=spot_check.id,
         )
 

@@ -234,6 +234,33 @@ async def test_an_inspection_day_is_corrected_under_either_name(service: Harness
     assert clash.json()["errors"][0]["field"] == "inspected_on"
 
 
+async def test_an_item_is_inspected_once_a_day(service: Harness) -> None:
+    client = service.client()
+    first = await _post(client, equipment("D-1"))
+    again = await client.post(URL, json=equipment("D-1", plan_code="2023-TZ-02"))
+    assert again.status_code == 409, again.text
+    assert again.json()["field"] == "equipment_code"
+    assert again.json()["existing_id"] == first["id"]
+    later = await _post(client, equipment("D-1", sampled_on="2023-04-21"))
+    etag = (await client.get(f"{URL}/{later['id']}")).headers["ETag"]
+    moved = await client.patch(
+        f"{URL}/{later['id']}",
+        json={"reason": "更正", "sampled_on": "2023-04-20"},
+        headers={"If-Match": etag},
+    )
+    assert moved.status_code == 409, moved.text
+    assert moved.json()["existing_id"] == first["id"]
+
+
+async def test_one_inspection_sent_together_is_recorded_once(service: Harness) -> None:
+    clients = [service.client() for _ in range(10)]
+    responses = await asyncio.gather(*(c.post(URL, json=equipment("D-2")) for c in clients))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201] + [409] * 9, [r.text for r in responses if r.status_code != 409]
+    fields = {r.json()["field"] for r in responses if r.status_code == 409}
+    assert fields == {"equipment_code"}
+
+
 async def test_programmes_without_samples_are_not_reinspected(service: Harness) -> None:
     client = service.client()
     failed = await _post(client, equipment("R-1", result="fail"))
@@ -393,6 +420,16 @@ async def test_an_import_carries_each_programme(service: Harness) -> None:
         ("special_equipment", None, "I-1"),
     ]
     assert listed["items"][2]["sampled_on"] == "2023-04-20"
+
+    twice = [equipment("I-3", nonconforming_items=""), equipment("I-3", nonconforming_items="")]
+    repeated = await client.post(
+        f"{URL}/import", content=_csv([*twice, item]), headers={"Content-Type": "text/csv"}
+    )
+    assert repeated.status_code == 422, repeated.text
+    assert [(e["line"], e["field"]) for e in repeated.json()["errors"]] == [
+        (3, "equipment_code"),
+        (4, "equipment_code"),
+    ]
 
     broken = equipment("I-2")
     broken.pop("equipment_kind")

@@ -28,6 +28,7 @@ EQUIPMENT_ONLY = sa.text("equipment_code IS NOT NULL AND reinspection_of IS NULL
 SAMPLE_INDEX = "uq_spot_check_plan_code_sample_code"
 STATS_INDEX = "ix_spot_check_stats"
 EQUIPMENT_INDEX = "ix_spot_check_equipment"
+EQUIPMENT_DAY_INDEX = "uq_spot_check_equipment_code_sampled_on"
 OLD_STATS_COLUMNS = [
     "sampled_on",
     "county_code",
@@ -97,6 +98,7 @@ def upgrade() -> None:
     _partial(SAMPLE_INDEX, ["plan_code", "sample_code"], ORIGINALS_ONLY, unique=True)
     _partial(STATS_INDEX, NEW_STATS_COLUMNS, ORIGINALS_ONLY)
     _partial(EQUIPMENT_INDEX, EQUIPMENT_COLUMNS, EQUIPMENT_ONLY)
+    _partial(EQUIPMENT_DAY_INDEX, ["equipment_code", "sampled_on"], EQUIPMENT_ONLY, unique=True)
 
 
 def downgrade() -> None:
@@ -108,6 +110,7 @@ def downgrade() -> None:
             f"{others} spot-check record(s) belong to programmes other than product_quality; "
             "export and remove them before downgrading below revision 0006"
         )
+    op.drop_index(EQUIPMENT_DAY_INDEX, table_name="spot_check")
     op.drop_index(EQUIPMENT_INDEX, table_name="spot_check")
     op.drop_index(STATS_INDEX, table_name="spot_check")
     op.drop_index(SAMPLE_INDEX, table_name="spot_check")
