@@ -30,7 +30,15 @@ from demo.generate import DemoCity
 
 API = "/api/v1"
 READER_NAME = "demo-reader"
-READER_SCOPES = ["assessments:read", "brands:read", "certificates:read", "spot-checks:read"]
+READER_SCOPES = [
+    "assessments:read",
+    "brands:read",
+    "certificates:read",
+    "spot-checks:read",
+    "incidents:read",
+    "enterprises:read",
+    "events:read",
+]
 REVIEWER_NAME = "demo-reviewer"
 REVIEWER_SCOPES = ["assessments:read", "assessments:review"]
 COUNTY_SCOPES = ["assessments:read", "assessments:write"]
