@@ -143,6 +143,7 @@ def published_event(
         subject=subject_of(spot_check.id),
         data={
             "id": spot_check.id,
+            "programme": spot_check.programme,
             "published_on": spot_check.published_on.isoformat(),
             "item": public_item(spot_check, catalogue=catalogue, today=today),
         },
@@ -188,6 +189,7 @@ async def _emit_correction(
             subject=subject,
             data={
                 "id": spot_check.id,
+                "programme": spot_check.programme,
                 "changes": changes,
                 "reason": reason,
                 "item": public_item(spot_check, catalogue=catalogue, today=today),

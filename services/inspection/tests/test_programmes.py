@@ -344,6 +344,7 @@ async def test_the_published_event_carries_the_programme(service: Harness) -> No
     assert response.status_code == 200, response.text
     items = [event for event in response.json()["items"] if event["type"] == "spot_check.published"]
     assert [event["data"]["item"]["programme"] for event in items] == ["metrology"]
+    assert items[0]["data"]["programme"] == "metrology"
 
 
 # Lists, export and import
