@@ -94,6 +94,7 @@ EVENT_TYPES: Mapping[str, str] = {
     "spot_check.published": "spot-checks:read",
     "spot_check.corrected": "spot-checks:read",
     "spot_check.repeated_failures": "spot-checks:read",
+    "spot_check.equipment_overdue": "spot-checks:read",
     "incident.reported": "incidents:read",
     "incident.status_changed": "incidents:read",
     "reported_value.submitted": "assessments:read",

@@ -24,6 +24,7 @@ import calendar
 from collections.abc import Callable, Sequence
 from datetime import date
 from itertools import groupby
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
@@ -32,7 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from inspection import repository
 from inspection.catalogue import Catalogue
 from inspection.models import SpotCheck
-from inspection.schemas import FailedCheck, FailureWindow, Level, RepeatedFailures
+from inspection.schemas import (
+    FailedCheck,
+    FailureWindow,
+    Level,
+    OverdueEquipment,
+    RepeatedFailures,
+)
 from inspection.settings import Settings
 from kit import sweeps
 from kit.app import LifespanHook
@@ -42,6 +49,7 @@ from kit.sweeps import DueAlert
 
 SOURCE = "inspection"
 REPEATED_FAILURES = "spot_check.repeated_failures"
+EQUIPMENT_OVERDUE = "spot_check.equipment_overdue"
 logger = structlog.get_logger("inspection.alerts")
 
 
@@ -127,6 +135,68 @@ async def repeated_failures(
     return Page[RepeatedFailures](items=_entries(window, checks), next_cursor=found.next_cursor)
 
 
+async def overdue_equipment(
+    *,
+    session: AsyncSession,
+    catalogue: Catalogue,
+    today: date,
+    as_of: date | None,
+    page: PageParams,
+    county_code: str | None = None,
+    include_unpublished: bool = False,
+    counties: frozenset[str] | None = None,
+) -> Page[OverdueEquipment]:
+    """One page, by equipment code, of the special-equipment items overdue on `as_of`
+    (default today); 422 naming a county not served."""
+    if county_code is not None and (error := catalogue.county_code_error(county_code)):
+        raise ValidationFailed.single("county_code", error)
+    on = as_of or today
+    found = await repository.overdue_equipment(
+        session=session,
+        as_of=on,
+        county_code=county_code,
+        counties=counties,
+        include_unpublished=include_unpublished,
+        today=today,
+        page=page,
+    )
+    return found.map(lambda row: _overdue(row, on))
+
+
+def _overdue(row: Any, as_of: date) -> OverdueEquipment:
+    return OverdueEquipment(
+        equipment_code=row["equipment_code"],
+        equipment_kind=row["equipment_kind"],
+        county_code=row["county_code"],
+        enterprise_credit_code=row["enterprise_credit_code"],
+        enterprise_name=row["enterprise_name"],
+        last_inspection_id=row["id"],
+        inspected_on=row["sampled_on"],
+        next_due_on=row["next_due_on"],
+        days_overdue=(as_of - row["next_due_on"]).days,
+        major_hazard_source=bool(row["major_hazard_source"]),
+    )
+
+
+async def _equipment_alerts(*, session: AsyncSession, today: date) -> list[DueAlert]:
+    """An alert for every item overdue today, as the public knows its inspections, keyed by
+    the item and the due day it missed (a later inspection with a new due day may raise
+    another)."""
+    alerts = []
+    for row in await repository.all_overdue_equipment(session=session, as_of=today, today=today):
+        item = _overdue(row, today)
+        alerts.append(
+            DueAlert(
+                key=f"{EQUIPMENT_OVERDUE}:{item.equipment_code}:{item.next_due_on.isoformat()}",
+                type=EQUIPMENT_OVERDUE,
+                subject=f"equipment/{item.equipment_code}",
+                county_code=item.county_code,
+                data={"equipment_code": item.equipment_code, "item": item.model_dump(mode="json")},
+            )
+        )
+    return alerts
+
+
 async def due_alerts(
     *, session: AsyncSession, today: date, months: int, min_failures: int
 ) -> list[DueAlert]:
@@ -167,7 +237,7 @@ async def due_alerts(
                 },
             )
         )
-    return alerts
+    return alerts + await _equipment_alerts(session=session, today=today)
 
 
 async def sweep(

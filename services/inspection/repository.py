@@ -535,6 +535,10 @@ def _latest_inspections(
             col(SpotCheck.equipment_kind),
             col(SpotCheck.next_due_on),
             col(SpotCheck.major_hazard_source),
+            col(SpotCheck.id),
+            col(SpotCheck.sampled_on),
+            col(SpotCheck.enterprise_credit_code),
+            col(SpotCheck.enterprise_name),
             following,
         )
         .where(*conditions)
@@ -891,3 +895,70 @@ async def failed_checks(
         )
     )
     return list((await session.execute(query)).scalars())
+
+
+def _overdue_equipment(
+    *,
+    as_of: date,
+    county_code: str | None,
+    counties: Collection[str] | None,
+    include_unpublished: bool,
+    today: date,
+) -> Any:
+    """The special-equipment items overdue on `as_of`: each item's latest inspection by then,
+    whose next due day is before `as_of`."""
+    latest = _latest_inspections(
+        programme="special_equipment",
+        as_of=as_of,
+        include_unpublished=include_unpublished,
+        today=today,
+    )
+    query = select(
+        latest.c.equipment_code,
+        latest.c.equipment_kind,
+        latest.c.county_code,
+        latest.c.id,
+        latest.c.sampled_on,
+        latest.c.next_due_on,
+        latest.c.major_hazard_source,
+        latest.c.enterprise_credit_code,
+        latest.c.enterprise_name,
+    ).where(latest.c.following.is_(None), latest.c.next_due_on < as_of)
+    if county_code is not None:
+        query = query.where(latest.c.county_code == county_code)
+    if counties is not None:
+        query = query.where(latest.c.county_code.in_(sorted(counties)))
+    return query
+
+
+async def overdue_equipment(
+    *,
+    session: AsyncSession,
+    as_of: date,
+    county_code: str | None,
+    counties: Collection[str] | None,
+    include_unpublished: bool,
+    today: date,
+    page: PageParams,
+) -> Page[Any]:
+    """One page, by equipment code, of the items overdue on `as_of`."""
+    query = _overdue_equipment(
+        as_of=as_of,
+        county_code=county_code,
+        counties=counties,
+        include_unpublished=include_unpublished,
+        today=today,
+    )
+    return await paginate(
+        session, query, params=page, keys=[query.selected_columns.equipment_code], mappings=True
+    )
+
+
+async def all_overdue_equipment(*, session: AsyncSession, as_of: date, today: date) -> list[Any]:
+    """Every item overdue on `as_of` as the public knows its inspections, by equipment code
+    (the alert sweep's)."""
+    query = _overdue_equipment(
+        as_of=as_of, county_code=None, counties=None, include_unpublished=False, today=today
+    )
+    query = query.order_by(query.selected_columns.equipment_code)
+    return list((await session.execute(query)).mappings())

@@ -25,6 +25,7 @@ from inspection.schemas import (
     IMPORT_EXAMPLE,
     LABELS,
     Level,
+    OverdueEquipment,
     ProgrammeStats,
     RepeatedFailures,
     SpotCheckCreate,
@@ -289,6 +290,34 @@ async def bulletin_xlsx(
         service.bulletin_xlsx(checks, plan_code=plan_code, level=level, catalogue=catalogue),
         media_type=XLSX_MEDIA_TYPE,
         headers={"Content-Disposition": content_disposition(f"抽查結果公告-{plan_code}.xlsx")},
+    )
+
+
+@router.get(
+    "/spot-checks/overdue-equipment",
+    summary="Special-equipment items whose periodic inspection is overdue",
+)
+async def overdue_equipment(
+    session: SessionDep,
+    principal: Reader,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    page: PageParamsDep,
+    as_of: Annotated[date | None, Query(description="The day asked about (default today).")] = None,
+    county_code: CountyCode | None = None,
+    include_unpublished: bool = False,
+) -> Page[OverdueEquipment]:
+    """Each registered item (distinct equipment code) whose latest inspection by `as_of`
+    named a next due day before `as_of`, by equipment code, in the county of that inspection."""
+    return await alerts.overdue_equipment(
+        session=session,
+        catalogue=catalogue,
+        today=today,
+        as_of=as_of,
+        page=page,
+        county_code=county_code,
+        include_unpublished=unpublished_allowed(principal, include_unpublished),
+        counties=principal.readable_counties(),
     )
 
 

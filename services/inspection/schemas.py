@@ -620,3 +620,21 @@ class RepeatedFailures(BaseModel):
     window_from: date = Field(description="The window's first day (sampled on or after).")
     window_to: date = Field(description="The window's last day (`as_of`).")
     checks: list[FailedCheck] = Field(description="The failed checks, oldest sampling first.")
+
+
+class OverdueEquipment(BaseModel):
+    """A special-equipment item whose periodic inspection is overdue: its latest inspection
+    by `as_of` named a next due day before it."""
+
+    equipment_code: str
+    equipment_kind: str | None
+    county_code: str
+    enterprise_credit_code: str
+    enterprise_name: str
+    last_inspection_id: str
+    inspected_on: date
+    next_due_on: date
+    days_overdue: int = Field(description="Days from the next due day to `as_of`.")
+    major_hazard_source: bool = Field(
+        description="Monitored as a major hazard source (重大危險源)."
+    )

@@ -769,3 +769,85 @@ async def test_the_bulletin_lists_the_programmes_asked_for(service: Harness) -> 
         f"{URL}/bulletin.xlsx", params={**params, "programme": "special_equipment"}
     )
     assert none.status_code == 404, none.text
+
+
+async def _overdue(client: httpx.AsyncClient, **params: Any) -> list[tuple[str, str, int]]:
+    response = await client.get(f"{URL}/overdue-equipment", params=params)
+    assert response.status_code == 200, response.text
+    return [
+        (item["equipment_code"], item["next_due_on"], item["days_overdue"])
+        for item in response.json()["items"]
+    ]
+
+
+async def test_the_items_overdue_are_listed_by_their_latest_inspection(
+    equipment_fixture: httpx.AsyncClient,
+) -> None:
+    client = equipment_fixture
+    assert await _overdue(client, as_of="2023-12-31") == [
+        ("E-2", "2023-11-30", 31),
+        ("E-3", "2022-06-01", 578),
+    ]
+    # On 31 August E-5's inspection of 1 October has not happened, E-2 is not yet due.
+    assert await _overdue(client, as_of="2023-08-31") == [
+        ("E-3", "2022-06-01", 456),
+        ("E-5", "2023-07-10", 52),
+    ]
+    assert await _overdue(client, as_of="2023-12-31", county_code="320323") == [
+        ("E-2", "2023-11-30", 31)
+    ]
+    first = await client.get(f"{URL}/overdue-equipment", params={"as_of": "2023-12-31", "limit": 1})
+    rest = await client.get(
+        f"{URL}/overdue-equipment",
+        params={"as_of": "2023-12-31", "limit": 1, "cursor": first.json()["next_cursor"]},
+    )
+    assert [i["equipment_code"] for i in first.json()["items"] + rest.json()["items"]] == [
+        "E-2",
+        "E-3",
+    ]
+    boiler = first.json()["items"][0]
+    assert boiler["equipment_kind"] == "boiler"
+    assert boiler["major_hazard_source"] is True
+    assert boiler["inspected_on"] == "2023-02-01"
+
+
+async def test_a_bound_reader_sees_its_own_county_s_overdue_items(
+    service: Harness, equipment_fixture: httpx.AsyncClient
+) -> None:
+    bound = service.client(scopes=["spot-checks:read"], county_codes=["320382"])
+    response = await bound.get(f"{URL}/overdue-equipment", params={"as_of": "2023-12-31"})
+    assert response.status_code == 200, response.text
+    assert [i["equipment_code"] for i in response.json()["items"]] == ["E-3"]
+    unknown = await bound.get(f"{URL}/overdue-equipment", params={"county_code": "990000"})
+    assert unknown.status_code == 422, unknown.text
+    assert "county_code" in unknown.text
+
+
+async def test_the_sweep_announces_each_overdue_item_once_per_missed_due_day(
+    service: Harness, equipment_fixture: httpx.AsyncClient
+) -> None:
+    from inspection import alerts
+
+    settings = service.app.state.settings
+
+    async def sweep(today: date) -> int:
+        return await alerts.sweep(
+            sessionmaker=service.app.state.sessionmaker,
+            today=today,
+            months=settings.alert_repeated_failure_months,
+            min_failures=settings.alert_repeated_failure_min,
+        )
+
+    assert await sweep(date(2023, 12, 31)) == 2
+    assert await sweep(date(2023, 12, 31)) == 0
+    # A week later the same two are still overdue on the same due days: nothing new.
+    assert await sweep(date(2024, 1, 7)) == 0
+    reader = service.client(scopes=["spot-checks:read", "events:read"])
+    feed = await reader.get("/api/v1/events", params={"type": "spot_check.equipment_overdue"})
+    assert feed.status_code == 200, feed.text
+    events = feed.json()["items"]
+    assert sorted((e["subject"], e["countycode"]) for e in events) == [
+        ("equipment/E-2", "320323"),
+        ("equipment/E-3", "320382"),
+    ]
+    assert {e["data"]["item"]["next_due_on"] for e in events} == {"2023-11-30", "2022-06-01"}
