@@ -23,14 +23,17 @@ import httpx
 import pytest
 import python_calamine
 import xlsxwriter
+from alembic import command
 from fastapi import FastAPI
 from sqlalchemy import MetaData, delete
+from sqlalchemy import inspect as inspect_schema
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kit.app import ServiceSpec
 from kit.auth import TokenMinter, generate_keypair
-from kit.migrations import schema_drift, upgrade_to_head
+from kit.db import create_engine
+from kit.migrations import alembic_config, schema_drift, upgrade_to_head
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 
@@ -64,6 +67,36 @@ async def provision_database(label: str, tmp_dir: Path) -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+def migrate(spec: ServiceSpec, url: str, revision: str, *, down: bool = False) -> None:
+    """Upgrade (or downgrade) the service's database at `url` to `revision`."""
+    config = alembic_config(spec.migrations, url, spec.version_table)
+    (command.downgrade if down else command.upgrade)(config, revision)
+
+
+async def table_names(url: str) -> set[str]:
+    """The tables the database at `url` holds."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            names = await connection.run_sync(lambda c: inspect_schema(c).get_table_names())
+            return set(names)
+    finally:
+        await engine.dispose()
+
+
+async def check_migration_adds_tables(
+    *, spec: ServiceSpec, tmp_dir: Path, before: str, revision: str, tables: set[str]
+) -> None:
+    """Upgrading from `before` to `revision` creates `tables`; downgrading drops them again."""
+    async with provision_database(f"{spec.name}_migration", tmp_dir) as url:
+        await asyncio.to_thread(migrate, spec, url, before)
+        assert not tables & await table_names(url)
+        await asyncio.to_thread(migrate, spec, url, revision)
+        assert tables <= await table_names(url)
+        await asyncio.to_thread(migrate, spec, url, before, down=True)
+        assert not tables & await table_names(url)
 
 
 async def clear_tables(engine: AsyncEngine, metadata: MetaData) -> None:

@@ -4,17 +4,11 @@ counties; and the migration creating them."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from alembic import command
-
-from assessment.app import MIGRATIONS, VERSION_TABLE
-from kit.db import create_engine
-from kit.migrations import alembic_config
-from kit.testing import Harness, provision_database
+from assessment.app import SPEC
+from kit.testing import Harness, check_migration_adds_tables
 
 from .builders import PIZHOU, TONGSHAN, bound_client, reported, small_target_set
 from .fakes import FakeDataServices
@@ -124,25 +118,7 @@ async def test_a_published_run_is_an_event_without_a_county(
     assert event["id"] in [e["id"] for e in bound]
 
 
-def _migrate(url: str, revision: str, *, down: bool = False) -> None:
-    config = alembic_config(MIGRATIONS, url, VERSION_TABLE)
-    (command.downgrade if down else command.upgrade)(config, revision)
-
-
-async def _tables(url: str) -> set[str]:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as connection:
-            return set(await connection.run_sync(lambda c: sa.inspect(c).get_table_names()))
-    finally:
-        await engine.dispose()
-
-
 async def test_the_migration_creates_and_drops_the_event_tables(tmp_path: Path) -> None:
-    async with provision_database("assessment_events", tmp_path) as url:
-        await asyncio.to_thread(_migrate, url, "0005")
-        assert not {"event", "event_once"} & await _tables(url)
-        await asyncio.to_thread(_migrate, url, "0006")
-        assert {"event", "event_once"} <= await _tables(url)
-        await asyncio.to_thread(_migrate, url, "0005", down=True)
-        assert not {"event", "event_once"} & await _tables(url)
+    await check_migration_adds_tables(
+        spec=SPEC, tmp_dir=tmp_path, before="0005", revision="0006", tables={"event", "event_once"}
+    )

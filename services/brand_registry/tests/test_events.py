@@ -3,21 +3,16 @@ CloudEvents, filtered by the reader's scopes and counties; and the migration cre
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from alembic import command
-
-from brand_registry.app import MIGRATIONS, VERSION_TABLE
+from brand_registry.app import SPEC
 from brand_registry.tests.support import PIZHOU, TONGSHAN, create, credit_code, listing, set_status
-from kit.db import as_utc, create_engine
-from kit.migrations import alembic_config
-from kit.testing import Harness, provision_database
+from kit.db import as_utc
+from kit.testing import Harness, check_migration_adds_tables
 
 EVENTS = "/api/v1/events"
 READER = ["events:read", "brands:read"]
@@ -159,25 +154,7 @@ async def test_the_feed_resumes_after_its_cursor(service: Harness) -> None:
     assert rest["next_after"] == 3
 
 
-def _migrate(url: str, revision: str, *, down: bool = False) -> None:
-    config = alembic_config(MIGRATIONS, url, VERSION_TABLE)
-    (command.downgrade if down else command.upgrade)(config, revision)
-
-
-async def _tables(url: str) -> set[str]:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as connection:
-            return set(await connection.run_sync(lambda c: sa.inspect(c).get_table_names()))
-    finally:
-        await engine.dispose()
-
-
 async def test_the_migration_creates_and_drops_the_event_tables(tmp_path: Path) -> None:
-    async with provision_database("brand_registry_events", tmp_path) as url:
-        await asyncio.to_thread(_migrate, url, "0005")
-        assert not {"event", "event_once"} & await _tables(url)
-        await asyncio.to_thread(_migrate, url, "0006")
-        assert {"event", "event_once"} <= await _tables(url)
-        await asyncio.to_thread(_migrate, url, "0005", down=True)
-        assert not {"event", "event_once"} & await _tables(url)
+    await check_migration_adds_tables(
+        spec=SPEC, tmp_dir=tmp_path, before="0005", revision="0006", tables={"event", "event_once"}
+    )

@@ -3,7 +3,6 @@ as CloudEvents, filtered by the reader's scopes and counties; and the migration 
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from collections.abc import Awaitable, Callable
@@ -11,14 +10,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from alembic import command
-
-from certification.app import MIGRATIONS, VERSION_TABLE
+from certification.app import SPEC
 from certification.tests.conftest import make_credit_code
-from kit.db import as_utc, create_engine
-from kit.migrations import alembic_config
-from kit.testing import Harness, provision_database
+from kit.db import as_utc
+from kit.testing import Harness, check_migration_adds_tables
 
 NewCertificate = Callable[..., Awaitable[dict[str, Any]]]
 EVENTS = "/api/v1/events"
@@ -127,25 +122,7 @@ async def test_bound_and_scope_limited_readers(
     assert (await service.client(scopes=["certificates:read"]).get(EVENTS)).status_code == 403
 
 
-def _migrate(url: str, revision: str, *, down: bool = False) -> None:
-    config = alembic_config(MIGRATIONS, url, VERSION_TABLE)
-    (command.downgrade if down else command.upgrade)(config, revision)
-
-
-async def _tables(url: str) -> set[str]:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as connection:
-            return set(await connection.run_sync(lambda c: sa.inspect(c).get_table_names()))
-    finally:
-        await engine.dispose()
-
-
 async def test_the_migration_creates_and_drops_the_event_tables(tmp_path: Path) -> None:
-    async with provision_database("certification_events", tmp_path) as url:
-        await asyncio.to_thread(_migrate, url, "0003")
-        assert not {"event", "event_once"} & await _tables(url)
-        await asyncio.to_thread(_migrate, url, "0004")
-        assert {"event", "event_once"} <= await _tables(url)
-        await asyncio.to_thread(_migrate, url, "0003", down=True)
-        assert not {"event", "event_once"} & await _tables(url)
+    await check_migration_adds_tables(
+        spec=SPEC, tmp_dir=tmp_path, before="0003", revision="0004", tables={"event", "event_once"}
+    )

@@ -4,7 +4,6 @@ bulletin day; the feed filters by scopes and counties; and the migration creatin
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from datetime import UTC, datetime, time, timedelta
@@ -12,15 +11,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-from alembic import command
-
-from inspection.app import MIGRATIONS, VERSION_TABLE
+from inspection.app import SPEC
 from inspection.tests.support import PAST, TODAY, spot_check
-from kit.db import create_engine
 from kit.events import sequence_due
-from kit.migrations import alembic_config
-from kit.testing import Harness, provision_database
+from kit.testing import Harness, check_migration_adds_tables
 
 URL = "/api/v1/spot-checks"
 EVENTS = "/api/v1/events"
@@ -172,25 +166,7 @@ async def test_bound_and_scope_limited_readers(service: Harness) -> None:
     assert (await service.client(scopes=["spot-checks:read"]).get(EVENTS)).status_code == 403
 
 
-def _migrate(url: str, revision: str, *, down: bool = False) -> None:
-    config = alembic_config(MIGRATIONS, url, VERSION_TABLE)
-    (command.downgrade if down else command.upgrade)(config, revision)
-
-
-async def _tables(url: str) -> set[str]:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as connection:
-            return set(await connection.run_sync(lambda c: sa.inspect(c).get_table_names()))
-    finally:
-        await engine.dispose()
-
-
 async def test_the_migration_creates_and_drops_the_event_tables(tmp_path: Path) -> None:
-    async with provision_database("inspection_events", tmp_path) as url:
-        await asyncio.to_thread(_migrate, url, "0004")
-        assert not {"event", "event_once"} & await _tables(url)
-        await asyncio.to_thread(_migrate, url, "0005")
-        assert {"event", "event_once"} <= await _tables(url)
-        await asyncio.to_thread(_migrate, url, "0004", down=True)
-        assert not {"event", "event_once"} & await _tables(url)
+    await check_migration_adds_tables(
+        spec=SPEC, tmp_dir=tmp_path, before="0004", revision="0005", tables={"event", "event_once"}
+    )
