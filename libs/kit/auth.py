@@ -92,6 +92,11 @@ class Principal:
             return None
         return self.county_codes
 
+    def reads(self, county_code: str | None) -> bool:
+        """Whether records of `county_code` are shown to this client (lists, items)."""
+        readable = self.readable_counties()
+        return readable is None or county_code in readable
+
 
 @dataclass(frozen=True)
 class KeyPair:

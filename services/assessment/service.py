@@ -615,8 +615,7 @@ async def get_reported_value(
 ) -> ReportedValue:
     """The value, or 404 when there is none or it is another county's than the client's."""
     row = await repository.get_reported_value(session=session, value_id=value_id)
-    readable = None if principal is None else principal.readable_counties()
-    if row is None or (readable is not None and row.county_code not in readable):
+    if row is None or (principal is not None and not principal.reads(row.county_code)):
         raise NotFound(f"There is no reported value {value_id!r}.")
     return row
 
@@ -704,8 +703,7 @@ def _worklist_county(
             )
         (county_code,) = principal.county_codes
     check_county_code(county_code, catalogue)
-    readable = principal.readable_counties()
-    if readable is not None and county_code not in readable:
+    if not principal.reads(county_code):
         principal.require_county(county_code)
     region = catalogue.region(county_code)
     assert region is not None

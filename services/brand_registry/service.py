@@ -179,8 +179,7 @@ async def get_listing(
     """The listing with this id; 404 otherwise, and for a listing of a county the
     `principal` may not read."""
     brand = await repository.get_brand(session=session, brand_id=brand_id)
-    readable = principal.readable_counties() if principal is not None else None
-    if brand is None or (readable is not None and brand.county_code not in readable):
+    if brand is None or (principal is not None and not principal.reads(brand.county_code)):
         raise NotFound(f"No brand listing with id {brand_id!r}.", field="id")
     return brand
 
@@ -1566,8 +1565,7 @@ async def get_award(
     """The award with this id; 404 otherwise, and for an award of a county the `principal`
     may not read."""
     award = await repository.get_award(session=session, award_id=award_id)
-    readable = principal.readable_counties() if principal is not None else None
-    if award is None or (readable is not None and award.county_code not in readable):
+    if award is None or (principal is not None and not principal.reads(award.county_code)):
         raise NotFound(f"No award with id {award_id!r}.", field="id")
     return award
 

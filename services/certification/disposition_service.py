@@ -290,8 +290,7 @@ async def get_visible(
     """The disposition, or 404 when absent or (unless it is to be changed, where the county is
     the write's 403) of a county outside the caller's readable counties."""
     found = await repository.get_disposition(session=session, disposition_id=disposition_id)
-    readable = None if for_write else principal.readable_counties()
-    if found is None or (readable is not None and found.county_code not in readable):
+    if found is None or (not for_write and not principal.reads(found.county_code)):
         raise NotFound(f"No food disposition with id {disposition_id!r}.")
     return found
 

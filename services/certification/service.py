@@ -554,11 +554,10 @@ async def get_visible(
     (unless it is to be changed, where the county is the write's 403) of a county outside
     the caller's readable counties."""
     certificate = await repository.get_certificate(session=session, certificate_id=certificate_id)
-    readable = None if for_write else principal.readable_counties()
     if (
         certificate is None
         or (certificate.confidential and not can_see_confidential(principal))
-        or (readable is not None and certificate.county_code not in readable)
+        or (not for_write and not principal.reads(certificate.county_code))
     ):
         raise NotFound(f"No certificate with id {certificate_id!r}.")
     return certificate

@@ -151,8 +151,7 @@ async def visible_incident(
     """The incident with this id; one of a county outside the principal's readable counties
     exists for no one (a write there is the 403 naming `county_code` instead)."""
     incident = await repository.get_incident(session=session, incident_id=incident_id)
-    readable = principal.readable_counties() if principal is not None else None
-    if incident is None or (readable is not None and incident.county_code not in readable):
+    if incident is None or (principal is not None and not principal.reads(incident.county_code)):
         raise NotFound(f"No incident with id {incident_id!r}.")
     return incident
 

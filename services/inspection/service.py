@@ -277,11 +277,10 @@ async def visible_spot_check(
     """The spot-check with this id; an embargoed one exists only for those who may see it,
     one of a county outside the principal's readable counties for no one."""
     spot_check = await repository.get_spot_check(session=session, spot_check_id=spot_check_id)
-    readable = principal.readable_counties() if principal is not None else None
     if (
         spot_check is None
         or not embargo.shows(spot_check)
-        or (readable is not None and spot_check.county_code not in readable)
+        or (principal is not None and not principal.reads(spot_check.county_code))
     ):
         raise NotFound(f"No spot-check with id {spot_check_id!r}.")
     return spot_check

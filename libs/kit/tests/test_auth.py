@@ -52,6 +52,8 @@ def test_county_binding_travels_in_the_token() -> None:
     assert principal.covers("320322")
     assert not principal.covers("320312")
     assert principal.readable_counties() == frozenset({"320322"})
+    assert principal.reads("320322")
+    assert not principal.reads("320312")
     principal.require_county("320322")
     with pytest.raises(Forbidden) as refused:
         principal.require_county("320312")
@@ -68,6 +70,7 @@ def test_a_city_wide_client_covers_every_county() -> None:
     assert principal.county_codes == frozenset()
     assert principal.covers("320312")
     assert principal.readable_counties() is None
+    assert principal.reads("320312")
 
 
 def test_a_bound_client_with_city_read_reads_every_county() -> None:
@@ -81,6 +84,7 @@ def test_a_bound_client_with_city_read_reads_every_county() -> None:
         )
     )
     assert principal.readable_counties() is None
+    assert principal.reads("320312")
     assert not principal.covers("320312")
 
 
