@@ -116,10 +116,9 @@ class WebhookWorker:
             scopes=DISPATCHER_SCOPES,
         )
 
-    async def dispatch_once(self) -> int:
-        """Read every service's feed once; the number of events read."""
-        counts = await asyncio.gather(*(self._dispatch(backend) for backend in DATA_SERVICES))
-        return sum(counts)
+    async def dispatch_once(self) -> list[int]:
+        """Read every service's feed once; the number of events read from each."""
+        return list(await asyncio.gather(*(self._dispatch(backend) for backend in DATA_SERVICES)))
 
     async def _dispatch(self, backend: str) -> int:
         async with self.sessionmaker() as session:
@@ -292,17 +291,23 @@ class WebhookWorker:
             "worker": "stopped" if self._stopping.is_set() else "running",
         }
 
-    async def run_once(self) -> int:
+    async def run_once(self) -> bool:
+        """One cycle: read the feeds, make the due deliveries; whether more may be waiting
+        (a feed or the queue gave a full batch)."""
         read = await self.dispatch_once()
         sent = await self.send_due()
         await self.status()
-        return read + sent
+        batch = self.settings.webhook_batch_size
+        return max(read, default=0) >= batch or sent >= batch
 
     async def run(self) -> None:
-        """Dispatch and send until stopped: at once when woken or busy, else every poll."""
+        """Dispatch and send until stopped: again at once while a cycle finds full batches
+        (a backlog), else at the next poll or when woken. A cycle that read a few events has
+        caught up, and reading again at once would poll the services' feeds without pause
+        while writes trickle in."""
         while not self._stopping.is_set():
             self._wake.clear()
-            busy = 0
+            busy = False
             try:
                 busy = await self.run_once()
             except Exception as error:

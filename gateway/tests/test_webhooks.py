@@ -334,6 +334,28 @@ async def test_the_worker_delivers_in_the_background(
             assert ready["checks"]["webhooks"]["feeds"]["brand_registry"] == "ok"
 
 
+async def test_the_worker_reads_again_at_once_only_after_a_full_batch(
+    make_events_gateway: Any, feed_stubs: dict[str, FeedStub], webhook_receiver: Receiver
+) -> None:
+    brands = feed_stubs["brand_registry"]
+    async with make_events_gateway(webhooks_enabled=False) as app:
+        key = await new_client(app, ["webhooks:manage", "brands:read"])
+        async with client_of(app, api_key=key) as caller:
+            await subscribe(caller, webhook_receiver)
+    made = [brands.add("brand.created")["id"] for _ in range(5)]
+    settings = {"webhooks_enabled": True, "webhook_poll_seconds": 60, "webhook_batch_size": 2}
+    async with make_events_gateway(**settings):
+        for _ in range(100):
+            if len(webhook_receiver.delivered_ids()) == len(made):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+    assert sorted(webhook_receiver.delivered_ids()) == sorted(made)
+    # Two full batches, then the last event: the worker has caught up and waits for the
+    # next poll instead of asking the feed again at once.
+    assert [request["after"] for request in brands.requests] == [0, 2, 4]
+
+
 async def test_a_claim_whose_sender_died_is_taken_over_once_its_lease_ends(
     events_gateway: Harness, feed_stubs: dict[str, FeedStub], webhook_receiver: Receiver
 ) -> None:
