@@ -54,6 +54,8 @@ def is_database_unavailable(error: BaseException) -> bool:
     out of connections), as opposed to a statement it refused."""
     if isinstance(error, ConnectionError | PoolTimeoutError):
         return True
+    if type(error).__name__ in _UNAVAILABLE_CAUSES:
+        return True  # the driver's own error, from a statement made on the bare connection
     if isinstance(error, DBAPIError):
         if error.connection_invalidated:
             return True

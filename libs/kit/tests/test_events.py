@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from contextlib import suppress
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from kit import events
 from kit.app import ServiceSpec, create_app
-from kit.db import create_engine, create_sessionmaker
+from kit.db import create_engine, create_sessionmaker, is_database_unavailable
 from kit.events import Gone, emit, emit_once, event_table, read_feed, sequence_due
 from kit.testing import ServiceTokens, provision_database
 from kit.tests.sample_app import SampleSettings
@@ -123,8 +124,12 @@ async def test_the_feed_answers_cloud_events_in_order(outbox: Outbox) -> None:
     assert (await _read(outbox, after=2))["next_after"] == 2
 
 
-async def test_a_batch_of_events_is_written_whole_in_the_transaction(outbox: Outbox) -> None:
-    """A batch large enough for COPY on PostgreSQL reads back exactly as emitted."""
+@pytest.mark.parametrize("size", [1, 3, events.COPY_FROM + 10])
+async def test_a_batch_of_events_is_written_whole_in_the_transaction(
+    outbox: Outbox, size: int
+) -> None:
+    """One event, a few, and a batch large enough for COPY on PostgreSQL (each written its
+    own way there) read back exactly as emitted, and vanish with a rollback."""
     batch = [
         events.NewEvent(
             type="certificate.created",
@@ -132,7 +137,7 @@ async def test_a_batch_of_events_is_written_whole_in_the_transaction(outbox: Out
             data={"id": str(n), "item": {"name": "徐州", "sites": ["a", "b"], "none": None}},
             county_code="320303" if n % 2 else None,
         )
-        for n in range(events.COPY_FROM + 10)
+        for n in range(size)
     ]
     async with outbox.sessionmaker() as session:
         await events.emit_many(session, source=SOURCE, events=batch)
@@ -146,6 +151,32 @@ async def test_a_batch_of_events_is_written_whole_in_the_transaction(outbox: Out
     assert [e["data"] for e in items] == [e.data for e in batch]
     assert [e.get("countycode") for e in items] == [e.county_code for e in batch]
     assert all(e["source"] == "/sample" and e["time"].endswith("Z") for e in items)
+
+
+async def test_a_connection_lost_under_an_emit_says_the_database_is_unavailable(
+    outbox: Outbox,
+) -> None:
+    """The emit writes on the bare driver on PostgreSQL; a connection lost there is an
+    outage (a 503 with Retry-After), not a failed statement."""
+    if outbox.engine.dialect.name != "postgresql":
+        pytest.skip("the driver path is PostgreSQL's")
+    async with outbox.sessionmaker() as session:
+        pid = (await session.execute(select(func.pg_backend_pid()))).scalar_one()
+        async with outbox.engine.connect() as other:
+            await other.execute(select(func.pg_terminate_backend(pid)))
+        with pytest.raises(Exception) as raised:
+            await emit(
+                session,
+                source=SOURCE,
+                type="brand.created",
+                subject="brands/1",
+                data={"id": "1"},
+                county_code=None,
+            )
+        assert is_database_unavailable(raised.value)
+        with suppress(Exception):
+            await session.rollback()
+    assert await _count(outbox) == 0
 
 
 async def test_concurrent_writers_are_read_once_each_in_order(outbox: Outbox) -> None:
