@@ -214,8 +214,9 @@ async def emit(
 COPY_FROM = 50
 """From how many events `emit_many` writes with COPY on PostgreSQL (one statement either way)."""
 _COPIED = ("id", "type", "source", "subject", "time", "county_code", "data", "due_at")
-_INSERT = "INSERT INTO event ({}) VALUES ({})".format(
-    ", ".join(_COPIED), ", ".join(f"${n}" for n in range(1, len(_COPIED) + 1))
+_INSERT = (
+    "INSERT INTO event (id, type, source, subject, time, county_code, data, due_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 )
 
 

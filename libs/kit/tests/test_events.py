@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-from contextlib import suppress
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -162,9 +163,14 @@ async def test_a_connection_lost_under_an_emit_says_the_database_is_unavailable(
         pytest.skip("the driver path is PostgreSQL's")
     async with outbox.sessionmaker() as session:
         pid = (await session.execute(select(func.pg_backend_pid()))).scalar_one()
+        driver = (await (await session.connection()).get_raw_connection()).driver_connection
         async with outbox.engine.connect() as other:
             await other.execute(select(func.pg_terminate_backend(pid)))
-        with pytest.raises(Exception) as raised:
+        for _ in range(100):
+            if driver.is_closed():
+                break
+            await asyncio.sleep(0.05)
+        with pytest.raises(asyncpg.InterfaceError) as raised:
             await emit(
                 session,
                 source=SOURCE,
