@@ -163,7 +163,7 @@ async def test_a_connection_lost_under_an_emit_says_the_database_is_unavailable(
         pytest.skip("the driver path is PostgreSQL's")
     async with outbox.sessionmaker() as session:
         pid = (await session.execute(select(func.pg_backend_pid()))).scalar_one()
-        driver = (await (await session.connection()).get_raw_connection()).driver_connection
+        driver: Any = (await (await session.connection()).get_raw_connection()).driver_connection
         async with outbox.engine.connect() as other:
             await other.execute(select(func.pg_terminate_backend(pid)))
         for _ in range(100):
