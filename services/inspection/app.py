@@ -10,11 +10,12 @@ from inspection.alerts import alerts_lifespan
 from inspection.catalogue import load_catalogue
 from inspection.incident_routes import router as incident_router
 from inspection.models import idempotency_record
-from inspection.outbox import OutboxMetrics, outbox_lifespan
+from inspection.outbox import METRICS_PREFIX, outbox_lifespan
 from inspection.routes import router
 from inspection.settings import Settings
 from kit.app import ServiceSpec, create_app
 from kit.events import events_lifespan, events_router
+from kit.outbox import OutboxMetrics
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "inspection_alembic_version"
@@ -54,5 +55,5 @@ def build_app(
         hooks = [h for h in SPEC.lifespan_hooks if h is not OUTBOX_HOOK]
         spec = replace(SPEC, lifespan_hooks=[*hooks, outbox_lifespan(brand_registry_transport)])
     app = create_app(spec, settings)
-    app.state.outbox_metrics = OutboxMetrics(app.state.metrics.registry)
+    app.state.outbox_metrics = OutboxMetrics(app.state.metrics.registry, prefix=METRICS_PREFIX)
     return app

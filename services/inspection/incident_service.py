@@ -42,8 +42,6 @@ from inspection.incident_schemas import (
     Severity,
 )
 from inspection.models import Incident, IncidentHistory, OutboxMessage
-from inspection.repository import PENDING, WITHDRAWN
-from inspection.service import Send, Withdraw
 from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
 from kit.csvio import RowError
@@ -52,6 +50,7 @@ from kit.db import as_utc
 from kit.errors import Conflict, FieldError, NotFound, ValidationFailed, field_name
 from kit.events import NewEvent, emit, emit_many
 from kit.identifiers import new_id
+from kit.outbox import PENDING, WITHDRAWN, Send, Withdraw
 from kit.pagination import Page, PageParams
 from kit.xlsxio import Upload
 

@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel
 from kit.db import new_registry, version_column
 from kit.events import event_tables
 from kit.idempotency import idempotency_table
+from kit.outbox import OutboxRecord
 
 registry = new_registry()
 metadata = registry.metadata
@@ -169,32 +170,15 @@ class SpotCheckHistory(Base, table=True):
     after: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
-class OutboxMessage(Base, table=True):
-    """A notice to another service, written with the change that caused it.
-
-    `release_on` is the bulletin day from which it may be sent (null: at once); while the day
-    is not known yet the notice is `held`. `request_id` is the ID of the request that caused
-    it, which the call carries on.
-    """
+class OutboxMessage(Base, OutboxRecord, table=True):
+    """A notice to another service, written with the change that caused it: the kit's outbox
+    columns and the record it is about (a spot-check, or an incident for a counterfeit
+    notice). While its bulletin day is not known yet the notice is `held`."""
 
     __tablename__ = "outbox_message"
     __table_args__ = (Index("ix_outbox_message_due", "status", "next_attempt_at"),)
 
-    id: str = Field(primary_key=True, max_length=36)
-    kind: str = Field(max_length=32)
     spot_check_id: str = Field(max_length=36, index=True)
-    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    status: str = Field(max_length=16)
-    attempts: int = 0
-    next_attempt_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    delivered_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
-    last_error: str | None = Field(default=None, max_length=1000)
-    response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    release_on: date | None = None
-    request_id: str | None = Field(default=None, max_length=128)
 
 
 INCIDENT_SOURCE_INDEX = "uq_incident_source_system_source_reference"

@@ -1,7 +1,7 @@
 """Every query of the inspection service; functions flush, the request commits."""
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable, Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 
 from sqlalchemy import Select, and_, case, func, insert, or_, select, tuple_, update
@@ -30,10 +30,6 @@ from inspection.schemas import (
 from kit.db import violates_unique
 from kit.errors import Conflict
 from kit.pagination import Page, PageParams, paginate
-
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-# Waiting for a bulletin day not set yet; no longer owed (never sent).
-HELD, WITHDRAWN = "held", "withdrawn"
 
 
 async def get_spot_check(*, session: AsyncSession, spot_check_id: str) -> SpotCheck | None:
@@ -698,33 +694,6 @@ async def export_batches(
         session.expunge_all()
 
 
-async def claim_due_messages(
-    *, session: AsyncSession, now: datetime, today: date, lease_until: datetime, limit: int
-) -> list[OutboxMessage]:
-    """Pending messages whose time and release day have come, leased so that another worker
-    skips them."""
-    query = (
-        select(OutboxMessage)
-        .where(
-            col(OutboxMessage.status) == PENDING,
-            col(OutboxMessage.next_attempt_at) <= now,
-            or_(col(OutboxMessage.release_on).is_(None), col(OutboxMessage.release_on) <= today),
-        )
-        .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.created_at))
-        .limit(limit)
-    )
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    messages = list((await session.execute(query)).scalars())
-    if messages:
-        await session.execute(
-            update(OutboxMessage)
-            .where(col(OutboxMessage.id).in_([m.id for m in messages]))
-            .values(next_attempt_at=lease_until)
-        )
-    return messages
-
-
 async def notices_of(*, session: AsyncSession, spot_check_id: str) -> list[OutboxMessage]:
     """Every notice written about one original check, oldest first."""
     query = (
@@ -733,93 +702,6 @@ async def notices_of(*, session: AsyncSession, spot_check_id: str) -> list[Outbo
         .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
     )
     return list((await session.execute(query)).scalars())
-
-
-async def record_delivery(
-    *,
-    session: AsyncSession,
-    message_id: str,
-    now: datetime,
-    payload: dict[str, Any],
-    response: dict[str, Any],
-) -> None:
-    """Mark a message delivered with what was sent and the receiver's answer."""
-    await session.execute(
-        update(OutboxMessage)
-        .where(col(OutboxMessage.id) == message_id)
-        .values(
-            status=DELIVERED,
-            delivered_at=now,
-            attempts=col(OutboxMessage.attempts) + 1,
-            payload=payload,
-            response=response,
-            last_error=None,
-        )
-    )
-
-
-async def postpone(
-    *,
-    session: AsyncSession,
-    message_id: str,
-    status: str,
-    release_on: date | None,
-    next_attempt_at: datetime,
-) -> None:
-    """Put a message off until its release day (or hold it until it has one)."""
-    await session.execute(
-        update(OutboxMessage)
-        .where(col(OutboxMessage.id) == message_id)
-        .values(status=status, release_on=release_on, next_attempt_at=next_attempt_at)
-    )
-
-
-async def withdraw(*, session: AsyncSession, message_id: str, reason: str) -> None:
-    """Give up a message that is no longer owed, saying why."""
-    await session.execute(
-        update(OutboxMessage)
-        .where(col(OutboxMessage.id) == message_id)
-        .values(status=WITHDRAWN, response={"withdrawn": reason}, last_error=None)
-    )
-
-
-async def record_failure(
-    *,
-    session: AsyncSession,
-    message_id: str,
-    error: str,
-    next_attempt_at: datetime,
-    give_up: bool,
-) -> None:
-    """Count a failed attempt: retry later, or park the message when it can never succeed."""
-    await session.execute(
-        update(OutboxMessage)
-        .where(col(OutboxMessage.id) == message_id)
-        .values(
-            status=FAILED if give_up else PENDING,
-            attempts=col(OutboxMessage.attempts) + 1,
-            next_attempt_at=next_attempt_at,
-            last_error=error[:1000],
-        )
-    )
-
-
-async def outbox_backlog(*, session: AsyncSession) -> list[tuple[str, date | None, int, datetime]]:
-    """Undelivered messages by status and release day: how many, and the oldest's creation."""
-    query = (
-        select(
-            col(OutboxMessage.status),
-            col(OutboxMessage.release_on),
-            func.count(),
-            func.min(col(OutboxMessage.created_at)),
-        )
-        .where(col(OutboxMessage.status).in_([PENDING, HELD, FAILED]))
-        .group_by(col(OutboxMessage.status), col(OutboxMessage.release_on))
-    )
-    return [
-        (status, release_on, int(count), oldest)
-        for status, release_on, count, oldest in await session.execute(query)
-    ]
 
 
 def _failure_conditions(window: FailureWindow, today: date) -> list[Any]:

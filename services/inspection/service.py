@@ -61,6 +61,18 @@ from kit.db import as_utc
 from kit.errors import Conflict, FieldError, NotFound, ValidationFailed, field_name
 from kit.events import NewEvent, emit_many, pending_events, reschedule, withdraw
 from kit.identifiers import new_id
+from kit.outbox import (
+    DELIVERED,
+    FAILED,
+    HELD,
+    PENDING,
+    WITHDRAWN,
+    Postpone,
+    Send,
+    Step,
+    Wait,
+    Withdraw,
+)
 from kit.pagination import Page, PageParams
 from kit.pdf import find_font
 
@@ -518,10 +530,10 @@ def review_notice(values: Mapping[str, Any], *, reference: str) -> dict[str, Any
 
 def _release(day: date | None) -> dict[str, Any]:
     """A notice due from `day` on, or held while there is no such day."""
-    return {"status": repository.PENDING if day else repository.HELD, "release_on": day}
+    return {"status": PENDING if day else HELD, "release_on": day}
 
 
-AT_ONCE = {"status": repository.PENDING, "release_on": None}
+AT_ONCE = {"status": PENDING, "release_on": None}
 
 
 def outbox_row(
@@ -1019,8 +1031,8 @@ async def spot_check_history(
 # just before it sends one, so nothing leaves before the results it follows from are public.
 
 REVIEW_CLEAR = "brand_review_clear"
-UNDELIVERED = frozenset({repository.PENDING, repository.HELD})
-NOT_SENT = frozenset({repository.FAILED, repository.WITHDRAWN})
+UNDELIVERED = frozenset({PENDING, HELD})
+NOT_SENT = frozenset({FAILED, WITHDRAWN})
 
 
 def _fails_for(root: SpotCheck, enterprise: str) -> bool:
@@ -1089,7 +1101,7 @@ async def _keep_notices_in_step(
     clears = {
         n.payload["reference"]: n
         for n in notices
-        if n.kind == REVIEW_CLEAR and n.status != repository.WITHDRAWN
+        if n.kind == REVIEW_CLEAR and n.status != WITHDRAWN
     }
     rows: list[OutboxMessage] = []
     flagged = False
@@ -1101,7 +1113,7 @@ async def _keep_notices_in_step(
         if clear is not None and clear.status in UNDELIVERED:
             _reschedule(clear, _clear_release(root, enterprise))
         if _failure_stands(root, enterprise):
-            flagged = flagged or clear is None or clear.status != repository.DELIVERED
+            flagged = flagged or clear is None or clear.status != DELIVERED
         elif clear is None:
             release = _clear_release(root, enterprise)
             rows.append(_clear_row(flag, release=release, now=now, request_id=request_id))
@@ -1112,38 +1124,7 @@ async def _keep_notices_in_step(
     await repository.add(session=session, rows=rows)
 
 
-@dataclass(frozen=True)
-class Send:
-    """Send the notice with this body."""
-
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Postpone:
-    """Not before `release_on`; held while there is no such day."""
-
-    release_on: date | None
-
-
-@dataclass(frozen=True)
-class Wait:
-    """Look again at `until`: a clearing waits for its flag to be delivered."""
-
-    until: datetime
-
-
-@dataclass(frozen=True)
-class Withdraw:
-    """The notice is no longer owed, for `reason`."""
-
-    reason: str
-
-
-NoticeStep = Send | Postpone | Wait | Withdraw
-
-
-def _flag_step(notice: OutboxMessage, root: SpotCheck, today: date) -> NoticeStep:
+def _flag_step(notice: OutboxMessage, root: SpotCheck, today: date) -> Step:
     """A flag goes out once its failure is public, unless a published re-inspection already
     overturned it; its reason names the items as they stand then."""
     if not _fails_for(root, notice.payload["enterprise_credit_code"]):
@@ -1163,7 +1144,7 @@ def _clearing(notice: OutboxMessage, reason: str) -> Send:
 
 async def _clear_step(
     *, session: AsyncSession, notice: OutboxMessage, root: SpotCheck, today: date, now: datetime
-) -> NoticeStep:
+) -> Step:
     """A clearing follows its flag's delivery, and goes out once the failure publicly no
     longer stands."""
     reference = notice.payload["reference"]
@@ -1177,9 +1158,9 @@ async def _clear_step(
     )
     if flag is None or flag.status in NOT_SENT:
         return Withdraw("its review flag was never sent")
-    if flag.status == repository.HELD:
+    if flag.status == HELD:
         return Postpone(None)
-    if flag.status == repository.PENDING:
+    if flag.status == PENDING:
         if flag.release_on is not None and flag.release_on > today:
             return Postpone(flag.release_on)
         return Wait(max(as_utc(flag.next_attempt_at), now) + timedelta(seconds=1))
@@ -1201,7 +1182,7 @@ async def _clear_step(
 
 async def next_step(
     *, session: AsyncSession, notice: OutboxMessage, today: date, now: datetime
-) -> NoticeStep:
+) -> Step:
     """What the outbox does now with a notice that is due, as the embargo allows on `today`."""
     root = await repository.get_spot_check(session=session, spot_check_id=notice.spot_check_id)
     if root is None:
