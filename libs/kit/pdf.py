@@ -134,7 +134,8 @@ class Document(FPDF):
         self.cell(0, 6, title)
         self.ln()
         left, width = self.l_margin + 28, self.epw - 28 - 22
-        scale = max([abs(v) for _, a, t in bars for v in (a, t) if v is not None] or [1.0])
+        scale = max([abs(v) for _, a, t in bars for v in (a, t) if v is not None], default=0.0)
+        scale = scale or 1.0
         top = self.get_y()
         self.set_font("cjk", size=8)
         for index, (label, actual, target) in enumerate(bars):

@@ -50,3 +50,11 @@ def test_a_missing_font_is_a_503_naming_the_setting(tmp_path: Path) -> None:
         find_font(tmp_path / "none.ttc", setting="ASSESSMENT_REPORT_FONT")
     assert missing.value.status == 503
     assert "ASSESSMENT_REPORT_FONT" in missing.value.detail
+
+
+@needs_font
+def test_a_chart_whose_figures_are_all_zero_draws_empty_bars() -> None:
+    pdf = Document(find_font(None, setting="FONT"), footer_text="通報", created_at=DAY)
+    pdf.add_page()
+    pdf.bar_chart("特種設備定期檢驗率", [("銅山縣", 0.0, 0.0), ("沛縣", None, 0)])
+    assert "0 / 0" in _text(bytes(pdf.output()))
