@@ -1,7 +1,10 @@
+import gc
+import weakref
+
 import pytest
 
 from kit.errors import BadRequest
-from kit.pagination import CURSOR_PATTERN, CursorCodec, query_fingerprint
+from kit.pagination import CURSOR_PATTERN, CursorCodec, page_of, query_fingerprint
 from kit.testing import Harness
 
 codec = CursorCodec(b"s" * 32)
@@ -10,6 +13,16 @@ codec = CursorCodec(b"s" * 32)
 def test_round_trip() -> None:
     fingerprint = query_fingerprint({"color": "red"})
     assert codec.decode(codec.encode(["abc", 3], fingerprint), fingerprint) == ["abc", 3]
+
+
+def test_building_pages_does_not_build_a_model_class_each_time() -> None:
+    built = page_of([1, 2, 3], limit=2, codec=codec, fingerprint="f", key=lambda n: [n])
+    mapped = weakref.ref(type(built.map(str)))
+    fetched = weakref.ref(type(built))
+    del built
+    gc.collect()
+    assert mapped() is not None
+    assert fetched() is not None
 
 
 def test_fingerprint_ignores_limit_and_cursor_and_unset_filters() -> None:
