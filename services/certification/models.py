@@ -56,6 +56,10 @@ class Certificate(Base, table=True):
             postgresql_where=LICENCES_ONLY,
         ),
         Index("ix_certificate_kind_county", "kind", "county_code"),
+        # The county lists of certificates in force (`repository.status_is`): the county's
+        # unexpired ones, and those whose recorded status is not yet in force.
+        Index("ix_certificate_county_expires", "county_code", "expires_on"),
+        Index("ix_certificate_status_from", "status_since"),
     )
 
     id: str = Field(primary_key=True, max_length=36)

@@ -200,3 +200,38 @@ async def test_loading_a_record_with_its_status(
     )
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "status"
+
+
+async def test_each_status_filter_lists_exactly_the_certificates_with_that_status_on_the_date(
+    service: Harness, new_certificate: NewCertificate
+) -> None:
+    suspended_then_withdrawn = await new_certificate(issued_on="2021-01-01", expires_on=FUTURE)
+    await _change(service, suspended_then_withdrawn, "suspended", effective_on="2022-03-01")
+    await _change(service, suspended_then_withdrawn, "withdrawn", effective_on="2022-09-01")
+    reinstated = await new_certificate(issued_on="2021-01-01", expires_on="2023-06-30")
+    await _change(service, reinstated, "suspended", effective_on="2022-01-10")
+    await _change(service, reinstated, "valid", effective_on="2022-05-01")
+    await new_certificate(issued_on="2021-06-01", expires_on="2022-06-01")
+    await new_certificate(issued_on="2010-01-01", status="expired")
+    await new_certificate(issued_on="2022-04-01", expires_on=FUTURE)
+    client = service.client()
+
+    async def listed(**params: str) -> dict[str, str]:
+        """The status on `as_of` of each certificate issued by then."""
+        response = await client.get("/api/v1/certificates", params=params)
+        assert response.status_code == 200, response.text
+        items = response.json()["items"]
+        return {item["id"]: item["status"] for item in items if item["issued_on"] <= as_of}
+
+    for as_of in (
+        "2021-12-31",
+        "2022-02-01",
+        "2022-05-01",
+        "2022-08-31",
+        "2022-09-01",
+        "2024-01-01",
+    ):
+        every = await listed(as_of=as_of)
+        for status in ("valid", "suspended", "withdrawn", "expired"):
+            expected = {key for key, shown in every.items() if shown == status}
+            assert set(await listed(as_of=as_of, status=status)) == expected, (as_of, status)
