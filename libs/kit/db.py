@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ import structlog
 from fastapi import Depends, Request
 from sqlalchemy import Column, Integer, MetaData, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
@@ -195,12 +196,38 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         poolclass=FirstComePool,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"server_settings": POSTGRES_SESSION_SETTINGS},
     )
     event.listen(engine.sync_engine, "connect", _database_answered)
+    event.listen(engine.sync_engine, "checkin", _mark_idle)
+    event.listen(engine.sync_engine, "checkout", _ping_if_idle)
     return engine
+
+
+PING_AFTER_IDLE_SECONDS = 1.0
+"""A pooled connection idle for longer is pinged before it is handed out; one in steady use is
+not. SQLAlchemy's `pool_pre_ping` pings at every checkout, and its ping on asyncpg is three
+round trips (BEGIN, an empty statement, ROLLBACK): 5.6 % of a certificate verification's
+server CPU (py-spy, `bench/certification_bench.py`, 2026-12-02). A connection lost while in
+steady use fails its statement as a disconnect, which invalidates the pool's connections, and
+the request answers 503 with Retry-After like any other outage."""
+_IDLE_SINCE = "kit.idle_since"
+
+
+def _mark_idle(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_IDLE_SINCE] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Ping a connection that has been idle (the pool then replaces one that fails)."""
+    idle_since = record.info.get(_IDLE_SINCE)
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as error:
+        raise DisconnectionError("the idle connection did not answer its ping") from error
 
 
 def _database_answered(_dbapi_connection: Any, _record: Any) -> None:

@@ -5,13 +5,21 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 from sqlalchemy.util.queue import AsyncAdaptedQueue
 
-from kit.db import FirstComePool, _FirstComeQueue, create_engine, is_sqlite, outage_log
+import kit.db
+from kit.db import (
+    FirstComePool,
+    _FirstComeQueue,
+    create_engine,
+    is_database_unavailable,
+    is_sqlite,
+    outage_log,
+)
 from kit.testing import TEST_DATABASE_URL, Harness, ServiceTokens, provision_database
 from kit.tests.sample_app import SampleSettings, build_app
 
@@ -180,3 +188,55 @@ async def test_postgresql_connections_run_without_jit(tmp_path: Path) -> None:
         finally:
             await engine.dispose()
     assert jit == "off"
+
+
+async def _backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def _terminate(url: str, pid: int) -> None:
+    admin = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await admin.dispose()
+
+
+async def test_an_idle_connection_lost_meanwhile_is_replaced_before_it_is_handed_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not TEST_DATABASE_URL:
+        pytest.skip("PostgreSQL only")
+    monkeypatch.setattr(kit.db, "PING_AFTER_IDLE_SECONDS", 0.05)
+    async with provision_database("kit_idle_ping", tmp_path) as url:
+        engine = create_engine(url, pool_size=1)
+        try:
+            lost = await _backend_pid(engine)
+            await _terminate(url, lost)
+            await asyncio.sleep(0.2)
+            assert await _backend_pid(engine) != lost
+        finally:
+            await engine.dispose()
+
+
+async def test_a_connection_in_steady_use_is_not_pinged_and_one_lost_is_replaced_after_failing(
+    tmp_path: Path,
+) -> None:
+    """No ping for a connection given back a moment ago: if its server went away meanwhile,
+    that one statement fails as a disconnect (a 503 to the caller) and the next one works."""
+    if not TEST_DATABASE_URL:
+        pytest.skip("PostgreSQL only")
+    async with provision_database("kit_steady", tmp_path) as url:
+        engine = create_engine(url, pool_size=1)
+        try:
+            lost = await _backend_pid(engine)
+            await _terminate(url, lost)
+            with pytest.raises(DBAPIError) as failed:
+                await _backend_pid(engine)
+            assert failed.value.connection_invalidated
+            assert is_database_unavailable(failed.value)
+            assert await _backend_pid(engine) != lost
+        finally:
+            await engine.dispose()
