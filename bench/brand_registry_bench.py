@@ -5,9 +5,11 @@
 Creates a throwaway database on 127.0.0.1:5432 (user postgres), runs the service under
 uvicorn on a free local port with a token minted here, and prints:
 - import rows/s of the CSV import against PostgreSQL COPY of the same rows, and peak RSS;
-- p50/p99 and requests/s of a filtered page of 50, against a bare asyncpg endpoint
-  (raw ASGI under uvicorn, no framework) running the same SQL;
-- stats latency against the bare GROUP BY.
+- p50/p99, requests/s and server CPU per request of a filtered page of 50 at c=1 and at
+  `--concurrency`, against a bare asyncpg endpoint (`bench/floors.py`: raw ASGI under uvicorn,
+  no framework) running the same SQL;
+- stats latency against the bare GROUP BY;
+- the plans PostgreSQL chose for both (`EXPLAIN (ANALYZE, BUFFERS)`).
 The database is dropped and the servers stopped at the end, also on failure.
 """
 
@@ -23,7 +25,6 @@ import random
 import statistics
 import sys
 import tempfile
-import textwrap
 import time
 import uuid
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -33,11 +34,12 @@ from typing import Any
 
 import aiohttp
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy.dialects import postgresql
+import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "services"), str(ROOT / "libs")]
 
+from bench import floors  # noqa: E402
 from brand_registry import repository  # noqa: E402
 from brand_registry.app import MIGRATIONS, VERSION_TABLE  # noqa: E402
 from brand_registry.repository import ListingFilters  # noqa: E402
@@ -110,11 +112,6 @@ def csv_payload(rows: list[dict[str, str]]) -> bytes:
     return ("\ufeff" + buffer.getvalue()).encode()
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -175,44 +172,9 @@ async def bench_database() -> Any:
         await admin.close()
 
 
-BARE_APP = textwrap.dedent(
-    '''
-    """A bare endpoint: raw ASGI, an asyncpg pool, one SQL statement, JSON out."""
-    import json, os
-    import asyncpg
-
-    SQL = os.environ["BARE_SQL"]
-    pool = None
-
-    async def app(scope, receive, send):
-        global pool
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    pool = await asyncpg.create_pool(os.environ["BARE_DSN"], min_size=4, max_size=10)
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await pool.close()
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        rows = await pool.fetch(SQL)
-        body = json.dumps({"items": [dict(r) for r in rows], "next_cursor": None},
-                          default=str, ensure_ascii=False).encode()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": body})
-    '''
-)
-
-
 def compiled(statement: Any, values: dict[str, Any]) -> str:
     """The statement the service runs, with its parameters written in."""
-    return str(
-        statement.params(values).compile(
-            dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
-        )
-    )
+    return floors.compiled(statement.params(values))
 
 
 def list_sql(today: date) -> str:
@@ -227,35 +189,6 @@ def stats_sql() -> str:
             year_start=year_start, year_end=year_end, as_of=year_end, county_code=None
         )
     )
-
-
-async def load(url: str, headers: dict[str, str], total: int, concurrency: int) -> dict[str, float]:
-    latencies: list[float] = []
-    remaining = total
-
-    async def worker(session: aiohttp.ClientSession) -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            started = time.perf_counter()
-            async with session.get(url, headers=headers) as response:
-                await response.read()
-                assert response.status == 200, response.status
-            latencies.append(time.perf_counter() - started)
-
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        for _ in range(20):
-            async with session.get(url, headers=headers) as response:
-                await response.read()
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return {
-        "p50_ms": pct(latencies, 0.5) * 1000,
-        "p99_ms": pct(latencies, 0.99) * 1000,
-        "rps": len(latencies) / elapsed,
-    }
 
 
 async def copy_floor(dsn: str, rows: list[dict[str, str]], validity: dict[str, int]) -> float:
@@ -361,26 +294,29 @@ async def main(rows_count: int, requests: int, concurrency: int) -> None:
         await connection.close()
         today = date.today()
         bare_port = free_port()
-        (workdir / "bare_app.py").write_text(BARE_APP)
-        await stack.enter_async_context(
-            server(
-                ["bare_app:app", "--app-dir", str(workdir), "--port", str(bare_port)],
-                {"BARE_SQL": list_sql(today), "BARE_DSN": dsn},
-                f"http://127.0.0.1:{bare_port}/",
-            )
-        )
-        query = "&".join(f"{k}={v}" for k, v in LIST_PARAMS.items())
-        service_list = await load(
-            f"{base}/api/v1/brands?{query}&limit=50", auth, requests, concurrency
-        )
-        bare_list = await load(f"http://127.0.0.1:{bare_port}/", {}, requests, concurrency)
-        print(f"list ({query}, limit=50; {requests} requests, concurrency {concurrency}):")
-        for label, figures in (("service", service_list), ("bare asyncpg", bare_list)):
-            print(
-                f"  {label:13s} p50 {figures['p50_ms']:6.1f} ms  p99 {figures['p99_ms']:6.1f} ms"
-                f"  {figures['rps']:7.0f} req/s"
-            )
-        print(f"  ratio {100 * service_list['rps'] / bare_list['rps']:.1f} % (floor 40 %)")
+        list_statement = list_sql(today)
+        async with (
+            floors.bare_endpoint(
+                workdir, dsn=dsn, routes={"/list": list_statement}, port=bare_port
+            ) as bare,
+            httpx.AsyncClient(base_url=base, headers=auth, timeout=60) as client,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{bare_port}", timeout=60) as floor,
+        ):
+            for level in sorted({1, concurrency}):
+                service_list = await floors.load(
+                    client,
+                    lambda _: ("/api/v1/brands", {**LIST_PARAMS, "limit": 50}),
+                    pid=app.pid,
+                    requests=requests,
+                    concurrency=level,
+                )
+                bare_list = await floors.load(
+                    floor, lambda _: ("/list", {}), pid=bare.pid, requests=requests,
+                    concurrency=level,
+                )  # fmt: skip
+                query = "&".join(f"{k}={v}" for k, v in LIST_PARAMS.items())
+                floors.print_beside(f"list ({query}, limit=50), c={level}", service_list, bare_list)
+        floors.print_plan("the list", await floors.explain(dsn, list_statement))
 
         sql = stats_sql()
         connection = await asyncpg.connect(dsn)
@@ -408,6 +344,7 @@ async def main(rows_count: int, requests: int, concurrency: int) -> None:
         print(f"  service {service_ms:.1f} ms, bare GROUP BY {bare_ms:.1f} ms,"
               f" ratio {service_ms / bare_ms:.2f}x (ceiling 1.5x)")  # fmt: skip
         print(f"  totals {body['totals']}")
+        floors.print_plan("the stats", await floors.explain(dsn, sql))
 
 
 if __name__ == "__main__":

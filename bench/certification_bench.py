@@ -2,8 +2,11 @@
 
 Creates a throwaway database on 127.0.0.1:5432 (user postgres), runs the service under uvicorn
 on a free local port with a token key made for the run, imports 100,000 certificates from CSV,
-then measures verification, listing, stats and export. Stops the server and drops the database
-at the end, even on failure.
+then measures verification, a certificate by id and the county list at c=1 and at
+`--concurrency`, each beside a bare asyncpg endpoint running the same SQL (`bench/floors.py`),
+with the server CPU per request of both; stats beside its bare SQL; the plans PostgreSQL chose
+(`EXPLAIN (ANALYZE, BUFFERS)`); and export. Stops the servers and drops the database at the
+end, even on failure.
 
     .venv/bin/python bench/certification_bench.py [--rows 100000] [--requests 2000] [--concurrency 16]
 """
@@ -16,6 +19,7 @@ import csv
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,9 +32,14 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 
+from bench import floors
+from certification import repository
+from certification.catalogue import load_catalogue
+from certification.settings import Settings
 from kit.auth import TokenMinter, generate_keypair
 from kit.identifiers import credit_code_check_char
 from kit.migrations import upgrade_to_head
+from kit.pagination import CursorCodec, PageParams
 from scripts.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,6 +199,83 @@ def start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, env=env, cwd=ROOT)
 
 
+STATS_YEAR = 2015
+
+
+async def floor_routes(today: date) -> dict[str, str]:
+    """The bare endpoint's paths with the SQL the service sends for the same question."""
+    verify = await floors.statements_of(
+        repository.verify_lookup, on=today, numbers=["BENCH_NUMBER"]
+    )
+    item = await floors.statements_of(
+        repository.get_with_status, certificate_id="BENCH_ID", on=today
+    )
+    page = PageParams(limit=50, cursor=None, codec=CursorCodec(b"b" * 32), fingerprint="")
+    listing = await floors.statements_of(
+        repository.list_certificates,
+        query=repository.CertificateQuery(
+            on=today, include_confidential=True, county_code="BENCH_COUNTY", status="valid"
+        ),
+        page=page,
+    )
+    return {
+        "/verify": floors.compiled(verify[0], placeholders=["BENCH_NUMBER"]),
+        "/item": floors.compiled(item[0], placeholders=["BENCH_ID"]),
+        "/list": floors.compiled(listing[0], placeholders=["BENCH_COUNTY"]),
+    }
+
+
+async def stats_beside_sql(client: httpx.AsyncClient, dsn: str, today: date) -> None:
+    """City-wide stats of `STATS_YEAR` (median of 25) beside the two statements it runs."""
+    catalogue = load_catalogue(
+        Settings(config_dir=ROOT / "config", database_url=dsn, secret_key="b" * 64)
+    )
+    by_family = {f: catalogue.standards_of([f]) for f in catalogue.family_labels}
+    start, end = date(STATS_YEAR, 1, 1), date(STATS_YEAR, 12, 31)
+    statements = [
+        *await floors.statements_of(
+            repository.new_certified_by_county,
+            standards=[code for codes in by_family.values() for code in codes],
+            start=start,
+            end=end,
+            on=end,
+            county_code=None,
+        ),
+        *await floors.statements_of(
+            repository.in_force_by_county_family,
+            standards_by_family=by_family,
+            on=end,
+            county_code=None,
+        ),
+    ]
+    sqls = [floors.compiled(statement) for statement in statements]
+    connection = await asyncpg.connect(dsn, server_settings={"jit": "off"})
+    try:
+        bare = []
+        for _ in range(25):
+            started = time.perf_counter()
+            for sql in sqls:
+                await connection.fetch(sql)
+            bare.append(time.perf_counter() - started)
+    finally:
+        await connection.close()
+    served = []
+    for _ in range(25):
+        started = time.perf_counter()
+        response = await client.get("/api/v1/certificates/stats", params={"year": STATS_YEAR})
+        served.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.text
+    service_ms = statistics.median(served) * 1000
+    bare_ms = statistics.median(bare) * 1000
+    print(f"GET /certificates/stats?year={STATS_YEAR} (every county and family; median of 25)")
+    print(
+        f"  service {service_ms:.1f} ms, its {len(sqls)} statements bare {bare_ms:.1f} ms,"
+        f" ratio {service_ms / bare_ms:.2f} × (target: stats ≤ 60 ms)"
+    )
+    for number, sql in enumerate(sqls, start=1):
+        floors.print_plan(f"stats statement {number}", await floors.explain(dsn, sql))
+
+
 async def run(args: argparse.Namespace, workdir: Path, database_url: str) -> None:
     rng = random.Random(20081231)
     pair = generate_keypair()
@@ -251,19 +337,72 @@ async def run(args: argparse.Namespace, workdir: Path, database_url: str) -> Non
             )
 
             public = {"Authorization": f"Bearer {public_token}"}
-            await measure(
-                "GET /certificates/verify",
-                lambda i: client.get(
-                    "/api/v1/certificates/verify",
-                    params={
-                        "number": keys[(i * 7919) % len(keys)][0],
-                        "body": keys[(i * 7919) % len(keys)][1],
-                    },
-                    headers=public,
-                ),
-                requests=args.requests,
-                concurrency=args.concurrency,
-            )
+            dsn = database_url.replace("+asyncpg", "")
+            analyzed = await asyncpg.connect(dsn)
+            try:
+                await analyzed.execute("ANALYZE")
+                some_id = await analyzed.fetchval("SELECT id FROM certificate ORDER BY id LIMIT 1")
+            finally:
+                await analyzed.close()
+            today = date.today()
+            routes = await floor_routes(today)
+            bare_port = free_port()
+            async with (
+                floors.bare_endpoint(workdir, dsn=dsn, routes=routes, port=bare_port) as bare,
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{bare_port}", limits=limits) as floor,
+            ):
+                cases = [
+                    (
+                        "GET /certificates/verify by number",
+                        lambda i: (
+                            "/api/v1/certificates/verify",
+                            {"number": keys[(i * 7919) % len(keys)][0]},
+                        ),
+                        lambda i: ("/verify", {"number": keys[(i * 7919) % len(keys)][0]}),
+                        public,
+                    ),
+                    (
+                        "GET /certificates/{id}",
+                        lambda i: (f"/api/v1/certificates/{some_id}", {}),
+                        lambda i: ("/item", {"id": some_id}),
+                        {},
+                    ),
+                    (
+                        "GET /certificates county+status, 50",
+                        lambda i: (
+                            "/api/v1/certificates",
+                            {"county_code": COUNTIES[i % len(COUNTIES)], "status": "valid"},
+                        ),
+                        lambda i: ("/list", {"county_code": COUNTIES[i % len(COUNTIES)]}),
+                        {},
+                    ),
+                ]
+                for title, service_call, floor_call, headers in cases:
+                    for concurrency in sorted({1, args.concurrency}):
+                        requests = args.requests if concurrency > 1 else args.requests // 2
+                        figures = []
+                        for target, call, pid in (
+                            (client, service_call, server.pid),
+                            (floor, floor_call, bare.pid),
+                        ):
+                            target.headers.update(headers if target is client else {})
+                            figures.append(
+                                await floors.load(
+                                    target,
+                                    call,
+                                    pid=pid,
+                                    requests=requests,
+                                    concurrency=concurrency,
+                                )
+                            )
+                        client.headers["Authorization"] = f"Bearer {writer_token}"
+                        floors.print_beside(f"{title}, c={concurrency}", *figures)
+            county = COUNTIES[1]
+            for title, sql, args_ in (
+                ("the county list", routes["/list"], (county,)),
+                ("verify by number", routes["/verify"], (keys[0][0],)),
+            ):
+                floors.print_plan(title, await floors.explain(dsn, sql, *args_))
             await measure(
                 "POST /certificates/verify (100)",
                 lambda i: client.post(
@@ -279,19 +418,6 @@ async def run(args: argparse.Namespace, workdir: Path, database_url: str) -> Non
                 concurrency=args.concurrency,
             )
             await measure(
-                "GET /certificates (county+status)",
-                lambda i: client.get(
-                    "/api/v1/certificates",
-                    params={
-                        "county_code": COUNTIES[i % len(COUNTIES)],
-                        "status": "valid",
-                        "limit": 50,
-                    },
-                ),
-                requests=args.requests,
-                concurrency=args.concurrency,
-            )
-            await measure(
                 "GET /certificates (family+issued)",
                 lambda i: client.get(
                     "/api/v1/certificates",
@@ -304,21 +430,7 @@ async def run(args: argparse.Namespace, workdir: Path, database_url: str) -> Non
                 requests=args.requests,
                 concurrency=args.concurrency,
             )
-            await measure(
-                "GET /certificates/stats (city)",
-                lambda i: client.get("/api/v1/certificates/stats", params={"year": 2006 + i % 19}),
-                requests=40,
-                concurrency=1,
-            )
-            await measure(
-                "GET /certificates/stats (county)",
-                lambda i: client.get(
-                    "/api/v1/certificates/stats",
-                    params={"year": 2006 + i % 19, "county_code": COUNTIES[i % len(COUNTIES)]},
-                ),
-                requests=40,
-                concurrency=1,
-            )
+            await stats_beside_sql(client, dsn, today)
             started = time.perf_counter()
             size = 0
             async with client.stream("GET", "/api/v1/certificates/export") as export:

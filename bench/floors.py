@@ -1,0 +1,259 @@
+"""What the services' benches measure a route against: a bare endpoint running the same SQL,
+the server CPU each request costs, and the plan PostgreSQL chose.
+
+The bare endpoint is raw ASGI under uvicorn with an asyncpg pool and no framework: each of
+its paths runs one statement, with the request's query values (in their order) as `$1`,
+`$2`, …, and answers the rows as JSON. It is the fastest a Python service could answer the
+same question, so a service's figure beside it shows what the service itself adds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+from sqlalchemy.dialects import postgresql
+
+ROOT = Path(__file__).resolve().parents[1]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+BARE_APP = textwrap.dedent(
+    '''
+    """A bare endpoint: raw ASGI, an asyncpg pool, one SQL statement per path, JSON out."""
+    import json, os
+    from urllib.parse import parse_qsl
+    import asyncpg
+
+    ROUTES = json.loads(os.environ["BARE_ROUTES"])
+    pool = None
+
+    async def app(scope, receive, send):
+        global pool
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    pool = await asyncpg.create_pool(os.environ["BARE_DSN"], min_size=4, max_size=10)
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await pool.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        sql = ROUTES.get(scope["path"])
+        if sql is None:
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        values = [value for _, value in parse_qsl(scope["query_string"].decode())]
+        rows = await pool.fetch(sql, *values)
+        body = json.dumps({"items": [dict(r) for r in rows], "next_cursor": None},
+                          default=str, ensure_ascii=False).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+    '''
+)
+
+
+def compiled(statement: Any, *, placeholders: Sequence[str] = ()) -> str:
+    """The statement a service runs, its parameters written in; each of `placeholders` (a
+    value the statement was built with) becomes `$1`, `$2`, … in that order."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    for number, value in enumerate(placeholders, start=1):
+        sql = sql.replace(f"'{value}'", f"${number}")
+    return sql
+
+
+async def explain(dsn: str, sql: str, *args: Any) -> str:
+    """`EXPLAIN (ANALYZE, BUFFERS)` of `sql` as the services run it (JIT off), after one
+    run to warm the cache."""
+    connection = await asyncpg.connect(dsn, server_settings={"jit": "off"})
+    try:
+        await connection.fetch(sql, *args)
+        rows = await connection.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *args)
+    finally:
+        await connection.close()
+    return "\n".join(row[0] for row in rows)
+
+
+def print_plan(title: str, plan: str) -> None:
+    print(f"plan of {title}:")
+    for line in plan.splitlines():
+        if re.search(r"never executed|^\s*(Filter|Recheck Cond|Sort Key|Group Key):", line):
+            continue
+        print("    " + (line if len(line) <= 150 else line[:147] + "..."))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+@dataclass
+class Figures:
+    p50_ms: float
+    p99_ms: float
+    rps: float
+    cpu_us: float
+    """Server CPU per request, in microseconds."""
+    statuses: dict[int, int]
+
+    def line(self, label: str) -> str:
+        return (
+            f"  {label:<14} p50 {self.p50_ms:7.2f} ms  p99 {self.p99_ms:7.2f} ms"
+            f"  {self.rps:7.0f} req/s  {self.cpu_us:6.0f} µs CPU/request  {self.statuses}"
+        )
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def load(
+    client: httpx.AsyncClient,
+    request: Callable[[int], tuple[str, dict[str, Any]]],
+    *,
+    pid: int,
+    requests: int,
+    concurrency: int,
+) -> Figures:
+    """`requests` GETs, `concurrency` at a time; `request(i)` gives the i-th path and query.
+    Twenty calls warm the server first."""
+    for i in range(20):
+        await _get(client, request(i))
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    counter = iter(range(requests))
+
+    async def worker() -> None:
+        for i in counter:
+            started = time.perf_counter()
+            response = await _get(client, request(i))
+            latencies.append(time.perf_counter() - started)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+    cpu = cpu_seconds(pid)
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return Figures(
+        p50_ms=percentile(latencies, 0.5) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        rps=requests / elapsed,
+        cpu_us=(cpu_seconds(pid) - cpu) / requests * 1e6,
+        statuses=statuses,
+    )
+
+
+async def _get(client: httpx.AsyncClient, call: tuple[str, dict[str, Any]]) -> httpx.Response:
+    path, params = call
+    return await client.get(path, params=list(params.items()))
+
+
+def print_beside(title: str, service: Figures, bare: Figures) -> None:
+    """The service's figures, the floor's, and the ratios the targets are stated in."""
+    print(title)
+    print(service.line("service"))
+    print(bare.line("bare asyncpg"))
+    print(
+        f"  ratio: {100 * service.rps / bare.rps:.0f} % of the floor's requests/s,"
+        f" {service.cpu_us / bare.cpu_us:.2f} × its CPU per request (target ≤ 2 ×)"
+    )
+
+
+def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, env=env, cwd=ROOT)
+
+
+@asynccontextmanager
+async def bare_endpoint(
+    workdir: Path, *, dsn: str, routes: dict[str, str], port: int
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """The bare endpoint serving `routes` (path → SQL) on 127.0.0.1:`port`, until the block
+    ends."""
+    (workdir / "bare_app.py").write_text(BARE_APP)
+    command = [
+        str(Path(sys.executable).parent / "uvicorn"),
+        "bare_app:app",
+        "--app-dir",
+        str(workdir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    process = _start(command, {**os.environ, "BARE_ROUTES": json.dumps(routes), "BARE_DSN": dsn})
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(300):
+                if process.poll() is not None:
+                    raise RuntimeError("the bare endpoint exited during start-up")
+                try:
+                    await client.get("/")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class _Nothing:
+    """The result of a statement that was captured, not run."""
+
+    def all(self) -> list[Any]:
+        return []
+
+    def first(self) -> None:
+        return None
+
+    def mappings(self) -> list[Any]:
+        return []
+
+    def scalars(self) -> list[Any]:
+        return []
+
+    def scalar_one(self) -> int:
+        return 0
+
+
+class CapturingSession:
+    """Stands in for a session to collect the statements a repository function builds."""
+
+    def __init__(self) -> None:
+        self.statements: list[Any] = []
+
+    async def execute(self, statement: Any, values: dict[str, Any] | None = None) -> _Nothing:
+        self.statements.append(statement.params(values) if values else statement)
+        return _Nothing()
+
+
+async def statements_of(function: Callable[..., Any], **arguments: Any) -> list[Any]:
+    """The statements `function(session=…, **arguments)` sends, in order."""
+    session = CapturingSession()
+    await function(session=session, **arguments)
+    return session.statements
