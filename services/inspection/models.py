@@ -30,6 +30,11 @@ event_record, event_once_record = event_tables(metadata)
 
 ORIGINALS_ONLY = text("reinspection_of IS NULL")
 EQUIPMENT_ONLY = text("equipment_code IS NOT NULL AND reinspection_of IS NULL")
+FINDING = "(refused OR mandatory_standard_violation OR unlicensed_referral)"
+ORIGINAL_FINDINGS = text(f"reinspection_of IS NULL AND {FINDING}")
+"""The originals that record a finding: a few in a hundred, read by date for the stats."""
+REINSPECTION_FINDINGS = text(f"reinspection_of IS NOT NULL AND {FINDING}")
+"""The re-inspections that record a finding: fewer still, read by chain for the stats."""
 SAMPLE_INDEX = "uq_spot_check_plan_code_sample_code"
 """A sample code is unique within its plan; its re-inspections reuse it."""
 REINSPECTION_CONSTRAINT = "uq_spot_check_reinspection_of"
@@ -78,6 +83,18 @@ class SpotCheck(Base, table=True):
             unique=True,
             sqlite_where=EQUIPMENT_ONLY,
             postgresql_where=EQUIPMENT_ONLY,
+        ),
+        Index(
+            "ix_spot_check_original_findings",
+            "sampled_on",
+            sqlite_where=ORIGINAL_FINDINGS,
+            postgresql_where=ORIGINAL_FINDINGS,
+        ),
+        Index(
+            "ix_spot_check_reinspection_findings",
+            "root_id",
+            sqlite_where=REINSPECTION_FINDINGS,
+            postgresql_where=REINSPECTION_FINDINGS,
         ),
         # Serves the special-equipment items: each code's inspections in date order, every
         # column the latest-inspection window reads.

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
@@ -347,9 +347,9 @@ class SpotCheckStats(BaseModel):
     finding_records: list[FindingRecord] = []
 
 
-@dataclass(frozen=True)
-class FindingRow:
-    """A check carrying a finding, with the final result of its chain."""
+class FindingRow(NamedTuple):
+    """A check carrying a finding, with the final result of its chain: a row as the database
+    gives it (a year can carry thousands)."""
 
     id: str
     root_id: str

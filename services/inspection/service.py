@@ -1347,11 +1347,12 @@ def _findings_by_county(
     records: list[FindingRecord], *, counties: list[str]
 ) -> list[CountyFindings]:
     """Every county, with zeros where nothing was found."""
+    by_county: dict[str, list[FindingRecord]] = {county: [] for county in counties}
+    for record in records:
+        if record.county_code in by_county:
+            by_county[record.county_code].append(record)
     return [
-        CountyFindings(
-            county_code=county,
-            **_count_findings(r for r in records if r.county_code == county).model_dump(),
-        )
+        CountyFindings(county_code=county, **_count_findings(by_county[county]).model_dump())
         for county in counties
     ]
 
