@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -52,6 +53,22 @@ class ServiceSpec:
     kept as `app.state.catalogue` and reached through `app_catalogue`."""
 
 
+_heap_frozen = False
+
+
+def freeze_startup_heap() -> None:
+    """Once per process, when the first app has started: move everything alive (modules,
+    the app, its schemas and routes) out of the collector's generations, so that a full
+    collection walks only what requests allocate. Without it the collections a large
+    response sets off walked some 180,000 start-up objects each time: building a year's
+    6,000 spot-check findings took 55 to 226 ms, 73 ms steadily with it (2026-12-02)."""
+    global _heap_frozen
+    if not _heap_frozen:
+        _heap_frozen = True
+        gc.collect()
+        gc.freeze()
+
+
 def create_app(
     spec: ServiceSpec, settings: ServiceSettings, *, migrate_on_start: bool = False
 ) -> FastAPI:
@@ -78,6 +95,7 @@ def create_app(
             async with AsyncExitStack() as stack:
                 for hook in spec.lifespan_hooks:
                     await stack.enter_async_context(hook(app))
+                freeze_startup_heap()
                 yield
         finally:
             app.state.deferred.run_pending()
