@@ -1,9 +1,12 @@
 """Benchmark of the inspection service on PostgreSQL: prints figures, then cleans up.
 
-    .venv/bin/python bench/inspection_bench.py [--rows 1000000] [--import-rows 100000]
+    .venv/bin/python bench/inspection_bench.py [--rows 1000000] [--import-rows 100000] [--requests 2000]
 
 Creates its own database on 127.0.0.1:5432 (user postgres), loads generated spot-checks with
 COPY, runs the service with uvicorn on a free 127.0.0.1 port, and reports:
+  - a spot-check by id and a county's failed checks (a page of 50) at c=1 and c=16, beside a
+    bare asyncpg endpoint running the same SQL (`bench/floors.py`), with the server CPU per
+    request of both and the list's plan;
   - `/spot-checks/stats` latency for one year, against the bare SQL GROUP BY it stands for,
     timed on the same database in the same run, with the covering index and without it;
   - CSV import rows/s through the API against COPY of the same rows;
@@ -34,13 +37,20 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
+from sqlalchemy import select
+from sqlmodel import col
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "libs"), str(ROOT / "services")]
 
+from bench import floors  # noqa: E402
+from inspection import repository  # noqa: E402
+from inspection.models import SpotCheck  # noqa: E402
+from inspection.schemas import Result, SpotCheckFilters  # noqa: E402
 from kit.auth import TokenMinter, write_keypair  # noqa: E402
 from kit.identifiers import credit_code_check_char, new_id  # noqa: E402
 from kit.migrations import upgrade_to_head  # noqa: E402
+from kit.pagination import CursorCodec, PageParams  # noqa: E402
 from scripts.processes import free_port  # noqa: E402
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -206,6 +216,58 @@ def time_api(client: httpx.Client, url: str, params: dict[str, Any], runs: int) 
     return statistics.median(timings) * 1000
 
 
+async def reads_beside_floor(
+    base: str, token: str, dsn: str, pid: int, workdir: Path, requests: int
+) -> None:
+    """A spot-check by id and a county's failed checks, the service beside the bare floor."""
+    today = date.today()
+    page = PageParams(limit=50, cursor=None, codec=CursorCodec(b"b" * 32), fingerprint="")
+    filters = SpotCheckFilters(county_code="BENCH_COUNTY", result=Result.failed)
+    listing = await floors.statements_of(
+        repository.list_spot_checks, filters=filters, today=today, page=page
+    )
+    routes = {
+        "/item": floors.compiled(
+            select(SpotCheck).where(col(SpotCheck.id) == "BENCH_ID"), placeholders=["BENCH_ID"]
+        ),
+        "/list": floors.compiled(listing[0], placeholders=["BENCH_COUNTY"]),
+    }
+    some_id = await fetchval(dsn, "SELECT id FROM spot_check ORDER BY id LIMIT 1")
+    bare_port = free_port()
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        floors.bare_endpoint(workdir, dsn=dsn, routes=routes, port=bare_port) as bare,
+        httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{bare_port}", timeout=60) as floor,
+    ):
+        cases = [
+            (
+                "GET /spot-checks/{id}",
+                lambda i: (f"/api/v1/spot-checks/{some_id}", {}),
+                lambda i: ("/item", {"id": some_id}),
+            ),
+            (
+                "GET /spot-checks county+failed, 50",
+                lambda i: (
+                    "/api/v1/spot-checks",
+                    {"county_code": COUNTIES[i % len(COUNTIES)], "result": "fail"},
+                ),
+                lambda i: ("/list", {"county_code": COUNTIES[i % len(COUNTIES)]}),
+            ),
+        ]
+        for title, service_call, floor_call in cases:
+            for concurrency in (1, 16):
+                count = requests if concurrency > 1 else requests // 2
+                service = await floors.load(
+                    client, service_call, pid=pid, requests=count, concurrency=concurrency
+                )
+                bare_figures = await floors.load(
+                    floor, floor_call, pid=bare.pid, requests=count, concurrency=concurrency
+                )
+                floors.print_beside(f"{title}, c={concurrency}", service, bare_figures)
+    floors.print_plan("the county list", await floors.explain(dsn, routes["/list"], COUNTIES[0]))
+
+
 def main(args: argparse.Namespace) -> None:
     name = f"qrp_bench_inspection_{uuid.uuid4().hex[:8]}"
     dsn = f"postgresql://postgres@127.0.0.1:5432/{name}"
@@ -266,6 +328,7 @@ def main(args: argparse.Namespace) -> None:
                 raise RuntimeError("the service never became ready")
             time.sleep(0.2)
 
+        asyncio.run(reads_beside_floor(base, token, dsn, process.pid, tmp, args.requests))
         stats = "/api/v1/spot-checks/stats"
         api_all = time_api(client, stats, {"year": STATS_YEAR}, args.runs)
         bare_ms, scan = asyncio.run(time_bare_sql(dsn, args.runs))
@@ -337,4 +400,5 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--import-rows", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--requests", type=int, default=2000)
     main(parser.parse_args())
