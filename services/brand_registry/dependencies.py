@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Path, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from brand_registry import service
 from brand_registry.catalogue import Catalogue
@@ -34,19 +34,6 @@ async def today(request: Request) -> date:
 
 
 TodayDep = Annotated[date, Depends(today)]
-
-
-async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session for a read made of one statement, on a connection in autocommit: it needs
-    no transaction of its own, which saves the BEGIN and COMMIT round trips of every page."""
-    engine: AsyncEngine = request.app.state.engine
-    async with engine.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        async with AsyncSession(bind=connection) as session:
-            yield session
-
-
-ReadSession = Annotated[AsyncSession, Depends(read_session)]
 
 
 async def stream_session(request: Request) -> AsyncIterator[AsyncSession]:

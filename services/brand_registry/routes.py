@@ -19,7 +19,6 @@ from brand_registry.dependencies import (
     FiltersDep,
     Flagger,
     Reader,
-    ReadSession,
     StreamSession,
     TodayDep,
     WritableAwardDep,
@@ -58,7 +57,7 @@ from brand_registry.schemas import (
 )
 from kit.concurrency import IfMatch
 from kit.csvio import csv_response
-from kit.db import SessionDep
+from kit.db import ReadSessionDep, SessionDep
 from kit.identifiers import CountyCode
 from kit.pagination import Page, PageParamsDep
 from kit.schemas import IMPORT_ROUTE_DOCS, ImportReportRead
@@ -89,7 +88,7 @@ router = APIRouter(prefix="/api/v1", tags=["brands"])
     openapi_extra=LISTING_QUERY_DOCS,
 )
 async def list_brands(
-    session: ReadSession,
+    session: ReadSessionDep,
     principal: Reader,
     catalogue: CatalogueDep,
     today: TodayDep,
@@ -135,7 +134,7 @@ async def list_tiers(_: Reader, catalogue: CatalogueDep) -> list[TierRead]:
 
 @router.get("/brands/stats", summary="New awards and listings in force by county and tier")
 async def brand_stats(
-    session: ReadSession,
+    session: ReadSessionDep,
     principal: Reader,
     catalogue: CatalogueDep,
     year: Annotated[int, Query(ge=1980, le=2100)],
@@ -389,7 +388,7 @@ async def brand_counterfeit_notices(
     openapi_extra=AWARD_QUERY_DOCS,
 )
 async def list_awards(
-    session: ReadSession,
+    session: ReadSessionDep,
     principal: Reader,
     catalogue: CatalogueDep,
     filters: AwardFiltersDep,
@@ -427,7 +426,7 @@ async def create_award(
     tags=["awards"],
 )
 async def award_stats(
-    session: ReadSession,
+    session: ReadSessionDep,
     principal: Reader,
     catalogue: CatalogueDep,
     year: Annotated[int, Query(ge=1980, le=2100)],

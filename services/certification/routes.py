@@ -36,7 +36,7 @@ from certification.schemas import (
 )
 from kit.concurrency import IfMatch
 from kit.csvio import csv_response
-from kit.db import SessionDep
+from kit.db import ReadSessionDep, SessionDep
 from kit.identifiers import CountyCode, CreditCode
 from kit.pagination import Page, PageParamsDep
 from kit.schemas import IMPORT_ROUTE_DOCS
@@ -149,7 +149,7 @@ async def list_kinds(catalogue: CatalogueDep, _: AnyCaller) -> dict[str, Any]:
 
 @router.get("/certificates/verify")
 async def verify_certificate(
-    session: SessionDep,
+    session: ReadSessionDep,
     catalogue: CatalogueDep,
     today: TodayDep,
     _: AnyCaller,
@@ -299,7 +299,7 @@ async def export_certificates(
 
 @router.get("/certificates")
 async def list_certificates(
-    session: SessionDep,
+    session: ReadSessionDep,
     catalogue: CatalogueDep,
     today: TodayDep,
     principal: Reader,

@@ -35,7 +35,7 @@ from inspection.schemas import (
 )
 from kit.concurrency import IfMatch
 from kit.csvio import csv_response
-from kit.db import SessionDep
+from kit.db import ReadSessionDep, SessionDep
 from kit.downloads import content_disposition
 from kit.identifiers import CountyCode
 from kit.pagination import Page, PageParamsDep
@@ -96,7 +96,7 @@ async def create_spot_check(
 
 @router.get("/spot-checks", summary="List spot-checks")
 async def list_spot_checks(
-    session: SessionDep,
+    session: ReadSessionDep,
     filters: FiltersDep,
     page: PageParamsDep,
     catalogue: CatalogueDep,
