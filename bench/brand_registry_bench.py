@@ -292,30 +292,24 @@ async def main(rows_count: int, requests: int, concurrency: int) -> None:
         connection = await asyncpg.connect(dsn)
         await connection.execute("ANALYZE")
         await connection.close()
-        today = date.today()
-        bare_port = free_port()
-        list_statement = list_sql(today)
-        async with (
-            floors.bare_endpoint(
-                workdir, dsn=dsn, routes={"/list": list_statement}, port=bare_port
-            ) as bare,
-            httpx.AsyncClient(base_url=base, headers=auth, timeout=60) as client,
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{bare_port}", timeout=60) as floor,
-        ):
-            for level in sorted({1, concurrency}):
-                service_list = await floors.load(
-                    client,
-                    lambda _: ("/api/v1/brands", {**LIST_PARAMS, "limit": 50}),
-                    pid=app.pid,
-                    requests=requests,
-                    concurrency=level,
-                )
-                bare_list = await floors.load(
-                    floor, lambda _: ("/list", {}), pid=bare.pid, requests=requests,
-                    concurrency=level,
-                )  # fmt: skip
-                query = "&".join(f"{k}={v}" for k, v in LIST_PARAMS.items())
-                floors.print_beside(f"list ({query}, limit=50), c={level}", service_list, bare_list)
+        list_statement = list_sql(date.today())
+        query = "&".join(f"{k}={v}" for k, v in LIST_PARAMS.items())
+        async with httpx.AsyncClient(base_url=base, headers=auth, timeout=60) as client:
+            await floors.compare(
+                [
+                    floors.Case(
+                        f"list ({query}, limit=50)",
+                        lambda _: ("/api/v1/brands", {**LIST_PARAMS, "limit": 50}),
+                        lambda _: ("/list", {}),
+                    )
+                ],
+                service=(client, app.pid),
+                dsn=dsn,
+                routes={"/list": list_statement},
+                workdir=workdir,
+                requests=requests,
+                concurrency=concurrency,
+            )
         floors.print_plan("the list", await floors.explain(dsn, list_statement))
 
         sql = stats_sql()

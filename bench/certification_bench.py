@@ -129,11 +129,6 @@ def rss_kib(pid: int, field: str) -> int:
     return 0
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
 async def measure(
     label: str,
     call: Callable[[int], Awaitable[httpx.Response]],
@@ -142,24 +137,10 @@ async def measure(
     concurrency: int,
 ) -> None:
     """Run `requests` calls with `concurrency` in flight; print p50/p99 and requests/s."""
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    counter = iter(range(requests))
-
-    async def worker() -> None:
-        for i in counter:
-            started = time.perf_counter()
-            response = await call(i)
-            latencies.append(time.perf_counter() - started)
-            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
+    timings = await floors.timed(call, requests=requests, concurrency=concurrency)
     print(
-        f"{label:<34} p50 {percentile(latencies, 0.5) * 1000:7.1f} ms  "
-        f"p99 {percentile(latencies, 0.99) * 1000:7.1f} ms  "
-        f"{requests / elapsed:7.0f} req/s  statuses {statuses}"
+        f"{label:<34} p50 {timings.p(0.5):7.1f} ms  p99 {timings.p(0.99):7.1f} ms  "
+        f"{requests / timings.elapsed:7.0f} req/s  statuses {timings.statuses}"
     )
 
 
@@ -184,19 +165,7 @@ async def wait_ready(client: httpx.AsyncClient, server: subprocess.Popen[bytes])
 
 def start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """The service under uvicorn on 127.0.0.1:`port`."""
-    command = [
-        str(ROOT / ".venv/bin/uvicorn"),
-        "--factory",
-        "certification.app:build_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    return subprocess.Popen(command, env=env, cwd=ROOT)
+    return floors.start_uvicorn(["--factory", "certification.app:build_app"], port=port, env=env)
 
 
 STATS_YEAR = 2015
@@ -346,57 +315,39 @@ async def run(args: argparse.Namespace, workdir: Path, database_url: str) -> Non
                 await analyzed.close()
             today = date.today()
             routes = await floor_routes(today)
-            bare_port = free_port()
-            async with (
-                floors.bare_endpoint(workdir, dsn=dsn, routes=routes, port=bare_port) as bare,
-                httpx.AsyncClient(base_url=f"http://127.0.0.1:{bare_port}", limits=limits) as floor,
-            ):
-                cases = [
-                    (
-                        "GET /certificates/verify by number",
-                        lambda i: (
-                            "/api/v1/certificates/verify",
-                            {"number": keys[(i * 7919) % len(keys)][0]},
-                        ),
-                        lambda i: ("/verify", {"number": keys[(i * 7919) % len(keys)][0]}),
+            cases = [
+                floors.Case(
+                    "GET /certificates/verify by number",
+                    lambda i: (
+                        "/api/v1/certificates/verify",
+                        {"number": keys[(i * 7919) % len(keys)][0]},
                         public,
                     ),
-                    (
-                        "GET /certificates/{id}",
-                        lambda i: (f"/api/v1/certificates/{some_id}", {}),
-                        lambda i: ("/item", {"id": some_id}),
-                        {},
+                    lambda i: ("/verify", {"number": keys[(i * 7919) % len(keys)][0]}),
+                ),
+                floors.Case(
+                    "GET /certificates/{id}",
+                    lambda i: (f"/api/v1/certificates/{some_id}", {}),
+                    lambda i: ("/item", {"id": some_id}),
+                ),
+                floors.Case(
+                    "GET /certificates county+status, 50",
+                    lambda i: (
+                        "/api/v1/certificates",
+                        {"county_code": COUNTIES[i % len(COUNTIES)], "status": "valid"},
                     ),
-                    (
-                        "GET /certificates county+status, 50",
-                        lambda i: (
-                            "/api/v1/certificates",
-                            {"county_code": COUNTIES[i % len(COUNTIES)], "status": "valid"},
-                        ),
-                        lambda i: ("/list", {"county_code": COUNTIES[i % len(COUNTIES)]}),
-                        {},
-                    ),
-                ]
-                for title, service_call, floor_call, headers in cases:
-                    for concurrency in sorted({1, args.concurrency}):
-                        requests = args.requests if concurrency > 1 else args.requests // 2
-                        figures = []
-                        for target, call, pid in (
-                            (client, service_call, server.pid),
-                            (floor, floor_call, bare.pid),
-                        ):
-                            target.headers.update(headers if target is client else {})
-                            figures.append(
-                                await floors.load(
-                                    target,
-                                    call,
-                                    pid=pid,
-                                    requests=requests,
-                                    concurrency=concurrency,
-                                )
-                            )
-                        client.headers["Authorization"] = f"Bearer {writer_token}"
-                        floors.print_beside(f"{title}, c={concurrency}", *figures)
+                    lambda i: ("/list", {"county_code": COUNTIES[i % len(COUNTIES)]}),
+                ),
+            ]
+            await floors.compare(
+                cases,
+                service=(client, server.pid),
+                dsn=dsn,
+                routes=routes,
+                workdir=workdir,
+                requests=args.requests,
+                concurrency=args.concurrency,
+            )
             county = COUNTIES[1]
             for title, sql, args_ in (
                 ("the county list", routes["/list"], (county,)),
@@ -443,12 +394,7 @@ async def run(args: argparse.Namespace, workdir: Path, database_url: str) -> Non
                 f"server RSS peak {rss_kib(server.pid, 'VmHWM') / 1024:.0f} MiB"
             )
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        floors.stop(server)
 
 
 async def main() -> None:

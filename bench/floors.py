@@ -17,7 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,8 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy.dialects import postgresql
+
+from scripts.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -125,18 +127,25 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def load(
-    client: httpx.AsyncClient,
-    request: Callable[[int], tuple[str, dict[str, Any]]],
-    *,
-    pid: int,
-    requests: int,
-    concurrency: int,
-) -> Figures:
-    """`requests` GETs, `concurrency` at a time; `request(i)` gives the i-th path and query.
-    Twenty calls warm the server first."""
-    for i in range(20):
-        await _get(client, request(i))
+Call = tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], dict[str, str]]
+"""A GET as a case gives it: the path, the query, and headers of its own if any."""
+
+
+@dataclass
+class Timings:
+    latencies: list[float]
+    statuses: dict[int, int]
+    elapsed: float
+
+    def p(self, share: float) -> float:
+        """A percentile of the latencies, in milliseconds."""
+        return percentile(self.latencies, share) * 1000
+
+
+async def timed(
+    call: Callable[[int], Awaitable[httpx.Response]], *, requests: int, concurrency: int
+) -> Timings:
+    """`requests` calls of `call(i)`, `concurrency` at a time."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     counter = iter(range(requests))
@@ -144,26 +153,84 @@ async def load(
     async def worker() -> None:
         for i in counter:
             started = time.perf_counter()
-            response = await _get(client, request(i))
+            response = await call(i)
             latencies.append(time.perf_counter() - started)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
-    cpu = cpu_seconds(pid)
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
+    return Timings(latencies, statuses, time.perf_counter() - started)
+
+
+async def load(
+    client: httpx.AsyncClient,
+    request: Callable[[int], Call],
+    *,
+    pid: int,
+    requests: int,
+    concurrency: int,
+) -> Figures:
+    """`requests` GETs, `concurrency` at a time; `request(i)` gives the i-th one. Twenty
+    calls warm the server first."""
+    for i in range(20):
+        await _get(client, request(i))
+    cpu = cpu_seconds(pid)
+    timings = await timed(
+        lambda i: _get(client, request(i)), requests=requests, concurrency=concurrency
+    )
     return Figures(
-        p50_ms=percentile(latencies, 0.5) * 1000,
-        p99_ms=percentile(latencies, 0.99) * 1000,
-        rps=requests / elapsed,
+        p50_ms=timings.p(0.5),
+        p99_ms=timings.p(0.99),
+        rps=requests / timings.elapsed,
         cpu_us=(cpu_seconds(pid) - cpu) / requests * 1e6,
-        statuses=statuses,
+        statuses=timings.statuses,
     )
 
 
-async def _get(client: httpx.AsyncClient, call: tuple[str, dict[str, Any]]) -> httpx.Response:
-    path, params = call
-    return await client.get(path, params=list(params.items()))
+async def _get(client: httpx.AsyncClient, call: Call) -> httpx.Response:
+    path, params, *headers = call
+    return await client.get(
+        path, params=list(params.items()), headers=headers[0] if headers else None
+    )
+
+
+@dataclass
+class Case:
+    """One read, as the service is asked it and as the bare endpoint is."""
+
+    title: str
+    service: Callable[[int], Call]
+    floor: Callable[[int], Call]
+
+
+async def compare(
+    cases: Sequence[Case],
+    *,
+    service: tuple[httpx.AsyncClient, int],
+    dsn: str,
+    routes: dict[str, str],
+    workdir: Path,
+    requests: int,
+    concurrency: int,
+) -> None:
+    """Each case at c=1 (half the requests) and at `concurrency`, the service (its client and
+    server pid) beside the bare endpoint serving `routes` on `dsn`, printed."""
+    port = free_port()
+    async with (
+        bare_endpoint(workdir, dsn=dsn, routes=routes, port=port) as bare,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as floor,
+    ):
+        for case in cases:
+            for level in sorted({1, concurrency}):
+                count = requests if level > 1 else requests // 2
+                figures = [
+                    await load(client, call, pid=pid, requests=count, concurrency=level)
+                    for (client, pid), call in (
+                        (service, case.service),
+                        ((floor, bare.pid), case.floor),
+                    )
+                ]
+                print_beside(f"{case.title}, c={level}", *figures)
 
 
 def print_beside(title: str, service: Figures, bare: Figures) -> None:
@@ -177,7 +244,19 @@ def print_beside(title: str, service: Figures, bare: Figures) -> None:
     )
 
 
-def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_uvicorn(app: list[str], *, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """uvicorn serving `app` (its arguments) on 127.0.0.1:`port`, quietly."""
+    command = [
+        str(Path(sys.executable).parent / "uvicorn"),
+        *app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     return subprocess.Popen(command, env=env, cwd=ROOT)
 
 
@@ -188,20 +267,11 @@ async def bare_endpoint(
     """The bare endpoint serving `routes` (path → SQL) on 127.0.0.1:`port`, until the block
     ends."""
     (workdir / "bare_app.py").write_text(BARE_APP)
-    command = [
-        str(Path(sys.executable).parent / "uvicorn"),
-        "bare_app:app",
-        "--app-dir",
-        str(workdir),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    process = _start(command, {**os.environ, "BARE_ROUTES": json.dumps(routes), "BARE_DSN": dsn})
+    process = start_uvicorn(
+        ["bare_app:app", "--app-dir", str(workdir)],
+        port=port,
+        env={**os.environ, "BARE_ROUTES": json.dumps(routes), "BARE_DSN": dsn},
+    )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             for _ in range(300):
@@ -214,12 +284,17 @@ async def bare_endpoint(
                     await asyncio.sleep(0.1)
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a server, killing it if it is not gone within 15 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class _Nothing:

@@ -233,20 +233,15 @@ async def reads_beside_floor(
         "/list": floors.compiled(listing[0], placeholders=["BENCH_COUNTY"]),
     }
     some_id = await fetchval(dsn, "SELECT id FROM spot_check ORDER BY id LIMIT 1")
-    bare_port = free_port()
     headers = {"Authorization": f"Bearer {token}"}
-    async with (
-        floors.bare_endpoint(workdir, dsn=dsn, routes=routes, port=bare_port) as bare,
-        httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{bare_port}", timeout=60) as floor,
-    ):
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
         cases = [
-            (
+            floors.Case(
                 "GET /spot-checks/{id}",
                 lambda i: (f"/api/v1/spot-checks/{some_id}", {}),
                 lambda i: ("/item", {"id": some_id}),
             ),
-            (
+            floors.Case(
                 "GET /spot-checks county+failed, 50",
                 lambda i: (
                     "/api/v1/spot-checks",
@@ -255,16 +250,15 @@ async def reads_beside_floor(
                 lambda i: ("/list", {"county_code": COUNTIES[i % len(COUNTIES)]}),
             ),
         ]
-        for title, service_call, floor_call in cases:
-            for concurrency in (1, 16):
-                count = requests if concurrency > 1 else requests // 2
-                service = await floors.load(
-                    client, service_call, pid=pid, requests=count, concurrency=concurrency
-                )
-                bare_figures = await floors.load(
-                    floor, floor_call, pid=bare.pid, requests=count, concurrency=concurrency
-                )
-                floors.print_beside(f"{title}, c={concurrency}", service, bare_figures)
+        await floors.compare(
+            cases,
+            service=(client, pid),
+            dsn=dsn,
+            routes=routes,
+            workdir=workdir,
+            requests=requests,
+            concurrency=16,
+        )
     floors.print_plan("the county list", await floors.explain(dsn, routes["/list"], COUNTIES[0]))
 
 
