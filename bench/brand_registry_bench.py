@@ -65,7 +65,12 @@ def credit_code(number: int) -> str:
 
 
 def make_rows(count: int) -> list[dict[str, str]]:
-    """Listings awarded 2003-2026; every tenth row renews an earlier one."""
+    """Listings awarded 2003-2026; every tenth row renews an earlier one, from two months
+    before its listing lapses to the end of the tier's grace period."""
+    tiers = {
+        entry["code"]: entry
+        for entry in json.loads((ROOT / "config/brand_tiers.json").read_text(encoding="utf-8"))
+    }
     rng = random.Random(20081231)
     rows: list[dict[str, str]] = []
     last_day = date(2026, 6, 30)
@@ -73,7 +78,13 @@ def make_rows(count: int) -> list[dict[str, str]]:
         if index % 10 == 9:
             base = rows[index - 9]
             earlier = date.fromisoformat(base["awarded_on"])
-            awarded = earlier + timedelta(days=rng.randint(700, 1000))
+            tier_rules = tiers[base["tier"]]
+            lapses = earlier.replace(
+                year=earlier.year + tier_rules["validity_years"], day=min(earlier.day, 28)
+            )
+            awarded = lapses + timedelta(
+                days=rng.randint(-60, tier_rules.get("renewal_grace_days", 0))
+            )
             if base["tier"] == "national_inspection_exempt":
                 awarded = min(awarded, date(2008, 9, 17))
             if earlier < awarded <= last_day:
