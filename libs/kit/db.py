@@ -307,6 +307,18 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
+async def plan_each_statement(session: AsyncSession) -> None:
+    """For the rest of `session`'s transaction on PostgreSQL, plan each statement for its own
+    values. An import writes thousands of rows into a table inside one transaction, where
+    neither ANALYZE nor autovacuum sees them; after five runs of a prepared lookup PostgreSQL
+    settles on a generic plan chosen while the table was nearly empty (a sequential scan)
+    and keeps it as the table grows: 240 ms per batch of 250 listings at 30,000 rows, the
+    import falling from 4,038 rows/s at 5,000 rows to 773 at 100,000
+    (`bench/brand_registry_bench.py`, 2026-12-02). No effect on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
 def version_column() -> Column[int]:
     """A row version for optimistic locking: pass it as `sa_column` and as the mapper's
     `version_id_col`, so a concurrent stale update raises `StaleDataError` (a 412)."""

@@ -16,9 +16,11 @@ from kit.db import (
     FirstComePool,
     _FirstComeQueue,
     create_engine,
+    create_sessionmaker,
     is_database_unavailable,
     is_sqlite,
     outage_log,
+    plan_each_statement,
 )
 from kit.testing import TEST_DATABASE_URL, Harness, ServiceTokens, provision_database
 from kit.tests.sample_app import SampleSettings, build_app
@@ -240,3 +242,21 @@ async def test_a_connection_in_steady_use_is_not_pinged_and_one_lost_is_replaced
             assert await _backend_pid(engine) != lost
         finally:
             await engine.dispose()
+
+
+async def test_a_transaction_may_plan_each_statement_for_its_values(tmp_path: Path) -> None:
+    if not TEST_DATABASE_URL:
+        pytest.skip("PostgreSQL only: SQLite plans every statement anew")
+    async with provision_database("kit_custom_plans", tmp_path) as url:
+        engine = create_engine(url)
+        sessionmaker = create_sessionmaker(engine)
+        try:
+            async with sessionmaker() as session, session.begin():
+                await plan_each_statement(session)
+                inside = (await session.execute(text("SHOW plan_cache_mode"))).scalar_one()
+            async with sessionmaker() as session:
+                after = (await session.execute(text("SHOW plan_cache_mode"))).scalar_one()
+        finally:
+            await engine.dispose()
+    assert inside == "force_custom_plan"
+    assert after == "auto"
