@@ -72,7 +72,7 @@ from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
 from kit.csvio import RowError, batched
 from kit.dates import business_date_errors
-from kit.db import as_utc
+from kit.db import as_utc, plan_each_statement
 from kit.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed, field_name
 from kit.events import NewEvent, emit, emit_many
 from kit.identifiers import new_id
@@ -1405,6 +1405,7 @@ async def import_listings(
     checked against earlier ones through the database; a dry run or a bad row rolls the
     whole transaction back. A bad row is a 422 with the report, dry run or not.
     """
+    await plan_each_statement(session)
     errors: list[RowError] = []
     seen = 0
     outside: list[int] = []

@@ -41,6 +41,7 @@ from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
 from kit.csvio import RowError, batched
 from kit.dates import add_years, business_date_errors
+from kit.db import plan_each_statement
 from kit.errors import (
     Conflict,
     FieldError,
@@ -1426,6 +1427,7 @@ async def import_csv(
 ) -> dict[str, Any]:
     """Validate every row, then store all of them or none. Two passes over the spooled file
     keep memory bounded: the first only checks, the second parses again and inserts."""
+    await plan_each_statement(session)
     rows, errors = await _check_file(
         session=session,
         catalogue=catalogue,

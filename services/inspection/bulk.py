@@ -38,7 +38,7 @@ from inspection.service import (
 )
 from kit.auth import Principal
 from kit.csvio import RowError, batched
-from kit.db import as_utc
+from kit.db import as_utc, plan_each_statement
 from kit.errors import FieldError, ValidationFailed
 from kit.events import emit_many
 from kit.identifiers import new_id
@@ -343,6 +343,7 @@ async def import_spot_checks(
     timezone: str,
 ) -> dict[str, Any]:
     """Validate an upload, then store all of it or none: the per-row report."""
+    await plan_each_statement(session)
     rows, errors = await validate_upload(
         session=session, upload=upload, catalogue=catalogue, today=today, principal=principal
     )
