@@ -35,6 +35,7 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 
+from bench import floors
 from kit.auth import TokenMinter, write_keypair
 from kit.identifiers import credit_code_check_char
 from scripts.processes import free_port
@@ -57,7 +58,7 @@ class Processes(ExitStack):
             process = subprocess.Popen(
                 [PYTHON, *args, str(port)], env=env, cwd=ROOT, stdout=log, stderr=log
             )
-        self.callback(_stop, process)
+        self.callback(floors.stop, process)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -70,15 +71,6 @@ class Processes(ExitStack):
                 break
             time.sleep(0.3)
         raise RuntimeError(f"{name} did not start; see {workdir / name}.log")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 async def _admin(statement: str) -> None:
