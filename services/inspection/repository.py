@@ -409,9 +409,9 @@ async def finding_rows(
     final result as the same view sees it.
 
     Two parts, each read by a partial index of the few checks concerned: the originals
-    carrying a finding, by date, and the re-inspections carrying one, by chain. One join of every finding in the table to the
-    year's originals read all of them: 348 ms for a year of 100,000 checks among a million
-    (`bench/inspection_bench.py`, 2026-12-02)."""
+    carrying a finding, by date, and the re-inspections carrying one, by chain. One join of
+    every finding in the table to the year's originals read all of them: 348 ms for a year of
+    100,000 checks among a million (`bench/inspection_bench.py`, 2026-12-02)."""
     root = aliased(SpotCheck)
     chain_passed, conditions = _counted_originals(
         root,
