@@ -402,6 +402,9 @@ async def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the database behind and print its name"
+    )
     args = parser.parse_args()
     name = f"qrp_bench_certification_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(ADMIN_DSN)
@@ -415,7 +418,10 @@ async def main() -> None:
     finally:
         admin = await asyncpg.connect(ADMIN_DSN)
         try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            if args.keep:
+                print(f"database kept: {name}")
+            else:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
 

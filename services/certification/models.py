@@ -60,6 +60,8 @@ class Certificate(Base, table=True):
         # unexpired ones, and those whose recorded status is not yet in force.
         Index("ix_certificate_county_expires", "county_code", "expires_on"),
         Index("ix_certificate_status_from", "status_since"),
+        # The year's newly certified enterprises (`repository.new_certified_by_county`).
+        Index("ix_certificate_original_issued_on", "original_issued_on"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
