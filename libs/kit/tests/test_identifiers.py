@@ -1,3 +1,4 @@
+import os
 import re
 
 import pytest
@@ -117,6 +118,25 @@ def test_ids_are_unique_uuid7_and_sort_by_time() -> None:
     assert len(set(ids)) == 200
     assert all(len(i) == 36 and i[14] == "7" for i in ids)
     assert ids == sorted(ids)
+
+
+def test_a_forked_process_makes_ids_of_its_own() -> None:
+    """Parent and child, forked with random bytes read ahead, never make the same id."""
+    new_id()
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.write(writer, "".join(new_id() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(writer)
+    ours = {new_id() for _ in range(50)}
+    os.waitpid(child, 0)
+    with os.fdopen(reader) as pipe:
+        theirs = pipe.read()
+    theirs_ids = {theirs[i : i + 36] for i in range(0, len(theirs), 36)}
+    assert len(theirs_ids) == 50
+    # The same millisecond and count may come up in both; the random part differs.
+    assert {i[19:] for i in ours}.isdisjoint({i[19:] for i in theirs_ids})
 
 
 @given(
