@@ -29,7 +29,6 @@ from sqlalchemy import (
     case,
     exists,
     func,
-    insert,
     not_,
     or_,
     select,
@@ -53,7 +52,7 @@ from brand_registry.models import (
     metadata,
 )
 from brand_registry.schemas import AwardFilters, ListingFilters
-from kit.db import violates_unique
+from kit.db import insert_rows, violates_unique
 from kit.errors import Conflict, FieldError
 from kit.pagination import Page, PageParams, paginate
 
@@ -360,7 +359,7 @@ async def insert_listings(*, session: AsyncSession, rows: list[dict[str, Any]]) 
     if not rows:
         return
     try:
-        await session.execute(insert(brand_table), rows)
+        await insert_rows(session, brand_table, rows)
     except IntegrityError as error:
         if not violates_unique(error, LISTING_AWARD_INDEX, _AWARD_KEY_COLUMNS):
             raise
@@ -400,8 +399,7 @@ async def _award_conflict(
 
 
 async def insert_history(*, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(history_table), rows)
+    await insert_rows(session, history_table, rows)
 
 
 async def mark_superseded(

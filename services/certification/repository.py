@@ -20,7 +20,6 @@ from sqlalchemy import (
     case,
     exists,
     func,
-    insert,
     not_,
     or_,
     select,
@@ -38,7 +37,7 @@ from certification.models import (
     Certificate,
     CertificateHistory,
 )
-from kit.db import violates_unique
+from kit.db import insert_rows, violates_unique
 from kit.errors import Conflict
 from kit.pagination import Page, PageParams, paginate
 
@@ -365,13 +364,13 @@ async def insert_many(
         return
 
     async def write() -> None:
-        await session.execute(insert(_certificate_table), certificates)
+        await insert_rows(session, _certificate_table, certificates)
 
     numbers, licences = _number_keys(
         [(c["kind"], c["certificate_number"], c["certification_body"]) for c in certificates]
     )
     await _writing_numbers(session, write, numbers, licences)
-    await session.execute(insert(_history_table), entries)
+    await insert_rows(session, _history_table, entries)
 
 
 async def refresh_statistics(*, session: AsyncSession) -> None:

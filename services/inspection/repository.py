@@ -9,7 +9,6 @@ from sqlalchemy import (
     and_,
     case,
     func,
-    insert,
     or_,
     select,
     tuple_,
@@ -38,7 +37,7 @@ from inspection.schemas import (
     SpotCheckFilters,
     StatsRow,
 )
-from kit.db import violates_unique
+from kit.db import insert_rows, violates_unique
 from kit.errors import Conflict
 from kit.pagination import Page, PageParams, paginate
 
@@ -662,7 +661,7 @@ async def insert_many(
     if spot_checks:
 
         async def write() -> None:
-            await session.execute(insert(metadata.tables["spot_check"]), spot_checks)
+            await insert_rows(session, metadata.tables["spot_check"], spot_checks)
 
         written = [
             (
@@ -675,13 +674,9 @@ async def insert_many(
             for r in spot_checks
         ]
         await _refusing_duplicates(session, write, written)
-    # Core inserts on the tables: the ORM's bulk path costs more than the rows' validation.
-    for table, rows in (
-        ("spot_check_history", history),
-        ("outbox_message", outbox),
-    ):
-        if rows:
-            await session.execute(insert(metadata.tables[table]), rows)
+    # Core rows, not ORM objects: the ORM's bulk path costs more than the rows' validation.
+    await insert_rows(session, metadata.tables["spot_check_history"], history)
+    await insert_rows(session, metadata.tables["outbox_message"], outbox)
 
 
 async def export_batches(

@@ -1,11 +1,12 @@
 import asyncio
 import inspect
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
@@ -13,14 +14,19 @@ from sqlalchemy.util.queue import AsyncAdaptedQueue
 
 import kit.db
 from kit.db import (
+    COPY_FROM,
+    NAMING_CONVENTION,
     FirstComePool,
     _FirstComeQueue,
+    as_utc,
     create_engine,
     create_sessionmaker,
+    insert_rows,
     is_database_unavailable,
     is_sqlite,
     outage_log,
     plan_each_statement,
+    violates_unique,
 )
 from kit.testing import TEST_DATABASE_URL, Harness, ServiceTokens, provision_database
 from kit.tests.sample_app import SampleSettings, build_app
@@ -260,3 +266,69 @@ async def test_a_transaction_may_plan_each_statement_for_its_values(tmp_path: Pa
             await engine.dispose()
     assert inside == "force_custom_plan"
     assert after == "auto"
+
+
+_ROWS_METADATA = MetaData(naming_convention=NAMING_CONVENTION)
+_ROWS = Table(
+    "copied_row",
+    _ROWS_METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(10), nullable=False, unique=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("tags", JSON),
+    Column("count", Integer, nullable=False, default=7),
+    Column("labels", JSON, default=list),
+)
+
+
+@pytest.mark.parametrize("size", [3, COPY_FROM + 5])
+async def test_inserted_rows_read_back_as_an_insert_stores_them(tmp_path: Path, size: int) -> None:
+    """The same values, defaults and JSON whether the rows went in as an INSERT (SQLite, or
+    a few) or with COPY (PostgreSQL, from `COPY_FROM`)."""
+    at = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
+    rows = [
+        {"id": i, "code": f"C{i}", "at": at, "tags": {"n": i} if i % 2 else None}
+        for i in range(size)
+    ]
+    async with provision_database("kit_insert_rows", tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(_ROWS_METADATA.create_all)
+            async with create_sessionmaker(engine)() as session, session.begin():
+                await insert_rows(session, _ROWS, rows)
+                await insert_rows(session, _ROWS, [])
+            async with create_sessionmaker(engine)() as session:
+                stored = (await session.execute(select(_ROWS).order_by(_ROWS.c.id))).all()
+                nulls = (
+                    await session.execute(select(func.count()).where(_ROWS.c.tags.is_(None)))
+                ).scalar_one()
+        finally:
+            await engine.dispose()
+    assert [row.code for row in stored] == [f"C{i}" for i in range(size)]
+    assert [row.tags for row in stored] == [{"n": i} if i % 2 else None for i in range(size)]
+    assert {as_utc(row.at) for row in stored} == {at}
+    assert {row._mapping["count"] for row in stored} == {7}
+    assert {tuple(row.labels) for row in stored} == {()}
+    assert nulls == 0  # None in a JSON column is JSON null, as SQLAlchemy stores it
+
+
+@pytest.mark.parametrize("size", [3, COPY_FROM + 5])
+async def test_a_refused_row_is_the_integrity_error_of_an_insert(tmp_path: Path, size: int) -> None:
+    rows = [{"id": i, "code": "SAME" if i in (1, size - 1) else f"C{i}"} for i in range(size)]
+    rows = [{**row, "at": datetime(2026, 3, 1, tzinfo=UTC), "tags": None} for row in rows]
+    async with provision_database("kit_insert_refused", tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(_ROWS_METADATA.create_all)
+            async with create_sessionmaker(engine)() as session:
+                with pytest.raises(IntegrityError) as refused:
+                    async with session.begin():
+                        await insert_rows(session, _ROWS, rows)
+            async with create_sessionmaker(engine)() as session:
+                stored = (await session.execute(select(func.count()).select_from(_ROWS))).scalar()
+        finally:
+            await engine.dispose()
+    assert violates_unique(refused.value, "uq_copied_row_code", ["copied_row.code"])
+    assert stored == 0

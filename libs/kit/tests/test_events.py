@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from kit import events
 from kit.app import ServiceSpec, create_app
-from kit.db import create_engine, create_sessionmaker, is_database_unavailable
+from kit.db import COPY_FROM, create_engine, create_sessionmaker, is_database_unavailable
 from kit.events import Gone, emit, emit_once, event_table, read_feed, sequence_due
 from kit.testing import ServiceTokens, provision_database
 from kit.tests.sample_app import SampleSettings
@@ -125,7 +125,7 @@ async def test_the_feed_answers_cloud_events_in_order(outbox: Outbox) -> None:
     assert (await _read(outbox, after=2))["next_after"] == 2
 
 
-@pytest.mark.parametrize("size", [1, 3, events.COPY_FROM + 10])
+@pytest.mark.parametrize("size", [1, 3, COPY_FROM + 10])
 async def test_a_batch_of_events_is_written_whole_in_the_transaction(
     outbox: Outbox, size: int
 ) -> None:
