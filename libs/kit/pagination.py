@@ -203,13 +203,15 @@ async def paginate(
     keys: Sequence[Any],
     descending: bool = False,
     mappings: bool = False,
+    rows: bool = False,
 ) -> Page[Any]:
     """One page of `statement` in the order of `keys` (unique together), after the cursor.
 
     Each key is a column (`col(Table.field)`, or a labelled expression) selected under its own
     name, so that
     the last row's values give the next cursor. With `mappings`, rows are returned as
-    mappings; otherwise the first entity of each row (an ORM object).
+    mappings; with `rows`, as rows (their columns as attributes); otherwise the first entity
+    of each row (an ORM object).
     """
     position = params.position()
     if position is not None:
@@ -226,6 +228,10 @@ async def paginate(
     order = [key.desc() if descending else key.asc() for key in keys]
     statement = statement.order_by(None).order_by(*order).limit(params.limit + 1)
     result = await session.execute(statement)
-    rows: list[Any] = list(result.mappings()) if mappings else list(result.scalars())
+    found: list[Any]
+    if rows:
+        found = list(result)
+    else:
+        found = list(result.mappings()) if mappings else list(result.scalars())
     names = [str(getattr(key, "key", None) or getattr(key, "name", "")) for key in keys]
-    return params.page(rows, key=lambda row: [_key_of(row, name) for name in names])
+    return params.page(found, key=lambda row: [_key_of(row, name) for name in names])

@@ -302,6 +302,15 @@ async def get_brand(*, session: AsyncSession, brand_id: str) -> Brand | None:
     return await session.get(Brand, brand_id)
 
 
+_LISTING_BY_ID = select(*LISTING_COLUMNS, b.version).where(b.id == bindparam("id"))
+
+
+async def listing_row(*, session: AsyncSession, brand_id: str) -> RowMapping | None:
+    """The listing with this id as a row of `LISTING_COLUMNS` and its `version` (what its
+    GET answers from: no ORM object), or None."""
+    return (await session.execute(_LISTING_BY_ID, {"id": brand_id})).mappings().first()
+
+
 async def _key_listings(
     session: AsyncSession, *conditions: ColumnElement[bool]
 ) -> list[KeyListing]:

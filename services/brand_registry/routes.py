@@ -309,10 +309,18 @@ async def notify_counterfeit(
 
 @router.get("/brands/{brand_id}", summary="One brand listing")
 async def get_brand(
-    brand: BrandDep, _: Reader, catalogue: CatalogueDep, today: TodayDep, response: Response
+    brand_id: Annotated[str, Path(max_length=36)],
+    principal: Reader,
+    session: ReadSessionDep,
+    catalogue: CatalogueDep,
+    today: TodayDep,
+    response: Response,
 ) -> BrandRead:
-    response.headers["ETag"] = service.etag(brand)
-    return service.to_read(brand, catalogue=catalogue, today=today)
+    item, etag = await service.read_listing(
+        session=session, brand_id=brand_id, principal=principal, catalogue=catalogue, today=today
+    )
+    response.headers["ETag"] = etag
+    return item
 
 
 @router.patch("/brands/{brand_id}", summary="Edit a brand listing (If-Match)")

@@ -184,6 +184,18 @@ async def get_listing(
     return brand
 
 
+async def read_listing(
+    *, session: AsyncSession, brand_id: str, principal: Principal, catalogue: Catalogue, today: date
+) -> tuple[BrandRead, str]:
+    """A listing as its GET answers, and its ETag, from one row; 404 as `get_listing`."""
+    row = await repository.listing_row(session=session, brand_id=brand_id)
+    if row is None or not principal.reads(row["county_code"]):
+        raise NotFound(f"No brand listing with id {brand_id!r}.", field="id")
+    values = dict(row)
+    version = values.pop("version")
+    return to_read(values, catalogue=catalogue, today=today), make_etag(values["id"], version)
+
+
 # History -------------------------------------------------------------------------------
 
 

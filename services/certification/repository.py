@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Date,
+    Row,
     Select,
     Table,
     and_,
@@ -99,6 +100,19 @@ _ON = bindparam("on", type_=Date)
 """The date a prepared statement reads statuses on."""
 _BY_ID = select(Certificate, status_on(_ON)).where(col(Certificate.id) == bindparam("id"))
 
+CertificateRow = Row[Any]
+"""A certificate read for an answer: its columns as attributes, and `status_on`."""
+
+
+def _rows_with_status(on: date | BindParameter[date]) -> Select[Any]:
+    """Certificates as rows of their columns, with their status on `on` as `status_on`. A
+    read answers from the row: building the ORM object took a fifth of a certificate's GET
+    (py-spy, `bench/certification_bench.py`, 2026-12-02)."""
+    return select(*_certificate_table.c, status_on(on).label("status_on"))
+
+
+_ROW_BY_ID = _rows_with_status(_ON).where(_certificate.id == bindparam("id"))
+
 
 @dataclass(frozen=True)
 class CertificateQuery:
@@ -172,21 +186,17 @@ def _conditions(query: CertificateQuery) -> list[ColumnElement[bool]]:
     return where
 
 
-def _listing(query: CertificateQuery) -> Select[Certificate, str]:
-    """Matching certificates with their status on `query.on`."""
-    return select(Certificate, status_on(query.on).label("status_on")).where(*_conditions(query))
+def _listing(query: CertificateQuery) -> Select[Any]:
+    """Matching certificates with their status on `query.on`, as rows."""
+    return _rows_with_status(query.on).where(*_conditions(query))
 
 
 async def list_certificates(
     *, session: AsyncSession, query: CertificateQuery, page: PageParams
-) -> Page[tuple[Certificate, str]]:
+) -> Page[tuple[CertificateRow, str]]:
     """One page of certificates with their status on `query.on`, by id."""
-    # The id is selected under its own name as well, for `paginate` to read the next cursor.
-    statement = _listing(query).add_columns(col(Certificate.id).label("id"))
-    rows = await paginate(
-        session, statement, params=page, keys=[col(Certificate.id)], mappings=True
-    )
-    return rows.map(lambda row: (row["Certificate"], row["status_on"]))
+    rows = await paginate(session, _listing(query), params=page, keys=[_certificate.id], rows=True)
+    return rows.map(lambda row: (row, row.status_on))
 
 
 async def stream_certificates(
@@ -194,7 +204,7 @@ async def stream_certificates(
     sessionmaker: Callable[[], AsyncSession],
     query: CertificateQuery,
     batch_size: int = 1000,
-) -> AsyncIterator[tuple[Certificate, str]]:
+) -> AsyncIterator[tuple[CertificateRow, str]]:
     """Every matching certificate with its status, by id, fetched in keyset batches on a
     session of its own (a streamed response outlives the request's session)."""
     async with sessionmaker() as session:
@@ -203,13 +213,12 @@ async def stream_certificates(
             statement = _listing(query).order_by(col(Certificate.id)).limit(batch_size)
             if after is not None:
                 statement = statement.where(col(Certificate.id) > after)
-            rows = [(row[0], row[1]) for row in (await session.execute(statement)).all()]
+            rows = (await session.execute(statement)).all()
             for row in rows:
-                yield row
+                yield row, row.status_on
             if len(rows) < batch_size:
                 return
-            after = rows[-1][0].id
-            session.expunge_all()
+            after = rows[-1].id
 
 
 async def get_certificate(*, session: AsyncSession, certificate_id: str) -> Certificate | None:
@@ -219,9 +228,18 @@ async def get_certificate(*, session: AsyncSession, certificate_id: str) -> Cert
 async def get_with_status(
     *, session: AsyncSession, certificate_id: str, on: date
 ) -> tuple[Certificate, str] | None:
-    """A certificate and its status on `on`."""
+    """A certificate (the session's object, with any change made to it) and its status on
+    `on`."""
     row = (await session.execute(_BY_ID, {"id": certificate_id, "on": on})).first()
     return (row[0], row[1]) if row else None
+
+
+async def row_with_status(
+    *, session: AsyncSession, certificate_id: str, on: date
+) -> tuple[CertificateRow, str] | None:
+    """A certificate as stored, and its status on `on`."""
+    row = (await session.execute(_ROW_BY_ID, {"id": certificate_id, "on": on})).first()
+    return (row, row.status_on) if row else None
 
 
 async def number_taken(
@@ -397,18 +415,18 @@ async def verify_lookup(
     numbers: Sequence[str] = (),
     credit_codes: Sequence[str] = (),
     kind: str | None = None,
-) -> list[tuple[Certificate, str]]:
+) -> list[tuple[CertificateRow, str]]:
     """Non-confidential certificates (of `kind`, if given) with any of `numbers` or held by
     any of `credit_codes`."""
     if not numbers and not credit_codes:
         return []
     statement = _verification(bool(numbers), bool(credit_codes), kind is not None)
     values = {"on": on, "numbers": list(numbers), "credit_codes": list(credit_codes), "kind": kind}
-    return [(row[0], row[1]) for row in (await session.execute(statement, values)).all()]
+    return [(row, row.status_on) for row in (await session.execute(statement, values)).all()]
 
 
 @functools.cache
-def _verification(by_number: bool, by_holder: bool, of_kind: bool) -> Select[Certificate, str]:
+def _verification(by_number: bool, by_holder: bool, of_kind: bool) -> Select[Any]:
     """The public lookup, built once for each combination of keys: a statement built per
     call, its status expression and cache key with it, took half of a verification's
     server time (py-spy, `bench/certification_bench.py`, 2026-12-02)."""
@@ -419,7 +437,7 @@ def _verification(by_number: bool, by_holder: bool, of_kind: bool) -> Select[Cer
     if by_holder:
         keys.append(c.enterprise_credit_code.in_(bindparam("credit_codes", expanding=True)))
     statement = (
-        select(Certificate, status_on(_ON))
+        _rows_with_status(_ON)
         .where(or_(*keys), c.confidential.is_(False))
         .order_by(col(Certificate.issued_on), col(Certificate.id))
     )
@@ -520,11 +538,11 @@ async def in_force_by_county_family(
 
 async def certificates_matching(
     *, session: AsyncSession, query: CertificateQuery
-) -> list[tuple[Certificate, str]]:
+) -> list[tuple[CertificateRow, str]]:
     """Every certificate matching `query` with its status on `query.on`, by id (the alert
     sweep's few due certificates)."""
     statement = _listing(query).order_by(col(Certificate.id))
-    return [(row[0], row[1]) for row in (await session.execute(statement)).all()]
+    return [(row, row.status_on) for row in (await session.execute(statement)).all()]
 
 
 def _in_counties(

@@ -334,16 +334,20 @@ async def create_certificate(
 
 @router.get("/certificates/{certificate_id}")
 async def get_certificate(
-    _: Reader,
-    certificate: CertificateDep,
-    session: SessionDep,
+    certificate_id: str,
+    principal: Reader,
+    session: ReadSessionDep,
     catalogue: CatalogueDep,
     today: TodayDep,
     response: Response,
 ) -> CertificateRead:
     """One certificate, with its ETag."""
-    item = await service.read_certificate(
-        session=session, catalogue=catalogue, today=today, certificate_id=certificate.id
+    item = await service.read_visible(
+        session=session,
+        catalogue=catalogue,
+        today=today,
+        certificate_id=certificate_id,
+        principal=principal,
     )
     return _with_etag(response, item)
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from certification import repository
 from certification.catalogue import MANAGEMENT_SYSTEM, Catalogue, Kind
 from certification.models import Certificate, CertificateHistory
-from certification.repository import CertificateQuery
+from certification.repository import CertificateQuery, CertificateRow
 from certification.schemas import (
     LABELS,
     STATUS_LABELS,
@@ -142,7 +142,7 @@ def can_see_confidential(principal: Principal) -> bool:
 
 
 def to_read(
-    certificate: Certificate, status: str, *, catalogue: Catalogue, today: date
+    certificate: Certificate | CertificateRow, status: str, *, catalogue: Catalogue, today: date
 ) -> CertificateRead:
     """The API view of a certificate whose status today is `status`."""
     standard = catalogue.standards.get(certificate.standard or "")
@@ -555,13 +555,36 @@ async def get_visible(
     (unless it is to be changed, where the county is the write's 403) of a county outside
     the caller's readable counties."""
     certificate = await repository.get_certificate(session=session, certificate_id=certificate_id)
-    if (
-        certificate is None
-        or (certificate.confidential and not can_see_confidential(principal))
-        or (not for_write and not principal.reads(certificate.county_code))
-    ):
+    if certificate is None or _hidden(certificate, principal, for_write=for_write):
         raise NotFound(f"No certificate with id {certificate_id!r}.")
     return certificate
+
+
+def _hidden(
+    certificate: Certificate | CertificateRow, principal: Principal, *, for_write: bool = False
+) -> bool:
+    """Whether the caller is told there is no such certificate: a confidential one it may
+    not see, or (unless it is to be changed) one of a county outside its readable ones."""
+    return (certificate.confidential and not can_see_confidential(principal)) or (
+        not for_write and not principal.reads(certificate.county_code)
+    )
+
+
+async def read_visible(
+    *,
+    session: AsyncSession,
+    catalogue: Catalogue,
+    today: date,
+    certificate_id: str,
+    principal: Principal,
+) -> CertificateRead:
+    """A certificate as its GET answers, from one statement; 404 as `get_visible`."""
+    found = await repository.row_with_status(
+        session=session, certificate_id=certificate_id, on=today
+    )
+    if found is None or _hidden(found[0], principal):
+        raise NotFound(f"No certificate with id {certificate_id!r}.")
+    return to_read(found[0], found[1], catalogue=catalogue, today=today)
 
 
 async def read_certificate(
@@ -923,7 +946,7 @@ async def export_rows(
 
 
 def _verification(
-    certificate: Certificate, status: str, on: date, catalogue: Catalogue
+    certificate: CertificateRow, status: str, on: date, catalogue: Catalogue
 ) -> Verification:
     standard = catalogue.standards.get(certificate.standard or "")
     issued = certificate.issued_on <= on
@@ -984,9 +1007,9 @@ async def verify_number(
 def _answers(
     query: VerifyQuery,
     *,
-    by_number: dict[str, list[tuple[Certificate, str]]],
-    by_holder: dict[str, list[tuple[Certificate, str]]],
-) -> list[tuple[Certificate, str]]:
+    by_number: dict[str, list[tuple[CertificateRow, str]]],
+    by_holder: dict[str, list[tuple[CertificateRow, str]]],
+) -> list[tuple[CertificateRow, str]]:
     """The certificates one question finds: by number (from the body named, if any), or
     held by the credit code."""
     if query.number is None:
@@ -1021,8 +1044,8 @@ async def verify_many(
             {q.enterprise_credit_code for q in queries if q.enterprise_credit_code}
         ),
     )
-    by_number: dict[str, list[tuple[Certificate, str]]] = {}
-    by_holder: dict[str, list[tuple[Certificate, str]]] = {}
+    by_number: dict[str, list[tuple[CertificateRow, str]]] = {}
+    by_holder: dict[str, list[tuple[CertificateRow, str]]] = {}
     for row in rows:
         by_number.setdefault(row[0].certificate_number, []).append(row)
         by_holder.setdefault(row[0].enterprise_credit_code, []).append(row)

@@ -5,8 +5,10 @@ from datetime import date
 from typing import Any, Literal
 
 from sqlalchemy import (
+    Row,
     Select,
     and_,
+    bindparam,
     case,
     func,
     or_,
@@ -45,6 +47,18 @@ from kit.pagination import Page, PageParams, paginate
 async def get_spot_check(*, session: AsyncSession, spot_check_id: str) -> SpotCheck | None:
     """The spot-check with this id, or None."""
     return await session.get(SpotCheck, spot_check_id)
+
+
+SpotCheckRow = Row[Any]
+"""A spot-check read for an answer: its columns as attributes."""
+_spot_check_table = metadata.tables["spot_check"]
+_ROW_BY_ID = select(*_spot_check_table.c).where(_spot_check_table.c.id == bindparam("id"))
+
+
+async def spot_check_row(*, session: AsyncSession, spot_check_id: str) -> SpotCheckRow | None:
+    """The spot-check with this id as a row of its columns (what its GET answers from: no
+    ORM object), or None."""
+    return (await session.execute(_ROW_BY_ID, {"id": spot_check_id})).first()
 
 
 async def find_original(

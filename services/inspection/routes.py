@@ -357,8 +357,16 @@ async def repeated_failures(
 
 @router.get("/spot-checks/{spot_check_id}", summary="One spot-check")
 async def get_spot_check(
-    spot_check: SpotCheckDep, response: Response, catalogue: CatalogueDep, embargo: EmbargoDep
+    spot_check_id: str,
+    session: ReadSessionDep,
+    principal: Reader,
+    response: Response,
+    catalogue: CatalogueDep,
+    embargo: EmbargoDep,
 ) -> SpotCheckRead:
+    spot_check = await service.readable_spot_check(
+        session=session, spot_check_id=spot_check_id, embargo=embargo, principal=principal
+    )
     response.headers["ETag"] = service.etag_of(spot_check)
     return service.to_read(spot_check, catalogue=catalogue, embargo=embargo)
 

@@ -17,6 +17,7 @@ from inspection import repository
 from inspection.bulletin import render_bulletin_pdf, render_bulletin_xlsx
 from inspection.catalogue import PROGRAMME_FIELDS, Catalogue
 from inspection.models import OutboxMessage, SpotCheck, SpotCheckHistory
+from inspection.repository import SpotCheckRow
 from inspection.schemas import (
     LEVEL_LABELS,
     RESULT_LABELS,
@@ -87,12 +88,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def is_published(spot_check: SpotCheck, today: date) -> bool:
+def is_published(spot_check: SpotCheck | SpotCheckRow, today: date) -> bool:
     """A result is public from its bulletin day on."""
     return spot_check.published_on is not None and spot_check.published_on <= today
 
 
-def public_final_result(spot_check: SpotCheck, today: date) -> Result:
+def public_final_result(spot_check: SpotCheck | SpotCheckRow, today: date) -> Result:
     """An original's result as the public knows it on `today`: an overturning re-inspection
     counts from its own bulletin day on, and until then the original's result stands.
     (`repository.public_pass` is the same rule in SQL.)"""
@@ -109,10 +110,10 @@ class Embargo:
     today: date
     lifted: bool = False
 
-    def shows(self, spot_check: SpotCheck) -> bool:
+    def shows(self, spot_check: SpotCheck | SpotCheckRow) -> bool:
         return self.lifted or is_published(spot_check, self.today)
 
-    def final_result(self, spot_check: SpotCheck) -> Result | None:
+    def final_result(self, spot_check: SpotCheck | SpotCheckRow) -> Result | None:
         """An original's result after its re-inspections as this reader may know it; None
         on a re-inspection."""
         if spot_check.reinspection_of is not None:
@@ -222,11 +223,13 @@ def decimal_text(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def etag_of(spot_check: SpotCheck) -> str:
+def etag_of(spot_check: SpotCheck | SpotCheckRow) -> str:
     return make_etag(spot_check.id, spot_check.version)
 
 
-def to_read(spot_check: SpotCheck, *, catalogue: Catalogue, embargo: Embargo) -> SpotCheckRead:
+def to_read(
+    spot_check: SpotCheck | SpotCheckRow, *, catalogue: Catalogue, embargo: Embargo
+) -> SpotCheckRead:
     """The served shape of a spot-check, with labels beside the codes, as `embargo` lets
     its reader see it."""
     programme = Programme(spot_check.programme)
@@ -296,6 +299,17 @@ async def visible_spot_check(
     ):
         raise NotFound(f"No spot-check with id {spot_check_id!r}.")
     return spot_check
+
+
+async def readable_spot_check(
+    *, session: AsyncSession, spot_check_id: str, embargo: Embargo, principal: Principal
+) -> SpotCheckRow:
+    """The spot-check with this id as its GET answers from it, one row; 404 as
+    `visible_spot_check`."""
+    row = await repository.spot_check_row(session=session, spot_check_id=spot_check_id)
+    if row is None or not embargo.shows(row) or not principal.reads(row.county_code):
+        raise NotFound(f"No spot-check with id {spot_check_id!r}.")
+    return row
 
 
 async def list_spot_checks(
