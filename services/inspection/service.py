@@ -292,13 +292,19 @@ async def visible_spot_check(
     """The spot-check with this id; an embargoed one exists only for those who may see it,
     one of a county outside the principal's readable counties for no one."""
     spot_check = await repository.get_spot_check(session=session, spot_check_id=spot_check_id)
-    if (
-        spot_check is None
-        or not embargo.shows(spot_check)
-        or (principal is not None and not principal.reads(spot_check.county_code))
-    ):
+    if spot_check is None or _withheld(spot_check, embargo, principal):
         raise NotFound(f"No spot-check with id {spot_check_id!r}.")
     return spot_check
+
+
+def _withheld(
+    spot_check: SpotCheck | SpotCheckRow, embargo: Embargo, principal: Principal | None
+) -> bool:
+    """Whether the reader is told there is no such spot-check: an embargoed result, or one
+    of a county outside the principal's readable counties."""
+    return not embargo.shows(spot_check) or (
+        principal is not None and not principal.reads(spot_check.county_code)
+    )
 
 
 async def readable_spot_check(
@@ -307,7 +313,7 @@ async def readable_spot_check(
     """The spot-check with this id as its GET answers from it, one row; 404 as
     `visible_spot_check`."""
     row = await repository.spot_check_row(session=session, spot_check_id=spot_check_id)
-    if row is None or not embargo.shows(row) or not principal.reads(row.county_code):
+    if row is None or _withheld(row, embargo, principal):
         raise NotFound(f"No spot-check with id {spot_check_id!r}.")
     return row
 
