@@ -9,6 +9,7 @@ with the server CPU per request of both; stats beside its bare SQL; the plans Po
 end, even on failure.
 
     .venv/bin/python bench/certification_bench.py [--rows 100000] [--requests 2000] [--concurrency 16]
+        [--import-only] [--keep]
 """
 
 from __future__ import annotations
@@ -290,6 +291,10 @@ async def run(args: argparse.Namespace, workdir: Path, database_url: str) -> Non
         ) as client:
             await wait_ready(client, server)
             idle = rss_kib(server.pid, "VmRSS")
+            service_cpu, database_cpu = (
+                floors.cpu_seconds(server.pid),
+                floors.postgres_cpu_seconds(),
+            )
             started = time.perf_counter()
             response = await client.post(
                 "/api/v1/certificates/import",
@@ -300,9 +305,16 @@ async def run(args: argparse.Namespace, workdir: Path, database_url: str) -> Non
             if response.status_code != 201:
                 raise RuntimeError(f"import failed: {response.status_code} {response.text[:500]}")
             peak = rss_kib(server.pid, "VmHWM")
+            service_cpu = floors.cpu_seconds(server.pid) - service_cpu
+            database_cpu = floors.postgres_cpu_seconds() - database_cpu
             print(
                 f"{'import':<34} {args.rows / elapsed:7.0f} rows/s  ({elapsed:.1f} s)  "
                 f"server RSS idle {idle / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB"
+            )
+            print(
+                f"{'  CPU per row':<34} service {service_cpu / args.rows * 1e6:5.0f} µs,"
+                f" PostgreSQL {database_cpu / args.rows * 1e6:5.0f} µs (2 cores: the two"
+                f" bound the rate at {2 * args.rows / (service_cpu + database_cpu):.0f} rows/s)"
             )
 
             public = {"Authorization": f"Bearer {public_token}"}
@@ -313,6 +325,16 @@ async def run(args: argparse.Namespace, workdir: Path, database_url: str) -> Non
                 f" table like `certificate`); the import is {args.rows / elapsed / copy_rate:.0%}"
                 " of it (target 50 %)"
             )
+            _, copy_all_rate = await floors.copy_rate(
+                dsn, "certificate", "certificate_history", "event"
+            )
+            print(
+                f"{'  COPY of all it writes':<34} {copy_all_rate:7.0f} rows/s  (each certificate"
+                " with its history entry and its event); the import is"
+                f" {args.rows / elapsed / copy_all_rate:.0%} of it"
+            )
+            if args.import_only:
+                return
             analyzed = await asyncpg.connect(dsn)
             try:
                 await analyzed.execute("ANALYZE")
@@ -408,6 +430,9 @@ async def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--import-only", action="store_true", help="stop after the import and its COPY floor"
+    )
     parser.add_argument(
         "--keep", action="store_true", help="leave the database behind and print its name"
     )

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,30 +80,39 @@ def compiled(statement: Any, *, placeholders: Sequence[str] = ()) -> str:
     return sql
 
 
-async def copy_rate(dsn: str, table: str) -> tuple[int, float]:
+async def copy_rate(dsn: str, table: str, *also: str) -> tuple[int, float]:
     """The rows of `table` and the rows/s of COPY of them into a new table like it (its
-    columns, defaults, constraints and indexes), on one connection; the copy is dropped."""
-    if not re.fullmatch(r"[a-z_]+", table):
-        raise ValueError(f"not a table name: {table!r}")
+    columns, defaults, constraints and indexes), on one connection; the copy is dropped.
+    With `also`, the rows of those tables are copied too (each into a table like it) and
+    the rate is of `table`'s rows over the time of all the copies: the floor of an import
+    that writes a row of each for every row of `table`."""
+    for name in (table, *also):
+        if not re.fullmatch(r"[a-z_]+", name):
+            raise ValueError(f"not a table name: {name!r}")
     connection = await asyncpg.connect(dsn)
     try:
-        rows = await connection.fetch(f'SELECT * FROM "{table}"')  # noqa: S608 (checked above)
-        if not rows:
-            return 0, 0.0
-        records = [tuple(row) for row in rows]
-        copy = f"{table}_copy_floor"
-        await connection.execute(f'CREATE TABLE "{copy}" (LIKE "{table}" INCLUDING ALL)')
-        try:
-            started = time.perf_counter()
-            await connection.copy_records_to_table(
-                copy, records=records, columns=list(rows[0].keys())
-            )
-            elapsed = time.perf_counter() - started
-        finally:
-            await connection.execute(f'DROP TABLE "{copy}"')
+        elapsed = 0.0
+        counted = 0
+        for name in (table, *also):
+            rows = await connection.fetch(f'SELECT * FROM "{name}"')  # noqa: S608 (checked)
+            if not rows:
+                continue
+            records = [tuple(row) for row in rows]
+            if name == table:
+                counted = len(records)
+            copy = f"{name}_copy_floor"
+            await connection.execute(f'CREATE TABLE "{copy}" (LIKE "{name}" INCLUDING ALL)')
+            try:
+                started = time.perf_counter()
+                await connection.copy_records_to_table(
+                    copy, records=records, columns=list(rows[0].keys())
+                )
+                elapsed += time.perf_counter() - started
+            finally:
+                await connection.execute(f'DROP TABLE "{copy}"')
     finally:
         await connection.close()
-    return len(records), len(records) / elapsed
+    return counted, counted / elapsed if elapsed else 0.0
 
 
 async def explain(dsn: str, sql: str, *args: Any) -> str:
@@ -130,6 +139,21 @@ def cpu_seconds(pid: int) -> float:
     """User and system CPU a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def postgres_cpu_seconds() -> float:
+    """User and system CPU used so far by every process of the PostgreSQL server on this
+    machine (its backends included; those that ended are not counted)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() in {"postgres", "postmaster"}:
+                total += cpu_seconds(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
 
 
 @dataclass
@@ -325,6 +349,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 class _Nothing:
     """The result of a statement that was captured, not run."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
 
     def all(self) -> list[Any]:
         return []
