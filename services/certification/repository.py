@@ -25,7 +25,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    tuple_,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +37,7 @@ from certification.models import (
     Certificate,
     CertificateHistory,
 )
-from kit.db import insert_rows, violates_unique
+from kit.db import insert_rows, present_keys, violates_unique
 from kit.errors import Conflict
 from kit.pagination import Page, PageParams, paginate
 
@@ -268,27 +267,20 @@ async def taken_licence_numbers(
     *, session: AsyncSession, keys: Iterable[tuple[str, str]]
 ) -> set[tuple[str, str]]:
     """Which (kind, certificate_number) pairs of licences already exist."""
-    wanted = list(keys)
-    if not wanted:
-        return set()
     c = _certificate
-    statement = select(c.kind, c.certificate_number).where(
-        c.certification_body.is_(None), tuple_(c.kind, c.certificate_number).in_(wanted)
+    found = await present_keys(
+        session, [c.kind, c.certificate_number], list(keys), c.certification_body.is_(None)
     )
-    return {(row[0], row[1]) for row in (await session.execute(statement)).all()}
+    return {(kind, number) for kind, number in found}
 
 
 async def taken_numbers(
     *, session: AsyncSession, keys: Iterable[tuple[str, str]]
 ) -> set[tuple[str, str]]:
     """Which (certificate_number, certification_body) pairs already exist."""
-    wanted = list(keys)
-    if not wanted:
-        return set()
-    statement = select(_certificate.certificate_number, _certificate.certification_body).where(
-        tuple_(_certificate.certificate_number, _certificate.certification_body).in_(wanted)
-    )
-    return {(row[0], row[1]) for row in (await session.execute(statement)).all()}
+    c = _certificate
+    found = await present_keys(session, [c.certificate_number, c.certification_body], list(keys))
+    return {(number, body) for number, body in found}
 
 
 _NUMBER_COLUMNS = ["certificate.certificate_number", "certificate.certification_body"]

@@ -26,6 +26,7 @@ from kit.db import (
     is_sqlite,
     outage_log,
     plan_each_statement,
+    present_keys,
     violates_unique,
 )
 from kit.testing import TEST_DATABASE_URL, Harness, ServiceTokens, provision_database
@@ -332,3 +333,29 @@ async def test_a_refused_row_is_the_integrity_error_of_an_insert(tmp_path: Path,
             await engine.dispose()
     assert violates_unique(refused.value, "uq_copied_row_code", ["copied_row.code"])
     assert stored == 0
+
+
+async def test_present_keys_names_the_stored_keys_among_many(tmp_path: Path) -> None:
+    """Of 2,000 (code, count) pairs, the ones stored, with a further condition applied; the
+    same answer on SQLite (a tuple IN) and PostgreSQL (one array per column)."""
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    stored = [
+        {"id": i, "code": f"C{i}", "at": at, "count": i % 3, "tags": None} for i in range(0, 60, 2)
+    ]
+    wanted = [(f"C{i}", i % 3) for i in range(2000)] + [("C4", 2), ("C'; --", 0)]
+    async with provision_database("kit_present_keys", tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(_ROWS_METADATA.create_all)
+            async with create_sessionmaker(engine)() as session, session.begin():
+                await insert_rows(session, _ROWS, stored)
+                columns = [_ROWS.c.code, _ROWS.c.count]
+                found = await present_keys(session, columns, wanted)
+                kept = await present_keys(session, columns, wanted, _ROWS.c.count > 0)
+                none = await present_keys(session, columns, [])
+        finally:
+            await engine.dispose()
+    assert found == {(f"C{i}", i % 3) for i in range(0, 60, 2)}
+    assert kept == {(f"C{i}", i % 3) for i in range(0, 60, 2) if i % 3}
+    assert none == set()
