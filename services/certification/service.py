@@ -6,6 +6,8 @@ from __future__ import annotations
 import calendar
 import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from types import SimpleNamespace
 from typing import Any, cast
@@ -39,7 +41,7 @@ from certification.schemas import (
 )
 from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
-from kit.csvio import RowError, batched
+from kit.csvio import RowError, batched, drawn_in_thread
 from kit.dates import add_years, business_date_errors
 from kit.db import plan_each_statement
 from kit.errors import (
@@ -395,9 +397,10 @@ def check_new(
     data: CertificateCreate, *, catalogue: Catalogue, today: date
 ) -> tuple[dict[str, Any], list[FieldError]]:
     """The column values of a new certificate, with defaults filled, or what is wrong."""
-    errors = kind_rule_errors(data.model_dump(), catalogue)
+    given = data.model_dump()
+    errors = kind_rule_errors(given, catalogue)
     errors += _reference_errors(catalogue, standard=data.standard, county_code=data.county_code)
-    dated = business_date_problems(data.model_dump(), catalogue=catalogue, today=today)
+    dated = business_date_problems(given, catalogue=catalogue, today=today)
     if dated:
         return {}, errors + dated
     sites, site_error = _clean_sites(data.sites)
@@ -1306,45 +1309,43 @@ async def _taken_in_database(
     ]
 
 
-async def _check_file(
+def _check_batch(
+    batch: Sequence[tuple[int, dict[str, str]]],
     *,
-    session: AsyncSession,
     catalogue: Catalogue,
     today: date,
-    upload: Upload,
-    batch_size: int,
     actor: Principal,
-) -> tuple[int, list[RowError]]:
-    """The first pass: the number of rows and what is wrong with them, each row checked on
-    its own, against the earlier rows and against the database. Nothing is stored. Rows of
-    a county outside the actor's binding refuse the whole file (403)."""
-    errors: list[RowError] = []
-    seen: dict[bytes, int] = {}
-    rows = 0
-    outside: list[int] = []
-    for batch in batched(_file_rows(upload), batch_size):
-        rows += len(batch)
-        keys: dict[tuple[str, str], int] = {}
-        licence_keys: dict[tuple[str, str], int] = {}
-        for line, raw in batch:
-            # A row without a county is refused for its missing field instead.
-            county = (raw.get("county_code") or "").strip()
-            if county and not actor.covers(county):
-                outside.append(line)
-            values, row_errors = _parse_row(line, raw, catalogue, today)
-            errors.extend(row_errors)
-            if values is None:
-                continue
-            if repeat := _repeat_in_file(line, values, seen):
-                errors.append(repeat)
-                continue
-            if values["certification_body"] is None:
-                licence_keys[(values["kind"], values["certificate_number"])] = line
-            else:
-                keys[(values["certificate_number"], values["certification_body"])] = line
-        errors += await _taken_in_database(session=session, keys=keys, licence_keys=licence_keys)
-    actor.require_rows_in_binding(outside)
-    return rows, errors
+    seen: dict[bytes, int],
+    outside: list[int],
+    errors: list[RowError],
+) -> tuple[
+    list[tuple[int, dict[str, Any]]], dict[tuple[str, str], int], dict[tuple[str, str], int]
+]:
+    """The rows of `batch` sound on their own and against the earlier rows, with the numbers
+    still to look up in the database: (number, body) and a licence's (kind, number), each by
+    its line. What is wrong is added to `errors`, and the lines of rows of a county outside
+    the actor's binding to `outside`."""
+    sound: list[tuple[int, dict[str, Any]]] = []
+    keys: dict[tuple[str, str], int] = {}
+    licence_keys: dict[tuple[str, str], int] = {}
+    for line, raw in batch:
+        # A row without a county is refused for its missing field instead.
+        county = (raw.get("county_code") or "").strip()
+        if county and not actor.covers(county):
+            outside.append(line)
+        values, row_errors = _parse_row(line, raw, catalogue, today)
+        errors.extend(row_errors)
+        if values is None:
+            continue
+        if repeat := _repeat_in_file(line, values, seen):
+            errors.append(repeat)
+            continue
+        if values["certification_body"] is None:
+            licence_keys[(values["kind"], values["certificate_number"])] = line
+        else:
+            keys[(values["certificate_number"], values["certification_body"])] = line
+        sound.append((line, values))
+    return sound, keys, licence_keys
 
 
 def _rejection(
@@ -1395,47 +1396,70 @@ def _imported_item(row: dict[str, Any], catalogue: Catalogue, today: date) -> di
     )
 
 
-async def _store_file(
+@dataclass
+class _CheckedBatch:
+    """One batch of an import as checked (and, while the file reads well, made ready to
+    store) in a worker thread."""
+
+    rows: int
+    errors: list[RowError]
+    keys: dict[tuple[str, str], int]
+    licence_keys: dict[tuple[str, str], int]
+    certificates: list[dict[str, Any]]
+    entries: list[dict[str, Any]]
+    events: list[NewEvent]
+
+
+def _checked_batches(
+    upload: Upload,
     *,
-    session: AsyncSession,
+    batch_size: int,
     catalogue: Catalogue,
     today: date,
-    upload: Upload,
-    batch_size: int,
     actor: Principal,
-) -> int:
-    """The second pass over a file the first found sound: every row parsed again and
-    inserted, a batch at a time. Returns the number stored."""
+    outside: list[int],
+    store: bool,
+) -> Iterator[_CheckedBatch]:
+    """The file's batches, each checked on its own and against the earlier rows; while no
+    row so far is bad and `store`, each sound row with its id, its `imported` history entry
+    and its `certificate.created` event. Safe to advance from a worker thread: it reads the
+    spooled file and the catalogue, nothing of a session."""
+    seen: dict[bytes, int] = {}
     at = now()
-    stored = 0
+    bad = False
     for batch in batched(_file_rows(upload), batch_size):
-        certificates, entries = [], []
-        for line, raw in batch:
-            values, _ = _parse_row(line, raw, catalogue, today)
-            assert values is not None
-            certificate, entry = _imported(values, line=line, actor=actor, at=at, kind=upload.kind)
-            certificates.append(certificate)
-            entries.append(entry)
-        await repository.insert_many(session=session, certificates=certificates, entries=entries)
-        await emit_many(
-            session,
-            source=EVENT_SOURCE,
-            events=[
-                NewEvent(
-                    type="certificate.created",
-                    subject=subject_of(row["id"]),
-                    data={
-                        "id": row["id"],
-                        "kind": row["kind"],
-                        "item": _imported_item(row, catalogue, today),
-                    },
-                    county_code=row["county_code"],
-                )
-                for row in certificates
-            ],
+        errors: list[RowError] = []
+        sound, keys, licence_keys = _check_batch(
+            batch,
+            catalogue=catalogue,
+            today=today,
+            actor=actor,
+            seen=seen,
+            outside=outside,
+            errors=errors,
         )
-        stored += len(certificates)
-    return stored
+        bad = bad or bool(errors)
+        checked = _CheckedBatch(len(batch), errors, keys, licence_keys, [], [], [])
+        if store and not bad:
+            for line, values in sound:
+                certificate, entry = _imported(
+                    values, line=line, actor=actor, at=at, kind=upload.kind
+                )
+                checked.certificates.append(certificate)
+                checked.entries.append(entry)
+                checked.events.append(
+                    NewEvent(
+                        type="certificate.created",
+                        subject=subject_of(certificate["id"]),
+                        data={
+                            "id": certificate["id"],
+                            "kind": certificate["kind"],
+                            "item": _imported_item(certificate, catalogue, today),
+                        },
+                        county_code=certificate["county_code"],
+                    )
+                )
+        yield checked
 
 
 async def import_csv(
@@ -1448,31 +1472,50 @@ async def import_csv(
     dry_run: bool,
     actor: Principal,
 ) -> dict[str, Any]:
-    """Validate every row, then store all of them or none. Two passes over the spooled file
-    keep memory bounded: the first only checks, the second parses again and inserts."""
+    """Check every row in file order and store all of them, or none when one is bad; a row
+    of a county outside the actor's binding refuses the whole file (403).
+
+    One pass over the spooled file, a batch at a time (memory stays bounded): each batch is
+    checked on its own, against the earlier rows and against the database, and stored in the
+    request's transaction while no row so far is bad. A bad row stops the storing, the rest
+    of the file is still checked for the report, and the 422 rolls the transaction back.
+    Batches are read, checked and made ready in a worker thread, the next one while this
+    one is looked up and stored (`kit.csvio.drawn_in_thread`).
+    """
     await plan_each_statement(session)
-    rows, errors = await _check_file(
-        session=session,
+    errors: list[RowError] = []
+    outside: list[int] = []
+    rows = stored = 0
+    checked_batches = _checked_batches(
+        upload,
+        batch_size=batch_size,
         catalogue=catalogue,
         today=today,
-        upload=upload,
-        batch_size=batch_size,
         actor=actor,
+        outside=outside,
+        store=not dry_run,
     )
+    async with aclosing(drawn_in_thread(checked_batches, ahead=True)) as batches:
+        async for batch in batches:
+            rows += batch.rows
+            errors += batch.errors
+            errors += await _taken_in_database(
+                session=session, keys=batch.keys, licence_keys=batch.licence_keys
+            )
+            if errors or outside or dry_run:
+                continue
+            await repository.insert_many(
+                session=session, certificates=batch.certificates, entries=batch.entries
+            )
+            await emit_many(session, source=EVENT_SOURCE, events=batch.events)
+            stored += len(batch.certificates)
+    actor.require_rows_in_binding(outside)
     if rows == 0:
         raise ValidationFailed.single("file", "The file has a header but no data rows.")
     if errors:
         raise _rejection(upload=upload, rows=rows, errors=errors, dry_run=dry_run)
     if dry_run:
         return upload.report(rows=rows, errors=[], dry_run=True, stored=0)
-    stored = await _store_file(
-        session=session,
-        catalogue=catalogue,
-        today=today,
-        upload=upload,
-        batch_size=batch_size,
-        actor=actor,
-    )
     if stored >= ANALYZE_AFTER_ROWS:
         await repository.refresh_statistics(session=session)
     return upload.report(rows=rows, errors=[], dry_run=False, stored=stored)

@@ -3,6 +3,7 @@ import io
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from kit.csvio import (
     batched_in_thread,
     check_utf8,
     csv_encoding,
+    drawn_in_thread,
     import_report,
     neutralise_formula,
     read_rows,
@@ -239,3 +241,44 @@ def test_report_names_the_column_of_a_workbook_error() -> None:
         {"line": 3, "column": "E", "field": "awarded_on", "message": "bad date"},
         {"line": 4, "field": "row", "message": "too wide"},
     ]
+
+
+async def test_drawn_ahead_draws_the_next_item_while_the_consumer_works() -> None:
+    """The consumer, holding the first item, sees the second being drawn without asking
+    for it (drawn on request, it would wait in vain); the items come in order."""
+    second_drawn = threading.Event()
+
+    def items() -> Iterator[int]:
+        yield 0
+        second_drawn.set()
+        yield 1
+
+    seen = []
+    async with aclosing(drawn_in_thread(items(), ahead=True)) as drawn:
+        async for item in drawn:
+            if item == 0:
+                assert await asyncio.to_thread(second_drawn.wait, 10)
+            seen.append(item)
+    assert seen == [0, 1]
+    assert [item async for item in drawn_in_thread(range(3))] == [0, 1, 2]
+
+
+async def test_closing_early_waits_for_the_draw_under_way() -> None:
+    """A consumer that stops (a refused row, an error) returns only once the draw it did
+    not take has finished, so nothing reads the upload after the request is done."""
+    finished: list[int] = []
+
+    def slow() -> Iterator[int]:
+        for number in range(3):
+            time.sleep(0.1)
+            finished.append(number)
+            yield number
+
+    async def consume() -> None:
+        async with aclosing(drawn_in_thread(slow(), ahead=True)) as items:
+            async for _ in items:
+                raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        await consume()
+    assert finished == [0, 1]

@@ -6,6 +6,9 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
+import pytest
+from sqlalchemy import text
+
 from certification import repository
 from certification.repository import CertificateQuery
 from certification.settings import Settings
@@ -220,3 +223,59 @@ async def test_export_reads_every_row_once_across_batches(
             )
         ]
         assert streamed == created
+
+
+async def _stored_counts(service: Harness) -> tuple[int, int, int]:
+    """Certificates, history entries and change events in the database."""
+    async with service.engine.connect() as connection:
+        counts = [
+            (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+            for table in ("certificate", "certificate_history", "event")
+        ]
+    return counts[0], counts[1], counts[2]
+
+
+@pytest.mark.parametrize("bad_line", [3, 24])
+async def test_a_bad_row_after_stored_batches_leaves_nothing_behind(
+    service: Harness, credit_code: Callable[[int], str], bad_line: int
+) -> None:
+    """Rows are stored a batch at a time while the file reads well: a bad row in a later
+    batch (or an early one) refuses the file and nothing of the earlier batches stays."""
+    settings: Settings = service.app.state.settings
+    service.app.state.settings = settings.model_copy(update={"import_batch_size": 10})
+    rows = [_row(i, credit_code(i)) for i in range(1, 26)]
+    good = rows[bad_line - 2]
+    rows[bad_line - 2] = _row(bad_line - 1, credit_code(bad_line - 1), issued_on="someday")
+    try:
+        refused = await _post(service, _csv(rows))
+        assert refused.status_code == 422, refused.text
+        assert [(e["line"], e["field"]) for e in refused.json()["errors"]] == [
+            (bad_line, "issued_on")
+        ]
+        assert refused.json()["stored"] == 0
+        assert await _stored_counts(service) == (0, 0, 0)
+        rows[bad_line - 2] = good
+        accepted = await _post(service, _csv(rows))
+    finally:
+        service.app.state.settings = settings
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.json()["stored"] == 25
+    assert await _stored_counts(service) == (25, 25, 25)
+
+
+async def test_a_repeat_across_batches_is_named_by_its_first_line(
+    service: Harness, credit_code: Callable[[int], str]
+) -> None:
+    settings: Settings = service.app.state.settings
+    service.app.state.settings = settings.model_copy(update={"import_batch_size": 10})
+    rows = [_row(i, credit_code(i)) for i in range(1, 26)]
+    rows[21] = _row(4, credit_code(23))
+    try:
+        refused = await _post(service, _csv(rows))
+    finally:
+        service.app.state.settings = settings
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["errors"]
+    assert (error["line"], error["field"]) == (23, "certificate_number")
+    assert error["message"].startswith("repeats line 5")
+    assert await _stored_counts(service) == (0, 0, 0)
