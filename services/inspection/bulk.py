@@ -1,15 +1,18 @@
 """CSV and XLSX import and export of spot-checks.
 
-An import is read twice from its spooled file: first every row is validated (shape, rules,
-sample codes unique in the file and against the database) while nothing is stored; then, only
-if no row failed, the rows are inserted in batches with their history and outbox entries, all
-in the request's transaction. Nonconforming items travel as a JSON array in one column. A
+An import is read once from its spooled file, a batch at a time: every row is validated
+(shape, rules, sample codes unique in the file and against the database), and while no row so
+far has failed each batch is inserted with its history and outbox entries, all in the
+request's transaction; a failed row stops the inserts, the rest is still checked for the
+report, and the 422 rolls everything back. Batches are read, checked and made ready in a
+worker thread, the next one while this one is looked up and stored. Nonconforming items travel as a JSON array in one column. A
 workbook (kit.xlsxio) yields the same rows, its header naming fields or their `LABELS`.
 """
 
 import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import aclosing
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from types import SimpleNamespace
@@ -37,10 +40,10 @@ from inspection.service import (
     utcnow,
 )
 from kit.auth import Principal
-from kit.csvio import RowError, batched
+from kit.csvio import RowError, batched, drawn_in_thread
 from kit.db import as_utc, plan_each_statement
 from kit.errors import FieldError, ValidationFailed
-from kit.events import emit_many
+from kit.events import NewEvent, emit_many
 from kit.identifiers import new_id
 from kit.xlsxio import Upload
 
@@ -75,7 +78,6 @@ DECIMAL_CELLS = tuple(
     EXPORT_COLUMNS.index(name)
     for name in ("nominal_quantity", "measured_shortfall", "tolerated_deficiency")
 )
-CHECK_BATCH = 1000
 
 
 def _parse_row(
@@ -178,43 +180,11 @@ class _Keys:
                 self.items[item] = self.batch_items[item] = line
         return errors
 
-    async def stored(self, session: AsyncSession) -> list[RowError]:
-        """The batch's keys the database already holds; then the next batch begins."""
-        errors = await _stored_sample_errors(session=session, keyed=self.batch_samples)
-        errors += await _stored_inspection_errors(session=session, keyed=self.batch_items)
+    def take_batch(self) -> tuple[dict[tuple[str, str], int], dict[tuple[str, date], int]]:
+        """The batch's keys, for the database to be asked about; then the next batch begins."""
+        taken = self.batch_samples, self.batch_items
         self.batch_samples, self.batch_items = {}, {}
-        return errors
-
-
-async def validate_upload(
-    *,
-    session: AsyncSession,
-    upload: Upload,
-    catalogue: Catalogue,
-    today: date,
-    principal: Principal,
-) -> tuple[int, list[RowError]]:
-    """Check every row (nothing stored): the row count and every error found. A row of a
-    county outside the principal's binding refuses the whole file (403)."""
-    errors: list[RowError] = []
-    keys = _Keys()
-    outside: list[int] = []
-    rows = 0
-    for batch in batched(_rows(upload), CHECK_BATCH):
-        for line, values in batch:
-            rows += 1
-            # A row without a county is refused for its missing field instead.
-            county = (values.get("county_code") or "").strip()
-            if county and not principal.covers(county):
-                outside.append(line)
-            record, problems = _parse_row(values, catalogue=catalogue, today=today)
-            errors.extend(RowError(line, field, message) for field, message in problems)
-            if record is not None:
-                errors.extend(keys.repeats(line, record))
-        errors.extend(await keys.stored(session))
-    principal.require_rows_in_binding(outside)
-    errors.sort(key=lambda error: error.line)
-    return rows, errors
+        return taken
 
 
 class _ImportBatch:
@@ -280,39 +250,65 @@ class _ImportBatch:
             )
 
 
-async def store_upload(
-    *,
-    session: AsyncSession,
+@dataclass
+class _CheckedBatch:
+    """One batch of an import as checked (and, while the file reads well, made ready to
+    store) in a worker thread: the keys still to look up in the database, each by its line."""
+
+    rows: int
+    errors: list[RowError]
+    samples: dict[tuple[str, str], int]
+    items: dict[tuple[str, date], int]
+    ready: _ImportBatch | None
+    events: list[NewEvent]
+
+
+def _checked_batches(
     upload: Upload,
+    *,
     catalogue: Catalogue,
     today: date,
     principal: Principal,
+    outside: list[int],
+    store: bool,
     batch_size: int,
     request_id: str | None,
     timezone: str,
-) -> int:
-    """Insert every row of an upload that `validate_upload` passed, with the
-    `spot_check.published` event of each row that has a bulletin day."""
-    stored = 0
+) -> Iterator[_CheckedBatch]:
+    """The upload's batches, each checked on its own and against the earlier rows; while
+    no row so far has failed and `store`, with the rows to insert and the
+    `spot_check.published` event of each row that has a bulletin day. Safe to advance from
+    a worker thread: it reads the spooled file and the catalogue, nothing of a session."""
+    keys = _Keys()
     now = utcnow()
+    bad = False
     for lines in batched(_rows(upload), batch_size):
-        batch = _ImportBatch(
+        errors: list[RowError] = []
+        records = []
+        for line, values in lines:
+            # A row without a county is refused for its missing field instead.
+            county = (values.get("county_code") or "").strip()
+            if county and not principal.covers(county):
+                outside.append(line)
+            record, problems = _parse_row(values, catalogue=catalogue, today=today)
+            errors.extend(RowError(line, field, message) for field, message in problems)
+            if record is not None:
+                errors.extend(keys.repeats(line, record))
+                records.append(record)
+        samples, items = keys.take_batch()
+        bad = bad or bool(errors)
+        if not store or bad:
+            yield _CheckedBatch(len(lines), errors, samples, items, None, [])
+            continue
+        ready = _ImportBatch(
             principal=principal,
             now=now,
             request_id=request_id,
             catalogue=catalogue,
             kind=upload.kind,
         )
-        for _line, values in lines:
-            record, _problems = _parse_row(values, catalogue=catalogue, today=today)
-            assert record is not None
-            batch.add(record)
-        await repository.insert_many(
-            session=session,
-            spot_checks=batch.spot_checks,
-            history=batch.history,
-            outbox=batch.outbox,
-        )
+        for record in records:
+            ready.add(record)
         # The rows' values read as attributes: ORM objects would cost more than the rest.
         published = (
             published_event(
@@ -321,13 +317,10 @@ async def store_upload(
                 today=today,
                 timezone=timezone,
             )
-            for row in batch.spot_checks
+            for row in ready.spot_checks
         )
-        await emit_many(
-            session, source=EVENT_SOURCE, events=[event for event in published if event]
-        )
-        stored += len(batch.spot_checks)
-    return stored
+        events = [event for event in published if event]
+        yield _CheckedBatch(len(lines), errors, samples, items, ready, events)
 
 
 async def import_spot_checks(
@@ -342,11 +335,41 @@ async def import_spot_checks(
     request_id: str | None,
     timezone: str,
 ) -> dict[str, Any]:
-    """Validate an upload, then store all of it or none: the per-row report."""
+    """Validate an upload and store all of it or none: the per-row report. A row of a
+    county outside the principal's binding refuses the whole file (403)."""
     await plan_each_statement(session)
-    rows, errors = await validate_upload(
-        session=session, upload=upload, catalogue=catalogue, today=today, principal=principal
+    errors: list[RowError] = []
+    outside: list[int] = []
+    rows = stored = 0
+    checked_batches = _checked_batches(
+        upload,
+        catalogue=catalogue,
+        today=today,
+        principal=principal,
+        outside=outside,
+        store=not dry_run,
+        batch_size=batch_size,
+        request_id=request_id,
+        timezone=timezone,
     )
+    async with aclosing(drawn_in_thread(checked_batches, ahead=True)) as batches:
+        async for batch in batches:
+            rows += batch.rows
+            errors += batch.errors
+            errors += await _stored_sample_errors(session=session, keyed=batch.samples)
+            errors += await _stored_inspection_errors(session=session, keyed=batch.items)
+            if errors or outside or batch.ready is None:
+                continue
+            await repository.insert_many(
+                session=session,
+                spot_checks=batch.ready.spot_checks,
+                history=batch.ready.history,
+                outbox=batch.ready.outbox,
+            )
+            await emit_many(session, source=EVENT_SOURCE, events=batch.events)
+            stored += len(batch.ready.spot_checks)
+    principal.require_rows_in_binding(outside)
+    errors.sort(key=lambda error: error.line)
     if errors:
         report = upload.report(rows=rows, errors=errors, dry_run=dry_run, stored=0)
         problem = ValidationFailed(
@@ -357,18 +380,6 @@ async def import_spot_checks(
         raise problem
     if rows == 0:
         raise ValidationFailed.single("file", "The file has a header but no rows.")
-    stored = 0
-    if not dry_run:
-        stored = await store_upload(
-            session=session,
-            upload=upload,
-            catalogue=catalogue,
-            today=today,
-            principal=principal,
-            batch_size=batch_size,
-            request_id=request_id,
-            timezone=timezone,
-        )
     return upload.report(rows=rows, errors=[], dry_run=dry_run, stored=stored)
 
 

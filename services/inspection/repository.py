@@ -2,18 +2,18 @@
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import (
     Row,
     Select,
+    Table,
     and_,
     bindparam,
     case,
     func,
     or_,
     select,
-    tuple_,
     union_all,
     update,
 )
@@ -39,7 +39,7 @@ from inspection.schemas import (
     SpotCheckFilters,
     StatsRow,
 )
-from kit.db import insert_rows, violates_unique
+from kit.db import insert_rows, present_keys, violates_unique
 from kit.errors import Conflict
 from kit.pagination import Page, PageParams, paginate
 
@@ -628,31 +628,33 @@ async def overdue_codes(
     return [(row.county_code, row.equipment_code) for row in await session.execute(query)]
 
 
+_SPOT_CHECK = cast(Table, SpotCheck.__table__).c  # type: ignore[attr-defined]
+
+
 async def existing_originals(
     *, session: AsyncSession, keys: Sequence[tuple[str, str]]
 ) -> set[tuple[str, str]]:
     """Which (plan_code, sample_code) pairs already have an original check."""
-    keys = [key for key in keys if key[1] is not None]
-    if not keys:
-        return set()
-    query = select(col(SpotCheck.plan_code), col(SpotCheck.sample_code)).where(
-        tuple_(col(SpotCheck.plan_code), col(SpotCheck.sample_code)).in_(list(keys)),
-        col(SpotCheck.reinspection_of).is_(None),
+    found = await present_keys(
+        session,
+        [_SPOT_CHECK.plan_code, _SPOT_CHECK.sample_code],
+        [key for key in keys if key[1] is not None],
+        _SPOT_CHECK.reinspection_of.is_(None),
     )
-    return {(str(row[0]), str(row[1])) for row in await session.execute(query)}
+    return {(str(plan), str(sample)) for plan, sample in found}
 
 
 async def existing_inspections(
     *, session: AsyncSession, keys: Sequence[tuple[str, date]]
 ) -> set[tuple[str, date]]:
     """Which (equipment_code, sampled_on) pairs already have an inspection."""
-    if not keys:
-        return set()
-    query = select(col(SpotCheck.equipment_code), col(SpotCheck.sampled_on)).where(
-        tuple_(col(SpotCheck.equipment_code), col(SpotCheck.sampled_on)).in_(list(keys)),
-        col(SpotCheck.reinspection_of).is_(None),
+    found = await present_keys(
+        session,
+        [_SPOT_CHECK.equipment_code, _SPOT_CHECK.sampled_on],
+        list(keys),
+        _SPOT_CHECK.reinspection_of.is_(None),
     )
-    return {(str(row[0]), row[1]) for row in await session.execute(query)}
+    return {(str(equipment), day) for equipment, day in found}
 
 
 async def existing_ids(*, session: AsyncSession, ids: Sequence[str]) -> set[str]:

@@ -6,6 +6,9 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
+from sqlalchemy import text
+
 from inspection.tests.support import TODAY, credit_code, spot_check
 from kit.testing import Harness
 
@@ -139,3 +142,42 @@ async def test_export_streams_csv_that_imports_again(service: Harness) -> None:
     again = await service.client().post(IMPORT, content=export.content, headers=CSV_HEADERS)
     assert again.status_code == 201, again.text
     assert again.json()["stored"] == 6
+
+
+async def _stored_counts(service: Harness) -> dict[str, int]:
+    """Rows of every table an import writes."""
+    tables = ("spot_check", "spot_check_history", "outbox_message", "event")
+    async with service.engine.connect() as connection:
+        return {
+            table: (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+            for table in tables
+        }
+
+
+@pytest.mark.parametrize("bad_index", [1, 17])
+async def test_a_bad_row_after_stored_batches_leaves_nothing_behind(
+    service: Harness, bad_index: int
+) -> None:
+    """Batches are stored while the file reads well: a bad row in a later batch (or in the
+    first) refuses the file, and nothing of the batches before it stays, events and
+    brand-review notices included; a repeat across batches is named by its first line."""
+    settings = service.app.state.settings
+    service.app.state.settings = settings.model_copy(update={"import_batch_size": 5})
+    rows = _rows(20)
+    rows[bad_index]["sample_code"] = rows[0]["sample_code"]
+    try:
+        refused = await service.client().post(IMPORT, content=_csv(rows), headers=CSV_HEADERS)
+        assert refused.status_code == 422, refused.text
+        [error] = refused.json()["errors"]
+        assert (error["line"], error["field"]) == (bad_index + 2, "sample_code")
+        assert "repeats line 2" in error["message"]
+        assert set((await _stored_counts(service)).values()) == {0}
+        rows[bad_index]["sample_code"] = "CSV-NEW"
+        accepted = await service.client().post(IMPORT, content=_csv(rows), headers=CSV_HEADERS)
+    finally:
+        service.app.state.settings = settings
+    assert accepted.status_code == 201, accepted.text
+    counts = await _stored_counts(service)
+    assert counts["spot_check"] == counts["spot_check_history"] == 20
+    assert counts["outbox_message"] > 0
+    assert counts["event"] > 0
