@@ -1,6 +1,6 @@
 """Benchmark of the brand registry on PostgreSQL, against the floors it is measured by.
 
-    .venv/bin/python bench/brand_registry_bench.py [--rows 100000] [--requests 2000]
+    .venv/bin/python bench/brand_registry_bench.py [--rows 100000] [--requests 2000] [--import-only]
 
 Creates a throwaway database on 127.0.0.1:5432 (user postgres), runs the service under
 uvicorn on a free local port with a token minted here, and prints:
@@ -240,7 +240,7 @@ async def copy_floor(dsn: str, rows: list[dict[str, str]], validity: dict[str, i
     return elapsed
 
 
-async def main(rows_count: int, requests: int, concurrency: int) -> None:
+async def main(rows_count: int, requests: int, concurrency: int, import_only: bool) -> None:
     rows = make_rows(rows_count)
     payload = csv_payload(rows)
     validity = {
@@ -299,6 +299,8 @@ async def main(rows_count: int, requests: int, concurrency: int) -> None:
         print(f"  PostgreSQL COPY {copy_seconds:7.2f} s  {copy_rate:9.0f} rows/s")
         print(f"  ratio {100 * import_rate / copy_rate:.1f} % of COPY (floor 5 %)")
         print(f"  server RSS {rss_before:.0f} MiB at start, peak {rss_peak:.0f} MiB")
+        if import_only:
+            return
 
         connection = await asyncpg.connect(dsn)
         await connection.execute("ANALYZE")
@@ -357,5 +359,8 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--import-only", action="store_true", help="stop after the import and its COPY floor"
+    )
     options = parser.parse_args()
-    asyncio.run(main(options.rows, options.requests, options.concurrency))
+    asyncio.run(main(options.rows, options.requests, options.concurrency, options.import_only))

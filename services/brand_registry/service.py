@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -70,7 +71,7 @@ from brand_registry.schemas import (
 )
 from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
-from kit.csvio import RowError, batched
+from kit.csvio import RowError, batched, drawn_in_thread
 from kit.dates import business_date_errors
 from kit.db import as_utc, plan_each_statement
 from kit.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed, field_name
@@ -1436,9 +1437,12 @@ async def import_listings(
                 outside.append(item[0])
             yield item
 
-    for candidates in batched(_parse_rows(counted(), errors), batch_size):
-        violations = await batch.apply(candidates, reason=f"{upload.kind.upper()} import")
-        errors.extend(RowError(line, v.field, v.message) for line, v in violations)
+    # Rows are read and parsed in a worker thread, the next batch while this one is applied.
+    parsed = batched(_parse_rows(counted(), errors), batch_size)
+    async with aclosing(drawn_in_thread(parsed, ahead=True)) as batches:
+        async for candidates in batches:
+            violations = await batch.apply(candidates, reason=f"{upload.kind.upper()} import")
+            errors.extend(RowError(line, v.field, v.message) for line, v in violations)
     if seen == 0:
         raise ValidationFailed.single("file", "The file has a header but no rows.")
     principal.require_rows_in_binding(outside)
