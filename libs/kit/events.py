@@ -218,36 +218,32 @@ async def emit(
 
 
 _COPIED = ("id", "type", "source", "subject", "time", "county_code", "data", "due_at")
-"""The columns of the records `_write_postgresql` makes, in their order."""
+"""The columns of the records `prepare_events` makes, in their order."""
 _INSERT = (
     "INSERT INTO event (id, type, source, subject, time, county_code, data, due_at)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 )
 
 
-async def emit_many(session: AsyncSession, *, source: str, events: Iterable[NewEvent]) -> None:
-    """Write many events at once (an import's batch), in the caller's transaction."""
+@dataclass(frozen=True)
+class PreparedEvents:
+    """Events made ready to write (`prepare_events`): their rows, and for PostgreSQL the
+    records the driver writes, their data already encoded as JSON."""
+
+    rows: list[dict[str, Any]]
+    records: list[tuple[Any, ...]] | None
+
+
+def prepare_events(source: str, events: Iterable[NewEvent], *, dialect: str) -> PreparedEvents:
+    """The rows `emit_prepared` writes for `events` on a database of `dialect` (a SQLAlchemy
+    dialect name). Touches no session: an import makes its batches' events in the worker
+    thread that parses them, off the event loop and off the path to the database."""
     now = utcnow()
     rows = [_row(source, event, now) for event in events]
-    if not rows:
-        return
-    if session.get_bind().dialect.name == "postgresql":
-        await _write_postgresql(session, rows)
-        return
-    for row in rows:
-        row["data"] = to_jsonable_python(row["data"])
-    await session.execute(insert(event_table), rows)
-
-
-async def _write_postgresql(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Write the rows on the session's own asyncpg connection (its transaction): with COPY
-    from `COPY_FROM` rows, a fifth of an INSERT's cost per row, which an import of 50,000
-    rows feels; else one prepared INSERT. Either skips SQLAlchemy's statement machinery,
-    which costs more than the round trip itself for the one event of an ordinary write:
-    `bench/events_bench.py` measured the event's added p50 on `POST /api/v1/brands` at
-    +12.6 % through a compiled `insert()` and +4.4 % on the driver (7 rounds of 300 at c=1,
-    2 cores, PostgreSQL, 2026-12-02)."""
-    driver = await driver_connection(session)
+    if dialect != "postgresql":
+        for row in rows:
+            row["data"] = to_jsonable_python(row["data"])
+        return PreparedEvents(rows, None)
     records = [
         (
             row["id"],
@@ -261,6 +257,35 @@ async def _write_postgresql(session: AsyncSession, rows: list[dict[str, Any]]) -
         )
         for row in rows
     ]
+    return PreparedEvents(rows, records)
+
+
+async def emit_many(session: AsyncSession, *, source: str, events: Iterable[NewEvent]) -> None:
+    """Write many events at once (an import's batch), in the caller's transaction."""
+    dialect = session.get_bind().dialect.name
+    await emit_prepared(session, prepare_events(source, events, dialect=dialect))
+
+
+async def emit_prepared(session: AsyncSession, prepared: PreparedEvents) -> None:
+    """Write events `prepare_events` made for this session's dialect, in the caller's
+    transaction.
+
+    On PostgreSQL on the session's own asyncpg connection: with COPY from `COPY_FROM` rows,
+    a fifth of an INSERT's cost per row, which an import of 50,000 rows feels; else one
+    prepared INSERT. Either skips SQLAlchemy's statement machinery, which costs more than
+    the round trip itself for the one event of an ordinary write: `bench/events_bench.py`
+    measured the event's added p50 on `POST /api/v1/brands` at +12.6 % through a compiled
+    `insert()` and +4.4 % on the driver (7 rounds of 300 at c=1, 2 cores, PostgreSQL,
+    2026-12-02)."""
+    if not prepared.rows:
+        return
+    if (session.get_bind().dialect.name == "postgresql") != (prepared.records is not None):
+        raise ValueError("these events were prepared for another kind of database")
+    if prepared.records is None:
+        await session.execute(insert(event_table), prepared.rows)
+        return
+    driver = await driver_connection(session)
+    records = prepared.records
     if len(records) >= COPY_FROM:
         await driver.copy_records_to_table("event", records=records, columns=list(_COPIED))
     elif len(records) == 1:

@@ -52,7 +52,7 @@ from kit.errors import (
     ValidationFailed,
     field_name,
 )
-from kit.events import NewEvent, emit, emit_many
+from kit.events import NewEvent, PreparedEvents, emit, emit_prepared, prepare_events
 from kit.identifiers import county_code_error, new_id
 from kit.pagination import Page, PageParams
 from kit.xlsxio import Upload
@@ -1407,7 +1407,7 @@ class _CheckedBatch:
     licence_keys: dict[tuple[str, str], int]
     certificates: list[dict[str, Any]]
     entries: list[dict[str, Any]]
-    events: list[NewEvent]
+    events: PreparedEvents | None
 
 
 def _checked_batches(
@@ -1419,6 +1419,7 @@ def _checked_batches(
     actor: Principal,
     outside: list[int],
     store: bool,
+    dialect: str,
 ) -> Iterator[_CheckedBatch]:
     """The file's batches, each checked on its own and against the earlier rows; while no
     row so far is bad and `store`, each sound row with its id, its `imported` history entry
@@ -1439,15 +1440,16 @@ def _checked_batches(
             errors=errors,
         )
         bad = bad or bool(errors)
-        checked = _CheckedBatch(len(batch), errors, keys, licence_keys, [], [], [])
+        checked = _CheckedBatch(len(batch), errors, keys, licence_keys, [], [], None)
         if store and not bad:
+            events = []
             for line, values in sound:
                 certificate, entry = _imported(
                     values, line=line, actor=actor, at=at, kind=upload.kind
                 )
                 checked.certificates.append(certificate)
                 checked.entries.append(entry)
-                checked.events.append(
+                events.append(
                     NewEvent(
                         type="certificate.created",
                         subject=subject_of(certificate["id"]),
@@ -1459,6 +1461,7 @@ def _checked_batches(
                         county_code=certificate["county_code"],
                     )
                 )
+            checked.events = prepare_events(EVENT_SOURCE, events, dialect=dialect)
         yield checked
 
 
@@ -1494,6 +1497,7 @@ async def import_csv(
         actor=actor,
         outside=outside,
         store=not dry_run,
+        dialect=session.get_bind().dialect.name,
     )
     async with aclosing(drawn_in_thread(checked_batches, ahead=True)) as batches:
         async for batch in batches:
@@ -1502,12 +1506,12 @@ async def import_csv(
             errors += await _taken_in_database(
                 session=session, keys=batch.keys, licence_keys=batch.licence_keys
             )
-            if errors or outside or dry_run:
+            if errors or outside or batch.events is None:
                 continue
             await repository.insert_many(
                 session=session, certificates=batch.certificates, entries=batch.entries
             )
-            await emit_many(session, source=EVENT_SOURCE, events=batch.events)
+            await emit_prepared(session, batch.events)
             stored += len(batch.certificates)
     actor.require_rows_in_binding(outside)
     if rows == 0:

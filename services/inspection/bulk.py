@@ -43,7 +43,7 @@ from kit.auth import Principal
 from kit.csvio import RowError, batched, drawn_in_thread
 from kit.db import as_utc, plan_each_statement
 from kit.errors import FieldError, ValidationFailed
-from kit.events import NewEvent, emit_many
+from kit.events import PreparedEvents, emit_prepared, prepare_events
 from kit.identifiers import new_id
 from kit.xlsxio import Upload
 
@@ -260,7 +260,7 @@ class _CheckedBatch:
     samples: dict[tuple[str, str], int]
     items: dict[tuple[str, date], int]
     ready: _ImportBatch | None
-    events: list[NewEvent]
+    events: PreparedEvents | None
 
 
 def _checked_batches(
@@ -274,6 +274,7 @@ def _checked_batches(
     batch_size: int,
     request_id: str | None,
     timezone: str,
+    dialect: str,
 ) -> Iterator[_CheckedBatch]:
     """The upload's batches, each checked on its own and against the earlier rows; while
     no row so far has failed and `store`, with the rows to insert and the
@@ -298,7 +299,7 @@ def _checked_batches(
         samples, items = keys.take_batch()
         bad = bad or bool(errors)
         if not store or bad:
-            yield _CheckedBatch(len(lines), errors, samples, items, None, [])
+            yield _CheckedBatch(len(lines), errors, samples, items, None, None)
             continue
         ready = _ImportBatch(
             principal=principal,
@@ -319,7 +320,9 @@ def _checked_batches(
             )
             for row in ready.spot_checks
         )
-        events = [event for event in published if event]
+        events = prepare_events(
+            EVENT_SOURCE, [event for event in published if event], dialect=dialect
+        )
         yield _CheckedBatch(len(lines), errors, samples, items, ready, events)
 
 
@@ -351,6 +354,7 @@ async def import_spot_checks(
         batch_size=batch_size,
         request_id=request_id,
         timezone=timezone,
+        dialect=session.get_bind().dialect.name,
     )
     async with aclosing(drawn_in_thread(checked_batches, ahead=True)) as batches:
         async for batch in batches:
@@ -358,7 +362,7 @@ async def import_spot_checks(
             errors += batch.errors
             errors += await _stored_sample_errors(session=session, keyed=batch.samples)
             errors += await _stored_inspection_errors(session=session, keyed=batch.items)
-            if errors or outside or batch.ready is None:
+            if errors or outside or batch.ready is None or batch.events is None:
                 continue
             await repository.insert_many(
                 session=session,
@@ -366,7 +370,7 @@ async def import_spot_checks(
                 history=batch.ready.history,
                 outbox=batch.ready.outbox,
             )
-            await emit_many(session, source=EVENT_SOURCE, events=batch.events)
+            await emit_prepared(session, batch.events)
             stored += len(batch.ready.spot_checks)
     principal.require_rows_in_binding(outside)
     errors.sort(key=lambda error: error.line)

@@ -8,7 +8,7 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -466,3 +466,31 @@ def test_the_feed_is_documented(feed_app: FastAPI) -> None:
         "$ref": "#/components/schemas/EventPage"
     }
     assert {p["name"] for p in operation["parameters"]} == {"after", "type", "limit"}
+
+
+async def test_events_prepared_off_the_session_write_as_emitted(outbox: Outbox) -> None:
+    """Events made ready in a worker thread (as an import's batches are) and written later
+    read back as `emit_many` writes them; prepared for the other kind of database they are
+    refused, not written wrong."""
+    batch = [
+        events.NewEvent(
+            type="certificate.created",
+            subject=f"certificates/{n}",
+            data={"id": str(n), "item": {"on": date(2026, 3, 1), "name": "徐州"}},
+            county_code="320303",
+        )
+        for n in range(COPY_FROM + 1)
+    ]
+    dialect = outbox.engine.dialect.name
+    prepared = await asyncio.to_thread(events.prepare_events, SOURCE, batch, dialect=dialect)
+    other = events.prepare_events(
+        SOURCE, batch, dialect="sqlite" if dialect == "postgresql" else "postgresql"
+    )
+    async with outbox.sessionmaker() as session, session.begin():
+        with pytest.raises(ValueError, match="another kind of database"):
+            await events.emit_prepared(session, other)
+        await events.emit_prepared(session, prepared)
+    await sequence_due(outbox.sessionmaker)
+    items = (await _read(outbox))["items"]
+    assert [e["subject"] for e in items] == [e.subject for e in batch]
+    assert items[0]["data"] == {"id": "0", "item": {"on": "2026-03-01", "name": "徐州"}}
