@@ -324,6 +324,11 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
+def dialect_of(session: AsyncSession) -> str:
+    """The SQLAlchemy dialect name of the session's database ("postgresql", "sqlite")."""
+    return session.get_bind().dialect.name
+
+
 async def plan_each_statement(session: AsyncSession) -> None:
     """For the rest of `session`'s transaction on PostgreSQL, plan each statement for its own
     values. An import writes thousands of rows into a table inside one transaction, where

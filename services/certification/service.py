@@ -43,7 +43,7 @@ from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
 from kit.csvio import RowError, batched, drawn_in_thread
 from kit.dates import add_years, business_date_errors
-from kit.db import plan_each_statement
+from kit.db import dialect_of, plan_each_statement
 from kit.errors import (
     Conflict,
     FieldError,
@@ -1497,7 +1497,7 @@ async def import_csv(
         actor=actor,
         outside=outside,
         store=not dry_run,
-        dialect=session.get_bind().dialect.name,
+        dialect=dialect_of(session),
     )
     async with aclosing(drawn_in_thread(checked_batches, ahead=True)) as batches:
         async for batch in batches:

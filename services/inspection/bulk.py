@@ -41,7 +41,7 @@ from inspection.service import (
 )
 from kit.auth import Principal
 from kit.csvio import RowError, batched, drawn_in_thread
-from kit.db import as_utc, plan_each_statement
+from kit.db import as_utc, dialect_of, plan_each_statement
 from kit.errors import FieldError, ValidationFailed
 from kit.events import PreparedEvents, emit_prepared, prepare_events
 from kit.identifiers import new_id
@@ -354,7 +354,7 @@ async def import_spot_checks(
         batch_size=batch_size,
         request_id=request_id,
         timezone=timezone,
-        dialect=session.get_bind().dialect.name,
+        dialect=dialect_of(session),
     )
     async with aclosing(drawn_in_thread(checked_batches, ahead=True)) as batches:
         async for batch in batches:
