@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kit.auth import TokenVerifier, parse_bearer
-from kit.db import HANDOVER, TransactionHandover, as_utc
+from kit.db import HANDOVER, TransactionHandover, as_utc, is_database_unavailable
 from kit.errors import ProblemError, problem_body, send_problem, unexpected_error_body
 
 HEADER = b"idempotency-key"
@@ -301,10 +301,21 @@ class _Claim:
             else:
                 await session.execute(statement)
                 await session.commit()
-        except Exception:
-            logger.exception("idempotent_request_commit_failed", scope=self.scope)
+        except Exception as error:
+            # The database gone mid-request is an outage, answered 503 with Retry-After and
+            # reported once per outage by the request context, not a traceback per request.
+            unavailable = is_database_unavailable(error)
+            if not unavailable:
+                logger.exception("idempotent_request_commit_failed", scope=self.scope)
             await handover.discard()
-            await self.release()
+            try:
+                await self.release()
+            except Exception as release_error:
+                if not (unavailable and is_database_unavailable(release_error)):
+                    raise
+                # Still down: the claim lapses with its lease, and a retry takes it over.
+            if unavailable:
+                raise
             return False
         finally:
             if session is not None:

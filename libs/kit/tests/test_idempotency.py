@@ -1,8 +1,9 @@
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Update, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Message
@@ -162,3 +163,36 @@ async def test_a_claim_whose_owner_died_is_taken_over_after_its_lease(sample: Ha
     )
     assert response.status_code == 201
     assert await _record_state(sample, "orphan") == "done"
+
+
+async def test_a_commit_lost_to_an_outage_is_a_503_to_retry(
+    sample: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The database gone as the finished record is written: the client is told to retry
+    (503 with Retry-After), no traceback is logged, and the retry is carried out afresh."""
+    table = sample.app.state.idempotency_table
+    execute = AsyncSession.execute
+    lost: list[Update] = []
+
+    async def losing_execute(self: AsyncSession, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(statement, Update) and statement.table is table and not lost:
+            lost.append(statement)
+            raise OperationalError(
+                "UPDATE", {}, ConnectionResetError("gone"), connection_invalidated=True
+            )
+        return await execute(self, statement, *args, **kwargs)
+
+    client = sample.client()
+    body = {"name": "outage", "color": "red"}
+    monkeypatch.setattr(AsyncSession, "execute", losing_execute)
+    failed = await client.post("/api/v1/widgets", json=body, headers={"Idempotency-Key": "gone"})
+    monkeypatch.undo()
+    assert lost
+    assert failed.status_code == 503, failed.text
+    assert failed.headers["retry-after"]
+    assert "Traceback" not in capsys.readouterr().err
+    assert await _record_state(sample, "gone") is None
+    assert (await client.get("/api/v1/widgets")).json()["items"] == []
+    again = await client.post("/api/v1/widgets", json=body, headers={"Idempotency-Key": "gone"})
+    assert again.status_code == 201
+    assert "idempotent-replayed" not in again.headers
