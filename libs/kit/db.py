@@ -337,7 +337,7 @@ async def plan_each_statement(session: AsyncSession) -> None:
     and keeps it as the table grows: 240 ms per batch of 250 listings at 30,000 rows, the
     import falling from 4,038 rows/s at 5,000 rows to 773 at 100,000
     (`bench/brand_registry_bench.py`, 2026-12-02). No effect on SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect_of(session) == "postgresql":
         await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
@@ -419,7 +419,7 @@ async def present_keys(
     if not keys:
         return set()
     table = columns[0].table
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect_of(session) == "postgresql":
         names = [f"key_{index}" for index in range(len(columns))]
         arrays = [
             bindparam(name, [key[index] for key in keys], type_=ARRAY(column.type))

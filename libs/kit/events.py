@@ -69,6 +69,7 @@ from kit.db import (
     COPY_FROM,
     NAMING_CONVENTION,
     as_utc,
+    dialect_of,
     driver_connection,
     is_database_unavailable,
     outage_log,
@@ -262,7 +263,7 @@ def prepare_events(source: str, events: Iterable[NewEvent], *, dialect: str) -> 
 
 async def emit_many(session: AsyncSession, *, source: str, events: Iterable[NewEvent]) -> None:
     """Write many events at once (an import's batch), in the caller's transaction."""
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_of(session)
     await emit_prepared(session, prepare_events(source, events, dialect=dialect))
 
 
@@ -279,7 +280,7 @@ async def emit_prepared(session: AsyncSession, prepared: PreparedEvents) -> None
     2026-12-02)."""
     if not prepared.rows:
         return
-    if (session.get_bind().dialect.name == "postgresql") != (prepared.records is not None):
+    if (dialect_of(session) == "postgresql") != (prepared.records is not None):
         raise ValueError("these events were prepared for another kind of database")
     if prepared.records is None:
         await session.execute(insert(event_table), prepared.rows)
@@ -314,7 +315,7 @@ async def emit_once(
     """Emit the event unless one was emitted under `key` before (in any transaction that
     committed); whether it emitted. A concurrent emitter of the same key waits for this
     transaction and then emits nothing."""
-    statement = _insert_key(session.get_bind().dialect.name, key, utcnow())
+    statement = _insert_key(dialect_of(session), key, utcnow())
     result = await session.execute(statement)
     if getattr(result, "rowcount", 0) != 1:
         return False
@@ -325,7 +326,7 @@ async def emit_once(
 
 
 async def _lock_numbering(session: AsyncSession) -> None:
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect_of(session) == "postgresql":
         await session.execute(select(func.pg_advisory_xact_lock(ADVISORY_LOCK)))
 
 
