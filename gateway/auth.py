@@ -3,12 +3,13 @@ service tokens the gateway mints for the backends in their place."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Generic, TypeVar
 
 import jwt
 from cachetools import TTLCache
@@ -30,32 +31,59 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-Cached = TTLCache[K, V, float]
-"""Answers kept for a number of seconds, at most `_MAX_CACHED`, the least recently used
-dropped first when full."""
+class Answers(Generic[K, V]):
+    """Answers kept for `seconds`, at most `size` of them, the least recently used dropped
+    first when full, and loaded once at a time per key.
 
+    Requests that miss a key while its answer is being loaded wait for that load instead of
+    each asking the database: without that, every expiry under load sent one lookup per
+    request in flight, and past the session pool's size each opened a database connection of
+    its own (measured with `bench/gateway_bench.py` on the brand list at c=16: 16 lookups and
+    2.5 new connections a second, more PostgreSQL CPU than the brand list itself). A load runs
+    as a task of its own, so a caller that goes away does not take the answer from the others
+    waiting on it.
+    """
 
-def _cache(seconds: float, *, size: int = _MAX_CACHED) -> Cached[Any, Any]:
-    return TTLCache(maxsize=size, ttl=seconds)
+    def __init__(self, seconds: float, *, size: int = _MAX_CACHED) -> None:
+        self._kept: TTLCache[K, V, float] = TTLCache(maxsize=size, ttl=seconds)
+        self._loading: dict[K, asyncio.Future[V]] = {}
 
+    def fresh(self, key: K) -> V | None:
+        """The answer kept for `key` if it is still fresh, else None (also for a kept None)."""
+        try:
+            return self._kept[key]
+        except KeyError:
+            return None
 
-def _fresh(cache: Cached[K, V], key: K) -> V | None:
-    """The value cached for `key` if it is still fresh, else None (also for a cached None)."""
-    try:
-        return cache[key]
-    except KeyError:
-        return None
+    def keep(self, key: K, value: V) -> None:
+        self._kept[key] = value
 
+    async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        """The fresh answer kept for `key`, else the one `load` gives, kept in turn; a load
+        already under way for `key` is waited for rather than started again."""
+        try:
+            return self._kept[key]
+        except KeyError:
+            pass
+        task = self._loading.get(key)
+        if task is None:
+            task = asyncio.ensure_future(load())
+            self._loading[key] = task
+            task.add_done_callback(lambda done: self._loaded(key, done))
+        return await asyncio.shield(task)
 
-async def _cached(cache: Cached[K, V], key: K, load: Callable[[], Awaitable[V]]) -> V:
-    """The fresh value cached for `key`, else the one `load` gives, cached in turn."""
-    try:
-        return cache[key]
-    except KeyError:
-        pass
-    value = await load()
-    cache[key] = value
-    return value
+    def _loaded(self, key: K, task: asyncio.Future[V]) -> None:
+        failed = task.cancelled() or task.exception() is not None
+        # A load forgotten while it ran (`clear`) may have read what has changed since.
+        if self._loading.get(key) is task:
+            del self._loading[key]
+            if not failed:
+                self._kept[key] = task.result()
+
+    def clear(self) -> None:
+        """Forget every answer, and the loads under way: their answers are not kept."""
+        self._kept.clear()
+        self._loading.clear()
 
 
 def load_signing_key(path: Path) -> bytes:
@@ -168,10 +196,10 @@ class Authenticator:
         self._sessionmaker = sessionmaker
         self.throttle = throttle
         # A key's or a client's answer, None for one refused, so a retry is refused without I/O.
-        self._keys: Cached[str, Identity | None] = _cache(cache_seconds)
-        self._clients: Cached[str, Identity | None] = _cache(cache_seconds)
+        self._keys: Answers[str, Identity | None] = Answers(cache_seconds)
+        self._clients: Answers[str, Identity | None] = Answers(cache_seconds)
         # Access tokens already verified: the caller and when the token expires.
-        self._bearers: Cached[str, tuple[float, Identity]] = _cache(cache_seconds)
+        self._bearers: Answers[str, tuple[float, Identity]] = Answers(cache_seconds)
         self._private_key = serialization.load_pem_private_key(oauth_private_pem, password=None)
         self._public_key = self._private_key.public_key()
         self.issuer = oauth_issuer
@@ -189,12 +217,12 @@ class Authenticator:
         I/O; None when they have to be checked (`from_headers` does that, and raises 401
         for credentials refused before)."""
         if api_key:
-            return _fresh(self._keys, service.hash_key(api_key))
+            return self._keys.fresh(service.hash_key(api_key))
         token = parse_bearer(authorization)
         return self._verified_bearer(token) if token else None
 
     def _verified_bearer(self, token: str) -> Identity | None:
-        entry = _fresh(self._bearers, token)
+        entry = self._bearers.fresh(token)
         if entry is not None and entry[0] > time.time():
             return entry[1]
         return None
@@ -215,7 +243,7 @@ class Authenticator:
                 lambda session: service.identify_key(session=session, api_key=api_key)
             )
 
-        identity = await _cached(self._keys, service.hash_key(api_key), load)
+        identity = await self._keys.get(service.hash_key(api_key), load)
         if identity is None:
             raise Unauthorized("The API key is unknown or has been revoked.", headers=_challenge())
         return identity
@@ -250,7 +278,7 @@ class Authenticator:
                 lambda session: service.identify_client(session=session, client_id=client_id)
             )
 
-        return await _cached(self._clients, client_id, load)
+        return await self._clients.get(client_id, load)
 
     async def by_bearer(self, token: str) -> Identity:
         """The client of an access token from `/oauth/token`, if it is still active."""
@@ -289,7 +317,7 @@ class Authenticator:
             rate_limit=identity.rate_limit,
             county_codes=identity.county_codes,
         )
-        self._bearers[token] = (float(claims["exp"]), caller)
+        self._bearers.keep(token, (float(claims["exp"]), caller))
         return caller
 
     async def from_headers(
@@ -351,13 +379,13 @@ class ServiceTokens:
     def __init__(self, minter: TokenMinter, resources: dict[str, frozenset[str]]) -> None:
         self._minter = minter
         self._resources = resources
-        self._tokens: Cached[tuple[str, str, frozenset[str], frozenset[str]], str] = _cache(
+        self._tokens: Answers[tuple[str, str, frozenset[str], frozenset[str]], str] = Answers(
             minter.ttl_seconds / 2
         )
 
     def for_backend(self, backend: str, identity: Identity) -> str:
         key = (backend, identity.client_id, identity.scopes, identity.county_codes)
-        cached = _fresh(self._tokens, key)
+        cached = self._tokens.fresh(key)
         if cached is not None:
             return cached
         resources = self._resources.get(backend, frozenset())
@@ -372,5 +400,5 @@ class ServiceTokens:
             },
             county_codes=identity.county_codes,
         )
-        self._tokens[key] = token
+        self._tokens.keep(key, token)
         return token

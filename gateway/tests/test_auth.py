@@ -11,6 +11,7 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy import event
 
 from gateway import auth
 from gateway.models import ApiClient
@@ -290,7 +291,7 @@ async def test_admin_clients_are_listed_page_by_page(admin: httpx.AsyncClient) -
 
 
 async def test_cached_answers_expire_and_the_least_recently_used_goes_first() -> None:
-    cache: auth.Cached[str, str | None] = auth._cache(0.2, size=2)
+    cache: auth.Answers[str, str | None] = auth.Answers(0.2, size=2)
     loads: list[str] = []
 
     def loader(key: str, value: str | None) -> Callable[[], Awaitable[str | None]]:
@@ -300,17 +301,84 @@ async def test_cached_answers_expire_and_the_least_recently_used_goes_first() ->
 
         return load
 
-    assert await auth._cached(cache, "a", loader("a", "A")) == "A"
-    assert await auth._cached(cache, "refused", loader("refused", None)) is None
-    assert await auth._cached(cache, "refused", loader("refused", "late")) is None
-    assert auth._fresh(cache, "a") == "A"
-    cache["b"] = "B"
-    assert auth._fresh(cache, "refused") is None, "the least recently used went first"
-    assert (auth._fresh(cache, "a"), auth._fresh(cache, "b")) == ("A", "B")
+    assert await cache.get("a", loader("a", "A")) == "A"
+    assert await cache.get("refused", loader("refused", None)) is None
+    assert await cache.get("refused", loader("refused", "late")) is None
+    assert cache.fresh("a") == "A"
+    cache.keep("b", "B")
+    assert cache.fresh("refused") is None, "the least recently used went first"
+    assert (cache.fresh("a"), cache.fresh("b")) == ("A", "B")
     await asyncio.sleep(0.25)
-    assert auth._fresh(cache, "a") is None
-    assert await auth._cached(cache, "a", loader("a", "A2")) == "A2"
+    assert cache.fresh("a") is None
+    assert await cache.get("a", loader("a", "A2")) == "A2"
     assert loads == ["a", "refused", "a"]
+
+
+async def test_callers_missing_together_share_one_load_and_its_failure() -> None:
+    cache: auth.Answers[str, str] = auth.Answers(60)
+    release = asyncio.Event()
+    loads = 0
+
+    async def load() -> str:
+        nonlocal loads
+        loads += 1
+        await release.wait()
+        if loads == 1:
+            raise ConnectionRefusedError("the database is down")
+        return f"answer {loads}"
+
+    waiting = [asyncio.create_task(cache.get("k", load)) for _ in range(8)]
+    await asyncio.sleep(0.01)
+    waiting[0].cancel()
+    release.set()
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert all(isinstance(o, ConnectionRefusedError) for o in outcomes[1:]), outcomes
+    assert loads == 1, "one load for all who missed, and a caller gone does not cancel it"
+    assert await asyncio.gather(*(cache.get("k", load) for _ in range(4))) == ["answer 2"] * 4
+    assert loads == 2, "a failure is not kept: the next miss loads again, once"
+
+
+async def test_a_load_under_way_when_answers_are_forgotten_is_not_kept() -> None:
+    cache: auth.Answers[str, str] = auth.Answers(60)
+    release = asyncio.Event()
+
+    async def stale() -> str:
+        await release.wait()
+        return "before the revocation"
+
+    async def current() -> str:
+        return "after the revocation"
+
+    pending = asyncio.create_task(cache.get("k", stale))
+    await asyncio.sleep(0)
+    cache.clear()
+    assert await cache.get("k", current) == "after the revocation"
+    release.set()
+    assert await pending == "before the revocation"
+    assert cache.fresh("k") == "after the revocation"
+
+
+async def test_requests_arriving_together_with_a_key_look_it_up_once(
+    admin: httpx.AsyncClient, service: Harness
+) -> None:
+    created = await _new_client(admin, ["brands:read"])
+    engine = service.app.state.sessionmaker.kw["bind"].sync_engine
+    lookups: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "api_key" in statement:
+            lookups.append(statement)
+
+    service.app.state.proxy.authenticator.forget()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        async with client_of(service.app, api_key=created["api_key"]) as caller:
+            answers = await asyncio.gather(*(caller.get(ECHO) for _ in range(16)))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert [a.status_code for a in answers] == [200] * 16
+    assert len(lookups) == 1, lookups
 
 
 async def test_a_revocation_is_announced_once_committed_and_never_when_refused(
