@@ -267,9 +267,10 @@ async def list_listings(
     )
     listings: Page[RowMapping] = await paginate(
         session,
-        statement.params(values),
+        statement,
         params=page,
         keys=[b.id],
+        values=values,
         descending=True,
         mappings=True,
     )

@@ -8,14 +8,14 @@ from typing import Annotated, ClassVar
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Response
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel, col
 
 from kit.app import ServiceSpec, create_app
 from kit.auth import Principal, require_scope
 from kit.concurrency import check_if_match, make_etag
-from kit.db import SessionDep, new_registry, version_column
+from kit.db import ReadSessionDep, SessionDep, new_registry, version_column
 from kit.errors import NotFound
 from kit.idempotency import idempotency_table
 from kit.identifiers import CountyCode, CreditCode, new_id
@@ -108,6 +108,28 @@ async def widgets_by_name(
         params=page,
         keys=[col(Widget.color), col(Widget.name)],
         descending=True,
+        mappings=True,
+    )
+    return rows.map(lambda row: {"name": row["name"], "color": row["color"]})
+
+
+_widget = Widget.__table__.c  # type: ignore[attr-defined]
+_WIDGETS_OF_COLOR = select(_widget.name, _widget.color, _widget.id).where(
+    _widget.color == bindparam("color")
+)
+"""Built once, its filter bound by name: the shape the data services keep their lists in."""
+
+
+@router.get("/widgets-of-color")
+async def widgets_of_color(
+    session: ReadSessionDep, _: Reader, page: PageParamsDep, color: str
+) -> Page[dict[str, str]]:
+    rows = await paginate(
+        session,
+        _WIDGETS_OF_COLOR,
+        params=page,
+        keys=[_widget.id],
+        values={"color": color},
         mappings=True,
     )
     return rows.map(lambda row: {"name": row["name"], "color": row["color"]})

@@ -98,6 +98,30 @@ async def test_pages_in_descending_order_of_two_keys(sample: Harness) -> None:
     assert seen == ["red:d", "red:b", "red:a", "blue:e", "blue:c"]
 
 
+async def test_a_kept_statement_pages_each_request_by_its_own_values(sample: Harness) -> None:
+    client = sample.client()
+    for i in range(9):
+        await _create(client, f"w{i}", ("red", "blue", "green")[i % 3])
+
+    async def walk(color: str) -> list[str]:
+        seen: list[str] = []
+        params: dict[str, str | int] = {"limit": 2, "color": color}
+        while True:
+            response = await client.get("/api/v1/widgets-of-color", params=params)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            assert {item["color"] for item in page["items"]} <= {color}
+            seen += [item["name"] for item in page["items"]]
+            if page["next_cursor"] is None:
+                return seen
+            params["cursor"] = page["next_cursor"]
+
+    assert sorted(await walk("red")) == ["w0", "w3", "w6"]
+    assert sorted(await walk("blue")) == ["w1", "w4", "w7"]
+    assert sorted(await walk("red")) == ["w0", "w3", "w6"]
+    assert await walk("purple") == []
+
+
 async def test_a_cursor_is_bound_to_its_path(sample: Harness) -> None:
     client = sample.client()
     for i in range(3):
@@ -151,3 +175,23 @@ async def test_a_cursor_not_shaped_like_one_is_refused_by_its_stated_pattern(
     assert {"type": "string", "maxLength": 2048, "pattern": CURSOR_PATTERN} in cursor["schema"][
         "anyOf"
     ]
+
+
+def test_a_kept_statement_is_ordered_once_per_shape_and_a_fresh_one_is_let_go() -> None:
+    from sqlalchemy import column, select, table
+
+    from kit import pagination
+
+    items = table("item", column("id"), column("color"))
+    kept = select(items.c.id).where(items.c.color == "red")
+    first = pagination._ordered_statement(kept, [items.c.id], descending=False, resumed=False)
+    again = pagination._ordered_statement(kept, [items.c.id], descending=False, resumed=False)
+    resumed = pagination._ordered_statement(kept, [items.c.id], descending=False, resumed=True)
+    assert first is again, "the same shape is built once, so its cache key is worked out once"
+    assert resumed is not first
+    fresh = select(items.c.id)
+    pagination._ordered_statement(fresh, [items.c.id], descending=True, resumed=False)
+    gone = weakref.ref(fresh)
+    del fresh
+    gc.collect()
+    assert gone() is None, "a statement built for one request is not kept by pagination"
