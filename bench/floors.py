@@ -141,6 +141,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def scheduled_seconds(pid: int) -> tuple[float, float]:
+    """How long the main thread of a process has run on a core, and how long it has waited
+    runnable for one (`/proc/<pid>/schedstat`): a server short of work sleeps, one short of
+    CPU waits."""
+    ran, waited, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
+    return int(ran) / 1e9, int(waited) / 1e9
+
+
 def postgres_cpu_seconds() -> float:
     """User and system CPU used so far by every process of the PostgreSQL server on this
     machine (its backends included; those that ended are not counted)."""

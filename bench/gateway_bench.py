@@ -10,6 +10,10 @@ and every figure is the median over the rounds, the added latency that of the pe
 differences: a shared 2-core machine drifts by tens of per cent within a minute, and a
 direct run followed much later by a gateway run would measure the drift as much as the gateway.
 
+Beside each run it reads the backend's scheduler statistics: the share of the run it spent on
+a core and waiting runnable for one, which tells a backend kept short of requests from one
+kept short of CPU by the processes sharing its cores.
+
     .venv/bin/python bench/gateway_bench.py [--duration 4] [--rounds 5] [--brands 200]
 """
 
@@ -99,11 +103,19 @@ async def _admin(statement: str) -> None:
 
 
 def wrk(
-    url: str, header: str, connections: int, duration: int, cpu_of: tuple[int, ...] = ()
+    url: str,
+    header: str,
+    connections: int,
+    duration: int,
+    cpu_of: tuple[int, ...] = (),
+    backend: int | None = None,
 ) -> dict[str, float]:
-    """Requests/s, the request count and latency percentiles (ms) from one wrk run, and the
-    CPU per request (µs) of the processes `cpu_of` while it ran."""
+    """Requests/s, the request count and latency percentiles (ms) from one wrk run, the
+    CPU per request (µs) of the processes `cpu_of` while it ran, and the shares of the run
+    the `backend` process spent on a core and waiting runnable for one."""
     before = sum(floors.cpu_seconds(pid) for pid in cpu_of)
+    scheduled = floors.scheduled_seconds(backend) if backend else (0.0, 0.0)
+    started = time.monotonic()
     command = ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{duration}s"]
     command += ["--latency", "-H", header, url]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -119,6 +131,11 @@ def wrk(
         raise RuntimeError(f"{non_2xx.group(1)} failed responses from {url}:\n{output}")
     used = sum(floors.cpu_seconds(pid) for pid in cpu_of) - before
     figures["cpu_us"] = used / figures["requests"] * 1e6 if cpu_of else 0.0
+    elapsed = time.monotonic() - started
+    if backend:
+        ran, waited = floors.scheduled_seconds(backend)
+        figures["backend_ran"] = (ran - scheduled[0]) / elapsed
+        figures["backend_waited"] = (waited - scheduled[1]) / elapsed
     return figures
 
 
@@ -302,6 +319,10 @@ def run(duration: int, rounds: int, brand_count: int) -> None:
             env["GATEWAY_ASSESSMENT_URL"] = "http://127.0.0.1:9"
             direct = "Bearer " + service_token(minter, "brands:read")
             targets = {}
+            backend_pids = {
+                "trivial": processes.pids["stub"],
+                "brands": processes.pids["brand_registry"],
+            }
             for label, backend in (("trivial", stub), ("brands", brands)):
                 env["GATEWAY_BRAND_REGISTRY_URL"] = backend
                 name = f"gateway-{label}"
@@ -331,7 +352,14 @@ def run(duration: int, rounds: int, brand_count: int) -> None:
                     for _ in range(rounds):
                         for side, (url, header, pids) in sides.items():
                             results.setdefault((label, side, connections), []).append(
-                                wrk(url + path, header, connections, duration, pids)
+                                wrk(
+                                    url + path,
+                                    header,
+                                    connections,
+                                    duration,
+                                    pids,
+                                    backend=backend_pids[label],
+                                )
                             )
             report(results)
         finally:
@@ -375,6 +403,15 @@ def report(rounds: dict[tuple[str, str, int], list[dict[str, float]]]) -> None:
                 )
             print(line)
     print("(µs/req: CPU of the gateway process, or of the nginx worker, per forwarded request)")
+    print("The backend's main thread, share of each run on a core / waiting runnable for one:")
+    for label in ("trivial", "brands"):
+        for connections in CONCURRENCY:
+            line = f"{label:<8} {connections:>3}"
+            for side in ("direct", *sides):
+                runs = rounds[(label, side, connections)]
+                ran, waited = median(runs, "backend_ran"), median(runs, "backend_waited")
+                line += f" | {side} {ran:>4.0%} / {waited:>4.0%}"
+            print(line)
     for side in sides:
         for name, ok in targets(results, side):
             print(f"{'met ' if ok else 'MISSED'} {side}: {name}")
