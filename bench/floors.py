@@ -380,6 +380,9 @@ class _Nothing:
 class CapturingSession:
     """Stands in for a session to collect the statements a repository function builds."""
 
+    bind = None
+    """Bound to no connection, so `kit.db.execute_read` sends its statements here too."""
+
     def __init__(self) -> None:
         self.statements: list[Any] = []
 
