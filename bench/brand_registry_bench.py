@@ -281,6 +281,7 @@ async def main(rows_count: int, requests: int, concurrency: int, import_only: bo
             )
         )
         rss_before = peak_rss_mib(app.pid)
+        service_cpu, database_cpu = floors.cpu_seconds(app.pid), floors.postgres_cpu_seconds()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=900)) as session:
             started = time.perf_counter()
             async with session.post(
@@ -291,6 +292,8 @@ async def main(rows_count: int, requests: int, concurrency: int, import_only: bo
                 report = await response.json()
                 assert response.status == 201, report
             import_seconds = time.perf_counter() - started
+        service_cpu = floors.cpu_seconds(app.pid) - service_cpu
+        database_cpu = floors.postgres_cpu_seconds() - database_cpu
         rss_peak = peak_rss_mib(app.pid)
         copy_seconds = await copy_floor(dsn, rows, validity)
         import_rate, copy_rate = rows_count / import_seconds, rows_count / copy_seconds
@@ -298,6 +301,11 @@ async def main(rows_count: int, requests: int, concurrency: int, import_only: bo
         print(f"  service import  {import_seconds:7.2f} s  {import_rate:9.0f} rows/s")
         print(f"  PostgreSQL COPY {copy_seconds:7.2f} s  {copy_rate:9.0f} rows/s")
         print(f"  ratio {100 * import_rate / copy_rate:.1f} % of COPY (floor 5 %)")
+        print(
+            f"  CPU per row: service {service_cpu / rows_count * 1e6:.0f} µs, PostgreSQL"
+            f" {database_cpu / rows_count * 1e6:.0f} µs (2 cores: the two bound the rate at"
+            f" {2 * rows_count / (service_cpu + database_cpu):.0f} rows/s)"
+        )
         print(f"  server RSS {rss_before:.0f} MiB at start, peak {rss_peak:.0f} MiB")
         if import_only:
             return
