@@ -227,59 +227,46 @@ def etag_of(spot_check: SpotCheck | SpotCheckRow) -> str:
     return make_etag(spot_check.id, spot_check.version)
 
 
+_STORED_FIELDS = tuple(
+    name for name in SpotCheckRead.model_fields if name in SpotCheck.model_fields
+)
+"""The fields of the served shape read as stored; `to_read` works out or converts the rest."""
+
+
 def to_read(
     spot_check: SpotCheck | SpotCheckRow, *, catalogue: Catalogue, embargo: Embargo
 ) -> SpotCheckRead:
     """The served shape of a spot-check, with labels beside the codes, as `embargo` lets
-    its reader see it."""
-    programme = Programme(spot_check.programme)
-    return SpotCheckRead(
-        id=spot_check.id,
+    its reader see it. A row is read into one dict in one step and validated from it (as
+    the certificate list does), rather than column by column."""
+    as_dict = getattr(spot_check, "_asdict", None)  # A row, like a named tuple.
+    if as_dict is not None:
+        values = as_dict()
+    else:
+        values = {name: getattr(spot_check, name) for name in _STORED_FIELDS}
+    programme = Programme(values["programme"])
+    level = Level(values["level"])
+    result = Result(values["result"])
+    values.update(
         programme=programme,
         programme_label=catalogue.programme_label(programme.value),
-        plan_code=spot_check.plan_code,
-        level=Level(spot_check.level),
-        level_label=LEVEL_LABELS[Level(spot_check.level)],
-        product_category=spot_check.product_category,
-        product_category_label=catalogue.category_label(spot_check.product_category),
-        product_name=spot_check.product_name,
-        enterprise_credit_code=spot_check.enterprise_credit_code,
-        enterprise_name=spot_check.enterprise_name,
-        county_code=spot_check.county_code,
-        sample_code=spot_check.sample_code,
-        sampled_on=spot_check.sampled_on,
-        result=Result(spot_check.result),
-        result_label=RESULT_LABELS[Result(spot_check.result)],
-        nonconforming_items=spot_check.nonconforming_items,
-        mandatory_standard_violation=spot_check.mandatory_standard_violation,
-        testing_lab=spot_check.testing_lab,
-        report_number=spot_check.report_number,
-        refused=spot_check.refused,
-        unlicensed_referral=spot_check.unlicensed_referral,
-        published_on=spot_check.published_on,
+        level=level,
+        level_label=LEVEL_LABELS[level],
+        product_category_label=catalogue.category_label(values["product_category"]),
+        result=result,
+        result_label=RESULT_LABELS[result],
         published=is_published(spot_check, embargo.today),
-        reinspection_of=spot_check.reinspection_of,
-        root_id=spot_check.root_id,
         final_result=embargo.final_result(spot_check),
-        metrology_subject=spot_check.metrology_subject,
-        metrology_subject_label=catalogue.subject_label(spot_check.metrology_subject),
-        instruments_checked=spot_check.instruments_checked,
-        instruments_nonconforming=spot_check.instruments_nonconforming,
-        nominal_quantity=_decimal(spot_check.nominal_quantity),
-        quantity_unit=spot_check.quantity_unit,
-        measured_shortfall=_decimal(spot_check.measured_shortfall),
-        tolerated_deficiency=_decimal(spot_check.tolerated_deficiency),
-        equipment_code=spot_check.equipment_code,
-        equipment_kind=spot_check.equipment_kind,
-        equipment_kind_label=catalogue.equipment_kind_label(spot_check.equipment_kind),
-        inspected_on=spot_check.sampled_on if programme is Programme.special_equipment else None,
-        next_due_on=spot_check.next_due_on,
-        major_hazard_source=spot_check.major_hazard_source,
-        created_by=spot_check.created_by,
-        created_at=as_utc(spot_check.created_at),
-        updated_at=as_utc(spot_check.updated_at),
-        version=spot_check.version,
+        metrology_subject_label=catalogue.subject_label(values["metrology_subject"]),
+        nominal_quantity=_decimal(values["nominal_quantity"]),
+        measured_shortfall=_decimal(values["measured_shortfall"]),
+        tolerated_deficiency=_decimal(values["tolerated_deficiency"]),
+        equipment_kind_label=catalogue.equipment_kind_label(values["equipment_kind"]),
+        inspected_on=values["sampled_on"] if programme is Programme.special_equipment else None,
+        created_at=as_utc(values["created_at"]),
+        updated_at=as_utc(values["updated_at"]),
     )
+    return SpotCheckRead.model_validate(values)
 
 
 async def visible_spot_check(
