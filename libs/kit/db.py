@@ -349,6 +349,16 @@ async def execute_read(
     return await session.execute(statement, params)
 
 
+LIKE_ESCAPE = "\\"
+"""The escape character of the LIKE patterns `escape_like` writes."""
+
+
+def escape_like(text: str) -> str:
+    """`text` matched literally inside a LIKE pattern escaped with `LIKE_ESCAPE`: its `%`,
+    `_` and escape characters lose their meaning (pass `escape=LIKE_ESCAPE`)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def dialect_of(session: AsyncSession) -> str:
     """The SQLAlchemy dialect name of the session's database ("postgresql", "sqlite")."""
     return session.get_bind().dialect.name

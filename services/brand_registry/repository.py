@@ -52,7 +52,7 @@ from brand_registry.models import (
     metadata,
 )
 from brand_registry.schemas import AwardFilters, ListingFilters
-from kit.db import insert_rows, violates_unique
+from kit.db import LIKE_ESCAPE, escape_like, insert_rows, violates_unique
 from kit.errors import Conflict, FieldError
 from kit.pagination import Page, PageParams, paginate
 
@@ -153,10 +153,6 @@ def validity_text(valid_until: date | None) -> str:
     return "no end" if valid_until is None else str(valid_until)
 
 
-def escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def search_text(*names: str) -> str:
     """The lower-cased text that name search runs over."""
     return "\n".join(names).lower()
@@ -193,7 +189,7 @@ def _listing_query(present: frozenset[str], status: str | None) -> Select[Any]:
     if status is not None:
         conditions.append(status_on(status, bindparam("day", type_=Date)))
     if "q" in present:
-        conditions.append(b.search_text.like(bindparam("pattern"), escape="\\"))
+        conditions.append(b.search_text.like(bindparam("pattern"), escape=LIKE_ESCAPE))
     if "expiry_to" in present:
         conditions.append(status_on("active", bindparam("day", type_=Date)))
         conditions.append(b.valid_until <= bindparam("expiry_to", type_=Date))

@@ -38,7 +38,14 @@ from certification.models import (
     Certificate,
     CertificateHistory,
 )
-from kit.db import execute_read, insert_rows, present_keys, violates_unique
+from kit.db import (
+    LIKE_ESCAPE,
+    escape_like,
+    execute_read,
+    insert_rows,
+    present_keys,
+    violates_unique,
+)
 from kit.errors import Conflict
 from kit.pagination import Page, PageParams, paginate
 
@@ -150,11 +157,6 @@ _SET_FILTERS = (
 """The filters that narrow the list when they are set, each bound under its own name."""
 
 
-def _like_escaped(text: str) -> str:
-    """`text` for a LIKE pattern escaped with `/`, as SQLAlchemy's autoescape writes it."""
-    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
-
-
 def _listing(query: CertificateQuery) -> tuple[Select[Any], dict[str, Any]]:
     """Matching certificates with their status on `query.on`, as rows: the statement kept for
     the query's shape, and the values it is executed with."""
@@ -173,9 +175,9 @@ def _listing(query: CertificateQuery) -> tuple[Select[Any], dict[str, Any]]:
     if query.standards is not None:
         values["standards"] = list(query.standards)
     if query.credit_code_prefix:
-        values["credit_code_prefix"] = _like_escaped(query.credit_code_prefix)
+        values["credit_code_prefix"] = escape_like(query.credit_code_prefix)
     if query.text:
-        values["text"] = _like_escaped(query.text)
+        values["text"] = escape_like(query.text)
     return statement, values
 
 
@@ -215,14 +217,14 @@ def _kept_listing(
         where.append(c.issued_on <= bindparam("issued_to", type_=Date))
     if "credit_code_prefix" in present:
         where.append(
-            c.enterprise_credit_code.startswith(bindparam("credit_code_prefix"), escape="/")
+            c.enterprise_credit_code.startswith(bindparam("credit_code_prefix"), escape=LIKE_ESCAPE)
         )
     if "text" in present:
         pattern = bindparam("text", type_=String)
         where.append(
             or_(
                 *(
-                    column.icontains(pattern, escape="/")
+                    column.icontains(pattern, escape=LIKE_ESCAPE)
                     for column in (
                         c.certificate_number,
                         c.enterprise_name,

@@ -39,7 +39,7 @@ from inspection.schemas import (
     SpotCheckFilters,
     StatsRow,
 )
-from kit.db import insert_rows, present_keys, violates_unique
+from kit.db import LIKE_ESCAPE, escape_like, insert_rows, present_keys, violates_unique
 from kit.errors import Conflict
 from kit.pagination import Page, PageParams, paginate
 
@@ -298,8 +298,7 @@ def _filtered(query: Select[Any], filters: SpotCheckFilters, today: date) -> Sel
             )
         )
     if filters.q:
-        escaped = filters.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
+        pattern = f"%{escape_like(filters.q.lower())}%"
         searched = (
             SpotCheck.plan_code,
             SpotCheck.product_name,
@@ -309,7 +308,7 @@ def _filtered(query: Select[Any], filters: SpotCheckFilters, today: date) -> Sel
             SpotCheck.testing_lab,
         )
         conditions.append(
-            or_(*(func.lower(col(column)).like(pattern, escape="\\") for column in searched))
+            or_(*(func.lower(col(column)).like(pattern, escape=LIKE_ESCAPE) for column in searched))
         )
     if not filters.include_unpublished:
         conditions.append(_visible(today))
