@@ -43,7 +43,7 @@ from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
 from kit.csvio import RowError, batched, drawn_in_thread
 from kit.dates import add_years, business_date_errors
-from kit.db import dialect_of, plan_each_statement
+from kit.db import dialect_of, plan_each_statement, values_of
 from kit.errors import (
     Conflict,
     FieldError,
@@ -152,17 +152,9 @@ _STORED_FIELDS = tuple(
 def to_read(
     certificate: Certificate | CertificateRow, status: str, *, catalogue: Catalogue, today: date
 ) -> CertificateRead:
-    """The API view of a certificate whose status today is `status`.
-
-    A row (a list's or a lookup's) is read into a dict in one step and validated from it:
-    reading its columns one attribute at a time took 645 µs of a page of 50's conversion,
-    the dict 389–424 µs (`bench/certification_bench.py`'s county list, in the process,
-    2026-12-03)."""
-    as_dict = getattr(certificate, "_asdict", None)  # A row, like a named tuple.
-    if as_dict is not None:
-        values = as_dict()
-    else:
-        values = {name: getattr(certificate, name) for name in _STORED_FIELDS}
+    """The API view of a certificate whose status today is `status`, validated from its
+    stored values in one dict (`kit.db.values_of`)."""
+    values = values_of(certificate, _STORED_FIELDS)
     standard = catalogue.standards.get(values["standard"] or "")
     family = standard.family if standard else None
     kind = catalogue.kinds.get(values["kind"])

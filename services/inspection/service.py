@@ -58,7 +58,7 @@ from inspection.schemas import (
 from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
 from kit.dates import business_date_errors
-from kit.db import as_utc
+from kit.db import as_utc, values_of
 from kit.errors import Conflict, FieldError, NotFound, ValidationFailed, field_name
 from kit.events import NewEvent, emit_many, pending_events, reschedule, withdraw
 from kit.identifiers import new_id
@@ -237,13 +237,8 @@ def to_read(
     spot_check: SpotCheck | SpotCheckRow, *, catalogue: Catalogue, embargo: Embargo
 ) -> SpotCheckRead:
     """The served shape of a spot-check, with labels beside the codes, as `embargo` lets
-    its reader see it. A row is read into one dict in one step and validated from it (as
-    the certificate list does), rather than column by column."""
-    as_dict = getattr(spot_check, "_asdict", None)  # A row, like a named tuple.
-    if as_dict is not None:
-        values = as_dict()
-    else:
-        values = {name: getattr(spot_check, name) for name in _STORED_FIELDS}
+    its reader see it, validated from its stored values in one dict (`kit.db.values_of`)."""
+    values = values_of(spot_check, _STORED_FIELDS)
     programme = Programme(values["programme"])
     level = Level(values["level"])
     result = Result(values["result"])
