@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, cast
+from weakref import WeakKeyDictionary
 
 import asyncpg  # type: ignore[import-untyped]
 import orjson
@@ -331,6 +333,15 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
+async def get_engine(request: Request) -> AsyncEngine:
+    """The app's engine, for reads made with `fetch_rows`."""
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+
+
 async def execute_read(
     session: AsyncSession, statement: Executable, params: Mapping[str, Any] | None = None
 ) -> Result[Any]:
@@ -347,6 +358,114 @@ async def execute_read(
     ):
         return await bind.execute(statement, params)
     return await session.execute(statement, params)
+
+
+class _DriverStatement:
+    """A Core SELECT compiled once for asyncpg: its SQL, where each positional value comes
+    from (the caller's value of the bound parameter's key, or the parameter's own value),
+    how SQLAlchemy would bind each value and read each column, and the named tuple its rows
+    come back as."""
+
+    def __init__(self, statement: Executable, dialect: Any) -> None:
+        compiled: Any = cast(Any, statement).compile(dialect=dialect)
+        self.runs_on_driver = not (compiled.post_compile_params or compiled.literal_execute_params)
+        """False for a statement whose SQL depends on its values (a list to expand)."""
+        by_name = {name: bind for bind, name in compiled.bind_names.items()}
+        self.sql: str = compiled.string
+        self.binds = []
+        for name in compiled.positiontup or ():
+            bind = by_name[name]
+            value = None if bind.required else bind.effective_value
+            self.binds.append((bind.key, value, compiled._bind_processors.get(name)))
+        columns = compiled._result_columns
+        self._dialect = dialect
+        self._types = [entry.type for entry in columns]
+        self.processors: list[tuple[int, Callable[[Any], Any]]] | None = None
+        """Known once the statement was described: a processor may depend on the type
+        PostgreSQL gives the column (numeric or float, say), as SQLAlchemy reads it."""
+        self.row: Any = namedtuple("Row", [entry.keyname for entry in columns], rename=True)  # type: ignore[misc]
+
+    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
+        arguments = []
+        for key, default, process in self.binds:
+            value = values.get(key, default)
+            arguments.append(process(value) if process is not None else value)
+        return arguments
+
+    async def describe(self, driver: Any) -> None:
+        """Find each column's processor from the types PostgreSQL answers it with."""
+        attributes = (await driver.prepare(self.sql)).get_attributes()
+        self.processors = [
+            (i, processor)
+            for i, (type_, attribute) in enumerate(zip(self._types, attributes, strict=True))
+            if (processor := type_._cached_result_processor(self._dialect, attribute.type.oid))
+            is not None
+        ]
+
+    def rows(self, records: Sequence[Any]) -> list[Any]:
+        row, processors = self.row, self.processors
+        if not processors:
+            return [row._make(record) for record in records]
+        answered = []
+        for record in records:
+            values = list(record)
+            for i, process in processors:
+                values[i] = process(values[i])
+            answered.append(row._make(values))
+        return answered
+
+
+_driver_statements: WeakKeyDictionary[Executable, _DriverStatement] = WeakKeyDictionary()
+
+
+async def fetch_rows(
+    engine: AsyncEngine, statement: Executable, values: Mapping[str, Any] | None = None
+) -> list[Any]:
+    """The rows of a Core SELECT kept by its caller (built once, its values bound by name),
+    as `connection.execute(statement, values).all()` on an autocommit connection returns
+    them: named tuples of the same values, each column read as SQLAlchemy reads it.
+
+    On PostgreSQL it runs on the pooled asyncpg connection itself, compiled once per
+    statement: SQLAlchemy's execution (its cache key, parameters, cursor adaptation and
+    result) cost about 420 µs of a certificate verification's 860 µs of server CPU
+    (`bench/certification_bench.py`'s data, 2026-12-03). A connection whose statement fails
+    other than by PostgreSQL refusing it is dropped from the pool. A statement with a list
+    of values to expand, and every statement on other databases, runs through SQLAlchemy."""
+    values = values or {}
+    async with engine.connect() as connection:
+        compiled = _on_driver(statement, connection) if engine.dialect.driver == "asyncpg" else None
+        if compiled is not None:
+            rows = await _fetch_on_driver(connection, compiled, values)
+        else:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            rows = list((await connection.execute(statement, values)).all())
+    if outage_log.down:
+        outage_log.recovered()
+    return rows
+
+
+def _on_driver(statement: Executable, connection: AsyncConnection) -> _DriverStatement | None:
+    """The statement compiled for asyncpg, once; None when it cannot run as compiled."""
+    compiled = _driver_statements.get(statement)
+    if compiled is None:
+        compiled = _DriverStatement(statement, connection.dialect)
+        _driver_statements[statement] = compiled
+    return compiled if compiled.runs_on_driver else None
+
+
+async def _fetch_on_driver(
+    connection: AsyncConnection, compiled: _DriverStatement, values: Mapping[str, Any]
+) -> list[Any]:
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    try:
+        if compiled.processors is None:
+            await compiled.describe(driver)
+        records = await driver.fetch(compiled.sql, *compiled.arguments(values))
+    except BaseException as error:
+        if not isinstance(error, asyncpg.PostgresError) or is_database_unavailable(error):
+            await connection.invalidate()  # not a refused statement: the connection is suspect
+        raise
+    return compiled.rows(records)
 
 
 def values_of(item: Any, names: Sequence[str]) -> dict[str, Any]:
