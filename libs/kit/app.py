@@ -19,6 +19,7 @@ from kit.auth import TokenVerifier
 from kit.db import create_engine, create_sessionmaker
 from kit.docs import install_docs
 from kit.errors import install_problem_handlers
+from kit.hotpaths import HotRoute, HotRoutesMiddleware
 from kit.idempotency import IdempotencyMiddleware
 from kit.migrations import upgrade_to_head
 from kit.observability import Deferred, Metrics, RequestContextMiddleware, configure_logging
@@ -47,6 +48,8 @@ class ServiceSpec:
     openapi_tags: list[dict[str, Any]] | None = None
     app_class: type[FastAPI] = FastAPI
     """A FastAPI subclass, for a service that arranges its middleware stack differently."""
+    hot_routes: Sequence[HotRoute] = ()
+    """GET routes whose usual case is answered before FastAPI (`kit.hotpaths`)."""
     load_catalogue: Callable[[Any], Any] | None = None
     """Reads the service's reference data (regions, tier policies, catalogues) from its
     settings when the app is built, so a broken file stops the service instead of a request;
@@ -131,6 +134,8 @@ def create_app(
     app.include_router(health.router)
     for router in spec.routers:
         app.include_router(router)
+    if spec.hot_routes:
+        app.add_middleware(HotRoutesMiddleware, routes=spec.hot_routes, fastapi=app)
     app.add_middleware(IdempotencyMiddleware, state=app.state)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app

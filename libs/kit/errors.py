@@ -242,17 +242,22 @@ def field_name(loc: Sequence[int | str]) -> str:
     return name or "body"
 
 
+def problem_response_of(error: ProblemError, *, instance: str | None) -> JSONResponse:
+    """The response of a raised `ProblemError` (at the path `instance`)."""
+    return problem_response(
+        error.status,
+        detail=error.detail,
+        title=error.title,
+        slug=error.slug,
+        instance=instance,
+        headers=error.headers or None,
+        **error.extra,
+    )
+
+
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem_response(
-        exc.status,
-        detail=exc.detail,
-        title=exc.title,
-        slug=exc.slug,
-        instance=request.url.path,
-        headers=exc.headers or None,
-        **exc.extra,
-    )
+    return problem_response_of(exc, instance=request.url.path)
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:

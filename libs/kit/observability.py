@@ -210,6 +210,12 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self._answered = CountedDurations(self.requests, self.latency)
+        self.hot_answers = Counter(
+            "http_hot_answers_total",
+            "Requests a hot route answered before the framework (kit.hotpaths)",
+            ["route"],
+            registry=self.registry,
+        )
         self.database_unavailable = Counter(
             "database_unavailable_total",
             "Requests answered 503 because the database could not be reached",

@@ -333,3 +333,37 @@ def xlsx_values(body: bytes) -> list[list[Any]]:
     book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(body))
     values: list[list[Any]] = book.get_sheet_by_index(0).to_python()
     return values
+
+
+LEFT_TO_FRAMEWORK = {"left-to-framework": "1"}
+"""A query parameter no hot route reads (`kit.hotpaths`): a request carrying it is answered
+by the FastAPI route, which ignores it, so a test can compare the two answers."""
+
+
+def hot_answers(app: FastAPI, route: str) -> float:
+    """How many requests the hot route of the path template `route` has answered."""
+    counted: float = app.state.metrics.hot_answers.labels(route)._value.get()
+    return counted
+
+
+async def hot_and_framework(
+    harness: Harness,
+    client: httpx.AsyncClient,
+    route: str,
+    path: str,
+    params: dict[str, str] | None = None,
+) -> tuple[httpx.Response, httpx.Response, float]:
+    """The answer to `GET path?params`, then to the same with `LEFT_TO_FRAMEWORK` (so the
+    FastAPI route answers it), and how many of the two the hot route of `route` gave."""
+    before = hot_answers(harness.app, route)
+    hot = await client.get(path, params=params or {})
+    framework = await client.get(path, params={**(params or {}), **LEFT_TO_FRAMEWORK})
+    return hot, framework, hot_answers(harness.app, route) - before
+
+
+def assert_same_answer(hot: httpx.Response, framework: httpx.Response) -> None:
+    """The two answers are the same to a client: status, bytes and the headers that matter."""
+    assert hot.status_code == framework.status_code, (hot.text, framework.text)
+    assert hot.content == framework.content
+    for header in ("content-type", "content-length", "etag"):
+        assert hot.headers.get(header) == framework.headers.get(header), header

@@ -8,15 +8,17 @@ from typing import Annotated, ClassVar
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Response
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel, col
 
 from kit.app import ServiceSpec, create_app
 from kit.auth import Principal, require_scope
 from kit.concurrency import check_if_match, make_etag
-from kit.db import ReadSessionDep, SessionDep, new_registry, version_column
+from kit.db import EngineDep, ReadSessionDep, SessionDep, fetch_rows, new_registry, version_column
 from kit.errors import NotFound
+from kit.hotpaths import HotAnswer, HotRequest, HotRoute
 from kit.idempotency import idempotency_table
 from kit.identifiers import CountyCode, CreditCode, new_id
 from kit.pagination import Page, PageParamsDep, paginate
@@ -177,6 +179,46 @@ async def update_widget(
     return WidgetRead.model_validate(widget, from_attributes=True)
 
 
+_WIDGET_ROW = select(_widget.id, _widget.name, _widget.color, _widget.version).where(
+    _widget.id == bindparam("id")
+)
+
+
+async def widget_row(engine: AsyncEngine, widget_id: str) -> WidgetRead:
+    rows = await fetch_rows(engine, _WIDGET_ROW, {"id": widget_id})
+    if not rows:
+        raise NotFound(f"No widget with id {widget_id!r}.")
+    return WidgetRead.model_validate(rows[0]._asdict())
+
+
+_WIDGET_COUNT = select(func.count()).select_from(Widget)
+
+
+@router.get("/widget-rows/count")
+async def count_widget_rows(engine: EngineDep, _: Reader) -> dict[str, int]:
+    """A path the hot route's template would match, which FastAPI routes elsewhere."""
+    return {"count": (await fetch_rows(engine, _WIDGET_COUNT))[0][0]}
+
+
+@router.get("/widget-rows/{widget_id}")
+async def get_widget_row(
+    widget_id: str, engine: EngineDep, _: Reader, response: Response
+) -> WidgetRead:
+    """A widget by id, read with `fetch_rows`; its usual case is a hot route."""
+    item = await widget_row(engine, widget_id)
+    response.headers["ETag"] = make_etag(item.id, item.version)
+    return item
+
+
+async def _widget_row_usual(request: HotRequest) -> HotAnswer | None:
+    if request.query(frozenset()) is None or request.path_value is None:
+        return None
+    if await request.principal("widgets:read") is None:
+        return None
+    item = await widget_row(request.state.engine, request.path_value)
+    return HotAnswer.of(item, etag=make_etag(item.id, item.version))
+
+
 @router.get("/boom")
 async def boom(fail: Annotated[str, Query()] = "runtime") -> None:
     raise RuntimeError("SELECT password FROM secrets -- internal detail")
@@ -191,6 +233,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "sample_migrations",
     version_table="sample_alembic_version",
     idempotency_table=idempotency_record,
+    hot_routes=[HotRoute("/api/v1/widget-rows/{widget_id}", _widget_row_usual)],
 )
 
 
