@@ -174,11 +174,11 @@ STATS_YEAR = 2015
 
 async def floor_routes(today: date) -> dict[str, str]:
     """The bare endpoint's paths with the SQL the service sends for the same question."""
-    verify = await floors.statements_of(
-        repository.verify_lookup, on=today, numbers=["BENCH_NUMBER"]
+    verify = await floors.fetched_statements(
+        repository, repository.number_lookup, on=today, number="BENCH_NUMBER"
     )
-    item = await floors.statements_of(
-        repository.get_with_status, certificate_id="BENCH_ID", on=today
+    item = await floors.fetched_statements(
+        repository, repository.row_with_status, certificate_id="BENCH_ID", on=today
     )
     page = PageParams(limit=50, cursor=None, codec=CursorCodec(b"b" * 32), fingerprint="")
     listing = await floors.statements_of(

@@ -396,3 +396,25 @@ async def statements_of(function: Callable[..., Any], **arguments: Any) -> list[
     session = CapturingSession()
     await function(session=session, **arguments)
     return session.statements
+
+
+async def fetched_statements(
+    module: Any, function: Callable[..., Any], **arguments: Any
+) -> list[Any]:
+    """The statements `function(engine=…, **arguments)` reads with `kit.db.fetch_rows` (as
+    `module.fetch_rows`), in order, each with its values bound."""
+    captured: list[Any] = []
+
+    async def capture(
+        _engine: Any, statement: Any, values: dict[str, Any] | None = None
+    ) -> list[Any]:
+        captured.append(statement.params(values) if values else statement)
+        return []
+
+    original = module.fetch_rows
+    module.fetch_rows = capture
+    try:
+        await function(engine=None, **arguments)
+    finally:
+        module.fetch_rows = original
+    return captured

@@ -28,8 +28,12 @@ SERVICE_FILES = [
     "alembic.ini",
 ]
 SQL_FREE_FILES = ["service.py", "routes.py"]
-# The one SQLAlchemy name a service may import: the session's type, for its signatures.
-ALLOWED_SQL_IMPORTS = {("sqlalchemy.ext.asyncio", "AsyncSession")}
+# The SQLAlchemy names a service may import, for its signatures: the session's type, and the
+# engine's (what a read made with `kit.db.fetch_rows` is given).
+ALLOWED_SQL_IMPORTS = {
+    ("sqlalchemy.ext.asyncio", "AsyncSession"),
+    ("sqlalchemy.ext.asyncio", "AsyncEngine"),
+}
 
 
 def _imported_roots(path: Path) -> set[str]:

@@ -8,7 +8,7 @@ from certification.alerts import alerts_lifespan
 from certification.catalogue import load_catalogue
 from certification.disposition_routes import router as disposition_router
 from certification.models import idempotency_record
-from certification.routes import router
+from certification.routes import HOT_ROUTES, router
 from certification.settings import Settings
 from kit.app import ServiceSpec, create_app
 from kit.events import events_lifespan, events_router
@@ -27,6 +27,7 @@ SPEC = ServiceSpec(
     idempotency_table=idempotency_record,
     lifespan_hooks=[events_lifespan(), alerts_lifespan()],
     load_catalogue=load_catalogue,
+    hot_routes=HOT_ROUTES,
 )
 
 

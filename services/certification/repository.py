@@ -28,7 +28,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import col
 
@@ -42,6 +42,7 @@ from kit.db import (
     LIKE_ESCAPE,
     escape_like,
     execute_read,
+    fetch_rows,
     insert_rows,
     present_keys,
     violates_unique,
@@ -293,11 +294,11 @@ async def get_with_status(
 
 
 async def row_with_status(
-    *, session: AsyncSession, certificate_id: str, on: date
+    *, engine: AsyncEngine, certificate_id: str, on: date
 ) -> tuple[CertificateRow, str] | None:
     """A certificate as stored, and its status on `on`."""
-    row = (await execute_read(session, _ROW_BY_ID, {"id": certificate_id, "on": on})).first()
-    return (row, row.status_on) if row else None
+    rows = await fetch_rows(engine, _ROW_BY_ID, {"id": certificate_id, "on": on})
+    return (rows[0], rows[0].status_on) if rows else None
 
 
 async def number_taken(
@@ -477,6 +478,31 @@ async def verify_lookup(
     return [(row, row.status_on) for row in rows]
 
 
+async def number_lookup(
+    *, engine: AsyncEngine, on: date, number: str, kind: str | None = None
+) -> list[tuple[CertificateRow, str]]:
+    """Non-confidential certificates (of `kind`, if given) numbered `number`, the oldest
+    first."""
+    statement = _number_lookup(kind is not None)
+    rows = await fetch_rows(engine, statement, {"on": on, "number": number, "kind": kind})
+    return [(row, row.status_on) for row in rows]
+
+
+@functools.cache
+def _number_lookup(of_kind: bool) -> Select[Any]:
+    """The public lookup of one number, with no list of values to expand, so that
+    `fetch_rows` runs it as compiled once."""
+    return _public(_certificate.certificate_number == bindparam("number"), of_kind)
+
+
+def _public(key: ColumnElement[bool], of_kind: bool) -> Select[Any]:
+    c = _certificate
+    statement = (
+        _rows_with_status(_ON).where(key, c.confidential.is_(False)).order_by(c.issued_on, c.id)
+    )
+    return statement.where(c.kind == bindparam("kind")) if of_kind else statement
+
+
 @functools.cache
 def _verification(by_number: bool, by_holder: bool, of_kind: bool) -> Select[Any]:
     """The public lookup, built once for each combination of keys: a statement built per
@@ -491,12 +517,7 @@ def _verification(by_number: bool, by_holder: bool, of_kind: bool) -> Select[Any
         keys.append(c.certificate_number.in_(bindparam("numbers", expanding=True)))
     if by_holder:
         keys.append(c.enterprise_credit_code.in_(bindparam("credit_codes", expanding=True)))
-    statement = (
-        _rows_with_status(_ON)
-        .where(or_(*keys), c.confidential.is_(False))
-        .order_by(c.issued_on, c.id)
-    )
-    return statement.where(c.kind == bindparam("kind")) if of_kind else statement
+    return _public(or_(*keys), of_kind)
 
 
 def _family_of(standards_by_family: dict[str, list[str]]) -> ColumnElement[str]:

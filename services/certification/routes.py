@@ -36,7 +36,8 @@ from certification.schemas import (
 )
 from kit.concurrency import IfMatch
 from kit.csvio import csv_response
-from kit.db import ReadSessionDep, SessionDep
+from kit.db import EngineDep, ReadSessionDep, SessionDep
+from kit.hotpaths import HotAnswer, HotRequest, HotRoute
 from kit.identifiers import CountyCode, CreditCode
 from kit.pagination import Page, PageParamsDep
 from kit.schemas import IMPORT_ROUTE_DOCS
@@ -147,20 +148,24 @@ async def list_kinds(catalogue: CatalogueDep, _: AnyCaller) -> dict[str, Any]:
     return service.published_kinds(catalogue)
 
 
+NUMBER_LENGTH = 100
+BODY_LENGTH = 200
+
+
 @router.get("/certificates/verify")
 async def verify_certificate(
-    session: ReadSessionDep,
+    engine: EngineDep,
     catalogue: CatalogueDep,
     today: TodayDep,
     _: AnyCaller,
-    number: Annotated[str, Query(min_length=1, max_length=100)],
-    body: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    number: Annotated[str, Query(min_length=1, max_length=NUMBER_LENGTH)],
+    body: Annotated[str | None, Query(min_length=1, max_length=BODY_LENGTH)] = None,
     as_of: AsOf = None,
     kind: KindQuery = None,
 ) -> Verification:
     """The public check of one certificate or licence: its status today (or on `as_of`)."""
     return await service.verify_number(
-        session=session,
+        engine=engine,
         catalogue=catalogue,
         today=today,
         number=number.strip(),
@@ -336,14 +341,14 @@ async def create_certificate(
 async def get_certificate(
     certificate_id: str,
     principal: Reader,
-    session: ReadSessionDep,
+    engine: EngineDep,
     catalogue: CatalogueDep,
     today: TodayDep,
     response: Response,
 ) -> CertificateRead:
     """One certificate, with its ETag."""
     item = await service.read_visible(
-        session=session,
+        engine=engine,
         catalogue=catalogue,
         today=today,
         certificate_id=certificate_id,
@@ -406,3 +411,55 @@ async def certificate_history(
 ) -> Page[CertificateHistoryRead]:
     """Every change of a certificate, oldest first: who, when, what and why."""
     return await service.history(session=session, certificate_id=certificate.id, page=page)
+
+
+_VERIFY_PARAMETERS = frozenset({"number", "body"})
+
+
+async def _verify_usual(request: HotRequest) -> HotAnswer | None:
+    """`GET /certificates/verify` with `number` (and `body`) alone, both of a valid length."""
+    query = request.query(_VERIFY_PARAMETERS)
+    if query is None:
+        return None
+    number, body = query.get("number", ""), query.get("body")
+    if not 1 <= len(number) <= NUMBER_LENGTH or not 1 <= len(body or "-") <= BODY_LENGTH:
+        return None
+    if await request.principal() is None:
+        return None
+    state = request.state
+    verification = await service.verify_number(
+        engine=state.engine,
+        catalogue=state.catalogue,
+        today=state.settings.today(),
+        number=number.strip(),
+        body=body.strip() if body else None,
+        as_of=None,
+    )
+    return HotAnswer.of(verification)
+
+
+async def _certificate_usual(request: HotRequest) -> HotAnswer | None:
+    """`GET /certificates/{certificate_id}`, without parameters, by a caller holding
+    `certificates:read`."""
+    if request.query(frozenset()) is None or request.path_value is None:
+        return None
+    principal = await request.principal("certificates:read")
+    if principal is None:
+        return None
+    state = request.state
+    item = await service.read_visible(
+        engine=state.engine,
+        catalogue=state.catalogue,
+        today=state.settings.today(),
+        certificate_id=request.path_value,
+        principal=principal,
+    )
+    return HotAnswer.of(item, etag=service.etag_of(item))
+
+
+HOT_ROUTES = [
+    HotRoute("/api/v1/certificates/verify", _verify_usual),
+    HotRoute("/api/v1/certificates/{certificate_id}", _certificate_usual),
+]
+"""The public check and the certificate by id, answered before FastAPI in their usual case
+(`kit.hotpaths`)."""

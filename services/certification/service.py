@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from certification import repository
 from certification.catalogue import MANAGEMENT_SYSTEM, Catalogue, Kind
@@ -43,7 +43,7 @@ from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
 from kit.csvio import RowError, batched, drawn_in_thread
 from kit.dates import add_years, business_date_errors
-from kit.db import dialect_of, plan_each_statement, values_of
+from kit.db import as_utc, dialect_of, plan_each_statement, values_of
 from kit.errors import (
     Conflict,
     FieldError,
@@ -166,6 +166,8 @@ def to_read(
         family_label=catalogue.family_labels.get(family) if family else None,
         product_categories=values["product_categories"] or [],
         sites=values["sites"] or [],
+        created_at=as_utc(values["created_at"]),  # SQLite gives back naive UTC times
+        updated_at=as_utc(values["updated_at"]),
         status=current,
         status_label=STATUS_LABELS[current],
         suspension_overdue=current == CertificateStatus.suspended
@@ -565,16 +567,14 @@ def _hidden(
 
 async def read_visible(
     *,
-    session: AsyncSession,
+    engine: AsyncEngine,
     catalogue: Catalogue,
     today: date,
     certificate_id: str,
     principal: Principal,
 ) -> CertificateRead:
     """A certificate as its GET answers, from one statement; 404 as `get_visible`."""
-    found = await repository.row_with_status(
-        session=session, certificate_id=certificate_id, on=today
-    )
+    found = await repository.row_with_status(engine=engine, certificate_id=certificate_id, on=today)
     if found is None or _hidden(found[0], principal):
         raise NotFound(f"No certificate with id {certificate_id!r}.")
     return to_read(found[0], found[1], catalogue=catalogue, today=today)
@@ -970,7 +970,7 @@ def _verification(
 
 async def verify_number(
     *,
-    session: AsyncSession,
+    engine: AsyncEngine,
     catalogue: Catalogue,
     today: date,
     number: str,
@@ -983,7 +983,7 @@ async def verify_number(
     if kind is not None and (error := kind_error(kind, catalogue)):
         raise ValidationFailed([error])
     on = as_of or today
-    rows = await repository.verify_lookup(session=session, on=on, numbers=[number], kind=kind)
+    rows = await repository.number_lookup(engine=engine, on=on, number=number, kind=kind)
     matches = [row for row in rows if body is None or row[0].certification_body == body]
     if not matches:
         issuer = f" by {body}" if body else ""
