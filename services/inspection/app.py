@@ -11,7 +11,7 @@ from inspection.catalogue import load_catalogue
 from inspection.incident_routes import router as incident_router
 from inspection.models import idempotency_record
 from inspection.outbox import METRICS_PREFIX, outbox_lifespan
-from inspection.routes import router
+from inspection.routes import HOT_ROUTES, router
 from inspection.settings import Settings
 from kit.app import ServiceSpec, create_app
 from kit.events import events_lifespan, events_router
@@ -32,6 +32,7 @@ SPEC = ServiceSpec(
     idempotency_table=idempotency_record,
     lifespan_hooks=[events_lifespan(), OUTBOX_HOOK, alerts_lifespan()],
     load_catalogue=load_catalogue,
+    hot_routes=HOT_ROUTES,
     openapi_tags=[
         {"name": "spot-checks", "description": "Supervision spot-checks (監督抽查)"},
         {

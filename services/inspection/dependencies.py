@@ -31,9 +31,14 @@ async def get_today(settings: SettingsDep) -> date:
     return settings.today()
 
 
+def may_read(principal: Principal) -> bool:
+    """Whether the caller may read spot-checks: the read scope, or the write scope."""
+    return principal.has(READ_SCOPE) or principal.has(WRITE_SCOPE)
+
+
 async def reader(principal: CurrentPrincipal) -> Principal:
-    """Callers that may read spot-checks: the read scope, or the write scope."""
-    if not (principal.has(READ_SCOPE) or principal.has(WRITE_SCOPE)):
+    """Callers that may read spot-checks (`may_read`)."""
+    if not may_read(principal):
         raise Forbidden(
             f"This operation needs the scope {READ_SCOPE!r}.", required_scope=READ_SCOPE
         )
@@ -64,10 +69,15 @@ def unpublished_allowed(principal: Principal, include_unpublished: bool) -> bool
     return include_unpublished
 
 
-async def caller_embargo(principal: Reader, today: TodayDep) -> service.Embargo:
+def embargo_of(principal: Principal, today: date) -> service.Embargo:
     """What the caller may see of one spot-check: a writer everything, anyone else what
     is published."""
     return service.Embargo(today=today, lifted=principal.has(WRITE_SCOPE))
+
+
+async def caller_embargo(principal: Reader, today: TodayDep) -> service.Embargo:
+    """The caller's `embargo_of` today."""
+    return embargo_of(principal, today)
 
 
 EmbargoDep = Annotated[service.Embargo, Depends(caller_embargo)]

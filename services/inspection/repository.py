@@ -18,7 +18,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
@@ -39,7 +39,14 @@ from inspection.schemas import (
     SpotCheckFilters,
     StatsRow,
 )
-from kit.db import LIKE_ESCAPE, escape_like, insert_rows, present_keys, violates_unique
+from kit.db import (
+    LIKE_ESCAPE,
+    escape_like,
+    fetch_rows,
+    insert_rows,
+    present_keys,
+    violates_unique,
+)
 from kit.errors import Conflict
 from kit.pagination import Page, PageParams, paginate
 
@@ -55,10 +62,11 @@ _spot_check_table = metadata.tables["spot_check"]
 _ROW_BY_ID = select(*_spot_check_table.c).where(_spot_check_table.c.id == bindparam("id"))
 
 
-async def spot_check_row(*, session: AsyncSession, spot_check_id: str) -> SpotCheckRow | None:
+async def spot_check_row(*, engine: AsyncEngine, spot_check_id: str) -> SpotCheckRow | None:
     """The spot-check with this id as a row of its columns (what its GET answers from: no
     ORM object), or None."""
-    return (await session.execute(_ROW_BY_ID, {"id": spot_check_id})).first()
+    rows = await fetch_rows(engine, _ROW_BY_ID, {"id": spot_check_id})
+    return rows[0] if rows else None
 
 
 async def find_original(

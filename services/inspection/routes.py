@@ -18,6 +18,8 @@ from inspection.dependencies import (
     TodayDep,
     WritableSpotCheckDep,
     Writer,
+    embargo_of,
+    may_read,
     unpublished_allowed,
 )
 from inspection.schemas import (
@@ -35,8 +37,9 @@ from inspection.schemas import (
 )
 from kit.concurrency import IfMatch
 from kit.csvio import csv_response
-from kit.db import ReadSessionDep, SessionDep
+from kit.db import EngineDep, ReadSessionDep, SessionDep
 from kit.downloads import content_disposition
+from kit.hotpaths import HotAnswer, HotRequest, HotRoute
 from kit.identifiers import CountyCode
 from kit.pagination import Page, PageParamsDep
 from kit.schemas import IMPORT_ROUTE_DOCS
@@ -358,14 +361,14 @@ async def repeated_failures(
 @router.get("/spot-checks/{spot_check_id}", summary="One spot-check")
 async def get_spot_check(
     spot_check_id: str,
-    session: ReadSessionDep,
+    engine: EngineDep,
     principal: Reader,
     response: Response,
     catalogue: CatalogueDep,
     embargo: EmbargoDep,
 ) -> SpotCheckRead:
     spot_check = await service.readable_spot_check(
-        session=session, spot_check_id=spot_check_id, embargo=embargo, principal=principal
+        engine=engine, spot_check_id=spot_check_id, embargo=embargo, principal=principal
     )
     response.headers["ETag"] = service.etag_of(spot_check)
     return service.to_read(spot_check, catalogue=catalogue, embargo=embargo)
@@ -406,3 +409,27 @@ async def correct_spot_check(
 @router.get("/spot-checks/{spot_check_id}/history", summary="Every change of a spot-check")
 async def spot_check_history(spot_check: SpotCheckDep, session: SessionDep) -> SpotCheckHistoryList:
     return await service.spot_check_history(session=session, spot_check=spot_check)
+
+
+async def _spot_check_usual(request: HotRequest) -> HotAnswer | None:
+    """`GET /spot-checks/{spot_check_id}`, without parameters, by a caller who may read
+    spot-checks."""
+    if request.query(frozenset()) is None or request.path_value is None:
+        return None
+    principal = await request.principal()
+    if principal is None or not may_read(principal):
+        return None
+    state = request.state
+    embargo = embargo_of(principal, state.settings.today())
+    spot_check = await service.readable_spot_check(
+        engine=state.engine,
+        spot_check_id=request.path_value,
+        embargo=embargo,
+        principal=principal,
+    )
+    item = service.to_read(spot_check, catalogue=state.catalogue, embargo=embargo)
+    return HotAnswer.of(item, etag=service.etag_of(spot_check))
+
+
+HOT_ROUTES = [HotRoute("/api/v1/spot-checks/{spot_check_id}", _spot_check_usual)]
+"""A spot-check by id, answered before FastAPI in its usual case (`kit.hotpaths`)."""

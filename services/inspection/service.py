@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import anyio
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from inspection import repository
 from inspection.bulletin import render_bulletin_pdf, render_bulletin_xlsx
@@ -290,11 +290,11 @@ def _withheld(
 
 
 async def readable_spot_check(
-    *, session: AsyncSession, spot_check_id: str, embargo: Embargo, principal: Principal
+    *, engine: AsyncEngine, spot_check_id: str, embargo: Embargo, principal: Principal
 ) -> SpotCheckRow:
     """The spot-check with this id as its GET answers from it, one row; 404 as
     `visible_spot_check`."""
-    row = await repository.spot_check_row(session=session, spot_check_id=spot_check_id)
+    row = await repository.spot_check_row(engine=engine, spot_check_id=spot_check_id)
     if row is None or _withheld(row, embargo, principal):
         raise NotFound(f"No spot-check with id {spot_check_id!r}.")
     return row
