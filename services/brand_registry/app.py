@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from brand_registry.alerts import alerts_lifespan
 from brand_registry.catalogue import load_catalogue
 from brand_registry.models import idempotency_record
-from brand_registry.routes import router
+from brand_registry.routes import HOT_ROUTES, router
 from brand_registry.settings import Settings
 from kit.app import ServiceSpec, create_app
 from kit.events import events_lifespan, events_router
@@ -26,6 +26,7 @@ SPEC = ServiceSpec(
     idempotency_table=idempotency_record,
     lifespan_hooks=[events_lifespan(), alerts_lifespan()],
     load_catalogue=load_catalogue,
+    hot_routes=HOT_ROUTES,
 )
 
 

@@ -36,7 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from brand_registry.models import (
@@ -52,7 +52,7 @@ from brand_registry.models import (
     metadata,
 )
 from brand_registry.schemas import AwardFilters, ListingFilters
-from kit.db import LIKE_ESCAPE, escape_like, insert_rows, violates_unique
+from kit.db import LIKE_ESCAPE, escape_like, fetch_rows, insert_rows, violates_unique
 from kit.errors import Conflict, FieldError
 from kit.pagination import Page, PageParams, paginate
 
@@ -302,10 +302,11 @@ async def get_brand(*, session: AsyncSession, brand_id: str) -> Brand | None:
 _LISTING_BY_ID = select(*LISTING_COLUMNS, b.version).where(b.id == bindparam("id"))
 
 
-async def listing_row(*, session: AsyncSession, brand_id: str) -> RowMapping | None:
-    """The listing with this id as a row of `LISTING_COLUMNS` and its `version` (what its
-    GET answers from: no ORM object), or None."""
-    return (await session.execute(_LISTING_BY_ID, {"id": brand_id})).mappings().first()
+async def listing_row(*, engine: AsyncEngine, brand_id: str) -> dict[str, Any] | None:
+    """The listing with this id as the values of `LISTING_COLUMNS` and its `version` (what
+    its GET answers from: no ORM object), or None."""
+    rows = await fetch_rows(engine, _LISTING_BY_ID, {"id": brand_id})
+    return rows[0]._asdict() if rows else None
 
 
 async def _key_listings(

@@ -57,7 +57,8 @@ from brand_registry.schemas import (
 )
 from kit.concurrency import IfMatch
 from kit.csvio import csv_response
-from kit.db import ReadSessionDep, SessionDep
+from kit.db import EngineDep, ReadSessionDep, SessionDep
+from kit.hotpaths import HotAnswer, HotRequest, HotRoute
 from kit.identifiers import CountyCode
 from kit.pagination import Page, PageParamsDep
 from kit.schemas import IMPORT_ROUTE_DOCS, ImportReportRead
@@ -307,17 +308,20 @@ async def notify_counterfeit(
     return notice
 
 
+ID_LENGTH = 36
+
+
 @router.get("/brands/{brand_id}", summary="One brand listing")
 async def get_brand(
-    brand_id: Annotated[str, Path(max_length=36)],
+    brand_id: Annotated[str, Path(max_length=ID_LENGTH)],
     principal: Reader,
-    session: ReadSessionDep,
+    engine: EngineDep,
     catalogue: CatalogueDep,
     today: TodayDep,
     response: Response,
 ) -> BrandRead:
     item, etag = await service.read_listing(
-        session=session, brand_id=brand_id, principal=principal, catalogue=catalogue, today=today
+        engine=engine, brand_id=brand_id, principal=principal, catalogue=catalogue, today=today
     )
     response.headers["ETag"] = etag
     return item
@@ -597,3 +601,26 @@ async def award_history(
     award: AwardDep, session: SessionDep, _: Reader, page: PageParamsDep
 ) -> Page[BrandHistoryRead]:
     return await service.award_history(session=session, award_id=award.id, page=page)
+
+
+async def _brand_usual(request: HotRequest) -> HotAnswer | None:
+    """`GET /brands/{brand_id}`, without parameters, by a caller holding `brands:read`."""
+    brand_id = request.path_value
+    if request.query(frozenset()) is None or brand_id is None or len(brand_id) > ID_LENGTH:
+        return None
+    principal = await request.principal("brands:read")
+    if principal is None:
+        return None
+    state = request.state
+    item, etag = await service.read_listing(
+        engine=state.engine,
+        brand_id=brand_id,
+        principal=principal,
+        catalogue=state.catalogue,
+        today=state.settings.today(),
+    )
+    return HotAnswer.of(item, etag=etag)
+
+
+HOT_ROUTES = [HotRoute("/api/v1/brands/{brand_id}", _brand_usual)]
+"""A listing by id, answered before FastAPI in its usual case (`kit.hotpaths`)."""

@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from brand_registry import repository
 from brand_registry.catalogue import GEOGRAPHICAL_INDICATION, GI_FIELDS, Catalogue
@@ -186,13 +186,12 @@ async def get_listing(
 
 
 async def read_listing(
-    *, session: AsyncSession, brand_id: str, principal: Principal, catalogue: Catalogue, today: date
+    *, engine: AsyncEngine, brand_id: str, principal: Principal, catalogue: Catalogue, today: date
 ) -> tuple[BrandRead, str]:
     """A listing as its GET answers, and its ETag, from one row; 404 as `get_listing`."""
-    row = await repository.listing_row(session=session, brand_id=brand_id)
-    if row is None or not principal.reads(row["county_code"]):
+    values = await repository.listing_row(engine=engine, brand_id=brand_id)
+    if values is None or not principal.reads(values["county_code"]):
         raise NotFound(f"No brand listing with id {brand_id!r}.", field="id")
-    values = dict(row)
     version = values.pop("version")
     return to_read(values, catalogue=catalogue, today=today), make_etag(values["id"], version)
 
