@@ -137,6 +137,22 @@ async def widgets_of_color(
     return rows.map(lambda row: {"name": row["name"], "color": row["color"]})
 
 
+@router.get("/widgets-of-color-on-engine")
+async def widgets_of_color_on_engine(
+    engine: EngineDep, _: Reader, page: PageParamsDep, color: str
+) -> Page[dict[str, str]]:
+    """The same list paged on the engine (`fetch_rows`)."""
+    rows = await paginate(
+        engine,
+        _WIDGETS_OF_COLOR,
+        params=page,
+        keys=[_widget.id],
+        values={"color": color},
+        mappings=True,
+    )
+    return rows.map(lambda row: {"name": row["name"], "color": row["color"]})
+
+
 @router.get("/widgets-by-version")
 async def widgets_by_version(session: SessionDep, _: Reader, version: int) -> list[WidgetRead]:
     query = select(Widget).where(col(Widget.version) == version)

@@ -2,10 +2,19 @@ import gc
 import weakref
 
 import pytest
+from sqlalchemy import select
 
 from kit.errors import BadRequest
-from kit.pagination import CURSOR_PATTERN, CursorCodec, page_of, query_fingerprint
+from kit.pagination import (
+    CURSOR_PATTERN,
+    CursorCodec,
+    PageParams,
+    page_of,
+    paginate,
+    query_fingerprint,
+)
 from kit.testing import Harness
+from kit.tests.sample_app import Widget
 
 codec = CursorCodec(b"s" * 32)
 
@@ -98,7 +107,11 @@ async def test_pages_in_descending_order_of_two_keys(sample: Harness) -> None:
     assert seen == ["red:d", "red:b", "red:a", "blue:e", "blue:c"]
 
 
-async def test_a_kept_statement_pages_each_request_by_its_own_values(sample: Harness) -> None:
+@pytest.mark.parametrize("path", ["/api/v1/widgets-of-color", "/api/v1/widgets-of-color-on-engine"])
+async def test_a_kept_statement_pages_each_request_by_its_own_values(
+    sample: Harness, path: str
+) -> None:
+    """On a read session, and on the engine (`fetch_rows`), which gives the same pages."""
     client = sample.client()
     for i in range(9):
         await _create(client, f"w{i}", ("red", "blue", "green")[i % 3])
@@ -107,7 +120,7 @@ async def test_a_kept_statement_pages_each_request_by_its_own_values(sample: Har
         seen: list[str] = []
         params: dict[str, str | int] = {"limit": 2, "color": color}
         while True:
-            response = await client.get("/api/v1/widgets-of-color", params=params)
+            response = await client.get(path, params=params)
             assert response.status_code == 200, response.text
             page = response.json()
             assert {item["color"] for item in page["items"]} <= {color}
@@ -195,3 +208,17 @@ def test_a_kept_statement_is_ordered_once_per_shape_and_a_fresh_one_is_let_go() 
     del fresh
     gc.collect()
     assert gone() is None, "a statement built for one request is not kept by pagination"
+
+
+async def test_paging_on_the_engine_takes_a_kept_statement_of_rows(sample: Harness) -> None:
+    """On the engine there is no session to load ORM objects into, and a statement built per
+    call would be compiled per call: both are refused rather than served slowly."""
+    page = PageParams(limit=5, cursor=None, codec=CursorCodec(b"k" * 32), fingerprint="")
+    statement = select(Widget.__table__.c.id)  # type: ignore[attr-defined]
+    key = Widget.__table__.c.id  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="kept statement"):
+        await paginate(sample.engine, statement, params=page, keys=[key], rows=True)
+    with pytest.raises(ValueError, match="kept statement"):
+        await paginate(sample.engine, statement, params=page, keys=[key], values={})
+    found = await paginate(sample.engine, statement, params=page, keys=[key], values={}, rows=True)
+    assert found.items == []
