@@ -37,6 +37,7 @@ from bench import floors
 from certification import repository
 from certification.catalogue import load_catalogue
 from certification.settings import Settings
+from kit import pagination
 from kit.auth import TokenMinter, generate_keypair
 from kit.identifiers import credit_code_check_char
 from kit.migrations import upgrade_to_head
@@ -181,7 +182,8 @@ async def floor_routes(today: date) -> dict[str, str]:
         repository, repository.row_with_status, certificate_id="BENCH_ID", on=today
     )
     page = PageParams(limit=50, cursor=None, codec=CursorCodec(b"b" * 32), fingerprint="")
-    listing = await floors.statements_of(
+    listing = await floors.fetched_statements(
+        pagination,
         repository.list_certificates,
         query=repository.CertificateQuery(
             on=today, include_confidential=True, county_code="BENCH_COUNTY", status="valid"

@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from scripts.processes import free_port
 
@@ -413,8 +414,10 @@ async def fetched_statements(
 
     original = module.fetch_rows
     module.fetch_rows = capture
+    engine = create_async_engine("postgresql+asyncpg://bench@127.0.0.1/never-connected")
     try:
-        await function(engine=None, **arguments)
+        await function(engine=engine, **arguments)
     finally:
         module.fetch_rows = original
+        await engine.dispose()
     return captured

@@ -247,12 +247,12 @@ def _kept_listing(
 
 
 async def list_certificates(
-    *, session: AsyncSession, query: CertificateQuery, page: PageParams
+    *, engine: AsyncEngine, query: CertificateQuery, page: PageParams
 ) -> Page[tuple[CertificateRow, str]]:
     """One page of certificates with their status on `query.on`, by id."""
     statement, values = _listing(query)
     rows = await paginate(
-        session, statement, params=page, keys=[_certificate.id], values=values, rows=True
+        engine, statement, params=page, keys=[_certificate.id], values=values, rows=True
     )
     return rows.map(lambda row: (row, row.status_on))
 

@@ -36,7 +36,7 @@ from certification.schemas import (
 )
 from kit.concurrency import IfMatch
 from kit.csvio import csv_response
-from kit.db import EngineDep, ReadSessionDep, SessionDep
+from kit.db import EngineDep, SessionDep
 from kit.hotpaths import HotAnswer, HotRequest, HotRoute
 from kit.identifiers import CountyCode, CreditCode
 from kit.pagination import Page, PageParamsDep
@@ -304,7 +304,7 @@ async def export_certificates(
 
 @router.get("/certificates")
 async def list_certificates(
-    session: ReadSessionDep,
+    engine: EngineDep,
     catalogue: CatalogueDep,
     today: TodayDep,
     principal: Reader,
@@ -316,7 +316,7 @@ async def list_certificates(
         catalogue=catalogue, today=today, principal=principal, **filters.values
     )
     return await service.list_certificates(
-        session=session, catalogue=catalogue, today=today, query=query, page=page
+        engine=engine, catalogue=catalogue, today=today, query=query, page=page
     )
 
 

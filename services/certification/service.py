@@ -780,14 +780,14 @@ async def change_status(
 
 async def list_certificates(
     *,
-    session: AsyncSession,
+    engine: AsyncEngine,
     catalogue: Catalogue,
     today: date,
     query: CertificateQuery,
     page: PageParams,
 ) -> Page[CertificateRead]:
     """One page of certificates, each with its status on the query's date."""
-    rows = await repository.list_certificates(session=session, query=query, page=page)
+    rows = await repository.list_certificates(engine=engine, query=query, page=page)
     return rows.map(lambda row: to_read(row[0], row[1], catalogue=catalogue, today=today))
 
 
