@@ -247,13 +247,13 @@ def listing_query(
 
 async def list_listings(
     *,
-    session: AsyncSession,
+    engine: AsyncEngine,
     filters: ListingFilters,
     today: date,
     page: PageParams,
     county_codes: Collection[str] | None = None,
     suspended_before: date | None = None,
-) -> Page[RowMapping]:
+) -> Page[dict[str, Any]]:
     """One page of the listings matching `filters`, newest first, as rows of `LISTING_COLUMNS`."""
     statement, values = listing_query(
         filters=filters,
@@ -261,8 +261,8 @@ async def list_listings(
         county_codes=county_codes,
         suspended_before=suspended_before,
     )
-    listings: Page[RowMapping] = await paginate(
-        session,
+    listings: Page[dict[str, Any]] = await paginate(
+        engine,
         statement,
         params=page,
         keys=[b.id],

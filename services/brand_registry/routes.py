@@ -89,7 +89,7 @@ router = APIRouter(prefix="/api/v1", tags=["brands"])
     openapi_extra=LISTING_QUERY_DOCS,
 )
 async def list_brands(
-    session: ReadSessionDep,
+    engine: EngineDep,
     principal: Reader,
     catalogue: CatalogueDep,
     today: TodayDep,
@@ -97,7 +97,7 @@ async def list_brands(
     page: PageParamsDep,
 ) -> Response:
     listings = await service.list_listings(
-        session=session,
+        engine=engine,
         filters=filters,
         catalogue=catalogue,
         today=today,

@@ -1229,7 +1229,7 @@ def check_filters(filters: ListingFilters, catalogue: Catalogue) -> None:
 
 async def list_listings(
     *,
-    session: AsyncSession,
+    engine: AsyncEngine,
     filters: ListingFilters,
     catalogue: Catalogue,
     today: date,
@@ -1239,7 +1239,7 @@ async def list_listings(
     """One page of listings matching `filters`, newest first, of `counties` only (None: all)."""
     check_filters(filters, catalogue)
     rows = await repository.list_listings(
-        session=session,
+        engine=engine,
         filters=filters,
         today=today,
         page=page,
