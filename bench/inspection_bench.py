@@ -47,6 +47,7 @@ from bench import floors  # noqa: E402
 from inspection import repository  # noqa: E402
 from inspection.models import SpotCheck  # noqa: E402
 from inspection.schemas import Result, SpotCheckFilters  # noqa: E402
+from kit import pagination  # noqa: E402
 from kit.auth import TokenMinter, write_keypair  # noqa: E402
 from kit.identifiers import credit_code_check_char, new_id  # noqa: E402
 from kit.migrations import upgrade_to_head  # noqa: E402
@@ -223,8 +224,8 @@ async def reads_beside_floor(
     today = date.today()
     page = PageParams(limit=50, cursor=None, codec=CursorCodec(b"b" * 32), fingerprint="")
     filters = SpotCheckFilters(county_code="BENCH_COUNTY", result=Result.failed)
-    listing = await floors.statements_of(
-        repository.list_spot_checks, filters=filters, today=today, page=page
+    listing = await floors.fetched_statements(
+        pagination, repository.list_spot_checks, filters=filters, today=today, page=page
     )
     routes = {
         "/item": floors.compiled(

@@ -1,10 +1,12 @@
 """Every query of the inspection service; functions flush, the request commits."""
 
+import functools
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import date
 from typing import Any, Literal, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Row,
     Select,
     Table,
@@ -20,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import col
 
 from inspection.models import (
@@ -275,52 +278,85 @@ def public_pass(check: Any, today: date) -> Any:
     return or_(col(check.result) == "pass", col(check.overturned_on) <= today)
 
 
+_SEARCHED = (
+    "plan_code",
+    "product_name",
+    "enterprise_name",
+    "sample_code",
+    "report_number",
+    "testing_lab",
+)
+
+
+def _filter_values(filters: SpotCheckFilters, today: date) -> dict[str, Any]:
+    """The values of the filters given, by name: what a kept statement (`_kept_filters`)
+    binds."""
+    values: dict[str, Any] = {
+        "programmes": sorted(filters.programmes) if filters.programmes is not None else None,
+        "equipment_code": filters.equipment_code,
+        "plan_code": filters.plan_code,
+        "level": filters.level.value if filters.level is not None else None,
+        "county_code": filters.county_code,
+        "county_codes": sorted(filters.county_codes) if filters.county_codes is not None else None,
+        "product_category": filters.product_category,
+        "result": filters.result.value if filters.result is not None else None,
+        "sampled_from": filters.sampled_from,
+        "sampled_to": filters.sampled_to,
+        "enterprise_credit_code": filters.enterprise_credit_code,
+        "prefix": escape_like(filters.enterprise_credit_code_prefix) + "%"
+        if filters.enterprise_credit_code_prefix is not None
+        else None,
+        "q": f"%{escape_like(filters.q.lower())}%" if filters.q else None,
+        "today": None if filters.include_unpublished else today,
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+@functools.cache
+def _kept_filters(given: frozenset[str]) -> tuple[ColumnElement[bool], ...]:
+    """The conditions of the filters named in `given`, their values bound by name, built
+    once for each combination of filters."""
+    c = _spot_check_table.c
+    conditions: list[ColumnElement[bool]] = []
+    if "programmes" in given:
+        conditions.append(c.programme.in_(bindparam("programmes", expanding=True)))
+    for name in ("equipment_code", "plan_code", "level", "county_code", "product_category"):
+        if name in given:
+            conditions.append(c[name] == bindparam(name))
+    if "county_codes" in given:
+        conditions.append(c.county_code.in_(bindparam("county_codes", expanding=True)))
+    if "result" in given:
+        conditions.append(c.result == bindparam("result"))
+    if "sampled_from" in given:
+        conditions.append(c.sampled_on >= bindparam("sampled_from"))
+    if "sampled_to" in given:
+        conditions.append(c.sampled_on <= bindparam("sampled_to"))
+    if "enterprise_credit_code" in given:
+        conditions.append(c.enterprise_credit_code == bindparam("enterprise_credit_code"))
+    if "prefix" in given:
+        conditions.append(c.enterprise_credit_code.like(bindparam("prefix"), escape=LIKE_ESCAPE))
+    if "q" in given:
+        pattern: BindParameter[str] = bindparam("q")
+        conditions.append(
+            or_(*(func.lower(c[name]).like(pattern, escape=LIKE_ESCAPE) for name in _SEARCHED))
+        )
+    if "today" in given:
+        conditions.append(and_(c.published_on.is_not(None), c.published_on <= bindparam("today")))
+    return tuple(conditions)
+
+
 def _filtered(query: Select[Any], filters: SpotCheckFilters, today: date) -> Select[Any]:
-    conditions: list[Any] = []
-    if filters.programmes is not None:
-        conditions.append(col(SpotCheck.programme).in_(sorted(filters.programmes)))
-    if filters.equipment_code is not None:
-        conditions.append(col(SpotCheck.equipment_code) == filters.equipment_code)
-    if filters.plan_code is not None:
-        conditions.append(col(SpotCheck.plan_code) == filters.plan_code)
-    if filters.level is not None:
-        conditions.append(col(SpotCheck.level) == filters.level.value)
-    if filters.county_code is not None:
-        conditions.append(col(SpotCheck.county_code) == filters.county_code)
-    if filters.county_codes is not None:
-        conditions.append(col(SpotCheck.county_code).in_(sorted(filters.county_codes)))
-    if filters.product_category is not None:
-        conditions.append(col(SpotCheck.product_category) == filters.product_category)
-    if filters.result is not None:
-        conditions.append(col(SpotCheck.result) == filters.result.value)
-    if filters.sampled_from is not None:
-        conditions.append(col(SpotCheck.sampled_on) >= filters.sampled_from)
-    if filters.sampled_to is not None:
-        conditions.append(col(SpotCheck.sampled_on) <= filters.sampled_to)
-    if filters.enterprise_credit_code is not None:
-        conditions.append(col(SpotCheck.enterprise_credit_code) == filters.enterprise_credit_code)
-    if filters.enterprise_credit_code_prefix is not None:
-        conditions.append(
-            col(SpotCheck.enterprise_credit_code).startswith(
-                filters.enterprise_credit_code_prefix, autoescape=True
-            )
-        )
-    if filters.q:
-        pattern = f"%{escape_like(filters.q.lower())}%"
-        searched = (
-            SpotCheck.plan_code,
-            SpotCheck.product_name,
-            SpotCheck.enterprise_name,
-            SpotCheck.sample_code,
-            SpotCheck.report_number,
-            SpotCheck.testing_lab,
-        )
-        conditions.append(
-            or_(*(func.lower(col(column)).like(pattern, escape=LIKE_ESCAPE) for column in searched))
-        )
-    if not filters.include_unpublished:
-        conditions.append(_visible(today))
-    return query.where(*conditions) if conditions else query
+    """`query` with the filters' conditions, their values written in."""
+    values = _filter_values(filters, today)
+    conditions = _kept_filters(frozenset(values))
+    return query.where(*conditions).params(values) if conditions else query
+
+
+@functools.cache
+def _kept_listing(given: frozenset[str]) -> Select[Any]:
+    """The list's statement for one combination of filters, kept so that each page reuses
+    its compiled form (`kit.pagination.paginate` on the engine)."""
+    return select(*_spot_check_table.c).where(*_kept_filters(given))
 
 
 async def bulletin_checks(
@@ -348,12 +384,15 @@ async def bulletin_checks(
 
 
 async def list_spot_checks(
-    *, session: AsyncSession, filters: SpotCheckFilters, today: date, page: PageParams
+    *, engine: AsyncEngine, filters: SpotCheckFilters, today: date, page: PageParams
 ) -> Page[Any]:
     """One page of spot-checks in id (creation) order, as rows: a list answers from them
     without building an ORM object per check."""
-    query = _filtered(select(*_spot_check_table.c), filters, today)
-    return await paginate(session, query, params=page, keys=[_spot_check_table.c.id], rows=True)
+    values = _filter_values(filters, today)
+    statement = _kept_listing(frozenset(values))
+    return await paginate(
+        engine, statement, params=page, keys=[_spot_check_table.c.id], values=values, rows=True
+    )
 
 
 async def history_of(*, session: AsyncSession, spot_check_id: str) -> list[SpotCheckHistory]:

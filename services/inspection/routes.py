@@ -37,7 +37,7 @@ from inspection.schemas import (
 )
 from kit.concurrency import IfMatch
 from kit.csvio import csv_response
-from kit.db import EngineDep, ReadSessionDep, SessionDep
+from kit.db import EngineDep, SessionDep
 from kit.downloads import content_disposition
 from kit.hotpaths import HotAnswer, HotRequest, HotRoute
 from kit.identifiers import CountyCode
@@ -99,14 +99,14 @@ async def create_spot_check(
 
 @router.get("/spot-checks", summary="List spot-checks")
 async def list_spot_checks(
-    session: ReadSessionDep,
+    engine: EngineDep,
     filters: FiltersDep,
     page: PageParamsDep,
     catalogue: CatalogueDep,
     today: TodayDep,
 ) -> Page[SpotCheckRead]:
     return await service.list_spot_checks(
-        session=session, filters=filters, page=page, catalogue=catalogue, today=today
+        engine=engine, filters=filters, page=page, catalogue=catalogue, today=today
     )
 
 

@@ -302,16 +302,14 @@ async def readable_spot_check(
 
 async def list_spot_checks(
     *,
-    session: AsyncSession,
+    engine: AsyncEngine,
     filters: SpotCheckFilters,
     page: PageParams,
     catalogue: Catalogue,
     today: date,
 ) -> Page[SpotCheckRead]:
     """One page of the filtered spot-checks, oldest first, as the embargo lets them out."""
-    rows = await repository.list_spot_checks(
-        session=session, filters=filters, today=today, page=page
-    )
+    rows = await repository.list_spot_checks(engine=engine, filters=filters, today=today, page=page)
     embargo = Embargo(today=today, lifted=filters.include_unpublished)
     return rows.map(lambda row: to_read(row, catalogue=catalogue, embargo=embargo))
 
