@@ -32,9 +32,15 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from kit.db import as_utc, create_engine, fetch_rows, is_database_unavailable
+from kit.db import (
+    as_utc,
+    create_engine,
+    fetch_rows,
+    is_database_unavailable,
+    read_concurrently,
+)
 from kit.testing import TEST_DATABASE_URL, provision_database
 
 
@@ -190,3 +196,22 @@ async def test_a_connection_lost_under_a_read_is_replaced(engine: AsyncEngine) -
         await _backend_pid(engine)
     assert is_database_unavailable(lost.value)
     assert await _backend_pid(engine) != pid
+
+
+async def test_reads_run_together_on_postgresql_and_in_turn_elsewhere(engine: AsyncEngine) -> None:
+    """On PostgreSQL the first read waits for the second to have run, which it can only do
+    at the same time, on a connection of its own; elsewhere they run in turn, in order."""
+    second_ran = asyncio.Event()
+    together = engine.dialect.name == "postgresql"
+
+    async def first(session: AsyncSession) -> str:
+        if together:
+            await asyncio.wait_for(second_ran.wait(), timeout=10)
+        return str((await session.execute(select(c.name).where(c.id == 1))).scalar_one())
+
+    async def second(session: AsyncSession) -> int:
+        second_ran.set()
+        return int((await session.execute(select(func.count()).select_from(thing))).scalar_one())
+
+    assert await read_concurrently(engine, first, second) == ["thing 1", 7]
+    assert second_ran.is_set()
