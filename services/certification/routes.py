@@ -196,7 +196,7 @@ async def verify_certificates(
 
 @router.get("/certificates/stats")
 async def certificate_stats(
-    session: SessionDep,
+    engine: EngineDep,
     catalogue: CatalogueDep,
     principal: Reader,
     year: Annotated[int, Query(ge=1949, le=2200)],
@@ -217,7 +217,7 @@ async def certificate_stats(
     """Newly certified enterprises in `year` and certificates in force, per county; for a
     licence `kind`, enterprises licensed on `as_of` and licences issued in `year`."""
     return await service.stats(
-        session=session,
+        engine=engine,
         catalogue=catalogue,
         year=year,
         county_code=county_code,

@@ -43,7 +43,7 @@ from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
 from kit.csvio import RowError, batched, drawn_in_thread
 from kit.dates import add_years, business_date_errors
-from kit.db import as_utc, dialect_of, plan_each_statement, values_of
+from kit.db import as_utc, dialect_of, plan_each_statement, read_concurrently, values_of
 from kit.errors import (
     Conflict,
     FieldError,
@@ -1073,7 +1073,7 @@ def parse_families(raw: str | None, catalogue: Catalogue) -> list[str]:
 
 async def stats(
     *,
-    session: AsyncSession,
+    engine: AsyncEngine,
     catalogue: Catalogue,
     year: int,
     county_code: str | None,
@@ -1098,7 +1098,7 @@ async def stats(
         if families is not None:
             raise ValidationFailed.single("families", "families count management_system only")
         return await licence_stats(
-            session=session,
+            engine=engine,
             catalogue=catalogue,
             kind=kind,
             year=year,
@@ -1109,21 +1109,24 @@ async def stats(
     counted = parse_families(families, catalogue)
     standards_by_family = {family: catalogue.standards_of([family]) for family in counted}
     standards = [code for codes in standards_by_family.values() for code in codes]
-    new_by_county, new_total = await repository.new_certified_by_county(
-        session=session,
-        standards=standards,
-        start=start,
-        end=min(on, end),
-        on=on,
-        county_code=county_code,
-        county_codes=counties,
-    )
-    in_force = await repository.in_force_by_county_family(
-        session=session,
-        standards_by_family=standards_by_family,
-        on=on,
-        county_code=county_code,
-        county_codes=counties,
+    (new_by_county, new_total), in_force = await read_concurrently(
+        engine,
+        lambda session: repository.new_certified_by_county(
+            session=session,
+            standards=standards,
+            start=start,
+            end=min(on, end),
+            on=on,
+            county_code=county_code,
+            county_codes=counties,
+        ),
+        lambda session: repository.in_force_by_county_family(
+            session=session,
+            standards_by_family=standards_by_family,
+            on=on,
+            county_code=county_code,
+            county_codes=counties,
+        ),
     )
     shown = {county_code} if county_code else set(catalogue.region_codes)
     if counties is not None:
@@ -1148,7 +1151,7 @@ async def stats(
 
 async def licence_stats(
     *,
-    session: AsyncSession,
+    engine: AsyncEngine,
     catalogue: Catalogue,
     kind: str,
     year: int,
@@ -1159,16 +1162,19 @@ async def licence_stats(
     """Per county, the distinct enterprises holding a licence of `kind` in force on `on` and
     the licences of `kind` issued in `year` up to `on`; the totals count each enterprise once."""
     end = min(on, date(year, 12, 31))
-    licensed, licensed_total = await repository.licensed_enterprises_by_county(
-        session=session, kind=kind, on=on, county_code=county_code, county_codes=counties
-    )
-    issued = await repository.licences_issued_by_county(
-        session=session,
-        kind=kind,
-        start=date(year, 1, 1),
-        end=end,
-        county_code=county_code,
-        county_codes=counties,
+    (licensed, licensed_total), issued = await read_concurrently(
+        engine,
+        lambda session: repository.licensed_enterprises_by_county(
+            session=session, kind=kind, on=on, county_code=county_code, county_codes=counties
+        ),
+        lambda session: repository.licences_issued_by_county(
+            session=session,
+            kind=kind,
+            start=date(year, 1, 1),
+            end=end,
+            county_code=county_code,
+            county_codes=counties,
+        ),
     )
     shown = {county_code} if county_code else set(catalogue.region_codes)
     if counties is not None:
