@@ -116,7 +116,7 @@ async def list_spot_checks(
     " safety), instruments checked (metrology), items overdue (special equipment)",
 )
 async def spot_check_stats(
-    session: SessionDep,
+    engine: EngineDep,
     principal: Reader,
     catalogue: CatalogueDep,
     today: TodayDep,
@@ -140,7 +140,7 @@ async def spot_check_stats(
         counties=principal.readable_counties(),
     )
     return await service.programme_stats(
-        session=session,
+        engine=engine,
         programme=service.parse_programme(programme),
         query=query,
         catalogue=catalogue,

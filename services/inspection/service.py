@@ -58,7 +58,7 @@ from inspection.schemas import (
 from kit.auth import Principal
 from kit.concurrency import check_if_match, make_etag
 from kit.dates import business_date_errors
-from kit.db import as_utc, values_of
+from kit.db import as_utc, read_concurrently, values_of
 from kit.errors import Conflict, FieldError, NotFound, ValidationFailed, field_name
 from kit.events import NewEvent, emit_many, pending_events, reschedule, withdraw
 from kit.identifiers import new_id
@@ -1359,7 +1359,7 @@ def _findings_by_county(
 
 async def spot_check_stats(
     *,
-    session: AsyncSession,
+    engine: AsyncEngine,
     year: int,
     as_of: date | None,
     levels: list[Level],
@@ -1374,30 +1374,23 @@ async def spot_check_stats(
     the findings of their chains; of `counties` only (None: all) for a county-bound reader."""
     start, as_of = _stats_period(year, as_of)
     _check_stats_county(county_code, catalogue)
-    rows = await repository.stats_rows(
-        session=session,
-        programme=programme.value,
-        start=start,
-        end=min(as_of, date(year, 12, 31)),
-        levels=[level.value for level in levels],
-        county_code=county_code,
-        include_unpublished=include_unpublished,
-        today=today,
+    window: dict[str, Any] = {
+        "programme": programme.value,
+        "start": start,
+        "end": min(as_of, date(year, 12, 31)),
+        "levels": [level.value for level in levels],
+        "county_code": county_code,
+        "include_unpublished": include_unpublished,
+        "today": today,
+    }
+    rows, finding_rows = await read_concurrently(
+        engine,
+        lambda session: repository.stats_rows(session=session, **window),
+        lambda session: repository.finding_rows(session=session, **window),
     )
     if counties is not None:
         rows = [row for row in rows if row.county_code in counties]
-    findings = _finding_records(
-        await repository.finding_rows(
-            session=session,
-            programme=programme.value,
-            start=start,
-            end=min(as_of, date(year, 12, 31)),
-            levels=[level.value for level in levels],
-            county_code=county_code,
-            include_unpublished=include_unpublished,
-            today=today,
-        )
-    )
+    findings = _finding_records(finding_rows)
     if counties is not None:
         findings = [record for record in findings if record.county_code in counties]
     shown = {county_code} if county_code else set(catalogue.regions)
@@ -1642,19 +1635,22 @@ async def equipment_stats(
 
 async def programme_stats(
     *,
-    session: AsyncSession,
+    engine: AsyncEngine,
     programme: Programme,
     query: StatsQuery,
     catalogue: Catalogue,
     today: date,
 ) -> ProgrammeStats:
     """The stats of one programme, in the shape its records call for."""
-    if programme is Programme.metrology:
-        return await metrology_stats(session=session, query=query, catalogue=catalogue, today=today)
-    if programme is Programme.special_equipment:
-        return await equipment_stats(session=session, query=query, catalogue=catalogue, today=today)
+    if programme in (Programme.metrology, Programme.special_equipment):
+        stats = metrology_stats if programme is Programme.metrology else equipment_stats
+        answers: list[ProgrammeStats] = await read_concurrently(
+            engine,
+            lambda session: stats(session=session, query=query, catalogue=catalogue, today=today),
+        )
+        return answers[0]
     return await spot_check_stats(
-        session=session,
+        engine=engine,
         year=query.year,
         as_of=query.as_of,
         levels=query.levels,
