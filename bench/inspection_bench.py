@@ -1,6 +1,7 @@
 """Benchmark of the inspection service on PostgreSQL: prints figures, then cleans up.
 
     .venv/bin/python bench/inspection_bench.py [--rows 1000000] [--import-rows 100000] [--requests 2000]
+        [--keep]
 
 Creates its own database on 127.0.0.1:5432 (user postgres), loads generated spot-checks with
 COPY, runs the service with uvicorn on a free 127.0.0.1 port, and reports:
@@ -11,7 +12,8 @@ COPY, runs the service with uvicorn on a free 127.0.0.1 port, and reports:
     timed on the same database in the same run, with the covering index and without it;
   - CSV import rows/s through the API against COPY of the same rows;
   - the service's peak RSS.
-The database is dropped and the service stopped at the end, whatever happens.
+The database is dropped (unless `--keep`, for comparing builds on it; the covering index
+is dropped by then) and the service stopped at the end, whatever happens.
 """
 
 from __future__ import annotations
@@ -383,11 +385,14 @@ def main(args: argparse.Namespace) -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        asyncio.run(execute(ADMIN_DSN, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if args.keep:
+            print(f"database kept: {name}")
+        else:
+            asyncio.run(execute(ADMIN_DSN, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            print(f"dropped database {name}")
         for path in sorted(tmp.rglob("*"), reverse=True):
             path.unlink() if path.is_file() else path.rmdir()
         tmp.rmdir()
-        print(f"dropped database {name}")
 
 
 if __name__ == "__main__":
@@ -396,4 +401,7 @@ if __name__ == "__main__":
     parser.add_argument("--import-rows", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the database behind and print its name"
+    )
     main(parser.parse_args())
