@@ -5,8 +5,8 @@
 Creates a throwaway database on 127.0.0.1:5432 (user postgres), runs the service under
 uvicorn on a free local port with a token minted here, and prints:
 - import rows/s of the CSV import against PostgreSQL COPY of the same rows, and peak RSS;
-- p50/p99, requests/s and server CPU per request of a filtered page of 50 at c=1 and at
-  `--concurrency`, against a bare asyncpg endpoint (`bench/floors.py`: raw ASGI under uvicorn,
+- p50/p99, requests/s and server CPU per request of a listing by id and of a filtered page of
+  50, at c=1 and at `--concurrency`, against a bare asyncpg endpoint (`bench/floors.py`: raw ASGI under uvicorn,
   no framework) running the same SQL;
 - stats latency against the bare GROUP BY;
 - the plans PostgreSQL chose for both (`EXPLAIN (ANALYZE, BUFFERS)`).
@@ -312,21 +312,31 @@ async def main(rows_count: int, requests: int, concurrency: int, import_only: bo
 
         connection = await asyncpg.connect(dsn)
         await connection.execute("ANALYZE")
+        some_id = await connection.fetchval("SELECT id FROM brand ORDER BY id LIMIT 1")
         await connection.close()
         list_statement = list_sql(date.today())
+        (by_id,) = await floors.fetched_statements(
+            repository, repository.listing_row, brand_id="BENCH_ID"
+        )
+        item_statement = floors.compiled(by_id, placeholders=["BENCH_ID"])
         query = "&".join(f"{k}={v}" for k, v in LIST_PARAMS.items())
         async with httpx.AsyncClient(base_url=base, headers=auth, timeout=60) as client:
             await floors.compare(
                 [
                     floors.Case(
+                        "GET /brands/{id}",
+                        lambda _: (f"/api/v1/brands/{some_id}", {}),
+                        lambda _: ("/item", {"id": some_id}),
+                    ),
+                    floors.Case(
                         f"list ({query}, limit=50)",
                         lambda _: ("/api/v1/brands", {**LIST_PARAMS, "limit": 50}),
                         lambda _: ("/list", {}),
-                    )
+                    ),
                 ],
                 service=(client, app.pid),
                 dsn=dsn,
-                routes={"/list": list_statement},
+                routes={"/item": item_statement, "/list": list_statement},
                 workdir=workdir,
                 requests=requests,
                 concurrency=concurrency,
