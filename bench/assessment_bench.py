@@ -2,8 +2,9 @@
 
 Creates four throwaway databases, migrates them, COPYs 1,000,000 spot-checks, 100,000
 certificates and 20,000 brand listings straight into the data services' tables, runs the four
-services under uvicorn on 127.0.0.1, then times, round by round, each `/stats` call alone and
-the assessment's standings (which makes the same three calls in parallel and computes).
+services under uvicorn on 127.0.0.1, then times, round by round, three `/stats` calls alone,
+the standings' own `/stats` calls (ten for the seed's target set) made all at once, and the
+assessment's standings (which makes those calls in parallel and computes).
 Drops the databases at the end.
 
     .venv/bin/python bench/assessment_bench.py [--spot-checks N] [--certificates N] [--brands N]
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -32,6 +33,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "libs")]
 
+from assessment.schemas import TargetSetCreate  # noqa: E402
+from assessment.sources import ENDPOINTS, Endpoint  # noqa: E402
+from assessment.standings import queries_for  # noqa: E402
 from kit.auth import TokenMinter, write_keypair  # noqa: E402
 from scripts.processes import ServiceProcess, finish_migrations  # noqa: E402
 
@@ -76,7 +80,7 @@ def certificate_rows(n: int, now: datetime) -> Iterator[tuple[object, ...]]:
             str(uuid.uuid4()), f"00107Q{i:07d}", rng.choice(["ISO 9001:2000", "ISO 14001:2004"]),
             "中國質量認證中心", f"91320300{i % 60000:09d}"[:17] + "0", f"企業{i}",
             rng.choice(COUNTIES), "生產", "[]", issued, issued + timedelta(days=3 * 365), issued,
-            False, "valid", issued, now, now, 1,
+            False, "valid", issued, now, now, 1, "management_system", "[]",
         )  # fmt: skip
 
 
@@ -110,7 +114,7 @@ COPIES = {
         ["id", "certificate_number", "standard", "certification_body", "enterprise_credit_code",
          "enterprise_name", "county_code", "scope", "sites", "issued_on", "expires_on",
          "original_issued_on", "confidential", "status", "status_since", "created_at",
-         "updated_at", "version"],
+         "updated_at", "version", "kind", "product_categories"],
         certificate_rows,
     ),
     "inspection": (
@@ -145,6 +149,29 @@ async def copy_rows(
         await connection.execute(f"ANALYZE {table}")
     finally:
         await connection.close()
+
+
+async def timed_at_once(
+    calls: list[tuple[Endpoint, dict[str, str]]],
+    urls: dict[str, str],
+    token: Callable[[str, str], str],
+    params: dict[str, object],
+) -> float:
+    """The time the standings' own `/stats` calls take made all at once, as its fan-out
+    makes them."""
+    async with httpx.AsyncClient(timeout=120) as client:
+
+        async def call(endpoint: Endpoint, extra: dict[str, str]) -> None:
+            response = await client.get(
+                urls[endpoint.service] + endpoint.path,
+                params={**params, **extra},
+                headers={"Authorization": f"Bearer {token(endpoint.service, endpoint.scope)}"},
+            )
+            assert response.status_code == 200, response.text
+
+        started = time.perf_counter()
+        await asyncio.gather(*(call(endpoint, extra) for endpoint, extra in calls))
+        return time.perf_counter() - started
 
 
 def timed_get(client: httpx.Client, url: str, **kwargs: object) -> tuple[float, httpx.Response]:
@@ -237,7 +264,21 @@ async def main() -> int:
                 )
                 stats_clients = {s: client(s, scope) for s, (_, scope, _) in STATS.items()}
                 params = {"year": YEAR, "as_of": f"{YEAR}-12-31"}
-                slowest, serial, standings = [], [], []
+                fan_out = [
+                    (ENDPOINTS[query.source], dict(query.params))
+                    for query in queries_for(TargetSetCreate.model_validate(seed).indicators)
+                ]
+                urls = {service: process.url for service, process in processes.items()}
+                tokens = {
+                    (endpoint.service, endpoint.scope): minter.mint(
+                        audience=endpoint.service,
+                        client_id="bench",
+                        client_name="bench",
+                        scopes={endpoint.scope},
+                    )
+                    for endpoint, _ in fan_out
+                }
+                slowest, serial, standings, together = [], [], [], []
                 for round_number in range(args.rounds + 1):
                     times = {}
                     for service, (path, _, extra) in STATS.items():
@@ -246,6 +287,9 @@ async def main() -> int:
                         )
                         assert response.status_code == 200, response.text
                         times[service] = elapsed
+                    at_once = await timed_at_once(
+                        fan_out, urls, lambda service, scope: tokens[(service, scope)], params
+                    )
                     elapsed, response = timed_get(
                         assessment, f"/api/v1/assessments/{YEAR}/standings"
                     )
@@ -256,8 +300,12 @@ async def main() -> int:
                     slowest.append(max(times.values()))
                     serial.append(sum(times.values()))
                     standings.append(elapsed)
+                    together.append(at_once)
                     line = ", ".join(f"{s} {t * 1000:.0f} ms" for s, t in times.items())
-                    print(f"round {round_number}: {line}; standings {elapsed * 1000:.0f} ms")
+                    print(
+                        f"round {round_number}: {line}; the standings' {len(fan_out)} calls at"
+                        f" once {at_once * 1000:.0f} ms; standings {elapsed * 1000:.0f} ms"
+                    )
                 for c in stats_clients.values():
                     c.close()
             median_slowest = statistics.median(slowest)
@@ -266,6 +314,12 @@ async def main() -> int:
             print(f"median sum of the three stats calls: {statistics.median(serial) * 1000:.0f} ms")
             print(f"median standings (fan-out + compute): {median_standings * 1000:.0f} ms")
             print(f"standings / slowest stats call: {median_standings / median_slowest:.2f}")
+            median_together = statistics.median(together)
+            print(
+                f"median of the standings' own {len(fan_out)} stats calls made at once:"
+                f" {median_together * 1000:.0f} ms; standings / that:"
+                f" {median_standings / median_together:.2f}"
+            )
     finally:
         for process in processes.values():
             process.stop()
