@@ -361,6 +361,26 @@ async def hot_and_framework(
     return hot, framework, hot_answers(harness.app, route) - before
 
 
+async def assert_answered_alike(
+    harness: Harness,
+    client: httpx.AsyncClient,
+    route: str,
+    path: str,
+    *,
+    status: int,
+    answered_hot: int,
+    params: dict[str, str] | None = None,
+) -> httpx.Response:
+    """`GET path?params` answers `status`, the same by the hot route of `route` as by the
+    FastAPI route (`hot_and_framework`), the hot route answering `answered_hot` (1 or 0) of
+    the two; the first answer."""
+    hot, framework, counted = await hot_and_framework(harness, client, route, path, params)
+    assert hot.status_code == status, hot.text
+    assert_same_answer(hot, framework)
+    assert counted == answered_hot, (path, params)
+    return hot
+
+
 def assert_same_answer(hot: httpx.Response, framework: httpx.Response) -> None:
     """The two answers are the same to a client: status, bytes and the headers that matter."""
     assert hot.status_code == framework.status_code, (hot.text, framework.text)

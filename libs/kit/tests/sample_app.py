@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Response
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel, col
 
@@ -21,7 +21,7 @@ from kit.errors import NotFound
 from kit.hotpaths import HotAnswer, HotRequest, HotRoute
 from kit.idempotency import idempotency_table
 from kit.identifiers import CountyCode, CreditCode, new_id
-from kit.pagination import Page, PageParamsDep, paginate
+from kit.pagination import Page, PageParams, PageParamsDep, paginate
 from kit.settings import ServiceSettings
 
 registry = new_registry()
@@ -122,12 +122,11 @@ _WIDGETS_OF_COLOR = select(_widget.name, _widget.color, _widget.id).where(
 """Built once, its filter bound by name: the shape the data services keep their lists in."""
 
 
-@router.get("/widgets-of-color")
-async def widgets_of_color(
-    session: ReadSessionDep, _: Reader, page: PageParamsDep, color: str
+async def _widgets_of_color(
+    source: AsyncSession | AsyncEngine, page: PageParams, color: str
 ) -> Page[dict[str, str]]:
     rows = await paginate(
-        session,
+        source,
         _WIDGETS_OF_COLOR,
         params=page,
         keys=[_widget.id],
@@ -135,6 +134,13 @@ async def widgets_of_color(
         mappings=True,
     )
     return rows.map(lambda row: {"name": row["name"], "color": row["color"]})
+
+
+@router.get("/widgets-of-color")
+async def widgets_of_color(
+    session: ReadSessionDep, _: Reader, page: PageParamsDep, color: str
+) -> Page[dict[str, str]]:
+    return await _widgets_of_color(session, page, color)
 
 
 @router.get("/widgets-of-color-on-engine")
@@ -142,15 +148,7 @@ async def widgets_of_color_on_engine(
     engine: EngineDep, _: Reader, page: PageParamsDep, color: str
 ) -> Page[dict[str, str]]:
     """The same list paged on the engine (`fetch_rows`)."""
-    rows = await paginate(
-        engine,
-        _WIDGETS_OF_COLOR,
-        params=page,
-        keys=[_widget.id],
-        values={"color": color},
-        mappings=True,
-    )
-    return rows.map(lambda row: {"name": row["name"], "color": row["color"]})
+    return await _widgets_of_color(engine, page, color)
 
 
 @router.get("/widgets-by-version")

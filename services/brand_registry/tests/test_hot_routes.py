@@ -5,7 +5,7 @@ import pytest
 
 from brand_registry.tests.support import PIZHOU, TONGSHAN, create
 from kit.auth import CITY_WIDE_READ_SCOPE
-from kit.testing import Harness, assert_same_answer, hot_and_framework
+from kit.testing import Harness, assert_answered_alike
 
 ROUTE = "/api/v1/brands/{brand_id}"
 
@@ -30,10 +30,9 @@ async def test_a_listing_by_id_answers_as_the_framework_route(
     created = await create(service.client())
     path = f"/api/v1/brands/{created['id']}"
     client = service.client(scopes, county_codes=counties)
-    hot, framework, counted = await hot_and_framework(service, client, ROUTE, path)
-    assert hot.status_code == status, hot.text
-    assert_same_answer(hot, framework)
-    assert counted == answered_hot
+    hot = await assert_answered_alike(
+        service, client, ROUTE, path, status=status, answered_hot=answered_hot
+    )
     if status == 200:
         assert hot.json() == created
 
@@ -45,7 +44,6 @@ async def test_an_unknown_or_overlong_id_is_the_frameworks_answer(
     service: Harness, brand_id: str, status: int, answered_hot: int
 ) -> None:
     path = f"/api/v1/brands/{brand_id}"
-    hot, framework, counted = await hot_and_framework(service, service.client(), ROUTE, path)
-    assert hot.status_code == status
-    assert_same_answer(hot, framework)
-    assert counted == answered_hot
+    await assert_answered_alike(
+        service, service.client(), ROUTE, path, status=status, answered_hot=answered_hot
+    )

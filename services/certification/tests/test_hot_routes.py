@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from kit.testing import Harness, assert_same_answer, hot_and_framework
+from kit.testing import Harness, assert_answered_alike
 
 VERIFY = "/api/v1/certificates/verify"
 BY_ID = "/api/v1/certificates/{certificate_id}"
@@ -32,17 +32,19 @@ async def test_verification_answers_as_the_framework_route(
         ({}, 422, 0),
     ]
     for params, status, answered_hot in cases:
-        hot, framework, counted = await hot_and_framework(service, public, VERIFY, VERIFY, params)
-        assert hot.status_code == status, (params, hot.text)
-        assert_same_answer(hot, framework)
-        assert counted == answered_hot, params
+        await assert_answered_alike(
+            service, public, VERIFY, VERIFY, status=status, answered_hot=answered_hot, params=params
+        )
     unauthenticated = service.client(authenticated=False)
-    hot, framework, counted = await hot_and_framework(
-        service, unauthenticated, VERIFY, VERIFY, {"number": "HOT-1"}
+    await assert_answered_alike(
+        service,
+        unauthenticated,
+        VERIFY,
+        VERIFY,
+        status=401,
+        answered_hot=0,
+        params={"number": "HOT-1"},
     )
-    assert hot.status_code == 401
-    assert_same_answer(hot, framework)
-    assert counted == 0
 
 
 @pytest.mark.parametrize(
@@ -66,10 +68,7 @@ async def test_a_certificate_by_id_answers_as_the_framework_route(
     created = await new_certificate(confidential=confidential)
     client = service.client(scopes=scopes, county_codes=counties)
     path = f"/api/v1/certificates/{created['id']}"
-    hot, framework, counted = await hot_and_framework(service, client, BY_ID, path, {})
-    assert hot.status_code == status, hot.text
-    assert_same_answer(hot, framework)
-    assert counted == 1
+    hot = await assert_answered_alike(service, client, BY_ID, path, status=status, answered_hot=1)
     if status == 200:
         assert hot.json() == created
         assert hot.headers["etag"]
@@ -80,9 +79,6 @@ async def test_a_caller_without_the_read_scope_is_refused_by_the_framework_route
 ) -> None:
     created = await new_certificate()
     path = f"/api/v1/certificates/{created['id']}"
-    hot, framework, counted = await hot_and_framework(
-        service, service.client(scopes=()), BY_ID, path, {}
+    await assert_answered_alike(
+        service, service.client(scopes=()), BY_ID, path, status=403, answered_hot=0
     )
-    assert hot.status_code == 403
-    assert_same_answer(hot, framework)
-    assert counted == 0

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from inspection.tests.support import TODAY, spot_check
-from kit.testing import Harness, assert_same_answer, hot_and_framework
+from kit.testing import Harness, assert_answered_alike
 
 ROUTE = "/api/v1/spot-checks/{spot_check_id}"
 READ = ("spot-checks:read",)
@@ -40,10 +40,9 @@ async def test_a_spot_check_by_id_answers_as_the_framework_route(
     assert created.status_code == 201, created.text
     path = f"/api/v1/spot-checks/{created.json()['id']}"
     client = service.client(scopes, county_codes=counties)
-    hot, framework, counted = await hot_and_framework(service, client, ROUTE, path)
-    assert hot.status_code == status, hot.text
-    assert_same_answer(hot, framework)
-    assert counted == answered_hot
+    hot = await assert_answered_alike(
+        service, client, ROUTE, path, status=status, answered_hot=answered_hot
+    )
     if status == 200:
         assert hot.json() == created.json()
         assert hot.headers["etag"] == created.headers["etag"]
@@ -51,7 +50,4 @@ async def test_a_spot_check_by_id_answers_as_the_framework_route(
 
 async def test_an_unknown_spot_check_is_the_frameworks_404(service: Harness) -> None:
     path = "/api/v1/spot-checks/nowhere"
-    hot, framework, counted = await hot_and_framework(service, service.client(), ROUTE, path)
-    assert hot.status_code == 404
-    assert_same_answer(hot, framework)
-    assert counted == 1
+    await assert_answered_alike(service, service.client(), ROUTE, path, status=404, answered_hot=1)
