@@ -34,7 +34,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.engine import Result, make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InvalidRequestError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
@@ -405,7 +405,7 @@ class _DriverStatement:
         for name in compiled.positiontup or ():
             bind = by_name[name]
             value = None if bind.required else bind.effective_value
-            self.binds.append((bind.key, value, compiled._bind_processors.get(name)))
+            self.binds.append((bind.key, value, bind.required, compiled._bind_processors.get(name)))
         columns = compiled._result_columns
         self._dialect = dialect
         self._types = [entry.type for entry in columns]
@@ -416,8 +416,13 @@ class _DriverStatement:
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
         arguments = []
-        for key, default, process in self.binds:
-            value = values.get(key, default)
+        for key, default, required, process in self.binds:
+            if key in values:
+                value = values[key]
+            elif required:  # as SQLAlchemy refuses it, rather than binding NULL
+                raise InvalidRequestError(f"A value is required for bind parameter {key!r}")
+            else:
+                value = default
             arguments.append(process(value) if process is not None else value)
         return arguments
 

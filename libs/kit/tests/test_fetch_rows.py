@@ -32,6 +32,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from kit.db import (
@@ -215,3 +216,9 @@ async def test_reads_run_together_on_postgresql_and_in_turn_elsewhere(engine: As
 
     assert await read_concurrently(engine, first, second) == ["thing 1", 7]
     assert second_ran.is_set()
+
+
+async def test_a_value_left_out_is_refused_as_sqlalchemy_refuses_it(engine: AsyncEngine) -> None:
+    """Not bound as NULL (which would answer no rows and hide the mistake)."""
+    with pytest.raises(SQLAlchemyError, match="value is required for bind parameter 'shade'"):
+        await fetch_rows(engine, BY_SHADE, {"on": date(2026, 1, 4)})
