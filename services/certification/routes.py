@@ -422,7 +422,9 @@ async def _verify_usual(request: HotRequest) -> HotAnswer | None:
     if query is None:
         return None
     number, body = query.get("number", ""), query.get("body")
-    if not 1 <= len(number) <= NUMBER_LENGTH or not 1 <= len(body or "-") <= BODY_LENGTH:
+    if not 1 <= len(number) <= NUMBER_LENGTH:
+        return None
+    if body is not None and not 1 <= len(body) <= BODY_LENGTH:
         return None
     if await request.principal() is None:
         return None

@@ -28,6 +28,8 @@ async def test_verification_answers_as_the_framework_route(
         ({"number": "NOWHERE"}, 404, 1),
         ({"number": "HOT-1", "as_of": "2021-01-01"}, 200, 0),  # left to FastAPI
         ({"number": "X" * 101}, 422, 0),
+        ({"number": "HOT-1", "body": ""}, 422, 0),
+        ({"number": "HOT-1", "body": "Y" * 201}, 422, 0),
         ({"number": ""}, 422, 0),
         ({}, 422, 0),
     ]
