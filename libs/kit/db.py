@@ -70,6 +70,10 @@ _UNAVAILABLE_CAUSES = {
     "TooManyConnectionsError",
     "AdminShutdownError",
     "CrashShutdownError",
+    # asyncpg's own protocol state broken under a statement, seen as the server shut down
+    # while a read was on its way ("another operation is in progress"): the connection is
+    # unusable, and a retry on another one is what the 503's Retry-After invites.
+    "InternalClientError",
 }
 
 

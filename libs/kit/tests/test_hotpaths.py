@@ -3,6 +3,7 @@ and hand everything else to it."""
 
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
@@ -136,3 +137,33 @@ def test_a_hot_route_must_be_a_get_route_of_the_app() -> None:
     app.state.metrics = Metrics()
     with pytest.raises(ValueError, match="not a GET route"):
         HotRoutesMiddleware(app, routes=[HotRoute("/nowhere/{x}", hot)], fastapi=app)
+
+
+async def test_a_connection_broken_under_a_hot_read_is_a_503_and_is_replaced(
+    sample: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncpg's protocol state broken under a statement (seen as PostgreSQL shut down while
+    reads were under way) is the database outage's 503 with Retry-After, not a 500; the
+    connection is dropped, and the next read gets a sound one."""
+    if sample.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: elsewhere reads go through SQLAlchemy")
+    client = sample.client()
+    widget = await _widget(client, "hot-broken")
+    fetch = asyncpg.Connection.fetch
+    broken: list[int] = []
+
+    async def break_once(self: asyncpg.Connection, *args: Any, **kwargs: Any) -> Any:
+        if not broken:
+            broken.append(id(self))
+            raise asyncpg.exceptions.InternalClientError(
+                "cannot switch to state 12; another operation (2) is in progress"
+            )
+        return await fetch(self, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "fetch", break_once)
+    failed = await client.get(f"/api/v1/widget-rows/{widget['id']}")
+    assert failed.status_code == 503, failed.text
+    assert failed.headers["retry-after"]
+    answered = await client.get(f"/api/v1/widget-rows/{widget['id']}")
+    assert answered.status_code == 200
+    assert answered.json() == widget
