@@ -240,7 +240,8 @@ async def set_chain_outcome(
     )
 
 
-def _visible(today: date) -> Any:
+def _visible(today: date | BindParameter[date]) -> Any:
+    """Published by `today` (a date, or a parameter bound to one)."""
     return and_(col(SpotCheck.published_on).is_not(None), col(SpotCheck.published_on) <= today)
 
 
@@ -341,7 +342,7 @@ def _kept_filters(given: frozenset[str]) -> tuple[ColumnElement[bool], ...]:
             or_(*(func.lower(c[name]).like(pattern, escape=LIKE_ESCAPE) for name in _SEARCHED))
         )
     if "today" in given:
-        conditions.append(and_(c.published_on.is_not(None), c.published_on <= bindparam("today")))
+        conditions.append(_visible(bindparam("today")))
     return tuple(conditions)
 
 
